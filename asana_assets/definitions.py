@@ -1,0 +1,47 @@
+"""The code location: every Dagster definition of the project is assembled here."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from asana_assets import demo, raw_assets
+from asana_assets.client import ASANA_API_BASE
+from asana_assets.resources import AsanaResource, WarehouseResource
+
+
+def _env(name: str, default):
+    """An EnvVar when the variable is set (resolved at launch), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def _env_int(name: str, default: int):
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+def resources() -> dict:
+    return {
+        "asana": AsanaResource(
+            access_token=dg.EnvVar("ASANA_ACCESS_TOKEN"),
+            base_url=_env("ASANA_BASE_URL", ASANA_API_BASE),
+            workspace_gid=_env("ASANA_WORKSPACE_GID", None),
+            requests_per_minute=_env_int("ASANA_REQUESTS_PER_MINUTE", 1500),
+            max_concurrency=_env_int("ASANA_MAX_CONCURRENCY", 50),
+        ),
+        "warehouse": WarehouseResource(directory=_env("ASANA_WAREHOUSE_DIR", "warehouse")),
+    }
+
+
+demo.ensure_source()
+
+full_sync = dg.define_asset_job(
+    "asana_full_sync", selection=dg.AssetSelection.all(), description="Sync every Asana table."
+)
+
+defs = dg.Definitions(
+    assets=[raw_assets.asana_raw_sync],
+    asset_checks=[raw_assets.quarantine_is_empty],
+    jobs=[full_sync],
+    resources=resources(),
+)

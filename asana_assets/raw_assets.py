@@ -1,0 +1,90 @@
+"""Raw Asana tables: one crawl of the workspace materializes every selected table."""
+
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from asana_assets.metadata import column_schema, table_metadata
+from asana_assets.resources import AsanaResource, WarehouseResource
+from asana_assets.tables import RAW_TABLES
+
+RAW_GROUP = "asana_raw"
+
+DESCRIPTIONS = {
+    "workspaces": "Workspaces and organizations the token can see.",
+    "users": "Every user with a workspace membership, active or not.",
+    "workspace_memberships": "Who belongs to each workspace, with admin, guest and active flags.",
+    "teams": "Teams of each organization.",
+    "team_memberships": "Members of each team, with team-admin and guest flags.",
+    "projects": "Projects (archived ones included) with owner, team and privacy.",
+    "project_memberships": "Direct project members and their access level.",
+    "sections": "Sections of each project in board order; the source of workflow states.",
+    "tasks": "Every task, subtasks included (parent_gid), with assignee, completion and approval status.",
+    "task_memberships": "Which project and section each task sits in; position 0 is the primary project.",
+    "stories": "The changelog of every task and subtask, with the structured old/new fields.",
+    "tags": "Tags of each workspace.",
+    "task_tags": "Tags on each task.",
+    "quarantine": "Records the API returned that failed validation: kept with the error, never dropped.",
+}
+
+
+def raw_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["asana", table])
+
+
+@dg.multi_asset(
+    name="asana_raw_sync",
+    specs=[
+        dg.AssetSpec(
+            raw_key(table),
+            description=DESCRIPTIONS[table],
+            group_name=RAW_GROUP,
+            kinds={"asana", "parquet"},
+            skippable=True,
+            metadata={"dagster/column_schema": column_schema(schema), "dagster/table_name": f"asana.{table}"},
+        )
+        for table, schema in RAW_TABLES.items()
+    ],
+    can_subset=True,
+)
+def asana_raw_sync(
+    context: dg.AssetExecutionContext, asana: AsanaResource, warehouse: WarehouseResource
+):
+    """Crawl Asana once and write each selected table to the Parquet warehouse."""
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    result = asana.sync(selected)
+    stats = result.client_stats
+    context.log.info(
+        f"Synced workspace(s) {', '.join(result.workspace_gids)} in {result.duration_s:.1f}s: "
+        f"{stats.get('requests', 0)} requests, {stats.get('rate_limited', 0)} rate-limited, "
+        f"{result.tables['quarantine'].num_rows} record(s) quarantined"
+    )
+    store = warehouse.parquet()
+    for table in sorted(selected):
+        data = result.tables[table]
+        path = store.write(table, data)
+        yield dg.MaterializeResult(
+            asset_key=raw_key(table),
+            metadata=table_metadata(
+                table,
+                data,
+                path=dg.MetadataValue.path(str(path)),
+                quarantined=result.quarantined(table),
+                sync_requests=int(stats.get("requests", 0)),
+                sync_seconds=round(result.duration_s, 3),
+            ),
+        )
+
+
+@dg.asset_check(asset=raw_key("quarantine"), description="No record was refused at the API boundary.")
+def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    refused = warehouse.parquet().read("quarantine")
+    counts = pc.value_counts(refused["table"]).to_pylist()
+    return dg.AssetCheckResult(
+        passed=refused.num_rows == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined": refused.num_rows,
+            "by_table": {row["values"]: row["counts"] for row in counts},
+        },
+    )

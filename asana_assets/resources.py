@@ -1,0 +1,53 @@
+"""Dagster resources: the Asana connection and the warehouse, configured from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import dagster as dg
+from pydantic import Field
+
+from asana_assets.client import ASANA_API_BASE, AsanaClient
+from asana_assets.sync import SyncResult, crawl
+from asana_assets.warehouse import ParquetWarehouse
+
+
+class AsanaResource(dg.ConfigurableResource):
+    """An Asana connection: a personal access token or a service-account token."""
+
+    access_token: str = Field(description="Asana personal access token or service-account token")
+    base_url: str = Field(default=ASANA_API_BASE, description="API base, e.g. https://app.asana.com/api/1.0")
+    workspace_gid: str | None = Field(
+        default=None, description="Workspace to sync; empty syncs every workspace the token sees"
+    )
+    requests_per_minute: int = Field(
+        default=1500, description="Request budget: 1500 on paid plans, 150 on free ones"
+    )
+    max_concurrency: int = Field(default=50, description="Requests in flight (Asana allows 50 GETs)")
+
+    def client(self) -> AsanaClient:
+        return AsanaClient(
+            self.base_url,
+            self.access_token,
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute,
+        )
+
+    def sync(self, tables: Iterable[str] | None = None) -> SyncResult:
+        """Crawl the configured workspace(s) into the given raw tables."""
+
+        async def run() -> SyncResult:
+            async with self.client() as client:
+                return await crawl(client, self.workspace_gid or None, tables)
+
+        return asyncio.run(run())
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where the tables land: a folder of Parquet files."""
+
+    directory: str = Field(default="warehouse", description="Root folder of the Parquet warehouse")
+
+    def parquet(self) -> ParquetWarehouse:
+        return ParquetWarehouse(self.directory)

@@ -1,0 +1,67 @@
+"""Command line: serve a generated organisation until interrupted.
+
+python -m asana_assets.simulator --port 8080 --seed 1 --tasks 5000 --latency-ms 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .config import DEMO_TOKEN, SimulatorConfig
+from .generator import generate_world
+from .runner import Simulator
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asana-simulator", description="Serve a simulated Asana REST API.")
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=8080, help="0 picks a free port")
+    add("--seed", type=int, default=1, help="world generation seed")
+    add("--tasks", type=int, default=5000, help="about this many tasks, subtasks included")
+    add("--workspaces", type=int, default=1)
+    add("--token", default=DEMO_TOKEN, help="bearer token accepted, acting for a workspace admin")
+    add("--requests-per-minute", type=int, default=1500, help="per-token quota")
+    add("--latency-ms", type=float, default=0.0)
+    add("--latency-jitter-ms", type=float, default=0.0)
+    add("--error-rate", type=float, default=0.0, help="share of 500 answers")
+    add("--unavailable-rate", type=float, default=0.0, help="share of 503 answers")
+    add("--rate-limit-storm", type=float, default=0.0, help="share of forced 429 answers")
+    add("--drop-rate", type=float, default=0.0, help="share of connections closed without an answer")
+    add("--malformed-rate", type=float, default=0.0, help="share of task/story gids served corrupted")
+    add("--fault-seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    config = SimulatorConfig(
+        tokens={args.token: None},
+        requests_per_minute=args.requests_per_minute,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        error_rate=args.error_rate,
+        unavailable_rate=args.unavailable_rate,
+        rate_limit_storm_rate=args.rate_limit_storm,
+        drop_rate=args.drop_rate,
+        malformed_rate=args.malformed_rate,
+        fault_seed=args.fault_seed,
+    )
+    world = generate_world(seed=args.seed, tasks=args.tasks, workspaces=args.workspaces)
+    simulator = Simulator(world, config)
+    url = simulator.start(args.host, args.port)
+    print(f"Asana simulator serving {url}\ntoken: {args.token}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()
+
+
+if __name__ == "__main__":
+    main()

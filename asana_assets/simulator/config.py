@@ -1,0 +1,51 @@
+"""Settings of a running simulator: tokens, limits, token lifetimes and fault injection."""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEMO_TOKEN = "2/1209000000000000/demo:simulator"  # acts for the world's default (admin) user
+
+Share = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class SimulatorConfig(BaseModel):
+    """How the simulated API behaves. Every fault is off by default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Bearer token -> user gid it acts for; None means the world's default user (an admin).
+    tokens: dict[str, str | None] = Field(default_factory=lambda: {DEMO_TOKEN: None})
+
+    # Rate limits, counted per token (the paid-plan defaults of the real API).
+    requests_per_minute: int = Field(default=1500, ge=1)
+    max_concurrent_reads: int = Field(default=50, ge=1)
+    max_concurrent_writes: int = Field(default=15, ge=1)
+    concurrency_retry_after: int = Field(default=1, ge=1)
+
+    # Listing and token lifetimes.
+    max_unpaginated_results: int = Field(default=1000, ge=1)  # above this, a list without limit is a 400
+    offset_ttl_seconds: float = Field(default=3600.0, gt=0)
+    sync_token_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+
+    # Fault injection, reproducible for a given fault_seed.
+    latency_ms: float = Field(default=0.0, ge=0)
+    latency_jitter_ms: float = Field(default=0.0, ge=0)  # adds uniform 0..jitter to each delay
+    error_rate: float = Share  # 500 Internal Server Error
+    unavailable_rate: float = Share  # 503 Service Unavailable
+    rate_limit_storm_rate: float = Share  # forced 429s
+    storm_retry_after: int = Field(default=1, ge=1)
+    drop_rate: float = Share  # connection closed without a response
+    malformed_rate: float = Share  # share of task and story gids served with a corrupted field
+    fault_seed: int = 0
+
+    # Signs offsets and sync tokens so clients cannot forge or tamper with them.
+    secret: str = Field(default_factory=lambda: secrets.token_hex(16), repr=False)
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> SimulatorConfig:
+        if self.error_rate + self.unavailable_rate + self.rate_limit_storm_rate + self.drop_rate > 1:
+            raise ValueError("error, unavailable, rate-limit-storm and drop rates must sum to at most 1")
+        return self

@@ -1,0 +1,145 @@
+"""Per-token rate limiting, fault injection and request statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import Counter, defaultdict, deque
+from typing import Any
+
+from .config import SimulatorConfig
+
+WINDOW_SECONDS = 60.0
+_CORRUPTIONS = {  # field -> wrong value, per resource type; a valid gid is always kept
+    "task": (("created_at", "not-a-date"), ("completed", "sometimes"), ("assignee", "12345"), ("modified_at", 17)),
+    "story": (("created_at", "not-a-date"), ("created_by", "12345"), ("resource_subtype", None)),
+}
+
+
+class RateLimiter:
+    """The API's limits, per token: a sliding one-minute quota that counts rejected requests too,
+    and caps on concurrent GETs and concurrent writes (two independent pools)."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._windows: dict[str, deque[float]] = defaultdict(deque)
+        self._in_flight: Counter[tuple[str, bool]] = Counter()
+
+    def admit(self, token: str, write: bool, now: float) -> int | None:
+        """Count a request; None admits it (now in flight), else the Retry-After in seconds."""
+        window, quota = self._windows[token], self.config.requests_per_minute
+        while window and window[0] <= now - WINDOW_SECONDS:
+            window.popleft()
+        window.append(now)
+        if len(window) > quota:
+            # Admission needs fewer than `quota` requests in the trailing minute.
+            return max(1, math.ceil(window[len(window) - quota] + WINDOW_SECONDS - now))
+        cap = self.config.max_concurrent_writes if write else self.config.max_concurrent_reads
+        if self._in_flight[token, write] >= cap:
+            return self.config.concurrency_retry_after
+        self._in_flight[token, write] += 1
+        return None
+
+    def release(self, token: str, write: bool) -> None:
+        self._in_flight[token, write] -= 1
+
+
+class Faults:
+    """Injected failures, drawn from a seeded generator so a run can be reproduced."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._rng = random.Random(config.fault_seed)
+        self._jitter = random.Random(config.fault_seed + 1)  # latency never shifts the fault sequence
+
+    def draw(self) -> str | None:
+        """'drop', '500', '503', '429' or None, in the configured shares."""
+        c = self.config
+        shares = (
+            ("drop", c.drop_rate),
+            ("500", c.error_rate),
+            ("503", c.unavailable_rate),
+            ("429", c.rate_limit_storm_rate),
+        )
+        if not any(share for _name, share in shares):
+            return None
+        roll = self._rng.random()
+        for name, share in shares:
+            if roll < share:
+                return name
+            roll -= share
+        return None
+
+    def delay(self) -> float:
+        """Seconds to hold a request in flight before answering."""
+        jitter = self.config.latency_jitter_ms
+        return (self.config.latency_ms + (self._jitter.uniform(0, jitter) if jitter else 0.0)) / 1000
+
+    def phrase(self) -> str:
+        """A support phrase for 500s, like the real API's."""
+        words = (
+            ("sad", "brave", "sleepy", "quick"),
+            ("squid", "otter", "llama", "heron"),
+            ("snuggle", "dance", "wander", "sing"),
+            ("softly", "loudly", "quietly", "gladly"),
+        )
+        return " ".join([str(self._rng.randint(2, 9))] + [self._rng.choice(group) for group in words])
+
+    def is_malformed(self, gid: str) -> bool:
+        rate = self.config.malformed_rate
+        return rate > 0 and self._hash(gid) < rate
+
+    def corrupt(self, rtype: str, record: dict[str, Any]) -> None:
+        """Break one field of a malformed record in place (the same field on every request)."""
+        choices = _CORRUPTIONS[rtype]
+        field, bad = choices[int(self._hash(record["gid"], salt="field") * len(choices))]
+        record[field] = bad
+
+    def _hash(self, gid: str, salt: str = "") -> float:
+        digest = hashlib.blake2b(f"{self.config.fault_seed}:{salt}:{gid}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest) / 2**64
+
+
+class Stats:
+    """Request counts by status and route template, plus the peak of concurrent GETs."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.by_status: Counter[int] = Counter()
+        self.by_route: Counter[str] = Counter()
+        self.dropped = 0
+        self.in_flight_reads = 0
+        self.max_in_flight_reads = 0
+
+    def enter(self, write: bool) -> None:
+        if not write:
+            self.in_flight_reads += 1
+            self.max_in_flight_reads = max(self.max_in_flight_reads, self.in_flight_reads)
+
+    def leave(self, write: bool) -> None:
+        if not write:
+            self.in_flight_reads -= 1
+
+    def record(self, route: str, status: int | None) -> None:
+        """Count one answered request; status None means the connection was dropped."""
+        self.by_route[route] += 1
+        if status is None:
+            self.dropped += 1
+        else:
+            self.by_status[status] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_route.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_status": {str(code): n for code, n in sorted(self.by_status.items())},
+            "by_route": dict(self.by_route.most_common()),
+            "dropped": self.dropped,
+            "max_in_flight_reads": self.max_in_flight_reads,
+        }

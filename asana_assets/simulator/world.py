@@ -1,0 +1,646 @@
+"""The in-memory Asana organisation and the mutations that change it.
+
+Every task mutation appends the system story the real API writes (with its structured fields),
+records the matching events and bumps ``modified_at`` by the API's rules: assigning, renaming,
+completing, date and notes edits and new stories bump it; moving a task between projects or
+sections does not. Tests and features call these methods between syncs; the HTTP server's write
+endpoints call them too, so every path changes the world the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, TypeVar
+
+from .clock import Clock, iso
+from .models import (
+    Event,
+    Project,
+    ProjectMembership,
+    Section,
+    Story,
+    Tag,
+    Task,
+    Team,
+    TeamMembership,
+    User,
+    Workspace,
+    WorkspaceMembership,
+)
+from .schema import EVERYTHING, default_spec, plan, render
+
+T = TypeVar("T")
+Ref = str | Any  # a gid, or the object itself
+
+TASK_SUBTYPES = ("default_task", "milestone", "approval")
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "changes_requested")
+APPROVAL_SUBTYPES = {
+    "approved": "marked_approved",
+    "rejected": "marked_rejected",
+    "changes_requested": "marked_changes_requested",
+    "pending": "marked_incomplete",
+}
+_APPROVAL_TEXT = {
+    "approved": "approved this task",
+    "rejected": "rejected this task",
+    "changes_requested": "requested changes to this task",
+    "pending": "marked this task as pending approval",
+}
+_COLLECTIONS = {
+    "workspace": "workspaces",
+    "user": "users",
+    "workspace_membership": "workspace_memberships",
+    "team": "teams",
+    "team_membership": "team_memberships",
+    "project": "projects",
+    "project_membership": "project_memberships",
+    "section": "sections",
+    "task": "tasks",
+    "story": "stories",
+    "tag": "tags",
+}
+_TASK_FIELDS = frozenset({"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"})
+_GID_BASE = 1_209_000_000_000_000  # 16-digit gids, like the real API's
+
+
+class UnknownObject(KeyError):
+    """Raised when a gid names no live object of the expected type."""
+
+
+class World:
+    """An Asana organisation: objects by gid, the indexes the API pages through, and mutations.
+
+    ``lock`` guards every read and write, because the server renders on its own thread while
+    tests mutate the world from theirs.
+    """
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.clock = Clock(now)
+        self.now = self.clock.now() if now is None else now
+        self.objects: dict[str, Any] = {}
+        self.workspaces: list[str] = []
+        self.users: list[str] = []
+        self.deleted: dict[str, str] = {}  # task gid -> deletion time, for audit checks
+        self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
+        self.record_events = True
+        self.default_user: str | None = None  # whom the demo token acts for
+        self.lock = threading.RLock()
+        self._next_gid = _GID_BASE
+        self._by_email: dict[str, str] = {}
+        self._assigned: dict[str, dict[str, None]] = defaultdict(dict)  # user -> tasks, ordered
+
+    # ------------------------------------------------------------------ lookups
+    def get(self, ref: Ref, kind: type[T]) -> T:
+        """The live object of type ``kind`` named by ``ref``; raises UnknownObject otherwise."""
+        gid = ref if isinstance(ref, str) else ref.gid
+        obj = self.objects.get(gid)
+        if not isinstance(obj, kind):
+            raise UnknownObject(f"{kind.resource_type}: Unknown object: {gid}")
+        return obj
+
+    def user_by_email(self, email: str) -> User | None:
+        gid = self._by_email.get(email.lower())
+        return None if gid is None else self.objects[gid]
+
+    def tasks_assigned_to(self, user: Ref, workspace: Ref) -> list[Task]:
+        """Tasks assigned to ``user`` in ``workspace``, oldest assignment first."""
+        ws = self.get(workspace, Workspace).gid
+        tasks = (self.objects[gid] for gid in self._assigned.get(self.get(user, User).gid, ()))
+        return [task for task in tasks if task.workspace == ws]
+
+    def project_tasks(self, project: Ref) -> list[str]:
+        """A project's task gids in board order: section by section, each in its stored order."""
+        return [gid for section in self.get(project, Project).sections for gid in self.objects[section].tasks]
+
+    def ground_truth(self) -> dict[str, list[dict[str, Any]]]:
+        """Every live object as its full API record (opt-in fields included), by collection."""
+        with self.lock:
+            truth: dict[str, list[dict[str, Any]]] = {name: [] for name in _COLLECTIONS.values()}
+            for obj in self.objects.values():
+                rtype = obj.resource_type
+                truth[_COLLECTIONS[rtype]].append(
+                    render(obj, plan(rtype, default_spec(rtype, EVERYTHING[rtype])), self.objects)
+                )
+            return truth
+
+    # ------------------------------------------------------------------ organisation setup
+    def add_workspace(self, name: str, email_domains: list[str], is_organization: bool = True) -> Workspace:
+        with self.lock:
+            workspace = self._add(Workspace(self._gid(), name, list(email_domains), is_organization))
+            self.workspaces.append(workspace.gid)
+            return workspace
+
+    def add_user(self, name: str, email: str) -> User:
+        with self.lock:
+            user = self._add(User(self._gid(), name, email))
+            self.users.append(user.gid)
+            self._by_email[email.lower()] = user.gid
+            return user
+
+    def add_workspace_membership(
+        self, user: Ref, workspace: Ref, *, is_admin: bool = False, is_guest: bool = False, at: datetime | None = None
+    ) -> WorkspaceMembership:
+        with self.lock:
+            user, workspace = self.get(user, User), self.get(workspace, Workspace)
+            membership = self._add(
+                WorkspaceMembership(
+                    self._gid(),
+                    user.gid,
+                    workspace.gid,
+                    self._when(at),
+                    self._gid(),
+                    is_admin=is_admin,
+                    is_guest=is_guest,
+                )
+            )
+            workspace.memberships.append(membership.gid)
+            user.workspace_memberships.append(membership.gid)
+            return membership
+
+    def add_team(
+        self, workspace: Ref, name: str, *, description: str = "", visibility: str = "request_to_join"
+    ) -> Team:
+        with self.lock:
+            workspace = self.get(workspace, Workspace)
+            team = self._add(Team(self._gid(), name, workspace.gid, description, visibility))
+            workspace.teams.append(team.gid)
+            return team
+
+    def add_project(
+        self,
+        workspace: Ref,
+        name: str,
+        *,
+        team: Ref | None = None,
+        owner: Ref | None = None,
+        at: datetime | None = None,
+        **fields: Any,
+    ) -> Project:
+        """Create a project; ``fields`` sets any other Project attribute (notes, color, privacy...)."""
+        with self.lock:
+            workspace, when = self.get(workspace, Workspace), self._when(at)
+            team_gid = None if team is None else self.get(team, Team).gid
+            owner_gid = None if owner is None else self.get(owner, User).gid
+            project = self._add(Project(self._gid(), name, workspace.gid, team_gid, owner_gid, when, when, **fields))
+            if owner_gid:
+                project.followers.append(owner_gid)
+            workspace.projects.append(project.gid)
+            if team_gid:
+                self.objects[team_gid].projects.append(project.gid)
+            return project
+
+    def add_section(self, project: Ref, name: str, *, at: datetime | None = None) -> Section:
+        with self.lock:
+            project = self.get(project, Project)
+            section = self._add(Section(self._gid(), name, project.gid, self._when(at)))
+            project.sections.append(section.gid)
+            return section
+
+    def add_tag(self, workspace: Ref, name: str, *, color: str | None = None, at: datetime | None = None) -> Tag:
+        with self.lock:
+            workspace = self.get(workspace, Workspace)
+            tag = self._add(Tag(self._gid(), name, workspace.gid, self._when(at), color))
+            workspace.tags.append(tag.gid)
+            return tag
+
+    # ------------------------------------------------------------------ access mutations
+    def deactivate_user(self, user: Ref, workspace: Ref | None = None) -> None:
+        """Deprovision a user (is_active=false) in one workspace, or in all of them."""
+        self._set_membership_flag(user, workspace, "is_active", False)
+
+    def set_workspace_admin(self, user: Ref, workspace: Ref, is_admin: bool = True) -> None:
+        self._set_membership_flag(user, workspace, "is_admin", is_admin)
+
+    def add_team_membership(
+        self, team: Ref, user: Ref, *, is_admin: bool = False, is_guest: bool = False, is_limited_access: bool = False
+    ) -> TeamMembership:
+        with self.lock:
+            team, user = self.get(team, Team), self.get(user, User)
+            membership = self._add(
+                TeamMembership(self._gid(), user.gid, team.gid, is_admin, is_guest, is_limited_access)
+            )
+            team.memberships.append(membership.gid)
+            user.team_memberships.append(membership.gid)
+            return membership
+
+    def remove_team_membership(self, membership: Ref) -> None:
+        with self.lock:
+            membership = self.get(membership, TeamMembership)
+            self.objects[membership.team].memberships.remove(membership.gid)
+            self.objects[membership.user].team_memberships.remove(membership.gid)
+            del self.objects[membership.gid]
+
+    def add_project_membership(
+        self,
+        project: Ref,
+        user: Ref,
+        access_level: str = "editor",
+        *,
+        actor: Ref | None = None,
+        at: datetime | None = None,
+    ) -> ProjectMembership:
+        with self.lock:
+            project, user = self.get(project, Project), self.get(user, User)
+            membership = self._add(ProjectMembership(self._gid(), project.gid, user.gid, access_level))
+            project.memberships.append(membership.gid)
+            self._emit([project.gid], actor, self._when(at), membership, "added", parent=project)
+            return membership
+
+    def remove_project_membership(
+        self, membership: Ref, *, actor: Ref | None = None, at: datetime | None = None
+    ) -> None:
+        with self.lock:
+            membership = self.get(membership, ProjectMembership)
+            project = self.objects[membership.project]
+            project.memberships.remove(membership.gid)
+            del self.objects[membership.gid]
+            self._emit([project.gid], actor, self._when(at), membership, "removed", parent=project)
+
+    # ------------------------------------------------------------------ task mutations
+    def create_task(
+        self,
+        name: str,
+        *,
+        actor: Ref | None = None,
+        project: Ref | None = None,
+        section: Ref | None = None,
+        parent: Ref | None = None,
+        workspace: Ref | None = None,
+        assignee: Ref | None = None,
+        notes: str = "",
+        resource_subtype: str = "default_task",
+        due_on: str | None = None,
+        due_at: str | None = None,
+        start_on: str | None = None,
+        tags: tuple[Ref, ...] = (),
+        at: datetime | None = None,
+    ) -> Task:
+        """Create a task in a project (optionally a given section), or as a subtask of ``parent``."""
+        if resource_subtype not in TASK_SUBTYPES:
+            raise ValueError(f"resource_subtype must be one of {TASK_SUBTYPES}")
+        with self.lock:
+            when, actor = self._when(at), self._user_gid(actor)
+            parent_task = None if parent is None else self.get(parent, Task)
+            sect = None if section is None else self.get(section, Section)
+            proj = self.get(project if project is not None else sect.project, Project) if (project or sect) else None
+            home = proj.workspace if proj else parent_task.workspace if parent_task else workspace
+            if home is None:
+                raise ValueError("a task needs a project, a section, a parent or a workspace")
+            task = self._add(
+                Task(
+                    self._gid(),
+                    name,
+                    self.get(home, Workspace).gid,
+                    when,
+                    actor,
+                    when,
+                    resource_subtype,
+                    notes,
+                    approval_status="pending" if resource_subtype == "approval" else None,
+                    due_on=due_on or (due_at[:10] if due_at else None),
+                    due_at=due_at,
+                    start_on=start_on,
+                )
+            )
+            if actor:
+                task.followers.append(actor)
+            if parent_task:
+                task.parent = parent_task.gid
+                parent_task.subtasks.append(task.gid)
+                self._emit(self._audience(task), actor, when, task, "added", parent=parent_task)
+            if proj:
+                self._place(task, proj, sect)
+                self._emit(self._audience(task), actor, when, task, "added", parent=proj)
+            for tag in tags:
+                self._add_tag(task, self.get(tag, Tag))
+            if assignee is not None:
+                self._assign(task, self._user_gid(assignee), actor, when)
+            return task
+
+    def update_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None, **changes: Any) -> Task:
+        """Change name, notes, assignee, due_on/due_at/start_on, completed or approval_status."""
+        unknown = set(changes) - _TASK_FIELDS
+        if unknown:
+            raise TypeError(f"unsupported task fields: {sorted(unknown)}")
+        with self.lock:
+            task, when, actor = self.get(task, Task), self._when(at), self._user_gid(actor)
+            for field in ("name", "notes"):
+                if field in changes and changes[field] != getattr(task, field):
+                    self._set_text(task, field, changes[field], actor, when)
+            if "assignee" in changes:
+                self._assign(task, self._user_gid(changes["assignee"]), actor, when)
+            if {"due_on", "due_at", "start_on"} & changes.keys():
+                self._set_dates(task, changes, actor, when)
+            if "approval_status" in changes:
+                self.set_approval_status(task, changes["approval_status"], actor=actor, at=when)
+            if "completed" in changes:
+                (self.complete_task if changes["completed"] else self.reopen_task)(task, actor=actor, at=when)
+            return task
+
+    def move_task_to_section(
+        self, task: Ref, section: Ref, *, actor: Ref | None = None, at: datetime | None = None
+    ) -> None:
+        """Move a task to the top of ``section``, adding it to that project if needed."""
+        with self.lock:
+            task, section, when, actor = (
+                self.get(task, Task),
+                self.get(section, Section),
+                self._when(at),
+                self._user_gid(actor),
+            )
+            current = dict(task.memberships).get(section.project)
+            if current is None:
+                self.add_task_to_project(task, section.project, section=section, actor=actor, at=when)
+                return
+            if current == section.gid:
+                return
+            self.objects[current].tasks.remove(task.gid)
+            section.tasks.insert(0, task.gid)
+            task.memberships = [(p, section.gid if p == section.project else s) for p, s in task.memberships]
+            text = f'moved this task from "{self.objects[current].name}" to "{section.name}" in {self.objects[section.project].name}'
+            self._story(task, "section_changed", actor, when, text, old=current, new=section.gid, bump=False)
+            self._emit(self._audience(task), actor, when, task, "added", parent=section)
+
+    def add_task_to_project(
+        self,
+        task: Ref,
+        project: Ref,
+        *,
+        section: Ref | None = None,
+        actor: Ref | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Multi-home a task into another project (into ``section``, else the first section)."""
+        with self.lock:
+            task, project, when, actor = (
+                self.get(task, Task),
+                self.get(project, Project),
+                self._when(at),
+                self._user_gid(actor),
+            )
+            if project.gid in dict(task.memberships):
+                if section is not None:
+                    self.move_task_to_section(task, section, actor=actor, at=when)
+                return
+            self._place(task, project, None if section is None else self.get(section, Section))
+            self._story(
+                task, "added_to_project", actor, when, f"added this task to {project.name}", new=project.gid, bump=False
+            )
+            self._emit(self._audience(task), actor, when, task, "added", parent=project)
+
+    def remove_task_from_project(
+        self, task: Ref, project: Ref, *, actor: Ref | None = None, at: datetime | None = None
+    ) -> None:
+        with self.lock:
+            task, project, when, actor = (
+                self.get(task, Task),
+                self.get(project, Project),
+                self._when(at),
+                self._user_gid(actor),
+            )
+            section = dict(task.memberships).get(project.gid)
+            if section is None:
+                return
+            audience = self._audience(task)  # the project losing the task still hears about it
+            self.objects[section].tasks.remove(task.gid)
+            task.memberships = [(p, s) for p, s in task.memberships if p != project.gid]
+            text = f"removed this task from {project.name}"
+            self._story(task, "removed_from_project", actor, when, text, new=project.gid, bump=False)
+            self._emit(audience, actor, when, task, "removed", parent=project)
+
+    def complete_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
+        """Mark complete; completing an approval task approves it, as the API does."""
+        with self.lock:
+            task = self.get(task, Task)
+            if task.approval_status is not None:
+                self.set_approval_status(task, "approved", actor=actor, at=at)
+            elif not task.completed:
+                self._set_completed(
+                    task, True, "marked_complete", "completed this task", self._user_gid(actor), self._when(at)
+                )
+
+    def reopen_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
+        """Mark incomplete; an approval task goes back to pending."""
+        with self.lock:
+            task = self.get(task, Task)
+            if task.approval_status is not None:
+                self.set_approval_status(task, "pending", actor=actor, at=at)
+            elif task.completed:
+                self._set_completed(
+                    task,
+                    False,
+                    "marked_incomplete",
+                    "marked this task incomplete",
+                    self._user_gid(actor),
+                    self._when(at),
+                )
+
+    def set_approval_status(
+        self, task: Ref, status: str, *, actor: Ref | None = None, at: datetime | None = None
+    ) -> None:
+        """Set an approval task's status; ``completed`` follows it (pending means incomplete)."""
+        if status not in APPROVAL_STATUSES:
+            raise ValueError(f"approval_status must be one of {APPROVAL_STATUSES}")
+        with self.lock:
+            task, when, actor = self.get(task, Task), self._when(at), self._user_gid(actor)
+            if task.approval_status is None:
+                raise ValueError(f"task {task.gid} is not an approval task")
+            old = task.approval_status
+            if old == status:
+                return
+            task.approval_status = status
+            self._set_completed(
+                task, status != "pending", APPROVAL_SUBTYPES[status], _APPROVAL_TEXT[status], actor, when, old=old
+            )
+            self._changed(task, "approval_status", actor, when)
+
+    def delete_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
+        """Trash a task and its subtasks: 404 everywhere, gone from lists, a 'deleted' event."""
+        with self.lock:
+            self._trash(self.get(task, Task), self._user_gid(actor), self._when(at))
+
+    def add_comment(self, task: Ref, text: str, *, actor: Ref | None = None, at: datetime | None = None) -> Story:
+        with self.lock:
+            return self._story(self.get(task, Task), "comment_added", self._user_gid(actor), self._when(at), text)
+
+    # ------------------------------------------------------------------ internals
+    def _gid(self) -> str:
+        self._next_gid += 1
+        return str(self._next_gid)
+
+    def _add(self, obj: T) -> T:
+        self.objects[obj.gid] = obj
+        return obj
+
+    def _when(self, at: datetime | str | None) -> str:
+        if isinstance(at, str):  # already formatted by an enclosing mutation
+            return at
+        return iso(self.clock.now() if at is None else at)
+
+    def _user_gid(self, ref: Ref | None) -> str | None:
+        return None if ref is None else self.get(ref, User).gid
+
+    def _set_membership_flag(self, user: Ref, workspace: Ref | None, flag: str, value: bool) -> None:
+        with self.lock:
+            user = self.get(user, User)
+            only = None if workspace is None else self.get(workspace, Workspace).gid
+            for gid in user.workspace_memberships:
+                membership = self.objects[gid]
+                if only in (None, membership.workspace):
+                    setattr(membership, flag, value)
+
+    def _place(self, task: Task, project: Project, section: Section | None) -> None:
+        """Put a task at the end of a section (the project's first one by default)."""
+        if section is None:
+            section = (
+                self.objects[project.sections[0]] if project.sections else self.add_section(project, "Untitled section")
+            )
+        section.tasks.append(task.gid)
+        task.memberships.append((project.gid, section.gid))
+
+    def _add_tag(self, task: Task, tag: Tag) -> None:
+        if tag.gid not in task.tags:
+            task.tags.append(tag.gid)
+            tag.tasks.append(task.gid)
+
+    def _assign(self, task: Task, assignee: str | None, actor: str | None, when: str) -> None:
+        previous = task.assignee
+        if assignee == previous:
+            return
+        if previous:
+            del self._assigned[previous][task.gid]
+        task.assignee, task.assigned_by = assignee, (actor if assignee else None)
+        if assignee:
+            self._assigned[assignee][task.gid] = None
+            if assignee not in task.followers:
+                task.followers.append(assignee)
+            self._story(
+                task, "assigned", actor, when, f"assigned to {self.objects[assignee].name}", old=previous, new=assignee
+            )
+        else:
+            self._story(task, "unassigned", actor, when, f"unassigned from {self.objects[previous].name}", old=previous)
+        self._changed(
+            task, "assignee", actor, when, new_value=self._snapshot(self.objects[assignee]) if assignee else None
+        )
+
+    def _set_text(self, task: Task, field: str, value: str, actor: str | None, when: str) -> None:
+        old = getattr(task, field)
+        setattr(task, field, value)
+        if field == "name":
+            self._story(task, "name_changed", actor, when, f'changed the name to "{value}"', old=old, new=value)
+        else:
+            self._story(task, "notes_changed", actor, when, "changed the description")
+        self._changed(task, field, actor, when)
+
+    def _set_dates(self, task: Task, changes: dict[str, Any], actor: str | None, when: str) -> None:
+        old = _dates(task)
+        for field in ("due_at", "due_on", "start_on"):
+            if field in changes:
+                setattr(task, field, changes[field])
+        if changes.get("due_at"):
+            task.due_on = changes["due_at"][:10]  # the API reports the day of a timed due date
+        new = _dates(task)
+        if new == old:
+            return
+        text = f"changed the due date to {task.due_on}" if task.due_on else "removed the due date"
+        self._story(task, "due_date_changed", actor, when, text, old=old, new=new)
+        for field in ("due_on", "due_at", "start_on"):
+            if (old or {}).get(field) != (new or {}).get(field):
+                self._changed(task, field, actor, when)
+
+    def _set_completed(
+        self, task: Task, completed: bool, subtype: str, text: str, actor: str | None, when: str, old: str | None = None
+    ) -> None:
+        task.completed = completed
+        task.completed_at, task.completed_by = (when, actor) if completed else (None, None)
+        new = task.approval_status if old is not None else None
+        self._story(task, subtype, actor, when, text, old=old, new=new)
+        self._changed(task, "completed", actor, when)
+
+    def _story(
+        self,
+        task: Task,
+        subtype: str,
+        actor: str | None,
+        when: str,
+        text: str,
+        old: Any = None,
+        new: Any = None,
+        bump: bool = True,
+    ) -> Story:
+        """Append a story; it bumps modified_at unless it records a move between containers."""
+        story = self._add(Story(self._gid(), task.gid, when, actor, subtype, text, old, new))
+        task.stories.append(story.gid)
+        if bump and when > task.modified_at:
+            task.modified_at = when
+        self._emit(self._audience(task), actor, when, story, "added", parent=task)
+        return story
+
+    def _trash(self, task: Task, actor: str | None, when: str) -> None:
+        for child in list(task.subtasks):
+            self._trash(self.objects[child], actor, when)
+        audience = self._audience(task)
+        for _project, section in task.memberships:
+            self.objects[section].tasks.remove(task.gid)
+        if task.parent:
+            self.objects[task.parent].subtasks.remove(task.gid)
+        for tag in task.tags:
+            self.objects[tag].tasks.remove(task.gid)
+        if task.assignee:
+            del self._assigned[task.assignee][task.gid]
+        for story in task.stories:
+            del self.objects[story]
+        del self.objects[task.gid]
+        self.deleted[task.gid] = when
+        self._emit(audience, actor, when, task, "deleted")
+
+    # ------------------------------------------------------------------ events
+    def _audience(self, task: Task) -> list[str]:
+        """Who hears about a task's changes: the task, its ancestors and all their projects."""
+        audience: dict[str, None] = {}
+        node: Task | None = task
+        while node is not None:
+            audience[node.gid] = None
+            audience.update((project, None) for project, _section in node.memberships)
+            node = self.objects.get(node.parent) if node.parent else None
+        return list(audience)
+
+    def _changed(self, task: Task, field: str, actor: str | None, when: str, **new_value: Any) -> None:
+        """A task-field event; ``new_value`` is given only for fields that hold a resource."""
+        change = {"field": field, "action": "changed", **new_value}
+        self._emit(self._audience(task), actor, when, task, "changed", change=change)
+
+    def _emit(
+        self,
+        audience: list[str],
+        actor: str | None,
+        when: str,
+        resource: Any,
+        action: str,
+        parent: Any = None,
+        change: dict[str, Any] | None = None,
+    ) -> None:
+        if not self.record_events:
+            return
+        parent_snapshot = None if parent is None else self._snapshot(parent)
+        event = Event(actor, self._snapshot(resource), action, when, parent_snapshot, change)
+        for gid in audience:
+            self.events[gid].append(event)
+
+    @staticmethod
+    def _snapshot(obj: Any) -> dict[str, str]:
+        """The compact reference an event keeps of the object it is about."""
+        snapshot = {"gid": obj.gid, "resource_type": obj.resource_type}
+        for attr in ("name", "resource_subtype"):
+            if hasattr(obj, attr):
+                snapshot[attr] = getattr(obj, attr)
+        return snapshot
+
+
+def _dates(task: Task) -> dict[str, str | None] | None:
+    """A story's old/new dates; None when the task has no due date (the field is then omitted)."""
+    if task.due_on is None:
+        return None
+    return {"start_on": task.start_on, "due_at": task.due_at, "due_on": task.due_on}

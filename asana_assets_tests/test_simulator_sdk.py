@@ -1,0 +1,118 @@
+"""Asana's official Python client (v5) works against the simulator as against the real API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import asana
+import pytest
+from asana.rest import ApiException
+from urllib3.util.retry import Retry
+
+from asana_assets.simulator import DEMO_TOKEN, Simulator, generate_world
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+PAGE = 7  # small pages, so every listing below really paginates
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with Simulator(generate_world(seed=5, tasks=500, now=NOW)) as running:
+        yield running
+
+
+@pytest.fixture()
+def client(simulator):
+    cfg = asana.Configuration()
+    cfg.host = simulator.base_url
+    cfg.access_token = DEMO_TOKEN
+    cfg.page_limit = PAGE
+    cfg.retry_strategy = Retry(total=2, backoff_factor=0, status_forcelist=[429, 500, 503])
+    return asana.ApiClient(cfg)
+
+
+def _truth(simulator, collection):
+    return {record["gid"]: record for record in simulator.world.ground_truth()[collection]}
+
+
+def test_workspaces_and_me(simulator, client):
+    workspaces = list(asana.WorkspacesApi(client).get_workspaces({}))
+    assert {w["gid"] for w in workspaces} == set(simulator.world.workspaces)
+    me = asana.UsersApi(client).get_user("me", {"opt_fields": "name,email,workspaces.name"})
+    assert me["gid"] == simulator.world.default_user
+    assert me["workspaces"][0]["name"] == workspaces[0]["name"]
+
+
+def test_users_and_memberships(simulator, client):
+    workspace = simulator.world.workspaces[0]
+    users = list(asana.UsersApi(client).get_users({"workspace": workspace, "opt_fields": "name,email"}))
+    assert [u["gid"] for u in users] == sorted(_truth(simulator, "users"))  # ordered by gid
+    memberships = asana.WorkspaceMembershipsApi(client).get_workspace_memberships_for_workspace(
+        workspace, {"opt_fields": "user.email,is_active,is_admin,is_guest"}
+    )
+    inactive = [m for m in memberships if not m["is_active"]]
+    assert len(inactive) == 1 and "@" in inactive[0]["user"]["email"]
+
+
+def test_projects_sections_and_paginated_tasks(simulator, client):
+    workspace = simulator.world.workspaces[0]
+    projects = list(asana.ProjectsApi(client).get_projects({"workspace": workspace, "archived": False}))
+    truth = _truth(simulator, "projects")
+    assert {p["gid"] for p in projects} == {gid for gid, p in truth.items() if not p["archived"]}
+    project = projects[0]["gid"]
+    sections = list(asana.SectionsApi(client).get_sections_for_project(project, {}))
+    assert [s["gid"] for s in sections] == simulator.world.objects[project].sections
+    tasks = list(
+        asana.TasksApi(client).get_tasks(
+            {"project": project, "opt_fields": "name,memberships.section.name,modified_at"}
+        )
+    )
+    assert len(tasks) > 3 * PAGE
+    assert [t["gid"] for t in tasks] == simulator.world.project_tasks(project)
+    by_gid = _truth(simulator, "tasks")
+    assert all(t["modified_at"] == by_gid[t["gid"]]["modified_at"] for t in tasks)
+
+
+def test_subtasks_and_stories(simulator, client):
+    world = simulator.world
+    parent = next(o for o in world.objects.values() if o.resource_type == "task" and len(o.subtasks) >= 2)
+    subtasks = list(asana.TasksApi(client).get_subtasks_for_task(parent.gid, {}))
+    assert [s["gid"] for s in subtasks] == parent.subtasks
+    chatty = max((o for o in world.objects.values() if o.resource_type == "task"), key=lambda t: len(t.stories))
+    assert len(chatty.stories) > 100
+    client.configuration.page_limit = 100
+    stories = list(
+        asana.StoriesApi(client).get_stories_for_task(chatty.gid, {"opt_fields": "created_at,resource_subtype,text"})
+    )
+    assert [s["gid"] for s in stories] == chatty.stories
+    assert [s["created_at"] for s in stories] == sorted(s["created_at"] for s in stories)
+
+
+def test_events_feed(simulator, client):
+    events = asana.EventsApi(client)
+    project = simulator.world.objects[simulator.world.workspaces[0]].projects[0]
+    assert list(events.get_events(project, {})) == []  # the SDK answers the first 412 itself
+    with pytest.raises(ApiException) as first:
+        events.get_events(project, {}, full_payload=True)
+    assert first.value.status == 412
+    sync = json.loads(first.value.body)["sync"]
+    task = simulator.world.project_tasks(project)[0]
+    simulator.world.add_comment(task, "New evidence", actor=simulator.world.default_user)
+    page = events.get_events(project, {"sync": sync}, full_payload=True)
+    assert page["has_more"] is False
+    assert [(e["action"], e["resource"]["resource_type"], e["parent"]["gid"]) for e in page["data"]] == [
+        ("added", "story", task)
+    ]
+
+
+def test_writes_through_the_sdk(simulator, client):
+    project = simulator.world.objects[simulator.world.workspaces[0]].projects[0]
+    tasks = asana.TasksApi(client)
+    created = tasks.create_task({"data": {"name": "CHG-9999: SDK change", "projects": [project], "assignee": "me"}}, {})
+    updated = tasks.update_task({"data": {"completed": True}}, created["gid"], {"opt_fields": "completed,completed_by"})
+    assert updated["completed"] is True and updated["completed_by"]["gid"] == simulator.world.default_user
+    tasks.delete_task(created["gid"])
+    with pytest.raises(ApiException) as gone:
+        tasks.get_task(created["gid"], {})
+    assert gone.value.status == 404

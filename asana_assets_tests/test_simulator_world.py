@@ -1,0 +1,332 @@
+"""The world model and generator: realistic shape, determinism, history consistent with state."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from asana_assets.simulator import World, generate_world
+from asana_assets.simulator.clock import iso
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+APPROVAL_SUBTYPES = {"marked_approved", "marked_rejected", "marked_changes_requested"}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return generate_world(seed=1, tasks=3000, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def truth(world):
+    return world.ground_truth()
+
+
+@pytest.fixture()
+def small() -> World:
+    world = generate_world(seed=4, tasks=80, now=NOW)
+    world.clock.set(NOW + timedelta(days=1))
+    return world
+
+
+# ---------------------------------------------------------------------- generator
+def test_generation_is_deterministic():
+    assert (
+        generate_world(seed=9, tasks=250, now=NOW).ground_truth()
+        == generate_world(seed=9, tasks=250, now=NOW).ground_truth()
+    )
+    assert (
+        generate_world(seed=9, tasks=250, now=NOW).ground_truth()
+        != generate_world(seed=10, tasks=250, now=NOW).ground_truth()
+    )
+
+
+@pytest.mark.parametrize("tasks", [1, 300, 1234])
+def test_task_count_is_respected(tasks):
+    assert (
+        sum(o.resource_type == "task" for o in generate_world(seed=2, tasks=tasks, now=NOW).objects.values()) == tasks
+    )
+
+
+def test_people_and_access(world, truth):
+    users = truth["users"]
+    memberships = truth["workspace_memberships"]
+    domain = truth["workspaces"][0]["email_domains"][0]
+    assert len(users) == 3000 // 40
+    assert 2 <= sum(m["is_admin"] for m in memberships) <= 3
+    guests = [m for m in memberships if m["is_guest"]]
+    emails = {u["gid"]: u["email"] for u in users}
+    assert guests and all(not emails[m["user"]["gid"]].endswith(domain) for m in guests)
+    assert any(tm["is_guest"] for tm in truth["team_memberships"]) and any(
+        tm["is_admin"] for tm in truth["team_memberships"]
+    )
+    (leaver,) = [m["user"]["gid"] for m in memberships if not m["is_active"]]
+    assert any(tm["user"]["gid"] == leaver for tm in truth["team_memberships"])
+    assert any(pm["member"]["gid"] == leaver for pm in truth["project_memberships"])
+    assert any(t["assignee"] and t["assignee"]["gid"] == leaver and not t["completed"] for t in truth["tasks"])
+    assert world.default_user in {m["user"]["gid"] for m in memberships if m["is_admin"]}
+
+
+def test_projects_sections_and_teams(truth):
+    names = {p["name"] for p in truth["projects"]}
+    assert {"Change Management", "Security Reviews", "IT Helpdesk", "Access Requests", "Vendor Onboarding"} <= names
+    assert any(name.startswith("Release 20") for name in names)
+    assert {"Engineering", "Security", "IT", "Product", "Operations"} <= {t["name"] for t in truth["teams"]}
+    assert any(p["archived"] for p in truth["projects"]) and not all(p["archived"] for p in truth["projects"])
+    assert {p["privacy_setting"] for p in truth["projects"]} >= {"public_to_workspace", "private"}
+    assert {m["access_level"] for m in truth["project_memberships"]} == {"admin", "editor", "commenter", "viewer"}
+    sections = {s["name"] for s in truth["sections"]}
+    assert {
+        "Backlog",
+        "To Do",
+        "In Progress",
+        "In Review",
+        "Done",
+        "Triage",
+        "QA",
+        "Approved",
+        "Blocked",
+        "Waiting on vendor",
+        "Released to prod",
+    } <= sections
+
+
+def test_task_shape(world, truth):
+    tasks = truth["tasks"]
+    subtasks = [t for t in tasks if t["parent"]]
+    assert 0.18 < len(subtasks) / len(tasks) < 0.33
+    by_gid = {t["gid"]: t for t in tasks}
+    assert any(by_gid[t["parent"]["gid"]]["parent"] for t in subtasks)  # nested two levels
+    subtypes = Counter(t["resource_subtype"] for t in tasks)
+    assert subtypes["milestone"] and subtypes["approval"]
+    approvals = [t for t in tasks if t["resource_subtype"] == "approval"]
+    assert {t["approval_status"] for t in approvals} == {"pending", "approved", "rejected", "changes_requested"}
+    assert any(t["parent"] and t["name"].startswith("Approval: CHG-") for t in approvals)
+    multi = sum(len(t["memberships"]) > 1 for t in tasks) / len(tasks)
+    assert 0.01 < multi < 0.05
+    assert any(t["tags"] for t in tasks) and any(t["assignee"] is None for t in tasks)
+    assert (
+        any(t["due_on"] for t in tasks)
+        and any(t["completed"] for t in tasks)
+        and not all(t["completed"] for t in tasks)
+    )
+    per_task = len(truth["stories"]) / len(tasks)
+    assert 3 <= per_task <= 8
+    assert sum(len(world.objects[t["gid"]].stories) > 100 for t in tasks) >= 2
+    assert all(t["created_at"] <= t["modified_at"] <= iso(NOW) for t in tasks)
+
+
+def test_history_replays_to_the_final_state(truth):
+    """Replaying each task's stories (structured fields only) gives its current state."""
+    stories = defaultdict(list)
+    for story in truth["stories"]:
+        stories[story["target"]["gid"]].append(story)
+    section_project = {s["gid"]: s["project"]["gid"] for s in truth["sections"]}
+    for task in truth["tasks"]:
+        state = _replay(task, stories[task["gid"]], section_project)
+        current_sections = {m["project"]["gid"]: m["section"]["gid"] for m in task["memberships"]}
+        assert state.pop("sections").items() <= current_sections.items(), task["gid"]
+        assert state == {
+            "assignee": task["assignee"] and task["assignee"]["gid"],
+            "completed": task["completed"],
+            "completed_at": task["completed_at"],
+            "approval_status": task.get("approval_status"),
+        }, task["gid"]
+
+
+def _replay(task, stories, section_project):
+    """A consumer's replay: every step must start from the state the previous ones left."""
+    state = {
+        "assignee": None,
+        "completed": False,
+        "completed_at": None,
+        "sections": {},
+        "approval_status": "pending" if task["resource_subtype"] == "approval" else None,
+    }
+    assert [s["created_at"] for s in stories] == sorted(s["created_at"] for s in stories)
+    for story in stories:
+        subtype = story["resource_subtype"]
+        if "new_approval_status" in story:
+            assert story["old_approval_status"] == state["approval_status"]
+            state["approval_status"] = story["new_approval_status"]
+            _complete(state, story, story["new_approval_status"] != "pending")
+        elif subtype in ("marked_complete", "marked_incomplete"):
+            _complete(state, story, subtype == "marked_complete")
+        elif subtype in ("assigned", "unassigned"):
+            state["assignee"] = story.get("assignee", {}).get("gid")
+        elif "new_section" in story:
+            project = section_project[story["new_section"]["gid"]]
+            assert state["sections"].get(project, story["old_section"]["gid"]) == story["old_section"]["gid"]
+            state["sections"][project] = story["new_section"]["gid"]
+    return state
+
+
+def _complete(state, story, done):
+    state["completed"], state["completed_at"] = done, story["created_at"] if done else None
+
+
+def test_ground_truth_covers_live_objects(world, truth):
+    assert set(truth) == {
+        "workspaces",
+        "users",
+        "workspace_memberships",
+        "teams",
+        "team_memberships",
+        "projects",
+        "project_memberships",
+        "sections",
+        "tasks",
+        "stories",
+        "tags",
+    }
+    assert sum(map(len, truth.values())) == len(world.objects)
+    story = truth["stories"][0]
+    assert story["target"]["resource_type"] == "task" and {"type", "text", "created_by", "source"} <= set(story)
+    assert {"num_subtasks", "html_notes", "created_by"} <= set(truth["tasks"][0])  # opt-in fields included
+    truth["tasks"][0]["memberships"].clear()
+    assert world.ground_truth()["tasks"][0]["memberships"]  # callers get copies
+
+
+def test_generating_a_large_world_is_quick():
+    started = time.monotonic()
+    world = generate_world(seed=1, tasks=20_000, now=NOW)
+    assert time.monotonic() - started < 15
+    assert sum(o.resource_type == "story" for o in world.objects.values()) > 60_000
+
+
+# ---------------------------------------------------------------------- mutations
+def _story(world, task):
+    return world.objects[world.objects[task].stories[-1]]
+
+
+def _task(world):
+    project = world.objects[world.objects[world.workspaces[0]].projects[0]]
+    return next(world.objects[g] for g in world.project_tasks(project) if not world.objects[g].completed), project
+
+
+def test_changes_write_stories_events_and_bump_modified_at(small):
+    world = small
+    task, project = _task(world)
+    actor, user = world.default_user, world.users[5]
+    before = task.modified_at
+    world.update_task(task, assignee=user, actor=actor)
+    story = _story(world, task.gid)
+    assert (story.resource_subtype, story.new, story.created_by) == ("assigned", user, actor)
+    assert task.modified_at == story.created_at > before
+    world.update_task(task, name="Renamed", notes="New notes", due_on="2026-07-04", actor=actor)
+    subtypes = [world.objects[s].resource_subtype for s in task.stories[-3:]]
+    assert subtypes == ["name_changed", "notes_changed", "due_date_changed"]
+    assert _story(world, task.gid).new == {"start_on": None, "due_at": None, "due_on": "2026-07-04"}
+    world.update_task(task, assignee=None, actor=actor)
+    assert _story(world, task.gid).resource_subtype == "unassigned" and task.assignee is None
+    stamp = task.modified_at
+    world.add_comment(task, "Looks good", actor=actor)
+    assert task.modified_at > stamp and _story(world, task.gid).resource_subtype == "comment_added"
+    world.complete_task(task, actor=actor)
+    assert task.completed and task.completed_by == actor and task.completed_at == task.modified_at
+    world.reopen_task(task, actor=actor)
+    assert (
+        not task.completed
+        and task.completed_at is None
+        and _story(world, task.gid).resource_subtype == "marked_incomplete"
+    )
+    world.update_task(task, name="Renamed")  # unchanged: no story
+    assert _story(world, task.gid).resource_subtype == "marked_incomplete"
+
+
+def test_moves_between_containers_do_not_bump_modified_at(small):
+    world = small
+    task, project = _task(world)
+    other = world.objects[world.objects[world.workspaces[0]].projects[1]]
+    stamp = task.modified_at
+    target = next(s for s in project.sections if s != dict(task.memberships)[project.gid])
+    world.move_task_to_section(task, target, actor=world.default_user)
+    assert _story(world, task.gid).resource_subtype == "section_changed" and _story(world, task.gid).new == target
+    world.add_task_to_project(task, other, actor=world.default_user)
+    assert _story(world, task.gid).new == other.gid and task.gid in world.project_tasks(other)
+    world.remove_task_from_project(task, other, actor=world.default_user)
+    assert _story(world, task.gid).resource_subtype == "removed_from_project"
+    assert task.gid not in world.project_tasks(other)
+    assert task.modified_at == stamp
+
+
+def test_approvals_keep_completed_in_step(small):
+    world = small
+    parent, _project = _task(world)
+    approval = world.create_task(
+        "Approval: change", parent=parent, resource_subtype="approval", actor=world.default_user
+    )
+    assert approval.approval_status == "pending" and not approval.completed
+    world.set_approval_status(approval, "changes_requested", actor=world.default_user)
+    assert approval.completed and _story(world, approval.gid).resource_subtype == "marked_changes_requested"
+    world.reopen_task(approval)
+    assert (approval.approval_status, approval.completed) == ("pending", False)
+    world.complete_task(approval)
+    story = _story(world, approval.gid)
+    assert (story.resource_subtype, story.old, story.new) == ("marked_approved", "pending", "approved")
+    with pytest.raises(ValueError):
+        world.set_approval_status(parent, "approved")
+    with pytest.raises(ValueError):
+        world.set_approval_status(approval, "maybe")
+
+
+def test_events_bubble_from_subtasks_to_ancestor_projects(small):
+    world = small
+    parent, project = _task(world)
+    child = world.create_task("Child", parent=parent, actor=world.default_user)
+    grandchild = world.create_task("Grandchild", parent=child, actor=world.default_user)
+    seen = len(world.events[project.gid])
+    world.add_comment(grandchild, "deep", actor=world.default_user)
+    new = world.events[project.gid][seen:]
+    assert [(e.resource["resource_type"], e.action, e.parent["gid"]) for e in new] == [
+        ("story", "added", grandchild.gid)
+    ]
+    assert world.events[parent.gid][-1] is new[0] and world.events[child.gid][-1] is new[0]
+
+
+def test_delete_trashes_subtasks_and_stories(small):
+    world = small
+    parent, project = _task(world)
+    child = world.create_task("Child", parent=parent, actor=world.default_user)
+    stories = list(parent.stories)
+    world.delete_task(parent, actor=world.default_user)
+    assert parent.gid not in world.objects and child.gid not in world.objects
+    assert not set(stories) & set(world.objects)
+    assert parent.gid not in world.project_tasks(project)
+    assert set(world.deleted) == {parent.gid, child.gid}
+    assert world.events[project.gid][-1].action == "deleted"
+
+
+def test_access_mutations(small):
+    world = small
+    workspace = world.workspaces[0]
+    user = world.users[6]
+    membership = world.objects[world.objects[user].workspace_memberships[0]]
+    world.set_workspace_admin(user, workspace)
+    assert membership.is_admin
+    world.deactivate_user(user)
+    assert not membership.is_active
+    project = world.objects[world.objects[workspace].projects[0]]
+    added = world.add_project_membership(project, user, "viewer", actor=world.default_user)
+    assert world.events[project.gid][-1].resource["gid"] == added.gid
+    world.remove_project_membership(added, actor=world.default_user)
+    assert added.gid not in project.memberships and world.events[project.gid][-1].action == "removed"
+    team = world.objects[world.objects[workspace].teams[0]]
+    joined = world.add_team_membership(team, user, is_admin=True)
+    assert joined.gid in team.memberships
+    world.remove_team_membership(joined)
+    assert joined.gid not in team.memberships and joined.gid not in world.objects
+
+
+def test_clock_is_strictly_increasing():
+    world = World(now=NOW)
+    world.clock.set(NOW)
+    instants = [world.clock.now() for _ in range(5)]
+    assert instants == sorted(set(instants)) and instants[0] > NOW
+    world.clock.advance(hours=1)
+    assert world.clock.now() >= NOW + timedelta(hours=1)
+    real = World()
+    assert real.clock.now() > real.now

@@ -1,0 +1,132 @@
+"""Full-sync benchmark against the simulator, run in its own process (two cores: one each).
+
+Run (a): 20,000 tasks, 30 ms a request, quota out of the way: the 50-GET concurrency cap binds,
+so the floor is requests x latency / 50.
+Run (b): 2,000 tasks at the paid plan's 1,500 requests a minute: the quota binds, so the floor
+is requests / quota.
+
+Each run prints the requests made, requests per task against the minimum the API allows,
+429s received, wall time, and wall time over the floor.
+
+    python benchmarks/full_sync.py            # both runs
+    python benchmarks/full_sync.py --run a    # one of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from asana_assets.client import AsanaClient
+from asana_assets.simulator import DEMO_TOKEN, generate_world
+from asana_assets.sync import crawl
+
+CONCURRENCY_CAP = 50
+RUNS = {
+    "a": {"tasks": 20_000, "latency_ms": 30, "quota": 1_000_000},
+    "b": {"tasks": 2_000, "latency_ms": 30, "quota": 1_500},
+}
+SEED = 7
+
+
+def pages(n: int) -> int:
+    """Requests to list n items at 100 a page (an empty list still costs one)."""
+    return max(1, math.ceil(n / 100))
+
+
+def minimum_requests(seed: int, tasks: int) -> tuple[int, int]:
+    """The fewest GETs that read every table, and the number of tasks, from ground truth.
+
+    One page per 100 items of each listing; stories need one listing per task and subtasks one
+    per task that has any (num_subtasks tells leaves apart for free).
+    """
+    truth = generate_world(seed=seed, tasks=tasks).ground_truth()
+    per_parent = Counter(t["parent"]["gid"] for t in truth["tasks"] if t.get("parent"))
+    per_project = Counter(m["project"]["gid"] for t in truth["tasks"] for m in t.get("memberships") or [])
+    per_team = Counter(m["team"]["gid"] for m in truth["team_memberships"])
+    per_task_stories = Counter(s["target"]["gid"] for s in truth["stories"])
+    sections = Counter(s["project"]["gid"] for s in truth["sections"])
+    project_members = Counter(m["parent"]["gid"] for m in truth["project_memberships"])
+    projects = [p["gid"] for p in truth["projects"]]
+    total = (
+        1  # workspaces
+        + pages(len(truth["workspace_memberships"]))
+        + pages(len(truth["teams"]))
+        + sum(pages(per_team[t["gid"]]) for t in truth["teams"])
+        + pages(len(truth["tags"]))
+        + pages(len(projects))
+        + sum(pages(sections[p]) + pages(project_members[p]) + pages(per_project[p]) for p in projects)
+        + sum(pages(n) for n in per_parent.values())
+        + sum(pages(per_task_stories[t["gid"]]) for t in truth["tasks"])
+    )
+    return total, len(truth["tasks"])
+
+
+def start_simulator(tasks: int, latency_ms: int, quota: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "asana_assets.simulator", "--port", "0", "--seed", str(SEED),
+            "--tasks", str(tasks), "--latency-ms", str(latency_ms),
+            "--requests-per-minute", str(quota), "--token", DEMO_TOKEN,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:
+        match = re.search(r"(http://\S+/api/1\.0)", line)
+        if match:
+            return proc, match.group(1)
+    raise RuntimeError("the simulator exited before serving")
+
+
+async def sync_once(base_url: str, quota: int):
+    async with AsanaClient(
+        base_url, DEMO_TOKEN, max_concurrency=CONCURRENCY_CAP, requests_per_minute=quota
+    ) as client:
+        started = time.perf_counter()
+        result = await crawl(client)
+        return time.perf_counter() - started, result
+
+
+def run(name: str) -> None:
+    cfg = RUNS[name]
+    minimum, n_tasks = minimum_requests(SEED, cfg["tasks"])
+    proc, base_url = start_simulator(cfg["tasks"], cfg["latency_ms"], cfg["quota"])
+    try:
+        wall, result = asyncio.run(sync_once(base_url, cfg["quota"]))
+    finally:
+        proc.terminate()
+        proc.wait()
+    stats = result.client_stats
+    requests = stats["requests"]
+    if cfg["quota"] >= 1_000_000:
+        floor, binding = requests * cfg["latency_ms"] / 1000 / CONCURRENCY_CAP, "concurrency cap"
+    else:
+        floor, binding = requests / (cfg["quota"] / 60), "quota"
+    synced = result.tables["tasks"].num_rows
+    print(f"run ({name}): {n_tasks} tasks, {cfg['latency_ms']} ms latency, binding limit: {binding}")
+    print(f"  tasks synced           {synced} (stories {result.tables['stories'].num_rows})")
+    print(f"  requests made          {requests} (minimum {minimum})")
+    print(f"  requests per task      {requests / n_tasks:.3f} (minimum {minimum / n_tasks:.3f}, "
+          f"ratio {requests / minimum:.3f})")
+    print(f"  429s received          {stats.get('rate_limited', 0)}")
+    print(f"  wall time              {wall:.2f} s")
+    print(f"  floor                  {floor:.2f} s")
+    print(f"  wall / floor           {wall / floor:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", choices=sorted(RUNS), action="append")
+    for name in parser.parse_args().run or sorted(RUNS):
+        run(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import dagster as dg
 from pydantic import Field
 
 from asana_assets.client import ASANA_API_BASE, AsanaClient
+from asana_assets.client import run as run_async
 from asana_assets.sync import SyncResult, crawl
 from asana_assets.warehouse import ParquetWarehouse
 
@@ -41,7 +41,7 @@ class AsanaResource(dg.ConfigurableResource):
             async with self.client() as client:
                 return await crawl(client, self.workspace_gid or None, tables)
 
-        return asyncio.run(run())
+        return run_async(run())
 
 
 class WarehouseResource(dg.ConfigurableResource):

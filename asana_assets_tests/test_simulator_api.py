@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -20,24 +23,27 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 @pytest.fixture(scope="module")
 def shared():
     """A read-only simulator for tests that do not change the world."""
-    with Simulator(generate_world(seed=2, tasks=600, now=NOW)) as simulator:
-        with httpx.Client(base_url=simulator.base_url, headers=AUTH) as client:
-            yield simulator, client
+    with (
+        Simulator(generate_world(seed=2, tasks=600, now=NOW)) as simulator,
+        httpx.Client(base_url=simulator.base_url, headers=AUTH) as client,
+    ):
+        yield simulator, client
 
 
 @pytest.fixture()
 def fresh():
     """A small world of its own, for tests that mutate it or change the configuration."""
-    running: list[Simulator] = []
+    running: list[tuple[Simulator, httpx.Client]] = []
 
     def start(**config) -> tuple[Simulator, httpx.Client]:
         simulator = Simulator(generate_world(seed=3, tasks=120, now=NOW), SimulatorConfig(**config))
         simulator.start()
-        running.append(simulator)
-        return simulator, httpx.Client(base_url=simulator.base_url, headers=AUTH)
+        running.append((simulator, httpx.Client(base_url=simulator.base_url, headers=AUTH)))
+        return running[-1]
 
     yield start
-    for simulator in running:
+    for simulator, client in running:
+        client.close()
         simulator.stop()
 
 
@@ -112,7 +118,7 @@ def test_pages_cover_the_list_exactly(shared):
 
 @pytest.mark.parametrize("limit", ["0", "101", "ten", "-1"])
 def test_limit_out_of_range_is_400(shared, limit):
-    simulator, client = shared
+    _simulator, client = shared
     response = client.get("/workspaces", params={"limit": limit})
     assert response.status_code == 400 and response.json()["errors"][0]["message"].startswith("limit:")
 
@@ -263,7 +269,7 @@ def test_quota_answers_429_with_retry_after(fresh):
 
 
 def test_concurrency_caps_reads_and_writes_separately(fresh):
-    simulator, client = fresh(latency_ms=400, max_concurrent_reads=3, max_concurrent_writes=1)
+    simulator, _client = fresh(latency_ms=400, max_concurrent_reads=3, max_concurrent_writes=1)
     task = simulator.world.project_tasks(_project(simulator))[0]
 
     def call(method_path):
@@ -283,7 +289,7 @@ def test_concurrency_caps_reads_and_writes_separately(fresh):
 
 # ---------------------------------------------------------------------- faults
 def test_injected_errors_and_storms(fresh):
-    simulator, client = fresh(
+    _simulator, client = fresh(
         error_rate=0.3, unavailable_rate=0.2, rate_limit_storm_rate=0.2, storm_retry_after=2, fault_seed=9
     )
     responses = [client.get("/workspaces") for _ in range(60)]
@@ -291,7 +297,7 @@ def test_injected_errors_and_storms(fresh):
     assert statuses == {200, 429, 500, 503}
     assert all("phrase" in r.json()["errors"][0] for r in responses if r.status_code == 500)
     assert all(r.headers["Retry-After"] == "2" for r in responses if r.status_code == 429)
-    again, again_client = fresh(
+    _again, again_client = fresh(
         error_rate=0.3, unavailable_rate=0.2, rate_limit_storm_rate=0.2, storm_retry_after=2, fault_seed=9
     )
     assert [again_client.get("/workspaces").status_code for _ in range(60)] == [r.status_code for r in responses]
@@ -302,7 +308,7 @@ def test_dropped_connections_and_latency(fresh):
     with pytest.raises(httpx.TransportError):
         client.get("/workspaces")
     assert simulator.stats.dropped == 1
-    slow, slow_client = fresh(latency_ms=150)
+    _slow, slow_client = fresh(latency_ms=150)
     started = time.monotonic()
     assert slow_client.get("/workspaces").status_code == 200
     assert time.monotonic() - started >= 0.15
@@ -436,3 +442,16 @@ def test_stats_routes(fresh):
     assert stats["by_route"]["/api/1.0/projects/{project_gid}"] == 1
     assert httpx.post(stats_url + "/reset").json()["total"] == 0
     assert simulator.stats.total == 0
+
+
+def test_command_line_serves_until_interrupted():
+    command = [sys.executable, "-m", "asana_assets.simulator", "--port", "0", "--tasks", "60", "--token", "cli-token"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"http://\S+/api/1\.0", process.stdout.readline()).group(0)
+        assert "cli-token" in process.stdout.readline()
+        response = httpx.get(url + "/users/me", headers={"Authorization": "Bearer cli-token"})
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 0

@@ -62,9 +62,11 @@ def _nullable_all_of(node: Any) -> Any:
 @pytest.fixture(scope="module")
 def served():
     world = generate_world(seed=11, tasks=400, now=NOW)
-    with Simulator(world) as simulator:
-        with httpx.Client(base_url=simulator.base_url, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}) as client:
-            yield simulator, client
+    with (
+        Simulator(world) as simulator,
+        httpx.Client(base_url=simulator.base_url, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}) as client,
+    ):
+        yield simulator, client
 
 
 def _response_schema(oas: dict[str, Any], template: str, method: str, status: int) -> dict[str, Any]:

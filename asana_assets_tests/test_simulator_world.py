@@ -209,7 +209,7 @@ def _task(world):
 
 def test_changes_write_stories_events_and_bump_modified_at(small):
     world = small
-    task, project = _task(world)
+    task, _project = _task(world)
     actor, user = world.default_user, world.users[5]
     before = task.modified_at
     world.update_task(task, assignee=user, actor=actor)
@@ -330,3 +330,22 @@ def test_clock_is_strictly_increasing():
     assert world.clock.now() >= NOW + timedelta(hours=1)
     real = World()
     assert real.clock.now() > real.now
+
+
+def test_several_workspaces_share_the_admin():
+    world = generate_world(seed=6, tasks=300, now=NOW, workspaces=2)
+    assert len(world.workspaces) == 2
+    homes = Counter(task.workspace for task in world.objects.values() if task.resource_type == "task")
+    assert sorted(homes.values()) == [150, 150]
+    admin = world.objects[world.default_user]
+    assert all(world.objects[m].is_admin for m in admin.workspace_memberships) and len(admin.workspace_memberships) == 2
+
+
+def test_due_on_and_due_at_exclude_each_other(small):
+    task, _project = _task(small)
+    small.update_task(task, due_at="2026-07-04T15:00:00.000Z")
+    assert (task.due_on, task.due_at) == ("2026-07-04", "2026-07-04T15:00:00.000Z")
+    small.update_task(task, due_on="2026-07-10")
+    assert (task.due_on, task.due_at) == ("2026-07-10", None)
+    small.update_task(task, due_on=None)
+    assert _story(small, task.gid).old["due_on"] == "2026-07-10" and _story(small, task.gid).new is None

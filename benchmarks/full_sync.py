@@ -15,7 +15,6 @@ Each run prints the requests made, requests per task against the minimum the API
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import re
 import subprocess
@@ -24,6 +23,7 @@ import time
 from collections import Counter
 
 from asana_assets.client import AsanaClient
+from asana_assets.client import run as run_async
 from asana_assets.simulator import DEMO_TOKEN, generate_world
 from asana_assets.sync import crawl
 
@@ -89,8 +89,9 @@ async def sync_once(base_url: str, quota: int):
     async with AsanaClient(
         base_url, DEMO_TOKEN, max_concurrency=CONCURRENCY_CAP, requests_per_minute=quota
     ) as client:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = await crawl(client)
+        result.client_stats["cpu_seconds"] = time.process_time() - cpu
         return time.perf_counter() - started, result
 
 
@@ -99,7 +100,7 @@ def run(name: str) -> None:
     minimum, n_tasks = minimum_requests(SEED, cfg["tasks"])
     proc, base_url = start_simulator(cfg["tasks"], cfg["latency_ms"], cfg["quota"])
     try:
-        wall, result = asyncio.run(sync_once(base_url, cfg["quota"]))
+        wall, result = run_async(sync_once(base_url, cfg["quota"]))
     finally:
         proc.terminate()
         proc.wait()
@@ -116,6 +117,7 @@ def run(name: str) -> None:
     print(f"  requests per task      {requests / n_tasks:.3f} (minimum {minimum / n_tasks:.3f}, "
           f"ratio {requests / minimum:.3f})")
     print(f"  429s received          {stats.get('rate_limited', 0)}")
+    print(f"  client CPU             {stats['cpu_seconds']:.2f} s ({stats['cpu_seconds'] / requests * 1e3:.3f} ms a request)")
     print(f"  wall time              {wall:.2f} s")
     print(f"  floor                  {floor:.2f} s")
     print(f"  wall / floor           {wall / floor:.3f}")

@@ -17,13 +17,13 @@ from .world import World
 # fmt: off
 FIRST_NAMES = (
     "Avery Blake Casey Dana Eli Farah Gabriel Hana Ivan Jonas Kira Liam Maya Noah Olivia Priya Quinn Rosa Sami Tariq "
-    "Uma Victor Wen Ximena Yusuf Zoe Amara Bruno Chen Diego Elena Femi Greta Hiro Ines Jamal Keiko Lars Mateo Nadia "
-    "Oskar Pavel Rania Sofia Tomas Ulla Vera Wanda Yara Zane Aiko Bilal Carmen Dmitri Esther Felix"
+    "Uma Victor Wen Ximena Yusuf Zoe Amara Bruno Chen Diego Elena Femi Greta Hiro Ines Jamal Keiko Lars Mateo "
+    "Nadia Oskar Pavel Rania Sofia Tomas Ulla Vera Wanda Yara Zane Aiko Bilal Carmen Dmitri Esther Felix"
 ).split()
 LAST_NAMES = (
     "Adams Baker Chowdhury Dubois Eriksen Fischer Garcia Haddad Ito Jensen Kowalski Lopez Murphy Nakamura Okafor Patel "
-    "Quintero Rossi Schmidt Tanaka Usman Varga Weber Xu Yilmaz Zhang Alvarez Becker Costa Novak Moreau Lindqvist Mensah "
-    "Park Silva Horvat Kim Reyes Andersen Petrov"
+    "Quintero Rossi Schmidt Tanaka Usman Varga Weber Xu Yilmaz Zhang Alvarez Becker Costa Novak Moreau Lindqvist "
+    "Mensah Park Silva Horvat Kim Reyes Andersen Petrov"
 ).split()
 COMPANIES = (("Northwind Labs", "northwind.example.com"), ("Globex Systems", "globex.example.com"),
              ("Initrode Health", "initrode.example.com"), ("Umbrella Freight", "umbrella.example.com"))
@@ -93,6 +93,7 @@ TEAMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Finance", (("Vendor Payments", "vendor"),)),
 )
 # fmt: on
+Step = tuple[str, dict[str, Any]]  # a World mutation's name and its keyword arguments
 LONG_THREAD_EVERY = 15_000  # besides the first two, one top-level task in this many gets 100+ stories
 
 
@@ -201,7 +202,7 @@ class _Organisation:
                 owner=owner,
                 at=created,
                 notes=f"{name}: tracked by {team.name}.",
-                archived=i >= 3 and rng.random() < 0.1,
+                archived=i == 3 or (i > 3 and rng.random() < 0.1),  # the first three stay active
                 color=rng.choice(COLORS),
                 privacy_setting=rng.choices(("public_to_workspace", "private", "private_to_team"), (12, 7, 1))[0],
                 default_access_level=rng.choices(("editor", "commenter", "viewer", "admin"), (12, 4, 3, 1))[0],
@@ -278,13 +279,7 @@ class _Organisation:
         last_start = opened + timedelta(days=40) if project.archived else self.now - timedelta(hours=2)
         created = self._between(opened + timedelta(hours=1), last_start)
         end = min(created + timedelta(days=rng.uniform(0.5, 45)), self.now - timedelta(minutes=1))
-        subtype = (
-            "milestone"
-            if rng.random() < 0.03
-            else "approval"
-            if kind in APPROVAL_KINDS and rng.random() < 0.08
-            else "default_task"
-        )
+        subtype = self._subtype(kind)
         name = self._task_name(kind) if subtype != "milestone" else f"Milestone: {rng.choice(FEATURES)} GA"
         task = world.create_task(
             name,
@@ -311,12 +306,19 @@ class _Organisation:
         self._replay(task, steps, created, end)
         return task, end
 
-    def _life(self, task: Task, workers: list[str], flow: list, side: list, done: bool, forced: str | None) -> list:
+    def _subtype(self, kind: str) -> str:
+        if self.rng.random() < 0.03:
+            return "milestone"
+        return "approval" if kind in APPROVAL_KINDS and self.rng.random() < 0.08 else "default_task"
+
+    def _life(
+        self, task: Task, workers: list[str], flow: list, side: list, done: bool, forced: str | None
+    ) -> list[Step]:
         """The ordered mutations of a task's life; floating ones are dropped in at random points."""
         rng = self.rng
         actor = rng.choice(workers)
         assignee = forced or (rng.choice(workers) if rng.random() < 0.88 else None)
-        steps: list[tuple[str, dict[str, Any]]] = []
+        steps: list[Step] = []
         if assignee:
             steps.append(("update_task", {"assignee": assignee, "actor": actor}))
             actor = assignee
@@ -346,7 +348,7 @@ class _Organisation:
             self._float(steps, ("update_task", {"assignee": rng.choice((None, rng.choice(workers))), "actor": actor}))
         return steps
 
-    def _completion(self, task: Task, actor: str) -> list[tuple[str, dict[str, Any]]]:
+    def _completion(self, task: Task, actor: str) -> list[Step]:
         rng = self.rng
         if task.resource_subtype == "approval":
             return self._approval_steps(actor, decided=True)
@@ -357,7 +359,7 @@ class _Organisation:
                 steps.append(("complete_task", {"actor": actor}))
         return steps
 
-    def _approval_steps(self, approver: str, decided: bool) -> list[tuple[str, dict[str, Any]]]:
+    def _approval_steps(self, approver: str, decided: bool) -> list[Step]:
         rng = self.rng
         statuses = ["changes_requested"] if rng.random() < 0.2 else []
         if decided:
@@ -394,7 +396,7 @@ class _Organisation:
         )
         workers = [u for u in (parent.assignee, parent.created_by) if u]
         owner = rng.choice(workers)
-        steps: list[tuple[str, dict[str, Any]]] = [("update_task", {"assignee": owner, "actor": creator})]
+        steps: list[Step] = [("update_task", {"assignee": owner, "actor": creator})]
         if approval:
             steps += self._approval_steps(owner, decided=parent.completed)
         elif parent.completed or rng.random() < 0.3:
@@ -404,14 +406,14 @@ class _Organisation:
         self._replay(task, steps, created, max(created + timedelta(minutes=len(steps) + 1), end))
 
     # ------------------------------------------------------------------ helpers
-    def _replay(self, task: Task, steps: list[tuple[str, dict[str, Any]]], start: datetime, end: datetime) -> None:
+    def _replay(self, task: Task, steps: list[Step], start: datetime, end: datetime) -> None:
         """Apply the steps in order at sorted random times between start and end."""
         span = max((end - start).total_seconds(), len(steps) + 1.0)
         times = sorted(self.rng.uniform(1, span) for _ in steps)
         for (method, kwargs), offset in zip(steps, times):
             getattr(self.world, method)(task, at=start + timedelta(seconds=offset), **kwargs)
 
-    def _float(self, steps: list, step: tuple[str, dict[str, Any]]) -> None:
+    def _float(self, steps: list[Step], step: Step) -> None:
         """Insert a step anywhere after the first (the initial assignment stays first)."""
         steps.insert(self.rng.randint(min(1, len(steps)), len(steps)), step)
 

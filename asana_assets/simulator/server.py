@@ -38,7 +38,7 @@ from .models import (
 )
 from .schema import COMPACT, FULL, MEMBERSHIP_COMPACT, Spec, default_spec, parse_opt_fields, plan, render
 from .tokens import Signer
-from .world import UnknownObject, World
+from .world import UPDATABLE_TASK_FIELDS, UnknownObject, World
 
 API = "/api/1.0"
 HELP = "For more information on API status codes and how to handle them, read the docs on errors: https://developers.asana.com/docs/errors"
@@ -53,7 +53,6 @@ WORKSPACE_USERS_CAP = 2000  # GET /workspaces/{gid}/users is alphabetical, unpag
 NOW = "9999-12-31T23:59:59.999Z"  # completed_since=now: nothing was completed after this
 _UNFINGERPRINTED = frozenset({"offset", "limit", "opt_fields", "opt_pretty"})
 _MALFORMABLE = frozenset({"task", "story"})
-_WRITABLE = frozenset({"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"})
 _DIGITS = re.compile(r"[0-9]+")
 ACTING_USER = web.RequestKey("acting_user", str)
 log = logging.getLogger(__name__)
@@ -573,7 +572,7 @@ class AsanaApi:
     def update_task(self, call: Call) -> dict[str, Any]:
         task = self._find(call, "task_gid", Task)
         changes = _checked(call.data)
-        for key in changes.keys() - _WRITABLE:
+        for key in changes.keys() - UPDATABLE_TASK_FIELDS:
             raise ApiError(400, f"{key}: Cannot write this property")
         if changes.get("assignee") is not None:
             changes["assignee"] = self._user(call, changes["assignee"])

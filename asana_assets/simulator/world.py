@@ -61,7 +61,10 @@ _COLLECTIONS = {
     "story": "stories",
     "tag": "tags",
 }
-_TASK_FIELDS = frozenset({"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"})
+# What update_task (and PUT /tasks/{gid}) may change.
+UPDATABLE_TASK_FIELDS = frozenset(
+    {"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"}
+)
 _GID_BASE = 1_209_000_000_000_000  # 16-digit gids, like the real API's
 
 
@@ -245,7 +248,8 @@ class World:
             project, user = self.get(project, Project), self.get(user, User)
             membership = self._add(ProjectMembership(self._gid(), project.gid, user.gid, access_level))
             project.memberships.append(membership.gid)
-            self._emit([project.gid], actor, self._when(at), membership, "added", parent=project)
+            when, actor = self._stamp(at, actor)
+            self._emit([project.gid], actor, when, membership, "added", parent=project)
             return membership
 
     def remove_project_membership(
@@ -256,7 +260,8 @@ class World:
             project = self.objects[membership.project]
             project.memberships.remove(membership.gid)
             del self.objects[membership.gid]
-            self._emit([project.gid], actor, self._when(at), membership, "removed", parent=project)
+            when, actor = self._stamp(at, actor)
+            self._emit([project.gid], actor, when, membership, "removed", parent=project)
 
     # ------------------------------------------------------------------ task mutations
     def create_task(
@@ -281,10 +286,12 @@ class World:
         if resource_subtype not in TASK_SUBTYPES:
             raise ValueError(f"resource_subtype must be one of {TASK_SUBTYPES}")
         with self.lock:
-            when, actor = self._when(at), self._user_gid(actor)
+            when, actor = self._stamp(at, actor)
             parent_task = None if parent is None else self.get(parent, Task)
             sect = None if section is None else self.get(section, Section)
-            proj = self.get(project if project is not None else sect.project, Project) if (project or sect) else None
+            proj = None if project is None and sect is None else self.get(project or sect.project, Project)
+            if sect and sect.project != proj.gid:
+                raise ValueError(f"section {sect.gid} is not in project {proj.gid}")
             home = proj.workspace if proj else parent_task.workspace if parent_task else workspace
             if home is None:
                 raise ValueError("a task needs a project, a section, a parent or a workspace")
@@ -321,11 +328,12 @@ class World:
 
     def update_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None, **changes: Any) -> Task:
         """Change name, notes, assignee, due_on/due_at/start_on, completed or approval_status."""
-        unknown = set(changes) - _TASK_FIELDS
+        unknown = set(changes) - UPDATABLE_TASK_FIELDS
         if unknown:
             raise TypeError(f"unsupported task fields: {sorted(unknown)}")
         with self.lock:
-            task, when, actor = self.get(task, Task), self._when(at), self._user_gid(actor)
+            task = self.get(task, Task)
+            when, actor = self._stamp(at, actor)
             for field in ("name", "notes"):
                 if field in changes and changes[field] != getattr(task, field):
                     self._set_text(task, field, changes[field], actor, when)
@@ -344,12 +352,8 @@ class World:
     ) -> None:
         """Move a task to the top of ``section``, adding it to that project if needed."""
         with self.lock:
-            task, section, when, actor = (
-                self.get(task, Task),
-                self.get(section, Section),
-                self._when(at),
-                self._user_gid(actor),
-            )
+            task, section = self.get(task, Task), self.get(section, Section)
+            when, actor = self._stamp(at, actor)
             current = dict(task.memberships).get(section.project)
             if current is None:
                 self.add_task_to_project(task, section.project, section=section, actor=actor, at=when)
@@ -359,7 +363,8 @@ class World:
             self.objects[current].tasks.remove(task.gid)
             section.tasks.insert(0, task.gid)
             task.memberships = [(p, section.gid if p == section.project else s) for p, s in task.memberships]
-            text = f'moved this task from "{self.objects[current].name}" to "{section.name}" in {self.objects[section.project].name}'
+            project_name = self.objects[section.project].name
+            text = f'moved this task from "{self.objects[current].name}" to "{section.name}" in {project_name}'
             self._story(task, "section_changed", actor, when, text, old=current, new=section.gid, bump=False)
             self._emit(self._audience(task), actor, when, task, "added", parent=section)
 
@@ -374,12 +379,8 @@ class World:
     ) -> None:
         """Multi-home a task into another project (into ``section``, else the first section)."""
         with self.lock:
-            task, project, when, actor = (
-                self.get(task, Task),
-                self.get(project, Project),
-                self._when(at),
-                self._user_gid(actor),
-            )
+            task, project = self.get(task, Task), self.get(project, Project)
+            when, actor = self._stamp(at, actor)
             if project.gid in dict(task.memberships):
                 if section is not None:
                     self.move_task_to_section(task, section, actor=actor, at=when)
@@ -394,12 +395,8 @@ class World:
         self, task: Ref, project: Ref, *, actor: Ref | None = None, at: datetime | None = None
     ) -> None:
         with self.lock:
-            task, project, when, actor = (
-                self.get(task, Task),
-                self.get(project, Project),
-                self._when(at),
-                self._user_gid(actor),
-            )
+            task, project = self.get(task, Task), self.get(project, Project)
+            when, actor = self._stamp(at, actor)
             section = dict(task.memberships).get(project.gid)
             if section is None:
                 return
@@ -417,9 +414,7 @@ class World:
             if task.approval_status is not None:
                 self.set_approval_status(task, "approved", actor=actor, at=at)
             elif not task.completed:
-                self._set_completed(
-                    task, True, "marked_complete", "completed this task", self._user_gid(actor), self._when(at)
-                )
+                self._set_completed(task, True, "marked_complete", "completed this task", *self._stamp(at, actor))
 
     def reopen_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
         """Mark incomplete; an approval task goes back to pending."""
@@ -429,12 +424,7 @@ class World:
                 self.set_approval_status(task, "pending", actor=actor, at=at)
             elif task.completed:
                 self._set_completed(
-                    task,
-                    False,
-                    "marked_incomplete",
-                    "marked this task incomplete",
-                    self._user_gid(actor),
-                    self._when(at),
+                    task, False, "marked_incomplete", "marked this task incomplete", *self._stamp(at, actor)
                 )
 
     def set_approval_status(
@@ -444,7 +434,8 @@ class World:
         if status not in APPROVAL_STATUSES:
             raise ValueError(f"approval_status must be one of {APPROVAL_STATUSES}")
         with self.lock:
-            task, when, actor = self.get(task, Task), self._when(at), self._user_gid(actor)
+            task = self.get(task, Task)
+            when, actor = self._stamp(at, actor)
             if task.approval_status is None:
                 raise ValueError(f"task {task.gid} is not an approval task")
             old = task.approval_status
@@ -452,18 +443,20 @@ class World:
                 return
             task.approval_status = status
             self._set_completed(
-                task, status != "pending", APPROVAL_SUBTYPES[status], _APPROVAL_TEXT[status], actor, when, old=old
+                task, status != "pending", APPROVAL_SUBTYPES[status], _APPROVAL_TEXT[status], when, actor, old=old
             )
             self._changed(task, "approval_status", actor, when)
 
     def delete_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
         """Trash a task and its subtasks: 404 everywhere, gone from lists, a 'deleted' event."""
         with self.lock:
-            self._trash(self.get(task, Task), self._user_gid(actor), self._when(at))
+            when, actor = self._stamp(at, actor)
+            self._trash(self.get(task, Task), actor, when)
 
     def add_comment(self, task: Ref, text: str, *, actor: Ref | None = None, at: datetime | None = None) -> Story:
         with self.lock:
-            return self._story(self.get(task, Task), "comment_added", self._user_gid(actor), self._when(at), text)
+            when, actor = self._stamp(at, actor)
+            return self._story(self.get(task, Task), "comment_added", actor, when, text)
 
     # ------------------------------------------------------------------ internals
     def _gid(self) -> str:
@@ -479,6 +472,10 @@ class World:
             return at
         return iso(self.clock.now() if at is None else at)
 
+    def _stamp(self, at: datetime | str | None, actor: Ref | None) -> tuple[str, str | None]:
+        """A mutation's time and the gid of the user making it (None: a system change)."""
+        return self._when(at), self._user_gid(actor)
+
     def _user_gid(self, ref: Ref | None) -> str | None:
         return None if ref is None else self.get(ref, User).gid
 
@@ -493,6 +490,8 @@ class World:
 
     def _place(self, task: Task, project: Project, section: Section | None) -> None:
         """Put a task at the end of a section (the project's first one by default)."""
+        if section is not None and section.project != project.gid:
+            raise ValueError(f"section {section.gid} is not in project {project.gid}")
         if section is None:
             section = (
                 self.objects[project.sections[0]] if project.sections else self.add_section(project, "Untitled section")
@@ -536,11 +535,13 @@ class World:
 
     def _set_dates(self, task: Task, changes: dict[str, Any], actor: str | None, when: str) -> None:
         old = _dates(task)
-        for field in ("due_at", "due_on", "start_on"):
-            if field in changes:
-                setattr(task, field, changes[field])
-        if changes.get("due_at"):
-            task.due_on = changes["due_at"][:10]  # the API reports the day of a timed due date
+        if "due_at" in changes:  # a timed due date also reports its day; due_on and due_at exclude each other
+            task.due_at = changes["due_at"]
+            task.due_on = task.due_at[:10] if task.due_at else changes.get("due_on")
+        elif "due_on" in changes:
+            task.due_on, task.due_at = changes["due_on"], None
+        if "start_on" in changes:
+            task.start_on = changes["start_on"]
         new = _dates(task)
         if new == old:
             return
@@ -551,7 +552,7 @@ class World:
                 self._changed(task, field, actor, when)
 
     def _set_completed(
-        self, task: Task, completed: bool, subtype: str, text: str, actor: str | None, when: str, old: str | None = None
+        self, task: Task, completed: bool, subtype: str, text: str, when: str, actor: str | None, old: str | None = None
     ) -> None:
         task.completed = completed
         task.completed_at, task.completed_by = (when, actor) if completed else (None, None)

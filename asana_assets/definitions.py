@@ -6,9 +6,9 @@ import os
 
 import dagster as dg
 
-from asana_assets import demo, raw_assets
+from asana_assets import compliance_assets, demo, raw_assets
 from asana_assets.client import ASANA_API_BASE
-from asana_assets.resources import AsanaResource, WarehouseResource
+from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
 
 
 def _env(name: str, default):
@@ -30,18 +30,20 @@ def resources() -> dict:
             max_concurrency=_env_int("ASANA_MAX_CONCURRENCY", 50),
         ),
         "warehouse": WarehouseResource(directory=_env("ASANA_WAREHOUSE_DIR", "warehouse")),
+        "compliance": ComplianceResource(),
     }
 
 
 demo.ensure_source()
 
 full_sync = dg.define_asset_job(
-    "asana_full_sync", selection=dg.AssetSelection.all(), description="Sync every Asana table."
+    "asana_full_sync", selection=dg.AssetSelection.all(),
+    description="Sync every Asana table, derive the compliance tables, run the monitors, write the evidence pack.",
 )
 
 defs = dg.Definitions(
-    assets=[raw_assets.asana_raw_sync],
-    asset_checks=[raw_assets.quarantine_is_empty],
+    assets=[raw_assets.asana_raw_sync, *compliance_assets.compliance_assets],
+    asset_checks=[raw_assets.quarantine_is_empty, *compliance_assets.monitor_checks],
     jobs=[full_sync],
     resources=resources(),
 )

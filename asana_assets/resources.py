@@ -9,8 +9,10 @@ from pydantic import Field
 
 from asana_assets.client import ASANA_API_BASE, AsanaClient
 from asana_assets.client import run as run_async
+from asana_assets.monitors import MonitorParams
 from asana_assets.sync import SyncResult, crawl
 from asana_assets.warehouse import ParquetWarehouse
+from asana_assets.workflow import CHANGE_PROJECT_PATTERN
 
 
 class AsanaResource(dg.ConfigurableResource):
@@ -51,3 +53,27 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory)
+
+
+class ComplianceResource(dg.ConfigurableResource, MonitorParams):
+    """What the compliance layer treats as a change, how sections map to stages, and the
+    monitors' parameters (see MonitorParams for those and their defaults)."""
+
+    as_of: str | None = Field(default=None, description="Evaluate as of this ISO time (default: the run's start)")
+    change_projects: list[str] | None = Field(
+        default=None, description="Change projects by gid or name; unset: names matching change_project_pattern"
+    )
+    change_project_pattern: str = Field(
+        default=CHANGE_PROJECT_PATTERN, description="Regex (case-insensitive) for change project names"
+    )
+    section_overrides: dict[str, str] = Field(default_factory=dict, description="Section gid -> workflow stage")
+    project_section_overrides: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Project gid -> {section name -> workflow stage}"
+    )
+
+    def params(self) -> MonitorParams:
+        return MonitorParams(**{name: getattr(self, name) for name in MonitorParams.model_fields})
+
+    def describe(self) -> dict:
+        """Every setting, for the evidence pack's manifest."""
+        return {name: getattr(self, name) for name in type(self).model_fields}

@@ -261,7 +261,12 @@ class WorkspaceCrawler:
                     PROJECT_MEMBERSHIP_FIELDS,
                 ), project.gid)
             if self.needs("tasks"):
-                self._spawn(self._task_pages("/tasks", {"project": project.gid}, None), project.gid)
+                self._spawn(self._project_tasks(project.gid), project.gid)
+
+    async def _project_tasks(self, project_gid: str) -> None:
+        """List a project's tasks; the time it completes is the project's last successful sync."""
+        await self._task_pages("/tasks", {"project": project_gid}, None)
+        self.rows["projects"][(project_gid,)]["synced_at"] = datetime.now(UTC)
 
     async def _sections(self, project_gid: str) -> None:
         path = f"/projects/{project_gid}/sections"

@@ -83,6 +83,7 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("created_at", TS, "Creation time"),
         ("modified_at", TS, "Last modification time"),
         ("permalink_url", STR, "Link to the project in Asana"),
+        ("synced_at", TS, "When this sync finished listing the project's tasks"),
     ),
     "project_memberships": _schema(
         ("gid", GID, "Project membership gid"),
@@ -171,12 +172,146 @@ RAW_TABLES: dict[str, pa.Schema] = {
     ),
 }
 
+DERIVED_TABLES: dict[str, pa.Schema] = {
+    "collections": _schema(
+        ("gid", GID, "Project gid"),
+        ("name", STR, "Project name"),
+        ("description", STR, "Project description"),
+        ("workspace_gid", GID, "Workspace (top of the hierarchy)"),
+        ("workspace_name", STR, "Workspace name"),
+        ("team_gid", GID, "Team (middle of the hierarchy)"),
+        ("team_name", STR, "Team name"),
+        ("path", STR, "Workspace > Team > Project"),
+        ("archived", BOOL, "Archived projects stay in scope"),
+        ("privacy_setting", STR, "public_to_workspace, private_to_team or private"),
+        ("default_access_level", STR, "admin, editor, commenter or viewer"),
+        ("owner_gid", GID, "Project owner"),
+        ("is_change_project", BOOL, "Whether its tickets are change tickets"),
+        ("created_at", TS, "Creation time"),
+        ("modified_at", TS, "Last modification time"),
+        ("url", STR, "Link to the project in Asana"),
+    ),
+    "workflow_states": _schema(
+        ("section_gid", GID, "Section gid"),
+        ("project_gid", GID, "Project"),
+        ("name", STR, "Section name"),
+        ("position", pa.int32(), "Order in the project, from 0"),
+        ("stage", STR, "BACKLOG, TODO, IN_PROGRESS, IN_REVIEW, APPROVED, BLOCKED or DONE"),
+        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
+        ("rule", STR, "What decided the stage: a default rule, an override, or default"),
+    ),
+    "tickets": _schema(
+        ("gid", GID, "Task gid"),
+        ("workspace_gid", GID, "Workspace"),
+        ("name", STR, "Title"),
+        ("description", STR, "Description (task notes)"),
+        ("status", STR, "CLOSED when completed, else the state of its section in its primary project"),
+        ("stage", STR, "Stage of that section"),
+        ("primary_project_gid", GID, "First project of the task's memberships"),
+        ("section_gid", GID, "Section in the primary project"),
+        ("section_name", STR, "Name of that section"),
+        ("collection_gids", pa.list_(GID), "Every project the ticket is in"),
+        ("assignee_gid", GID, "Current assignee"),
+        ("creator_gid", GID, "Creator"),
+        ("due_on", DATE, "Due date"),
+        ("due_at", TS, "Due time"),
+        ("ticket_type", STR, "task, milestone, approval, or a custom type"),
+        ("parent_gid", GID, "Parent ticket"),
+        ("created_at", TS, "Creation time"),
+        ("updated_at", TS, "Last modification time"),
+        ("completed", BOOL, "Completion flag"),
+        ("completed_at", TS, "Completion time"),
+        ("completed_by_gid", GID, "Who completed it"),
+        ("url", STR, "Link to the task in Asana"),
+        ("approval_status", STR, "Approval status (approval tasks)"),
+        ("tags", pa.list_(STR), "Tag names"),
+        ("is_change", BOOL, "Top-level, not an approval, in a change project"),
+    ),
+    "ticket_events": _schema(
+        ("event_id", STR, "Story gid, or created:<ticket gid>"),
+        ("ticket_gid", GID, "Ticket"),
+        ("event_type", STR, "created, assigned, unassigned, section_changed, completed, reopened, "
+         "approval_changed, due_changed, name_changed, notes_changed, added_to_project, removed_from_project"),
+        ("occurred_at", TS, "When"),
+        ("actor_gid", GID, "Who; null for system changes"),
+        ("project_gid", GID, "Project of a section change or project move"),
+        ("old_section_gid", GID, "Section left"),
+        ("new_section_gid", GID, "Section entered"),
+        ("old_state", STR, "State of the section left"),
+        ("new_state", STR, "State of the section entered"),
+        ("old_value", STR, "Previous value (assignee, approval status, name, due date)"),
+        ("new_value", STR, "New value"),
+    ),
+    "ticket_status_history": _schema(
+        ("ticket_gid", GID, "Ticket"),
+        ("project_gid", GID, "Project whose sections give the state"),
+        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
+        ("entered_at", TS, "When the ticket entered the state"),
+        ("left_at", TS, "When it left; null while current"),
+        ("entered_by_gid", GID, "Who moved it there"),
+        ("duration_seconds", pa.float64(), "left_at - entered_at; null while current"),
+    ),
+    "approvals": _schema(
+        ("approval_id", STR, "Story gid of the decision, or subtask gid when no story records it"),
+        ("ticket_gid", GID, "Ticket approved"),
+        ("source", STR, "subtask (an approval subtask's status) or section (entering an APPROVED section)"),
+        ("approval_task_gid", GID, "The approval subtask"),
+        ("section_gid", GID, "The APPROVED section entered"),
+        ("decision", STR, "approved, rejected or changes_requested"),
+        ("decided_at", TS, "When"),
+        ("approver_gid", GID, "Who decided"),
+    ),
+    "user_access": _schema(
+        ("snapshot_at", TS, "When this snapshot was taken (the run's as_of)"),
+        ("run_id", STR, "Run that took the snapshot"),
+        ("user_gid", GID, "User"),
+        ("user_is_active", BOOL, "The user's workspace membership is active"),
+        ("resource_type", STR, "workspace, team or project"),
+        ("resource_gid", GID, "The workspace, team or project"),
+        ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
+    ),
+    "membership_changes": _schema(
+        ("change_id", STR, "Stable id of the change"),
+        ("user_gid", GID, "User"),
+        ("resource_type", STR, "workspace, team or project"),
+        ("resource_gid", GID, "The workspace, team or project"),
+        ("change_type", STR, "granted, revoked, role_changed, deactivated, reactivated, admin_granted, "
+         "admin_revoked or guest_added"),
+        ("old_role", STR, "Role before"),
+        ("new_role", STR, "Role after"),
+        ("window_start", TS, "Previous snapshot: the change happened after this"),
+        ("window_end", TS, "This snapshot: the change happened at or before this"),
+        ("run_id", STR, "Run that observed it"),
+    ),
+    "monitor_results": _schema(
+        ("run_id", STR, "Run that evaluated"),
+        ("evaluated_at", TS, "The run's as_of"),
+        ("monitor_id", STR, "Monitor"),
+        ("resource_type", STR, "ticket, project, user, membership_change, table"),
+        ("resource_gid", STR, "The resource evaluated"),
+        ("status", STR, "ok, alarm, info, skip or error"),
+        ("reason", STR, "One sentence"),
+        ("severity", STR, "ERROR or WARN"),
+        ("control_refs", pa.list_(STR), "Controls the monitor evidences"),
+        ("resource_url", STR, "Link to the resource in Asana"),
+    ),
+}
+
 # Every other table is keyed by its gid; the quarantine has no key (a refused record may lack one).
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "task_memberships": ("task_gid", "project_gid"),
     "task_tags": ("task_gid", "tag_gid"),
     "quarantine": (),
+    "workflow_states": ("section_gid",),
+    "ticket_events": ("event_id",),
+    "ticket_status_history": ("ticket_gid", "project_gid", "entered_at"),
+    "approvals": ("approval_id",),
+    "user_access": ("snapshot_at", "user_gid", "resource_type", "resource_gid"),
+    "membership_changes": ("change_id",),
+    "monitor_results": ("run_id", "monitor_id", "resource_type", "resource_gid"),
 }
+
+TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES}
 
 
 def primary_key(table: str) -> tuple[str, ...]:
@@ -185,7 +320,7 @@ def primary_key(table: str) -> tuple[str, ...]:
 
 def to_arrow(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Rows to a typed Arrow table; columns missing from a row become null."""
-    return pa.Table.from_pylist(list(rows), schema=RAW_TABLES[table])
+    return pa.Table.from_pylist(list(rows), schema=TABLES[table])
 
 
 def describe(schema: pa.Schema, name: str) -> str:

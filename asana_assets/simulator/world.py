@@ -5,6 +5,10 @@ records the matching events and bumps ``modified_at`` by the API's rules: assign
 completing, date and notes edits and new stories bump it; moving a task between projects or
 sections does not. Tests and features call these methods between syncs; the HTTP server's write
 endpoints call them too, so every path changes the world the same way.
+
+Each change to a task's projects, sections, completion, assignee or approval status also appends
+a snapshot of that state to the task's timeline: the ground truth its stories must replay to,
+kept apart from the stories so that tests can check a consumer's reading of them.
 """
 
 from __future__ import annotations
@@ -89,10 +93,13 @@ class World:
         self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
         self.record_events = True
         self.default_user: str | None = None  # whom the demo token acts for
+        # Deliberate compliance violations: monitor id -> {resource gid: what was planted}.
+        self.planted: dict[str, dict[str, str]] = {}
         self.lock = threading.RLock()
         self._next_gid = _GID_BASE
         self._by_email: dict[str, str] = {}
         self._assigned: dict[str, dict[str, None]] = defaultdict(dict)  # user -> tasks, ordered
+        self._timelines: dict[str, list[dict[str, Any]]] = defaultdict(list)  # task -> state snapshots
 
     # ------------------------------------------------------------------ lookups
     def get(self, ref: Ref, kind: type[T]) -> T:
@@ -116,6 +123,15 @@ class World:
     def project_tasks(self, project: Ref) -> list[str]:
         """A project's task gids in board order: section by section, each in its stored order."""
         return [gid for section in self.get(project, Project).sections for gid in self.objects[section].tasks]
+
+    def timeline(self, task: str) -> list[dict[str, Any]]:
+        """A task's state after each change, oldest first, its creation included (deleted tasks too).
+
+        Each snapshot: ``at`` (timestamp), ``actor`` (user gid or None), ``memberships``
+        ({project gid: section gid}), ``completed``, ``assignee`` (gid or None), ``approval_status``.
+        """
+        with self.lock:
+            return [{**state, "memberships": dict(state["memberships"])} for state in self._timelines.get(task, ())]
 
     def ground_truth(self) -> dict[str, list[dict[str, Any]]]:
         """Every live object as its full API record (opt-in fields included), by collection."""
@@ -212,6 +228,10 @@ class World:
     def deactivate_user(self, user: Ref, workspace: Ref | None = None) -> None:
         """Deprovision a user (is_active=false) in one workspace, or in all of them."""
         self._set_membership_flag(user, workspace, "is_active", False)
+
+    def reactivate_user(self, user: Ref, workspace: Ref | None = None) -> None:
+        """Give a deprovisioned user their workspace membership back, in one workspace or all."""
+        self._set_membership_flag(user, workspace, "is_active", True)
 
     def set_workspace_admin(self, user: Ref, workspace: Ref, is_admin: bool = True) -> None:
         self._set_membership_flag(user, workspace, "is_admin", is_admin)
@@ -322,6 +342,7 @@ class World:
                 self._emit(self._audience(task), actor, when, task, "added", parent=proj)
             for tag in tags:
                 self._add_tag(task, self.get(tag, Tag))
+            self._record(task, when, actor)
             if assignee is not None:
                 self._assign(task, self._user_gid(assignee), actor, when)
             return task
@@ -363,6 +384,7 @@ class World:
             self.objects[current].tasks.remove(task.gid)
             section.tasks.insert(0, task.gid)
             task.memberships = [(p, section.gid if p == section.project else s) for p, s in task.memberships]
+            self._record(task, when, actor)
             project_name = self.objects[section.project].name
             text = f'moved this task from "{self.objects[current].name}" to "{section.name}" in {project_name}'
             self._story(task, "section_changed", actor, when, text, old=current, new=section.gid, bump=False)
@@ -386,6 +408,7 @@ class World:
                     self.move_task_to_section(task, section, actor=actor, at=when)
                 return
             self._place(task, project, None if section is None else self.get(section, Section))
+            self._record(task, when, actor)
             self._story(
                 task, "added_to_project", actor, when, f"added this task to {project.name}", new=project.gid, bump=False
             )
@@ -403,6 +426,7 @@ class World:
             audience = self._audience(task)  # the project losing the task still hears about it
             self.objects[section].tasks.remove(task.gid)
             task.memberships = [(p, s) for p, s in task.memberships if p != project.gid]
+            self._record(task, when, actor)
             text = f"removed this task from {project.name}"
             self._story(task, "removed_from_project", actor, when, text, new=project.gid, bump=False)
             self._emit(audience, actor, when, task, "removed", parent=project)
@@ -499,6 +523,19 @@ class World:
         section.tasks.append(task.gid)
         task.memberships.append((project.gid, section.gid))
 
+    def _record(self, task: Task, when: str, actor: str | None) -> None:
+        """Append the task's state as this mutation leaves it to its timeline."""
+        self._timelines[task.gid].append(
+            {
+                "at": when,
+                "actor": actor,
+                "memberships": dict(task.memberships),
+                "completed": task.completed,
+                "assignee": task.assignee,
+                "approval_status": task.approval_status,
+            }
+        )
+
     def _add_tag(self, task: Task, tag: Tag) -> None:
         if tag.gid not in task.tags:
             task.tags.append(tag.gid)
@@ -511,6 +548,7 @@ class World:
         if previous:
             del self._assigned[previous][task.gid]
         task.assignee, task.assigned_by = assignee, (actor if assignee else None)
+        self._record(task, when, actor)
         if assignee:
             self._assigned[assignee][task.gid] = None
             if assignee not in task.followers:
@@ -556,6 +594,7 @@ class World:
     ) -> None:
         task.completed = completed
         task.completed_at, task.completed_by = (when, actor) if completed else (None, None)
+        self._record(task, when, actor)
         new = task.approval_status if old is not None else None
         self._story(task, subtype, actor, when, text, old=old, new=new)
         self._changed(task, "completed", actor, when)

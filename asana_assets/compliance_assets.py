@@ -1,0 +1,197 @@
+"""Compliance tables derived from the raw ones, the monitors' results and evidence pack, and the
+monitors as asset checks on the tables they judge."""
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from asana_assets import access, evidence, monitors, tickets
+from asana_assets.metadata import column_schema, table_metadata
+from asana_assets.raw_assets import raw_key
+from asana_assets.resources import ComplianceResource, WarehouseResource
+from asana_assets.tables import DERIVED_TABLES
+from asana_assets.workflow import workflow_states as classify_sections
+
+GROUP = "asana_compliance"
+HISTORY = ("user_access", "monitor_results")  # appended per run, never overwritten
+FIRST_FAILURES = 20
+
+DESCRIPTIONS = {
+    "collections": "One row per project, with its place in the hierarchy workspace > team > project.",
+    "workflow_states": "One row per section: its stage and canonical state, and the rule or override that decided.",
+    "tickets": "One row per task (subtasks included) in a ticketing common model, with a canonical status.",
+    "ticket_events": "The changelog from stories' structured fields: assignments, moves, completions, approvals.",
+    "ticket_status_history": "One interval per ticket, project and state, from entry to exit.",
+    "approvals": "Every approval decision: approval subtasks' status changes and entries into Approved sections.",
+    "user_access": "Who can reach what, one snapshot per run; history accumulates.",
+    "membership_changes": "What changed between consecutive access snapshots.",
+    "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
+}
+
+
+def key(table: str) -> dg.AssetKey:
+    return raw_key(table)
+
+
+def _read(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:
+    store = warehouse.parquet()
+    return {
+        t: (store.read_history(t, DERIVED_TABLES[t]) if t in HISTORY else store.read(t)).to_pandas() for t in tables
+    }
+
+
+def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
+    schema = DERIVED_TABLES[table]
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def _publish(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, **extra) -> dg.MaterializeResult:
+    data = _arrow(table, frame)
+    path = warehouse.parquet().write(table, data)
+    return dg.MaterializeResult(metadata=table_metadata(table, data, path=dg.MetadataValue.path(str(path)), **extra))
+
+
+def run_as_of(context: dg.AssetExecutionContext, compliance: ComplianceResource) -> pd.Timestamp:
+    """The run's "now": configured, else when the run was created (the same for every asset)."""
+    if compliance.as_of:
+        return pd.Timestamp(compliance.as_of).tz_convert("UTC") if pd.Timestamp(compliance.as_of).tzinfo else \
+            pd.Timestamp(compliance.as_of, tz="UTC")
+    record = context.instance.get_run_record_by_id(context.run_id)
+    return pd.Timestamp(record.create_timestamp).tz_convert("UTC")
+
+
+def _asset(name: str, deps: list[str]):
+    return dg.asset(
+        key=key(name), group_name=GROUP, deps=[key(d) for d in deps], description=DESCRIPTIONS[name],
+        kinds={"pandas", "parquet"},
+        metadata={"dagster/column_schema": column_schema(DERIVED_TABLES[name]), "dagster/table_name": f"asana.{name}"},
+    )
+
+
+@_asset("collections", ["projects", "workspaces", "teams"])
+def collections(warehouse: WarehouseResource, compliance: ComplianceResource) -> dg.MaterializeResult:
+    raw = _read(warehouse, "projects", "workspaces", "teams")
+    return _publish(warehouse, "collections", tickets.collections(
+        raw, compliance.change_projects, compliance.change_project_pattern))
+
+
+@_asset("workflow_states", ["sections"])
+def workflow_states(warehouse: WarehouseResource, compliance: ComplianceResource) -> dg.MaterializeResult:
+    sections = _read(warehouse, "sections")["sections"]
+    states = classify_sections(sections, compliance.section_overrides, compliance.project_section_overrides)
+    return _publish(warehouse, "workflow_states", states,
+                    stages=dg.MetadataValue.json(states["stage"].value_counts().to_dict()))
+
+
+@_asset("ticket_events", ["stories", "tasks", "workflow_states"])
+def ticket_events(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    t = _read(warehouse, "stories", "tasks", "workflow_states")
+    events = tickets.ticket_events(t, t["workflow_states"])
+    return _publish(warehouse, "ticket_events", events,
+                    event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))
+
+
+@_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections"])
+def tickets_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    t = _read(warehouse, "tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections")
+    frame = tickets.tickets(t, t["workflow_states"], t["collections"])
+    return _publish(warehouse, "tickets", frame,
+                    statuses=dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
+                    change_tickets=int(frame["is_change"].sum()))
+
+
+@_asset("ticket_status_history", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
+def ticket_status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    t = _read(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
+    timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
+    return _publish(warehouse, "ticket_status_history", tickets.status_history(t, timeline, done))
+
+
+@_asset("approvals", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
+def approvals(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    t = _read(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
+    timeline, _ = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
+    return _publish(warehouse, "approvals", tickets.approvals(t, t["ticket_events"], timeline))
+
+
+@_asset("user_access", ["workspace_memberships", "team_memberships", "project_memberships", "projects", "teams"])
+def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                compliance: ComplianceResource) -> dg.MaterializeResult:
+    raw = _read(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
+    as_of = run_as_of(context, compliance)
+    snapshot = _arrow("user_access", access.access_snapshot(raw, as_of, context.run_id))
+    path = warehouse.parquet().write_part("user_access", evidence.pack_name(context.run_id, as_of), snapshot)
+    return dg.MaterializeResult(metadata=table_metadata("user_access", snapshot, path=dg.MetadataValue.path(str(path))))
+
+
+@_asset("membership_changes", ["user_access"])
+def membership_changes(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    history = _read(warehouse, "user_access")["user_access"]
+    return _publish(warehouse, "membership_changes", access.membership_changes(history))
+
+
+MONITOR_INPUTS = (
+    "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
+    "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "approvals",
+    "ticket_status_history", "user_access", "membership_changes",
+)
+
+
+@_asset("monitor_results", list(MONITOR_INPUTS))
+def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    compliance: ComplianceResource) -> dg.MaterializeResult:
+    """Evaluate every monitor for this run, append the results and write the evidence pack."""
+    t = _read(warehouse, *MONITOR_INPUTS)
+    as_of = run_as_of(context, compliance)
+    params = compliance.params()
+    results, populations = monitors.evaluate(t, params, context.run_id, as_of)
+    data = _arrow("monitor_results", results)
+    store = warehouse.parquet()
+    path = store.write_part("monitor_results", evidence.pack_name(context.run_id, as_of), data)
+    pack = evidence.write_evidence_pack(
+        store.root, context.run_id, as_of, t["workspaces"]["gid"].tolist(),
+        {"as_of": as_of.isoformat(), **compliance.describe()}, results, populations,
+    )
+    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
+    return dg.MaterializeResult(metadata=table_metadata(
+        "monitor_results", data, path=dg.MetadataValue.path(str(path)),
+        evidence_pack=dg.MetadataValue.path(str(pack)), alarms=dg.MetadataValue.json(alarms),
+    ))
+
+
+def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key(monitor.table), name=monitor.id, description=monitor.title,
+        additional_deps=[key("monitor_results")],
+    )
+    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        results = _read(warehouse, "monitor_results")["monitor_results"]
+        mine = results[results["monitor_id"] == monitor.id]
+        # This run's evaluation; a check run on its own judges the latest one.
+        run = context.run.run_id if (mine["run_id"] == context.run.run_id).any() else (
+            mine.sort_values("evaluated_at")["run_id"].iloc[-1] if len(mine) else None)
+        mine = mine[mine["run_id"] == run]
+        failures = mine[mine["status"] == "alarm"]
+        first = failures.head(FIRST_FAILURES)[["resource_type", "resource_gid", "reason", "resource_url"]]
+        return dg.AssetCheckResult(
+            passed=failures.empty and not mine.empty,
+            severity=dg.AssetCheckSeverity[monitor.severity],
+            description=monitor.title if not mine.empty else "No monitor results yet: materialize monitor_results.",
+            metadata={
+                "evaluated_run": str(run),
+                "population": int((mine["status"] != "skip").sum()),
+                "failures": len(failures),
+                "statuses": dg.MetadataValue.json(mine["status"].value_counts().to_dict()),
+                "control_refs": ", ".join(monitor.control_refs),
+                "first_failures": dg.MetadataValue.md(first.to_markdown(index=False) if len(first) else "none"),
+            },
+        )
+
+    return check
+
+
+monitor_checks = [_monitor_check(m) for m in monitors.MONITORS.values()]
+compliance_assets = [
+    collections, workflow_states, ticket_events, tickets_table, ticket_status_history, approvals,
+    user_access, membership_changes, monitor_results,
+]

@@ -7,13 +7,13 @@ import pyarrow as pa
 
 from asana_assets import access, evidence, monitors, tickets
 from asana_assets.metadata import column_schema, table_metadata
+from asana_assets.quality import quality_checks as build_quality_checks
 from asana_assets.raw_assets import raw_key
 from asana_assets.resources import ComplianceResource, WarehouseResource
 from asana_assets.tables import DERIVED_TABLES
 from asana_assets.workflow import workflow_states as classify_sections
 
 GROUP = "asana_compliance"
-HISTORY = ("user_access", "monitor_results")  # appended per run, never overwritten
 FIRST_FAILURES = 20
 
 DESCRIPTIONS = {
@@ -34,10 +34,7 @@ def key(table: str) -> dg.AssetKey:
 
 
 def _read(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:
-    store = warehouse.parquet()
-    return {
-        t: (store.read_history(t, DERIVED_TABLES[t]) if t in HISTORY else store.read(t)).to_pandas() for t in tables
-    }
+    return {t: warehouse.read(t).to_pandas() for t in tables}
 
 
 def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
@@ -191,6 +188,7 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
 
 
 monitor_checks = [_monitor_check(m) for m in monitors.MONITORS.values()]
+quality_checks = build_quality_checks(DERIVED_TABLES, key)
 compliance_assets = [
     collections, workflow_states, ticket_events, tickets_table, ticket_status_history, approvals,
     user_access, membership_changes, monitor_results,

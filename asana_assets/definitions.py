@@ -43,7 +43,7 @@ full_sync = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[raw_assets.asana_raw_sync, *compliance_assets.compliance_assets],
-    asset_checks=[raw_assets.quarantine_is_empty, *compliance_assets.monitor_checks],
+    asset_checks=[*raw_assets.raw_checks, *compliance_assets.monitor_checks, *compliance_assets.quality_checks],
     jobs=[full_sync],
     resources=resources(),
 )

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from asana_assets import access, tickets
+from asana_assets.tickets import lookup
 from asana_assets.tables import DERIVED_TABLES
 
 
@@ -86,7 +87,7 @@ def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) ->
 
 
 def _when(ts: pd.Series) -> pd.Series:
-    return ts.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("an unknown time")
+    return pd.to_datetime(ts, utc=True).dt.strftime("%Y-%m-%d %H:%M UTC").fillna("an unknown time")
 
 
 # -- derived facts the rules share ------------------------------------------------------
@@ -94,7 +95,7 @@ def implementation_start(tix: pd.DataFrame, timeline: pd.DataFrame, done: pd.Dat
     """First entry into an IN_PROGRESS section in any project, else the first completion."""
     entered = timeline[timeline["state"] == "IN_PROGRESS"].groupby("ticket_gid")["at"].min()
     first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
-    return tix["gid"].map(entered).fillna(tix["gid"].map(first_done)).set_axis(tix["gid"])
+    return lookup(tix["gid"], entered).fillna(lookup(tix["gid"], first_done)).set_axis(tix["gid"])
 
 
 def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series) -> pd.DataFrame:
@@ -103,7 +104,7 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series) -> pd.Data
     A subtask's approval is cancelled when the same subtask later turns rejected or
     changes_requested before implementation start (or at all, if it has not started).
     """
-    a = approvals.assign(impl_start=approvals["ticket_gid"].map(impl_start))
+    a = approvals.assign(impl_start=lookup(approvals["ticket_gid"], impl_start))
     a = a.sort_values(["approval_task_gid", "decided_at", "approval_id"], na_position="first", kind="stable")
     cancel_at = a["decided_at"].where(a["decision"].isin(["rejected", "changes_requested"]))
     next_cancel = cancel_at.groupby(a["approval_task_gid"].fillna("section:" + a["approval_id"])).bfill()
@@ -120,13 +121,15 @@ def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.Dat
     first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
     completed = tix[tix["completed"]].set_index("gid")
     moves = events[events["event_type"].isin(["assigned", "unassigned"])]
-    moves = moves.assign(first_done=moves["ticket_gid"].map(first_done))
+    moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
     before = moves[moves["occurred_at"] <= moves["first_done"]]
-    last_before = before.sort_values(["ticket_gid", "occurred_at", "event_id"]).groupby("ticket_gid")["new_value"].last()
+    # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.
+    last_before = before.sort_values(["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
+        "ticket_gid", keep="last").set_index("ticket_gid")["new_value"]
     has_before = completed.index.isin(before["ticket_gid"])
     has_any = completed.index.isin(moves["ticket_gid"])
     return pd.DataFrame({
-        "assignee_gid": np.where(has_before, completed.index.map(last_before), completed["assignee_gid"]),
+        "assignee_gid": np.where(has_before, lookup(completed.index.to_series(), last_before), completed["assignee_gid"]),
         "known": has_before | ~has_any,
     }, index=completed.index).replace({np.nan: None})
 
@@ -161,8 +164,8 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     """Open tickets past the grace have an active assignee; completed ones had one at completion."""
     assignee_active = is_active_member(raw, tix["assignee_gid"], tix["workspace_gid"])
     old = (as_of - tix["created_at"]) > timedelta(hours=params.assignment_grace_hours)
-    done_by = tix["gid"].map(at_completion["assignee_gid"])
-    known = tix["gid"].map(at_completion["known"]).fillna(True).astype(bool)
+    done_by = lookup(tix["gid"], at_completion["assignee_gid"])
+    known = lookup(tix["gid"], at_completion["known"]).fillna(True).astype(bool)
     milestone = tix["ticket_type"] == "milestone"
     completed, unassigned = tix["completed"], tix["assignee_gid"].isna()
     status, reason = _decide(tix.index, [
@@ -180,8 +183,8 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
 
 def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame) -> pd.DataFrame:
     """A change that started implementation had an approval at or before the start."""
-    start = tix["gid"].map(impl_start)
-    approved_at = tix["gid"].map(counting["decided_at"])
+    start = lookup(tix["gid"], impl_start)
+    approved_at = lookup(tix["gid"], counting["decided_at"])
     change = tix["is_change"]
     status, reason = _decide(tix.index, [
         (~change, "skip", "Not a change ticket."),
@@ -195,8 +198,8 @@ def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.Data
 
 def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completion: pd.DataFrame) -> pd.DataFrame:
     """The approver that counts is neither the creator, the assignee (at completion) nor the closer."""
-    approver = tix["gid"].map(counting["approver_gid"])
-    assignee = tix["gid"].map(at_completion["assignee_gid"]).where(tix["completed"], tix["assignee_gid"])
+    approver = lookup(tix["gid"], counting["approver_gid"])
+    assignee = lookup(tix["gid"], at_completion["assignee_gid"]).where(tix["completed"], tix["assignee_gid"])
     roles = [("creator", tix["creator_gid"]), ("assignee", assignee), ("closer", tix["completed_by_gid"])]
     clash = pd.Series("", index=tix.index)
     for role, who in roles:
@@ -219,12 +222,11 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
     m["state"] = m["section_gid"].map(states.set_index("section_gid")["state"])
     entered = timeline.groupby(["ticket_gid", "project_gid", "section_gid"], as_index=False)["at"].max()
     m = m.merge(entered, on=["ticket_gid", "project_gid", "section_gid"], how="left")
-    last_flip = done.groupby(["ticket_gid", "completed"])["at"].max().unstack()
-    for flag in (True, False):
-        if flag not in last_flip:
-            last_flip[flag] = pd.NaT
-    flip = np.where(m["completed"], m["ticket_gid"].map(last_flip[True]), m["ticket_gid"].map(last_flip[False]))
-    since = pd.concat([m["at"], pd.Series(flip, index=m.index, dtype=m["at"].dtype)], axis=1).max(axis=1)
+    # The last completion for a completed ticket, the last reopening for an open one.
+    last_done = done[done["completed"]].groupby("ticket_gid")["at"].max()
+    last_reopen = done[~done["completed"]].groupby("ticket_gid")["at"].max()
+    flip = lookup(m["ticket_gid"], last_done).where(m["completed"], lookup(m["ticket_gid"], last_reopen))
+    since = pd.concat([m["at"], flip], axis=1).max(axis=1)
     drift = np.where(m["completed"], m["state"] != "CLOSED", m["state"] == "CLOSED")
     late = (as_of - since) > timedelta(hours=params.drift_grace_hours)
     m["rank"] = np.select([drift & late, drift], [2, 1], 0)
@@ -232,12 +234,12 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
         m["completed"], "completed but in a section whose state is " + m["state"].fillna("unknown"),
         "open but in a CLOSED section",
     ) + " in project " + m["project_gid"] + " since " + _when(since)
-    worst = m.sort_values("rank").groupby("ticket_gid").last()
-    rank = tix["gid"].map(worst["rank"])
+    worst = m.sort_values("rank", kind="stable").drop_duplicates("ticket_gid", keep="last").set_index("ticket_gid")
+    rank = lookup(tix["gid"], worst["rank"])
     status, reason = _decide(tix.index, [
         (rank.isna(), "skip", "In no project: no section to compare."),
-        (rank == 2, "alarm", "Drift past the grace: " + tix["gid"].map(worst["why"]) + "."),
-        (rank == 1, "info", "Drift within the grace: " + tix["gid"].map(worst["why"]) + "."),
+        (rank == 2, "alarm", "Drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+        (rank == 1, "info", "Drift within the grace: " + lookup(tix["gid"], worst["why"]) + "."),
     ], ("ok", "Completion and section agree in every project."))
     return _rows("ticket", tix["gid"], status, reason, tix["url"])
 
@@ -269,9 +271,9 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str,
     populations = {
         "change_tickets": change_population(tix, impl, counting, at_completion),
         "tickets": tix.assign(
-            assignee_at_completion=tix["gid"].map(at_completion["assignee_gid"]),
-            assignee_at_completion_known=tix["gid"].map(at_completion["known"]),
-            implementation_start=tix["gid"].map(impl),
+            assignee_at_completion=lookup(tix["gid"], at_completion["assignee_gid"]),
+            assignee_at_completion_known=lookup(tix["gid"], at_completion["known"]),
+            implementation_start=lookup(tix["gid"], impl),
         ),
         "approvals": t["approvals"],
         "ticket_status_history": t["ticket_status_history"],
@@ -300,12 +302,12 @@ def change_population(tix, impl, counting, at_completion) -> pd.DataFrame:
     return pd.DataFrame({
         "gid": c["gid"], "name": c["name"], "url": c["url"], "status": c["status"],
         "creator_gid": c["creator_gid"], "assignee_gid": c["assignee_gid"],
-        "assignee_at_completion": c["gid"].map(at_completion["assignee_gid"]),
+        "assignee_at_completion": lookup(c["gid"], at_completion["assignee_gid"]),
         "completed_at": c["completed_at"], "completed_by_gid": c["completed_by_gid"],
-        "implementation_start": c["gid"].map(impl),
-        "approval_id": c["gid"].map(counting["approval_id"]),
-        "approval_source": c["gid"].map(counting["source"]),
-        "approval_task_gid": c["gid"].map(counting["approval_task_gid"]),
-        "approved_at": c["gid"].map(counting["decided_at"]),
-        "approver_gid": c["gid"].map(counting["approver_gid"]),
+        "implementation_start": lookup(c["gid"], impl),
+        "approval_id": lookup(c["gid"], counting["approval_id"]),
+        "approval_source": lookup(c["gid"], counting["source"]),
+        "approval_task_gid": lookup(c["gid"], counting["approval_task_gid"]),
+        "approved_at": lookup(c["gid"], counting["decided_at"]),
+        "approver_gid": lookup(c["gid"], counting["approver_gid"]),
     })

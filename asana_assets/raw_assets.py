@@ -5,6 +5,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from asana_assets.metadata import column_schema, table_metadata
+from asana_assets.quality import quality_checks
 from asana_assets.resources import AsanaResource, WarehouseResource
 from asana_assets.tables import RAW_TABLES
 
@@ -78,7 +79,7 @@ def asana_raw_sync(
 
 @dg.asset_check(asset=raw_key("quarantine"), description="No record was refused at the API boundary.")
 def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    refused = warehouse.parquet().read("quarantine")
+    refused = warehouse.read("quarantine")
     counts = pc.value_counts(refused["table"]).to_pylist()
     return dg.AssetCheckResult(
         passed=refused.num_rows == 0,
@@ -88,3 +89,6 @@ def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
             "by_table": {row["values"]: row["counts"] for row in counts},
         },
     )
+
+
+raw_checks = [quarantine_is_empty, *quality_checks(RAW_TABLES, raw_key)]

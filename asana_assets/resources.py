@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
 
 from asana_assets.client import ASANA_API_BASE, AsanaClient
 from asana_assets.client import run as run_async
 from asana_assets.monitors import MonitorParams
 from asana_assets.sync import SyncResult, crawl
+from asana_assets.tables import HISTORY_TABLES, TABLES
 from asana_assets.warehouse import ParquetWarehouse
 from asana_assets.workflow import CHANGE_PROJECT_PATTERN
 
@@ -53,6 +55,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory)
+
+    def read(self, table: str) -> pa.Table:
+        """A table as of now; a history table with all its parts."""
+        store = self.parquet()
+        return store.read_history(table, TABLES[table]) if table in HISTORY_TABLES else store.read(table)
 
 
 class ComplianceResource(dg.ConfigurableResource, MonitorParams):

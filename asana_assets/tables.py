@@ -312,6 +312,8 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES}
+# Appended per run (one Parquet part each), never overwritten.
+HISTORY_TABLES = frozenset({"user_access", "monitor_results"})
 
 
 def primary_key(table: str) -> tuple[str, ...]:

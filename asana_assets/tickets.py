@@ -20,6 +20,12 @@ CLOSED = "CLOSED"
 COMPLETION_SUBTYPES = {"marked_complete": True, "marked_incomplete": False}
 
 
+def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """``keys.map(mapping)`` for a uniquely indexed mapping; unlike ``map`` it also works when
+    the mapping is an empty datetime series (pandas 3 refuses that cast)."""
+    return mapping.reindex(keys.to_numpy()).set_axis(keys.index)
+
+
 # -- collections ------------------------------------------------------------------------
 def collections(raw: Raw, change_projects: Sequence[str] | None = None,
                 change_pattern: str = CHANGE_PROJECT_PATTERN) -> pd.DataFrame:
@@ -170,15 +176,14 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     })
     current = raw["task_memberships"][["task_gid", "project_gid", "section_gid"]].rename(
         columns={"task_gid": "ticket_gid", "section_gid": "current_section"})
-    starts = moves.groupby(["ticket_gid", "project_gid"], as_index=False).first()[
-        ["ticket_gid", "project_gid", "first_left"]]
+    starts = moves.drop_duplicates(["ticket_gid", "project_gid"])[["ticket_gid", "project_gid", "first_left"]]
     starts = starts.merge(current, on=["ticket_gid", "project_gid"], how="outer")
     added = (
         events[events["event_type"] == "added_to_project"]
         .groupby(["ticket_gid", "project_gid"], as_index=False)["occurred_at"].min()
     )
     starts = starts.merge(added, on=["ticket_gid", "project_gid"], how="left")
-    starts["at"] = starts["occurred_at"].fillna(starts["ticket_gid"].map(t["created_at"]))
+    starts["at"] = starts["occurred_at"].fillna(lookup(starts["ticket_gid"], t["created_at"]))
     starts["section_gid"] = starts["first_left"].fillna(starts["current_section"])
     starts["actor_gid"] = starts["ticket_gid"].map(t["created_by_gid"])
     starts["seq"] = ""  # a start sorts before any move at the same instant

@@ -7,9 +7,18 @@ with Simulator(generate_world(seed=1, tasks=300)) as sim:
 """
 
 from .config import DEMO_TOKEN, SimulatorConfig
-from .generator import generate_world
+from .generator import generate_world, plant_membership_changes
 from .runner import Simulator
 from .server import AsanaApi
 from .world import UnknownObject, World
 
-__all__ = ["DEMO_TOKEN", "AsanaApi", "Simulator", "SimulatorConfig", "UnknownObject", "World", "generate_world"]
+__all__ = [
+    "DEMO_TOKEN",
+    "AsanaApi",
+    "Simulator",
+    "SimulatorConfig",
+    "UnknownObject",
+    "World",
+    "generate_world",
+    "plant_membership_changes",
+]

@@ -102,3 +102,573 @@ TEAMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Finance", (("Vendor Payments", "vendor"),)),
 )
 # fmt: on
+Step = tuple[str, dict[str, Any]]  # a World mutation's name and keyword arguments; "task" redirects it
+Moment = list[Step]  # steps that happen together, a millisecond apart
+LONG_THREAD_EVERY = 15_000  # besides the first two, one top-level task in this many gets 100+ stories
+MS = timedelta(milliseconds=1)
+RECENT = timedelta(hours=23)  # an open ticket this young may be unassigned: the monitor allows a day
+PLANT_AGE = timedelta(days=4)  # planted tickets start at least this long ago and settle by half of it
+# Planted violations, (monitor, plant, description), taken in this order by the next top-level
+# ticket of a project that fits (see _take_plant).
+PLANTS = (
+    ("tickets_assigned", "leaver", "open and assigned to {assignee}, who was deactivated"),
+    ("changes_approved", "no_approval", "implemented without any approval"),
+    ("changes_approved", "no_approval", "implemented without any approval"),
+    ("changes_approved", "late_approval", "approved by {approver} only after implementation started"),
+    ("changes_approved", "withdrawn_approval", "{approver} approved it, then requested changes before work started"),
+    ("approval_segregation", "creator_approves", "approved by its creator, {approver}"),
+    ("approval_segregation", "assignee_approves", "approved by its assignee, {approver}"),
+    ("approval_segregation", "completer_approves", "approved by {approver}, who also completed it"),
+    ("tickets_assigned", "unassigned", "open for days and never assigned"),
+    ("tickets_assigned", "unassigned", "open for days and never assigned"),
+    ("tickets_assigned", "completed_unassigned", "unassigned before {completer} completed it"),
+    ("workflow_consistent", "completed_in_progress", "completed days ago but left in {section}"),
+    ("workflow_consistent", "reopened_in_done", "reopened days ago but left in {section}"),
+)
+CHANGE_PLANTS = frozenset(plant for monitor, plant, _text in PLANTS if monitor in ("changes_approved", "approval_segregation"))
+DONE_PLANTS = frozenset(
+    {"creator_approves", "assignee_approves", "completer_approves", "completed_unassigned", "completed_in_progress",
+     "reopened_in_done"}
+)
+# A change about to start ends approved, at times after changes were requested, a rejection, or a
+# first approval that was withdrawn (weights).
+APPROVED_PATHS = {
+    ("approved",): 14, ("changes_requested", "approved"): 3, ("rejected", "approved"): 1,
+    ("approved", "changes_requested", "approved"): 2,
+}
+
+
+def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None, workspaces: int = 1) -> World:
+    """Build an organisation of about ``tasks`` tasks (subtasks included), deterministic per arguments."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    rng = random.Random(seed)
+    world = World(now=now)
+    world.record_events = False  # events become visible only after a sync token is taken
+    for index in range(workspaces):
+        _Organisation(world, rng, now, index).build(tasks // workspaces + (index < tasks % workspaces))
+    world.record_events = True
+    return world
+
+
+def plant_membership_changes(world: World) -> dict[str, str]:
+    """Change access in the first workspace the way an admin would between two syncs.
+
+    A regular member is made an admin, a contractor joins as a guest, and a former employee,
+    deactivated long ago with no access left, is reactivated. Returns the alarms a comparison of
+    the snapshots before and after should raise, by user gid; ``world.planted`` gets them too.
+    """
+    with world.lock:
+        workspace = world.objects[world.workspaces[0]]
+        memberships = [world.objects[gid] for gid in workspace.memberships]
+        member = next(m for m in memberships if m.is_active and not m.is_admin and not m.is_guest)
+        former = next((m for m in memberships if not m.is_active and not world.objects[m.user].team_memberships), None)
+        if former is None:
+            raise ValueError("no deactivated user without access is left to reactivate")
+        world.set_workspace_admin(member.user, workspace)
+        world.reactivate_user(former.user, workspace)
+        guest = world.add_user("Robin Meyer", f"robin.meyer@{GUEST_DOMAINS[0]}")
+        world.add_workspace_membership(guest, workspace, is_guest=True)
+        changes = {member.user: "granted workspace admin", guest.gid: "joined as a guest", former.user: "reactivated"}
+        world.planted["membership_changes"] = changes
+        return dict(changes)
+
+
+class _Organisation:
+    """Builds one workspace: people, teams, projects, then every task's replayed life."""
+
+    def __init__(self, world: World, rng: random.Random, now: datetime, index: int) -> None:
+        self.world, self.rng, self.now = world, rng, now
+        name, domain = COMPANIES[index % len(COMPANIES)]
+        suffix = "" if index < len(COMPANIES) else f" {index // len(COMPANIES) + 1}"
+        self.workspace = world.add_workspace(name + suffix, [domain])
+        self.domain = domain
+        self.counter = 1000  # ticket numbers
+        self.top_level = 0
+        self.members: dict[str, list[str]] = {}  # project -> users who can work on it
+        self.kinds: dict[str, str] = {}  # project -> its kind
+        self.flows: dict[str, tuple[list[Section], list[Section]]] = {}  # project -> (workflow, side sections)
+        self.staff: list[str] = []  # active regular users, for roles a project's own workers cannot fill
+        self.leaver = self.leaver_home = ""  # the user to deprovision, and the project of their open ticket
+        self.plants = list(PLANTS)  # the violations still to plant
+
+    def build(self, task_budget: int) -> None:
+        users = self._people(max(12, task_budget // 40))
+        regular = [u for u in users[3:] if not _is_guest(u)]
+        alumnus = regular.pop()  # left long ago: deactivated, every access already removed
+        teams = self._teams([u for u in users if u is not alumnus], max(5, round(task_budget / 100) // 6))
+        projects = self._projects(teams, max(3, round(task_budget / 100)))
+        leaver = self._plan_deactivation(regular)
+        self.staff = [u.gid for u in users if not _is_guest(u) and u not in (alumnus, leaver)]
+        for position, project in enumerate(projects):
+            share = task_budget // len(projects) + (position < task_budget % len(projects))
+            self._fill(project, share, [p for p in projects if not p.archived and p is not project])
+        for user in (leaver, alumnus):
+            self.world.deactivate_user(user, self.workspace)
+        self._plant_access(leaver, users[-1])
+
+    def _plant_access(self, leaver: User, guest: User) -> None:
+        """The leaver keeps their access; a guest is made a workspace admin."""
+        self.world.set_workspace_admin(guest, self.workspace)
+        kept = "team and project memberships" + ("" if self._pending("leaver") else " and an open ticket")
+        self._plant("offboarding_access_removed", leaver.gid, f"{leaver.name} was deactivated but keeps {kept}")
+        self._plant("admin_access_restricted", guest.gid, f"the guest {guest.email} is a workspace admin")
+
+    def _plant(self, monitor: str, gid: str, description: str) -> None:
+        self.world.planted.setdefault(monitor, {})[gid] = description
+
+    def _pending(self, plant: str) -> bool:
+        return any(name == plant for _monitor, name, _text in self.plants)
+
+    # ------------------------------------------------------------------ people and structure
+    def _people(self, count: int) -> list[User]:
+        rng, world = self.rng, self.world
+        admins = 2 + (count >= 40)
+        guests = max(2, count // 25)
+        taken: set[str] = set()
+        users = []
+        for i in range(count):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            guest = i >= count - guests
+            base, n = f"{first}.{last}".lower(), 1
+            while (local := base if n == 1 else f"{base}{n}") in taken:  # namesakes get numbered addresses
+                n += 1
+            taken.add(local)
+            domain = rng.choice(GUEST_DOMAINS) if guest else self.domain
+            user = world.add_user(f"{first} {last}", f"{local}@{domain}")
+            joined = self.now - timedelta(days=rng.uniform(760, 1500))
+            world.add_workspace_membership(user, self.workspace, is_admin=i < admins, is_guest=guest, at=joined)
+            users.append(user)
+        if world.default_user is None:
+            world.default_user = users[0].gid
+        else:  # the demo token's owner administers every workspace
+            world.add_workspace_membership(
+                world.default_user, self.workspace, is_admin=True, at=self.now - timedelta(days=800)
+            )
+        return users
+
+    def _teams(self, users: list[User], count: int) -> list[tuple[Any, tuple[tuple[str, str], ...]]]:
+        rng, world = self.rng, self.world
+        teams = []
+        for i in range(count):
+            name, templates = TEAMS[i % len(TEAMS)]
+            name = name if i < len(TEAMS) else f"{name} {i // len(TEAMS) + 1}"
+            visibility = rng.choice(("public", "request_to_join", "request_to_join", "secret"))
+            teams.append(
+                (
+                    world.add_team(self.workspace, name, description=f"The {name} team.", visibility=visibility),
+                    templates,
+                )
+            )
+        admins_wanted = {team.gid: rng.choice((1, 2)) for team, _templates in teams}
+        for i, user in enumerate(users):
+            guest = _is_guest(user)
+            chosen = [teams[i % count][0]] + ([] if guest or rng.random() < 0.5 else [rng.choice(teams)[0]])
+            for team in dict.fromkeys(chosen):
+                admin = not guest and admins_wanted[team.gid] > 0  # each team's first regular members run it
+                admins_wanted[team.gid] -= admin
+                limited = not guest and not admin and rng.random() < 0.03
+                world.add_team_membership(team, user, is_admin=admin, is_guest=guest, is_limited_access=limited)
+        return teams
+
+    def _projects(self, teams: list, count: int) -> list[Project]:
+        rng, world = self.rng, self.world
+        projects, seen = [], {}
+        for i in range(count):
+            team, templates = teams[i % len(teams)]
+            template, kind = templates[(i // len(teams)) % len(templates)]
+            created = self.now - timedelta(days=rng.uniform(60, 720))
+            name = self._project_name(template, created, seen)
+            memberships = [world.objects[gid] for gid in team.memberships]
+            members = [m.user for m in memberships if not m.is_guest]
+            owner = rng.choice(members)
+            project = world.add_project(
+                self.workspace,
+                name,
+                team=team,
+                owner=owner,
+                at=created,
+                notes=f"{name}: tracked by {team.name}.",
+                archived=i == 3 or (i > 3 and rng.random() < 0.1),  # the first three stay active
+                color=rng.choice(COLORS),
+                privacy_setting=rng.choices(("public_to_workspace", "private", "private_to_team"), (12, 7, 1))[0],
+                default_access_level=rng.choices(("editor", "commenter", "viewer", "admin"), (12, 4, 3, 1))[0],
+                default_view=rng.choice(("list", "board")),
+            )
+            guests = [m.user for m in memberships if m.is_guest and rng.random() < 0.5]
+            self._staff(project, owner, members, guests, created)
+            flow, side = KINDS[kind][0], KINDS[kind][1]
+            sections = [
+                world.add_section(project, section, at=created + timedelta(minutes=offset))
+                for offset, section in enumerate(flow + side)
+            ]
+            self.kinds[project.gid] = kind
+            self.flows[project.gid] = (sections[: len(flow)], sections[len(flow) :])
+            projects.append(project)
+        return projects
+
+    def _project_name(self, template: str, created: datetime, seen: dict[str, int]) -> str:
+        if "{n}" in template:
+            seen[template] = seen.get(template, 0) + 1
+            return template.format(year=created.year, n=seen[template])
+        repeat = seen[template] = seen.get(template, -1) + 1
+        if repeat == 0:
+            return template
+        return f"{template} ({SUFFIXES[repeat - 1]})" if repeat <= len(SUFFIXES) else f"{template} #{repeat + 1}"
+
+    def _staff(self, project: Project, owner: str, members: list[str], guests: list[str], created: datetime) -> None:
+        """Project memberships: the owner as admin, a sample of the team at mixed levels, guests."""
+        rng = self.rng
+        others = [m for m in dict.fromkeys(members) if m != owner]
+        staff = (
+            [(owner, "admin")]
+            + [
+                (user, rng.choices(("editor", "commenter", "viewer", "admin"), (12, 4, 2, 2))[0])
+                for user in rng.sample(others, min(len(others), rng.randint(3, 12)))
+            ]
+            + [(guest, "commenter") for guest in guests]
+        )
+        for user, level in staff:
+            self.world.add_project_membership(project, user, level, at=created)
+        workers = [user for user, level in staff if level in ("admin", "editor")]
+        self.members[project.gid] = workers
+
+    def _plan_deactivation(self, regular: list[User]) -> User:
+        """Pick a regular user to deprovision who keeps a team, a project and an open task."""
+        leaver = regular[len(regular) // 2]
+        home = next(
+            (
+                gid
+                for gid, workers in self.members.items()
+                if leaver.gid in workers and not self.world.objects[gid].archived
+            ),
+            None,
+        )
+        if home is None:
+            home = next(gid for gid in self.members if not self.world.objects[gid].archived)
+            self.world.add_project_membership(home, leaver, "editor")
+            self.members[home].append(leaver.gid)
+        self.leaver, self.leaver_home = leaver.gid, home
+        return leaver
+
+    # ------------------------------------------------------------------ tasks
+    def _fill(self, project: Project, budget: int, elsewhere: list[Project]) -> None:
+        while budget > 0:
+            budget -= self._ticket(project, budget, elsewhere)
+
+    def _take_plant(self, project: Project, budget: int) -> tuple[str, str, str] | None:
+        """The planted violation the project's next ticket carries, if one still to plant fits it."""
+        if project.archived or budget < 2:  # a plant may need room for an approval subtask
+            return None
+        change = _is_change(project)
+        can_start = _first_state(self.flows[project.gid][0][1:-1], "IN_PROGRESS") is not None
+        for i, (_monitor, plant, _text) in enumerate(self.plants):
+            if plant == "leaver":
+                fits = project.gid == self.leaver_home
+            elif plant in CHANGE_PLANTS:
+                fits = change and can_start
+            else:
+                fits = not change and (can_start or plant != "completed_in_progress")
+            if fits:
+                return self.plants.pop(i)
+        return None
+
+    def _ticket(self, project: Project, budget: int, elsewhere: list[Project]) -> int:
+        """Create a top-level task, its approval and subtasks, and replay its life; return the tasks made.
+
+        The life is compliant unless the ticket carries a plant, which breaks one rule on purpose.
+        """
+        rng, world = self.rng, self.world
+        kind, (flow, side), workers = self.kinds[project.gid], self.flows[project.gid], self.members[project.gid]
+        middle = flow[1:-1]
+        planted = self._take_plant(project, budget)
+        plant = planted[1] if planted else None
+        opened = datetime.fromisoformat(project.created_at)
+        if project.archived:
+            last_start = opened + timedelta(days=40)
+        else:  # a plant's violation must be over a day old
+            last_start = self.now - (PLANT_AGE if plant else timedelta(hours=2))
+        created = self._between(opened + timedelta(hours=1), last_start)
+        settled = self.now - (PLANT_AGE / 2 if plant else timedelta(minutes=1))
+        end = min(created + timedelta(days=rng.uniform(0.5, 45)), settled)
+        subtype = "default_task" if plant else self._subtype(kind)
+        creator = rng.choice(workers)
+        task = world.create_task(
+            self._task_name(kind) if subtype != "milestone" else f"Milestone: {rng.choice(FEATURES)} GA",
+            actor=creator,
+            project=project,
+            section=flow[0],
+            resource_subtype=subtype,
+            notes=self._notes(kind),
+            due_on=self._due(created) if rng.random() < 0.5 else None,
+            at=created,
+            tags=tuple(rng.sample(self._tags(), rng.choice((1, 1, 2)))) if rng.random() < 0.3 else (),
+        )
+        other = rng.choice(elsewhere) if not plant and elsewhere and rng.random() < 0.03 else None
+        projects = [project] + ([other] if other else [])
+        change = subtype != "approval" and any(map(_is_change, projects))
+
+        # How it is approved and how far it goes; who takes it on depends on whether it ends open.
+        implement = _first_state(middle, "IN_PROGRESS")
+        approved = next((s for s in middle if _stage(s) == "APPROVED"), None)
+        by_section = approved is not None and (implement is None or middle.index(approved) < middle.index(implement))
+        room = budget > 1 and subtype != "approval"
+        if plant in CHANGE_PLANTS:
+            approval = None if plant == "no_approval" else "section" if plant == "assignee_approves" and by_section else "subtask"
+        elif change:
+            approval = "section" if by_section and (not room or rng.random() < 0.5) else "subtask" if room else None
+        else:
+            approval = "subtask" if room and kind in APPROVAL_KINDS and rng.random() < 0.3 else None
+        unapproved = change and approval is None and plant not in CHANGE_PLANTS  # so it must not start
+        if plant in ("leaver", "unassigned") or unapproved:
+            done = False
+        elif plant:
+            done = plant in DONE_PLANTS or rng.random() < 0.5
+        else:
+            done = project.archived or rng.random() < (0.8 if end < self.now - timedelta(days=30) else 0.45)
+        include: set[Section | None] = set()
+        exclude: set[Section | None] = set()
+        if plant in CHANGE_PLANTS or plant == "completed_in_progress":
+            include.add(implement)
+        if approval == "section":
+            include.add(approved)
+        elif plant in CHANGE_PLANTS:
+            exclude.add(approved)  # approved only the planted way
+        if unapproved:
+            exclude.update(s for s in middle if _state(s) == "IN_PROGRESS")
+        if plant == "completed_in_progress":
+            exclude.update(middle[middle.index(implement) + 1 :])
+        path = self._path(middle, done, include, exclude)
+        reopen = plant == "reopened_in_done" or (not plant and done and subtype != "approval" and rng.random() < 0.05)
+        ends_open = not done or (reopen and (plant is not None or rng.random() < 0.4))
+
+        # Who: an open ticket's assignee is active; the approver is none of its other people.
+        avoid = {self.leaver} if ends_open else set()
+        if plant == "leaver":
+            assignee = self.leaver
+        elif plant == "unassigned" or (
+            (subtype == "milestone" or ends_open and created > self.now - RECENT) and rng.random() < 0.12
+        ):
+            assignee = None
+        else:
+            assignee = self._pick(workers, avoid | ({creator} if plant else set()))
+        reassignee = self._pick(workers, avoid | {assignee}) if assignee and not plant and rng.random() < 0.1 else None
+        actor = assignee or creator  # who moves it along
+        completer = self._pick(workers, {creator, actor}) if plant == "completer_approves" else actor
+        self_approver = {"creator_approves": creator, "assignee_approves": assignee, "completer_approves": completer}
+        approver = self_approver.get(plant) or self._pick(
+            workers, {creator, assignee, reassignee, completer, self.leaver}
+        )
+
+        moments: list[Moment] = [[("update_task", {"assignee": assignee, "actor": creator})]] if assignee else []
+        started = 0  # where implementation starts: the index after the first in-progress move
+        for section in path:
+            mover = approver if _stage(section) == "APPROVED" else actor
+            moments.append([_move(section, mover)])
+            if not started and _state(section) == "IN_PROGRESS":
+                started = len(moments)
+            if side and rng.random() < 0.1:
+                moments += [[_move(rng.choice(side), actor)], [_move(section, mover)]]
+        if approval == "subtask":
+            # Requested as the ticket is created, before its replayed steps (a second later at least).
+            request = world.create_task(
+                f"Approval: {task.name}",
+                actor=creator,
+                parent=task,
+                resource_subtype="approval",
+                assignee=approver,
+                at=created + timedelta(seconds=0.5),
+            )
+            if plant == "withdrawn_approval":
+                statuses: tuple[str, ...] = ("approved", "changes_requested")
+            elif plant:
+                statuses = ("approved",)
+            else:
+                statuses = self._statuses(decided=done, approve=change and (done or started > 0))
+            at = started if plant == "late_approval" else int(assignee is not None)  # after the assignment
+            moments[at:at] = [[("set_approval_status", {"task": request, "status": s, "actor": approver})] for s in statuses]
+        if other:
+            self._float(moments, ("add_task_to_project", {"project": other, "actor": actor}))
+        close = [_move(self.flows[p.gid][0][-1], completer) for p in projects]  # into done, everywhere
+        if done:
+            left = [] if plant == "completed_in_progress" else close
+            if subtype == "approval":
+                first, *rest = self._statuses(decided=True)
+                moments.append(left + [("set_approval_status", {"status": first, "actor": completer})])
+                moments += [[("set_approval_status", {"status": s, "actor": completer})] for s in rest]
+            else:
+                moments.append(left + [("complete_task", {"actor": completer})])
+        if plant == "completed_unassigned":
+            moments.insert(rng.randint(1, len(moments) - 1), [("update_task", {"assignee": None, "actor": creator})])
+        if reopen:
+            back = [] if plant else [_move(_back(self.flows[p.gid][0]), actor) for p in projects]
+            moments.append([("reopen_task", {"actor": actor})] + back)
+            if not ends_open:
+                moments.append(close + [("complete_task", {"actor": completer})])
+        for _ in range(rng.choice((0, 0, 1, 1, 1, 2, 2, 3, 4))):
+            self._float(moments, ("add_comment", {"text": rng.choice(COMMENTS), "actor": rng.choice(workers)}))
+        if rng.random() < 0.08:
+            self._float(moments, ("update_task", {"name": task.name + " (updated)", "actor": actor}))
+        if rng.random() < 0.08:
+            self._float(moments, ("update_task", {"notes": task.notes + "\nUpdated scope.", "actor": actor}))
+        if rng.random() < 0.15:
+            self._float(moments, ("update_task", {"due_on": self._due(created), "actor": actor}))
+        if reassignee:
+            self._float(moments, ("update_task", {"assignee": reassignee, "actor": actor}))
+        self.top_level += 1
+        if self.top_level <= 2 or self.top_level % LONG_THREAD_EVERY == 0:
+            for _ in range(rng.randint(100, 140)):
+                self._float(moments, ("add_comment", {"text": rng.choice(COMMENTS), "actor": rng.choice(workers)}))
+        self._replay(task, moments, created, end)
+        if planted:
+            names = {"assignee": assignee, "approver": approver, "completer": completer}
+            section = world.objects[dict(task.memberships)[project.gid]].name
+            description = planted[2].format(section=section, **{k: world.objects[v].name for k, v in names.items() if v})
+            self._plant(planted[0], task.gid, description)
+        made = 1 + (approval == "subtask")
+        return made + self._subtasks(task, end, budget - made)
+
+    def _path(self, middle: list[Section], done: bool, include: set, exclude: set) -> list[Section]:
+        """The workflow sections a ticket passes through between intake and done, in order."""
+        rng = self.rng
+        picks = sorted(rng.sample(range(len(middle)), rng.randint(0 if not done else 1, len(middle))))
+        if not done and picks and rng.random() < 0.4:
+            picks = picks[: rng.randint(0, len(picks))]
+        chosen = {middle[i] for i in picks} - exclude | include
+        return [section for section in middle if section in chosen]
+
+    def _subtype(self, kind: str) -> str:
+        if self.rng.random() < 0.03:
+            return "milestone"
+        return "approval" if kind in APPROVAL_KINDS and self.rng.random() < 0.08 else "default_task"
+
+    def _statuses(self, decided: bool, approve: bool = False) -> tuple[str, ...]:
+        """An approval's successive statuses; ``approve``: it must end approved."""
+        rng = self.rng
+        if approve:
+            return rng.choices(list(APPROVED_PATHS), list(APPROVED_PATHS.values()))[0]
+        statuses = ["changes_requested"] if rng.random() < 0.2 else []
+        if decided:
+            statuses.append("rejected" if rng.random() < 0.1 else "approved")
+        elif rng.random() < 0.3:
+            statuses.append("changes_requested")
+        return tuple(dict.fromkeys(statuses))
+
+    def _subtasks(self, parent: Task, end: datetime, budget: int) -> int:
+        """Create a few ordinary subtasks under one ticket in ten, some with their own; return how many."""
+        rng = self.rng
+        wanted = 0 if rng.random() < 0.9 else rng.randint(1, 3)
+        made = 0
+        for _ in range(wanted):
+            if made >= budget:
+                break
+            self._subtask(parent, end)
+            made += 1
+            if made < budget and rng.random() < 0.1:  # a few subtasks have their own subtask
+                self._subtask(self.world.objects[parent.subtasks[-1]], end)
+                made += 1
+        return made
+
+    def _subtask(self, parent: Task, end: datetime) -> None:
+        rng, world = self.rng, self.world
+        start = datetime.fromisoformat(parent.created_at) + timedelta(minutes=5)
+        created = self._between(start, max(start + timedelta(minutes=1), end - timedelta(minutes=30)))
+        creator = parent.assignee or parent.created_by
+        task = world.create_task(rng.choice(SUBTASKS), actor=creator, parent=parent, at=created)
+        done = parent.completed or rng.random() < 0.3
+        owners = [u for u in (parent.assignee, parent.created_by) if u and (done or u != self.leaver)]
+        owner = rng.choice(owners or self.staff)
+        moments: list[Moment] = [[("update_task", {"assignee": owner, "actor": creator})]]
+        if done:
+            moments.append([("complete_task", {"actor": owner})])
+        if rng.random() < 0.3:
+            self._float(moments, ("add_comment", {"text": rng.choice(COMMENTS), "actor": owner}))
+        self._replay(task, moments, created, max(created + timedelta(minutes=len(moments) + 1), end))
+
+    # ------------------------------------------------------------------ helpers
+    def _replay(self, task: Task, moments: list[Moment], start: datetime, end: datetime) -> None:
+        """Apply the moments in order at sorted random times between start and end.
+
+        Every mutation gets its own millisecond, so stories never tie and a moment's mutations
+        (a move into done and the completion) happen together. A step's "task" keyword makes it
+        act on that task instead (the ticket's approval subtask).
+        """
+        span = max((end - start).total_seconds(), len(moments) + 1.0)
+        times = sorted(self.rng.uniform(1, span) for _ in moments)
+        at = start
+        for moment, offset in zip(moments, times):
+            at = max(at, start + timedelta(seconds=offset))
+            for method, kwargs in moment:
+                options = dict(kwargs)
+                getattr(self.world, method)(options.pop("task", task), at=at, **options)
+                at += MS
+
+    def _float(self, moments: list[Moment], step: Step) -> None:
+        """Insert a step anywhere after the first moment (the initial assignment stays first)."""
+        moments.insert(self.rng.randint(min(1, len(moments)), len(moments)), [step])
+
+    def _pick(self, pool: list[str], avoid: set[str | None]) -> str:
+        """Someone from ``pool`` who is not in ``avoid``; failing that, from the active regular staff."""
+        return self.rng.choice([u for u in pool if u not in avoid] or [u for u in self.staff if u not in avoid])
+
+    def _between(self, start: datetime, end: datetime) -> datetime:
+        return start + timedelta(seconds=self.rng.uniform(0, max(0.0, (end - start).total_seconds())))
+
+    def _due(self, created: datetime) -> str:
+        return (created + timedelta(days=self.rng.randint(2, 40))).date().isoformat()
+
+    def _tags(self) -> list[str]:
+        if not self.workspace.tags:
+            for name in TAGS:
+                self.world.add_tag(
+                    self.workspace, name, color=self.rng.choice(COLORS[:-1]), at=self.now - timedelta(days=700)
+                )
+        return self.workspace.tags
+
+    def _task_name(self, kind: str) -> str:
+        rng = self.rng
+        self.counter += 1
+        person = self.world.objects[rng.choice(self.workspace.memberships)].user
+        return rng.choice(KINDS[kind][2]).format(
+            n=self.counter,
+            system=rng.choice(SYSTEMS),
+            feature=rng.choice(FEATURES),
+            vendor=rng.choice(VENDORS),
+            person=self.world.objects[person].name,
+        )
+
+    def _notes(self, kind: str) -> str:
+        if kind == "change":
+            risk = self.rng.choice(("low", "medium", "high"))
+            return f"Risk: {risk}. Rollback: redeploy the previous version. Test plan: smoke tests in staging."
+        return self.rng.choice(
+            ("", "See the linked doc for details.", "Reported via the support queue.", "Needs sign-off before closing.")
+        )
+
+
+def _is_guest(user: User) -> bool:
+    return user.email.rsplit("@", 1)[1] in GUEST_DOMAINS
+
+
+def _is_change(project: Project) -> bool:
+    return re.search(CHANGE_PROJECT_PATTERN, project.name, re.IGNORECASE) is not None
+
+
+def _stage(section: Section) -> str:
+    return classify(section.name)[0]
+
+
+def _state(section: Section) -> str:
+    return STATE_OF_STAGE[_stage(section)]
+
+
+def _first_state(sections: list[Section], state: str) -> Section | None:
+    return next((section for section in sections if _state(section) == state), None)
+
+
+def _back(flow: list[Section]) -> Section:
+    """Where a reopened ticket goes: back to work, else to the step before done."""
+    return _first_state(flow[1:-1], "IN_PROGRESS") or flow[-2]
+
+
+def _move(section: Section, actor: str) -> Step:
+    return ("move_task_to_section", {"section": section, "actor": actor})

@@ -1,0 +1,90 @@
+"""Data-quality checks: every table's key is unique and every foreign gid resolves."""
+
+from collections.abc import Callable, Iterable
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asana_assets.resources import WarehouseResource
+from asana_assets.tables import primary_key
+
+# child table -> (column, parent table); the parent's key is its gid.
+FOREIGN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "workspace_memberships": (("user_gid", "users"), ("workspace_gid", "workspaces")),
+    "teams": (("workspace_gid", "workspaces"),),
+    "team_memberships": (("team_gid", "teams"), ("user_gid", "users")),
+    "projects": (("workspace_gid", "workspaces"), ("team_gid", "teams")),
+    "project_memberships": (("project_gid", "projects"),),
+    "sections": (("project_gid", "projects"),),
+    "tasks": (("parent_gid", "tasks"), ("workspace_gid", "workspaces"), ("assignee_gid", "users")),
+    "task_memberships": (("task_gid", "tasks"), ("project_gid", "projects"), ("section_gid", "sections")),
+    "stories": (("task_gid", "tasks"),),
+    "task_tags": (("task_gid", "tasks"), ("tag_gid", "tags")),
+    "tickets": (("primary_project_gid", "collections"), ("section_gid", "workflow_states")),
+    "ticket_events": (("ticket_gid", "tickets"),),
+    "ticket_status_history": (("ticket_gid", "tickets"),),
+    "approvals": (("ticket_gid", "tickets"),),
+}
+SAMPLE = 10
+
+
+def duplicate_keys(table: pa.Table, key: Iterable[str]) -> pa.Table:
+    """Key values that occur more than once, with their count."""
+    key = list(key)
+    counts = table.group_by(key).aggregate([([], "count_all")])
+    return counts.filter(pc.greater(counts["count_all"], 1))
+
+
+def dangling(child: pa.Table, column: str, parent: pa.Table, parent_key: str) -> pa.Array:
+    """Distinct non-null values of ``child[column]`` missing from ``parent[parent_key]``."""
+    values = pc.unique(child[column].drop_null())
+    return values.filter(pc.invert(pc.is_in(values, value_set=parent[parent_key])))
+
+
+def quality_checks(tables: Iterable[str], asset_key: Callable[[str], dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
+    """A unique-key check for every keyed table, and a foreign-key check where it has foreign keys."""
+    checks = []
+    for table in tables:
+        if primary_key(table):
+            checks.append(_unique_check(table, primary_key(table), asset_key))
+        if table in FOREIGN_KEYS:
+            checks.append(_foreign_check(table, asset_key))
+    return checks
+
+
+def _unique_check(table, key, asset_key):
+    @dg.asset_check(asset=asset_key(table), name="unique_keys", description=f"{', '.join(key)} is unique.")
+    def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        duplicates = duplicate_keys(warehouse.read(table), key)
+        return dg.AssetCheckResult(
+            passed=duplicates.num_rows == 0,
+            metadata={"key": ", ".join(key), "duplicated_keys": duplicates.num_rows,
+                      "sample": dg.MetadataValue.json(duplicates.slice(0, SAMPLE).to_pylist())},
+        )
+
+    return check
+
+
+def _foreign_check(table, asset_key):
+    references = FOREIGN_KEYS[table]
+
+    @dg.asset_check(
+        asset=asset_key(table), name="foreign_keys",
+        additional_deps=[asset_key(parent) for _, parent in references if parent != table],
+        description="Every " + ", ".join(f"{c} resolves in {p}" for c, p in references) + ".",
+    )
+    def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        child = warehouse.read(table)
+        missing = {f"{column} -> {parent}": dangling(child, column, warehouse.read(parent), primary_key(parent)[0])
+                   for column, parent in references}
+        return dg.AssetCheckResult(
+            passed=all(len(v) == 0 for v in missing.values()),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={name: dg.MetadataValue.json({"dangling": len(v), "sample": v.slice(0, SAMPLE).to_pylist()})
+                      for name, v in missing.items()},
+        )
+
+    return check
+
+

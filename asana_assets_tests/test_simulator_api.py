@@ -372,7 +372,7 @@ def test_event_shapes_and_bubbling(fresh):
     parent = next(world.objects[g] for g in world.project_tasks(project) if world.objects[g].subtasks)
     subtask = parent.subtasks[0]
     syncs = {r: client.get("/events", params={"resource": r}).json()["sync"] for r in (project.gid, parent.gid)}
-    user = world.users[1]
+    user = next(u for u in world.users[1:] if u != world.objects[subtask].assignee)
     world.update_task(subtask, assignee=user, actor=world.default_user)
     world.move_task_to_section(parent, project.sections[-1], actor=world.default_user)
     world.complete_task(parent)  # a system change: no actor

@@ -56,14 +56,15 @@ def test_people_and_access(world, truth):
     memberships = truth["workspace_memberships"]
     domain = truth["workspaces"][0]["email_domains"][0]
     assert len(users) == 3000 // 40
-    assert 2 <= sum(m["is_admin"] for m in memberships) <= 3
+    assert 2 <= sum(m["is_admin"] and not m["is_guest"] for m in memberships) <= 3
     guests = [m for m in memberships if m["is_guest"]]
     emails = {u["gid"]: u["email"] for u in users}
     assert guests and all(not emails[m["user"]["gid"]].endswith(domain) for m in guests)
     assert any(tm["is_guest"] for tm in truth["team_memberships"]) and any(
         tm["is_admin"] for tm in truth["team_memberships"]
     )
-    (leaver,) = [m["user"]["gid"] for m in memberships if not m["is_active"]]
+    (leaver,) = world.planted["offboarding_access_removed"]
+    assert {m["user"]["gid"] for m in memberships if not m["is_active"]} - {leaver}  # and one who left long ago
     assert any(tm["user"]["gid"] == leaver for tm in truth["team_memberships"])
     assert any(pm["member"]["gid"] == leaver for pm in truth["project_memberships"])
     assert any(t["assignee"] and t["assignee"]["gid"] == leaver and not t["completed"] for t in truth["tasks"])

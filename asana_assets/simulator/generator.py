@@ -125,10 +125,10 @@ PLANTS = (
     ("workflow_consistent", "completed_in_progress", "completed days ago but left in {section}"),
     ("workflow_consistent", "reopened_in_done", "reopened days ago but left in {section}"),
 )
-CHANGE_PLANTS = frozenset(plant for monitor, plant, _text in PLANTS if monitor in ("changes_approved", "approval_segregation"))
+CHANGE_PLANTS = frozenset(p for monitor, p, _text in PLANTS if monitor in ("changes_approved", "approval_segregation"))
 DONE_PLANTS = frozenset(
-    {"creator_approves", "assignee_approves", "completer_approves", "completed_unassigned", "completed_in_progress",
-     "reopened_in_done"}
+    ("creator_approves", "assignee_approves", "completer_approves", "completed_unassigned", "completed_in_progress",
+     "reopened_in_done")
 )
 # A change about to start ends approved, at times after changes were requested, a rejection, or a
 # first approval that was withdrawn (weights).
@@ -209,15 +209,13 @@ class _Organisation:
     def _plant_access(self, leaver: User, guest: User) -> None:
         """The leaver keeps their access; a guest is made a workspace admin."""
         self.world.set_workspace_admin(guest, self.workspace)
-        kept = "team and project memberships" + ("" if self._pending("leaver") else " and an open ticket")
+        ticket = all(plant != "leaver" for _monitor, plant, _text in self.plants)  # their ticket was planted
+        kept = "team and project memberships" + (" and an open ticket" if ticket else "")
         self._plant("offboarding_access_removed", leaver.gid, f"{leaver.name} was deactivated but keeps {kept}")
         self._plant("admin_access_restricted", guest.gid, f"the guest {guest.email} is a workspace admin")
 
     def _plant(self, monitor: str, gid: str, description: str) -> None:
         self.world.planted.setdefault(monitor, {})[gid] = description
-
-    def _pending(self, plant: str) -> bool:
-        return any(name == plant for _monitor, name, _text in self.plants)
 
     # ------------------------------------------------------------------ people and structure
     def _people(self, count: int) -> list[User]:
@@ -412,8 +410,10 @@ class _Organisation:
         approved = next((s for s in middle if _stage(s) == "APPROVED"), None)
         by_section = approved is not None and (implement is None or middle.index(approved) < middle.index(implement))
         room = budget > 1 and subtype != "approval"
-        if plant in CHANGE_PLANTS:
-            approval = None if plant == "no_approval" else "section" if plant == "assignee_approves" and by_section else "subtask"
+        if plant == "no_approval":
+            approval = None
+        elif plant in CHANGE_PLANTS:  # the assignee approves by a move where the workflow has Approved
+            approval = "section" if plant == "assignee_approves" and by_section else "subtask"
         elif change:
             approval = "section" if by_section and (not room or rng.random() < 0.5) else "subtask" if room else None
         else:
@@ -485,7 +485,9 @@ class _Organisation:
             else:
                 statuses = self._statuses(decided=done, approve=change and (done or started > 0))
             at = started if plant == "late_approval" else int(assignee is not None)  # after the assignment
-            moments[at:at] = [[("set_approval_status", {"task": request, "status": s, "actor": approver})] for s in statuses]
+            moments[at:at] = [
+                [("set_approval_status", {"task": request, "status": status, "actor": approver})] for status in statuses
+            ]
         if other:
             self._float(moments, ("add_task_to_project", {"project": other, "actor": actor}))
         close = [_move(self.flows[p.gid][0][-1], completer) for p in projects]  # into done, everywhere
@@ -520,10 +522,11 @@ class _Organisation:
                 self._float(moments, ("add_comment", {"text": rng.choice(COMMENTS), "actor": rng.choice(workers)}))
         self._replay(task, moments, created, end)
         if planted:
-            names = {"assignee": assignee, "approver": approver, "completer": completer}
+            monitor, _plant, text = planted
+            people = (("assignee", assignee), ("approver", approver), ("completer", completer))
+            names = {role: world.objects[gid].name for role, gid in people if gid}
             section = world.objects[dict(task.memberships)[project.gid]].name
-            description = planted[2].format(section=section, **{k: world.objects[v].name for k, v in names.items() if v})
-            self._plant(planted[0], task.gid, description)
+            self._plant(monitor, task.gid, text.format(section=section, **names))
         made = 1 + (approval == "subtask")
         return made + self._subtasks(task, end, budget - made)
 

@@ -124,14 +124,15 @@ class World:
         """A project's task gids in board order: section by section, each in its stored order."""
         return [gid for section in self.get(project, Project).sections for gid in self.objects[section].tasks]
 
-    def timeline(self, task: str) -> list[dict[str, Any]]:
+    def timeline(self, task: Ref) -> list[dict[str, Any]]:
         """A task's state after each change, oldest first, its creation included (deleted tasks too).
 
         Each snapshot: ``at`` (timestamp), ``actor`` (user gid or None), ``memberships``
         ({project gid: section gid}), ``completed``, ``assignee`` (gid or None), ``approval_status``.
         """
+        gid = task if isinstance(task, str) else task.gid
         with self.lock:
-            return [{**state, "memberships": dict(state["memberships"])} for state in self._timelines.get(task, ())]
+            return [{**state, "memberships": dict(state["memberships"])} for state in self._timelines.get(gid, ())]
 
     def ground_truth(self) -> dict[str, list[dict[str, Any]]]:
         """Every live object as its full API record (opt-in fields included), by collection."""

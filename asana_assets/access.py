@@ -79,15 +79,6 @@ def _role(memberships: pd.DataFrame) -> pd.Series:
     return pd.Series(role, index=memberships.index, dtype="str")
 
 
-def append_snapshot(history: pd.DataFrame | None, snapshot: pd.DataFrame) -> pd.DataFrame:
-    """History plus this snapshot. Earlier runs' rows are kept as they are; a re-run of the same
-    run replaces that run's rows, so a retry never duplicates a snapshot."""
-    if history is None or history.empty:
-        return snapshot.reset_index(drop=True)
-    kept = history[~history["run_id"].isin(snapshot["run_id"].unique())]
-    return pd.concat([kept, snapshot], ignore_index=True)
-
-
 def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
     """``membership_changes`` between each pair of consecutive snapshots; the first is a baseline."""
     times = _times(history)

@@ -11,7 +11,6 @@ import pytest
 from asana_assets.access import (
     access_snapshot,
     admin_results,
-    append_snapshot,
     membership_change_results,
     membership_changes,
     offboarding_results,
@@ -47,10 +46,7 @@ def restamp(snapshot, at, run_id):
 
 
 def history(*snapshots):
-    out = None
-    for snapshot in snapshots:
-        out = append_snapshot(out, snapshot)
-    return out
+    return pd.concat(snapshots, ignore_index=True)
 
 
 def by_gid(results):
@@ -103,20 +99,6 @@ def test_snapshot_roles_owner_precedence_and_activity():
 def test_snapshot_of_an_empty_workspace_is_empty():
     snapshot = access_snapshot(tables(), T0, "r1")
     assert snapshot.empty and list(snapshot.columns) == DERIVED_TABLES["user_access"].names
-
-
-def test_append_keeps_history_and_a_rerun_replaces_its_rows():
-    first = snap(T0, "r1", ("a", "workspace", "w1", "member", True))
-    second = snap(T1, "r2", ("a", "workspace", "w1", "admin", True))
-    rerun = snap(T1, "r2", ("a", "workspace", "w1", "member", True), ("b", "workspace", "w1", "guest", True))
-    assert append_snapshot(None, first).equals(first)
-    once = history(first, second)
-    assert len(once) == 2
-    replaced = append_snapshot(once, rerun)
-    assert append_snapshot(replaced, rerun).equals(replaced)
-    assert sorted(replaced["run_id"]) == ["r1", "r2", "r2"]
-    assert set(replaced.loc[replaced["run_id"] == "r2", "role"]) == {"member", "guest"}
-    assert replaced[replaced["run_id"] == "r1"].equals(first)
 
 
 BEFORE = snap(

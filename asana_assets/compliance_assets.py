@@ -42,10 +42,10 @@ def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
-def _publish(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, **extra) -> dg.MaterializeResult:
+def _publish(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, part: str | None = None,
+             **extra) -> dg.MaterializeResult:
     data = _arrow(table, frame)
-    path = warehouse.parquet().write(table, data)
-    return dg.MaterializeResult(metadata=table_metadata(table, data, path=dg.MetadataValue.path(str(path)), **extra))
+    return dg.MaterializeResult(metadata=table_metadata(table, data, **warehouse.publish(table, data, part), **extra))
 
 
 def run_as_of(context: dg.AssetExecutionContext, compliance: ComplianceResource) -> pd.Timestamp:
@@ -116,9 +116,8 @@ def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
     raw = _read(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
     as_of = run_as_of(context, compliance)
-    snapshot = _arrow("user_access", access.access_snapshot(raw, as_of, context.run_id))
-    path = warehouse.parquet().write_part("user_access", evidence.pack_name(context.run_id, as_of), snapshot)
-    return dg.MaterializeResult(metadata=table_metadata("user_access", snapshot, path=dg.MetadataValue.path(str(path))))
+    snapshot = access.access_snapshot(raw, as_of, context.run_id)
+    return _publish(warehouse, "user_access", snapshot, part=evidence.pack_name(context.run_id, as_of))
 
 
 @_asset("membership_changes", ["user_access"])
@@ -142,18 +141,15 @@ def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     as_of = run_as_of(context, compliance)
     params = compliance.params()
     results, populations = monitors.evaluate(t, params, context.run_id, as_of)
-    data = _arrow("monitor_results", results)
-    store = warehouse.parquet()
-    path = store.write_part("monitor_results", evidence.pack_name(context.run_id, as_of), data)
     pack = evidence.write_evidence_pack(
-        store.root, context.run_id, as_of, t["workspaces"]["gid"].tolist(),
+        warehouse.parquet().root, context.run_id, as_of, t["workspaces"]["gid"].tolist(),
         {"as_of": as_of.isoformat(), **compliance.describe()}, results, populations,
     )
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
-    return dg.MaterializeResult(metadata=table_metadata(
-        "monitor_results", data, path=dg.MetadataValue.path(str(path)),
+    return _publish(
+        warehouse, "monitor_results", results, part=evidence.pack_name(context.run_id, as_of),
         evidence_pack=dg.MetadataValue.path(str(pack)), alarms=dg.MetadataValue.json(alarms),
-    ))
+    )
 
 
 def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:

@@ -29,7 +29,11 @@ def resources() -> dict:
             requests_per_minute=_env_int("ASANA_REQUESTS_PER_MINUTE", 1500),
             max_concurrency=_env_int("ASANA_MAX_CONCURRENCY", 50),
         ),
-        "warehouse": WarehouseResource(directory=_env("ASANA_WAREHOUSE_DIR", "warehouse")),
+        "warehouse": WarehouseResource(
+            directory=_env("ASANA_WAREHOUSE_DIR", "warehouse"),
+            postgres_url=_env("ASANA_POSTGRES_URL", None),
+            postgres_schema=_env("ASANA_POSTGRES_SCHEMA", "asana"),
+        ),
         "compliance": ComplianceResource(),
     }
 

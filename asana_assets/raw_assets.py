@@ -60,16 +60,14 @@ def asana_raw_sync(
         f"{stats.get('requests', 0)} requests, {stats.get('rate_limited', 0)} rate-limited, "
         f"{result.tables['quarantine'].num_rows} record(s) quarantined"
     )
-    store = warehouse.parquet()
     for table in sorted(selected):
         data = result.tables[table]
-        path = store.write(table, data)
         yield dg.MaterializeResult(
             asset_key=raw_key(table),
             metadata=table_metadata(
                 table,
                 data,
-                path=dg.MetadataValue.path(str(path)),
+                **warehouse.publish(table, data),
                 quarantined=result.quarantined(table),
                 sync_requests=int(stats.get("requests", 0)),
                 sync_seconds=round(result.duration_s, 3),

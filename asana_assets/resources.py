@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -13,6 +15,7 @@ from asana_assets.client import run as run_async
 from asana_assets.monitors import MonitorParams
 from asana_assets.sync import SyncResult, crawl
 from asana_assets.tables import HISTORY_TABLES, TABLES
+from asana_assets.postgres import PostgresWarehouse
 from asana_assets.warehouse import ParquetWarehouse
 from asana_assets.workflow import CHANGE_PROJECT_PATTERN
 
@@ -49,12 +52,31 @@ class AsanaResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where the tables land: a folder of Parquet files."""
+    """Where the tables land: a folder of Parquet files, and Postgres too when a URL is set."""
 
     directory: str = Field(default="warehouse", description="Root folder of the Parquet warehouse")
+    postgres_url: str | None = Field(
+        default=None, description="e.g. postgresql://user@host:5432/db; unset: Parquet only"
+    )
+    postgres_schema: str = Field(default="asana", description="Postgres schema of the tables")
 
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory)
+
+    def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
+        """Write a table (a history table: this run's ``part``) to Parquet, and to Postgres when
+        configured, in one transaction there; returns materialization metadata about both."""
+        store = self.parquet()
+        path = store.write_part(table, part, data) if part else store.write(table, data)
+        metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(path))}
+        if self.postgres_url:
+            with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
+                loaded = postgres.load(table, data)
+            metadata["postgres_table"] = f"{self.postgres_schema}.{table}"
+            metadata["postgres_load"] = dg.MetadataValue.json(
+                {k: v for k, v in asdict(loaded).items() if k != "table"}
+            )
+        return metadata
 
     def read(self, table: str) -> pa.Table:
         """A table as of now; a history table with all its parts."""

@@ -243,6 +243,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("new_value", STR, "New value"),
     ),
     "ticket_status_history": _schema(
+        ("interval_id", STR, "<ticket gid>/<project gid or none>/<entered_at in epoch microseconds>"),
         ("ticket_gid", GID, "Ticket"),
         ("project_gid", GID, "Project whose sections give the state"),
         ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
@@ -304,7 +305,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "quarantine": (),
     "workflow_states": ("section_gid",),
     "ticket_events": ("event_id",),
-    "ticket_status_history": ("ticket_gid", "project_gid", "entered_at"),
+    "ticket_status_history": ("interval_id",),
     "approvals": ("approval_id",),
     "user_access": ("snapshot_at", "user_gid", "resource_type", "resource_gid"),
     "membership_changes": ("change_id",),

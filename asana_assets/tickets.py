@@ -244,6 +244,8 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
         "entered_by_gid": starts["actor_gid"],
     })
     history["duration_seconds"] = (history["left_at"] - history["entered_at"]).dt.total_seconds()
+    micros = history["entered_at"].astype("datetime64[us, UTC]").astype("int64").astype("str")
+    history.insert(0, "interval_id", history["ticket_gid"] + "/" + history["project_gid"].fillna("none") + "/" + micros)
     return history.reset_index(drop=True)
 
 

@@ -18,14 +18,19 @@ ASSETS = [asana_raw_sync, *compliance_assets]
 CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 
-def run_pipeline(world: World, directory: Path, as_of: datetime, **compliance) -> dg.ExecuteInProcessResult:
-    """Materialize every asset and run every check as of ``as_of``; returns the run's result."""
+def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple[str, str] | None = None,
+                 **compliance) -> dg.ExecuteInProcessResult:
+    """Materialize every asset and run every check as of ``as_of``; returns the run's result.
+
+    ``postgres`` (url, schema) also loads every table into Postgres.
+    """
+    url, schema = postgres or (None, "asana")
     with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
         return dg.materialize(
             [*ASSETS, *CHECKS],
             resources={
                 "asana": AsanaResource(access_token=DEMO_TOKEN, base_url=sim.base_url, requests_per_minute=QUOTA),
-                "warehouse": WarehouseResource(directory=str(directory)),
+                "warehouse": WarehouseResource(directory=str(directory), postgres_url=url, postgres_schema=schema),
                 "compliance": ComplianceResource(as_of=as_of.isoformat(), **compliance),
             },
         )

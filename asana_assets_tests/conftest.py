@@ -1,0 +1,34 @@
+"""Shared fixtures: a real PostgreSQL server and a throwaway schema per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import adbc_driver_postgresql.dbapi as adbc
+import pytest
+
+from asana_assets.postgres import ident, libpq_url
+
+URL = os.environ.get("ASANA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def server():
+    try:
+        connection = adbc.connect(libpq_url(URL))
+    except adbc.Error as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"Postgres at {URL} is unreachable, and CI must run these tests: {error}")
+        pytest.skip(f"no Postgres at {URL} (set ASANA_TEST_POSTGRES_URL): {error}")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def schema(server):
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with server.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {ident(name)} CASCADE")
+    server.commit()

@@ -242,7 +242,8 @@ def test_nulls_lists_timestamps_and_dates_round_trip(warehouse):
         {"gid": "2", "collection_gids": [], "tags": None, "completed": None},
     ])
     history = to_arrow("ticket_status_history", [
-        {"ticket_gid": "1", "project_gid": "p", "state": "OPEN", "entered_at": T0, "duration_seconds": 0.25},
+        {"interval_id": "1/p/0", "ticket_gid": "1", "project_gid": "p", "state": "OPEN", "entered_at": T0,
+         "duration_seconds": 0.25},
     ])
     sections = to_arrow("sections", [{"gid": "s", "project_gid": "p", "position": 2_000_000_000}])
     for table, data in (("tickets", tickets), ("ticket_status_history", history), ("sections", sections)):

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from asana_assets import models
-from asana_assets.client import AsanaClient, NotFoundError
+from asana_assets.client import AsanaClient, NotFoundError, SyncTokenExpiredError
 from asana_assets.tables import RAW_TABLES, primary_key, to_arrow
 
 # opt_fields per resource: exactly what the tables store, so one list call per page suffices.
@@ -96,6 +96,7 @@ class SyncResult:
     started_at: datetime
     duration_s: float
     client_stats: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # project gid -> events sync token
 
     def quarantined(self, table: str) -> int:
         q = self.tables["quarantine"]
@@ -105,9 +106,13 @@ class SyncResult:
 class WorkspaceCrawler:
     """Crawls workspaces with one client; collects rows keyed by primary key."""
 
-    def __init__(self, client: AsanaClient, tables: Iterable[str] | None = None):
+    def __init__(self, client: AsanaClient, tables: Iterable[str] | None = None, track_events: bool = False):
         self.client = client
         self.wanted = set(tables) if tables is not None else set(RAW_TABLES)
+        # With track_events, each project's events sync token is taken before its tasks are
+        # listed, so a later incremental sync sees every change made from then on.
+        self.track_events = track_events
+        self.tokens: dict[str, str] = {}
         self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)
         self.started_at = datetime.now(UTC)
         self.quarantine: list[dict] = []
@@ -137,6 +142,7 @@ class WorkspaceCrawler:
             started_at=self.started_at,
             duration_s=time.perf_counter() - start,
             client_stats=_figures(self.client.stats),
+            tokens=dict(self.tokens),
         )
 
     # -- scheduling -------------------------------------------------------------------
@@ -265,8 +271,23 @@ class WorkspaceCrawler:
 
     async def _project_tasks(self, project_gid: str) -> None:
         """List a project's tasks; the time it completes is the project's last successful sync."""
+        if self.track_events:
+            self.tokens[project_gid] = await self._fresh_token(project_gid)
         await self._task_pages("/tasks", {"project": project_gid}, None)
-        self.rows["projects"][(project_gid,)]["synced_at"] = datetime.now(UTC)
+        self._synced(project_gid)
+
+    def _synced(self, project_gid: str) -> None:
+        project = self.rows["projects"].get((project_gid,))
+        if project is not None:
+            project["synced_at"] = datetime.now(UTC)
+
+    async def _fresh_token(self, resource_gid: str) -> str:
+        """A new events sync token: the API hands one out with a 412 to a call without one."""
+        try:
+            await self.client.events(resource_gid, None)
+        except SyncTokenExpiredError as expired:
+            return expired.sync
+        raise RuntimeError(f"the events API gave no sync token for {resource_gid}")
 
     async def _sections(self, project_gid: str) -> None:
         path = f"/projects/{project_gid}/sections"
@@ -305,13 +326,17 @@ class WorkspaceCrawler:
                 self._add("task_memberships", m)
             for t in task.tag_rows():
                 self._add("task_tags", t)
-        if not isinstance(gid, str) or not gid.isdigit():
+        if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
             return  # without a usable gid its children cannot be reached
         if self.needs("stories"):
             self._spawn(self._stories(gid), gid)
         # num_subtasks lets leaves skip a request; unknown (quarantined) means look.
         if task is None or task.num_subtasks is None or task.num_subtasks > 0:
             self._spawn(self._task_pages(f"/tasks/{gid}/subtasks", None, gid), gid)
+
+    def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
+        """Whether to fetch a task's stories and subtasks: always, in a full crawl."""
+        return True
 
     async def _stories(self, task_gid: str) -> None:
         async for page in self.client.pages(f"/tasks/{task_gid}/stories", None, fields=STORY_FIELDS):
@@ -347,7 +372,8 @@ def _explain(exc: ValidationError) -> str:
 
 
 async def crawl(
-    client: AsanaClient, workspace_gid: str | None = None, tables: Iterable[str] | None = None
+    client: AsanaClient, workspace_gid: str | None = None, tables: Iterable[str] | None = None,
+    track_events: bool = False,
 ) -> SyncResult:
     """Crawl the workspace(s) the client's token sees into the requested tables."""
-    return await WorkspaceCrawler(client, tables).run(workspace_gid)
+    return await WorkspaceCrawler(client, tables, track_events).run(workspace_gid)

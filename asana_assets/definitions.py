@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from asana_assets import compliance_assets, demo, raw_assets
+from asana_assets import automation, compliance_assets, demo, raw_assets
 from asana_assets.client import ASANA_API_BASE
 from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
 
@@ -40,15 +40,12 @@ def resources() -> dict:
 
 demo.ensure_source()
 
-full_sync = dg.define_asset_job(
-    "asana_full_sync", selection=dg.AssetSelection.all(),
-    description="Sync every Asana table, derive the compliance tables, run the monitors, write the evidence pack.",
-)
-
 defs = dg.Definitions(
     assets=[raw_assets.asana_raw_sync, *compliance_assets.compliance_assets],
     asset_checks=[*raw_assets.raw_checks, *compliance_assets.monitor_checks, *compliance_assets.quality_checks],
-    jobs=[full_sync],
+    jobs=[automation.full_sync, automation.incremental_sync],
+    schedules=[automation.daily_full_sync],
+    sensors=[automation.asana_events_sensor],
     resources=resources(),
     # The steps are light (one async crawl, pandas transforms, checks that read Parquet): running
     # them in the run's own process avoids a Python start-up per step. Scale-out executors are a

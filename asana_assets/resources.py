@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from asana_assets.client import ASANA_API_BASE, AsanaClient
+from asana_assets.client import ASANA_API_BASE, AsanaClient, SyncTokenExpiredError
+from asana_assets.incremental import IncrementalResult, StateStore, SyncState, incremental_sync
 from asana_assets.client import run as run_async
 from asana_assets.monitors import MonitorParams
 from asana_assets.sync import SyncResult, crawl
@@ -41,12 +44,39 @@ class AsanaResource(dg.ConfigurableResource):
             requests_per_minute=self.requests_per_minute,
         )
 
-    def sync(self, tables: Iterable[str] | None = None) -> SyncResult:
+    def sync(self, tables: Iterable[str] | None = None, track_events: bool = False) -> SyncResult:
         """Crawl the configured workspace(s) into the given raw tables."""
+        return self._run(lambda client: crawl(client, self.workspace_gid or None, tables, track_events))
 
-        async def run() -> SyncResult:
+    def sync_incremental(self, state: SyncState, current: dict[str, pa.Table]) -> IncrementalResult:
+        """Apply the changes since ``state`` to the ``current`` raw tables."""
+        return self._run(lambda client: incremental_sync(client, state, current, self.workspace_gid or None))
+
+    def changed_projects(self, state: SyncState) -> dict[str, str]:
+        """Projects with events since their token (read without consuming them: a token may be
+        sent again), each with a digest of what is pending; an expired token counts as changed."""
+
+        async def peek(client: AsanaClient, gid: str, token: str) -> tuple[str, str | None]:
+            try:
+                events, _, more = await client.events(gid, token)
+            except SyncTokenExpiredError:
+                return gid, f"{token}:expired"
+            last = events[-1] if events else None
+            pending = last and f"{token}:{len(events)}:{more}:{last.get('created_at')}:{last['resource']['gid']}"
+            return gid, pending
+
+        async def run(client: AsanaClient) -> dict[str, str]:
+            now = datetime.now(UTC)
+            tokens = {gid: state.token(gid, now) or "" for gid in state.tokens}
+            found = await asyncio.gather(*(peek(client, gid, token) for gid, token in tokens.items()))
+            return {gid: digest for gid, digest in found if digest}
+
+        return self._run(run)
+
+    def _run(self, work):
+        async def run():
             async with self.client() as client:
-                return await crawl(client, self.workspace_gid or None, tables)
+                return await work(client)
 
         return run_async(run())
 
@@ -62,6 +92,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory)
+
+    def state_store(self) -> StateStore:
+        """Where the incremental sync keeps its events tokens, beside the tables they describe."""
+        return StateStore(self.parquet().root / "state" / "sync_state.json")
 
     def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
         """Write a table (a history table: this run's ``part``) to Parquet, and to Postgres when

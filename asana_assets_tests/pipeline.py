@@ -14,26 +14,33 @@ from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseR
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
 
 QUOTA = 1_000_000
+# One signing secret, so sync tokens taken through one simulator stay valid through the next.
+SIMULATOR = SimulatorConfig(requests_per_minute=QUOTA, secret="tests")
 ASSETS = [asana_raw_sync, *compliance_assets]
 CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 
 def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple[str, str] | None = None,
-                 **compliance) -> dg.ExecuteInProcessResult:
+                 mode: str = "full", **compliance) -> dg.ExecuteInProcessResult:
     """Materialize every asset and run every check as of ``as_of``; returns the run's result.
 
-    ``postgres`` (url, schema) also loads every table into Postgres.
+    ``postgres`` (url, schema) also loads every table into Postgres; ``mode`` is the sync's.
     """
-    url, schema = postgres or (None, "asana")
-    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+    with Simulator(world, SIMULATOR) as sim:
         return dg.materialize(
             [*ASSETS, *CHECKS],
-            resources={
-                "asana": AsanaResource(access_token=DEMO_TOKEN, base_url=sim.base_url, requests_per_minute=QUOTA),
-                "warehouse": WarehouseResource(directory=str(directory), postgres_url=url, postgres_schema=schema),
-                "compliance": ComplianceResource(as_of=as_of.isoformat(), **compliance),
-            },
+            resources=resources(sim.base_url, directory, postgres, as_of=as_of.isoformat(), **compliance),
+            run_config={"ops": {"asana_raw_sync": {"config": {"mode": mode}}}},
         )
+
+
+def resources(base_url: str, directory: Path, postgres: tuple[str, str] | None = None, **compliance) -> dict:
+    url, schema = postgres or (None, "asana")
+    return {
+        "asana": AsanaResource(access_token=DEMO_TOKEN, base_url=base_url, requests_per_minute=QUOTA),
+        "warehouse": WarehouseResource(directory=str(directory), postgres_url=url, postgres_schema=schema),
+        "compliance": ComplianceResource(**compliance),
+    }
 
 
 def results_of(run: dg.ExecuteInProcessResult, directory: Path) -> pd.DataFrame:

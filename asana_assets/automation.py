@@ -14,13 +14,16 @@ from asana_assets.raw_assets import SyncConfig, asana_raw_sync
 from asana_assets.resources import AsanaResource, WarehouseResource
 
 ALL = dg.AssetSelection.all()
+# dagster.yaml allows one run at a time per connection: two syncs of one workspace never
+# interleave their writes or their saved events tokens.
+CONNECTION = {"asana/connection": "default"}
 
 full_sync = dg.define_asset_job(
-    "asana_full_sync", selection=ALL,
+    "asana_full_sync", selection=ALL, tags=CONNECTION,
     description="Crawl every Asana table, derive the compliance tables, run the monitors, write the evidence pack.",
 )
 incremental_sync = dg.define_asset_job(
-    "asana_incremental_sync", selection=ALL,
+    "asana_incremental_sync", selection=ALL, tags=CONNECTION,
     config=dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="incremental")}),
     description="Apply the changes the projects' events report, then re-derive and re-check everything.",
 )

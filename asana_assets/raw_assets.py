@@ -1,6 +1,7 @@
 """Raw Asana tables: one crawl of the workspace materializes every selected table."""
 
 
+from datetime import timedelta
 from typing import Literal
 
 import dagster as dg
@@ -13,6 +14,9 @@ from asana_assets.resources import AsanaResource, WarehouseResource
 from asana_assets.tables import RAW_TABLES
 
 RAW_GROUP = "asana_raw"
+# The daily full sync keeps every table younger than a day even when nothing changes; a table
+# older than this means the connection is failing.
+FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 
 DESCRIPTIONS = {
     "workspaces": "Workspaces and organizations the token can see.",
@@ -53,6 +57,7 @@ def raw_key(table: str) -> dg.AssetKey:
             kinds={"asana", "parquet"},
             skippable=True,
             metadata={"dagster/column_schema": column_schema(schema), "dagster/table_name": f"asana.{table}"},
+            freshness_policy=FRESHNESS,
         )
         for table, schema in RAW_TABLES.items()
     ],

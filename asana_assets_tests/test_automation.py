@@ -1,4 +1,5 @@
-"""The sensor and the incremental job: a change at the source is noticed, applied, and checked."""
+"""The sensor and the incremental job: a change at the source is noticed, applied to Parquet and
+Postgres alike, and checked by the monitors."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from asana_assets.automation import asana_events_sensor
+from asana_assets.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, generate_world
+from asana_assets.tables import RAW_TABLES
 from asana_assets.warehouse import ParquetWarehouse
+from asana_assets_tests.conftest import URL
 from asana_assets_tests.pipeline import SIMULATOR, alarms, resources, results_of, run_pipeline
 from asana_assets_tests.test_incremental import change_the_world
 from asana_assets_tests.truth import assert_matches_truth
@@ -21,25 +25,29 @@ def tick(base_url, directory):
         return asana_events_sensor(context)
 
 
-def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_path):
+def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_path, schema):
     world = generate_world(seed=4, tasks=300, now=NOW)
     with Simulator(world, SIMULATOR) as sim:
         assert isinstance(tick(sim.base_url, tmp_path), dg.SkipReason)  # nothing synced yet
-        assert run_pipeline(world, tmp_path, NOW).success
+        first = run_pipeline(world, tmp_path, NOW, postgres=(URL, schema))
+        assert first.success
+        first_run = first.run_id
         assert isinstance(tick(sim.base_url, tmp_path), dg.SkipReason)  # nothing changed
         change_the_world(world)
         requested = tick(sim.base_url, tmp_path)
         assert len(requested.run_requests) == 1
         assert tick(sim.base_url, tmp_path).run_requests[0].run_key == requested.run_requests[0].run_key
     later = NOW + timedelta(hours=2)
-    run = run_pipeline(world, tmp_path, later, mode="incremental")
+    run = run_pipeline(world, tmp_path, later, postgres=(URL, schema), mode="incremental")
     assert run.success
     [tasks] = [m for m in run.get_asset_materialization_events() if m.asset_key.path[-1] == "tasks"]
     assert tasks.materialization.metadata["sync_mode"].value.startswith("incremental")
     store = ParquetWarehouse(tmp_path)
-    assert_matches_truth({t: store.read(t) for t in ("workspaces", "users", "workspace_memberships", "teams",
-                          "team_memberships", "projects", "project_memberships", "sections", "tasks",
-                          "task_memberships", "stories", "tags", "task_tags")}, world.ground_truth())
+    assert_matches_truth({t: store.read(t) for t in RAW_TABLES}, world.ground_truth())
+    with PostgresWarehouse(URL, schema) as postgres:
+        assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, world.ground_truth())
+        monitored = postgres.read("monitor_results").to_pandas()
+    assert set(monitored["run_id"]) == set(results_of(run, tmp_path)["run_id"]) | {first_run}
     results = results_of(run, tmp_path)
     assert alarms(results, "membership_changes")  # the admin granted between the syncs
     with Simulator(world, SIMULATOR) as sim:

@@ -48,13 +48,20 @@ def _publish(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, part
     return dg.MaterializeResult(metadata=table_metadata(table, data, **warehouse.publish(table, data, part), **extra))
 
 
-def run_as_of(context: dg.AssetExecutionContext, compliance: ComplianceResource) -> pd.Timestamp:
-    """The run's "now": configured, else when the run was created (the same for every asset)."""
+def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timestamp]:
+    """The evaluation this run belongs to: (run id, as_of).
+
+    A re-execution of a failed run continues its evaluation: it takes the original (root) run's
+    id and creation time, so its snapshot and results replace that run's instead of adding a
+    second copy. ``as_of`` is configurable, else that creation time (the same for every asset).
+    """
+    run = context.run
+    root = run.root_run_id or run.run_id
     if compliance.as_of:
-        return pd.Timestamp(compliance.as_of).tz_convert("UTC") if pd.Timestamp(compliance.as_of).tzinfo else \
-            pd.Timestamp(compliance.as_of, tz="UTC")
-    record = context.instance.get_run_record_by_id(context.run_id)
-    return pd.Timestamp(record.create_timestamp).tz_convert("UTC")
+        as_of = pd.Timestamp(compliance.as_of)
+        return root, as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
+    record = context.instance.get_run_record_by_id(root)
+    return root, pd.Timestamp(record.create_timestamp).tz_convert("UTC")
 
 
 def _asset(name: str, deps: list[str]):
@@ -115,9 +122,9 @@ def approvals(warehouse: WarehouseResource) -> dg.MaterializeResult:
 def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
     raw = _read(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
-    as_of = run_as_of(context, compliance)
-    snapshot = access.access_snapshot(raw, as_of, context.run_id)
-    return _publish(warehouse, "user_access", snapshot, part=evidence.pack_name(context.run_id, as_of))
+    run_id, as_of = evaluation(context, compliance)
+    snapshot = access.access_snapshot(raw, as_of, run_id)
+    return _publish(warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
 
 
 @_asset("membership_changes", ["user_access"])
@@ -138,16 +145,15 @@ def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     compliance: ComplianceResource) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack."""
     t = _read(warehouse, *MONITOR_INPUTS)
-    as_of = run_as_of(context, compliance)
-    params = compliance.params()
-    results, populations = monitors.evaluate(t, params, context.run_id, as_of)
+    run_id, as_of = evaluation(context, compliance)
+    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of)
     pack = evidence.write_evidence_pack(
-        warehouse.parquet().root, context.run_id, as_of, t["workspaces"]["gid"].tolist(),
+        warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
         {"as_of": as_of.isoformat(), **compliance.describe()}, results, populations,
     )
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
     return _publish(
-        warehouse, "monitor_results", results, part=evidence.pack_name(context.run_id, as_of),
+        warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
         evidence_pack=dg.MetadataValue.path(str(pack)), alarms=dg.MetadataValue.json(alarms),
     )
 
@@ -161,7 +167,8 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
         results = _read(warehouse, "monitor_results")["monitor_results"]
         mine = results[results["monitor_id"] == monitor.id]
         # This run's evaluation; a check run on its own judges the latest one.
-        run = context.run.run_id if (mine["run_id"] == context.run.run_id).any() else (
+        this = context.run.root_run_id or context.run.run_id
+        run = this if (mine["run_id"] == this).any() else (
             mine.sort_values("evaluated_at")["run_id"].iloc[-1] if len(mine) else None)
         mine = mine[mine["run_id"] == run]
         failures = mine[mine["status"] == "alarm"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from asana_assets.automation import full_sync
 from asana_assets.compliance_assets import compliance_assets, monitor_checks, quality_checks
 from asana_assets.raw_assets import asana_raw_sync, raw_checks
 from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
@@ -58,3 +60,14 @@ def status(results: pd.DataFrame, monitor_id: str, gid: str) -> str:
     row = results[(results["monitor_id"] == monitor_id) & (results["resource_gid"] == gid)]
     assert len(row) == 1, f"{monitor_id} has {len(row)} rows for {gid}"
     return row["status"].iloc[0]
+
+
+def full_sync_job() -> dg.JobDefinition:
+    """The full-sync job wired to the simulator and warehouse named in the environment; a
+    module-level function, so Dagster can rebuild the job to re-execute a failed run."""
+    postgres = (os.environ["TEST_POSTGRES_URL"], os.environ["TEST_POSTGRES_SCHEMA"])
+    defs = dg.Definitions(
+        assets=ASSETS, asset_checks=CHECKS, jobs=[full_sync], executor=dg.in_process_executor,
+        resources=resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
+    )
+    return defs.resolve_job_def(full_sync.name)

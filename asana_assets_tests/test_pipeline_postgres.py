@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
+
 from asana_assets.postgres import PostgresWarehouse
-from asana_assets.simulator import generate_world
+from asana_assets.simulator import Simulator, generate_world
 from asana_assets.tables import HISTORY_TABLES, TABLES, primary_key
 from asana_assets.warehouse import ParquetWarehouse
 from asana_assets_tests.conftest import URL
-from asana_assets_tests.pipeline import run_pipeline
+from asana_assets_tests.pipeline import SIMULATOR, full_sync_job, run_pipeline
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -40,3 +42,38 @@ def test_every_table_lands_in_postgres_and_follows_the_source(schema, tmp_path):
         assert (gone["gid"],) not in tasks and (added.gid,) in tasks
         assert len(set(postgres.read("monitor_results")["run_id"].to_pylist())) == 2
         assert len(set(postgres.read("user_access")["snapshot_at"].to_pylist())) == 2
+
+
+def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothing(
+    schema, tmp_path, monkeypatch
+):
+    """The run fails while loading monitor_results into Postgres (its transaction rolls back, as
+    a killed connection's would); re-executing it from the failure completes the same
+    evaluation: one snapshot, one set of results, Postgres equal to Parquet."""
+    world = generate_world(seed=6, tasks=200, now=NOW)
+    failures = iter([True])
+    real_load = PostgresWarehouse.load
+
+    def dying_load(self, table, data, **options):
+        if table == "monitor_results" and next(failures, False):
+            raise ConnectionError("the connection dropped mid-load")
+        return real_load(self, table, data, **options)
+
+    monkeypatch.setattr(PostgresWarehouse, "load", dying_load)
+    with Simulator(world, SIMULATOR) as sim, dg.instance_for_test() as instance:
+        for name, value in (("ASANA_BASE_URL", sim.base_url), ("WAREHOUSE_DIR", str(tmp_path)),
+                            ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema)):
+            monkeypatch.setenv(f"TEST_{name}", value)
+        job = dg.reconstructable(full_sync_job)
+        with dg.execute_job(job, instance, raise_on_error=False) as failed:
+            assert not failed.success
+        options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
+        with dg.execute_job(job, instance, reexecution_options=options) as retried:
+            assert retried.success
+
+    parquet = ParquetWarehouse(tmp_path)
+    with PostgresWarehouse(URL, schema) as postgres:
+        for name in HISTORY_TABLES:
+            mirrored, local = postgres.read(name), parquet.read_history(name, TABLES[name])
+            assert set(mirrored["run_id"].to_pylist()) == set(local["run_id"].to_pylist()) == {failed.run_id}
+            assert keys(mirrored, name) == keys(local, name) and mirrored.num_rows == local.num_rows

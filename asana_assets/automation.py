@@ -37,7 +37,7 @@ daily_full_sync = dg.ScheduleDefinition(
 
 @dg.sensor(job=incremental_sync, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResource, warehouse: WarehouseResource):
-    """Request an incremental run when a project's events feed has anything new."""
+    """Request an incremental run of the projects whose events feed has anything new."""
     state = warehouse.state_store().load()
     if not state.tokens:
         return dg.SkipReason("No sync yet: the first full sync (schedule or launch) takes the events tokens.")
@@ -46,7 +46,10 @@ def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResourc
         return dg.SkipReason(f"No new events in {len(state.tokens)} project(s).")
     # The same pending changes give the same key, so a tick before the run ends adds no run.
     key = hashlib.sha256(repr(sorted(changed.items())).encode()).hexdigest()[:16]
+    config = dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="incremental", projects=sorted(changed))})
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"events-{key}", tags={"asana/changed_projects": str(len(changed))})],
+        run_requests=[dg.RunRequest(
+            run_key=f"events-{key}", run_config=config, tags={"asana/changed_projects": str(len(changed))},
+        )],
         cursor=key,
     )

@@ -8,7 +8,7 @@ import pyarrow as pa
 from asana_assets import access, evidence, monitors, tickets
 from asana_assets.metadata import column_schema, table_metadata
 from asana_assets.quality import quality_checks as build_quality_checks
-from asana_assets.raw_assets import raw_key
+from asana_assets.raw_assets import raw_key as key  # every table, raw or derived, is keyed asana/<table>
 from asana_assets.resources import ComplianceResource, WarehouseResource
 from asana_assets.tables import DERIVED_TABLES
 from asana_assets.workflow import workflow_states as classify_sections
@@ -27,10 +27,6 @@ DESCRIPTIONS = {
     "membership_changes": "What changed between consecutive access snapshots.",
     "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
 }
-
-
-def key(table: str) -> dg.AssetKey:
-    return raw_key(table)
 
 
 def _read(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:

@@ -91,9 +91,12 @@ class StateStore:
 class IncrementalCrawler(WorkspaceCrawler):
     """A crawl that reads only the projects' changes and merges them into the current tables."""
 
-    def __init__(self, client: AsanaClient, state: SyncState, current: dict[str, pa.Table]):
+    def __init__(self, client: AsanaClient, state: SyncState, current: dict[str, pa.Table],
+                 projects: Iterable[str] | None = None):
         super().__init__(client, RAW_TABLES, track_events=True)
         self.state = state
+        # Poll only these projects (the ones a sensor saw change); the others keep their rows and tokens.
+        self.only = set(projects) if projects else None
         self.current = current
         self.now = datetime.now(UTC)
         self.deleted: set[str] = set()
@@ -116,7 +119,7 @@ class IncrementalCrawler(WorkspaceCrawler):
             token = self.state.token(project.gid, self.now)
             if token is None:
                 self._spawn(self._relist(project.gid), project.gid)
-            else:
+            elif self.only is None or project.gid in self.only:
                 self._spawn(self._poll(project.gid, token), project.gid)
 
     async def _poll(self, project_gid: str, sync: str) -> None:
@@ -196,6 +199,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         read = (set(fresh["tasks"]["gid"].to_pylist()) | refused) - removed
         projects = set(fresh["projects"]["gid"].to_pylist())
         out = {name: fresh[name] for name in WORKSPACE_TABLES}
+        out["projects"] = _keep_sync_times(fresh["projects"], self.current["projects"])
         out["sections"] = _replace(self.current["sections"], fresh["sections"], "project_gid", self.relisted)
         out["project_memberships"] = _replace(
             self.current["project_memberships"], fresh["project_memberships"], "project_gid", self.relisted)
@@ -225,6 +229,16 @@ def _replace(current: pa.Table, fresh: pa.Table, column: str, scope: set[str]) -
     return pa.concat_tables([current, fresh.select(current.column_names).cast(current.schema)])
 
 
+def _keep_sync_times(fresh: pa.Table, current: pa.Table) -> pa.Table:
+    """A project not read this time keeps the time of its last successful sync."""
+    before = current.select(["gid", "synced_at"]).rename_columns(["gid", "previous"])
+    joined = fresh.join(before, "gid", join_type="left outer").sort_by("gid")
+    synced = pc.coalesce(joined["synced_at"], joined["previous"])
+    return joined.drop_columns(["previous"]).set_column(
+        joined.schema.get_field_index("synced_at"), fresh.schema.field("synced_at"), synced
+    ).select(fresh.column_names).cast(fresh.schema)
+
+
 def _gids(values: Iterable[str]) -> pa.Array:
     return pa.array(sorted(values), pa.string())
 
@@ -238,10 +252,12 @@ class IncrementalResult:
 
 
 async def incremental_sync(
-    client: AsanaClient, state: SyncState, current: dict[str, pa.Table], workspace_gid: str | None = None
+    client: AsanaClient, state: SyncState, current: dict[str, pa.Table], workspace_gid: str | None = None,
+    projects: Iterable[str] | None = None,
 ) -> IncrementalResult:
-    """Apply the changes since ``state`` to ``current``; ``state`` is advanced in memory only."""
-    crawler = IncrementalCrawler(client, state, current)
+    """Apply the changes since ``state`` to ``current`` (polling only ``projects`` when given);
+    ``state`` is advanced in memory only."""
+    crawler = IncrementalCrawler(client, state, current, projects)
     fresh = await crawler.run(workspace_gid)
     fresh.tables = crawler.merge(fresh.tables)
     state.advance(fresh.tokens, fresh.tables["projects"]["gid"].to_pylist(), crawler.now, full=False)

@@ -6,6 +6,7 @@ from typing import Literal
 
 import dagster as dg
 import pyarrow.compute as pc
+from pydantic import Field
 
 from asana_assets.incremental import record_full_sync
 from asana_assets.metadata import column_schema, table_metadata
@@ -41,6 +42,9 @@ class SyncConfig(dg.Config):
     changes the projects' events feeds report (falls back to full without a previous sync)."""
 
     mode: Literal["full", "incremental"] = "full"
+    projects: list[str] = Field(
+        default_factory=list, description="incremental: poll only these projects (default: all)"
+    )
 
 
 def raw_key(table: str) -> dg.AssetKey:
@@ -72,7 +76,7 @@ def asana_raw_sync(
     state = store.load()
     whole = selected == set(RAW_TABLES)
     if config.mode == "incremental" and whole and state.tokens and all(warehouse.parquet().exists(t) for t in RAW_TABLES):
-        changes = asana.sync_incremental(state, {t: warehouse.read(t) for t in RAW_TABLES})
+        changes = asana.sync_incremental(state, {t: warehouse.read(t) for t in RAW_TABLES}, config.projects)
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "
             f"{len(changes.relisted)} project(s) re-listed"

@@ -48,9 +48,12 @@ class AsanaResource(dg.ConfigurableResource):
         """Crawl the configured workspace(s) into the given raw tables."""
         return self._run(lambda client: crawl(client, self.workspace_gid or None, tables, track_events))
 
-    def sync_incremental(self, state: SyncState, current: dict[str, pa.Table]) -> IncrementalResult:
-        """Apply the changes since ``state`` to the ``current`` raw tables."""
-        return self._run(lambda client: incremental_sync(client, state, current, self.workspace_gid or None))
+    def sync_incremental(self, state: SyncState, current: dict[str, pa.Table],
+                         projects: Iterable[str] | None = None) -> IncrementalResult:
+        """Apply the changes since ``state`` to the ``current`` raw tables (only ``projects``' if given)."""
+        return self._run(
+            lambda client: incremental_sync(client, state, current, self.workspace_gid or None, projects)
+        )
 
     def changed_projects(self, state: SyncState) -> dict[str, str]:
         """Projects with events since their token (read without consuming them: a token may be

@@ -23,16 +23,17 @@ CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 
 def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple[str, str] | None = None,
-                 mode: str = "full", **compliance) -> dg.ExecuteInProcessResult:
+                 mode: str = "full", run_config: dict | None = None, **compliance) -> dg.ExecuteInProcessResult:
     """Materialize every asset and run every check as of ``as_of``; returns the run's result.
 
-    ``postgres`` (url, schema) also loads every table into Postgres; ``mode`` is the sync's.
+    ``postgres`` (url, schema) also loads every table into Postgres; ``mode`` is the sync's,
+    unless a ``run_config`` (e.g. a sensor's run request's) is given.
     """
     with Simulator(world, SIMULATOR) as sim:
         return dg.materialize(
             [*ASSETS, *CHECKS],
             resources=resources(sim.base_url, directory, postgres, as_of=as_of.isoformat(), **compliance),
-            run_config={"ops": {"asana_raw_sync": {"config": {"mode": mode}}}},
+            run_config=run_config or {"ops": {"asana_raw_sync": {"config": {"mode": mode}}}},
         )
 
 

@@ -38,7 +38,10 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
         assert len(requested.run_requests) == 1
         assert tick(sim.base_url, tmp_path).run_requests[0].run_key == requested.run_requests[0].run_key
     later = NOW + timedelta(hours=2)
-    run = run_pipeline(world, tmp_path, later, postgres=(URL, schema), mode="incremental")
+    request = requested.run_requests[0]
+    changed = request.run_config["ops"]["asana_raw_sync"]["config"]["projects"]
+    assert changed and set(changed) <= {p["gid"] for p in world.ground_truth()["projects"]}
+    run = run_pipeline(world, tmp_path, later, postgres=(URL, schema), run_config=request.run_config)
     assert run.success
     [tasks] = [m for m in run.get_asset_materialization_events() if m.asset_key.path[-1] == "tasks"]
     assert tasks.materialization.metadata["sync_mode"].value.startswith("incremental")

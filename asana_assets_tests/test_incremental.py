@@ -119,3 +119,24 @@ def test_a_crashed_run_is_replayed_from_the_saved_tokens(world, tmp_path):
         incremental(sim.base_url, store.load(), first.tables)  # dies before saving its state
         replayed = incremental(sim.base_url, store.load(), first.tables)
     assert_matches_truth(replayed.result.tables, world.ground_truth())
+
+
+def test_a_run_for_the_changed_projects_polls_only_them(world):
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = full(sim.base_url)
+        state = SyncState()
+        record_full_sync(state, first)
+        task = next(t for t in world.ground_truth()["tasks"] if t["memberships"] and not t["parent"])
+        project = task["memberships"][0]["project"]["gid"]
+        world.update_task(task["gid"], name="Changed in one project", actor=world.default_user)
+        sim.stats.reset()
+
+        async def run():
+            async with AsanaClient(sim.base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
+                return await incremental_sync(client, state, first.tables, projects=[project])
+
+        result = asyncio.run(run())
+        polls = sim.stats.by_route["/api/1.0/events"]
+    assert polls == 1
+    assert_matches_truth(result.result.tables, world.ground_truth())
+    assert result.result.tables["projects"]["synced_at"].null_count == 0  # the others keep theirs

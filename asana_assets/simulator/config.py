@@ -1,4 +1,4 @@
-"""Settings of a running simulator: tokens, limits, token lifetimes and fault injection."""
+"""Settings of a running simulator: tokens, OAuth apps, limits, token lifetimes and fault injection."""
 
 from __future__ import annotations
 
@@ -7,8 +7,20 @@ import secrets
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEMO_TOKEN = "2/1209000000000000/demo:simulator"  # acts for the world's default (admin) user
+DEMO_CLIENT_ID = "1209000000000001"  # a registered OAuth app, so the command-line simulator has one
+DEMO_CLIENT_SECRET = "demo-client-secret"
+DEMO_REDIRECT_URI = "http://localhost:8765/callback"
 
 Share = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class OAuthApp(BaseModel):
+    """An OAuth app registered with Asana: its secret and the redirect URIs it may use (exact match)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str = Field(repr=False)
+    redirect_uris: list[str]
 
 
 class SimulatorConfig(BaseModel):
@@ -18,6 +30,17 @@ class SimulatorConfig(BaseModel):
 
     # Bearer token -> user gid it acts for; None means the world's default user (an admin).
     tokens: dict[str, str | None] = Field(default_factory=lambda: {DEMO_TOKEN: None})
+
+    # OAuth: registered apps by client_id, who approves authorisation requests (a user gid; None
+    # means the world's default admin), whether they deny instead, and the access-token lifetime.
+    oauth_apps: dict[str, OAuthApp] = Field(
+        default_factory=lambda: {
+            DEMO_CLIENT_ID: OAuthApp(secret=DEMO_CLIENT_SECRET, redirect_uris=[DEMO_REDIRECT_URI])
+        }
+    )
+    oauth_approver: str | None = None
+    oauth_deny: bool = False
+    access_token_ttl_seconds: int = Field(default=3600, ge=1)
 
     # Rate limits, counted per token (the paid-plan defaults of the real API).
     requests_per_minute: int = Field(default=1500, ge=1)

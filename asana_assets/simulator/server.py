@@ -1,4 +1,4 @@
-"""The simulated Asana REST API, served by aiohttp under ``/api/1.0``.
+"""The simulated Asana REST API, served by aiohttp under ``/api/1.0`` (OAuth under ``/-/``).
 
 One middleware does what the real API does around every call (Bearer auth, the per-token quota
 and concurrency caps, injected faults and latency, the error envelope, statistics); handlers are
@@ -36,6 +36,7 @@ from .models import (
     Workspace,
     WorkspaceMembership,
 )
+from .oauth import OAuthProvider
 from .schema import COMPACT, FULL, MEMBERSHIP_COMPACT, Spec, default_spec, parse_opt_fields, plan, render
 from .tokens import Signer
 from .world import UPDATABLE_TASK_FIELDS, UnknownObject, World
@@ -158,11 +159,13 @@ class AsanaApi:
         self.faults = Faults(self.config)
         self.stats = Stats()
         self.sync_epoch = 0  # bumping it invalidates every sync token issued so far
+        self.oauth = OAuthProvider(world, self.config)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=4 * 1024**2)
         for method, path, handler in self._routes():
             app.router.add_route(method, API + path, self._endpoint(handler, write=method != "GET"))
+        self.oauth.add_routes(app)
         app.router.add_get("/_simulator/stats", self._stats)
         app.router.add_post("/_simulator/stats/reset", self._reset_stats)
         return app
@@ -185,7 +188,7 @@ class AsanaApi:
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "(unmatched)"
-        if route.startswith("/_simulator"):
+        if route.startswith(("/_simulator", "/-/")):  # outside the API: no Bearer auth or envelope
             return await handler(request)
         try:
             response = await self._guarded(request, handler)
@@ -204,7 +207,9 @@ class AsanaApi:
 
     async def _guarded(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         token = _bearer(request)
-        if token not in self.config.tokens:
+        if token in self.config.tokens:
+            user = self.config.tokens[token] or self.world.default_user
+        elif (user := self.oauth.user_for(token)) is None:
             raise ApiError(401, "Not Authorized")
         write = request.method != "GET"
         retry_after = self.limiter.admit(token, write, time.monotonic())
@@ -216,7 +221,7 @@ class AsanaApi:
             if delay:
                 await asyncio.sleep(delay)  # latency is spent holding a concurrency slot
             self._inject(fault, request)
-            request[ACTING_USER] = self.config.tokens[token] or self.world.default_user
+            request[ACTING_USER] = user
             return await handler(request)
         finally:
             self.limiter.release(token, write)

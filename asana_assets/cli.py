@@ -1,0 +1,157 @@
+"""``asana-connections``: connect Asana (OAuth or service-account key), list, validate, revoke, rotate keys.
+
+Secrets are never taken as arguments, where shell history and process lists would keep them:
+the OAuth client secret and a service-account key come from the environment or a hidden prompt.
+Failures print their cause and what to do, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+import httpx
+from cryptography.fernet import Fernet
+
+from .client import ASANA_API_BASE, AsanaError
+from .connections import (
+    Connection,
+    ConnectionProblem,
+    TokenStore,
+    connect_service_account,
+    describe,
+    record_validation,
+)
+from .oauth import OAuthApp, access_token, complete_authorization, revoke, start_authorization
+
+STORE_ENV = "ASANA_CONNECTION_STORE"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ConnectionProblem, AsanaError) as failure:
+        print(describe(failure), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asana-connections", description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=os.environ.get(STORE_ENV, "asana_connections.json"), help=f"record file (${STORE_ENV})")
+    commands = parser.add_subparsers(required=True)
+
+    connect = commands.add_parser("connect", help="add a connection").add_subparsers(required=True)
+    oauth = connect.add_parser("oauth", help="with an Asana login (recommended)")
+    oauth.add_argument("--auto", action="store_true", help="follow the redirect without a browser (simulator, tests)")
+    oauth.add_argument("--scope", nargs="*", default=["default"])
+    service = connect.add_parser("service-account", help="with a service account key ($ASANA_SERVICE_ACCOUNT_KEY or prompt)")
+    for sub in (oauth, service):
+        sub.add_argument("--base-url", default=os.environ.get("ASANA_API_BASE", ASANA_API_BASE))
+        sub.add_argument("--workspace", help="workspace gid (needed when the user belongs to several)")
+    oauth.set_defaults(run=_connect_oauth)
+    service.set_defaults(run=_connect_service_account)
+
+    commands.add_parser("list", help="connections, without secrets").set_defaults(run=_list)
+    validate = commands.add_parser("validate", help="re-check access and record the outcome")
+    validate.add_argument("ids", nargs="*", help="connection ids (default: all)")
+    validate.set_defaults(run=_validate)
+    revoke_ = commands.add_parser("revoke", help="revoke at Asana (OAuth) and forget the tokens")
+    revoke_.add_argument("id")
+    revoke_.set_defaults(run=_revoke)
+    commands.add_parser("rotate-key", help="re-encrypt every token with the newest key").set_defaults(run=_rotate)
+    commands.add_parser("new-key", help="print a new encryption key").set_defaults(run=lambda _a: print(Fernet.generate_key().decode()))
+    return parser
+
+
+def _store(args: argparse.Namespace) -> TokenStore:
+    return TokenStore.at(args.store)
+
+
+def _app(base_url: str) -> OAuthApp:
+    """The registered OAuth app, from ASANA_OAUTH_CLIENT_ID, _CLIENT_SECRET and _REDIRECT_URI."""
+    missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI") if not os.environ.get(f"ASANA_OAUTH_{name}")]
+    if missing:
+        raise ConnectionProblem(
+            f"the OAuth app is not configured ({', '.join('ASANA_OAUTH_' + m for m in missing)} unset)",
+            "set them to the client id, secret and redirect URI of the app registered in Asana",
+        )
+    env = os.environ
+    return OAuthApp(env["ASANA_OAUTH_CLIENT_ID"], env["ASANA_OAUTH_CLIENT_SECRET"], env["ASANA_OAUTH_REDIRECT_URI"], base_url)
+
+
+def _connect_oauth(args: argparse.Namespace) -> None:
+    store, app = _store(args), _app(args.base_url)
+    pending = start_authorization(app, args.scope)
+    print(f"Open this URL, sign in to Asana as a workspace admin or owner and allow access:\n{pending.url}")
+    if args.auto:
+        answer = httpx.get(pending.url).headers.get("location", "")
+    else:
+        answer = input("Paste the URL you were redirected to (or the code): ")
+    _show(complete_authorization(app, pending, answer, store, args.workspace), "Connected")
+
+
+def _connect_service_account(args: argparse.Namespace) -> None:
+    key = os.environ.get("ASANA_SERVICE_ACCOUNT_KEY") or getpass.getpass("Service account API key: ")
+    _show(connect_service_account(args.base_url, key, _store(args), args.workspace), "Connected")
+
+
+def _list(args: argparse.Namespace) -> None:
+    connections = _store(args).connections()
+    for connection in connections:
+        _show(connection)
+    if not connections:
+        print("No connections.")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    store = _store(args)
+    for connection_id in args.ids or [c.id for c in store.connections()]:
+        connection = store.get(connection_id)
+        try:
+            token = (
+                access_token(_app(connection.base_url), store, connection_id)
+                if connection.auth_method == "oauth"
+                else store.tokens(connection_id).access_token.get_secret_value()
+            )
+        except ConnectionProblem as problem:  # recorded on the connection like any other failure
+            connection = connection.model_copy(update={"status": "expired", "last_error": describe(problem)})
+            store.save(connection)
+        else:
+            connection = record_validation(store, connection, token)
+        _show(connection)
+
+
+def _revoke(args: argparse.Namespace) -> None:
+    store = _store(args)
+    connection = store.get(args.id)
+    app = _app(connection.base_url) if connection.auth_method == "oauth" else None
+    _show(revoke(store, args.id, app), "Revoked")
+    if connection.auth_method == "service_account":
+        print("The key itself stays valid in Asana until an admin deletes it in the admin console.")
+
+
+def _rotate(args: argparse.Namespace) -> None:
+    count = _store(args).rotate()
+    print(f"Re-encrypted {count} connection(s) with the newest key; older keys can now leave ASANA_CONNECTION_KEYS.")
+
+
+def _show(connection: Connection, verb: str = "") -> None:
+    """One connection in a line or two; `Connection` has no secret fields, so nothing leaks."""
+    when = connection.last_validated_at
+    print(
+        f"{verb + ' ' if verb else ''}{connection.id}  {connection.auth_method}  {connection.status}  "
+        f"workspace {connection.workspace_name} ({connection.workspace_gid})  "
+        f"as {connection.user_name} <{connection.user_email}>  "
+        + (f"validated {when:%Y-%m-%d %H:%M %Z}" if when else "never validated")
+    )
+    if connection.last_error:
+        print(f"  {connection.last_error}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

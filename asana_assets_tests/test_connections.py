@@ -1,0 +1,145 @@
+"""Service-account connections, the encrypted token store, troubleshooting and the CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.fernet import Fernet
+
+from asana_assets import cli
+from asana_assets.client import AuthenticationError, ForbiddenError, NotFoundError, RateLimitedError
+from asana_assets.connections import (
+    ConnectionExpired,
+    ConnectionProblem,
+    ConnectionRefused,
+    TokenStore,
+    connect_service_account,
+    troubleshoot,
+)
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+MEMBER_KEY = "2/1209000000000000/member:simulator"
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    world = generate_world(seed=3, tasks=60, now=NOW)
+    member = next(
+        m for m in world.objects.values()
+        if getattr(m, "resource_type", "") == "workspace_membership" and m.is_active and not m.is_admin
+    )
+    config = SimulatorConfig(tokens={DEMO_TOKEN: None, MEMBER_KEY: member.user})
+    with Simulator(world, config) as sim:
+        yield sim
+
+
+@pytest.fixture()
+def keys():
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture()
+def store(tmp_path, keys):
+    return TokenStore.at(tmp_path / "connections.json", keys)
+
+
+def test_a_non_admin_key_is_refused_with_the_reason(simulator, store):
+    with pytest.raises(ConnectionRefused) as refused:
+        connect_service_account(simulator.base_url, MEMBER_KEY, store)
+    workspace = simulator.world.objects[simulator.world.workspaces[0]]
+    assert str(refused.value) == (
+        f"this key's user is not an admin of workspace {workspace.name} ({workspace.gid}): "
+        "connect with a workspace admin or owner's key"
+    )
+    assert store.connections() == []
+
+
+def test_an_unknown_workspace_is_refused(simulator, store):
+    with pytest.raises(ConnectionRefused, match="not a member of workspace 42"):
+        connect_service_account(simulator.base_url, DEMO_TOKEN, store, workspace_gid="42")
+
+
+def test_an_invalid_key_is_a_401_that_says_reconnect(simulator, store):
+    with pytest.raises(AuthenticationError) as failed:
+        connect_service_account(simulator.base_url, "not-a-key", store)
+    assert troubleshoot(failed.value).fix == "reconnect the integration"
+
+
+def test_an_admin_key_is_accepted_and_stored_encrypted(simulator, store, tmp_path):
+    connection = connect_service_account(simulator.base_url, DEMO_TOKEN, store)
+    assert connection.user_gid == simulator.world.default_user and connection.status == "active"
+    assert connection.workspace_gid == simulator.world.workspaces[0] and connection.last_validated_at
+    assert store.get(connection.id) == connection
+    assert store.tokens(connection.id).access_token.get_secret_value() == DEMO_TOKEN
+    assert DEMO_TOKEN not in repr(store.tokens(connection.id)) and DEMO_TOKEN not in repr(connection)
+    path = tmp_path / "connections.json"
+    raw = path.read_bytes()
+    assert DEMO_TOKEN.encode() not in raw and b"demo:simulator" not in raw
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_rotation_re_encrypts_with_the_newest_key(simulator, tmp_path, keys):
+    path = tmp_path / "connections.json"
+    connections = [connect_service_account(simulator.base_url, DEMO_TOKEN, TokenStore.at(path, keys)) for _ in range(2)]
+    newest = Fernet.generate_key().decode()
+    assert TokenStore.at(path, f"{newest},{keys}").rotate() == 2
+    old_only, new_only = TokenStore.at(path, keys), TokenStore.at(path, newest)
+    for connection in connections:
+        with pytest.raises(ConnectionProblem, match="none of the keys"):
+            old_only.tokens(connection.id)
+        assert new_only.tokens(connection.id).access_token.get_secret_value() == DEMO_TOKEN
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_store_needs_a_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("ASANA_CONNECTION_KEYS", raising=False)
+    with pytest.raises(ConnectionProblem, match="no encryption key"):
+        TokenStore.at(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("failure", "cause", "fix"),
+    [
+        (AuthenticationError("GET", "/users/me", 401), "401 Unauthorized", "reconnect the integration"),
+        (ForbiddenError("GET", "/projects/1", 403), "403 Forbidden", "admin or workspace-owner access"),
+        (NotFoundError("GET", "/tasks/7?opt_fields=x", 404), "no longer available (/tasks/7)", "the sync goes on with the rest"),
+        (RateLimitedError("GET", "/tasks", 429, retry_after=30), "429", "retry after 30 s"),
+        (ConnectionExpired(), "no longer accepts this connection's authorization", "reconnect the integration"),
+        (RuntimeError(f"leaks {DEMO_TOKEN}"), "unexpected error (RuntimeError)", "contact support"),
+    ],
+)
+def test_troubleshooting_says_what_to_do(failure, cause, fix):
+    trouble = troubleshoot(failure)
+    assert cause in trouble.cause and fix in trouble.fix
+    assert DEMO_TOKEN not in str(trouble)
+
+
+def test_cli_connects_lists_validates_and_revokes_without_showing_tokens(simulator, tmp_path, keys, monkeypatch, capsys):
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
+    monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", DEMO_TOKEN)
+    for name, value in (("CLIENT_ID", DEMO_CLIENT_ID), ("CLIENT_SECRET", DEMO_CLIENT_SECRET), ("REDIRECT_URI", DEMO_REDIRECT_URI)):
+        monkeypatch.setenv(f"ASANA_OAUTH_{name}", value)
+    store = ["--store", str(tmp_path / "c.json")]
+    assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 0
+    assert cli.main([*store, "connect", "oauth", "--auto", "--base-url", simulator.base_url]) == 0
+    assert cli.main([*store, "list"]) == 0
+    assert cli.main([*store, "validate"]) == 0
+    connections = TokenStore.at(tmp_path / "c.json", keys).connections()
+    assert {c.auth_method for c in connections} == {"oauth", "service_account"}
+    assert all(c.status == "active" for c in connections)
+    oauth = next(c for c in connections if c.auth_method == "oauth")
+    secrets = TokenStore.at(tmp_path / "c.json", keys).tokens(oauth.id)
+    assert cli.main([*store, "revoke", oauth.id]) == 0
+    assert cli.main([*store, "list"]) == 0
+    out = capsys.readouterr().out
+    assert "revoked" in out and "active" in out
+    for secret in (DEMO_TOKEN, secrets.access_token.get_secret_value(), secrets.refresh_token.get_secret_value(), keys):
+        assert secret not in out
+    monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", MEMBER_KEY)
+    assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 1
+    assert "connect with a workspace admin or owner's key" in capsys.readouterr().err

@@ -23,7 +23,12 @@ def _env_int(name: str, default: int):
 def resources() -> dict:
     return {
         "asana": AsanaResource(
-            access_token=dg.EnvVar("ASANA_ACCESS_TOKEN"),
+            access_token=_env("ASANA_ACCESS_TOKEN", ""),
+            connection_id=_env("ASANA_CONNECTION_ID", None),
+            connections_file=_env("ASANA_CONNECTIONS_FILE", "connections.json"),
+            oauth_client_id=_env("ASANA_OAUTH_CLIENT_ID", ""),
+            oauth_client_secret=_env("ASANA_OAUTH_CLIENT_SECRET", ""),
+            oauth_redirect_uri=_env("ASANA_OAUTH_REDIRECT_URI", ""),
             base_url=_env("ASANA_BASE_URL", ASANA_API_BASE),
             workspace_gid=_env("ASANA_WORKSPACE_GID", None),
             requests_per_minute=_env_int("ASANA_REQUESTS_PER_MINUTE", 1500),

@@ -18,13 +18,15 @@ _running: Simulator | None = None
 
 
 def ensure_source() -> None:
-    """Start the demo simulator when neither ASANA_ACCESS_TOKEN nor ASANA_BASE_URL is set.
+    """Start the demo simulator when no credentials (ASANA_ACCESS_TOKEN, ASANA_CONNECTION_ID) and
+    no ASANA_BASE_URL are set.
 
     Its address and token go into this process's environment, so run workers that this
     process starts reach the same simulator instead of starting their own.
     """
     global _running
-    if _running is not None or os.environ.get("ASANA_ACCESS_TOKEN") or os.environ.get("ASANA_BASE_URL"):
+    configured = ("ASANA_ACCESS_TOKEN", "ASANA_CONNECTION_ID", "ASANA_BASE_URL")
+    if _running is not None or any(os.environ.get(name) for name in configured):
         return
     _running = Simulator(
         generate_world(seed=DEMO_SEED, tasks=DEMO_TASKS),

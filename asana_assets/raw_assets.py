@@ -8,6 +8,8 @@ import dagster as dg
 import pyarrow.compute as pc
 from pydantic import Field
 
+from asana_assets.client import AsanaError
+from asana_assets.connections import ConnectionProblem, troubleshoot
 from asana_assets.incremental import record_full_sync
 from asana_assets.metadata import column_schema, table_metadata
 from asana_assets.quality import quality_checks
@@ -115,6 +117,20 @@ def _publish(selected, result, warehouse: WarehouseResource, mode: str):
         )
 
 
+@dg.asset_check(asset=raw_key("workspaces"), description="The Asana connection works: its token is accepted.")
+def connection_valid(asana: AsanaResource) -> dg.AssetCheckResult:
+    """Shows a broken connection in the UI with its cause and its fix (reconnect, admin needed...)."""
+    try:
+        user = asana.whoami()
+    except (AsanaError, ConnectionProblem) as error:
+        trouble = troubleshoot(error)
+        return dg.AssetCheckResult(
+            passed=False, description=f"{trouble.cause}: {trouble.fix}",
+            metadata={"cause": trouble.cause, "fix": trouble.fix},
+        )
+    return dg.AssetCheckResult(passed=True, metadata={"acting_as": f"{user.get('name')} <{user.get('email')}>"})
+
+
 @dg.asset_check(asset=raw_key("quarantine"), description="No record was refused at the API boundary.")
 def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     refused = warehouse.read("quarantine")
@@ -129,4 +145,4 @@ def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-raw_checks = [quarantine_is_empty, *quality_checks(RAW_TABLES, raw_key)]
+raw_checks = [connection_valid, quarantine_is_empty, *quality_checks(RAW_TABLES, raw_key)]

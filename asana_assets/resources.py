@@ -12,7 +12,10 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from asana_assets.client import ASANA_API_BASE, AsanaClient, SyncTokenExpiredError
+from asana_assets import oauth
+from asana_assets.client import ASANA_API_BASE, AsanaClient, AuthenticationError, SyncTokenExpiredError
+from asana_assets.connections import Connection, ConnectionProblem, TokenStore
+from asana_assets.oauth import OAuthApp
 from asana_assets.incremental import IncrementalResult, StateStore, SyncState, incremental_sync
 from asana_assets.client import run as run_async
 from asana_assets.monitors import MonitorParams
@@ -24,9 +27,17 @@ from asana_assets.workflow import CHANGE_PROJECT_PATTERN
 
 
 class AsanaResource(dg.ConfigurableResource):
-    """An Asana connection: a personal access token or a service-account token."""
+    """An Asana connection: a bare token, or a stored connection (OAuth or service-account key,
+    kept encrypted by ``asana-connections``) whose access token is refreshed as needed."""
 
-    access_token: str = Field(description="Asana personal access token or service-account token")
+    access_token: str = Field(default="", description="Asana personal access token or service-account token")
+    connection_id: str | None = Field(
+        default=None, description="A stored connection to use instead of access_token (see asana-connections)"
+    )
+    connections_file: str = Field(default="connections.json", description="The encrypted connection store")
+    oauth_client_id: str = Field(default="", description="The OAuth app, to refresh an OAuth connection's token")
+    oauth_client_secret: str = Field(default="", description="The OAuth app's secret")
+    oauth_redirect_uri: str = Field(default="", description="The OAuth app's redirect URI")
     base_url: str = Field(default=ASANA_API_BASE, description="API base, e.g. https://app.asana.com/api/1.0")
     workspace_gid: str | None = Field(
         default=None, description="Workspace to sync; empty syncs every workspace the token sees"
@@ -37,12 +48,32 @@ class AsanaResource(dg.ConfigurableResource):
     max_concurrency: int = Field(default=50, description="Requests in flight (Asana allows 50 GETs)")
 
     def client(self) -> AsanaClient:
+        base_url, token = self.credentials()
         return AsanaClient(
-            self.base_url,
-            self.access_token,
-            max_concurrency=self.max_concurrency,
-            requests_per_minute=self.requests_per_minute,
+            base_url, token, max_concurrency=self.max_concurrency, requests_per_minute=self.requests_per_minute,
         )
+
+    def credentials(self) -> tuple[str, str]:
+        """(API base, access token): the stored connection's (refreshed if it is about to
+        expire), else the configured token. Raises with the fix when there is none."""
+        if not self.connection_id:
+            if not self.access_token:
+                raise ConnectionProblem(
+                    "no Asana credentials are configured",
+                    "set ASANA_ACCESS_TOKEN, or connect with `asana-connections connect` and set ASANA_CONNECTION_ID",
+                )
+            return self.base_url, self.access_token
+        store, connection = self._stored()
+        if connection.auth_method == "oauth":
+            return connection.base_url, oauth.access_token(self._app(connection), store, connection.id)
+        return connection.base_url, store.tokens(connection.id).access_token.get_secret_value()
+
+    def _stored(self) -> tuple[TokenStore, Connection]:
+        store = TokenStore.at(self.connections_file)
+        return store, store.get(self.connection_id)
+
+    def _app(self, connection: Connection) -> OAuthApp:
+        return OAuthApp(self.oauth_client_id, self.oauth_client_secret, self.oauth_redirect_uri, connection.base_url)
 
     def sync(self, tables: Iterable[str] | None = None, track_events: bool = False) -> SyncResult:
         """Crawl the configured workspace(s) into the given raw tables."""
@@ -76,12 +107,27 @@ class AsanaResource(dg.ConfigurableResource):
 
         return self._run(run)
 
+    def whoami(self) -> dict:
+        """The user the credentials act for: the cheapest proof that the connection works."""
+        return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
+
     def _run(self, work):
         async def run():
             async with self.client() as client:
                 return await work(client)
 
-        return run_async(run())
+        try:
+            return run_async(run())
+        except AuthenticationError:
+            if not self.connection_id:
+                raise
+            store, connection = self._stored()
+            if connection.auth_method != "oauth":
+                raise
+            # Asana refused an access token that looked unexpired: refresh once and retry; a
+            # refused refresh marks the connection expired and says to reconnect.
+            oauth.refresh(self._app(connection), store, connection.id)
+            return run_async(run())
 
 
 class WarehouseResource(dg.ConfigurableResource):

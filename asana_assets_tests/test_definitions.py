@@ -114,3 +114,12 @@ def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
             (tmp_path / "wh" / "asana" / table).glob("*.parquet"))
     assert list((tmp_path / "wh" / "evidence").glob("*/manifest.json"))
     assert pq.read_table(tmp_path / "wh" / "asana" / "tasks.parquet").num_rows > 300
+
+
+def test_a_broken_connection_shows_its_cause_and_fix(simulator):
+    from asana_assets.raw_assets import connection_valid
+
+    working = connection_valid(AsanaResource(access_token=DEMO_TOKEN, base_url=simulator.base_url))
+    broken = connection_valid(AsanaResource(access_token="revoked-token", base_url=simulator.base_url))
+    assert working.passed and not broken.passed
+    assert "reconnect" in broken.description and "revoked-token" not in broken.description

@@ -171,3 +171,28 @@ def test_the_simulator_checks_clients_and_redirects(app):
     assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
     unknown = httpx.post(app.endpoint("revoke"), data={"client_id": app.client_id, "client_secret": app.client_secret, "token": "unknown"})
     assert unknown.status_code == 200
+
+
+def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp_path, monkeypatch):
+    """The Dagster resource syncs through a stored OAuth connection, refreshing its expired
+    access token; once revoked, the sync and the connection check both say to reconnect."""
+    from asana_assets.raw_assets import connection_valid
+    from asana_assets.resources import AsanaResource
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", key)
+    store = TokenStore.at(tmp_path / "connections.json", key)
+    pending = start_authorization(app)
+    connection = complete_authorization(app, pending, approve(pending), store)
+    asana = AsanaResource(
+        connection_id=connection.id, connections_file=str(tmp_path / "connections.json"), requests_per_minute=60_000,
+        oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET, oauth_redirect_uri=DEMO_REDIRECT_URI,
+    )
+    assert asana.sync({"tasks"}).tables["tasks"].num_rows == len(simulator.world.ground_truth()["tasks"])
+    simulator.api.oauth.advance(3601)  # expired at Asana: the resource refreshes on the 401 and retries
+    assert asana.sync({"users"}).tables["users"].num_rows > 0
+    revoke(store, connection.id, app)
+    with pytest.raises(ConnectionExpired):
+        asana.sync({"users"})
+    check = connection_valid(asana)
+    assert not check.passed and "reconnect" in check.description

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     oauth.add_argument("--scope", nargs="*", default=["default"])
     service = connect.add_parser("service-account", help="with a service account key ($ASANA_SERVICE_ACCOUNT_KEY or prompt)")
     for sub in (oauth, service):
-        sub.add_argument("--base-url", default=os.environ.get("ASANA_API_BASE", ASANA_API_BASE))
+        sub.add_argument("--base-url", default=os.environ.get("ASANA_BASE_URL", ASANA_API_BASE))
         sub.add_argument("--workspace", help="workspace gid (needed when the user belongs to several)")
     oauth.set_defaults(run=_connect_oauth)
     service.set_defaults(run=_connect_service_account)

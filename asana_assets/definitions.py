@@ -25,7 +25,7 @@ def resources() -> dict:
         "asana": AsanaResource(
             access_token=_env("ASANA_ACCESS_TOKEN", ""),
             connection_id=_env("ASANA_CONNECTION_ID", None),
-            connections_file=_env("ASANA_CONNECTIONS_FILE", "connections.json"),
+            connections_file=_env("ASANA_CONNECTION_STORE", "asana_connections.json"),
             oauth_client_id=_env("ASANA_OAUTH_CLIENT_ID", ""),
             oauth_client_secret=_env("ASANA_OAUTH_CLIENT_SECRET", ""),
             oauth_redirect_uri=_env("ASANA_OAUTH_REDIRECT_URI", ""),

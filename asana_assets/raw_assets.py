@@ -95,6 +95,7 @@ def asana_raw_sync(
         f"{result.tables['quarantine'].num_rows} record(s) quarantined"
     )
     yield from _publish(selected, result, warehouse, mode)
+    asana.record_sync()
     if whole:
         store.save(state)  # only once every table is written: a crashed run replays from the old tokens
 

@@ -34,7 +34,9 @@ class AsanaResource(dg.ConfigurableResource):
     connection_id: str | None = Field(
         default=None, description="A stored connection to use instead of access_token (see asana-connections)"
     )
-    connections_file: str = Field(default="connections.json", description="The encrypted connection store")
+    connections_file: str = Field(
+        default="asana_connections.json", description="The encrypted connection store (asana-connections --store)"
+    )
     oauth_client_id: str = Field(default="", description="The OAuth app, to refresh an OAuth connection's token")
     oauth_client_secret: str = Field(default="", description="The OAuth app's secret")
     oauth_redirect_uri: str = Field(default="", description="The OAuth app's redirect URI")
@@ -106,6 +108,12 @@ class AsanaResource(dg.ConfigurableResource):
             return {gid: digest for gid, digest in found if digest}
 
         return self._run(run)
+
+    def record_sync(self) -> None:
+        """Note a successful sync on the stored connection (shown by `asana-connections list`)."""
+        if self.connection_id:
+            store, connection = self._stored()
+            store.save(connection.model_copy(update={"last_synced_at": datetime.now(UTC)}))
 
     def whoami(self) -> dict:
         """The user the credentials act for: the cheapest proof that the connection works."""

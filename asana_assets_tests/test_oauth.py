@@ -189,6 +189,8 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
         oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET, oauth_redirect_uri=DEMO_REDIRECT_URI,
     )
     assert asana.sync({"tasks"}).tables["tasks"].num_rows == len(simulator.world.ground_truth()["tasks"])
+    asana.record_sync()
+    assert store.get(connection.id).last_synced_at is not None
     simulator.api.oauth.advance(3601)  # expired at Asana: the resource refreshes on the 401 and retries
     assert asana.sync({"users"}).tables["users"].num_rows > 0
     revoke(store, connection.id, app)

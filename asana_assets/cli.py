@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asana-connections", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=os.environ.get(STORE_ENV, "asana_connections.json"), help=f"record file (${STORE_ENV})")
+    parser.add_argument("--store", default=os.environ.get(STORE_ENV, "asana_connections.json"), help=f"record file, or a postgresql:// URL (${STORE_ENV})")
     commands = parser.add_subparsers(required=True)
 
     connect = commands.add_parser("connect", help="add a connection").add_subparsers(required=True)

@@ -108,6 +108,45 @@ class JsonFileStorage:
             raise
 
 
+class PostgresStorage:
+    """Records in a Postgres table (one row per connection, its tokens still Fernet-encrypted),
+    for deployments whose machines share no disk. Saved in one transaction."""
+
+    def __init__(self, url: str, schema: str = "asana") -> None:
+        from asana_assets.postgres import ident, libpq_url  # Postgres only when configured
+
+        self.url, self.table = libpq_url(url), f"{ident(schema)}.{ident('connections')}"
+        self.schema = ident(schema)
+
+    def _connect(self):
+        import adbc_driver_postgresql.dbapi as adbc
+
+        connection = adbc.connect(self.url)
+        with connection.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id text PRIMARY KEY, record jsonb NOT NULL)")
+        connection.commit()
+        return connection
+
+    def load(self) -> dict[str, StoredRecord]:
+        with self._connect() as connection, connection.cursor() as cur:
+            cur.execute(f"SELECT id, record::text FROM {self.table}")
+            return {cid: StoredRecord.model_validate_json(record) for cid, record in cur.fetchall()}
+
+    def save(self, records: dict[str, StoredRecord]) -> None:
+        with self._connect() as connection, connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.table}")
+            for cid, record in records.items():
+                cur.execute(f"INSERT INTO {self.table} VALUES ($1, $2::jsonb)", (cid, record.model_dump_json()))
+            connection.commit()
+
+
+def storage_at(location: str | os.PathLike[str]) -> RecordStorage:
+    """A ``postgresql://`` URL stores the records in Postgres; anything else is a file path."""
+    text = str(location)
+    return PostgresStorage(text) if text.startswith(("postgresql:", "postgresql+", "postgres:")) else JsonFileStorage(text)
+
+
 class ConnectionProblem(Exception):
     """A connection failure with what caused it and what to do, both in plain words."""
 
@@ -140,8 +179,9 @@ class TokenStore:
         self._fernet = MultiFernet(fernets)
 
     @classmethod
-    def at(cls, path: str | os.PathLike[str], keys: str | None = None) -> TokenStore:
-        return cls(JsonFileStorage(path), keys)
+    def at(cls, location: str | os.PathLike[str], keys: str | None = None) -> TokenStore:
+        """The store at a file path, or in Postgres at a ``postgresql://`` URL."""
+        return cls(storage_at(location), keys)
 
     def connections(self) -> list[Connection]:
         return [record.connection for record in self.storage.load().values()]

@@ -143,3 +143,24 @@ def test_cli_connects_lists_validates_and_revokes_without_showing_tokens(simulat
     monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", MEMBER_KEY)
     assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 1
     assert "connect with a workspace admin or owner's key" in capsys.readouterr().err
+
+
+def test_the_store_can_live_in_postgres_encrypted(schema):
+    """Records can live in a Postgres table; the tokens stay Fernet-encrypted there."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from asana_assets.connections import Connection, PostgresStorage, TokenStore, Tokens, storage_at
+    from asana_assets.postgres import ident, libpq_url
+    from asana_assets_tests.conftest import URL
+
+    assert isinstance(storage_at(URL), PostgresStorage)
+    secret = "2/1209/postgres-store:do-not-leak-9d3"
+    store = TokenStore(PostgresStorage(URL, schema), Fernet.generate_key().decode())
+    connection = Connection(auth_method="service_account", base_url="http://x/api/1.0", workspace_gid="1",
+                            user_gid="2", user_name="Admin", user_email="admin@example.com")
+    store.save(connection, Tokens(access_token=secret))
+    assert store.tokens(connection.id).access_token.get_secret_value() == secret
+    with adbc.connect(libpq_url(URL)) as db, db.cursor() as cur:
+        cur.execute(f"SELECT record::text FROM {ident(schema)}.{ident('connections')}")
+        [(stored,)] = cur.fetchall()
+    assert connection.id in stored and secret not in stored and "do-not-leak" not in stored

@@ -88,6 +88,28 @@ class StateStore:
         os.replace(tmp, self.path)
 
 
+class PostgresStateStore:
+    """The sync state in the warehouse's Postgres schema, beside the tables it describes, for
+    deployments whose runs do not share a disk."""
+
+    NAME = "incremental_sync"
+
+    def __init__(self, url: str, schema: str):
+        self.url, self.schema = url, schema
+
+    def load(self) -> SyncState:
+        from asana_assets.postgres import PostgresWarehouse
+
+        with PostgresWarehouse(self.url, self.schema) as postgres:
+            return SyncState(**(postgres.load_state(self.NAME) or {}))
+
+    def save(self, state: SyncState) -> None:
+        from asana_assets.postgres import PostgresWarehouse
+
+        with PostgresWarehouse(self.url, self.schema) as postgres:
+            postgres.save_state(self.NAME, state.__dict__)
+
+
 class IncrementalCrawler(WorkspaceCrawler):
     """A crawl that reads only the projects' changes and merges them into the current tables."""
 

@@ -45,6 +45,7 @@ SCALAR_TYPES = {
     pa.float64(): "double precision",
 }
 STAGE = "_asana_stage"
+STATE_TABLE = "_sync_state"
 TEMP_BUFFERS = "256MB"  # a ceiling, allocated only as the staging table grows
 
 
@@ -355,6 +356,31 @@ class PostgresWarehouse:
         """Rows a DELETE or UPDATE touched (the driver's rowcount is -1 once parameters are bound)."""
         cur.execute(f"WITH touched AS ({statement} RETURNING 1) SELECT count(*) FROM touched", parameters=bound)
         return cur.fetchone()[0]
+
+    def load_state(self, name: str) -> dict | None:
+        """A named JSON document kept beside the tables (the incremental sync's tokens)."""
+        self._ensure_state()
+        with self._transaction() as cur:
+            cur.execute(f"SELECT state::text FROM {self.name(STATE_TABLE)} WHERE name = $1", parameters=(name,))
+            row = cur.fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_state(self, name: str, state: dict) -> None:
+        self._ensure_state()
+        with self._transaction() as cur:
+            cur.execute(
+                f"INSERT INTO {self.name(STATE_TABLE)} (name, state, updated_at) VALUES ($1, $2::jsonb, now()) "
+                "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+                parameters=(name, json.dumps(state)),
+            )
+
+    def _ensure_state(self) -> None:
+        with self._transaction() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.name(STATE_TABLE)} "
+                "(name text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL)"
+            )
 
     def read(self, table: str) -> pa.Table:
         """The table typed by its Arrow schema: rows not soft-deleted, in key order."""

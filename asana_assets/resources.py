@@ -16,7 +16,9 @@ from asana_assets import oauth
 from asana_assets.client import ASANA_API_BASE, AsanaClient, AuthenticationError, SyncTokenExpiredError
 from asana_assets.connections import Connection, ConnectionProblem, TokenStore
 from asana_assets.oauth import OAuthApp
-from asana_assets.incremental import IncrementalResult, StateStore, SyncState, incremental_sync
+from asana_assets.incremental import (
+    IncrementalResult, PostgresStateStore, StateStore, SyncState, incremental_sync,
+)
 from asana_assets.client import run as run_async
 from asana_assets.monitors import MonitorParams
 from asana_assets.sync import SyncResult, crawl
@@ -150,8 +152,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory)
 
-    def state_store(self) -> StateStore:
-        """Where the incremental sync keeps its events tokens, beside the tables they describe."""
+    def state_store(self) -> StateStore | PostgresStateStore:
+        """Where the incremental sync keeps its events tokens, beside the tables they describe:
+        in Postgres when it is configured, else in the warehouse folder."""
+        if self.postgres_url:
+            return PostgresStateStore(self.postgres_url, self.postgres_schema)
         return StateStore(self.parquet().root / "state" / "sync_state.json")
 
     def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:

@@ -20,23 +20,23 @@ from asana_assets_tests.truth import assert_matches_truth
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def tick(base_url, directory):
-    with dg.build_sensor_context(resources=resources(base_url, directory)) as context:
+def tick(base_url, directory, schema):
+    with dg.build_sensor_context(resources=resources(base_url, directory, (URL, schema))) as context:
         return asana_events_sensor(context)
 
 
 def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_path, schema):
     world = generate_world(seed=4, tasks=300, now=NOW)
     with Simulator(world, SIMULATOR) as sim:
-        assert isinstance(tick(sim.base_url, tmp_path), dg.SkipReason)  # nothing synced yet
+        assert isinstance(tick(sim.base_url, tmp_path, schema), dg.SkipReason)  # nothing synced yet
         first = run_pipeline(world, tmp_path, NOW, postgres=(URL, schema))
         assert first.success
         first_run = first.run_id
-        assert isinstance(tick(sim.base_url, tmp_path), dg.SkipReason)  # nothing changed
+        assert isinstance(tick(sim.base_url, tmp_path, schema), dg.SkipReason)  # nothing changed
         change_the_world(world)
-        requested = tick(sim.base_url, tmp_path)
+        requested = tick(sim.base_url, tmp_path, schema)
         assert len(requested.run_requests) == 1
-        assert tick(sim.base_url, tmp_path).run_requests[0].run_key == requested.run_requests[0].run_key
+        assert tick(sim.base_url, tmp_path, schema).run_requests[0].run_key == requested.run_requests[0].run_key
     later = NOW + timedelta(hours=2)
     request = requested.run_requests[0]
     changed = request.run_config["ops"]["asana_raw_sync"]["config"]["projects"]
@@ -49,9 +49,11 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
     assert_matches_truth({t: store.read(t) for t in RAW_TABLES}, world.ground_truth())
     with PostgresWarehouse(URL, schema) as postgres:
         assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, world.ground_truth())
+        assert postgres.load_state("incremental_sync")["tokens"]  # kept in Postgres, beside the tables
+    assert not (tmp_path / "state").exists()
         monitored = postgres.read("monitor_results").to_pandas()
     assert set(monitored["run_id"]) == set(results_of(run, tmp_path)["run_id"]) | {first_run}
     results = results_of(run, tmp_path)
     assert alarms(results, "membership_changes")  # the admin granted between the syncs
     with Simulator(world, SIMULATOR) as sim:
-        assert isinstance(tick(sim.base_url, tmp_path), dg.SkipReason)  # the run advanced the tokens
+        assert isinstance(tick(sim.base_url, tmp_path, schema), dg.SkipReason)  # the run advanced the tokens

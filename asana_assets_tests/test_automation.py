@@ -50,8 +50,8 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
     with PostgresWarehouse(URL, schema) as postgres:
         assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, world.ground_truth())
         assert postgres.load_state("incremental_sync")["tokens"]  # kept in Postgres, beside the tables
-    assert not (tmp_path / "state").exists()
         monitored = postgres.read("monitor_results").to_pandas()
+    assert not (tmp_path / "state").exists()
     assert set(monitored["run_id"]) == set(results_of(run, tmp_path)["run_id"]) | {first_run}
     results = results_of(run, tmp_path)
     assert alarms(results, "membership_changes")  # the admin granted between the syncs

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench
+.PHONY: setup demo ui test bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,16 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The demo runs on an instance of its own, so ./dagster.yaml stays the production config.
-demo: setup
-	mkdir -p .demo_home
+demo: setup .demo_home/dagster.yaml
 	DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster job execute -m asana_assets.definitions -j asana_full_sync
+
+# The UI (webserver and daemon: schedules and sensors tick) on the demo instance.
+ui: setup .demo_home/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml
+
+.demo_home/dagster.yaml:
+	mkdir -p .demo_home
+	touch $@
 
 test: setup
 	$(BIN)/python -m pytest

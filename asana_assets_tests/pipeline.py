@@ -65,10 +65,12 @@ def status(results: pd.DataFrame, monitor_id: str, gid: str) -> str:
 
 def full_sync_job() -> dg.JobDefinition:
     """The full-sync job wired to the simulator and warehouse named in the environment; a
-    module-level function, so Dagster can rebuild the job to re-execute a failed run."""
+    module-level function, so Dagster can rebuild the job in another process (to re-execute a
+    failed run, or to run each step in its own process)."""
     postgres = (os.environ["TEST_POSTGRES_URL"], os.environ["TEST_POSTGRES_SCHEMA"])
+    executor = dg.multiprocess_executor if os.environ.get("TEST_MULTIPROCESS") else dg.in_process_executor
     defs = dg.Definitions(
-        assets=ASSETS, asset_checks=CHECKS, jobs=[full_sync], executor=dg.in_process_executor,
+        assets=ASSETS, asset_checks=CHECKS, jobs=[full_sync], executor=executor,
         resources=resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
     )
     return defs.resolve_job_def(full_sync.name)

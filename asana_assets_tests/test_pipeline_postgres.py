@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 
 from asana_assets.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, generate_world
-from asana_assets.tables import HISTORY_TABLES, TABLES, primary_key
+from asana_assets.tables import HISTORY_TABLES, RAW_TABLES, TABLES, primary_key
 from asana_assets.warehouse import ParquetWarehouse
 from asana_assets_tests.conftest import URL
 from asana_assets_tests.pipeline import SIMULATOR, full_sync_job, run_pipeline
@@ -77,3 +78,22 @@ def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothin
             mirrored, local = postgres.read(name), parquet.read_history(name, TABLES[name])
             assert set(mirrored["run_id"].to_pylist()) == set(local["run_id"].to_pylist()) == {failed.run_id}
             assert keys(mirrored, name) == keys(local, name) and mirrored.num_rows == local.num_rows
+
+
+@pytest.mark.slow
+def test_the_same_code_runs_each_step_in_its_own_process(schema, tmp_path, monkeypatch):
+    """Scale-out is an executor swap: with the multiprocess executor every step runs in a
+    process of its own, and the warehouse ends up the same."""
+    world = generate_world(seed=6, tasks=120, now=NOW)
+    with Simulator(world, SIMULATOR) as sim, dg.instance_for_test() as instance:
+        for name, value in (("ASANA_BASE_URL", sim.base_url), ("WAREHOUSE_DIR", str(tmp_path)),
+                            ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema), ("MULTIPROCESS", "1")):
+            monkeypatch.setenv(f"TEST_{name}", value)
+        selection = [dg.AssetKey(["asana", t]) for t in (*RAW_TABLES, "collections", "workflow_states", "tickets")]
+        with dg.execute_job(dg.reconstructable(full_sync_job), instance, asset_selection=selection) as result:
+            assert result.success
+            pids = {e.pid for e in result.all_events if e.step_key}
+    assert len(pids) > 1  # the steps ran in processes of their own
+    with PostgresWarehouse(URL, schema) as postgres:
+        tickets = postgres.read("tickets")
+    assert tickets.num_rows == len(world.ground_truth()["tasks"])

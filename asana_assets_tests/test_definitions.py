@@ -123,3 +123,16 @@ def test_a_broken_connection_shows_its_cause_and_fix(simulator):
     broken = connection_valid(AsanaResource(access_token="revoked-token", base_url=simulator.base_url))
     assert working.passed and not broken.passed
     assert "reconnect" in broken.description and "revoked-token" not in broken.description
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["dagster", "definitions", "validate", "-w", "workspace.yaml"], ["dg", "check", "defs"]])
+def test_the_code_location_loads_from_the_repository_root(tmp_path, command):
+    """Run where ./dagster.yaml (the Postgres production instance) applies, with nothing set:
+    the committed .env supplies its local defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    done = subprocess.run(
+        [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, timeout=300,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

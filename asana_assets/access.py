@@ -14,6 +14,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from asana_assets.rules import rule_rows, when
 from asana_assets.tables import DERIVED_TABLES
 
 ACCESS_COLUMNS = DERIVED_TABLES["user_access"].names
@@ -155,11 +156,11 @@ def offboarding_results(
     down = np.where(users["present"], "Inactive since ", "Removed from the workspace since ")
     suffix = np.select(
         [status == "info", (status == "alarm") & at_baseline],
-        ["; grace ends " + _when(users["since"] + grace), "; already inactive at the first snapshot"],
+        ["; grace ends " + when(users["since"] + grace), "; already inactive at the first snapshot"],
         "",
     )
     detail = np.where(held, "; still " + users["holdings"].fillna(""), "; no residual access")
-    reason = np.where(status == "skip", "Active member", down + _when(users["since"]) + detail + suffix)
+    reason = np.where(status == "skip", "Active member", down + when(users["since"]) + detail + suffix)
     return _results("user", users.index, status, reason)
 
 
@@ -254,7 +255,7 @@ def membership_change_results(changes: pd.DataFrame, history: pd.DataFrame) -> p
     if len(times) < 2:
         reason = "Baseline snapshot: membership changes are reported from the next sync on"
         return _results("membership_change", [scope or "baseline"], ["skip"], [reason])
-    start, end = _when(times.iloc[-2:]).tolist()
+    start, end = when(times.iloc[-2:]).tolist()
     latest = changes[changes["window_end"].eq(times.iloc[-1])]
     if latest.empty:
         reason = f"No membership changed between {start} and {end}"
@@ -271,15 +272,8 @@ def membership_change_results(changes: pd.DataFrame, history: pd.DataFrame) -> p
 
 
 def _results(resource_type: str, resource_gid, status, reason) -> pd.DataFrame:
-    """A rule output frame. No row links anywhere: user profiles are not in the data."""
-    frame = pd.DataFrame({
-        "resource_type": resource_type,
-        "resource_gid": np.asarray(resource_gid, dtype=object),
-        "status": np.asarray(status, dtype=object),
-        "reason": np.asarray(reason, dtype=object),
-    }).astype("str")
-    frame["resource_url"] = pd.Series(np.nan, index=frame.index, dtype="str")
-    return frame.sort_values("resource_gid", ignore_index=True)
+    """A rule output frame, by gid. No row links anywhere: user profiles are not in the data."""
+    return rule_rows(resource_type, resource_gid, status, reason).sort_values("resource_gid", ignore_index=True)
 
 
 def _times(history: pd.DataFrame) -> pd.Series:
@@ -298,5 +292,3 @@ def _utc(ts) -> pd.Timestamp:
     return (ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")).as_unit("us")
 
 
-def _when(times: pd.Series) -> pd.Series:
-    return times.dt.strftime("%Y-%m-%d %H:%M UTC")

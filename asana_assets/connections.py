@@ -29,6 +29,7 @@ from .client import (
     ServerError,
     run,
 )
+from .warehouse import write_atomically
 
 KEYS_ENV = "ASANA_CONNECTION_KEYS"
 RECONNECT = "reconnect the integration"
@@ -93,19 +94,7 @@ class JsonFileStorage:
 
     def save(self, records: dict[str, StoredRecord]) -> None:
         payload = json.dumps({cid: r.model_dump(mode="json") for cid, r in records.items()}, indent=2).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
-        # Created 0600 from the start: a chmod after writing would leave a window where others could read it.
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(payload)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, payload)
 
 
 class PostgresStorage:

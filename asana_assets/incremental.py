@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from asana_assets.models import gid_of
 from asana_assets.client import AsanaClient, NotFoundError, SyncTokenExpiredError
 from asana_assets.sync import PROJECT_FIELDS, PROJECT_MEMBERSHIP_FIELDS, TASK_FIELDS, SyncResult, WorkspaceCrawler
 from asana_assets.tables import RAW_TABLES
+from asana_assets.warehouse import write_atomically
 
 TOKEN_LIFE = timedelta(hours=24)
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
@@ -81,11 +81,7 @@ class StateStore:
         return SyncState(**json.loads(self.path.read_text()))
 
     def save(self, state: SyncState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state.", suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            json.dump(state.__dict__, out, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(state.__dict__, indent=2, sort_keys=True).encode())
 
 
 class PostgresStateStore:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from asana_assets import access, tickets
 from asana_assets.tickets import lookup
+from asana_assets.rules import rule_rows, when
 from asana_assets.tables import DERIVED_TABLES
 
 
@@ -68,12 +69,6 @@ def finish(monitor_id: str, rows: pd.DataFrame, run_id: str, as_of: pd.Timestamp
     return out[DERIVED_TABLES["monitor_results"].names].reset_index(drop=True)
 
 
-def _rows(resource_type: str, gid, status, reason, url=None) -> pd.DataFrame:
-    frame = pd.DataFrame({"resource_type": resource_type, "resource_gid": gid, "status": status, "reason": reason})
-    frame["resource_url"] = url
-    return frame
-
-
 def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) -> tuple[np.ndarray, np.ndarray]:
     """(status, reason) per row from (condition, status, reason) cases: the first that holds wins."""
     conditions = [np.asarray(condition, dtype=bool) for condition, _, _ in cases]
@@ -84,10 +79,6 @@ def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) ->
     status = np.select(conditions, [column(s) for _, s, _ in cases], column(default[0]))
     reason = np.select(conditions, [column(r) for _, _, r in cases], column(default[1]))
     return status, reason
-
-
-def _when(ts: pd.Series) -> pd.Series:
-    return pd.to_datetime(ts, utc=True).dt.strftime("%Y-%m-%d %H:%M UTC").fillna("an unknown time")
 
 
 # -- derived facts the rules share ------------------------------------------------------
@@ -149,13 +140,13 @@ def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorP
     stale = p["synced_at"].isna() | (age > timedelta(hours=params.max_sync_age_hours))
     status, reason = _decide(p.index, [
         (p["synced_at"].isna(), "alarm", "The project's tasks were never listed completely."),
-        (stale, "alarm", "Last synced at " + _when(p["synced_at"]) + ", longer ago than allowed."),
-    ], ("ok", "Last synced at " + _when(p["synced_at"]) + "."))
-    projects = _rows("project", p["gid"], status, reason, p["permalink_url"])
+        (stale, "alarm", "Last synced at " + when(p["synced_at"]) + ", longer ago than allowed."),
+    ], ("ok", "Last synced at " + when(p["synced_at"]) + "."))
+    projects = rule_rows("project", p["gid"], status, reason, p["permalink_url"])
     q = raw["quarantine"]
     listed = pd.concat([raw["tasks"]["gid"], q.loc[q["table"] == "tasks", "gid"].dropna()]).drop_duplicates()
     missing = listed[~listed.isin(tix["gid"])]
-    lost = _rows("ticket", missing, "alarm", "The source listed this task but it is not in tickets (see quarantine).")
+    lost = rule_rows("ticket", missing, "alarm", "The source listed this task but it is not in tickets (see quarantine).")
     return pd.concat([projects, lost], ignore_index=True)
 
 
@@ -178,7 +169,7 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
         (old & unassigned, "alarm", "Open and unassigned for longer than the grace period."),
         (old, "alarm", "Open and assigned to a user whose workspace membership is inactive or gone."),
     ], ("info", "Open for less than the grace period."))
-    return _rows("ticket", tix["gid"], status, reason, tix["url"])
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
 
 
 def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame) -> pd.DataFrame:
@@ -189,11 +180,11 @@ def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.Data
     status, reason = _decide(tix.index, [
         (~change, "skip", "Not a change ticket."),
         (start.isna(), "skip", "Implementation has not started."),
-        (approved_at.isna(), "alarm", "Implementation started at " + _when(start) + " without an approval."),
+        (approved_at.isna(), "alarm", "Implementation started at " + when(start) + " without an approval."),
         (approved_at > start, "alarm",
-         "Approved at " + _when(approved_at) + ", after implementation started at " + _when(start) + "."),
-    ], ("ok", "Approved at " + _when(approved_at) + ", at or before implementation start."))
-    return _rows("ticket", tix["gid"], status, reason, tix["url"])
+         "Approved at " + when(approved_at) + ", after implementation started at " + when(start) + "."),
+    ], ("ok", "Approved at " + when(approved_at) + ", at or before implementation start."))
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
 
 
 def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completion: pd.DataFrame) -> pd.DataFrame:
@@ -211,7 +202,7 @@ def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completio
         (approver.isna(), "skip", "No approval to judge."),
         (clash != "", "alarm", "The approver " + approver.fillna("") + " is also the ticket's " + clash + "."),
     ], ("ok", "The approver is independent of the creator, assignee and closer."))
-    return _rows("ticket", tix["gid"], status, reason, tix["url"])
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
 
 
 def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: pd.DataFrame,
@@ -233,7 +224,7 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
     m["why"] = np.where(
         m["completed"], "completed but in a section whose state is " + m["state"].fillna("unknown"),
         "open but in a CLOSED section",
-    ) + " in project " + m["project_gid"] + " since " + _when(since)
+    ) + " in project " + m["project_gid"] + " since " + when(since)
     worst = m.sort_values("rank", kind="stable").drop_duplicates("ticket_gid", keep="last").set_index("ticket_gid")
     rank = lookup(tix["gid"], worst["rank"])
     status, reason = _decide(tix.index, [
@@ -241,7 +232,7 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
         (rank == 2, "alarm", "Drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
         (rank == 1, "info", "Drift within the grace: " + lookup(tix["gid"], worst["why"]) + "."),
     ], ("ok", "Completion and section agree in every project."))
-    return _rows("ticket", tix["gid"], status, reason, tix["url"])
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
 
 
 # -- all monitors of one run ------------------------------------------------------------

@@ -17,7 +17,7 @@ setup: $(STAMP)
 
 # The demo runs on an instance of its own, so ./dagster.yaml stays the production config.
 demo: setup .demo_home/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster job execute -m asana_assets.definitions -j asana_full_sync
+	DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/asana-connections sync default
 
 # The UI (webserver and daemon: schedules and sensors tick) on the demo instance.
 ui: setup .demo_home/dagster.yaml

@@ -1,55 +1,164 @@
-"""Jobs, the schedule and the sensor that keep the warehouse in step with Asana.
+"""Jobs, the schedule and the sensors that keep every connection's warehouse in step with Asana.
 
-The sensor polls each project's events feed (reading, not consuming, the pending events) and
-asks for an incremental run when anything changed; the run applies exactly those changes and
-only then advances the saved tokens. A daily full sync reconciles whatever an events feed can
-miss (Asana delivers events at most once) and takes fresh tokens.
+Each connection is a partition (see partitions.py), and every request below names one:
+
+- ``asana_connections_sensor`` keeps the partitions equal to the configured and stored
+  connections, and asks for a new connection's first full sync;
+- ``asana_events_sensor`` polls each connection's project events feeds (reading, not consuming,
+  the pending events) and asks for an incremental run of the projects that changed; the run
+  applies exactly those changes and only then advances the saved tokens;
+- ``asana_daily_full_sync`` runs each connection's full reconciliation at its own UTC hour: a
+  full crawl catches whatever an events feed can miss (Asana delivers events at most once);
+- ``asana_freshness_sensor`` records, per connection, whether its tables are younger than the
+  freshness limit, so a connection that stopped syncing shows as failing on its own.
+
+A connection that fails (revoked token, outage, rate limit) fails its own poll or run; dagster.yaml
+queues runs per partition, so it never holds up another connection's.
 """
 
+
 import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from asana_assets.raw_assets import SyncConfig, asana_raw_sync
+from asana_assets.client import AsanaError
+from asana_assets.connections import ConnectionProblem, describe
+from asana_assets.partitions import CONNECTIONS, Tenant, partition_requests
+from asana_assets.raw_assets import FRESHNESS_LIMIT, SyncConfig, asana_raw_sync, raw_key
 from asana_assets.resources import AsanaResource, WarehouseResource
 
 ALL = dg.AssetSelection.all()
-# dagster.yaml allows one run at a time per connection: two syncs of one workspace never
-# interleave their writes or their saved events tokens.
-CONNECTION = {"asana/connection": "default"}
+FRESHNESS_CHECK = dg.AssetCheckKey(raw_key("workspaces"), "connection_fresh")
+SYNC = ALL - dg.AssetSelection.checks(FRESHNESS_CHECK)  # judged between runs, not by them
 
 full_sync = dg.define_asset_job(
-    "asana_full_sync", selection=ALL, tags=CONNECTION,
-    description="Crawl every Asana table, derive the compliance tables, run the monitors, write the evidence pack.",
+    "asana_full_sync", selection=SYNC, partitions_def=CONNECTIONS,
+    description="Crawl every Asana table of a connection, derive the compliance tables, run the monitors, "
+                "write the evidence pack.",
 )
 incremental_sync = dg.define_asset_job(
-    "asana_incremental_sync", selection=ALL, tags=CONNECTION,
+    "asana_incremental_sync", selection=SYNC, partitions_def=CONNECTIONS,
     config=dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="incremental")}),
-    description="Apply the changes the projects' events report, then re-derive and re-check everything.",
+    description="Apply the changes a connection's events feeds report, then re-derive and re-check everything.",
 )
 
-daily_full_sync = dg.ScheduleDefinition(
-    name="asana_daily_full_sync", job=full_sync, cron_schedule="0 3 * * *", execution_timezone="UTC",
+
+def _partitions(instance: dg.DagsterInstance) -> set[str]:
+    return set(instance.get_dynamic_partitions(CONNECTIONS.name))
+
+
+def _serving(asana: AsanaResource, instance: dg.DagsterInstance) -> list[Tenant]:
+    """The active connections that have a partition."""
+    partitions = _partitions(instance)
+    return [tenant for tenant in asana.tenants() if tenant.active and tenant.key in partitions]
+
+
+@dg.sensor(job=full_sync, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def asana_connections_sensor(context: dg.SensorEvaluationContext, asana: AsanaResource):
+    """One partition per connection: add the new ones (and sync them at once), drop the deleted."""
+    tenants = asana.tenants()
+    existing = _partitions(context.instance)
+    added = [t for t in tenants if t.key not in existing]
+    requests = partition_requests(existing, {t.key for t in tenants})
+    if not requests:
+        return dg.SkipReason(f"{len(existing)} connection(s), none added or removed.")
+    return dg.SensorResult(
+        dynamic_partitions_requests=requests,
+        run_requests=[dg.RunRequest(run_key=f"first-{t.key}", partition_key=t.key) for t in added if t.active],
+    )
+
+
+@dg.schedule(
+    name="asana_daily_full_sync", job=full_sync, cron_schedule="0 * * * *", execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily reconciliation: a full crawl catches what an events feed missed.",
+    description="Hourly tick: each connection whose full-sync hour (UTC) this is gets its daily reconciliation.",
 )
+def daily_full_sync(context: dg.ScheduleEvaluationContext, asana: AsanaResource):
+    when = context.scheduled_execution_time.astimezone(UTC)
+    due = [t for t in _serving(asana, context.instance) if t.full_sync_hour == when.hour]
+    if not due:
+        return dg.SkipReason(f"No connection has its full sync at {when:%H}:00 UTC.")
+    return [dg.RunRequest(run_key=f"full-{t.key}-{when:%Y%m%dT%H}", partition_key=t.key) for t in due]
+
+
+def _look(asana: AsanaResource, warehouse: WarehouseResource, tenant: Tenant) -> dict[str, str] | str:
+    """One connection's changed projects, or why it has none to offer."""
+    state = warehouse.for_connection(tenant.key).state_store().load()
+    if not state.tokens:
+        return "no sync yet (its first full sync takes the events tokens)"
+    try:
+        return asana.for_connection(tenant.key).changed_projects(state) or f"no new events in {len(state.tokens)} project(s)"
+    except (AsanaError, ConnectionProblem) as failure:
+        return f"could not poll: {describe(failure)}"
 
 
 @dg.sensor(job=incremental_sync, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResource, warehouse: WarehouseResource):
-    """Request an incremental run of the projects whose events feed has anything new."""
-    state = warehouse.state_store().load()
-    if not state.tokens:
-        return dg.SkipReason("No sync yet: the first full sync (schedule or launch) takes the events tokens.")
-    changed = asana.changed_projects(state)
-    if not changed:
-        return dg.SkipReason(f"No new events in {len(state.tokens)} project(s).")
-    # The same pending changes give the same key, so a tick before the run ends adds no run.
-    key = hashlib.sha256(repr(sorted(changed.items())).encode()).hexdigest()[:16]
-    config = dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="incremental", projects=sorted(changed))})
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(
-            run_key=f"events-{key}", run_config=config, tags={"asana/changed_projects": str(len(changed))},
-        )],
-        cursor=key,
+    """Request an incremental run, per connection, of the projects whose events feed has anything new."""
+    polled = json.loads(context.cursor or "{}")  # connection -> when its feeds were last polled
+    now = datetime.now(UTC)
+    due = [
+        t for t in _serving(asana, context.instance)
+        if t.key not in polled or now - datetime.fromisoformat(polled[t.key]) >= timedelta(minutes=t.poll_minutes)
+    ]
+    if not due:
+        return dg.SkipReason("No connection is due for a poll.")
+    # Connections are polled side by side, each look bounded (no retries, no waiting out a 429).
+    with ThreadPoolExecutor(max_workers=min(8, len(due))) as pool:
+        looks = dict(zip([t.key for t in due], pool.map(lambda t: _look(asana, warehouse, t), due)))
+    requests, quiet = [], []
+    for key, look in looks.items():
+        if isinstance(look, str):
+            quiet.append(f"{key}: {look}")
+            if look.startswith("could not poll"):
+                context.log.warning(f"Connection {key} {look}")
+            continue
+        # The same pending changes give the same key, so a tick before the run ends adds no run.
+        digest = hashlib.sha256(repr(sorted(look.items())).encode()).hexdigest()[:16]
+        config = dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="incremental", projects=sorted(look))})
+        requests.append(dg.RunRequest(
+            run_key=f"events-{key}-{digest}", run_config=config, partition_key=key,
+            tags={"asana/changed_projects": str(len(look))},
+        ))
+    cursor = json.dumps({**polled, **{key: now.isoformat() for key in looks}}, sort_keys=True)
+    if not requests:
+        return dg.SensorResult(skip_reason="; ".join(quiet), cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def freshness(instance: dg.DagsterInstance, key: str, now: datetime) -> dg.AssetCheckEvaluation:
+    """Whether connection ``key``'s tables were synced within the freshness limit."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=raw_key("workspaces"), asset_partitions=[key]), limit=1,
+    ).records
+    synced = datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
+    age = now - synced if synced else None
+    return dg.AssetCheckEvaluation(
+        asset_key=FRESHNESS_CHECK.asset_key, check_name=FRESHNESS_CHECK.name, partition=key,
+        passed=age is not None and age <= FRESHNESS_LIMIT,
+        description=(
+            f"last synced {synced:%Y-%m-%d %H:%M} UTC, {age.total_seconds() / 3600:.1f} h ago" if synced
+            else "never synced"
+        ) + f"; the limit is {FRESHNESS_LIMIT.total_seconds() / 3600:g} h",
+        metadata={"last_synced_at": synced.isoformat() if synced else "never",
+                  "limit_hours": FRESHNESS_LIMIT.total_seconds() / 3600},
     )
+
+
+@dg.asset_check(
+    asset=FRESHNESS_CHECK.asset_key, name=FRESHNESS_CHECK.name, partitions_def=CONNECTIONS,
+    description="The connection synced within its freshness limit (recorded by asana_freshness_sensor).",
+)
+def connection_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    judged = freshness(context.instance, context.partition_key, datetime.now(UTC))
+    return dg.AssetCheckResult(passed=judged.passed, description=judged.description, metadata=judged.metadata)
+
+
+@dg.sensor(minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
+def asana_freshness_sensor(context: dg.SensorEvaluationContext):
+    """Judge every connection's freshness, so a stalled connection fails its own check."""
+    now = datetime.now(UTC)
+    return dg.SensorResult(asset_events=[freshness(context.instance, key, now) for key in sorted(_partitions(context.instance))])

@@ -1,4 +1,5 @@
-"""``asana-connections``: connect Asana (OAuth or service-account key), list, validate, revoke, rotate keys.
+"""``asana-connections``: connect Asana (OAuth or service-account key), list, schedule, sync,
+validate, revoke, remove, rotate keys.
 
 Secrets are never taken as arguments, where shell history and process lists would keep them:
 the OAuth client secret and a service-account key come from the environment or a hidden prompt.
@@ -63,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     revoke_ = commands.add_parser("revoke", help="revoke at Asana (OAuth) and forget the tokens")
     revoke_.add_argument("id")
     revoke_.set_defaults(run=_revoke)
+    remove = commands.add_parser("remove", help="delete a connection (its synced data stays)")
+    remove.add_argument("id")
+    remove.set_defaults(run=lambda args: (_store(args).remove(args.id), print(f"Removed {args.id}.")))
+    schedule = commands.add_parser("schedule", help="set when a connection syncs")
+    schedule.add_argument("id")
+    schedule.add_argument("--full-sync-hour", type=int, help="UTC hour (0-23) of its daily full sync")
+    schedule.add_argument("--poll-minutes", type=int, help="least minutes between two polls of its events")
+    schedule.set_defaults(run=_schedule)
+    sync = commands.add_parser("sync", help="sync a connection now, on this Dagster instance ($DAGSTER_HOME)")
+    sync.add_argument("id", nargs="?", default="default", help="connection id (default: the one in the environment)")
+    sync.add_argument("--mode", choices=("full", "incremental"), default="full")
+    sync.set_defaults(run=_sync)
     commands.add_parser("rotate-key", help="re-encrypt every token with the newest key").set_defaults(run=_rotate)
     commands.add_parser("new-key", help="print a new encryption key").set_defaults(run=lambda _a: print(Fernet.generate_key().decode()))
     return parser
@@ -133,6 +146,40 @@ def _revoke(args: argparse.Namespace) -> None:
     _show(revoke(store, args.id, app), "Revoked")
     if connection.auth_method == "service_account":
         print("The key itself stays valid in Asana until an admin deletes it in the admin console.")
+
+
+def _schedule(args: argparse.Namespace) -> None:
+    store = _store(args)
+    changes = {"full_sync_hour": args.full_sync_hour, "poll_minutes": args.poll_minutes}
+    connection = store.get(args.id)
+    connection = Connection.model_validate(
+        {**connection.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
+    )
+    store.save(connection)
+    print(f"{connection.id}: full sync daily at {connection.full_sync_hour:02d}:00 UTC, "
+          f"events polled every {connection.poll_minutes} min")
+
+
+def _sync(args: argparse.Namespace) -> None:
+    """Run the connection's sync job in this process: the CLI twin of launching its partition
+    in the UI. The partition is registered first, as the connections sensor would."""
+    import dagster as dg
+
+    os.environ[STORE_ENV] = args.store  # the code location reads the same store
+    from .definitions import defs
+    from .partitions import register
+
+    home = os.environ.get("DAGSTER_HOME")
+    with dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral() as instance:
+        register(instance, [args.id])
+        job = defs.resolve_job_def(f"asana_{args.mode}_sync")
+        result = job.execute_in_process(instance=instance, partition_key=args.id, raise_on_error=False)
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in result.get_asset_check_evaluations()
+              if not c.passed]
+    print(f"{'Synced' if result.success else 'Failed to sync'} connection {args.id} ({args.mode}), run "
+          f"{result.run_id}; {len(failed)} check(s) failed{': ' + ', '.join(failed) if failed else ''}")
+    if not result.success:
+        raise ConnectionProblem(f"the {args.mode} sync of connection {args.id} failed", "see the run's log above")
 
 
 def _rotate(args: argparse.Namespace) -> None:

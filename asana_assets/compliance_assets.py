@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from asana_assets import access, evidence, monitors, tickets
 from asana_assets.metadata import column_schema, table_metadata
+from asana_assets.partitions import CONNECTIONS, partition_key
 from asana_assets.quality import quality_checks as build_quality_checks
 from asana_assets.raw_assets import raw_key as key  # every table, raw or derived, is keyed asana/<table>
 from asana_assets.resources import ComplianceResource, WarehouseResource
@@ -27,6 +28,11 @@ DESCRIPTIONS = {
     "membership_changes": "What changed between consecutive access snapshots.",
     "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
 }
+
+
+def tenant(context, warehouse: WarehouseResource) -> WarehouseResource:
+    """The warehouse of the connection (partition) this step works on."""
+    return warehouse.for_connection(partition_key(context))
 
 
 def _read(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:
@@ -63,20 +69,24 @@ def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timesta
 def _asset(name: str, deps: list[str]):
     return dg.asset(
         key=key(name), group_name=GROUP, deps=[key(d) for d in deps], description=DESCRIPTIONS[name],
-        kinds={"pandas", "parquet"},
+        kinds={"pandas", "parquet"}, partitions_def=CONNECTIONS,
         metadata={"dagster/column_schema": column_schema(DERIVED_TABLES[name]), "dagster/table_name": f"asana.{name}"},
     )
 
 
 @_asset("collections", ["projects", "workspaces", "teams"])
-def collections(warehouse: WarehouseResource, compliance: ComplianceResource) -> dg.MaterializeResult:
+def collections(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                compliance: ComplianceResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     raw = _read(warehouse, "projects", "workspaces", "teams")
     return _publish(warehouse, "collections", tickets.collections(
         raw, compliance.change_projects, compliance.change_project_pattern))
 
 
 @_asset("workflow_states", ["sections"])
-def workflow_states(warehouse: WarehouseResource, compliance: ComplianceResource) -> dg.MaterializeResult:
+def workflow_states(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    compliance: ComplianceResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     sections = _read(warehouse, "sections")["sections"]
     states = classify_sections(sections, compliance.section_overrides, compliance.project_section_overrides)
     return _publish(warehouse, "workflow_states", states,
@@ -84,7 +94,8 @@ def workflow_states(warehouse: WarehouseResource, compliance: ComplianceResource
 
 
 @_asset("ticket_events", ["stories", "tasks", "workflow_states"])
-def ticket_events(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     t = _read(warehouse, "stories", "tasks", "workflow_states")
     events = tickets.ticket_events(t, t["workflow_states"])
     return _publish(warehouse, "ticket_events", events,
@@ -92,7 +103,8 @@ def ticket_events(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections"])
-def tickets_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     t = _read(warehouse, "tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections")
     frame = tickets.tickets(t, t["workflow_states"], t["collections"])
     return _publish(warehouse, "tickets", frame,
@@ -101,14 +113,16 @@ def tickets_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @_asset("ticket_status_history", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
-def ticket_status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def ticket_status_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     t = _read(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
     timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     return _publish(warehouse, "ticket_status_history", tickets.status_history(t, timeline, done))
 
 
 @_asset("approvals", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
-def approvals(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def approvals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     t = _read(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
     timeline, _ = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     return _publish(warehouse, "approvals", tickets.approvals(t, t["ticket_events"], timeline))
@@ -117,6 +131,7 @@ def approvals(warehouse: WarehouseResource) -> dg.MaterializeResult:
 @_asset("user_access", ["workspace_memberships", "team_memberships", "project_memberships", "projects", "teams"])
 def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     raw = _read(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
     run_id, as_of = evaluation(context, compliance)
     snapshot = access.access_snapshot(raw, as_of, run_id)
@@ -124,7 +139,8 @@ def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 
 
 @_asset("membership_changes", ["user_access"])
-def membership_changes(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = tenant(context, warehouse)
     history = _read(warehouse, "user_access")["user_access"]
     return _publish(warehouse, "membership_changes", access.membership_changes(history))
 
@@ -140,12 +156,14 @@ MONITOR_INPUTS = (
 def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     compliance: ComplianceResource) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack."""
+    warehouse = tenant(context, warehouse)
     t = _read(warehouse, *MONITOR_INPUTS)
     run_id, as_of = evaluation(context, compliance)
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of)
     pack = evidence.write_evidence_pack(
         warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
-        {"as_of": as_of.isoformat(), **compliance.describe()}, results, populations,
+        {"as_of": as_of.isoformat(), "connection": partition_key(context), **compliance.describe()},
+        results, populations,
     )
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
     return _publish(
@@ -157,10 +175,10 @@ def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=key(monitor.table), name=monitor.id, description=monitor.title,
-        additional_deps=[key("monitor_results")],
+        additional_deps=[key("monitor_results")], partitions_def=CONNECTIONS,
     )
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        results = _read(warehouse, "monitor_results")["monitor_results"]
+        results = _read(tenant(context, warehouse), "monitor_results")["monitor_results"]
         mine = results[results["monitor_id"] == monitor.id]
         # This run's evaluation; a check run on its own judges the latest one.
         this = context.run.root_run_id or context.run.run_id

@@ -57,6 +57,9 @@ class Connection(BaseModel):
     last_synced_at: datetime | None = None
     status: Literal["active", "expired", "revoked", "error"] = "active"
     last_error: str | None = None  # in plain words: what went wrong and what to do
+    # Its schedule: the daily full reconciliation's UTC hour, and how often its events are polled.
+    full_sync_hour: int = Field(default=3, ge=0, le=23)
+    poll_minutes: int = Field(default=1, ge=1)
 
 
 class Tokens(BaseModel):
@@ -205,6 +208,13 @@ class TokenStore:
         records = self.storage.load()
         self._record(records, connection.id)
         records[connection.id] = StoredRecord(connection=connection)
+        self.storage.save(records)
+
+    def remove(self, connection_id: str) -> None:
+        """Delete a connection's record and tokens (its synced data stays in the warehouse)."""
+        records = self.storage.load()
+        self._record(records, connection_id)
+        del records[connection_id]
         self.storage.save(records)
 
     def rotate(self) -> int:

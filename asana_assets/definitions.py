@@ -33,6 +33,8 @@ def resources() -> dict:
             workspace_gid=_env("ASANA_WORKSPACE_GID", None),
             requests_per_minute=_env_int("ASANA_REQUESTS_PER_MINUTE", 1500),
             max_concurrency=_env_int("ASANA_MAX_CONCURRENCY", 50),
+            full_sync_hour=_env_int("ASANA_FULL_SYNC_HOUR", 3),
+            poll_minutes=_env_int("ASANA_POLL_MINUTES", 1),
         ),
         "warehouse": WarehouseResource(
             directory=_env("ASANA_WAREHOUSE_DIR", "warehouse"),
@@ -47,10 +49,13 @@ demo.ensure_source()
 
 defs = dg.Definitions(
     assets=[raw_assets.asana_raw_sync, *compliance_assets.compliance_assets],
-    asset_checks=[*raw_assets.raw_checks, *compliance_assets.monitor_checks, *compliance_assets.quality_checks],
+    asset_checks=[
+        *raw_assets.raw_checks, *compliance_assets.monitor_checks, *compliance_assets.quality_checks,
+        automation.connection_fresh,
+    ],
     jobs=[automation.full_sync, automation.incremental_sync],
     schedules=[automation.daily_full_sync],
-    sensors=[automation.asana_events_sensor],
+    sensors=[automation.asana_connections_sensor, automation.asana_events_sensor, automation.asana_freshness_sensor],
     resources=resources(),
     # The steps are light (one async crawl, pandas transforms, checks that read Parquet): running
     # them in the run's own process avoids a Python start-up per step. Scale-out executors are a

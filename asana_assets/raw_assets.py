@@ -12,6 +12,7 @@ from asana_assets.client import AsanaError
 from asana_assets.connections import ConnectionProblem, troubleshoot
 from asana_assets.incremental import record_full_sync
 from asana_assets.metadata import column_schema, table_metadata
+from asana_assets.partitions import CONNECTIONS, partition_key
 from asana_assets.quality import quality_checks
 from asana_assets.resources import AsanaResource, WarehouseResource
 from asana_assets.tables import RAW_TABLES
@@ -19,7 +20,10 @@ from asana_assets.tables import RAW_TABLES
 RAW_GROUP = "asana_raw"
 # The daily full sync keeps every table younger than a day even when nothing changes; a table
 # older than this means the connection is failing.
-FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
+# The policy judges an asset across its partitions (any connection's sync makes it fresh);
+# automation.connection_fresh judges each connection against the same limit.
+FRESHNESS_LIMIT = timedelta(hours=26)
+FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_LIMIT, warn_window=timedelta(hours=25))
 
 DESCRIPTIONS = {
     "workspaces": "Workspaces and organizations the token can see.",
@@ -68,11 +72,13 @@ def raw_key(table: str) -> dg.AssetKey:
         for table, schema in RAW_TABLES.items()
     ],
     can_subset=True,
+    partitions_def=CONNECTIONS,
 )
 def asana_raw_sync(
     context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaResource, warehouse: WarehouseResource
 ):
     """Crawl Asana (whole, or only what changed since the last sync) and write each selected table."""
+    asana, warehouse = asana.for_connection(context.partition_key), warehouse.for_connection(context.partition_key)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     store = warehouse.state_store()
     state = store.load()
@@ -90,7 +96,7 @@ def asana_raw_sync(
             record_full_sync(state, result)
     stats = result.client_stats
     context.log.info(
-        f"Synced workspace(s) {', '.join(result.workspace_gids)} ({mode}) in {result.duration_s:.1f}s: "
+        f"Synced connection {context.partition_key}, workspace(s) {', '.join(result.workspace_gids)} ({mode}) in {result.duration_s:.1f}s: "
         f"{stats.get('requests', 0)} requests, {stats.get('rate_limited', 0)} rate-limited, "
         f"{result.tables['quarantine'].num_rows} record(s) quarantined"
     )
@@ -118,11 +124,14 @@ def _publish(selected, result, warehouse: WarehouseResource, mode: str):
         )
 
 
-@dg.asset_check(asset=raw_key("workspaces"), description="The Asana connection works: its token is accepted.")
-def connection_valid(asana: AsanaResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=raw_key("workspaces"), partitions_def=CONNECTIONS,
+    description="The Asana connection works: its token is accepted.",
+)
+def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResource) -> dg.AssetCheckResult:
     """Shows a broken connection in the UI with its cause and its fix (reconnect, admin needed...)."""
     try:
-        user = asana.whoami()
+        user = asana.for_connection(partition_key(context)).whoami()
     except (AsanaError, ConnectionProblem) as error:
         trouble = troubleshoot(error)
         return dg.AssetCheckResult(
@@ -132,9 +141,11 @@ def connection_valid(asana: AsanaResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"acting_as": f"{user.get('name')} <{user.get('email')}>"})
 
 
-@dg.asset_check(asset=raw_key("quarantine"), description="No record was refused at the API boundary.")
-def quarantine_is_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    refused = warehouse.read("quarantine")
+@dg.asset_check(
+    asset=raw_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary."
+)
+def quarantine_is_empty(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    refused = warehouse.for_connection(partition_key(context)).read("quarantine")
     counts = pc.value_counts(refused["table"]).to_pylist()
     return dg.AssetCheckResult(
         passed=refused.num_rows == 0,

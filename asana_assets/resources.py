@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import asdict
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,18 +15,22 @@ from pydantic import Field
 
 from asana_assets import oauth
 from asana_assets.client import ASANA_API_BASE, AsanaClient, AuthenticationError, SyncTokenExpiredError
-from asana_assets.connections import Connection, ConnectionProblem, TokenStore
+from asana_assets.connections import Connection, ConnectionProblem, TokenStore, storage_at
 from asana_assets.oauth import OAuthApp
 from asana_assets.incremental import (
     IncrementalResult, PostgresStateStore, StateStore, SyncState, incremental_sync,
 )
 from asana_assets.client import run as run_async
 from asana_assets.monitors import MonitorParams
+from asana_assets.partitions import DEFAULT, Tenant
 from asana_assets.sync import SyncResult, crawl
 from asana_assets.tables import HISTORY_TABLES, TABLES
 from asana_assets.postgres import PostgresWarehouse
 from asana_assets.warehouse import ParquetWarehouse
 from asana_assets.workflow import CHANGE_PROJECT_PATTERN
+
+
+PEEK_TIMEOUT = 20.0  # seconds a poll of the events feeds may wait for one response
 
 
 class AsanaResource(dg.ConfigurableResource):
@@ -50,12 +55,46 @@ class AsanaResource(dg.ConfigurableResource):
         default=1500, description="Request budget: 1500 on paid plans, 150 on free ones"
     )
     max_concurrency: int = Field(default=50, description="Requests in flight (Asana allows 50 GETs)")
+    full_sync_hour: int = Field(
+        default=3, ge=0, le=23, description="UTC hour of the daily full sync (stored connections have their own)"
+    )
+    poll_minutes: int = Field(default=1, ge=1, description="Least minutes between two polls of the events feeds")
 
-    def client(self) -> AsanaClient:
+    def client(self, **options) -> AsanaClient:
         base_url, token = self.credentials()
         return AsanaClient(
             base_url, token, max_concurrency=self.max_concurrency, requests_per_minute=self.requests_per_minute,
+            **options,
         )
+
+    def tenants(self) -> list[Tenant]:
+        """Every connection this deployment syncs: the one configured here (partition
+        ``default``) and each stored connection (partition = its id). Listing needs no key."""
+        found = []
+        if self.access_token or self.connection_id:
+            found.append(Tenant(DEFAULT, True, self.full_sync_hour, self.poll_minutes, "configured connection"))
+        for record in storage_at(self.connections_file).load().values():
+            connection = record.connection
+            if connection.id != self.connection_id:  # that one is already the default
+                found.append(Tenant(
+                    connection.id, connection.status == "active" and record.tokens is not None,
+                    connection.full_sync_hour, connection.poll_minutes,
+                    f"{connection.workspace_name} as {connection.user_email}",
+                ))
+        return found
+
+    def for_connection(self, key: str) -> AsanaResource:
+        """This resource acting for one partition's connection."""
+        if key == DEFAULT:
+            return self
+        records = storage_at(self.connections_file).load()
+        if key not in records:
+            raise ConnectionProblem(
+                f"there is no stored connection {key}", "list them with `asana-connections list`"
+            )
+        return self.model_copy(update={
+            "access_token": "", "connection_id": key, "workspace_gid": records[key].connection.workspace_gid,
+        })
 
     def credentials(self) -> tuple[str, str]:
         """(API base, access token): the stored connection's (refreshed if it is about to
@@ -92,7 +131,10 @@ class AsanaResource(dg.ConfigurableResource):
 
     def changed_projects(self, state: SyncState) -> dict[str, str]:
         """Projects with events since their token (read without consuming them: a token may be
-        sent again), each with a digest of what is pending; an expired token counts as changed."""
+        sent again), each with a digest of what is pending; an expired token counts as changed.
+
+        A look, not a sync: it neither retries nor waits out a rate limit (the next poll will
+        look again), so one slow or throttled connection never holds up the others' polls."""
 
         async def peek(client: AsanaClient, gid: str, token: str) -> tuple[str, str | None]:
             try:
@@ -109,7 +151,7 @@ class AsanaResource(dg.ConfigurableResource):
             found = await asyncio.gather(*(peek(client, gid, token) for gid, token in tokens.items()))
             return {gid: digest for gid, digest in found if digest}
 
-        return self._run(run)
+        return self._run(run, max_retries=0, timeout=PEEK_TIMEOUT)
 
     def record_sync(self) -> None:
         """Note a successful sync on the stored connection (shown by `asana-connections list`)."""
@@ -121,9 +163,9 @@ class AsanaResource(dg.ConfigurableResource):
         """The user the credentials act for: the cheapest proof that the connection works."""
         return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
 
-    def _run(self, work):
+    def _run(self, work, **client_options):
         async def run():
-            async with self.client() as client:
+            async with self.client(**client_options) as client:
                 return await work(client)
 
         try:
@@ -148,6 +190,17 @@ class WarehouseResource(dg.ConfigurableResource):
         default=None, description="e.g. postgresql://user@host:5432/db; unset: Parquet only"
     )
     postgres_schema: str = Field(default="asana", description="Postgres schema of the tables")
+
+    def for_connection(self, key: str) -> WarehouseResource:
+        """One partition's warehouse: the configured one for ``default``; for a stored
+        connection, a folder ``connections/<id>`` of its own and the schema ``<schema>_<id>``,
+        so tenants never share a table, a state or an evidence pack."""
+        if key == DEFAULT:
+            return self
+        return self.model_copy(update={
+            "directory": str(Path(self.directory) / "connections" / key),
+            "postgres_schema": f"{self.postgres_schema}_{key}",
+        })
 
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory)

@@ -9,7 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from asana_assets.automation import full_sync
+from asana_assets.automation import connection_fresh, full_sync
+from asana_assets.partitions import DEFAULT, register
 from asana_assets.compliance_assets import compliance_assets, monitor_checks, quality_checks
 from asana_assets.raw_assets import asana_raw_sync, raw_checks
 from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
@@ -23,18 +24,28 @@ CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 
 def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple[str, str] | None = None,
-                 mode: str = "full", run_config: dict | None = None, **compliance) -> dg.ExecuteInProcessResult:
-    """Materialize every asset and run every check as of ``as_of``; returns the run's result.
+                 mode: str = "full", run_config: dict | None = None, instance: dg.DagsterInstance | None = None,
+                 **compliance) -> dg.ExecuteInProcessResult:
+    """Materialize every asset and run every check of the default connection as of ``as_of``;
+    returns the run's result.
 
     ``postgres`` (url, schema) also loads every table into Postgres; ``mode`` is the sync's,
     unless a ``run_config`` (e.g. a sensor's run request's) is given.
     """
     with Simulator(world, SIMULATOR) as sim:
-        return dg.materialize(
-            [*ASSETS, *CHECKS],
+        return materialize(
+            [*ASSETS, *CHECKS], instance=instance,
             resources=resources(sim.base_url, directory, postgres, as_of=as_of.isoformat(), **compliance),
             run_config=run_config or {"ops": {"asana_raw_sync": {"config": {"mode": mode}}}},
         )
+
+
+def materialize(assets: list, instance: dg.DagsterInstance | None = None, partition: str = DEFAULT,
+                **options) -> dg.ExecuteInProcessResult:
+    """``dg.materialize`` of one connection's partition, registered on the instance first."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    register(instance, [partition])
+    return dg.materialize(assets, instance=instance, partition_key=partition, **options)
 
 
 def resources(base_url: str, directory: Path, postgres: tuple[str, str] | None = None, **compliance) -> dict:
@@ -70,7 +81,7 @@ def full_sync_job() -> dg.JobDefinition:
     postgres = (os.environ["TEST_POSTGRES_URL"], os.environ["TEST_POSTGRES_SCHEMA"])
     executor = dg.multiprocess_executor if os.environ.get("TEST_MULTIPROCESS") else dg.in_process_executor
     defs = dg.Definitions(
-        assets=ASSETS, asset_checks=CHECKS, jobs=[full_sync], executor=executor,
+        assets=ASSETS, asset_checks=[*CHECKS, connection_fresh], jobs=[full_sync], executor=executor,
         resources=resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
     )
     return defs.resolve_job_def(full_sync.name)

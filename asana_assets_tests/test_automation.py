@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from asana_assets.automation import asana_events_sensor
+from asana_assets.partitions import DEFAULT, register
 from asana_assets.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, generate_world
 from asana_assets.tables import RAW_TABLES
@@ -21,18 +22,20 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def tick(base_url, directory, schema):
-    with dg.build_sensor_context(resources=resources(base_url, directory, (URL, schema))) as context:
+    instance = dg.DagsterInstance.ephemeral()
+    register(instance, [DEFAULT])
+    with dg.build_sensor_context(instance=instance, resources=resources(base_url, directory, (URL, schema))) as context:
         return asana_events_sensor(context)
 
 
 def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_path, schema):
     world = generate_world(seed=4, tasks=300, now=NOW)
     with Simulator(world, SIMULATOR) as sim:
-        assert isinstance(tick(sim.base_url, tmp_path, schema), dg.SkipReason)  # nothing synced yet
+        assert tick(sim.base_url, tmp_path, schema).skip_reason  # nothing synced yet
         first = run_pipeline(world, tmp_path, NOW, postgres=(URL, schema))
         assert first.success
         first_run = first.run_id
-        assert isinstance(tick(sim.base_url, tmp_path, schema), dg.SkipReason)  # nothing changed
+        assert tick(sim.base_url, tmp_path, schema).skip_reason  # nothing changed
         change_the_world(world)
         requested = tick(sim.base_url, tmp_path, schema)
         assert len(requested.run_requests) == 1
@@ -41,6 +44,7 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
     request = requested.run_requests[0]
     changed = request.run_config["ops"]["asana_raw_sync"]["config"]["projects"]
     assert changed and set(changed) <= {p["gid"] for p in world.ground_truth()["projects"]}
+    assert request.partition_key == DEFAULT
     run = run_pipeline(world, tmp_path, later, postgres=(URL, schema), run_config=request.run_config)
     assert run.success
     [tasks] = [m for m in run.get_asset_materialization_events() if m.asset_key.path[-1] == "tasks"]
@@ -56,4 +60,4 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
     results = results_of(run, tmp_path)
     assert alarms(results, "membership_changes")  # the admin granted between the syncs
     with Simulator(world, SIMULATOR) as sim:
-        assert isinstance(tick(sim.base_url, tmp_path, schema), dg.SkipReason)  # the run advanced the tokens
+        assert tick(sim.base_url, tmp_path, schema).skip_reason  # the run advanced the tokens

@@ -12,10 +12,12 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from asana_assets.partitions import DEFAULT, register
 from asana_assets.raw_assets import asana_raw_sync, quarantine_is_empty, raw_key
 from asana_assets.resources import AsanaResource, WarehouseResource
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 from asana_assets.tables import RAW_TABLES, TABLES
+from asana_assets_tests.pipeline import materialize
 
 BIN = Path(sys.executable).parent
 QUOTA = 1_000_000
@@ -44,7 +46,7 @@ def test_definitions_load_with_every_table():
 
 
 def test_materialize_writes_typed_parquet_with_metadata(simulator, tmp_path):
-    result = dg.materialize([asana_raw_sync, quarantine_is_empty], resources=resources(simulator, tmp_path))
+    result = materialize([asana_raw_sync, quarantine_is_empty], resources=resources(simulator, tmp_path))
     assert result.success
     truth = simulator.world.ground_truth()
     by_key = {m.asset_key: m for m in result.get_asset_materialization_events()}
@@ -63,9 +65,7 @@ def test_materialize_writes_typed_parquet_with_metadata(simulator, tmp_path):
 
 def test_a_subset_crawls_only_what_it_needs(simulator, tmp_path):
     simulator.stats.reset()
-    result = dg.materialize(
-        [asana_raw_sync], selection=[raw_key("users")], resources=resources(simulator, tmp_path)
-    )
+    result = materialize([asana_raw_sync], selection=[raw_key("users")], resources=resources(simulator, tmp_path))
     assert result.success
     assert [p.name for p in (tmp_path / "asana").iterdir()] == ["users.parquet"]
     assert set(simulator.stats.by_route) <= {"/api/1.0/workspaces", "/api/1.0/workspaces/{workspace_gid}/workspace_memberships"}
@@ -82,8 +82,9 @@ def _cli_env(tmp_path, **extra) -> dict:
 @pytest.mark.parametrize(
     "command",
     [
-        ["dagster", "asset", "materialize", "-m", "asana_assets.definitions", "--select", "*"],
-        ["dg", "launch", "--assets", "*"],
+        ["dagster", "asset", "materialize", "-m", "asana_assets.definitions", "--select", "*", "--partition", DEFAULT],
+        ["dg", "launch", "--assets", "*", "--partition", DEFAULT],
+        ["asana-connections", "sync"],
     ],
 )
 def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
@@ -91,6 +92,8 @@ def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
         tmp_path, ASANA_BASE_URL=simulator.base_url, ASANA_ACCESS_TOKEN=DEMO_TOKEN,
         ASANA_REQUESTS_PER_MINUTE=str(QUOTA),
     )
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        register(instance, [DEFAULT])  # as the connections sensor does (asana-connections sync does it itself)
     done = subprocess.run(
         [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, timeout=300,
         cwd=Path(__file__).parents[1],
@@ -103,7 +106,7 @@ def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
 @pytest.mark.slow
 def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
     done = subprocess.run(
-        [str(BIN / "dagster"), "job", "execute", "-m", "asana_assets.definitions", "-j", "asana_full_sync"],
+        [str(BIN / "asana-connections"), "sync"],
         env=_cli_env(tmp_path), capture_output=True, text=True, timeout=300,
         cwd=Path(__file__).parents[1],
     )
@@ -119,8 +122,9 @@ def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
 def test_a_broken_connection_shows_its_cause_and_fix(simulator):
     from asana_assets.raw_assets import connection_valid
 
-    working = connection_valid(AsanaResource(access_token=DEMO_TOKEN, base_url=simulator.base_url))
-    broken = connection_valid(AsanaResource(access_token="revoked-token", base_url=simulator.base_url))
+    context = dg.build_asset_check_context()
+    working = connection_valid(context, AsanaResource(access_token=DEMO_TOKEN, base_url=simulator.base_url))
+    broken = connection_valid(context, AsanaResource(access_token="revoked-token", base_url=simulator.base_url))
     assert working.passed and not broken.passed
     assert "reconnect" in broken.description and "revoked-token" not in broken.description
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import dagster as dg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -196,5 +197,5 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
     revoke(store, connection.id, app)
     with pytest.raises(ConnectionExpired):
         asana.sync({"users"})
-    check = connection_valid(asana)
+    check = connection_valid(dg.build_asset_check_context(), asana)
     assert not check.passed and "reconnect" in check.description

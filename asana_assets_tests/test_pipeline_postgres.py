@@ -3,19 +3,28 @@ sync after changes at the source updates, removes and appends exactly what it sh
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
+from asana_assets.partitions import DEFAULT, register
 from asana_assets.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, generate_world
 from asana_assets.tables import HISTORY_TABLES, RAW_TABLES, TABLES, primary_key
 from asana_assets.warehouse import ParquetWarehouse
 from asana_assets_tests.conftest import URL
 from asana_assets_tests.pipeline import SIMULATOR, full_sync_job, run_pipeline
+from asana_assets_tests.test_incremental import change_the_world
+from asana_assets_tests.truth import assert_matches_truth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PARTITION = {"dagster/partition": DEFAULT}
 
 
 def keys(table, name) -> set:
@@ -66,10 +75,11 @@ def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothin
                             ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema)):
             monkeypatch.setenv(f"TEST_{name}", value)
         job = dg.reconstructable(full_sync_job)
-        with dg.execute_job(job, instance, raise_on_error=False) as failed:
+        register(instance, [DEFAULT])
+        with dg.execute_job(job, instance, raise_on_error=False, tags=PARTITION) as failed:
             assert not failed.success
         options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
-        with dg.execute_job(job, instance, reexecution_options=options) as retried:
+        with dg.execute_job(job, instance, reexecution_options=options, tags=PARTITION) as retried:
             assert retried.success
 
     parquet = ParquetWarehouse(tmp_path)
@@ -90,10 +100,49 @@ def test_the_same_code_runs_each_step_in_its_own_process(schema, tmp_path, monke
                             ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema), ("MULTIPROCESS", "1")):
             monkeypatch.setenv(f"TEST_{name}", value)
         selection = [dg.AssetKey(["asana", t]) for t in (*RAW_TABLES, "collections", "workflow_states", "tickets")]
-        with dg.execute_job(dg.reconstructable(full_sync_job), instance, asset_selection=selection) as result:
+        register(instance, [DEFAULT])
+        with dg.execute_job(dg.reconstructable(full_sync_job), instance, asset_selection=selection,
+                            tags=PARTITION) as result:
             assert result.success
             pids = {e.pid for e in result.all_events if e.step_key}
     assert len(pids) > 1  # the steps ran in processes of their own
     with PostgresWarehouse(URL, schema) as postgres:
         tickets = postgres.read("tickets")
     assert tickets.num_rows == len(world.ground_truth()["tasks"])
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tmp_path):
+    """SIGKILL while the incremental run's ``tasks`` transaction is open: Postgres rolls it back
+    (tables loaded before it keep their new rows), the saved tokens stay where they were, and
+    the rerun replays the same events into tables equal to the source."""
+    world = generate_world(seed=7, tasks=200, now=NOW)
+    assert run_pipeline(world, tmp_path, NOW, postgres=(URL, schema)).success
+    change_the_world(world)
+    added = next(t["gid"] for t in world.ground_truth()["tasks"] if t["name"] == "Created between syncs")
+    marker = tmp_path / "stalled"
+    with Simulator(world, SIMULATOR) as sim:
+        env = {**os.environ, "TEST_MARKER": str(marker), "TEST_ASANA_BASE_URL": sim.base_url,
+               "TEST_WAREHOUSE_DIR": str(tmp_path), "TEST_POSTGRES_URL": URL, "TEST_POSTGRES_SCHEMA": schema,
+               "TEST_AS_OF": (NOW + timedelta(hours=1)).isoformat()}
+        run = subprocess.Popen([sys.executable, "-m", "asana_assets_tests.killed_run"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 240
+        while not marker.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "the run never reached the tasks load"
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+    with PostgresWarehouse(URL, schema) as postgres:
+        assert (added,) not in keys(postgres.read("tasks"), "tasks")  # the open transaction was rolled back
+        assert added in set(postgres.read("task_memberships")["task_gid"].to_pylist())  # loaded before it
+        tokens_before = postgres.load_state("incremental_sync")
+    assert run_pipeline(world, tmp_path, NOW + timedelta(hours=2), postgres=(URL, schema), mode="incremental").success
+    truth = world.ground_truth()
+    assert_matches_truth({t: ParquetWarehouse(tmp_path).read(t) for t in RAW_TABLES}, truth)
+    with PostgresWarehouse(URL, schema) as postgres:
+        assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, truth)
+        assert postgres.load_state("incremental_sync") != tokens_before  # advanced by the rerun only
+        for name in TABLES:
+            mirrored = postgres.read(name)
+            assert len(keys(mirrored, name)) == mirrored.num_rows, name  # no duplicate

@@ -14,6 +14,7 @@ from asana_assets.compliance_assets import compliance_assets, monitor_checks
 from asana_assets.raw_assets import asana_raw_sync
 from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
+from asana_assets_tests.pipeline import materialize
 
 TOKEN = "2/1209000000000000/leak-check:s3cr3t-7f1e9c"
 REFUSED = "2/1209000000000000/refused:0ther-s3cr3t-41a2"
@@ -21,7 +22,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def run(sim, token, directory, instance):
-    return dg.materialize(
+    return materialize(
         [asana_raw_sync, *compliance_assets, *monitor_checks],
         instance=instance,
         raise_on_error=False,

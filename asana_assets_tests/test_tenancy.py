@@ -1,0 +1,151 @@
+"""Several Asana connections in one deployment, each a dynamic partition with its own credentials,
+warehouse, sync state and schedule; a revoked or rate-limited connection stalls no other."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+from cryptography.fernet import Fernet
+
+from asana_assets.automation import (
+    asana_connections_sensor, asana_events_sensor, asana_freshness_sensor, daily_full_sync, freshness,
+)
+from asana_assets.connections import TokenStore, connect_service_account
+from asana_assets.postgres import PostgresWarehouse, ident
+from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets.tables import RAW_TABLES
+from asana_assets_tests.conftest import URL
+from asana_assets_tests.pipeline import ASSETS, CHECKS, QUOTA, materialize
+from asana_assets_tests.test_incremental import change_the_world
+from asana_assets_tests.truth import assert_matches_truth
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SECOND_KEY = "2/1209000000000000/second:simulator"  # a second admin key into workspace A
+
+
+@pytest.fixture
+def deployment(tmp_path, schema, server, monkeypatch):
+    """Workspaces A and B on two simulators; stored connections a (A), b (B) and c (A, second key)."""
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", Fernet.generate_key().decode())
+    store = TokenStore.at(tmp_path / "connections.json")
+    world_a, world_b = generate_world(seed=3, tasks=160, now=NOW), generate_world(seed=5, tasks=120, now=NOW)
+    config = dict(requests_per_minute=QUOTA, secret="tests")
+    with (Simulator(world_a, SimulatorConfig(tokens={DEMO_TOKEN: None, SECOND_KEY: None}, **config)) as sim_a,
+          Simulator(world_b, SimulatorConfig(**config)) as sim_b, dg.instance_for_test() as instance):
+        a = connect_service_account(sim_a.base_url, DEMO_TOKEN, store)
+        b = connect_service_account(sim_b.base_url, DEMO_TOKEN, store)
+        c = connect_service_account(sim_a.base_url, SECOND_KEY, store)
+        resources = {
+            "asana": AsanaResource(connections_file=str(tmp_path / "connections.json"), requests_per_minute=QUOTA),
+            "warehouse": WarehouseResource(directory=str(tmp_path / "wh"), postgres_url=URL, postgres_schema=schema),
+        }
+        yield dict(store=store, a=a.id, b=b.id, c=c.id, sim_a=sim_a, sim_b=sim_b, resources=resources,
+                   instance=instance)
+    with server.cursor() as cur:
+        for connection in (a, b, c):
+            cur.execute(f"DROP SCHEMA IF EXISTS {ident(f'{schema}_{connection.id}')} CASCADE")
+    server.commit()
+
+
+def sync(d, key, run_config=None, as_of=NOW):
+    resources = {**d["resources"], "compliance": ComplianceResource(as_of=as_of.isoformat())}
+    result = materialize([*ASSETS, *CHECKS], instance=d["instance"], partition=key, resources=resources,
+                         run_config=run_config)
+    assert result.success
+    assert not [c for c in result.get_asset_check_evaluations() if c.check_name == "unique_keys" and not c.passed]
+    return result
+
+
+def tables(d, key):
+    """The connection's Parquet and Postgres tables."""
+    warehouse = d["resources"]["warehouse"].for_connection(key)
+    parquet = {t: warehouse.read(t) for t in RAW_TABLES}
+    with PostgresWarehouse(URL, warehouse.postgres_schema) as postgres:
+        return parquet, {t: postgres.read(t) for t in RAW_TABLES}
+
+
+def evaluate(sensor, d, cursor=None):
+    with dg.build_sensor_context(instance=d["instance"], resources=d["resources"], cursor=cursor) as context:
+        return sensor(context)
+
+
+def test_connections_are_partitions_with_their_own_data_state_and_failures(deployment):
+    d = deployment
+    # The connections sensor adds one partition per stored connection and asks for each first sync.
+    added = evaluate(asana_connections_sensor, d)
+    [request] = added.dynamic_partitions_requests
+    assert sorted(request.partition_keys) == sorted([d["a"], d["b"], d["c"]])
+    assert {r.partition_key for r in added.run_requests} == {d["a"], d["b"], d["c"]}
+    d["instance"].add_dynamic_partitions("asana_connection", request.partition_keys)
+    assert isinstance(evaluate(asana_connections_sensor, d), dg.SkipReason)  # nothing new
+
+    for key in (d["a"], d["b"], d["c"]):
+        sync(d, key)
+    world_a, world_b = d["sim_a"].world, d["sim_b"].world
+    for parquet_and_postgres, world in ((tables(d, d["a"]), world_a), (tables(d, d["b"]), world_b)):
+        for synced in parquet_and_postgres:  # each connection holds its own workspace, nothing else
+            assert_matches_truth(synced, world.ground_truth())
+
+    # A changes; B's key is throttled (Retry-After 60 s) and c's key is revoked at Asana.
+    change_the_world(world_a)
+    d["sim_b"].config.storm_retry_after = 60
+    d["sim_b"].config.rate_limit_storm_rate = 1.0
+    d["sim_a"].config.tokens = {DEMO_TOKEN: None}
+    started = time.monotonic()
+    polled = evaluate(asana_events_sensor, d)
+    assert time.monotonic() - started < 30  # nobody waited out B's minute
+    [request] = polled.run_requests
+    assert request.partition_key == d["a"]
+    assert not polled.skip_reason
+    b_state = d["resources"]["warehouse"].for_connection(d["b"]).state_store().load()
+
+    sync(d, d["a"], run_config=request.run_config, as_of=NOW + timedelta(hours=2))
+    parquet, postgres = tables(d, d["a"])
+    assert_matches_truth(parquet, world_a.ground_truth())
+    assert_matches_truth(postgres, world_a.ground_truth())
+    assert d["resources"]["warehouse"].for_connection(d["b"]).state_store().load() == b_state
+
+    # B recovers: the next poll finds nothing new there; A's tokens have advanced.
+    d["sim_b"].config.rate_limit_storm_rate = 0.0
+    spaced = evaluate(asana_events_sensor, d, cursor=polled.cursor)
+    assert "due" in spaced.skip_message  # polls are spaced by each connection's poll_minutes
+    looked = evaluate(asana_events_sensor, d).skip_reason.skip_message
+    assert f"{d['a']}: no new events" in looked and f"{d['b']}: no new events" in looked
+    assert f"{d['c']}: could not poll" in looked and "reconnect" in looked  # c's key is still refused
+
+
+def test_each_connection_has_its_schedule_and_its_freshness(deployment):
+    d = deployment
+    store = d["store"]
+    store.save(store.get(d["a"]).model_copy(update={"full_sync_hour": 5}))
+    store.save(store.get(d["c"]).model_copy(update={"status": "revoked"}))
+    d["instance"].add_dynamic_partitions("asana_connection", [d["a"], d["b"], d["c"]])
+
+    def due_at(hour):
+        at = NOW.replace(hour=hour, minute=0)
+        with dg.build_schedule_context(instance=d["instance"], resources=d["resources"],
+                                       scheduled_execution_time=at) as context:
+            requests = daily_full_sync(context)
+        return [] if isinstance(requests, dg.SkipReason) else [r.partition_key for r in requests]
+
+    assert due_at(5) == [d["a"]]
+    assert due_at(3) == [d["b"]]  # the default hour; c is revoked and never scheduled
+    assert due_at(4) == []
+
+    sync(d, d["b"])
+    now = datetime.now(UTC)
+    assert freshness(d["instance"], d["b"], now).passed
+    assert not freshness(d["instance"], d["b"], now + timedelta(hours=27)).passed
+    assert not freshness(d["instance"], d["a"], now).passed  # never synced
+    with dg.build_sensor_context(instance=d["instance"]) as context:
+        judged = {e.partition: e.passed for e in asana_freshness_sensor(context).asset_events}
+    assert judged == {d["a"]: False, d["b"]: True, d["c"]: False}
+
+    # Removing a connection removes its partition; its data stays where it was.
+    store.remove(d["c"])
+    [removed] = evaluate(asana_connections_sensor, d).dynamic_partitions_requests
+    assert isinstance(removed, dg.DeleteDynamicPartitionsRequest) and removed.partition_keys == [d["c"]]

@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet
 
 from .client import ASANA_API_BASE, AsanaError
 from .connections import (
+    DEFAULT_STORE,
+    STORE_ENV,
     Connection,
     ConnectionProblem,
     TokenStore,
@@ -28,7 +30,6 @@ from .connections import (
 )
 from .oauth import OAuthApp, access_token, complete_authorization, revoke, start_authorization
 
-STORE_ENV = "ASANA_CONNECTION_STORE"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asana-connections", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=os.environ.get(STORE_ENV, "asana_connections.json"), help=f"record file, or a postgresql:// URL (${STORE_ENV})")
+    parser.add_argument("--store", help=f"record file, or a postgresql:// URL (default: ${STORE_ENV}, else {DEFAULT_STORE})")
     commands = parser.add_subparsers(required=True)
 
     connect = commands.add_parser("connect", help="add a connection").add_subparsers(required=True)
@@ -69,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     remove.set_defaults(run=lambda args: (_store(args).remove(args.id), print(f"Removed {args.id}.")))
     schedule = commands.add_parser("schedule", help="set when a connection syncs")
     schedule.add_argument("id")
-    schedule.add_argument("--full-sync-hour", type=int, help="UTC hour (0-23) of its daily full sync")
-    schedule.add_argument("--poll-minutes", type=int, help="least minutes between two polls of its events")
+    schedule.add_argument("--full-sync-hour", type=int, choices=range(24), metavar="HOUR",
+                          help="UTC hour (0-23) of its daily full sync")
+    schedule.add_argument("--poll-minutes", type=_positive, help="least minutes between two polls of its events")
     schedule.set_defaults(run=_schedule)
     sync = commands.add_parser("sync", help="sync a connection now, on this Dagster instance ($DAGSTER_HOME)")
     sync.add_argument("id", nargs="?", default="default", help="connection id (default: the one in the environment)")
@@ -81,8 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes, at least 1")
+    return int(text)
+
+
 def _store(args: argparse.Namespace) -> TokenStore:
-    return TokenStore.at(args.store)
+    return TokenStore.at(args.store or os.environ.get(STORE_ENV, DEFAULT_STORE))
 
 
 def _app(base_url: str) -> OAuthApp:
@@ -165,7 +173,8 @@ def _sync(args: argparse.Namespace) -> None:
     in the UI. The partition is registered first, as the connections sensor would."""
     import dagster as dg
 
-    os.environ[STORE_ENV] = args.store  # the code location reads the same store
+    if args.store:
+        os.environ[STORE_ENV] = args.store  # the code location reads the same store
     from .definitions import defs
     from .partitions import register
 

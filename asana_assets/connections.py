@@ -32,6 +32,8 @@ from .client import (
 from .warehouse import write_atomically
 
 KEYS_ENV = "ASANA_CONNECTION_KEYS"
+STORE_ENV = "ASANA_CONNECTION_STORE"
+DEFAULT_STORE = "asana_connections.json"
 RECONNECT = "reconnect the integration"
 CREDENTIAL = {"oauth": "Asana login", "service_account": "key"}  # how refusals name what was used
 

@@ -8,6 +8,7 @@ import dagster as dg
 
 from asana_assets import automation, compliance_assets, demo, raw_assets
 from asana_assets.client import ASANA_API_BASE
+from asana_assets.connections import DEFAULT_STORE, STORE_ENV
 from asana_assets.resources import AsanaResource, ComplianceResource, WarehouseResource
 
 
@@ -25,7 +26,7 @@ def resources() -> dict:
         "asana": AsanaResource(
             access_token=_env("ASANA_ACCESS_TOKEN", ""),
             connection_id=_env("ASANA_CONNECTION_ID", None),
-            connections_file=_env("ASANA_CONNECTION_STORE", "asana_connections.json"),
+            connections_file=_env(STORE_ENV, DEFAULT_STORE),
             oauth_client_id=_env("ASANA_OAUTH_CLIENT_ID", ""),
             oauth_client_secret=_env("ASANA_OAUTH_CLIENT_SECRET", ""),
             oauth_redirect_uri=_env("ASANA_OAUTH_REDIRECT_URI", ""),
@@ -51,7 +52,7 @@ defs = dg.Definitions(
     assets=[raw_assets.asana_raw_sync, *compliance_assets.compliance_assets],
     asset_checks=[
         *raw_assets.raw_checks, *compliance_assets.monitor_checks, *compliance_assets.quality_checks,
-        automation.connection_fresh,
+        automation.connections_fresh,
     ],
     jobs=[automation.full_sync, automation.incremental_sync],
     schedules=[automation.daily_full_sync],

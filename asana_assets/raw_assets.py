@@ -21,7 +21,7 @@ RAW_GROUP = "asana_raw"
 # The daily full sync keeps every table younger than a day even when nothing changes; a table
 # older than this means the connection is failing.
 # The policy judges an asset across its partitions (any connection's sync makes it fresh);
-# automation.connection_fresh judges each connection against the same limit.
+# automation.connections_fresh judges each connection against the same limit.
 FRESHNESS_LIMIT = timedelta(hours=26)
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_LIMIT, warn_window=timedelta(hours=25))
 

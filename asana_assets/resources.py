@@ -15,7 +15,7 @@ from pydantic import Field
 
 from asana_assets import oauth
 from asana_assets.client import ASANA_API_BASE, AsanaClient, AuthenticationError, SyncTokenExpiredError
-from asana_assets.connections import Connection, ConnectionProblem, TokenStore, storage_at
+from asana_assets.connections import DEFAULT_STORE, Connection, ConnectionProblem, TokenStore, storage_at
 from asana_assets.oauth import OAuthApp
 from asana_assets.incremental import (
     IncrementalResult, PostgresStateStore, StateStore, SyncState, incremental_sync,
@@ -42,7 +42,7 @@ class AsanaResource(dg.ConfigurableResource):
         default=None, description="A stored connection to use instead of access_token (see asana-connections)"
     )
     connections_file: str = Field(
-        default="asana_connections.json", description="The encrypted connection store (asana-connections --store)"
+        default=DEFAULT_STORE, description="The encrypted connection store (asana-connections --store)"
     )
     oauth_client_id: str = Field(default="", description="The OAuth app, to refresh an OAuth connection's token")
     oauth_client_secret: str = Field(default="", description="The OAuth app's secret")

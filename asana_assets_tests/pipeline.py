@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from asana_assets.automation import connection_fresh, full_sync
+from asana_assets.automation import connections_fresh, full_sync
 from asana_assets.partitions import DEFAULT, register
 from asana_assets.compliance_assets import compliance_assets, monitor_checks, quality_checks
 from asana_assets.raw_assets import asana_raw_sync, raw_checks
@@ -81,7 +81,7 @@ def full_sync_job() -> dg.JobDefinition:
     postgres = (os.environ["TEST_POSTGRES_URL"], os.environ["TEST_POSTGRES_SCHEMA"])
     executor = dg.multiprocess_executor if os.environ.get("TEST_MULTIPROCESS") else dg.in_process_executor
     defs = dg.Definitions(
-        assets=ASSETS, asset_checks=[*CHECKS, connection_fresh], jobs=[full_sync], executor=executor,
+        assets=ASSETS, asset_checks=[*CHECKS, connections_fresh], jobs=[full_sync], executor=executor,
         resources=resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
     )
     return defs.resolve_job_def(full_sync.name)

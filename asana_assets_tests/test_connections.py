@@ -145,6 +145,28 @@ def test_cli_connects_lists_validates_and_revokes_without_showing_tokens(simulat
     assert "connect with a workspace admin or owner's key" in capsys.readouterr().err
 
 
+def test_cli_schedules_and_removes_a_connection(simulator, tmp_path, keys, monkeypatch, capsys):
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
+    monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", DEMO_TOKEN)
+    store = ["--store", str(tmp_path / "c.json")]
+    assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 0
+    [connection] = TokenStore.at(tmp_path / "c.json", keys).connections()
+    assert (connection.full_sync_hour, connection.poll_minutes) == (3, 1)
+    assert cli.main([*store, "schedule", connection.id, "--full-sync-hour", "5"]) == 0
+    assert cli.main([*store, "schedule", connection.id, "--poll-minutes", "15"]) == 0
+    assert "daily at 05:00 UTC, events polled every 15 min" in capsys.readouterr().out
+    scheduled = TokenStore.at(tmp_path / "c.json", keys).get(connection.id)
+    assert (scheduled.full_sync_hour, scheduled.poll_minutes) == (5, 15)
+    for refused in (["--full-sync-hour", "24"], ["--poll-minutes", "0"]):
+        with pytest.raises(SystemExit):  # argparse's usage error, nothing saved
+            cli.main([*store, "schedule", connection.id, *refused])
+    assert TokenStore.at(tmp_path / "c.json", keys).get(connection.id) == scheduled
+    assert cli.main([*store, "remove", connection.id]) == 0
+    assert TokenStore.at(tmp_path / "c.json", keys).connections() == []
+    assert cli.main([*store, "remove", connection.id]) == 1
+    assert "there is no connection" in capsys.readouterr().err
+
+
 def test_the_store_can_live_in_postgres_encrypted(schema):
     """Records can live in a Postgres table; the tokens stay Fernet-encrypted there."""
     import adbc_driver_postgresql.dbapi as adbc

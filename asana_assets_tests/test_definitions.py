@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from dotenv import dotenv_values
 
 from asana_assets.partitions import DEFAULT, register
 from asana_assets.raw_assets import asana_raw_sync, quarantine_is_empty, raw_key
@@ -140,3 +141,12 @@ def test_the_code_location_loads_from_the_repository_root(tmp_path, command):
         cwd=Path(__file__).parents[1],
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_environment_wins_over_the_committed_env_file(monkeypatch):
+    """Dagster's tools load ./.env over the environment; each value defers to a variable that is set."""
+    env_file = Path(__file__).parents[1] / ".env"
+    monkeypatch.delenv("DAGSTER_PG_DB", raising=False)
+    assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "postgres"
+    monkeypatch.setenv("DAGSTER_PG_DB", "production")
+    assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "production"

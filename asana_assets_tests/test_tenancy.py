@@ -138,12 +138,13 @@ def test_each_connection_has_its_schedule_and_its_freshness(deployment):
 
     sync(d, d["b"])
     now = datetime.now(UTC)
-    assert freshness(d["instance"], d["b"], now).passed
-    assert not freshness(d["instance"], d["b"], now + timedelta(hours=27)).passed
-    assert not freshness(d["instance"], d["a"], now).passed  # never synced
+    assert freshness(d["instance"], [d["b"]], now).passed
+    later = freshness(d["instance"], [d["b"]], now + timedelta(hours=27))
+    assert not later.passed and later.metadata["stale"].data == [d["b"]]
     with dg.build_sensor_context(instance=d["instance"]) as context:
-        judged = {e.partition: e.passed for e in asana_freshness_sensor(context).asset_events}
-    assert judged == {d["a"]: False, d["b"]: True, d["c"]: False}
+        [judged] = asana_freshness_sensor(context).asset_events
+    assert not judged.passed and sorted(judged.metadata["stale"].data) == sorted([d["a"], d["c"]])  # never synced
+    assert d["b"] in judged.metadata["last_synced"].data
 
     # Removing a connection removes its partition; its data stays where it was.
     store.remove(d["c"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from dagster_celery import celery_executor
 
 from asana_assets.automation import connections_fresh, full_sync
 from asana_assets.partitions import DEFAULT, register
@@ -19,6 +20,7 @@ from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
 QUOTA = 1_000_000
 # One signing secret, so sync tokens taken through one simulator stay valid through the next.
 SIMULATOR = SimulatorConfig(requests_per_minute=QUOTA, secret="tests")
+CELERY_BROKER = os.environ.get("ASANA_TEST_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
 ASSETS = [asana_raw_sync, *compliance_assets]
 CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
@@ -74,14 +76,22 @@ def status(results: pd.DataFrame, monitor_id: str, gid: str) -> str:
     return row["status"].iloc[0]
 
 
+EXECUTORS = {
+    "in_process": dg.in_process_executor,
+    "multiprocess": dg.multiprocess_executor,
+    # Each step is a Celery task on the RabbitMQ broker, run by whichever worker takes it.
+    "celery": celery_executor.configured({"broker": CELERY_BROKER, "backend": "rpc://"}),
+}
+
+
 def full_sync_job() -> dg.JobDefinition:
     """The full-sync job wired to the simulator and warehouse named in the environment; a
     module-level function, so Dagster can rebuild the job in another process (to re-execute a
     failed run, or to run each step in its own process)."""
     postgres = (os.environ["TEST_POSTGRES_URL"], os.environ["TEST_POSTGRES_SCHEMA"])
-    executor = dg.multiprocess_executor if os.environ.get("TEST_MULTIPROCESS") else dg.in_process_executor
     defs = dg.Definitions(
-        assets=ASSETS, asset_checks=[*CHECKS, connections_fresh], jobs=[full_sync], executor=executor,
+        assets=ASSETS, asset_checks=[*CHECKS, connections_fresh], jobs=[full_sync],
+        executor=EXECUTORS[os.environ.get("TEST_EXECUTOR", "in_process")],
         resources=resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
     )
     return defs.resolve_job_def(full_sync.name)

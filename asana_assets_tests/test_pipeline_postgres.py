@@ -3,12 +3,14 @@ sync after changes at the source updates, removes and appends exactly what it sh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -91,24 +93,49 @@ def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothin
 
 
 @pytest.mark.slow
-def test_the_same_code_runs_each_step_in_its_own_process(schema, tmp_path, monkeypatch):
-    """Scale-out is an executor swap: with the multiprocess executor every step runs in a
-    process of its own, and the warehouse ends up the same."""
+@pytest.mark.parametrize("executor", ["multiprocess", "celery"])
+def test_the_same_code_runs_each_step_in_its_own_process(executor, schema, tmp_path, monkeypatch):
+    """Scale-out is an executor swap: with the multiprocess executor every step runs in a process
+    of its own; with dagster-celery's, every step is a task on the RabbitMQ broker, run by a
+    separate Celery worker as it would be on another machine. The warehouse ends up the same."""
     world = generate_world(seed=6, tasks=120, now=NOW)
     with Simulator(world, SIMULATOR) as sim, dg.instance_for_test() as instance:
         for name, value in (("ASANA_BASE_URL", sim.base_url), ("WAREHOUSE_DIR", str(tmp_path)),
-                            ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema), ("MULTIPROCESS", "1")):
+                            ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema), ("EXECUTOR", executor)):
             monkeypatch.setenv(f"TEST_{name}", value)
         selection = [dg.AssetKey(["asana", t]) for t in (*RAW_TABLES, "collections", "workflow_states", "tickets")]
         register(instance, [DEFAULT])
-        with dg.execute_job(dg.reconstructable(full_sync_job), instance, asset_selection=selection,
-                            tags=PARTITION) as result:
-            assert result.success
-            pids = {e.pid for e in result.all_events if e.step_key}
-    assert len(pids) > 1  # the steps ran in processes of their own
+        with celery_worker() if executor == "celery" else contextlib.nullcontext() as worker:
+            with dg.execute_job(dg.reconstructable(full_sync_job), instance, asset_selection=selection,
+                                tags=PARTITION) as result:
+                assert result.success
+                pids = {e.pid for e in result.all_events if e.is_step_materialization}
+            workers = worker() if worker else pids
+    assert len(pids) > 1 and os.getpid() not in pids  # the steps ran in processes of their own
+    assert pids <= workers  # ... with Celery, the worker's
     with PostgresWarehouse(URL, schema) as postgres:
         tickets = postgres.read("tickets")
     assert tickets.num_rows == len(world.ground_truth()["tasks"])
+
+
+@contextlib.contextmanager
+def celery_worker():
+    """A Celery worker (two processes) on the test broker, in the environment the steps need;
+    yields a function that gives the pids of its processes."""
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "dagster_celery.app", "worker", "--loglevel=WARNING",
+         "--concurrency=2", "--pool=prefork", "-Q", "dagster"],
+        env={**os.environ, "DAGSTER_CELERY_BROKER_HOST": "127.0.0.1"}, cwd=Path(__file__).parents[1],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)
+        assert worker.poll() is None, "the Celery worker did not start"
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+        yield lambda: {worker.pid, *map(int, children.read_text().split())}
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ A connection that fails (revoked token, outage, rate limit) fails its own poll o
 queues runs per partition, so it never holds up another connection's.
 """
 
-
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -30,12 +29,11 @@ from asana_assets.partitions import CONNECTIONS, Tenant, partition_requests
 from asana_assets.raw_assets import FRESHNESS_LIMIT, SyncConfig, asana_raw_sync, raw_key
 from asana_assets.resources import AsanaResource, WarehouseResource
 
-ALL = dg.AssetSelection.all()
 EVENTS_INTERVAL = 60  # seconds between two ticks of the events sensor
 # Ticks drift by a few seconds: a connection polled every minute must not skip every other tick.
 TICK_SLACK = timedelta(seconds=EVENTS_INTERVAL / 2)
 FRESHNESS_CHECK = dg.AssetCheckKey(raw_key("workspaces"), "connections_fresh")
-SYNC = ALL - dg.AssetSelection.checks(FRESHNESS_CHECK)  # judged between runs, not by them
+SYNC = dg.AssetSelection.all() - dg.AssetSelection.checks(FRESHNESS_CHECK)  # judged between runs, not by them
 
 full_sync = dg.define_asset_job(
     "asana_full_sync", selection=SYNC, partitions_def=CONNECTIONS,
@@ -89,23 +87,28 @@ def daily_full_sync(context: dg.ScheduleEvaluationContext, asana: AsanaResource)
 
 def _look(asana: AsanaResource, warehouse: WarehouseResource, tenant: Tenant) -> dict[str, str] | str:
     """One connection's changed projects, or why it has none to offer."""
-    state = warehouse.for_connection(tenant.key).state_store().load()
-    if not state.tokens:
-        return "no sync yet (its first full sync takes the events tokens)"
     try:
-        return asana.for_connection(tenant.key).changed_projects(state) or f"no new events in {len(state.tokens)} project(s)"
+        state = warehouse.for_connection(tenant.key).state_store().load()
+        if not state.tokens:
+            return "no sync yet (its first full sync takes the events tokens)"
+        changed = asana.for_connection(tenant.key).changed_projects(state)
     except (AsanaError, ConnectionProblem) as failure:
         return f"could not poll: {describe(failure)}"
+    except Exception as failure:  # noqa: BLE001 - whatever breaks one connection must not stop the others' polls
+        return f"could not poll: {type(failure).__name__}: {failure}"
+    return changed or f"no new events in {len(state.tokens)} project(s)"
 
 
 @dg.sensor(job=incremental_sync, minimum_interval_seconds=EVENTS_INTERVAL,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResource, warehouse: WarehouseResource):
     """Request an incremental run, per connection, of the projects whose events feed has anything new."""
-    polled = json.loads(context.cursor or "{}")  # connection -> when its feeds were last polled
+    serving = _serving(asana, context.instance)
+    # connection -> when its feeds were last polled (connections no longer served are dropped)
+    polled = {k: v for k, v in json.loads(context.cursor or "{}").items() if k in {t.key for t in serving}}
     now = datetime.now(UTC)
     due = [
-        t for t in _serving(asana, context.instance)
+        t for t in serving
         if t.key not in polled
         or now - datetime.fromisoformat(polled[t.key]) >= timedelta(minutes=t.poll_minutes) - TICK_SLACK
     ]

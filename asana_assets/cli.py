@@ -183,10 +183,12 @@ def _sync(args: argparse.Namespace) -> None:
         register(instance, [args.id])
         job = defs.resolve_job_def(f"asana_{args.mode}_sync")
         result = job.execute_in_process(instance=instance, partition_key=args.id, raise_on_error=False)
-    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in result.get_asset_check_evaluations()
-              if not c.passed]
+    checks = result.get_asset_check_evaluations()
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(f"{'Synced' if result.success else 'Failed to sync'} connection {args.id} ({args.mode}), run "
-          f"{result.run_id}; {len(failed)} check(s) failed{': ' + ', '.join(failed) if failed else ''}")
+          f"{result.run_id}: {len(checks) - len(failed)} check(s) passed, {len(failed)} did not"
+          + (f" (a monitor that does not pass is a finding, detailed in the evidence pack): {', '.join(failed)}"
+             if failed else ""))
     if not result.success:
         raise ConnectionProblem(f"the {args.mode} sync of connection {args.id} failed", "see the run's log above")
 

@@ -27,7 +27,6 @@ class Tenant:
     active: bool  # False: revoked or expired; its data stays, nothing is synced
     full_sync_hour: int  # UTC hour of the daily full reconciliation
     poll_minutes: int  # least minutes between two looks at its events feeds
-    label: str = ""
 
 
 def partition_requests(existing: set[str], wanted: set[str]) -> list:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import asdict
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -72,14 +72,13 @@ class AsanaResource(dg.ConfigurableResource):
         ``default``) and each stored connection (partition = its id). Listing needs no key."""
         found = []
         if self.access_token or self.connection_id:
-            found.append(Tenant(DEFAULT, True, self.full_sync_hour, self.poll_minutes, "configured connection"))
+            found.append(Tenant(DEFAULT, True, self.full_sync_hour, self.poll_minutes))
         for record in storage_at(self.connections_file).load().values():
             connection = record.connection
             if connection.id != self.connection_id:  # that one is already the default
                 found.append(Tenant(
                     connection.id, connection.status == "active" and record.tokens is not None,
                     connection.full_sync_hour, connection.poll_minutes,
-                    f"{connection.workspace_name} as {connection.user_email}",
                 ))
         return found
 

@@ -18,7 +18,7 @@ queues runs per partition, so it never holds up another connection's.
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -32,6 +32,7 @@ from asana_assets.resources import AsanaResource, WarehouseResource
 EVENTS_INTERVAL = 60  # seconds between two ticks of the events sensor
 # Ticks drift by a few seconds: a connection polled every minute must not skip every other tick.
 TICK_SLACK = timedelta(seconds=EVENTS_INTERVAL / 2)
+POLL_BUDGET = 40.0  # seconds a tick waits for the polls (Dagster gives a sensor 60)
 FRESHNESS_CHECK = dg.AssetCheckKey(raw_key("workspaces"), "connections_fresh")
 SYNC = dg.AssetSelection.all() - dg.AssetSelection.checks(FRESHNESS_CHECK)  # judged between runs, not by them
 
@@ -105,7 +106,7 @@ def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResourc
     """Request an incremental run, per connection, of the projects whose events feed has anything new."""
     serving = _serving(asana, context.instance)
     # connection -> when its feeds were last polled (connections no longer served are dropped)
-    polled = {k: v for k, v in json.loads(context.cursor or "{}").items() if k in {t.key for t in serving}}
+    polled = {k: v for k, v in _polled(context.cursor).items() if k in {t.key for t in serving}}
     now = datetime.now(UTC)
     due = [
         t for t in serving
@@ -114,9 +115,15 @@ def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResourc
     ]
     if not due:
         return dg.SkipReason("No connection is due for a poll.")
-    # Connections are polled side by side, each look bounded (no retries, no waiting out a 429).
-    with ThreadPoolExecutor(max_workers=min(8, len(due))) as pool:
-        looks = dict(zip([t.key for t in due], pool.map(lambda t: _look(asana, warehouse, t), due)))
+    # Connections are polled side by side, each look bounded (no retries, no waiting out a 429),
+    # and the tick waits POLL_BUDGET at most: a connection not done by then is looked at again
+    # next time, and the others' runs are requested now.
+    pool = ThreadPoolExecutor(max_workers=min(8, len(due)))
+    futures = {t.key: pool.submit(_look, asana, warehouse, t) for t in due}
+    done, _ = wait(futures.values(), timeout=POLL_BUDGET)
+    pool.shutdown(wait=False, cancel_futures=True)
+    looks = {key: future.result() if future in done else f"could not poll: no answer within {POLL_BUDGET:g} s"
+             for key, future in futures.items()}
     requests, quiet = [], []
     for key, look in looks.items():
         if isinstance(look, str):
@@ -135,6 +142,15 @@ def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResourc
     if not requests:
         return dg.SensorResult(skip_reason="; ".join(quiet), cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _polled(cursor: str | None) -> dict[str, str]:
+    """The cursor's poll times; a cursor from another version of the sensor counts as none."""
+    try:
+        polled = json.loads(cursor or "{}")
+    except ValueError:
+        return {}
+    return polled if isinstance(polled, dict) else {}
 
 
 def last_synced(instance: dg.DagsterInstance, key: str) -> datetime | None:

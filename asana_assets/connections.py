@@ -8,9 +8,12 @@ the old one is dropped). Records sit behind `RecordStorage`, a local JSON file f
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
@@ -84,6 +87,10 @@ class RecordStorage(Protocol):
 
     def save(self, records: dict[str, StoredRecord]) -> None: ...
 
+    def locked(self) -> AbstractContextManager[None]:
+        """Keep every other writer (process or thread) out: runs of several connections update
+        the store at once, and a load-change-save must not undo another's."""
+
 
 class JsonFileStorage:
     """Records in one JSON file, readable only by its owner (0600), replaced atomically."""
@@ -100,6 +107,16 @@ class JsonFileStorage:
     def save(self, records: dict[str, StoredRecord]) -> None:
         payload = json.dumps({cid: r.model_dump(mode="json") for cid, r in records.items()}, indent=2).encode()
         write_atomically(self.path, payload)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # and with it the lock
 
 
 class PostgresStorage:
@@ -133,6 +150,17 @@ class PostgresStorage:
             for cid, record in records.items():
                 cur.execute(f"INSERT INTO {self.table} VALUES ($1, $2::jsonb)", (cid, record.model_dump_json()))
             connection.commit()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with self._connect() as connection, connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext($1))", (self.table,))
+            cur.fetchall()
+            try:
+                yield
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(hashtext($1))", (self.table,))
+                cur.fetchall()
 
 
 def storage_at(location: str | os.PathLike[str]) -> RecordStorage:
@@ -185,13 +213,20 @@ class TokenStore:
 
     def save(self, connection: Connection, tokens: Tokens | None = None) -> None:
         """Add or update a connection; its tokens are replaced only when given."""
-        records = self.storage.load()
-        record = records.get(connection.id) or StoredRecord(connection=connection)
-        record.connection = connection
-        if tokens is not None:
-            record.tokens = self._fernet.encrypt(_plain(tokens)).decode()
-        records[connection.id] = record
-        self.storage.save(records)
+        with self._editing() as records:
+            record = records.get(connection.id) or StoredRecord(connection=connection)
+            record.connection = connection
+            if tokens is not None:
+                record.tokens = self._fernet.encrypt(_plain(tokens)).decode()
+            records[connection.id] = record
+
+    def update(self, connection_id: str, **changes: object) -> Connection:
+        """Change some fields of the connection as it is stored now, not as it was read
+        earlier: a sync noting its time must not undo a revocation made meanwhile."""
+        with self._editing() as records:
+            record = self._record(records, connection_id)
+            record.connection = Connection.model_validate({**record.connection.model_dump(), **changes})
+        return record.connection
 
     def tokens(self, connection_id: str) -> Tokens:
         record = self._record(self.storage.load(), connection_id)
@@ -207,26 +242,38 @@ class TokenStore:
 
     def forget_tokens(self, connection: Connection) -> None:
         """Drop a connection's secrets and keep its record, for the history."""
-        records = self.storage.load()
-        self._record(records, connection.id)
-        records[connection.id] = StoredRecord(connection=connection)
-        self.storage.save(records)
+        with self._editing() as records:
+            self._record(records, connection.id)
+            records[connection.id] = StoredRecord(connection=connection)
 
     def remove(self, connection_id: str) -> None:
-        """Delete a connection's record and tokens (its synced data stays in the warehouse)."""
-        records = self.storage.load()
-        self._record(records, connection_id)
-        del records[connection_id]
-        self.storage.save(records)
+        """Delete a connection's record and tokens (its synced data stays in the warehouse).
+        An OAuth connection must be revoked first: deleting its refresh token here would leave
+        the grant alive at Asana with no way left to revoke it."""
+        with self._editing() as records:
+            record = self._record(records, connection_id)
+            if record.connection.auth_method == "oauth" and record.tokens is not None:
+                raise ConnectionProblem(
+                    f"connection {connection_id} still holds an Asana authorization",
+                    f"revoke it first: `asana-connections revoke {connection_id}`",
+                )
+            del records[connection_id]
 
     def rotate(self) -> int:
         """Re-encrypt every token with the newest key; returns how many connections were."""
-        records = self.storage.load()
-        encrypted = [r for r in records.values() if r.tokens is not None]
-        for record in encrypted:
-            record.tokens = self._fernet.rotate(record.tokens.encode()).decode()
-        self.storage.save(records)
+        with self._editing() as records:
+            encrypted = [r for r in records.values() if r.tokens is not None]
+            for record in encrypted:
+                record.tokens = self._fernet.rotate(record.tokens.encode()).decode()
         return len(encrypted)
+
+    @contextmanager
+    def _editing(self) -> Iterator[dict[str, StoredRecord]]:
+        """The records to change in place; saved on leaving, no other writer in between."""
+        with self.storage.locked():
+            records = self.storage.load()
+            yield records
+            self.storage.save(records)
 
     @staticmethod
     def _record(records: dict[str, StoredRecord], connection_id: str) -> StoredRecord:

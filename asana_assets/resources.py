@@ -15,7 +15,9 @@ from pydantic import Field
 
 from asana_assets import oauth
 from asana_assets.client import ASANA_API_BASE, AsanaClient, AuthenticationError, SyncTokenExpiredError
-from asana_assets.connections import DEFAULT_STORE, Connection, ConnectionProblem, TokenStore, storage_at
+from asana_assets.connections import (
+    DEFAULT_STORE, Connection, ConnectionProblem, StoredRecord, TokenStore, storage_at,
+)
 from asana_assets.oauth import OAuthApp
 from asana_assets.incremental import (
     IncrementalResult, PostgresStateStore, StateStore, SyncState, incremental_sync,
@@ -31,6 +33,14 @@ from asana_assets.workflow import CHANGE_PROJECT_PATTERN
 
 
 PEEK_TIMEOUT = 20.0  # seconds a poll of the events feeds may wait for one response
+
+
+def _tenant(key: str, record: StoredRecord) -> Tenant:
+    """A stored connection is served until it is revoked or expired (an ``error`` status may be
+    a passing outage: its next sync says)."""
+    connection = record.connection
+    active = connection.status not in ("revoked", "expired") and record.tokens is not None
+    return Tenant(key, active, connection.full_sync_hour, connection.poll_minutes)
 
 
 class AsanaResource(dg.ConfigurableResource):
@@ -70,16 +80,12 @@ class AsanaResource(dg.ConfigurableResource):
     def tenants(self) -> list[Tenant]:
         """Every connection this deployment syncs: the one configured here (partition
         ``default``) and each stored connection (partition = its id). Listing needs no key."""
-        found = []
-        if self.access_token or self.connection_id:
-            found.append(Tenant(DEFAULT, True, self.full_sync_hour, self.poll_minutes))
-        for record in storage_at(self.connections_file).load().values():
-            connection = record.connection
-            if connection.id != self.connection_id:  # that one is already the default
-                found.append(Tenant(
-                    connection.id, connection.status == "active" and record.tokens is not None,
-                    connection.full_sync_hour, connection.poll_minutes,
-                ))
+        records = storage_at(self.connections_file).load()
+        found = [_tenant(key, record) for key, record in records.items() if key != self.connection_id]
+        if self.connection_id in records:  # the default is a stored connection: its status and schedule
+            found.insert(0, _tenant(DEFAULT, records[self.connection_id]))
+        elif self.access_token or self.connection_id:
+            found.insert(0, Tenant(DEFAULT, True, self.full_sync_hour, self.poll_minutes))
         return found
 
     def for_connection(self, key: str) -> AsanaResource:
@@ -155,8 +161,7 @@ class AsanaResource(dg.ConfigurableResource):
     def record_sync(self) -> None:
         """Note a successful sync on the stored connection (shown by `asana-connections list`)."""
         if self.connection_id:
-            store, connection = self._stored()
-            store.save(connection.model_copy(update={"last_synced_at": datetime.now(UTC)}))
+            TokenStore.at(self.connections_file).update(self.connection_id, last_synced_at=datetime.now(UTC))
 
     def whoami(self) -> dict:
         """The user the credentials act for: the cheapest proof that the connection works."""

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from asana_assets import cli
 from asana_assets.client import AuthenticationError, ForbiddenError, NotFoundError, RateLimitedError
 from asana_assets.connections import (
+    Connection,
     ConnectionExpired,
     ConnectionProblem,
     ConnectionRefused,
+    Tokens,
     TokenStore,
     connect_service_account,
     troubleshoot,
@@ -186,3 +190,40 @@ def test_the_store_can_live_in_postgres_encrypted(schema):
         cur.execute(f"SELECT record::text FROM {ident(schema)}.{ident('connections')}")
         [(stored,)] = cur.fetchall()
     assert connection.id in stored and secret not in stored and "do-not-leak" not in stored
+
+
+def test_writers_in_parallel_lose_no_update(tmp_path, keys):
+    """Runs of several connections write the store at once; none undoes another's change."""
+    path = tmp_path / "c.json"
+    store = TokenStore.at(path, keys)
+    ids = [connect_service_account_offline(store) for _ in range(4)]
+
+    def bump(connection_id):
+        for hour in range(12):
+            TokenStore.at(path, keys).update(connection_id, full_sync_hour=hour)
+
+    threads = [threading.Thread(target=bump, args=(cid,)) for cid in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [store.get(cid).full_sync_hour for cid in ids] == [11] * 4
+
+
+def test_an_oauth_connection_is_revoked_before_it_is_removed(tmp_path, keys):
+    store = TokenStore.at(tmp_path / "c.json", keys)
+    oauth = Connection(auth_method="oauth", base_url="http://asana", workspace_gid="1", user_gid="2",
+                       user_name="Admin", user_email="admin@example.com")
+    store.save(oauth, Tokens(access_token=SecretStr("a"), refresh_token=SecretStr("r")))
+    with pytest.raises(ConnectionProblem, match="revoke it first"):
+        store.remove(oauth.id)
+    store.forget_tokens(oauth)
+    store.remove(oauth.id)
+    assert store.connections() == []
+
+
+def connect_service_account_offline(store: TokenStore) -> str:
+    connection = Connection(auth_method="service_account", base_url="http://asana", workspace_gid="1",
+                            user_gid="2", user_name="Admin", user_email="admin@example.com")
+    store.save(connection, Tokens(access_token=SecretStr("key")))
+    return connection.id

@@ -124,7 +124,8 @@ def test_the_same_code_runs_each_step_in_its_own_process(executor, schema, tmp_p
 @contextlib.contextmanager
 def celery_worker():
     """A Celery worker (two processes) on the test broker, in the environment the steps need;
-    yields a function that gives the pids of its processes."""
+    yields a function that gives the pids of its processes. It consumes the broker's ``dagster``
+    queue, which no other worker may consume meanwhile."""
     worker = subprocess.Popen(
         [str(Path(sys.executable).parent / "celery"), "-A", "dagster_celery.app", "worker", "--loglevel=WARNING",
          "--concurrency=2", "--pool=prefork", "-Q", "dagster"],
@@ -151,6 +152,8 @@ def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tm
     change_the_world(world)
     added = next(t["gid"] for t in world.ground_truth()["tasks"] if t["name"] == "Created between syncs")
     marker = tmp_path / "stalled"
+    with PostgresWarehouse(URL, schema) as postgres:
+        tokens_before = postgres.load_state("incremental_sync")
     with Simulator(world, SIMULATOR) as sim:
         env = {**os.environ, "TEST_MARKER": str(marker), "TEST_ASANA_BASE_URL": sim.base_url,
                "TEST_WAREHOUSE_DIR": str(tmp_path), "TEST_POSTGRES_URL": URL, "TEST_POSTGRES_SCHEMA": schema,
@@ -166,7 +169,7 @@ def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tm
     with PostgresWarehouse(URL, schema) as postgres:
         assert (added,) not in keys(postgres.read("tasks"), "tasks")  # the open transaction was rolled back
         assert added in set(postgres.read("task_memberships")["task_gid"].to_pylist())  # loaded before it
-        tokens_before = postgres.load_state("incremental_sync")
+        assert postgres.load_state("incremental_sync") == tokens_before  # not advanced by the killed run
     assert run_pipeline(world, tmp_path, NOW + timedelta(hours=2), postgres=(URL, schema), mode="incremental").success
     truth = world.ground_truth()
     assert_matches_truth({t: ParquetWarehouse(tmp_path).read(t) for t in RAW_TABLES}, truth)

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from cryptography.fernet import Fernet
 
+from asana_assets import automation
 from asana_assets.automation import (
     asana_connections_sensor, asana_events_sensor, asana_freshness_sensor, daily_full_sync, freshness,
 )
@@ -73,7 +74,7 @@ def evaluate(sensor, d, cursor=None):
         return sensor(context)
 
 
-def test_connections_are_partitions_with_their_own_data_state_and_failures(deployment):
+def test_connections_are_partitions_with_their_own_data_state_and_failures(deployment, monkeypatch):
     d = deployment
     # The connections sensor adds one partition per stored connection and asks for each first sync.
     added = evaluate(asana_connections_sensor, d)
@@ -109,8 +110,19 @@ def test_connections_are_partitions_with_their_own_data_state_and_failures(deplo
     assert_matches_truth(postgres, world_a.ground_truth())
     assert d["resources"]["warehouse"].for_connection(d["b"]).state_store().load() == b_state
 
-    # B recovers: the next poll finds nothing new there; A's tokens have advanced.
+    throttled = evaluate(asana_events_sensor, d).skip_reason.skip_message
+    assert f"{d['a']}: no new events" in throttled  # the run advanced a's tokens
+    assert f"{d['b']}: could not poll" in throttled and "rate-limited" in throttled
+    # B slows down past the tick's budget: the tick does not wait for it.
     d["sim_b"].config.rate_limit_storm_rate = 0.0
+    d["sim_b"].config.latency_ms = 3000
+    budget = automation.POLL_BUDGET
+    monkeypatch.setattr(automation, "POLL_BUDGET", 0.5)
+    slow = evaluate(asana_events_sensor, d).skip_reason.skip_message
+    assert f"{d['b']}: could not poll: no answer within 0.5 s" in slow and f"{d['a']}: no new events" in slow
+    monkeypatch.setattr(automation, "POLL_BUDGET", budget)
+    d["sim_b"].config.latency_ms = 0
+    # B recovers: the next poll finds nothing new there.
     spaced = evaluate(asana_events_sensor, d, cursor=polled.cursor)
     assert "due" in spaced.skip_message  # polls are spaced by each connection's poll_minutes
     looked = evaluate(asana_events_sensor, d).skip_reason.skip_message
@@ -150,3 +162,26 @@ def test_each_connection_has_its_schedule_and_its_freshness(deployment):
     store.remove(d["c"])
     [removed] = evaluate(asana_connections_sensor, d).dynamic_partitions_requests
     assert isinstance(removed, dg.DeleteDynamicPartitionsRequest) and removed.partition_keys == [d["c"]]
+
+
+def test_the_default_connection_may_be_a_stored_one(deployment):
+    """With ASANA_CONNECTION_ID naming a stored connection, that connection is the partition
+    ``default``, with its own status and schedule; a passing error does not stop a connection."""
+    d = deployment
+    store = d["store"]
+    asana = d["resources"]["asana"].model_copy(update={"connection_id": d["a"]})
+    store.update(d["a"], full_sync_hour=7, status="revoked")
+    store.update(d["b"], status="error")
+    tenants = {t.key: t for t in asana.tenants()}
+    assert set(tenants) == {"default", d["b"], d["c"]}
+    assert not tenants["default"].active and tenants["default"].full_sync_hour == 7
+    assert tenants[d["b"]].active  # an error may pass: the next sync says
+    store.update(d["a"], status="active")
+    assert {t.key: t.active for t in asana.tenants()}["default"]
+
+
+def test_a_cursor_from_another_version_counts_as_none(deployment):
+    d = deployment
+    d["instance"].add_dynamic_partitions("asana_connection", [d["a"]])
+    for cursor in ("3f9a1c0b2d4e5f60", "[]", "17"):
+        assert "no sync yet" in evaluate(asana_events_sensor, d, cursor=cursor).skip_reason.skip_message

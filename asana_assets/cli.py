@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     schedule.add_argument("--poll-minutes", type=_positive, help="least minutes between two polls of its events")
     schedule.set_defaults(run=_schedule)
     sync = commands.add_parser("sync", help="sync a connection now, on this Dagster instance ($DAGSTER_HOME)")
-    sync.add_argument("id", nargs="?", default="default", help="connection id (default: the one in the environment)")
+    sync.add_argument("id", nargs="?", help="connection id (default: the one in the environment)")
     sync.add_argument("--mode", choices=("full", "incremental"), default="full")
     sync.set_defaults(run=_sync)
     commands.add_parser("rotate-key", help="re-encrypt every token with the newest key").set_defaults(run=_rotate)
@@ -174,7 +174,7 @@ def _sync(args: argparse.Namespace) -> None:
     from .partitions import DEFAULT, register
 
     # The connection the code location uses as its default is synced as that partition.
-    key = DEFAULT if args.id == os.environ.get("ASANA_CONNECTION_ID") else args.id
+    key = DEFAULT if args.id in (None, os.environ.get("ASANA_CONNECTION_ID")) else args.id
     home = os.environ.get("DAGSTER_HOME")
     with dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral() as instance:
         _refuse_overlap(instance, key)
@@ -183,12 +183,12 @@ def _sync(args: argparse.Namespace) -> None:
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
     checks = result.get_asset_check_evaluations()
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
-    print(f"{'Synced' if result.success else 'Failed to sync'} connection {args.id} ({args.mode}), run "
+    print(f"{'Synced' if result.success else 'Failed to sync'} connection {key} ({args.mode}), run "
           f"{result.run_id}: {len(checks) - len(failed)} check(s) passed, {len(failed)} did not"
           + (f" (a monitor that does not pass is a finding, detailed in the evidence pack): {', '.join(failed)}"
              if failed else ""))
     if not result.success:
-        raise ConnectionProblem(f"the {args.mode} sync of connection {args.id} failed", "see the run's log above")
+        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", "see the run's log above")
 
 
 def _refuse_overlap(instance, key: str) -> None:

@@ -17,19 +17,19 @@ from collections.abc import Sequence
 import httpx
 from cryptography.fernet import Fernet
 
-from .client import ASANA_API_BASE, AsanaError
-from .connections import (
-    DEFAULT_STORE,
-    STORE_ENV,
-    Connection,
-    ConnectionProblem,
-    TokenStore,
-    connect_service_account,
-    describe,
-    record_validation,
+from asana_assets import settings
+from asana_assets.lib.asana.client import AsanaError
+from asana_assets.lib.connections.oauth import (
+    OAuthApp,
+    access_token,
+    complete_authorization,
+    revoke,
+    start_authorization,
 )
-from .oauth import OAuthApp, access_token, complete_authorization, revoke, start_authorization
-
+from asana_assets.lib.connections.records import Connection
+from asana_assets.lib.connections.store import TokenStore
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem, describe
+from asana_assets.lib.connections.validation import connect_service_account, record_validation
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asana-connections", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", help=f"record file, or a postgresql:// URL (default: ${STORE_ENV}, else {DEFAULT_STORE})")
+    parser.add_argument("--store", help=f"record file, or a postgresql:// URL (default: ${settings.CONNECTION_STORE.name}, else {settings.CONNECTION_STORE.default})")
     commands = parser.add_subparsers(required=True)
 
     connect = commands.add_parser("connect", help="add a connection").add_subparsers(required=True)
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     oauth.add_argument("--scope", nargs="*", default=["default"])
     service = connect.add_parser("service-account", help="with a service account key ($ASANA_SERVICE_ACCOUNT_KEY or prompt)")
     for sub in (oauth, service):
-        sub.add_argument("--base-url", default=os.environ.get("ASANA_BASE_URL", ASANA_API_BASE))
+        sub.add_argument("--base-url", default=settings.BASE_URL.get())
         sub.add_argument("--workspace", help="workspace gid (needed when the user belongs to several)")
     oauth.set_defaults(run=_connect_oauth)
     service.set_defaults(run=_connect_service_account)
@@ -90,19 +90,19 @@ def _positive(text: str) -> int:
 
 
 def _store(args: argparse.Namespace) -> TokenStore:
-    return TokenStore.at(args.store or os.environ.get(STORE_ENV, DEFAULT_STORE))
+    return TokenStore.at(args.store or settings.CONNECTION_STORE.get())
 
 
 def _app(base_url: str) -> OAuthApp:
     """The registered OAuth app, from ASANA_OAUTH_CLIENT_ID, _CLIENT_SECRET and _REDIRECT_URI."""
-    missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI") if not os.environ.get(f"ASANA_OAUTH_{name}")]
+    app = (settings.OAUTH_CLIENT_ID, settings.OAUTH_CLIENT_SECRET, settings.OAUTH_REDIRECT_URI)
+    missing = [setting.name for setting in app if not setting.is_set]
     if missing:
         raise ConnectionProblem(
-            f"the OAuth app is not configured ({', '.join('ASANA_OAUTH_' + m for m in missing)} unset)",
+            f"the OAuth app is not configured ({', '.join(missing)} unset)",
             "set them to the client id, secret and redirect URI of the app registered in Asana",
         )
-    env = os.environ
-    return OAuthApp(env["ASANA_OAUTH_CLIENT_ID"], env["ASANA_OAUTH_CLIENT_SECRET"], env["ASANA_OAUTH_REDIRECT_URI"], base_url)
+    return OAuthApp(*(setting.get() for setting in app), base_url)
 
 
 def _connect_oauth(args: argparse.Namespace) -> None:
@@ -117,7 +117,7 @@ def _connect_oauth(args: argparse.Namespace) -> None:
 
 
 def _connect_service_account(args: argparse.Namespace) -> None:
-    key = os.environ.get("ASANA_SERVICE_ACCOUNT_KEY") or getpass.getpass("Service account API key: ")
+    key = settings.SERVICE_ACCOUNT_KEY.get() or getpass.getpass("Service account API key: ")
     _show(connect_service_account(args.base_url, key, _store(args), args.workspace), "Connected")
 
 
@@ -169,12 +169,12 @@ def _sync(args: argparse.Namespace) -> None:
     import dagster as dg
 
     if args.store:
-        os.environ[STORE_ENV] = args.store  # the code location reads the same store
-    from .definitions import defs
-    from .partitions import DEFAULT, register
+        os.environ[settings.CONNECTION_STORE.name] = args.store  # the code location reads the same store
+    from asana_assets.definitions import defs
+    from asana_assets.defs.partitions import DEFAULT, register
 
     # The connection the code location uses as its default is synced as that partition.
-    key = DEFAULT if args.id in (None, os.environ.get("ASANA_CONNECTION_ID")) else args.id
+    key = DEFAULT if args.id in (None, settings.CONNECTION_ID.get()) else args.id
     home = os.environ.get("DAGSTER_HOME")
     with dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral() as instance:
         _refuse_overlap(instance, key)

@@ -8,9 +8,8 @@ import uuid
 import adbc_driver_postgresql.dbapi as adbc
 import pytest
 
-from asana_assets.postgres import ident, libpq_url
-
-URL = os.environ.get("ASANA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from asana_assets.lib.storage.postgres import ident, libpq_url
+from asana_assets_tests.support import POSTGRES_URL as URL
 
 
 @pytest.fixture(scope="session")

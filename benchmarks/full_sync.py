@@ -22,10 +22,10 @@ import sys
 import time
 from collections import Counter
 
-from asana_assets.client import AsanaClient
-from asana_assets.client import run as run_async
+from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.asana.client import run as run_async
+from asana_assets.lib.asana.crawl import crawl
 from asana_assets.simulator import DEMO_TOKEN, generate_world
-from asana_assets.sync import crawl
 
 CONCURRENCY_CAP = 50
 RUNS = {

@@ -12,11 +12,12 @@ import argparse
 import random
 import time
 
-from asana_assets.client import AsanaClient
-from asana_assets.client import run as run_async
-from asana_assets.incremental import SyncState, incremental_sync, record_full_sync
+from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.asana.client import run as run_async
+from asana_assets.lib.asana.crawl import crawl
+from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
+from asana_assets.lib.asana.state import SyncState
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets.sync import crawl
 
 QUOTA = 1_000_000
 

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.postgres import PostgresWarehouse, ident, libpq_url
-from asana_assets.tables import TABLES
+from asana_assets.lib.schema import TABLES
+from asana_assets.lib.storage.postgres import PostgresWarehouse, ident, libpq_url
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SEED = 7

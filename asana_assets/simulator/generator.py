@@ -18,7 +18,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, classify
+from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, classify
+
 from .models import Project, Section, Task, User
 from .world import World
 

@@ -1,0 +1,174 @@
+"""Compliance tables derived from the raw ones, and the monitors' results with their evidence pack."""
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from asana_assets.defs.partitions import CONNECTIONS, partition_key
+from asana_assets.defs.resources import ComplianceResource, WarehouseResource
+from asana_assets.defs.tables import column_schema, table_key, table_metadata
+from asana_assets.lib.compliance import access, evidence, monitors, tickets
+from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
+from asana_assets.lib.schema import DERIVED_TABLES
+
+GROUP = "asana_compliance"
+
+DESCRIPTIONS = {
+    "collections": "One row per project, with its place in the hierarchy workspace > team > project.",
+    "workflow_states": "One row per section: its stage and canonical state, and the rule or override that decided.",
+    "tickets": "One row per task (subtasks included) in a ticketing common model, with a canonical status.",
+    "ticket_events": "The changelog from stories' structured fields: assignments, moves, completions, approvals.",
+    "ticket_status_history": "One interval per ticket, project and state, from entry to exit.",
+    "approvals": "Every approval decision: approval subtasks' status changes and entries into Approved sections.",
+    "user_access": "Who can reach what, one snapshot per run; history accumulates.",
+    "membership_changes": "What changed between consecutive access snapshots.",
+    "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
+}
+
+
+def connection_warehouse(context, warehouse: WarehouseResource) -> WarehouseResource:
+    """The warehouse of the connection (partition) this step works on."""
+    return warehouse.for_connection(partition_key(context))
+
+
+def read_tables(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:
+    return {t: warehouse.read(t).to_pandas() for t in tables}
+
+
+def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
+    schema = DERIVED_TABLES[table]
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def _publish(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, part: str | None = None,
+             **extra) -> dg.MaterializeResult:
+    data = _arrow(table, frame)
+    return dg.MaterializeResult(metadata=table_metadata(table, data, warehouse.postgres_schema, **warehouse.publish(table, data, part), **extra))
+
+
+def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timestamp]:
+    """The evaluation this run belongs to: (run id, as_of).
+
+    A re-execution of a failed run continues its evaluation: it takes the original (root) run's
+    id and creation time, so its snapshot and results replace that run's instead of adding a
+    second copy. ``as_of`` is configurable, else that creation time (the same for every asset).
+    """
+    run = context.run
+    root = run.root_run_id or run.run_id
+    if compliance.as_of:
+        as_of = pd.Timestamp(compliance.as_of)
+        return root, as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
+    record = context.instance.get_run_record_by_id(root)
+    return root, pd.Timestamp(record.create_timestamp).tz_convert("UTC")
+
+
+def _asset(name: str, deps: list[str]):
+    return dg.asset(
+        key=table_key(name), group_name=GROUP, deps=[table_key(d) for d in deps], description=DESCRIPTIONS[name],
+        kinds={"pandas", "parquet"}, partitions_def=CONNECTIONS,
+        metadata={"dagster/column_schema": column_schema(DERIVED_TABLES[name])},
+    )
+
+
+@_asset("collections", ["projects", "workspaces", "teams"])
+def collections(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                compliance: ComplianceResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    raw = read_tables(warehouse, "projects", "workspaces", "teams")
+    return _publish(warehouse, "collections", tickets.collections(
+        raw, compliance.change_projects, compliance.change_project_pattern))
+
+
+@_asset("workflow_states", ["sections"])
+def workflow_states(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    compliance: ComplianceResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    sections = read_tables(warehouse, "sections")["sections"]
+    states = classify_sections(sections, compliance.section_overrides, compliance.project_section_overrides)
+    return _publish(warehouse, "workflow_states", states,
+                    stages=dg.MetadataValue.json(states["stage"].value_counts().to_dict()))
+
+
+@_asset("ticket_events", ["stories", "tasks", "workflow_states"])
+def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    t = read_tables(warehouse, "stories", "tasks", "workflow_states")
+    events = tickets.ticket_events(t, t["workflow_states"])
+    return _publish(warehouse, "ticket_events", events,
+                    event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))
+
+
+@_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections"])
+def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    t = read_tables(warehouse, "tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections")
+    frame = tickets.tickets(t, t["workflow_states"], t["collections"])
+    return _publish(warehouse, "tickets", frame,
+                    statuses=dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
+                    change_tickets=int(frame["is_change"].sum()))
+
+
+@_asset("ticket_status_history", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
+def ticket_status_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    t = read_tables(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
+    timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
+    return _publish(warehouse, "ticket_status_history", tickets.status_history(t, timeline, done))
+
+
+@_asset("approvals", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
+def approvals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    t = read_tables(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
+    timeline, _ = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
+    return _publish(warehouse, "approvals", tickets.approvals(t, t["ticket_events"], timeline))
+
+
+@_asset("user_access", ["workspace_memberships", "team_memberships", "project_memberships", "projects", "teams"])
+def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                compliance: ComplianceResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    raw = read_tables(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
+    run_id, as_of = evaluation(context, compliance)
+    snapshot = access.access_snapshot(raw, as_of, run_id)
+    return _publish(warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
+
+
+@_asset("membership_changes", ["user_access"])
+def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse = connection_warehouse(context, warehouse)
+    history = read_tables(warehouse, "user_access")["user_access"]
+    return _publish(warehouse, "membership_changes", access.membership_changes(history))
+
+
+MONITOR_INPUTS = (
+    "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
+    "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "approvals",
+    "ticket_status_history", "user_access", "membership_changes",
+)
+
+
+@_asset("monitor_results", list(MONITOR_INPUTS))
+def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    compliance: ComplianceResource) -> dg.MaterializeResult:
+    """Evaluate every monitor for this run, append the results and write the evidence pack."""
+    warehouse = connection_warehouse(context, warehouse)
+    t = read_tables(warehouse, *MONITOR_INPUTS)
+    run_id, as_of = evaluation(context, compliance)
+    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of)
+    pack = evidence.write_evidence_pack(
+        warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
+        {"as_of": as_of.isoformat(), "connection": partition_key(context), **compliance.describe()},
+        results, populations,
+    )
+    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
+    return _publish(
+        warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
+        evidence_pack=dg.MetadataValue.path(str(pack)), alarms=dg.MetadataValue.json(alarms),
+    )
+
+
+compliance_assets = [
+    collections, workflow_states, ticket_events, tickets_table, ticket_status_history, approvals,
+    user_access, membership_changes, monitor_results,
+]

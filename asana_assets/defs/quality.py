@@ -1,0 +1,84 @@
+"""Data-quality checks: every table's key is unique and every foreign gid resolves."""
+
+import json
+from collections.abc import Callable, Iterable
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asana_assets.defs.partitions import CONNECTIONS, partition_key
+from asana_assets.defs.resources import WarehouseResource
+from asana_assets.lib.schema import FOREIGN_KEYS, primary_key
+
+SAMPLE = 10
+
+
+def duplicate_keys(table: pa.Table, key: Iterable[str]) -> pa.Table:
+    """Key values that occur more than once, with their count."""
+    key = list(key)
+    counts = table.group_by(key).aggregate([([], "count_all")])
+    return counts.filter(pc.greater(counts["count_all"], 1))
+
+
+def dangling(child: pa.Table, column: str, parent: pa.Table, parent_key: str) -> pa.Array:
+    """Distinct non-null values of ``child[column]`` missing from ``parent[parent_key]``."""
+    values = pc.unique(child[column].drop_null())
+    return values.filter(pc.invert(pc.is_in(values, value_set=parent[parent_key])))
+
+
+def _json(value) -> dg.MetadataValue:
+    """JSON metadata; timestamps in a sample become ISO text instead of failing the check."""
+    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+def quality_checks(tables: Iterable[str], asset_key: Callable[[str], dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
+    """A unique-key check for every keyed table, and a foreign-key check where it has foreign keys."""
+    checks = []
+    for table in tables:
+        if primary_key(table):
+            checks.append(_unique_check(table, primary_key(table), asset_key))
+        if table in FOREIGN_KEYS:
+            checks.append(_foreign_check(table, asset_key))
+    return checks
+
+
+def _unique_check(table, key, asset_key):
+    @dg.asset_check(
+        asset=asset_key(table), name="unique_keys", partitions_def=CONNECTIONS,
+        description=f"{', '.join(key)} is unique.",
+    )
+    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        duplicates = duplicate_keys(warehouse.for_connection(partition_key(context)).read(table), key)
+        return dg.AssetCheckResult(
+            passed=duplicates.num_rows == 0,
+            metadata={"key": ", ".join(key), "duplicated_keys": duplicates.num_rows,
+                      "sample": _json(duplicates.slice(0, SAMPLE).to_pylist())},
+        )
+
+    return check
+
+
+def _foreign_check(table, asset_key):
+    references = FOREIGN_KEYS[table]
+
+    @dg.asset_check(
+        asset=asset_key(table), name="foreign_keys", partitions_def=CONNECTIONS,
+        additional_deps=[asset_key(parent) for _, parent in references if parent != table],
+        description="Every " + ", ".join(f"{c} resolves in {p}" for c, p in references) + ".",
+    )
+    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        warehouse = warehouse.for_connection(partition_key(context))
+        child = warehouse.read(table)
+        missing = {f"{column} -> {parent}": dangling(child, column, warehouse.read(parent), primary_key(parent)[0])
+                   for column, parent in references}
+        return dg.AssetCheckResult(
+            passed=all(len(v) == 0 for v in missing.values()),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={name: _json({"dangling": len(v), "sample": v.slice(0, SAMPLE).to_pylist()})
+                      for name, v in missing.items()},
+        )
+
+    return check
+
+

@@ -1,0 +1,93 @@
+"""Checks of the raw tables: the connection works, nothing was quarantined, keys hold, and every
+connection synced recently."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
+from asana_assets.defs.quality import quality_checks
+from asana_assets.defs.raw.assets import FRESHNESS_LIMIT
+from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.tables import table_key
+from asana_assets.lib.asana.client import AsanaError
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem, troubleshoot
+from asana_assets.lib.schema import RAW_TABLES
+
+FRESHNESS_CHECK = dg.AssetCheckKey(table_key("workspaces"), "connections_fresh")
+
+
+@dg.asset_check(
+    asset=table_key("workspaces"), partitions_def=CONNECTIONS,
+    description="The Asana connection works: its token is accepted.",
+)
+def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResource) -> dg.AssetCheckResult:
+    """Shows a broken connection in the UI with its cause and its fix (reconnect, admin needed...)."""
+    try:
+        user = asana.for_connection(partition_key(context)).whoami()
+    except (AsanaError, ConnectionProblem) as error:
+        trouble = troubleshoot(error)
+        return dg.AssetCheckResult(
+            passed=False, description=f"{trouble.cause}: {trouble.fix}",
+            metadata={"cause": trouble.cause, "fix": trouble.fix},
+        )
+    return dg.AssetCheckResult(passed=True, metadata={"acting_as": f"{user.get('name')} <{user.get('email')}>"})
+
+
+@dg.asset_check(
+    asset=table_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary."
+)
+def quarantine_is_empty(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    refused = warehouse.for_connection(partition_key(context)).read("quarantine")
+    counts = pc.value_counts(refused["table"]).to_pylist()
+    return dg.AssetCheckResult(
+        passed=refused.num_rows == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined": refused.num_rows,
+            "by_table": {row["values"]: row["counts"] for row in counts},
+        },
+    )
+
+
+def last_synced(instance: dg.DagsterInstance, key: str) -> datetime | None:
+    """When connection ``key``'s raw tables were last written."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=table_key("workspaces"), asset_partitions=[key]), limit=1,
+    ).records
+    return datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
+
+
+def freshness(instance: dg.DagsterInstance, keys: list[str], now: datetime) -> dg.AssetCheckEvaluation:
+    """Whether every connection synced within the freshness limit, naming those that did not.
+
+    One evaluation for all connections rather than one per partition: Dagster's Postgres event
+    log keeps a single run-less evaluation per check and partition, so per-partition results
+    reported by a sensor could not be updated."""
+    synced = {key: last_synced(instance, key) for key in keys}
+    stale = sorted(key for key, at in synced.items() if at is None or now - at > FRESHNESS_LIMIT)
+    limit = f"{FRESHNESS_LIMIT.total_seconds() / 3600:g} h"
+    return dg.AssetCheckEvaluation(
+        asset_key=FRESHNESS_CHECK.asset_key, check_name=FRESHNESS_CHECK.name, passed=not stale,
+        description=(f"{len(stale)} of {len(keys)} connection(s) not synced within {limit}: {', '.join(stale)}"
+                     if stale else f"All {len(keys)} connection(s) synced within {limit}."),
+        metadata={
+            "stale": dg.MetadataValue.json(stale),
+            "last_synced": dg.MetadataValue.json({k: at.isoformat() if at else "never" for k, at in synced.items()}),
+            "limit_hours": FRESHNESS_LIMIT.total_seconds() / 3600,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=FRESHNESS_CHECK.asset_key, name=FRESHNESS_CHECK.name,
+    description="Every connection synced within the freshness limit (judged by asana_freshness_sensor).",
+)
+def connections_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    judged = freshness(context.instance, sorted(connection_partitions(context.instance)), datetime.now(UTC))
+    return dg.AssetCheckResult(passed=judged.passed, description=judged.description, metadata=judged.metadata)
+
+
+# connections_fresh stands apart: a sensor judges it between runs, no run does.
+raw_checks = [connection_valid, quarantine_is_empty, *quality_checks(RAW_TABLES, table_key)]

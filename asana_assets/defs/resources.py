@@ -1,0 +1,298 @@
+"""Dagster resources: the Asana connection, the warehouse and the compliance parameters, and
+their configuration from the settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from asana_assets import demo, settings
+from asana_assets.defs.partitions import DEFAULT, ConnectionSchedule
+from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
+from asana_assets.lib.asana.client import run as run_async
+from asana_assets.lib.asana.crawl import SyncResult, crawl
+from asana_assets.lib.asana.incremental import IncrementalResult, incremental_sync
+from asana_assets.lib.asana.state import SyncState
+from asana_assets.lib.compliance.monitors import MonitorParams
+from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
+from asana_assets.lib.connections import oauth
+from asana_assets.lib.connections.records import Connection, StoredRecord
+from asana_assets.lib.connections.store import TokenStore, load_records, storage_at
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem
+from asana_assets.lib.schema import HISTORY_TABLES, TABLES
+from asana_assets.lib.storage.files import StateStore
+from asana_assets.lib.storage.parquet import ParquetWarehouse
+from asana_assets.lib.storage.postgres import PostgresStateStore, PostgresWarehouse
+from asana_assets.settings import ASANA_API_BASE
+
+PEEK_TIMEOUT = 20.0  # seconds a poll of the events feeds may wait for one response
+
+
+def _schedule(key: str, record: StoredRecord) -> ConnectionSchedule:
+    """A stored connection is served until it is revoked or expired (an ``error`` status may be
+    a passing outage: its next sync says)."""
+    connection = record.connection
+    active = connection.status not in ("revoked", "expired") and record.tokens is not None
+    return ConnectionSchedule(key, active, connection.full_sync_hour, connection.poll_minutes)
+
+
+class AsanaResource(dg.ConfigurableResource):
+    """An Asana connection: a bare token, or a stored connection (OAuth or service-account key,
+    kept encrypted by ``asana-connections``) whose access token is refreshed as needed."""
+
+    access_token: str = Field(default="", description="Asana personal access token or service-account token")
+    connection_id: str | None = Field(
+        default=None, description="A stored connection to use instead of access_token (see asana-connections)"
+    )
+    connections_file: str = Field(
+        default=settings.CONNECTION_STORE.default, description="The encrypted connection store (asana-connections --store)"
+    )
+    oauth_client_id: str = Field(default="", description="The OAuth app, to refresh an OAuth connection's token")
+    oauth_client_secret: str = Field(default="", description="The OAuth app's secret")
+    oauth_redirect_uri: str = Field(default="", description="The OAuth app's redirect URI")
+    base_url: str = Field(default=ASANA_API_BASE, description="API base, e.g. https://app.asana.com/api/1.0")
+    workspace_gid: str | None = Field(
+        default=None, description="Workspace to sync; empty syncs every workspace the token sees"
+    )
+    requests_per_minute: int = Field(
+        default=1500, description="Request budget: 1500 on paid plans, 150 on free ones"
+    )
+    max_concurrency: int = Field(default=50, description="Requests in flight (Asana allows 50 GETs)")
+    full_sync_hour: int = Field(
+        default=3, ge=0, le=23, description="UTC hour of the daily full sync (stored connections have their own)"
+    )
+    poll_minutes: int = Field(default=1, ge=1, description="Least minutes between two polls of the events feeds")
+
+    def connections(self) -> list[ConnectionSchedule]:
+        """Every connection this deployment syncs: the one configured here (partition
+        ``default``) and each stored connection (partition = its id). Listing needs no key."""
+        records = load_records(storage_at(self.connections_file))
+        found = [_schedule(key, record) for key, record in records.items() if key != self.connection_id]
+        if self.connection_id in records:  # the default is a stored connection: its status and schedule
+            found.insert(0, _schedule(DEFAULT, records[self.connection_id]))
+        elif self.access_token or self.connection_id or self._serves_demo():
+            found.insert(0, ConnectionSchedule(DEFAULT, True, self.full_sync_hour, self.poll_minutes))
+        return found
+
+    def for_connection(self, key: str) -> AsanaResource:
+        """This resource acting for one partition's connection."""
+        if key == DEFAULT:
+            return self
+        records = load_records(storage_at(self.connections_file))
+        if key not in records:
+            raise ConnectionProblem(
+                f"there is no stored connection {key}", "list them with `asana-connections list`"
+            )
+        return self.model_copy(update={
+            "access_token": "", "connection_id": key, "workspace_gid": records[key].connection.workspace_gid,
+        })
+
+    def credentials(self) -> tuple[str, str]:
+        """(API base, access token): the stored connection's (refreshed if it is about to
+        expire), else the configured token. Raises with the fix when there is none."""
+        if not self.connection_id:
+            if self.access_token:
+                return self.base_url, self.access_token
+            if self._serves_demo():
+                return demo.source()
+            raise ConnectionProblem(
+                "no Asana credentials are configured",
+                "set ASANA_ACCESS_TOKEN, or connect with `asana-connections connect` and set ASANA_CONNECTION_ID",
+            )
+        store, connection = self._stored()
+        if connection.auth_method == "oauth":
+            return connection.base_url, oauth.access_token(self._app(connection), store, connection.id)
+        return connection.base_url, store.tokens(connection.id).access_token.get_secret_value()
+
+    def _stored(self) -> tuple[TokenStore, Connection]:
+        store = TokenStore.at(self.connections_file)
+        return store, store.get(self.connection_id)
+
+    def _app(self, connection: Connection) -> oauth.OAuthApp:
+        return oauth.OAuthApp(self.oauth_client_id, self.oauth_client_secret, self.oauth_redirect_uri, connection.base_url)
+
+    def sync(self, tables: Iterable[str] | None = None, track_events: bool = False) -> SyncResult:
+        """Crawl the configured workspace(s) into the given raw tables."""
+        return self._run(lambda client: crawl(client, self.workspace_gid or None, tables, track_events))
+
+    def sync_incremental(self, state: SyncState, current: dict[str, pa.Table],
+                         projects: Iterable[str] | None = None) -> IncrementalResult:
+        """Apply the changes since ``state`` to the ``current`` raw tables (only ``projects``' if given)."""
+        return self._run(
+            lambda client: incremental_sync(client, state, current, self.workspace_gid or None, projects)
+        )
+
+    def changed_projects(self, state: SyncState) -> dict[str, str]:
+        """Projects with events since their token (read without consuming them: a token may be
+        sent again), each with a digest of what is pending; an expired token counts as changed.
+
+        A look, not a sync: it neither retries nor waits out a rate limit (the next poll will
+        look again), so one slow or throttled connection never holds up the others' polls."""
+
+        async def peek(client: AsanaClient, gid: str, token: str) -> tuple[str, str | None]:
+            try:
+                events, _, more = await client.events(gid, token)
+            except SyncTokenExpiredError:
+                return gid, f"{token}:expired"
+            last = events[-1] if events else None
+            pending = last and f"{token}:{len(events)}:{more}:{last.get('created_at')}:{last['resource']['gid']}"
+            return gid, pending
+
+        async def run(client: AsanaClient) -> dict[str, str]:
+            now = datetime.now(UTC)
+            tokens = {gid: state.token(gid, now) or "" for gid in state.tokens}
+            found = await asyncio.gather(*(peek(client, gid, token) for gid, token in tokens.items()))
+            return {gid: digest for gid, digest in found if digest}
+
+        return self._run(run, max_retries=0, timeout=PEEK_TIMEOUT)
+
+    def record_sync(self) -> None:
+        """Note a successful sync on the stored connection (shown by `asana-connections list`)."""
+        if self.connection_id:
+            TokenStore.at(self.connections_file).update(self.connection_id, last_synced_at=datetime.now(UTC))
+
+    def whoami(self) -> dict:
+        """The user the credentials act for: the cheapest proof that the connection works."""
+        return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
+
+    def _serves_demo(self) -> bool:
+        """Nothing configured here (no token, API base or connection store), and nothing in the
+        environment: the demo simulator is the source."""
+        configured = self.access_token or self.connection_id or self.base_url != ASANA_API_BASE or (
+            self.connections_file != settings.CONNECTION_STORE.default)
+        return not configured and demo.wanted()
+
+    def _run(self, work, **client_options):
+        """``work(client)`` with this connection's credentials. An OAuth connection whose access
+        token Asana refuses although it looked unexpired is refreshed and tried once more; a
+        refused refresh marks the connection expired and says to reconnect."""
+        stored = self._stored() if self.connection_id else None
+        base_url = stored[1].base_url if stored else self.credentials()[0]
+        # The demo's organisation has a quota of its own, larger than a paid plan's.
+        quota = demo.DEMO_REQUESTS_PER_MINUTE if self._serves_demo() else self.requests_per_minute
+
+        async def with_token(token: str):
+            async with AsanaClient(base_url, token, max_concurrency=self.max_concurrency,
+                                   requests_per_minute=quota, **client_options) as client:
+                return await work(client)
+
+        if stored and stored[1].auth_method == "oauth":
+            store, connection = stored
+            return run_async(oauth.call_with_refresh(self._app(connection), store, connection.id, with_token))
+        return run_async(with_token(self.credentials()[1]))
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where the tables land: a folder of Parquet files, and Postgres too when a URL is set."""
+
+    directory: str = Field(default="warehouse", description="Root folder of the Parquet warehouse")
+    postgres_url: str | None = Field(
+        default=None, description="e.g. postgresql://user@host:5432/db; unset: Parquet only"
+    )
+    postgres_schema: str = Field(default="asana", description="Postgres schema of the tables")
+
+    def for_connection(self, key: str) -> WarehouseResource:
+        """One partition's warehouse: the configured one for ``default``; for a stored
+        connection, a folder ``connections/<id>`` of its own and the schema ``<schema>_<id>``,
+        so connections never share a table, a state or an evidence pack."""
+        if key == DEFAULT:
+            return self
+        return self.model_copy(update={
+            "directory": str(Path(self.directory) / "connections" / key),
+            "postgres_schema": f"{self.postgres_schema}_{key}",
+        })
+
+    def parquet(self) -> ParquetWarehouse:
+        return ParquetWarehouse(self.directory)
+
+    def state_store(self) -> StateStore | PostgresStateStore:
+        """Where the incremental sync keeps its events tokens, beside the tables they describe:
+        in Postgres when it is configured, else in the warehouse folder."""
+        if self.postgres_url:
+            return PostgresStateStore(self.postgres_url, self.postgres_schema)
+        return StateStore(self.parquet().root / "state" / "sync_state.json")
+
+    def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
+        """Write a table (a history table: this run's ``part``) to Parquet, and to Postgres when
+        configured, in one transaction there; returns materialization metadata about both."""
+        store = self.parquet()
+        path = store.write_part(table, part, data) if part else store.write(table, data)
+        metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(path))}
+        if self.postgres_url:
+            with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
+                loaded = postgres.load(table, data)
+            metadata["postgres_table"] = f"{self.postgres_schema}.{table}"
+            metadata["postgres_load"] = dg.MetadataValue.json(
+                {k: v for k, v in asdict(loaded).items() if k != "table"}
+            )
+        return metadata
+
+    def read(self, table: str) -> pa.Table:
+        """A table as of now; a history table with all its parts."""
+        store = self.parquet()
+        return store.read_history(table, TABLES[table]) if table in HISTORY_TABLES else store.read(table)
+
+
+class ComplianceResource(dg.ConfigurableResource, MonitorParams):
+    """What the compliance layer treats as a change, how sections map to stages, and the
+    monitors' parameters (see MonitorParams for those and their defaults)."""
+
+    as_of: str | None = Field(default=None, description="Evaluate as of this ISO time (default: the run's start)")
+    change_projects: list[str] | None = Field(
+        default=None, description="Change projects by gid or name; unset: names matching change_project_pattern"
+    )
+    change_project_pattern: str = Field(
+        default=CHANGE_PROJECT_PATTERN, description="Regex (case-insensitive) for change project names"
+    )
+    section_overrides: dict[str, str] = Field(default_factory=dict, description="Section gid -> workflow stage")
+    project_section_overrides: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Project gid -> {section name -> workflow stage}"
+    )
+
+    def params(self) -> MonitorParams:
+        return MonitorParams(**{name: getattr(self, name) for name in MonitorParams.model_fields})
+
+    def describe(self) -> dict:
+        """Every setting, for the evidence pack's manifest."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+def _from(setting: settings.Setting):
+    """An EnvVar when the variable is set (resolved at launch, so no value is baked in), else the default."""
+    if not setting.is_set:
+        return setting.default
+    return dg.EnvVar.int(setting.name) if isinstance(setting.default, int) else dg.EnvVar(setting.name)
+
+
+def configured_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources as the settings configure them."""
+    return {
+        "asana": AsanaResource(
+            access_token=_from(settings.ACCESS_TOKEN),
+            connection_id=_from(settings.CONNECTION_ID),
+            connections_file=_from(settings.CONNECTION_STORE),
+            oauth_client_id=_from(settings.OAUTH_CLIENT_ID),
+            oauth_client_secret=_from(settings.OAUTH_CLIENT_SECRET),
+            oauth_redirect_uri=_from(settings.OAUTH_REDIRECT_URI),
+            base_url=_from(settings.BASE_URL),
+            workspace_gid=_from(settings.WORKSPACE_GID),
+            requests_per_minute=_from(settings.REQUESTS_PER_MINUTE),
+            max_concurrency=_from(settings.MAX_CONCURRENCY),
+            full_sync_hour=_from(settings.FULL_SYNC_HOUR),
+            poll_minutes=_from(settings.POLL_MINUTES),
+        ),
+        "warehouse": WarehouseResource(
+            directory=_from(settings.WAREHOUSE_DIR),
+            postgres_url=_from(settings.POSTGRES_URL),
+            postgres_schema=_from(settings.POSTGRES_SCHEMA),
+        ),
+        "compliance": ComplianceResource(),
+    }

@@ -1,0 +1,379 @@
+"""A full crawl of one or more Asana workspaces into typed Arrow tables.
+
+The crawl is a pipeline, not a sequence of phases: every page of tasks immediately schedules
+the stories and subtasks of its tasks, so the client's concurrency pool stays full from the
+first project to the last. Each record is validated at the boundary; a record that fails goes
+to the quarantine table with its error and its children are still crawled, so one bad record
+never costs the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import ValidationError
+
+from asana_assets.lib.asana import models
+from asana_assets.lib.asana.client import AsanaClient, NotFoundError, SyncTokenExpiredError
+from asana_assets.lib.schema import RAW_TABLES, primary_key, to_arrow
+
+# opt_fields per resource: exactly what the tables store, so one list call per page suffices.
+WORKSPACE_FIELDS = ("name", "is_organization", "email_domains")
+MEMBERSHIP_FIELDS = (
+    "user.name", "user.email", "user.photo.image_128x128", "workspace",
+    "is_active", "is_admin", "is_guest", "is_view_only", "created_at",
+)
+TEAM_FIELDS = ("name", "description", "organization", "visibility", "permalink_url")
+TEAM_MEMBERSHIP_FIELDS = ("user", "team", "is_admin", "is_guest", "is_limited_access")
+PROJECT_FIELDS = (
+    "name", "notes", "archived", "color", "created_at", "modified_at", "owner", "team",
+    "workspace", "privacy_setting", "default_access_level", "completed", "completed_at",
+    "due_on", "start_on", "permalink_url",
+)
+PROJECT_MEMBERSHIP_FIELDS = ("parent", "member.name", "member.resource_type", "access_level")
+SECTION_FIELDS = ("name", "created_at", "project")
+TAG_FIELDS = ("name", "color", "notes", "created_at", "workspace", "permalink_url")
+TASK_FIELDS = (
+    "name", "notes", "resource_subtype", "approval_status", "assignee", "created_by",
+    "completed", "completed_at", "completed_by", "created_at", "modified_at", "due_on",
+    "due_at", "start_on", "parent", "workspace", "memberships.project", "memberships.section",
+    "tags", "permalink_url", "num_subtasks",
+)
+STORY_FIELDS = (
+    "created_at", "created_by", "type", "resource_subtype", "text", "source", "target",
+    "old_section", "new_section", "assignee", "old_approval_status", "new_approval_status",
+    "old_name", "new_name", "old_dates", "new_dates", "project",
+)
+
+log = logging.getLogger(__name__)
+
+# Columns that tie a row to a container: when the container vanishes mid-crawl, so does the row.
+_OWNER_COLUMNS = {
+    "teams": ("gid",),
+    "team_memberships": ("team_gid",),
+    "projects": ("gid",),
+    "project_memberships": ("project_gid",),
+    "sections": ("project_gid",),
+    "tasks": ("gid", "parent_gid"),
+    "task_memberships": ("task_gid", "project_gid"),
+    "task_tags": ("task_gid",),
+    "stories": ("task_gid",),
+}
+
+# Which crawl each table needs: selecting a subset of tables crawls only what they need.
+_NEEDS = {
+    "memberships": {"users", "workspace_memberships"},
+    "teams": {"teams", "team_memberships"},
+    "team_memberships": {"team_memberships"},
+    "tags": {"tags"},
+    "projects": {
+        "projects", "project_memberships", "sections",
+        "tasks", "task_memberships", "task_tags", "stories",
+    },
+    "project_memberships": {"project_memberships"},
+    "sections": {"sections"},
+    "tasks": {"tasks", "task_memberships", "task_tags", "stories"},
+    "stories": {"stories"},
+}
+
+
+@dataclass
+class SyncResult:
+    """Typed tables of one crawl, with the quarantine and the crawl's own figures."""
+
+    tables: dict[str, pa.Table]
+    workspace_gids: list[str]
+    started_at: datetime
+    duration_s: float
+    client_stats: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # project gid -> events sync token
+
+    def quarantined(self, table: str) -> int:
+        q = self.tables["quarantine"]
+        return int(pc.sum(pc.equal(q["table"], table)).as_py() or 0)
+
+
+class WorkspaceCrawler:
+    """Crawls workspaces with one client; collects rows keyed by primary key."""
+
+    def __init__(self, client: AsanaClient, tables: Iterable[str] | None = None, track_events: bool = False):
+        self.client = client
+        self.wanted = set(tables) if tables is not None else set(RAW_TABLES)
+        # With track_events, each project's events sync token is taken before its tasks are
+        # listed, so a later incremental sync sees every change made from then on.
+        self.track_events = track_events
+        self.tokens: dict[str, str] = {}
+        self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)
+        self.started_at = datetime.now(UTC)
+        self.quarantine: list[dict] = []
+        self._seen_tasks: set[str] = set()
+        self._gone: set[str] = set()
+        self._tasks: asyncio.TaskGroup | None = None
+
+    def needs(self, crawl: str) -> bool:
+        return bool(_NEEDS[crawl] & self.wanted)
+
+    async def run(self, workspace_gid: str | None = None) -> SyncResult:
+        start = time.perf_counter()
+        workspaces = await self._workspaces(workspace_gid)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                for ws in workspaces:
+                    self._workspace(ws)
+        except BaseExceptionGroup as group:
+            # One clear error (401: reconnect, 403: admin needed...) rather than a group of
+            # the same failure seen by fifty concurrent requests.
+            raise _first_leaf(group) from group
+        self._drop_gone()
+        return SyncResult(
+            tables=self._tables(),
+            workspace_gids=[ws.gid for ws in workspaces],
+            started_at=self.started_at,
+            duration_s=time.perf_counter() - start,
+            client_stats=_figures(self.client.stats),
+            tokens=dict(self.tokens),
+        )
+
+    # -- scheduling -------------------------------------------------------------------
+    def _spawn(self, coro, container: str | None = None) -> None:
+        """Run a fetch in the crawl's task group.
+
+        A 404 on a container's listing means it was deleted while the crawl ran: the
+        container is dropped from the tables and the crawl goes on with the rest.
+        """
+        assert self._tasks is not None
+        self._tasks.create_task(self._tolerate_gone(coro, container) if container else coro)
+
+    async def _tolerate_gone(self, coro, container: str) -> None:
+        try:
+            await coro
+        except NotFoundError:
+            log.info("Asana object %s is gone (404): leaving it out of this sync", container)
+            self._gone.add(container)
+
+    def _drop_gone(self) -> None:
+        """Remove objects deleted during the crawl, and the rows that hang off them."""
+        if not self._gone:
+            return
+        for table, rows in self.rows.items():
+            columns = _OWNER_COLUMNS.get(table, ("gid",))
+            self.rows[table] = {
+                key: row for key, row in rows.items() if not any(row.get(c) in self._gone for c in columns)
+            }
+
+    async def _workspaces(self, workspace_gid: str | None) -> list[models.Workspace]:
+        if workspace_gid:
+            raws = [await self.client.get_data(f"/workspaces/{workspace_gid}", fields=WORKSPACE_FIELDS)]
+        else:
+            raws = await self.client.list_all("/workspaces", fields=WORKSPACE_FIELDS)
+        accepted = (self._accept("workspaces", models.Workspace, raw) for raw in raws)
+        return [ws for ws in accepted if ws is not None]
+
+    def _workspace(self, ws: models.Workspace) -> None:
+        self._add("workspaces", ws.row())
+        if self.needs("memberships"):
+            self._spawn(self._workspace_memberships(ws.gid))
+        if self.needs("teams"):
+            self._spawn(self._teams(ws.gid))
+        if self.needs("tags"):
+            self._spawn(self._listing("tags", models.Tag, f"/workspaces/{ws.gid}/tags", None, TAG_FIELDS))
+        if self.needs("projects"):
+            self._spawn(self._projects(ws.gid))
+
+    # -- records ----------------------------------------------------------------------
+    def _accept(self, table: str, model: type[models.Record], raw: Any):
+        """Validate one record; a refused record goes to the quarantine, never a crash."""
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self._quarantine(table, raw, _explain(exc))
+            return None
+
+    def _quarantine(self, table: str, raw: Any, error: str) -> None:
+        gid = raw.get("gid") if isinstance(raw, dict) else None
+        self.quarantine.append({
+            "table": table,
+            "gid": gid if isinstance(gid, str) else None,
+            "error": error,
+            "raw": orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode(),
+            "observed_at": self.started_at,
+        })
+
+    def _add(self, table: str, row: dict) -> None:
+        """Keep one row per primary key, so a page read twice never duplicates a row."""
+        if table in self.wanted:
+            self.rows[table][tuple(row[k] for k in primary_key(table))] = row
+
+    def _tables(self) -> dict[str, pa.Table]:
+        tables = {name: to_arrow(name, self.rows[name].values()) for name in RAW_TABLES}
+        tables["quarantine"] = to_arrow("quarantine", self.quarantine)
+        return tables
+
+    async def _listing(self, table, model, path, params, fields) -> list:
+        """List a collection into its table; returns the accepted records."""
+        accepted = []
+        async for page in self.client.pages(path, params, fields=fields):
+            for raw in page:
+                record = self._accept(table, model, raw)
+                if record is not None:
+                    self._add(table, record.row())
+                    accepted.append(record)
+        return accepted
+
+    # -- people -----------------------------------------------------------------------
+    async def _workspace_memberships(self, workspace_gid: str) -> None:
+        path = f"/workspaces/{workspace_gid}/workspace_memberships"
+        async for page in self.client.pages(path, None, fields=MEMBERSHIP_FIELDS):
+            for raw in page:
+                m = self._accept("workspace_memberships", models.WorkspaceMembership, raw)
+                if m is not None:
+                    self._add("workspace_memberships", m.row())
+                    self._add("users", m.user.row())
+
+    async def _teams(self, workspace_gid: str) -> None:
+        teams = await self._listing(
+            "teams", models.Team, f"/workspaces/{workspace_gid}/teams", None, TEAM_FIELDS
+        )
+        if self.needs("team_memberships"):
+            for team in teams:
+                self._spawn(self._listing(
+                    "team_memberships", models.TeamMembership,
+                    f"/teams/{team.gid}/team_memberships", None, TEAM_MEMBERSHIP_FIELDS,
+                ), team.gid)
+
+    # -- projects and their contents --------------------------------------------------
+    async def _projects(self, workspace_gid: str) -> None:
+        projects = await self._listing(
+            "projects", models.Project, "/projects", {"workspace": workspace_gid}, PROJECT_FIELDS
+        )
+        for project in projects:
+            if self.needs("sections"):
+                self._spawn(self._sections(project.gid), project.gid)
+            if self.needs("project_memberships"):
+                self._spawn(self._listing(
+                    "project_memberships", models.ProjectMembership,
+                    f"/projects/{project.gid}/project_memberships", None,
+                    PROJECT_MEMBERSHIP_FIELDS,
+                ), project.gid)
+            if self.needs("tasks"):
+                self._spawn(self._project_tasks(project.gid), project.gid)
+
+    async def _project_tasks(self, project_gid: str) -> None:
+        """List a project's tasks; the time it completes is the project's last successful sync."""
+        if self.track_events:
+            self.tokens[project_gid] = await self._fresh_token(project_gid)
+        await self._task_pages("/tasks", {"project": project_gid}, None)
+        self._synced(project_gid)
+
+    def _synced(self, project_gid: str) -> None:
+        project = self.rows["projects"].get((project_gid,))
+        if project is not None:
+            project["synced_at"] = datetime.now(UTC)
+
+    async def _fresh_token(self, resource_gid: str) -> str:
+        """A new events sync token: the API hands one out with a 412 to a call without one."""
+        try:
+            await self.client.events(resource_gid, None)
+        except SyncTokenExpiredError as expired:
+            return expired.sync
+        raise RuntimeError(f"the events API gave no sync token for {resource_gid}")
+
+    async def _sections(self, project_gid: str) -> None:
+        path = f"/projects/{project_gid}/sections"
+        position = 0
+        async for page in self.client.pages(path, None, fields=SECTION_FIELDS):
+            for raw in page:
+                s = self._accept("sections", models.Section, raw)
+                if s is not None:
+                    self._add("sections", {
+                        "gid": s.gid,
+                        "project_gid": project_gid,
+                        "name": s.name,
+                        "position": position,
+                        "created_at": s.created_at,
+                    })
+                    position += 1
+
+    async def _task_pages(self, path: str, params: dict | None, parent_gid: str | None) -> None:
+        async for page in self.client.pages(path, params, fields=TASK_FIELDS):
+            for raw in page:
+                self._task(raw, parent_gid)
+
+    def _task(self, raw: Any, parent_gid: str | None) -> None:
+        """Store one task and schedule its stories and subtasks (once per gid)."""
+        gid = raw.get("gid") if isinstance(raw, dict) else None
+        if isinstance(gid, str):
+            if gid in self._seen_tasks:
+                return  # a task in two projects is listed twice; crawl it once
+            self._seen_tasks.add(gid)
+        task = self._accept("tasks", models.Task, raw)
+        if task is not None:
+            row = task.row()
+            row["parent_gid"] = row["parent_gid"] or parent_gid
+            self._add("tasks", row)
+            for m in task.membership_rows():
+                self._add("task_memberships", m)
+            for t in task.tag_rows():
+                self._add("task_tags", t)
+        if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
+            return  # without a usable gid its children cannot be reached
+        if self.needs("stories"):
+            self._spawn(self._stories(gid), gid)
+        # num_subtasks lets leaves skip a request; unknown (quarantined) means look.
+        if task is None or task.num_subtasks is None or task.num_subtasks > 0:
+            self._spawn(self._task_pages(f"/tasks/{gid}/subtasks", None, gid), gid)
+
+    def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
+        """Whether to fetch a task's stories and subtasks: always, in a full crawl."""
+        return True
+
+    async def _stories(self, task_gid: str) -> None:
+        async for page in self.client.pages(f"/tasks/{task_gid}/stories", None, fields=STORY_FIELDS):
+            for raw in page:
+                story = self._accept("stories", models.Story, raw)
+                if story is not None:
+                    row = story.row()
+                    row["task_gid"] = task_gid
+                    self._add("stories", row)
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _figures(stats) -> dict[str, Any]:
+    """The client's counters as plain numbers, for logs and materialization metadata."""
+    return {
+        "requests": stats.requests,
+        "rate_limited": stats.rate_limited,
+        "retries": stats.retries,
+        "transport_errors": stats.transport_errors,
+        "retry_after_seconds": round(stats.retry_after_seconds, 3),
+    }
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per failing field: where it is and what is wrong (no input echo)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+async def crawl(
+    client: AsanaClient, workspace_gid: str | None = None, tables: Iterable[str] | None = None,
+    track_events: bool = False,
+) -> SyncResult:
+    """Crawl the workspace(s) the client's token sees into the requested tables."""
+    return await WorkspaceCrawler(client, tables, track_events).run(workspace_gid)

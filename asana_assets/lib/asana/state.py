@@ -1,0 +1,36 @@
+"""What an incremental sync resumes from: each project's events token and when it was taken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+TOKEN_LIFE = timedelta(hours=24)
+
+
+@dataclass
+class SyncState:
+    """What an incremental sync resumes from: per project, its events token and when it was taken."""
+
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+    last_full_sync_at: str | None = None
+    last_sync_at: str | None = None
+
+    def token(self, project_gid: str, now: datetime) -> str | None:
+        """The project's token, unless it is older than its life (then the project is re-listed)."""
+        entry = self.tokens.get(project_gid)
+        if not entry or now - datetime.fromisoformat(entry["taken_at"]) > TOKEN_LIFE:
+            return None
+        return entry["sync"]
+
+    def advance(self, tokens: dict[str, str], projects: Iterable[str], now: datetime, full: bool) -> None:
+        live = set(projects)
+        kept = {gid: entry for gid, entry in self.tokens.items() if gid in live}
+        fresh = {gid: {"sync": sync, "taken_at": now.isoformat()} for gid, sync in tokens.items() if gid in live}
+        self.tokens = {**kept, **fresh}
+        self.last_sync_at = now.isoformat()
+        if full:
+            self.last_full_sync_at = now.isoformat()
+
+

@@ -1,0 +1,304 @@
+"""The compliance monitors: one rule each, evaluated over whole tables.
+
+A rule returns one row per evaluated resource (``resource_type, resource_gid, status, reason,
+resource_url``); ``finish`` stamps the run, the monitor's severity and its control mapping on
+them, giving ``monitor_results`` rows. Statuses: ok, alarm, info (not yet decidable), skip (the
+rule does not apply, with the reason), error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from asana_assets.lib.compliance import access, tickets
+from asana_assets.lib.compliance.rule_output import rule_rows, when
+from asana_assets.lib.compliance.tickets import lookup
+from asana_assets.lib.schema import DERIVED_TABLES
+
+
+@dataclass(frozen=True)
+class Monitor:
+    id: str
+    severity: str  # ERROR or WARN, as Dagster check severities
+    control_refs: tuple[str, ...]
+    table: str  # the table the monitor judges (its asset check sits there)
+    title: str
+
+
+CHANGE = ("SOC2:CC8.1", "ISO27001:2022:8.32")
+ACCESS = ("SOC2:CC6.2", "SOC2:CC6.3", "ISO27001:2022:5.18")
+MONITORS: dict[str, Monitor] = {m.id: m for m in (
+    Monitor("tickets_synced", "ERROR", CHANGE, "tickets", "Every ticket the source lists is synced, and recently"),
+    Monitor("tickets_assigned", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "tickets", "Tickets have an active assignee"),
+    Monitor("changes_approved", "ERROR", CHANGE, "approvals", "Changes are approved before implementation starts"),
+    Monitor("approval_segregation", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "approvals",
+            "The approver of a change is not its requester, implementer or closer"),
+    Monitor("offboarding_access_removed", "ERROR", ACCESS, "user_access", "Deactivated users keep no access"),
+    Monitor("admin_access_restricted", "ERROR", ("SOC2:CC6.3", "ISO27001:2022:5.18"), "user_access",
+            "Workspace admins are approved and are not guests"),
+    Monitor("membership_changes", "WARN", ACCESS, "membership_changes",
+            "Admin grants, new guests and reactivations are reviewed"),
+    Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history",
+            "Completion and workflow section agree"),
+)}
+
+
+class MonitorParams(BaseModel):
+    """The monitors' parameters, with their defaults."""
+
+    max_sync_age_hours: float = Field(24, description="tickets_synced: a project's last sync may be this old")
+    assignment_grace_hours: float = Field(24, description="tickets_assigned: a new ticket may be unassigned this long")
+    offboarding_grace_hours: float = Field(24, description="offboarding_access_removed: time to remove access")
+    approved_admins: list[str] | None = Field(None, description="admin_access_restricted: user gids or emails")
+    drift_grace_hours: float = Field(24, description="workflow_consistent: tolerated section/completion drift")
+
+
+def finish(monitor_id: str, rows: pd.DataFrame, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Rule output to ``monitor_results`` rows for this run."""
+    monitor = MONITORS[monitor_id]
+    out = rows.assign(
+        run_id=run_id, evaluated_at=as_of, monitor_id=monitor_id, severity=monitor.severity,
+        control_refs=[list(monitor.control_refs)] * len(rows),
+    )
+    return out[DERIVED_TABLES["monitor_results"].names].reset_index(drop=True)
+
+
+def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) -> tuple[np.ndarray, np.ndarray]:
+    """(status, reason) per row from (condition, status, reason) cases: the first that holds wins."""
+    conditions = [np.asarray(condition, dtype=bool) for condition, _, _ in cases]
+
+    def column(value) -> np.ndarray:
+        return pd.Series(value, index=index).astype(object).to_numpy()
+
+    status = np.select(conditions, [column(s) for _, s, _ in cases], column(default[0]))
+    reason = np.select(conditions, [column(r) for _, _, r in cases], column(default[1]))
+    return status, reason
+
+
+# -- derived facts the rules share ------------------------------------------------------
+def implementation_start(tix: pd.DataFrame, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.Series:
+    """First entry into an IN_PROGRESS section in any project, else the first completion."""
+    entered = timeline[timeline["state"] == "IN_PROGRESS"].groupby("ticket_gid")["at"].min()
+    first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
+    return lookup(tix["gid"], entered).fillna(lookup(tix["gid"], first_done)).set_axis(tix["gid"])
+
+
+def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series) -> pd.DataFrame:
+    """Per ticket, the first approval not cancelled before implementation start.
+
+    A subtask's approval is cancelled when the same subtask later turns rejected or
+    changes_requested before implementation start (or at all, if it has not started).
+    """
+    a = approvals.assign(impl_start=lookup(approvals["ticket_gid"], impl_start))
+    a = a.sort_values(["approval_task_gid", "decided_at", "approval_id"], na_position="first", kind="stable")
+    cancel_at = a["decided_at"].where(a["decision"].isin(["rejected", "changes_requested"]))
+    next_cancel = cancel_at.groupby(a["approval_task_gid"].fillna("section:" + a["approval_id"])).bfill()
+    cancelled = next_cancel.notna() & (a["impl_start"].isna() | (next_cancel < a["impl_start"]))
+    valid = a[(a["decision"] == "approved") & ~cancelled]
+    return valid.sort_values(["ticket_gid", "decided_at", "approval_id"]).drop_duplicates("ticket_gid").set_index(
+        "ticket_gid")[["approval_id", "source", "approval_task_gid", "decided_at", "approver_gid"]]
+
+
+def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
+    """Per completed ticket: the assignee set by the last assignment story at or before the
+    first completion (``known``); no assignment story at all: the current assignee; all of
+    them after completion: unknown."""
+    first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
+    completed = tix[tix["completed"]].set_index("gid")
+    moves = events[events["event_type"].isin(["assigned", "unassigned"])]
+    moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
+    before = moves[moves["occurred_at"] <= moves["first_done"]]
+    # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.
+    last_before = before.sort_values(["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
+        "ticket_gid", keep="last").set_index("ticket_gid")["new_value"]
+    has_before = completed.index.isin(before["ticket_gid"])
+    has_any = completed.index.isin(moves["ticket_gid"])
+    return pd.DataFrame({
+        "assignee_gid": np.where(has_before, lookup(completed.index.to_series(), last_before), completed["assignee_gid"]),
+        "known": has_before | ~has_any,
+    }, index=completed.index).replace({np.nan: None})
+
+
+def is_active_member(raw, users: pd.Series, workspaces: pd.Series) -> pd.Series:
+    """Whether each user has an active membership of the workspace beside it."""
+    wm = raw["workspace_memberships"]
+    active = wm[wm["is_active"].fillna(False).astype(bool)]
+    return (users + ":" + workspaces).isin(active["user_gid"] + ":" + active["workspace_gid"])
+
+
+# -- ticket rules -----------------------------------------------------------------------
+def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams) -> pd.DataFrame:
+    """Projects synced within max_sync_age; every task the source listed made it to tickets."""
+    p = raw["projects"]
+    age = as_of - p["synced_at"]
+    stale = p["synced_at"].isna() | (age > timedelta(hours=params.max_sync_age_hours))
+    status, reason = _decide(p.index, [
+        (p["synced_at"].isna(), "alarm", "The project's tasks were never listed completely."),
+        (stale, "alarm", "Last synced at " + when(p["synced_at"]) + ", longer ago than allowed."),
+    ], ("ok", "Last synced at " + when(p["synced_at"]) + "."))
+    projects = rule_rows("project", p["gid"], status, reason, p["permalink_url"])
+    q = raw["quarantine"]
+    listed = pd.concat([raw["tasks"]["gid"], q.loc[q["table"] == "tasks", "gid"].dropna()]).drop_duplicates()
+    missing = listed[~listed.isin(tix["gid"])]
+    lost = rule_rows("ticket", missing, "alarm", "The source listed this task but it is not in tickets (see quarantine).")
+    return pd.concat([projects, lost], ignore_index=True)
+
+
+def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of: pd.Timestamp,
+                     params: MonitorParams) -> pd.DataFrame:
+    """Open tickets past the grace have an active assignee; completed ones had one at completion."""
+    assignee_active = is_active_member(raw, tix["assignee_gid"], tix["workspace_gid"])
+    old = (as_of - tix["created_at"]) > timedelta(hours=params.assignment_grace_hours)
+    done_by = lookup(tix["gid"], at_completion["assignee_gid"])
+    known = lookup(tix["gid"], at_completion["known"]).fillna(True).astype(bool)
+    milestone = tix["ticket_type"] == "milestone"
+    completed, unassigned = tix["completed"], tix["assignee_gid"].isna()
+    status, reason = _decide(tix.index, [
+        (milestone, "skip", "Milestones are not assigned work."),
+        (completed & ~known, "info",
+         "Every assignment story comes after the completion: the assignee at completion is unknown."),
+        (completed & done_by.isna(), "alarm", "Completed without an assignee at completion."),
+        (completed, "ok", "Completed; assigned at completion."),
+        (~unassigned & assignee_active, "ok", "Assigned to an active member."),
+        (old & unassigned, "alarm", "Open and unassigned for longer than the grace period."),
+        (old, "alarm", "Open and assigned to a user whose workspace membership is inactive or gone."),
+    ], ("info", "Open for less than the grace period."))
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+
+
+def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame) -> pd.DataFrame:
+    """A change that started implementation had an approval at or before the start."""
+    start = lookup(tix["gid"], impl_start)
+    approved_at = lookup(tix["gid"], counting["decided_at"])
+    change = tix["is_change"]
+    status, reason = _decide(tix.index, [
+        (~change, "skip", "Not a change ticket."),
+        (start.isna(), "skip", "Implementation has not started."),
+        (approved_at.isna(), "alarm", "Implementation started at " + when(start) + " without an approval."),
+        (approved_at > start, "alarm",
+         "Approved at " + when(approved_at) + ", after implementation started at " + when(start) + "."),
+    ], ("ok", "Approved at " + when(approved_at) + ", at or before implementation start."))
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+
+
+def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completion: pd.DataFrame) -> pd.DataFrame:
+    """The approver that counts is neither the creator, the assignee (at completion) nor the closer."""
+    approver = lookup(tix["gid"], counting["approver_gid"])
+    assignee = lookup(tix["gid"], at_completion["assignee_gid"]).where(tix["completed"], tix["assignee_gid"])
+    roles = [("creator", tix["creator_gid"]), ("assignee", assignee), ("closer", tix["completed_by_gid"])]
+    clash = pd.Series("", index=tix.index)
+    for role, who in roles:
+        clash = clash.where(~(approver.notna() & (approver == who)), clash + " " + role)
+    clash = clash.str.strip().str.replace(" ", ", ")
+    change = tix["is_change"]
+    status, reason = _decide(tix.index, [
+        (~change, "skip", "Not a change ticket."),
+        (approver.isna(), "skip", "No approval to judge."),
+        (clash != "", "alarm", "The approver " + approver.fillna("") + " is also the ticket's " + clash + "."),
+    ], ("ok", "The approver is independent of the creator, assignee and closer."))
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+
+
+def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: pd.DataFrame,
+                        done: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams) -> pd.DataFrame:
+    """Completed tickets sit in CLOSED sections and open ones do not, in every project."""
+    m = raw["task_memberships"].rename(columns={"task_gid": "ticket_gid"})
+    m = m.merge(tix[["gid", "completed"]], left_on="ticket_gid", right_on="gid")
+    m["state"] = m["section_gid"].map(states.set_index("section_gid")["state"])
+    entered = timeline.groupby(["ticket_gid", "project_gid", "section_gid"], as_index=False)["at"].max()
+    m = m.merge(entered, on=["ticket_gid", "project_gid", "section_gid"], how="left")
+    # The last completion for a completed ticket, the last reopening for an open one.
+    last_done = done[done["completed"]].groupby("ticket_gid")["at"].max()
+    last_reopen = done[~done["completed"]].groupby("ticket_gid")["at"].max()
+    flip = lookup(m["ticket_gid"], last_done).where(m["completed"], lookup(m["ticket_gid"], last_reopen))
+    since = pd.concat([m["at"], flip], axis=1).max(axis=1)
+    drift = np.where(m["completed"], m["state"] != "CLOSED", m["state"] == "CLOSED")
+    late = (as_of - since) > timedelta(hours=params.drift_grace_hours)
+    m["rank"] = np.select([drift & late, drift], [2, 1], 0)
+    m["why"] = np.where(
+        m["completed"], "completed but in a section whose state is " + m["state"].fillna("unknown"),
+        "open but in a CLOSED section",
+    ) + " in project " + m["project_gid"] + " since " + when(since)
+    worst = m.sort_values("rank", kind="stable").drop_duplicates("ticket_gid", keep="last").set_index("ticket_gid")
+    rank = lookup(tix["gid"], worst["rank"])
+    status, reason = _decide(tix.index, [
+        (rank.isna(), "skip", "In no project: no section to compare."),
+        (rank == 2, "alarm", "Drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+        (rank == 1, "info", "Drift within the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+    ], ("ok", "Completion and section agree in every project."))
+    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+
+
+# -- all monitors of one run ------------------------------------------------------------
+def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str,
+             as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Every monitor over the run's tables: ``monitor_results`` rows, and the populations the
+    rules read (for the evidence pack)."""
+    tix, states, events = t["tickets"], t["workflow_states"], t["ticket_events"]
+    timeline, done = history_inputs(t, states, events)
+    impl = implementation_start(tix, timeline, done)
+    counting = counting_approval(t["approvals"], impl)
+    at_completion = assignee_at_completion(tix, events, done)
+    history, changes = t["user_access"], t["membership_changes"]
+    rules = {
+        "tickets_synced": tickets_synced(t, tix, as_of, params),
+        "tickets_assigned": tickets_assigned(t, tix, at_completion, as_of, params),
+        "changes_approved": changes_approved(tix, impl, counting),
+        "approval_segregation": approval_segregation(tix, counting, at_completion),
+        "offboarding_access_removed": access.offboarding_results(
+            history, t, as_of, timedelta(hours=params.offboarding_grace_hours)),
+        "admin_access_restricted": access.admin_results(t, params.approved_admins),
+        "membership_changes": access.membership_change_results(changes, history),
+        "workflow_consistent": workflow_consistent(t, tix, states, timeline, done, as_of, params),
+    }
+    results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)
+    latest = history[history["snapshot_at"] == history["snapshot_at"].max()] if len(history) else history
+    populations = {
+        "change_tickets": change_population(tix, impl, counting, at_completion),
+        "tickets": tix.assign(
+            assignee_at_completion=lookup(tix["gid"], at_completion["assignee_gid"]),
+            assignee_at_completion_known=lookup(tix["gid"], at_completion["known"]),
+            implementation_start=lookup(tix["gid"], impl),
+        ),
+        "approvals": t["approvals"],
+        "ticket_status_history": t["ticket_status_history"],
+        "workflow_states": states,
+        "projects": t["projects"][["gid", "name", "archived", "owner_gid", "synced_at", "permalink_url"]],
+        "workspace_memberships": t["workspace_memberships"],
+        "team_memberships": t["team_memberships"],
+        "project_memberships": t["project_memberships"],
+        "user_access_latest": latest,
+        "user_access_history": history,
+        "membership_changes": changes,
+        "quarantine": t["quarantine"],
+    }
+    return results, populations
+
+
+def history_inputs(t: Mapping[str, pd.DataFrame], states: pd.DataFrame,
+                   events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The section timeline and the completions, which several tables and rules read."""
+    return tickets.section_timeline(t, states, events), tickets.completions(t, events)
+
+
+def change_population(tix, impl, counting, at_completion) -> pd.DataFrame:
+    """Every change ticket with what changes_approved and approval_segregation judged."""
+    c = tix[tix["is_change"]]
+    return pd.DataFrame({
+        "gid": c["gid"], "name": c["name"], "url": c["url"], "status": c["status"],
+        "creator_gid": c["creator_gid"], "assignee_gid": c["assignee_gid"],
+        "assignee_at_completion": lookup(c["gid"], at_completion["assignee_gid"]),
+        "completed_at": c["completed_at"], "completed_by_gid": c["completed_by_gid"],
+        "implementation_start": lookup(c["gid"], impl),
+        "approval_id": lookup(c["gid"], counting["approval_id"]),
+        "approval_source": lookup(c["gid"], counting["source"]),
+        "approval_task_gid": lookup(c["gid"], counting["approval_task_gid"]),
+        "approved_at": lookup(c["gid"], counting["decided_at"]),
+        "approver_gid": lookup(c["gid"], counting["approver_gid"]),
+    })

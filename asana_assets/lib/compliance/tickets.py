@@ -1,0 +1,333 @@
+"""Tickets: tasks in a ticketing common model, with their changelog, status history and approvals.
+
+Everything here reads the structured fields of stories (new_section, assignee,
+new_approval_status, ...), never their text, and is built with whole-table pandas operations.
+Inputs are the raw tables as pandas frames; ``states`` is the ``workflow_states`` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, is_change_project
+
+Raw = Mapping[str, pd.DataFrame]
+
+CLOSED = "CLOSED"
+
+
+def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    """``keys.map(mapping)`` for a uniquely indexed mapping; unlike ``map`` it also works when
+    the mapping is an empty datetime series (pandas 3 refuses that cast)."""
+    return mapping.reindex(keys.to_numpy()).set_axis(keys.index)
+
+
+# -- collections ------------------------------------------------------------------------
+def collections(raw: Raw, change_projects: Sequence[str] | None = None,
+                change_pattern: str = CHANGE_PROJECT_PATTERN) -> pd.DataFrame:
+    """One row per project, placed in the hierarchy workspace > team > project."""
+    p = raw["projects"]
+    ws = raw["workspaces"].set_index("gid")["name"]
+    teams = raw["teams"].set_index("gid")["name"]
+    out = pd.DataFrame({
+        "gid": p["gid"], "name": p["name"], "description": p["notes"],
+        "workspace_gid": p["workspace_gid"], "workspace_name": p["workspace_gid"].map(ws),
+        "team_gid": p["team_gid"], "team_name": p["team_gid"].map(teams),
+    })
+    out["path"] = (
+        out["workspace_name"].fillna("?") + " > " + out["team_name"].fillna("(no team)") + " > " + out["name"].fillna("")
+    )
+    for column in ("archived", "privacy_setting", "default_access_level", "owner_gid", "created_at", "modified_at"):
+        out[column] = p[column]
+    out["is_change_project"] = change_project_mask(p, change_projects, change_pattern)
+    out["url"] = p["permalink_url"]
+    return out
+
+
+def change_project_mask(projects: pd.DataFrame, change_projects: Sequence[str] | None,
+                        change_pattern: str) -> pd.Series:
+    """Projects named in configuration (gid or name), else those matching the pattern."""
+    if change_projects:
+        wanted = {str(v).casefold() for v in change_projects}
+        return projects["gid"].isin(wanted) | projects["name"].fillna("").str.casefold().isin(wanted)
+    return is_change_project(projects["name"], change_pattern)
+
+
+# -- ticket events ----------------------------------------------------------------------
+def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
+    """The normalised changelog: one row per meaningful story, plus creation."""
+    s = raw["stories"]
+    due_fields = ["old_due_on", "new_due_on", "old_due_at", "new_due_at", "old_start_on", "new_start_on"]
+    subtype = s["resource_subtype"].fillna("")
+    kind = np.select(
+        [
+            s["new_approval_status"].notna(),
+            s["new_section_gid"].notna(),
+            (subtype == "assigned") | s["assignee_gid"].notna(),
+            subtype == "unassigned",
+            subtype == "marked_complete",
+            subtype == "marked_incomplete",
+            s[due_fields].notna().any(axis=1) | subtype.isin(["due_date_changed", "start_date_changed"]),
+            s["new_name"].notna() | s["old_name"].notna(),
+            subtype == "notes_changed",
+            (subtype == "added_to_project") & s["project_gid"].notna(),
+            (subtype == "removed_from_project") & s["project_gid"].notna(),
+        ],
+        ["approval_changed", "section_changed", "assigned", "unassigned", "completed", "reopened",
+         "due_changed", "name_changed", "notes_changed", "added_to_project", "removed_from_project"],
+        default="",
+    )
+    s = s.assign(event_type=kind)
+    s = s[s["event_type"] != ""]
+    section_project = states.set_index("section_gid")["project_gid"]
+    section_state = states.set_index("section_gid")["state"]
+    is_section = s["event_type"] == "section_changed"
+    events = pd.DataFrame({
+        "event_id": s["gid"],
+        "ticket_gid": s["task_gid"],
+        "event_type": s["event_type"],
+        "occurred_at": s["created_at"],
+        "actor_gid": s["created_by_gid"],
+        "project_gid": s["project_gid"].where(~is_section, s["new_section_gid"].map(section_project)),
+        "old_section_gid": s["old_section_gid"],
+        "new_section_gid": s["new_section_gid"],
+        "old_state": s["old_section_gid"].map(section_state),
+        "new_state": s["new_section_gid"].map(section_state),
+        "old_value": _first_of(s, ["old_approval_status", "old_name", "old_due_at", "old_due_on", "old_start_on"]),
+        "new_value": _first_of(s, ["new_approval_status", "assignee_gid", "new_name", "new_due_at", "new_due_on",
+                                   "new_start_on"]),
+    })
+    events = pd.concat([events, _approval_completions(events), _created(raw["tasks"])], ignore_index=True)
+    events = events.sort_values(["ticket_gid", "occurred_at", "event_id"], kind="stable", ignore_index=True)
+    # The previous assignee is the one the last assignment set.
+    assignment = events["event_type"].isin(["assigned", "unassigned"])
+    previous = events[assignment].groupby("ticket_gid")["new_value"].shift()
+    events.loc[assignment, "old_value"] = previous
+    return events
+
+
+def _first_of(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """The first non-null of several columns, as text."""
+    out = pd.Series(pd.NA, index=frame.index, dtype="object")
+    for column in columns:
+        out = out.fillna(frame[column].astype("str").where(frame[column].notna()))
+    return out.astype("str").where(out.notna())
+
+
+def _approval_completions(events: pd.DataFrame) -> pd.DataFrame:
+    """An approval status change also completes (leaving pending) or reopens (back to pending)."""
+    a = events[events["event_type"] == "approval_changed"]
+    left = (a["old_value"] == "pending") & (a["new_value"] != "pending")
+    back = (a["old_value"] != "pending") & (a["new_value"] == "pending")
+    out = pd.concat([
+        a[left].assign(event_type="completed", event_id=a["event_id"] + ":completed"),
+        a[back].assign(event_type="reopened", event_id=a["event_id"] + ":reopened"),
+    ])
+    return out.assign(old_value=None, new_value=None)
+
+
+def _created(tasks: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "event_id": "created:" + tasks["gid"],
+        "ticket_gid": tasks["gid"],
+        "event_type": "created",
+        "occurred_at": tasks["created_at"],
+        "actor_gid": tasks["created_by_gid"],
+    })
+
+
+# -- completion and sections over time --------------------------------------------------
+def completions(raw: Raw, events: pd.DataFrame) -> pd.DataFrame:
+    """(ticket, at, completed, actor): every completion and reopening, in time order.
+
+    A completed task whose completion left no story completes at its completed_at.
+    """
+    c = events[events["event_type"].isin(["completed", "reopened"])]
+    out = pd.DataFrame({
+        "ticket_gid": c["ticket_gid"], "at": c["occurred_at"],
+        "completed": c["event_type"] == "completed", "actor_gid": c["actor_gid"], "seq": c["event_id"],
+    })
+    t = raw["tasks"]
+    silent = t[t["completed"].fillna(False) & ~t["gid"].isin(out.loc[out["completed"], "ticket_gid"])]
+    silent = pd.DataFrame({
+        "ticket_gid": silent["gid"], "at": silent["completed_at"], "completed": True,
+        "actor_gid": silent["completed_by_gid"], "seq": "completed:" + silent["gid"],
+    })
+    return pd.concat([out, silent], ignore_index=True).sort_values(["ticket_gid", "at", "seq"], ignore_index=True)
+
+
+def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """(ticket, project, at, section, stage, state, actor): where a ticket sat in each project.
+
+    Each project's timeline starts when the ticket was created (or added to the project) in
+    the section the first move left, else the section it sits in now; every section move
+    follows; removal from a project ends it with a null section.
+    """
+    t = raw["tasks"].set_index("gid")
+    moves = events[events["event_type"] == "section_changed"]
+    moves = pd.DataFrame({
+        "ticket_gid": moves["ticket_gid"], "project_gid": moves["project_gid"], "at": moves["occurred_at"],
+        "section_gid": moves["new_section_gid"], "actor_gid": moves["actor_gid"], "seq": moves["event_id"],
+        "first_left": moves["old_section_gid"],
+    })
+    current = raw["task_memberships"][["task_gid", "project_gid", "section_gid"]].rename(
+        columns={"task_gid": "ticket_gid", "section_gid": "current_section"})
+    starts = moves.drop_duplicates(["ticket_gid", "project_gid"])[["ticket_gid", "project_gid", "first_left"]]
+    starts = starts.merge(current, on=["ticket_gid", "project_gid"], how="outer")
+    added = (
+        events[events["event_type"] == "added_to_project"]
+        .groupby(["ticket_gid", "project_gid"], as_index=False)["occurred_at"].min()
+    )
+    starts = starts.merge(added, on=["ticket_gid", "project_gid"], how="left")
+    starts["at"] = starts["occurred_at"].fillna(lookup(starts["ticket_gid"], t["created_at"]))
+    starts["section_gid"] = starts["first_left"].fillna(starts["current_section"])
+    starts["actor_gid"] = starts["ticket_gid"].map(t["created_by_gid"])
+    starts["seq"] = ""  # a start sorts before any move at the same instant
+    removed = events[events["event_type"] == "removed_from_project"]
+    removed = pd.DataFrame({
+        "ticket_gid": removed["ticket_gid"], "project_gid": removed["project_gid"], "at": removed["occurred_at"],
+        "section_gid": None, "actor_gid": removed["actor_gid"], "seq": removed["event_id"],
+    })
+    columns = ["ticket_gid", "project_gid", "at", "section_gid", "actor_gid", "seq"]
+    timeline = pd.concat([starts[columns], moves[columns], removed[columns]], ignore_index=True)
+    timeline = timeline[timeline["ticket_gid"].isin(t.index)]
+    by_section = states.set_index("section_gid")
+    timeline["stage"] = timeline["section_gid"].map(by_section["stage"])
+    timeline["state"] = timeline["section_gid"].map(by_section["state"])
+    return timeline.sort_values(["ticket_gid", "project_gid", "at", "seq"], ignore_index=True)
+
+
+# -- status history ---------------------------------------------------------------------
+def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
+    """One interval per ticket, project and state; completion opens CLOSED, reopening ends it.
+
+    A ticket in no project has one timeline of its own (project null): OPEN, then CLOSED.
+    """
+    t = raw["tasks"]
+    projectless = t[~t["gid"].isin(timeline["ticket_gid"])]
+    lone = pd.DataFrame({
+        "ticket_gid": projectless["gid"], "project_gid": "", "at": projectless["created_at"],
+        "state": "OPEN", "actor_gid": projectless["created_by_gid"], "seq": "",
+    })
+    places = pd.concat([timeline.assign(project_gid=timeline["project_gid"].fillna("")), lone], ignore_index=True)
+    groups = places[["ticket_gid", "project_gid"]].drop_duplicates()
+    flips = done.merge(groups, on="ticket_gid")
+    rows = pd.concat([
+        places[["ticket_gid", "project_gid", "at", "seq", "actor_gid", "state"]].assign(kind=0),
+        flips[["ticket_gid", "project_gid", "at", "seq", "actor_gid", "completed"]].assign(kind=1),
+    ], ignore_index=True)
+    rows = rows.sort_values(["ticket_gid", "project_gid", "at", "seq", "kind"], ignore_index=True)
+    keys = [rows["ticket_gid"], rows["project_gid"]]
+    # Section state and completion each hold until changed; a removed ticket has no state.
+    rows["section_state"] = rows["state"].where(rows["kind"] == 0).groupby(keys).ffill()
+    rows.loc[(rows["kind"] == 0) & rows["state"].isna(), "section_state"] = "__removed__"
+    rows["section_state"] = rows["section_state"].groupby(keys).ffill()
+    rows["is_done"] = rows["completed"].astype("object").groupby(keys).ffill().fillna(False).astype(bool)
+    effective = np.where(rows["is_done"], CLOSED, rows["section_state"])
+    rows["effective"] = pd.Series(effective, index=rows.index).replace("__removed__", None)
+    # Several changes at one instant leave the state after the last of them.
+    rows = rows.drop_duplicates(["ticket_gid", "project_gid", "at"], keep="last")
+    changed = rows["effective"].ne(rows.groupby(["ticket_gid", "project_gid"])["effective"].shift())
+    starts = rows[changed].copy()
+    starts["left_at"] = starts.groupby(["ticket_gid", "project_gid"])["at"].shift(-1)
+    starts = starts[starts["effective"].notna()]
+    history = pd.DataFrame({
+        "ticket_gid": starts["ticket_gid"],
+        "project_gid": starts["project_gid"].replace("", None),
+        "state": starts["effective"],
+        "entered_at": starts["at"],
+        "left_at": starts["left_at"],
+        "entered_by_gid": starts["actor_gid"],
+    })
+    history["duration_seconds"] = (history["left_at"] - history["entered_at"]).dt.total_seconds()
+    micros = history["entered_at"].astype("datetime64[us, UTC]").astype("int64").astype("str")
+    history.insert(0, "interval_id", history["ticket_gid"] + "/" + history["project_gid"].fillna("none") + "/" + micros)
+    return history.reset_index(drop=True)
+
+
+# -- tickets ----------------------------------------------------------------------------
+def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.DataFrame:
+    """One row per task, subtasks included, in a ticketing common model."""
+    t = raw["tasks"]
+    m = raw["task_memberships"].sort_values(["task_gid", "position"])
+    primary = m.drop_duplicates("task_gid").set_index("task_gid")
+    by_section = states.set_index("section_gid")
+    section = t["gid"].map(primary["section_gid"])
+    stage = section.map(by_section["stage"])
+    completed = t["completed"].fillna(False).astype(bool)
+    change_projects = set(collections_.loc[collections_["is_change_project"].fillna(False), "gid"])
+    in_change = m[m["project_gid"].isin(change_projects)]["task_gid"]
+    tag_names = raw["task_tags"].merge(raw["tags"][["gid", "name"]], left_on="tag_gid", right_on="gid")
+    tags = tag_names.groupby("task_gid")["name"].agg(list)
+    projects = m.groupby("task_gid")["project_gid"].agg(list)
+    subtype = t["resource_subtype"].fillna("default_task")
+    return pd.DataFrame({
+        "gid": t["gid"],
+        "workspace_gid": t["workspace_gid"],
+        "name": t["name"],
+        "description": t["notes"],
+        "status": np.where(completed, CLOSED, stage.map(STATE_OF_STAGE).fillna("OPEN")),
+        "stage": stage,
+        "primary_project_gid": t["gid"].map(primary["project_gid"]),
+        "section_gid": section,
+        "section_name": section.map(by_section["name"]),
+        "collection_gids": t["gid"].map(projects).map(_list),
+        "assignee_gid": t["assignee_gid"],
+        "creator_gid": t["created_by_gid"],
+        "due_on": t["due_on"],
+        "due_at": t["due_at"],
+        "ticket_type": subtype.map({"default_task": "task", "milestone": "milestone", "approval": "approval"})
+        .fillna(subtype),
+        "parent_gid": t["parent_gid"],
+        "created_at": t["created_at"],
+        "updated_at": t["modified_at"],
+        "completed": completed,
+        "completed_at": t["completed_at"],
+        "completed_by_gid": t["completed_by_gid"],
+        "url": t["permalink_url"],
+        "approval_status": t["approval_status"],
+        "tags": t["gid"].map(tags).map(_list),
+        "is_change": t["parent_gid"].isna() & (subtype != "approval") & t["gid"].isin(in_change),
+    })
+
+
+def _list(value) -> list:
+    return list(value) if isinstance(value, list) else []
+
+
+# -- approvals --------------------------------------------------------------------------
+def approvals(raw: Raw, events: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
+    """Every approval decision on a ticket: its approval subtasks' status changes (read from
+    new_approval_status), and entries into APPROVED-stage sections."""
+    t = raw["tasks"]
+    subtasks = t[(t["resource_subtype"] == "approval") & t["parent_gid"].notna()].set_index("gid")
+    changes = events[(events["event_type"] == "approval_changed") & events["ticket_gid"].isin(subtasks.index)]
+    changes = changes[changes["new_value"] != "pending"]
+    decided = pd.DataFrame({
+        "approval_id": changes["event_id"],
+        "ticket_gid": changes["ticket_gid"].map(subtasks["parent_gid"]),
+        "source": "subtask",
+        "approval_task_gid": changes["ticket_gid"],
+        "section_gid": None,
+        "decision": changes["new_value"],
+        "decided_at": changes["occurred_at"],
+        "approver_gid": changes["actor_gid"],
+    })
+    # An approval subtask approved without any story: its completion is the decision.
+    silent = subtasks[(subtasks["approval_status"] == "approved") & ~subtasks.index.isin(changes["ticket_gid"])]
+    silent = pd.DataFrame({
+        "approval_id": silent.index, "ticket_gid": silent["parent_gid"], "source": "subtask",
+        "approval_task_gid": silent.index, "section_gid": None, "decision": "approved",
+        "decided_at": silent["completed_at"], "approver_gid": silent["completed_by_gid"],
+    })
+    entered = timeline[(timeline["stage"] == "APPROVED") & (timeline["seq"] != "")]
+    sections = pd.DataFrame({
+        "approval_id": entered["seq"], "ticket_gid": entered["ticket_gid"], "source": "section",
+        "approval_task_gid": None, "section_gid": entered["section_gid"], "decision": "approved",
+        "decided_at": entered["at"], "approver_gid": entered["actor_gid"],
+    })
+    out = pd.concat([decided, silent, sections], ignore_index=True)
+    return out.sort_values(["ticket_gid", "decided_at", "approval_id"], ignore_index=True)

@@ -1,0 +1,68 @@
+"""Connection records: what a connection is (safe to show), its secrets, and where records live.
+
+A `Connection` holds only what is safe to show; its `Tokens` are kept encrypted by the
+`TokenStore`, in a `RecordStorage`: a local JSON file, or a Postgres table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Connection(BaseModel):
+    """One connection as users see it. It never holds a secret."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    auth_method: Literal["oauth", "service_account"]
+    base_url: str
+    workspace_gid: str
+    workspace_name: str = ""
+    scopes: list[str] = Field(default_factory=list)
+    user_gid: str
+    user_name: str
+    user_email: str
+    created_at: datetime = Field(default_factory=_now)
+    last_validated_at: datetime | None = None
+    last_synced_at: datetime | None = None
+    status: Literal["active", "expired", "revoked", "error"] = "active"
+    last_error: str | None = None  # in plain words: what went wrong and what to do
+    # Its schedule: the daily full reconciliation's UTC hour, and how often its events are polled.
+    full_sync_hour: int = Field(default=3, ge=0, le=23)
+    poll_minutes: int = Field(default=1, ge=1)
+
+
+class Tokens(BaseModel):
+    """A connection's secrets. `SecretStr` keeps them out of reprs, logs and tracebacks."""
+
+    access_token: SecretStr
+    refresh_token: SecretStr | None = None  # OAuth only
+    expires_at: datetime | None = None  # None: a service-account key does not expire
+
+
+class StoredRecord(BaseModel):
+    connection: Connection
+    tokens: str | None = None  # Fernet ciphertext of the Tokens; None once revoked
+
+
+class RecordStorage(Protocol):
+    """Where records live, as JSON documents by connection id. Small on purpose, so a database
+    table can stand in for the file."""
+
+    def load(self) -> dict[str, dict]: ...
+
+    def save(self, records: dict[str, dict]) -> None: ...
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Keep every other writer (process or thread) out: runs of several connections update
+        the store at once, and a load-change-save must not undo another's."""
+
+

@@ -1,0 +1,350 @@
+"""The warehouse contract: one Arrow schema per table, the single source of column types.
+
+Analysts query these names. gids are strings, timestamps are UTC, dates are dates. The
+same schemas type the Parquet files, the Dagster column-schema metadata and (later) the
+Postgres DDL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+GID = pa.string()
+TS = pa.timestamp("us", tz="UTC")
+DATE = pa.date32()
+STR = pa.string()
+BOOL = pa.bool_()
+
+
+def _schema(*columns: tuple[str, pa.DataType, str]) -> pa.Schema:
+    """A schema whose fields carry their description, so docs travel with the data."""
+    return pa.schema(
+        [pa.field(name, type_, metadata={"description": doc}) for name, type_, doc in columns]
+    )
+
+
+RAW_TABLES: dict[str, pa.Schema] = {
+    "workspaces": _schema(
+        ("gid", GID, "Workspace or organization gid"),
+        ("name", STR, "Workspace name"),
+        ("is_organization", BOOL, "True for an organization (email-domain workspace)"),
+        ("email_domains", pa.list_(STR), "Email domains of the organization"),
+    ),
+    "users": _schema(
+        ("gid", GID, "User gid"),
+        ("name", STR, "Display name"),
+        ("email", STR, "Email address"),
+        ("photo_url", STR, "Avatar URL (128x128)"),
+    ),
+    "workspace_memberships": _schema(
+        ("gid", GID, "Workspace membership gid"),
+        ("workspace_gid", GID, "Workspace"),
+        ("user_gid", GID, "Member"),
+        ("is_active", BOOL, "False once the user is deprovisioned"),
+        ("is_admin", BOOL, "Workspace admin"),
+        ("is_guest", BOOL, "Guest (outside the organization's domains)"),
+        ("is_view_only", BOOL, "View-only member"),
+        ("created_at", TS, "When the membership was created"),
+    ),
+    "teams": _schema(
+        ("gid", GID, "Team gid"),
+        ("workspace_gid", GID, "Organization the team belongs to"),
+        ("name", STR, "Team name"),
+        ("description", STR, "Team description"),
+        ("visibility", STR, "secret, request_to_join or public"),
+        ("permalink_url", STR, "Link to the team in Asana"),
+    ),
+    "team_memberships": _schema(
+        ("gid", GID, "Team membership gid"),
+        ("team_gid", GID, "Team"),
+        ("user_gid", GID, "Member"),
+        ("is_admin", BOOL, "Team admin"),
+        ("is_guest", BOOL, "Guest member"),
+        ("is_limited_access", BOOL, "Limited-access member"),
+    ),
+    "projects": _schema(
+        ("gid", GID, "Project gid"),
+        ("workspace_gid", GID, "Workspace"),
+        ("team_gid", GID, "Team that owns the project"),
+        ("owner_gid", GID, "Project owner"),
+        ("name", STR, "Project name"),
+        ("notes", STR, "Project description"),
+        ("archived", BOOL, "Archived projects are kept and still in scope"),
+        ("color", STR, "Project color"),
+        ("privacy_setting", STR, "public_to_workspace, private_to_team or private"),
+        ("default_access_level", STR, "admin, editor, commenter or viewer"),
+        ("completed", BOOL, "Project marked complete"),
+        ("completed_at", TS, "When the project was completed"),
+        ("due_on", DATE, "Project due date"),
+        ("start_on", DATE, "Project start date"),
+        ("created_at", TS, "Creation time"),
+        ("modified_at", TS, "Last modification time"),
+        ("permalink_url", STR, "Link to the project in Asana"),
+        ("synced_at", TS, "When this sync finished listing the project's tasks"),
+    ),
+    "project_memberships": _schema(
+        ("gid", GID, "Project membership gid"),
+        ("project_gid", GID, "Project"),
+        ("member_gid", GID, "User or team gid"),
+        ("member_type", STR, "user or team"),
+        ("access_level", STR, "admin, editor, commenter or viewer"),
+    ),
+    "sections": _schema(
+        ("gid", GID, "Section gid"),
+        ("project_gid", GID, "Project"),
+        ("name", STR, "Section name"),
+        ("position", pa.int32(), "Order of the section in its project, from 0"),
+        ("created_at", TS, "Creation time"),
+    ),
+    "tasks": _schema(
+        ("gid", GID, "Task gid"),
+        ("workspace_gid", GID, "Workspace"),
+        ("parent_gid", GID, "Parent task for subtasks, else null"),
+        ("resource_subtype", STR, "default_task, milestone, approval or custom"),
+        ("approval_status", STR, "pending, approved, rejected or changes_requested (approvals)"),
+        ("name", STR, "Task name"),
+        ("notes", STR, "Task description"),
+        ("assignee_gid", GID, "Current assignee"),
+        ("created_by_gid", GID, "Creator"),
+        ("completed", BOOL, "Completion flag"),
+        ("completed_at", TS, "Completion time"),
+        ("completed_by_gid", GID, "Who completed the task"),
+        ("created_at", TS, "Creation time"),
+        ("modified_at", TS, "Last modification time (ignores project and section moves)"),
+        ("due_on", DATE, "Due date"),
+        ("due_at", TS, "Due time"),
+        ("start_on", DATE, "Start date"),
+        ("permalink_url", STR, "Link to the task in Asana"),
+        ("num_subtasks", pa.int32(), "Number of direct subtasks"),
+    ),
+    "task_memberships": _schema(
+        ("task_gid", GID, "Task"),
+        ("project_gid", GID, "Project the task is in"),
+        ("section_gid", GID, "Section of the task in that project"),
+        ("position", pa.int32(), "Order among the task's memberships; 0 is the primary project"),
+    ),
+    "stories": _schema(
+        ("gid", GID, "Story gid"),
+        ("task_gid", GID, "Task the story belongs to"),
+        ("created_at", TS, "When it happened"),
+        ("created_by_gid", GID, "Actor; null for system-made changes"),
+        ("type", STR, "comment or system"),
+        ("resource_subtype", STR, "What happened (open set: assigned, section_changed, ...)"),
+        ("text", STR, "Localized human text; never parsed"),
+        ("source", STR, "web, email, mobile, api or unknown"),
+        ("old_section_gid", GID, "Section left (section moves)"),
+        ("new_section_gid", GID, "Section entered (section moves)"),
+        ("assignee_gid", GID, "New assignee (assignment stories)"),
+        ("old_approval_status", STR, "Approval status before"),
+        ("new_approval_status", STR, "Approval status after"),
+        ("old_name", STR, "Name before (renames)"),
+        ("new_name", STR, "Name after (renames)"),
+        ("old_due_on", DATE, "Due date before"),
+        ("new_due_on", DATE, "Due date after"),
+        ("old_due_at", TS, "Due time before"),
+        ("new_due_at", TS, "Due time after"),
+        ("old_start_on", DATE, "Start date before"),
+        ("new_start_on", DATE, "Start date after"),
+        ("project_gid", GID, "Project (added to / removed from project stories)"),
+    ),
+    "tags": _schema(
+        ("gid", GID, "Tag gid"),
+        ("workspace_gid", GID, "Workspace"),
+        ("name", STR, "Tag name"),
+        ("color", STR, "Tag color"),
+        ("notes", STR, "Tag description"),
+        ("created_at", TS, "Creation time"),
+        ("permalink_url", STR, "Link to the tag in Asana"),
+    ),
+    "task_tags": _schema(
+        ("task_gid", GID, "Task"),
+        ("tag_gid", GID, "Tag on the task"),
+    ),
+    "quarantine": _schema(
+        ("table", STR, "Table the record was meant for"),
+        ("gid", GID, "gid of the record, when it had one"),
+        ("error", STR, "Why the record was refused"),
+        ("raw", STR, "The record as received, JSON"),
+        ("observed_at", TS, "When the sync received it"),
+    ),
+}
+
+DERIVED_TABLES: dict[str, pa.Schema] = {
+    "collections": _schema(
+        ("gid", GID, "Project gid"),
+        ("name", STR, "Project name"),
+        ("description", STR, "Project description"),
+        ("workspace_gid", GID, "Workspace (top of the hierarchy)"),
+        ("workspace_name", STR, "Workspace name"),
+        ("team_gid", GID, "Team (middle of the hierarchy)"),
+        ("team_name", STR, "Team name"),
+        ("path", STR, "Workspace > Team > Project"),
+        ("archived", BOOL, "Archived projects stay in scope"),
+        ("privacy_setting", STR, "public_to_workspace, private_to_team or private"),
+        ("default_access_level", STR, "admin, editor, commenter or viewer"),
+        ("owner_gid", GID, "Project owner"),
+        ("is_change_project", BOOL, "Whether its tickets are change tickets"),
+        ("created_at", TS, "Creation time"),
+        ("modified_at", TS, "Last modification time"),
+        ("url", STR, "Link to the project in Asana"),
+    ),
+    "workflow_states": _schema(
+        ("section_gid", GID, "Section gid"),
+        ("project_gid", GID, "Project"),
+        ("name", STR, "Section name"),
+        ("position", pa.int32(), "Order in the project, from 0"),
+        ("stage", STR, "BACKLOG, TODO, IN_PROGRESS, IN_REVIEW, APPROVED, BLOCKED or DONE"),
+        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
+        ("rule", STR, "What decided the stage: a default rule, an override, or default"),
+    ),
+    "tickets": _schema(
+        ("gid", GID, "Task gid"),
+        ("workspace_gid", GID, "Workspace"),
+        ("name", STR, "Title"),
+        ("description", STR, "Description (task notes)"),
+        ("status", STR, "CLOSED when completed, else the state of its section in its primary project"),
+        ("stage", STR, "Stage of that section"),
+        ("primary_project_gid", GID, "First project of the task's memberships"),
+        ("section_gid", GID, "Section in the primary project"),
+        ("section_name", STR, "Name of that section"),
+        ("collection_gids", pa.list_(GID), "Every project the ticket is in"),
+        ("assignee_gid", GID, "Current assignee"),
+        ("creator_gid", GID, "Creator"),
+        ("due_on", DATE, "Due date"),
+        ("due_at", TS, "Due time"),
+        ("ticket_type", STR, "task, milestone, approval, or a custom type"),
+        ("parent_gid", GID, "Parent ticket"),
+        ("created_at", TS, "Creation time"),
+        ("updated_at", TS, "Last modification time"),
+        ("completed", BOOL, "Completion flag"),
+        ("completed_at", TS, "Completion time"),
+        ("completed_by_gid", GID, "Who completed it"),
+        ("url", STR, "Link to the task in Asana"),
+        ("approval_status", STR, "Approval status (approval tasks)"),
+        ("tags", pa.list_(STR), "Tag names"),
+        ("is_change", BOOL, "Top-level, not an approval, in a change project"),
+    ),
+    "ticket_events": _schema(
+        ("event_id", STR, "Story gid, or created:<ticket gid>"),
+        ("ticket_gid", GID, "Ticket"),
+        ("event_type", STR, "created, assigned, unassigned, section_changed, completed, reopened, "
+         "approval_changed, due_changed, name_changed, notes_changed, added_to_project, removed_from_project"),
+        ("occurred_at", TS, "When"),
+        ("actor_gid", GID, "Who; null for system changes"),
+        ("project_gid", GID, "Project of a section change or project move"),
+        ("old_section_gid", GID, "Section left"),
+        ("new_section_gid", GID, "Section entered"),
+        ("old_state", STR, "State of the section left"),
+        ("new_state", STR, "State of the section entered"),
+        ("old_value", STR, "Previous value (assignee, approval status, name, due date)"),
+        ("new_value", STR, "New value"),
+    ),
+    "ticket_status_history": _schema(
+        ("interval_id", STR, "<ticket gid>/<project gid or none>/<entered_at in epoch microseconds>"),
+        ("ticket_gid", GID, "Ticket"),
+        ("project_gid", GID, "Project whose sections give the state"),
+        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
+        ("entered_at", TS, "When the ticket entered the state"),
+        ("left_at", TS, "When it left; null while current"),
+        ("entered_by_gid", GID, "Who moved it there"),
+        ("duration_seconds", pa.float64(), "left_at - entered_at; null while current"),
+    ),
+    "approvals": _schema(
+        ("approval_id", STR, "Story gid of the decision, or subtask gid when no story records it"),
+        ("ticket_gid", GID, "Ticket approved"),
+        ("source", STR, "subtask (an approval subtask's status) or section (entering an APPROVED section)"),
+        ("approval_task_gid", GID, "The approval subtask"),
+        ("section_gid", GID, "The APPROVED section entered"),
+        ("decision", STR, "approved, rejected or changes_requested"),
+        ("decided_at", TS, "When"),
+        ("approver_gid", GID, "Who decided"),
+    ),
+    "user_access": _schema(
+        ("snapshot_at", TS, "When this snapshot was taken (the run's as_of)"),
+        ("run_id", STR, "Run that took the snapshot"),
+        ("user_gid", GID, "User"),
+        ("user_is_active", BOOL, "The user's workspace membership is active"),
+        ("resource_type", STR, "workspace, team or project"),
+        ("resource_gid", GID, "The workspace, team or project"),
+        ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
+    ),
+    "membership_changes": _schema(
+        ("change_id", STR, "Stable id of the change"),
+        ("user_gid", GID, "User"),
+        ("resource_type", STR, "workspace, team or project"),
+        ("resource_gid", GID, "The workspace, team or project"),
+        ("change_type", STR, "granted, revoked, role_changed, deactivated, reactivated, admin_granted, "
+         "admin_revoked or guest_added"),
+        ("old_role", STR, "Role before"),
+        ("new_role", STR, "Role after"),
+        ("window_start", TS, "Previous snapshot: the change happened after this"),
+        ("window_end", TS, "This snapshot: the change happened at or before this"),
+        ("run_id", STR, "Run that observed it"),
+    ),
+    "monitor_results": _schema(
+        ("run_id", STR, "Run that evaluated"),
+        ("evaluated_at", TS, "The run's as_of"),
+        ("monitor_id", STR, "Monitor"),
+        ("resource_type", STR, "ticket, project, user, membership_change, table"),
+        ("resource_gid", STR, "The resource evaluated"),
+        ("status", STR, "ok, alarm, info, skip or error"),
+        ("reason", STR, "One sentence"),
+        ("severity", STR, "ERROR or WARN"),
+        ("control_refs", pa.list_(STR), "Controls the monitor evidences"),
+        ("resource_url", STR, "Link to the resource in Asana"),
+    ),
+}
+
+# Every other table is keyed by its gid; the quarantine has no key (a refused record may lack one).
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "task_memberships": ("task_gid", "project_gid"),
+    "task_tags": ("task_gid", "tag_gid"),
+    "quarantine": (),
+    "workflow_states": ("section_gid",),
+    "ticket_events": ("event_id",),
+    "ticket_status_history": ("interval_id",),
+    "approvals": ("approval_id",),
+    "user_access": ("snapshot_at", "user_gid", "resource_type", "resource_gid"),
+    "membership_changes": ("change_id",),
+    "monitor_results": ("run_id", "monitor_id", "resource_type", "resource_gid"),
+}
+
+TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES}
+# Appended per run (one Parquet part each), never overwritten.
+HISTORY_TABLES = frozenset({"user_access", "monitor_results"})
+
+
+def primary_key(table: str) -> tuple[str, ...]:
+    return PRIMARY_KEYS.get(table, ("gid",))
+
+
+def to_arrow(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Rows to a typed Arrow table; columns missing from a row become null."""
+    return pa.Table.from_pylist(list(rows), schema=TABLES[table])
+
+
+def describe(schema: pa.Schema, name: str) -> str:
+    meta = schema.field(name).metadata or {}
+    return meta.get(b"description", b"").decode()
+
+
+# child table -> (column, parent table); the parent's key is its gid.
+FOREIGN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "workspace_memberships": (("user_gid", "users"), ("workspace_gid", "workspaces")),
+    "teams": (("workspace_gid", "workspaces"),),
+    "team_memberships": (("team_gid", "teams"), ("user_gid", "users")),
+    "projects": (("workspace_gid", "workspaces"), ("team_gid", "teams")),
+    "project_memberships": (("project_gid", "projects"),),
+    "sections": (("project_gid", "projects"),),
+    "tasks": (("parent_gid", "tasks"), ("workspace_gid", "workspaces"), ("assignee_gid", "users")),
+    "task_memberships": (("task_gid", "tasks"), ("project_gid", "projects"), ("section_gid", "sections")),
+    "stories": (("task_gid", "tasks"),),
+    "task_tags": (("task_gid", "tasks"), ("tag_gid", "tags")),
+    "tickets": (("primary_project_gid", "collections"), ("section_gid", "workflow_states")),
+    "ticket_events": (("ticket_gid", "tickets"),),
+    "ticket_status_history": (("ticket_gid", "tickets"),),
+    "approvals": (("ticket_gid", "tickets"),),
+}

@@ -1,0 +1,138 @@
+"""The compliance layer on a generated organisation: every monitor alarms on exactly the planted
+violations, the ticket tables agree with the simulator's own record of each task's life, and the
+evidence pack reproduces the results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from asana_assets.lib.compliance.monitors import MONITORS
+from asana_assets.lib.compliance.workflow import STATE_OF_STAGE, classify
+from asana_assets.lib.storage.parquet import ParquetWarehouse
+from asana_assets.simulator import generate_world, plant_membership_changes
+from asana_assets_tests.support.pipeline import alarms, results_of, run_pipeline
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory):
+    """One generated world, synced and evaluated as of its generation time."""
+    directory = tmp_path_factory.mktemp("warehouse")
+    world = generate_world(seed=1, tasks=400, now=NOW)
+    run = run_pipeline(world, directory, NOW)
+    assert run.success
+    return world, directory, run
+
+
+@pytest.mark.parametrize("monitor_id", [m for m in MONITORS if m != "membership_changes"])
+def test_alarms_are_exactly_the_planted_violations(synced, monitor_id):
+    world, directory, run = synced
+    planted = set(world.planted.get(monitor_id, {}))
+    found = alarms(results_of(run, directory), monitor_id)
+    assert found == planted, f"missing {planted - found}, extra {found - planted}"
+
+
+def test_every_monitor_has_planted_violations(synced):
+    world, _, _ = synced
+    assert {m for m in MONITORS if m not in ("membership_changes", "tickets_synced")} <= set(world.planted)
+
+
+def test_membership_changes_alarm_on_the_changes_made_between_syncs(synced, tmp_path):
+    world, directory, _ = synced
+    first = results_of(run_pipeline(world, tmp_path, NOW), tmp_path)
+    assert alarms(first, "membership_changes") == set()  # the first snapshot is a baseline
+    expected = plant_membership_changes(world)
+    later = NOW + timedelta(hours=6)
+    second = run_pipeline(world, tmp_path, later)
+    changes = ParquetWarehouse(tmp_path).read("membership_changes").to_pandas()
+    flagged = changes[changes["change_id"].isin(alarms(results_of(second, tmp_path), "membership_changes"))]
+    assert set(flagged["user_gid"]) == set(expected)
+
+
+def test_tickets_match_each_tasks_final_state(synced):
+    world, directory, _ = synced
+    tickets = ParquetWarehouse(directory).read("tickets").to_pandas().set_index("gid")
+    states = ParquetWarehouse(directory).read("workflow_states").to_pandas().set_index("section_gid")["state"]
+    for task in world.ground_truth()["tasks"]:
+        row = tickets.loc[task["gid"]]
+        memberships = task["memberships"]
+        expected = "CLOSED" if task["completed"] else (
+            states[memberships[0]["section"]["gid"]] if memberships else "OPEN")
+        assert row["status"] == expected, task["gid"]
+        for column, ref in (("assignee_gid", task["assignee"]), ("parent_gid", task["parent"])):
+            assert (None if pd.isna(row[column]) else row[column]) == (ref or {}).get("gid")
+
+
+def _expected_history(world, section_state) -> pd.DataFrame:
+    """State intervals rebuilt from the simulator's timeline of each task, not from stories."""
+    rows = []
+    for task in world.ground_truth()["tasks"]:
+        intervals: dict[str, list] = {}
+        timeline = world.timeline(task["gid"])
+        for snap in timeline:
+            at = pd.Timestamp(snap["at"])
+            places = snap["memberships"] or {"": None}
+            for project, section in places.items():
+                state = "CLOSED" if snap["completed"] else (section_state(section) if project else "OPEN")
+                seq = intervals.setdefault(project, [])
+                if seq and seq[-1][1] == at:
+                    seq.pop()  # several changes at one instant: the last one stands
+                if not seq or seq[-1][0] != state:
+                    seq.append((state, at))
+        for project, seq in intervals.items():
+            rows += [(task["gid"], project or None, state, at) for state, at in seq]
+    return pd.DataFrame(rows, columns=["ticket_gid", "project_gid", "state", "entered_at"])
+
+
+def test_status_history_matches_the_simulators_timeline(synced):
+    world, directory, _ = synced
+    sections = {s["gid"]: s["name"] for s in world.ground_truth()["sections"]}
+    expected = _expected_history(world, lambda gid: STATE_OF_STAGE[classify(sections[gid])[0]])
+    got = ParquetWarehouse(directory).read("ticket_status_history").to_pandas()
+    key = ["ticket_gid", "project_gid", "entered_at"]
+    got = got[["ticket_gid", "project_gid", "state", "entered_at"]].fillna({"project_gid": ""})
+    expected = expected.fillna({"project_gid": ""})
+    merged = expected.merge(got, on=key, how="outer", suffixes=("_expected", "_got"), indicator=True)
+    wrong = merged[(merged["_merge"] != "both") | (merged["state_expected"] != merged["state_got"])]
+    assert wrong.empty, wrong.head(10).to_string()
+
+
+def test_ticket_events_follow_the_structured_story_fields(synced):
+    world, directory, _ = synced
+    truth = world.ground_truth()
+    events = ParquetWarehouse(directory).read("ticket_events").to_pandas()
+    counts = events["event_type"].value_counts()
+    stories = truth["stories"]
+    assert counts["created"] == len(truth["tasks"])
+    assert counts["section_changed"] == sum(1 for s in stories if s.get("new_section"))
+    assert counts["approval_changed"] == sum(1 for s in stories if s.get("new_approval_status"))
+    assert counts["assigned"] == sum(1 for s in stories if s["resource_subtype"] == "assigned")
+    moves = events[events["event_type"] == "section_changed"].set_index("event_id")
+    for story in (s for s in stories if s.get("new_section")):
+        assert moves.loc[story["gid"], "new_section_gid"] == story["new_section"]["gid"]
+        assert moves.loc[story["gid"], "actor_gid"] == (story["created_by"] or {}).get("gid")
+
+
+def test_the_evidence_pack_reproduces_the_results(synced):
+    _, directory, run = synced
+    [pack] = (directory / "evidence").glob(f"*_{run.run_id}")
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["run_id"] == run.run_id and manifest["as_of"] == NOW.isoformat()
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((pack / name).read_bytes()).hexdigest() == digest
+    results = results_of(run, directory)
+    for monitor_id in MONITORS:
+        csv = pd.read_csv(pack / "monitors" / f"{monitor_id}.csv", dtype=str)
+        mine = results[results["monitor_id"] == monitor_id]
+        assert sorted(csv["resource_gid"]) == sorted(mine["resource_gid"])
+        assert (csv["status"] == "alarm").sum() == (mine["status"] == "alarm").sum()
+    change = pd.read_csv(pack / "populations" / "change_tickets.csv", dtype=str)
+    assert {"implementation_start", "approved_at", "approver_gid", "url"} <= set(change.columns)
+    summary = (pack / "summary.md").read_text()
+    assert all(f"`{m}`" in summary for m in MONITORS) and "CC8.1" in summary

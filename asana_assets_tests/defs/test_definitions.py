@@ -1,0 +1,155 @@
+"""The code location: it loads, materializes into Parquet with metadata, and runs from the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+from dotenv import dotenv_values
+
+from asana_assets.defs.partitions import DEFAULT, register
+from asana_assets.defs.raw.assets import asana_raw_sync
+from asana_assets.defs.raw.checks import quarantine_is_empty
+from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.tables import table_key
+from asana_assets.lib.schema import RAW_TABLES, TABLES
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets_tests.support import REPO
+from asana_assets_tests.support.pipeline import materialize
+
+BIN = Path(sys.executable).parent
+QUOTA = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    world = generate_world(seed=2, tasks=250, now=datetime(2026, 3, 1, tzinfo=UTC))
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        yield sim
+
+
+def resources(sim, directory) -> dict:
+    return {
+        "asana": AsanaResource(access_token=DEMO_TOKEN, base_url=sim.base_url, requests_per_minute=QUOTA),
+        "warehouse": WarehouseResource(directory=str(directory)),
+    }
+
+
+def test_definitions_load_with_every_table():
+    from asana_assets.definitions import defs
+
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    assert keys == {table_key(t) for t in TABLES}
+    assert defs.resolve_job_def("asana_full_sync")
+
+
+def test_materialize_writes_typed_parquet_with_metadata(simulator, tmp_path):
+    result = materialize([asana_raw_sync, quarantine_is_empty], resources=resources(simulator, tmp_path))
+    assert result.success
+    truth = simulator.world.ground_truth()
+    by_key = {m.asset_key: m for m in result.get_asset_materialization_events()}
+    for table, schema in RAW_TABLES.items():
+        meta = by_key[table_key(table)].materialization.metadata
+        data = pq.read_table(tmp_path / "asana" / f"{table}.parquet")
+        assert data.schema.equals(schema, check_metadata=False)
+        assert meta["dagster/row_count"].value == data.num_rows
+        assert [c.name for c in meta["dagster/column_schema"].schema.columns] == schema.names
+        assert "preview" in meta
+        if table in truth:
+            assert data.num_rows == len(truth[table])
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
+
+
+def test_a_subset_crawls_only_what_it_needs(simulator, tmp_path):
+    simulator.stats.reset()
+    result = materialize([asana_raw_sync], selection=[table_key("users")], resources=resources(simulator, tmp_path))
+    assert result.success
+    assert [p.name for p in (tmp_path / "asana").iterdir()] == ["users.parquet"]
+    assert set(simulator.stats.by_route) <= {"/api/1.0/workspaces", "/api/1.0/workspaces/{workspace_gid}/workspace_memberships"}
+
+
+def _cli_env(tmp_path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**env, "DAGSTER_HOME": str(home), "ASANA_WAREHOUSE_DIR": str(tmp_path / "wh"), **extra}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dagster", "asset", "materialize", "-m", "asana_assets.definitions", "--select", "*", "--partition", DEFAULT],
+        ["dg", "launch", "--assets", "*", "--partition", DEFAULT],
+        ["asana-connections", "sync"],
+    ],
+)
+def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
+    env = _cli_env(
+        tmp_path, ASANA_BASE_URL=simulator.base_url, ASANA_ACCESS_TOKEN=DEMO_TOKEN,
+        ASANA_REQUESTS_PER_MINUTE=str(QUOTA),
+    )
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        register(instance, [DEFAULT])  # as the connections sensor does (asana-connections sync does it itself)
+    done = subprocess.run(
+        [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    tasks = pq.read_table(tmp_path / "wh" / "asana" / "tasks.parquet")
+    assert tasks.num_rows == len(simulator.world.ground_truth()["tasks"])
+
+
+@pytest.mark.slow
+def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
+    done = subprocess.run(
+        [str(BIN / "asana-connections"), "sync"],
+        env=_cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "demo Asana workspace" in done.stderr + done.stdout
+    for table in TABLES:
+        assert (tmp_path / "wh" / "asana" / f"{table}.parquet").exists() or any(
+            (tmp_path / "wh" / "asana" / table).glob("*.parquet"))
+    assert list((tmp_path / "wh" / "evidence").glob("*/manifest.json"))
+    assert pq.read_table(tmp_path / "wh" / "asana" / "tasks.parquet").num_rows > 300
+
+
+def test_a_broken_connection_shows_its_cause_and_fix(simulator):
+    from asana_assets.defs.raw.checks import connection_valid
+
+    context = dg.build_asset_check_context()
+    working = connection_valid(context, AsanaResource(access_token=DEMO_TOKEN, base_url=simulator.base_url))
+    broken = connection_valid(context, AsanaResource(access_token="revoked-token", base_url=simulator.base_url))
+    assert working.passed and not broken.passed
+    assert "reconnect" in broken.description and "revoked-token" not in broken.description
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["dagster", "definitions", "validate", "-w", "workspace.yaml"], ["dg", "check", "defs"]])
+def test_the_code_location_loads_from_the_repository_root(tmp_path, command):
+    """Run where ./dagster.yaml (the Postgres production instance) applies, with nothing set:
+    the committed .env supplies its local defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    done = subprocess.run(
+        [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_environment_wins_over_the_committed_env_file(monkeypatch):
+    """Dagster's tools load ./.env over the environment; each value defers to a variable that is set."""
+    env_file = REPO / ".env"
+    monkeypatch.delenv("DAGSTER_PG_DB", raising=False)
+    assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "postgres"
+    monkeypatch.setenv("DAGSTER_PG_DB", "production")
+    assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "production"

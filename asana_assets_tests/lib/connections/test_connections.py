@@ -1,0 +1,229 @@
+"""Service-account connections, the encrypted token store, troubleshooting and the CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from asana_assets import cli
+from asana_assets.lib.asana.client import AuthenticationError, ForbiddenError, NotFoundError, RateLimitedError
+from asana_assets.lib.connections.records import Connection, Tokens
+from asana_assets.lib.connections.store import TokenStore
+from asana_assets.lib.connections.troubleshooting import (
+    ConnectionExpired,
+    ConnectionProblem,
+    ConnectionRefused,
+    troubleshoot,
+)
+from asana_assets.lib.connections.validation import connect_service_account
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+MEMBER_KEY = "2/1209000000000000/member:simulator"
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    world = generate_world(seed=3, tasks=60, now=NOW)
+    member = next(
+        m for m in world.objects.values()
+        if getattr(m, "resource_type", "") == "workspace_membership" and m.is_active and not m.is_admin
+    )
+    config = SimulatorConfig(tokens={DEMO_TOKEN: None, MEMBER_KEY: member.user})
+    with Simulator(world, config) as sim:
+        yield sim
+
+
+@pytest.fixture()
+def keys():
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture()
+def store(tmp_path, keys):
+    return TokenStore.at(tmp_path / "connections.json", keys)
+
+
+def test_a_non_admin_key_is_refused_with_the_reason(simulator, store):
+    with pytest.raises(ConnectionRefused) as refused:
+        connect_service_account(simulator.base_url, MEMBER_KEY, store)
+    workspace = simulator.world.objects[simulator.world.workspaces[0]]
+    assert str(refused.value) == (
+        f"this key's user is not an admin of workspace {workspace.name} ({workspace.gid}): "
+        "connect with a workspace admin or owner's key"
+    )
+    assert store.connections() == []
+
+
+def test_an_unknown_workspace_is_refused(simulator, store):
+    with pytest.raises(ConnectionRefused, match="not a member of workspace 42"):
+        connect_service_account(simulator.base_url, DEMO_TOKEN, store, workspace_gid="42")
+
+
+def test_an_invalid_key_is_a_401_that_says_reconnect(simulator, store):
+    with pytest.raises(AuthenticationError) as failed:
+        connect_service_account(simulator.base_url, "not-a-key", store)
+    assert troubleshoot(failed.value).fix == "reconnect the integration"
+
+
+def test_an_admin_key_is_accepted_and_stored_encrypted(simulator, store, tmp_path):
+    connection = connect_service_account(simulator.base_url, DEMO_TOKEN, store)
+    assert connection.user_gid == simulator.world.default_user and connection.status == "active"
+    assert connection.workspace_gid == simulator.world.workspaces[0] and connection.last_validated_at
+    assert store.get(connection.id) == connection
+    assert store.tokens(connection.id).access_token.get_secret_value() == DEMO_TOKEN
+    assert DEMO_TOKEN not in repr(store.tokens(connection.id)) and DEMO_TOKEN not in repr(connection)
+    path = tmp_path / "connections.json"
+    raw = path.read_bytes()
+    assert DEMO_TOKEN.encode() not in raw and b"demo:simulator" not in raw
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_rotation_re_encrypts_with_the_newest_key(simulator, tmp_path, keys):
+    path = tmp_path / "connections.json"
+    connections = [connect_service_account(simulator.base_url, DEMO_TOKEN, TokenStore.at(path, keys)) for _ in range(2)]
+    newest = Fernet.generate_key().decode()
+    assert TokenStore.at(path, f"{newest},{keys}").rotate() == 2
+    old_only, new_only = TokenStore.at(path, keys), TokenStore.at(path, newest)
+    for connection in connections:
+        with pytest.raises(ConnectionProblem, match="none of the keys"):
+            old_only.tokens(connection.id)
+        assert new_only.tokens(connection.id).access_token.get_secret_value() == DEMO_TOKEN
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_store_needs_a_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("ASANA_CONNECTION_KEYS", raising=False)
+    with pytest.raises(ConnectionProblem, match="no encryption key"):
+        TokenStore.at(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("failure", "cause", "fix"),
+    [
+        (AuthenticationError("GET", "/users/me", 401), "401 Unauthorized", "reconnect the integration"),
+        (ForbiddenError("GET", "/projects/1", 403), "403 Forbidden", "admin or workspace-owner access"),
+        (NotFoundError("GET", "/tasks/7?opt_fields=x", 404), "no longer available (/tasks/7)", "the sync goes on with the rest"),
+        (RateLimitedError("GET", "/tasks", 429, retry_after=30), "429", "retry after 30 s"),
+        (ConnectionExpired(), "no longer accepts this connection's authorization", "reconnect the integration"),
+        (RuntimeError(f"leaks {DEMO_TOKEN}"), "unexpected error (RuntimeError)", "contact support"),
+    ],
+)
+def test_troubleshooting_says_what_to_do(failure, cause, fix):
+    trouble = troubleshoot(failure)
+    assert cause in trouble.cause and fix in trouble.fix
+    assert DEMO_TOKEN not in str(trouble)
+
+
+def test_cli_connects_lists_validates_and_revokes_without_showing_tokens(simulator, tmp_path, keys, monkeypatch, capsys):
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
+    monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", DEMO_TOKEN)
+    for name, value in (("CLIENT_ID", DEMO_CLIENT_ID), ("CLIENT_SECRET", DEMO_CLIENT_SECRET), ("REDIRECT_URI", DEMO_REDIRECT_URI)):
+        monkeypatch.setenv(f"ASANA_OAUTH_{name}", value)
+    store = ["--store", str(tmp_path / "c.json")]
+    assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 0
+    assert cli.main([*store, "connect", "oauth", "--auto", "--base-url", simulator.base_url]) == 0
+    assert cli.main([*store, "list"]) == 0
+    assert cli.main([*store, "validate"]) == 0
+    connections = TokenStore.at(tmp_path / "c.json", keys).connections()
+    assert {c.auth_method for c in connections} == {"oauth", "service_account"}
+    assert all(c.status == "active" for c in connections)
+    oauth = next(c for c in connections if c.auth_method == "oauth")
+    secrets = TokenStore.at(tmp_path / "c.json", keys).tokens(oauth.id)
+    assert cli.main([*store, "revoke", oauth.id]) == 0
+    assert cli.main([*store, "list"]) == 0
+    out = capsys.readouterr().out
+    assert "revoked" in out and "active" in out
+    for secret in (DEMO_TOKEN, secrets.access_token.get_secret_value(), secrets.refresh_token.get_secret_value(), keys):
+        assert secret not in out
+    monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", MEMBER_KEY)
+    assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 1
+    assert "connect with a workspace admin or owner's key" in capsys.readouterr().err
+
+
+def test_cli_schedules_and_removes_a_connection(simulator, tmp_path, keys, monkeypatch, capsys):
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
+    monkeypatch.setenv("ASANA_SERVICE_ACCOUNT_KEY", DEMO_TOKEN)
+    store = ["--store", str(tmp_path / "c.json")]
+    assert cli.main([*store, "connect", "service-account", "--base-url", simulator.base_url]) == 0
+    [connection] = TokenStore.at(tmp_path / "c.json", keys).connections()
+    assert (connection.full_sync_hour, connection.poll_minutes) == (3, 1)
+    assert cli.main([*store, "schedule", connection.id, "--full-sync-hour", "5"]) == 0
+    assert cli.main([*store, "schedule", connection.id, "--poll-minutes", "15"]) == 0
+    assert "daily at 05:00 UTC, events polled every 15 min" in capsys.readouterr().out
+    scheduled = TokenStore.at(tmp_path / "c.json", keys).get(connection.id)
+    assert (scheduled.full_sync_hour, scheduled.poll_minutes) == (5, 15)
+    for refused in (["--full-sync-hour", "24"], ["--poll-minutes", "0"]):
+        with pytest.raises(SystemExit):  # argparse's usage error, nothing saved
+            cli.main([*store, "schedule", connection.id, *refused])
+    assert TokenStore.at(tmp_path / "c.json", keys).get(connection.id) == scheduled
+    assert cli.main([*store, "remove", connection.id]) == 0
+    assert TokenStore.at(tmp_path / "c.json", keys).connections() == []
+    assert cli.main([*store, "remove", connection.id]) == 1
+    assert "there is no connection" in capsys.readouterr().err
+
+
+def test_the_store_can_live_in_postgres_encrypted(schema):
+    """Records can live in a Postgres table; the tokens stay Fernet-encrypted there."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from asana_assets.lib.connections.records import Connection, Tokens
+    from asana_assets.lib.connections.store import TokenStore, storage_at
+    from asana_assets.lib.storage.postgres import PostgresRecordStorage, ident, libpq_url
+    from asana_assets_tests.support import POSTGRES_URL as URL
+
+    assert isinstance(storage_at(URL), PostgresRecordStorage)
+    secret = "2/1209/postgres-store:do-not-leak-9d3"
+    store = TokenStore(PostgresRecordStorage(URL, schema), Fernet.generate_key().decode())
+    connection = Connection(auth_method="service_account", base_url="http://x/api/1.0", workspace_gid="1",
+                            user_gid="2", user_name="Admin", user_email="admin@example.com")
+    store.save(connection, Tokens(access_token=secret))
+    assert store.tokens(connection.id).access_token.get_secret_value() == secret
+    with adbc.connect(libpq_url(URL)) as db, db.cursor() as cur:
+        cur.execute(f"SELECT record::text FROM {ident(schema)}.{ident('connections')}")
+        [(stored,)] = cur.fetchall()
+    assert connection.id in stored and secret not in stored and "do-not-leak" not in stored
+
+
+def test_writers_in_parallel_lose_no_update(tmp_path, keys):
+    """Runs of several connections write the store at once; none undoes another's change."""
+    path = tmp_path / "c.json"
+    store = TokenStore.at(path, keys)
+    ids = [connect_service_account_offline(store) for _ in range(4)]
+
+    def bump(connection_id):
+        for hour in range(12):
+            TokenStore.at(path, keys).update(connection_id, full_sync_hour=hour)
+
+    threads = [threading.Thread(target=bump, args=(cid,)) for cid in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [store.get(cid).full_sync_hour for cid in ids] == [11] * 4
+
+
+def test_an_oauth_connection_is_revoked_before_it_is_removed(tmp_path, keys):
+    store = TokenStore.at(tmp_path / "c.json", keys)
+    oauth = Connection(auth_method="oauth", base_url="http://asana", workspace_gid="1", user_gid="2",
+                       user_name="Admin", user_email="admin@example.com")
+    store.save(oauth, Tokens(access_token=SecretStr("a"), refresh_token=SecretStr("r")))
+    with pytest.raises(ConnectionProblem, match="revoke it first"):
+        store.remove(oauth.id)
+    store.forget_tokens(oauth)
+    store.remove(oauth.id)
+    assert store.connections() == []
+
+
+def connect_service_account_offline(store: TokenStore) -> str:
+    connection = Connection(auth_method="service_account", base_url="http://asana", workspace_gid="1",
+                            user_gid="2", user_name="Admin", user_email="admin@example.com")
+    store.save(connection, Tokens(access_token=SecretStr("key")))
+    return connection.id

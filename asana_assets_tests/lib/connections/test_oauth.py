@@ -1,0 +1,202 @@
+"""The OAuth connection flow against the simulator: authorize, exchange, use, refresh, revoke."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from asana_assets.lib.asana.client import AsanaClient, AuthenticationError, run
+from asana_assets.lib.connections.oauth import (
+    OAuthApp,
+    OAuthError,
+    access_token,
+    call_with_refresh,
+    complete_authorization,
+    revoke,
+    start_authorization,
+)
+from asana_assets.lib.connections.store import TokenStore
+from asana_assets.lib.connections.troubleshooting import ConnectionExpired
+from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
+from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+EXPIRED = "Asana no longer accepts this connection's authorization: reconnect the integration"
+
+
+@pytest.fixture()
+def simulator():
+    with Simulator(generate_world(seed=3, tasks=60, now=NOW), SimulatorConfig(access_token_ttl_seconds=3600)) as sim:
+        yield sim
+
+
+@pytest.fixture()
+def app(simulator):
+    return OAuthApp(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, simulator.base_url)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return TokenStore.at(tmp_path / "connections.json", Fernet.generate_key().decode())
+
+
+def approve(pending) -> str:
+    """What a browser does: open the authorization URL and land on the redirect."""
+    response = httpx.get(pending.url)
+    assert response.status_code == 302
+    return response.headers["location"]
+
+
+def users_me(simulator):
+    async def request(token):
+        async with AsanaClient(simulator.base_url, token, max_retries=0) as client:
+            return await client.get_data("/users/me")
+
+    return request
+
+
+def me(simulator, token):
+    return httpx.get(f"{simulator.base_url}/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_full_flow_authorize_use_expire_refresh_revoke(simulator, app, store):
+    pending = start_authorization(app)
+    assert "code_challenge_method=S256" in pending.url and f"state={pending.state}" in pending.url
+    connection = complete_authorization(app, pending, approve(pending), store)
+    assert connection.auth_method == "oauth" and connection.status == "active"
+    assert connection.user_gid == simulator.world.default_user
+    token = access_token(app, store, connection.id)
+    refresh_token = store.tokens(connection.id).refresh_token.get_secret_value()
+    assert me(simulator, token).json()["data"]["gid"] == simulator.world.default_user
+
+    simulator.api.oauth.advance(3601)  # the access token expires: 401, then a refresh makes it work again
+    assert me(simulator, token).status_code == 401
+    assert run(call_with_refresh(app, store, connection.id, users_me(simulator)))["gid"] == simulator.world.default_user
+    fresh = access_token(app, store, connection.id)
+    assert fresh != token and me(simulator, fresh).status_code == 200
+
+    assert store.tokens(connection.id).refresh_token.get_secret_value() == refresh_token  # kept across refreshes
+    # The user revokes the app in Asana: its tokens stop working and the refresh is refused.
+    httpx.post(app.endpoint("revoke"), data={"client_id": app.client_id, "client_secret": app.client_secret, "token": refresh_token}).raise_for_status()
+    assert me(simulator, fresh).status_code == 401
+    with pytest.raises(ConnectionExpired):
+        run(call_with_refresh(app, store, connection.id, users_me(simulator)))
+    expired = store.get(connection.id)
+    assert expired.status == "expired" and expired.last_error == EXPIRED
+
+
+def test_a_token_close_to_expiry_is_refreshed_before_use(simulator, app, store):
+    simulator.config.access_token_ttl_seconds = 60  # inside the refresh margin
+    pending = start_authorization(app)
+    connection = complete_authorization(app, pending, approve(pending), store)
+    first = store.tokens(connection.id).access_token.get_secret_value()
+    fresh = access_token(app, store, connection.id)
+    assert fresh != first and me(simulator, fresh).status_code == 200
+
+
+def test_a_401_that_a_refresh_cannot_cure_is_raised(simulator, app, store):
+    pending = start_authorization(app)
+    connection = complete_authorization(app, pending, approve(pending), store)
+
+    async def always_401(_token):
+        raise AuthenticationError("GET", "/users/me", 401)
+
+    with pytest.raises(AuthenticationError):
+        run(call_with_refresh(app, store, connection.id, always_401))
+
+
+def test_revoke_forgets_tokens_and_asana_refuses_them(simulator, app, store):
+    pending = start_authorization(app)
+    connection = complete_authorization(app, pending, approve(pending), store)
+    token = access_token(app, store, connection.id)
+    assert revoke(store, connection.id, app).status == "revoked"
+    assert me(simulator, token).status_code == 401
+    with pytest.raises(ConnectionExpired):
+        access_token(app, store, connection.id)
+
+
+def test_wrong_state_is_refused(app, store):
+    pending = start_authorization(app)
+    redirect = approve(pending).replace(f"state={pending.state}", "state=forged")
+    with pytest.raises(OAuthError, match="state differs"):
+        complete_authorization(app, pending, redirect, store)
+    assert store.connections() == []
+
+
+def test_wrong_verifier_is_refused(app, store):
+    pending = start_authorization(app)
+    other = start_authorization(app)  # same state, another PKCE verifier
+    forged = type(pending)(pending.url, pending.state, other.code_verifier)
+    with pytest.raises(OAuthError, match="invalid_grant"):
+        complete_authorization(app, forged, approve(pending), store)
+    assert store.connections() == []
+
+
+def test_a_bare_pasted_code_is_accepted(app, store):
+    pending = start_authorization(app)
+    code = httpx.URL(approve(pending)).params["code"]
+    assert complete_authorization(app, pending, code, store).status == "active"
+
+
+def test_denied_authorization_says_what_to_do(simulator, app, store):
+    simulator.config.oauth_deny = True
+    pending = start_authorization(app)
+    with pytest.raises(OAuthError, match="access_denied") as refused:
+        complete_authorization(app, pending, approve(pending), store)
+    assert "workspace admin" in refused.value.fix
+
+
+def test_a_non_admin_login_is_refused_and_its_grant_revoked(simulator, app, store):
+    world = simulator.world
+    member = next(
+        m for m in world.objects.values() if getattr(m, "resource_type", "") == "workspace_membership" and not m.is_admin and m.is_active
+    )
+    simulator.config.oauth_approver = member.user
+    pending = start_authorization(app)
+    with pytest.raises(Exception, match="not an admin of workspace"):
+        complete_authorization(app, pending, approve(pending), store)
+    assert store.connections() == []
+    assert all(grant.revoked for grant in simulator.api.oauth._refresh_tokens.values())
+
+
+def test_the_simulator_checks_clients_and_redirects(app):
+    authorize = app.endpoint("authorize")
+    bad_redirect = httpx.get(authorize, params={"client_id": app.client_id, "redirect_uri": "https://evil.example/cb", "response_type": "code", "state": "s"})
+    assert bad_redirect.status_code == 400  # never redirected to an unregistered URI
+    no_state = httpx.get(authorize, params={"client_id": app.client_id, "redirect_uri": app.redirect_uri, "response_type": "code"})
+    assert "error=invalid_request" in no_state.headers["location"]
+    wrong_secret = httpx.post(app.endpoint("token"), data={"client_id": app.client_id, "client_secret": "x", "grant_type": "refresh_token"})
+    assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
+    unknown = httpx.post(app.endpoint("revoke"), data={"client_id": app.client_id, "client_secret": app.client_secret, "token": "unknown"})
+    assert unknown.status_code == 200
+
+
+def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp_path, monkeypatch):
+    """The Dagster resource syncs through a stored OAuth connection, refreshing its expired
+    access token; once revoked, the sync and the connection check both say to reconnect."""
+    from asana_assets.defs.raw.checks import connection_valid
+    from asana_assets.defs.resources import AsanaResource
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", key)
+    store = TokenStore.at(tmp_path / "connections.json", key)
+    pending = start_authorization(app)
+    connection = complete_authorization(app, pending, approve(pending), store)
+    asana = AsanaResource(
+        connection_id=connection.id, connections_file=str(tmp_path / "connections.json"), requests_per_minute=60_000,
+        oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET, oauth_redirect_uri=DEMO_REDIRECT_URI,
+    )
+    assert asana.sync({"tasks"}).tables["tasks"].num_rows == len(simulator.world.ground_truth()["tasks"])
+    asana.record_sync()
+    assert store.get(connection.id).last_synced_at is not None
+    simulator.api.oauth.advance(3601)  # expired at Asana: the resource refreshes on the 401 and retries
+    assert asana.sync({"users"}).tables["users"].num_rows > 0
+    revoke(store, connection.id, app)
+    with pytest.raises(ConnectionExpired):
+        asana.sync({"users"})
+    check = connection_valid(dg.build_asset_check_context(), asana)
+    assert not check.passed and "reconnect" in check.description

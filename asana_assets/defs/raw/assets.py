@@ -1,9 +1,10 @@
 """Raw Asana tables: one crawl of the workspace materializes every selected table."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
 
 from asana_assets.defs.partitions import CONNECTIONS
@@ -11,6 +12,8 @@ from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.asana.incremental import record_full_sync
 from asana_assets.lib.schema import RAW_TABLES
+from asana_assets.lib.storage.gate import DEFAULT_MAX_SHARE, MassDeletionRefused, check_replacement
+from asana_assets.lib.storage.text import nul_quarantine
 
 RAW_GROUP = "asana_raw"
 # The daily full sync keeps every table younger than a day even when nothing changes; a table
@@ -46,6 +49,14 @@ class SyncConfig(dg.Config):
     projects: list[str] = Field(
         default_factory=list, description="incremental: poll only these projects (default: all)"
     )
+    max_deletion_share: float = Field(
+        default=DEFAULT_MAX_SHARE, gt=0, le=1,
+        description="Refuse, before writing anything, a sync that would remove more than this share of a table's "
+                    "rows (from 25 rows removed), or that sees no workspace where the warehouse has one",
+    )
+    allow_mass_deletion: bool = Field(
+        default=False, description="Confirm a real mass deletion that the sanity gate would refuse",
+    )
 
 
 @dg.multi_asset(
@@ -74,8 +85,9 @@ def asana_raw_sync(
     store = warehouse.state_store()
     state = store.load()
     whole = selected == set(RAW_TABLES)
-    if config.mode == "incremental" and whole and state.tokens and all(warehouse.parquet().exists(t) for t in RAW_TABLES):
-        changes = asana.sync_incremental(state, {t: warehouse.read(t) for t in RAW_TABLES}, config.projects)
+    current = {t: warehouse.read(t) for t in selected if warehouse.parquet().exists(t)}
+    if config.mode == "incremental" and whole and state.tokens and len(current) == len(RAW_TABLES):
+        changes = asana.sync_incremental(state, dict(current), config.projects)
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "
             f"{len(changes.relisted)} project(s) re-listed"
@@ -85,6 +97,16 @@ def asana_raw_sync(
         result, mode = asana.sync(selected, track_events=whole), "full"
         if whole:
             record_full_sync(state, result)
+    if not config.allow_mass_deletion:
+        try:
+            check_replacement(current, result.tables, config.max_deletion_share)
+        except MassDeletionRefused as refused:
+            raise dg.Failure(description=str(refused), allow_retries=False, metadata={
+                r.table: f"{r.removed} of {r.before} rows ({r.share:.0%})" for r in refused.removals
+            }) from None
+    flagged = nul_quarantine(result.tables, datetime.now(UTC), RAW_TABLES["quarantine"])
+    if flagged.num_rows:
+        result.tables["quarantine"] = pa.concat_tables([result.tables["quarantine"], flagged])
     stats = result.client_stats
     context.log.info(
         f"Synced connection {context.partition_key}, workspace(s) {', '.join(result.workspace_gids)} ({mode}) in {result.duration_s:.1f}s: "

@@ -9,8 +9,10 @@ whole client to pause.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -398,6 +400,10 @@ class AsanaClient:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
+            pass
+        try:  # JSON that escapes a lone surrogate ("\ud800"), which orjson refuses
+            return _without_lone_surrogates(json.loads(response.content))
+        except ValueError:
             raise AsanaError(
                 "GET", path, response.status_code, summary="Asana answered with a non-JSON body"
             ) from None
@@ -456,3 +462,17 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, float(response.headers["Retry-After"]))
     except (KeyError, ValueError):
         return DEFAULT_RETRY_AFTER
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """A lone surrogate cannot be stored as UTF-8: it is kept as its JSON escape text (``\\ud800``)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_lone_surrogates(v) for k, v in value.items()}
+    return value

@@ -12,6 +12,8 @@ reader sees the previous contents or the new ones, never half a load:
 
 The DDL follows the Arrow schemas: a column the schema gains is added, none is ever dropped,
 and a column whose type no longer matches is refused rather than converted.
+
+Text Postgres cannot hold (a NUL character) is written escaped: see ``text.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyarrow as pa
 
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import FOREIGN_KEYS, HISTORY_TABLES, TABLES, describe, primary_key
+from asana_assets.lib.storage.text import escape_nul
 
 DELETED_AT = "_deleted_at"
 TIMESTAMPTZ = "timestamp with time zone"
@@ -288,7 +291,7 @@ class PostgresWarehouse:
         started = time.perf_counter()
         batch = last_per_key(conform(table, data), primary_key(table))
         with self._transaction() as cur:
-            cur.adbc_ingest(STAGE, to_json_text(batch), mode="create", temporary=True)
+            cur.adbc_ingest(STAGE, to_json_text(escape_nul(batch)), mode="create", temporary=True)
             cur.execute(f"ANALYZE {STAGED}")  # temporary tables are never auto-analyzed
             if table in HISTORY_TABLES:
                 inserted, updated = self._insert(cur, table, f"ON CONFLICT ({self._key(table)}) DO NOTHING")

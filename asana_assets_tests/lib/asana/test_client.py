@@ -432,3 +432,17 @@ def test_real_connections_are_kept_alive_and_bounded():
     assert state["requests"] == 60
     assert state["max_in_flight"] == 12
     assert state["connections"] == 12
+
+
+def test_a_lone_surrogate_is_kept_as_its_escape_text_and_the_page_is_read():
+    # Escaped in the JSON body as the API may send it: a lone high surrogate, then a valid pair.
+    body = b'{"data": [{"gid": "1", "name": "x\\ud800y"}, {"gid": "2", "name": "\\ud83d\\ude42"}]}'
+    client = make_client(lambda request: httpx.Response(200, content=body))
+    data = run(client, client.get_data("/tasks"))
+    assert data == [{"gid": "1", "name": "x\\ud800y"}, {"gid": "2", "name": "\U0001F642"}]
+
+
+def test_a_body_that_is_not_json_is_still_an_error():
+    client = make_client(lambda request: httpx.Response(200, content=b"<html>maintenance</html>"))
+    with pytest.raises(AsanaError, match="non-JSON body"):
+        run(client, client.get_data("/tasks"))

@@ -7,7 +7,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.defs.partitions import CONNECTIONS, partition_key
+from asana_assets.defs.partitions import CONNECTIONS
+from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.lib.schema import FOREIGN_KEYS, primary_key
 
@@ -49,7 +50,7 @@ def _unique_check(table, key, asset_key):
         description=f"{', '.join(key)} is unique.",
     )
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        duplicates = duplicate_keys(warehouse.for_connection(partition_key(context)).read(table), key)
+        duplicates = duplicate_keys(run_warehouse(context, warehouse).read(table), key)
         return dg.AssetCheckResult(
             passed=duplicates.num_rows == 0,
             metadata={"key": ", ".join(key), "duplicated_keys": duplicates.num_rows,
@@ -68,7 +69,7 @@ def _foreign_check(table, asset_key):
         description="Every " + ", ".join(f"{c} resolves in {p}" for c, p in references) + ".",
     )
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        warehouse = warehouse.for_connection(partition_key(context))
+        warehouse = run_warehouse(context, warehouse)
         child = warehouse.read(table)
         missing = {f"{column} -> {parent}": dangling(child, column, warehouse.read(parent), primary_key(parent)[0])
                    for column, parent in references}

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from asana_assets import demo, settings
@@ -29,10 +30,11 @@ from asana_assets.lib.connections.store import TokenStore, load_records, storage
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 from asana_assets.lib.schema import HISTORY_TABLES, TABLES
 from asana_assets.lib.storage.files import StateStore
-from asana_assets.lib.storage.parquet import ParquetWarehouse
+from asana_assets.lib.storage.parquet import DEFAULT_KEEP, ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresStateStore, PostgresWarehouse
 from asana_assets.settings import ASANA_API_BASE
 
+STAGED_STATE = "_sync_state.json"  # in a run's stage, until its commit
 PEEK_TIMEOUT = 20.0  # seconds a poll of the events feeds may wait for one response
 
 
@@ -191,13 +193,20 @@ class AsanaResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where the tables land: a folder of Parquet files, and Postgres too when a URL is set."""
+    """Where the tables land: a folder of Parquet files, and Postgres too when a URL is set.
+
+    A run writes into a stage of its own (`for_run`) and `commit` publishes all of its tables
+    at once: Postgres in one transaction (with the sync state), then the Parquet version."""
 
     directory: str = Field(default="warehouse", description="Root folder of the Parquet warehouse")
     postgres_url: str | None = Field(
         default=None, description="e.g. postgresql://user@host:5432/db; unset: Parquet only"
     )
     postgres_schema: str = Field(default="asana", description="Postgres schema of the tables")
+    keep_versions: int = Field(
+        default=DEFAULT_KEEP, ge=1, description="Parquet versions kept for rollback, the published one included"
+    )
+    stage: str | None = Field(default=None, description="The run whose stage this warehouse writes (set per run)")
 
     def for_connection(self, key: str) -> WarehouseResource:
         """One partition's warehouse: the configured one for ``default``; for a stored
@@ -210,33 +219,66 @@ class WarehouseResource(dg.ConfigurableResource):
             "postgres_schema": f"{self.postgres_schema}_{key}",
         })
 
+    def for_run(self, run_id: str) -> WarehouseResource:
+        """This warehouse writing into run ``run_id``'s stage (and reading it back first)."""
+        return self.model_copy(update={"stage": run_id})
+
     def parquet(self) -> ParquetWarehouse:
-        return ParquetWarehouse(self.directory)
+        return ParquetWarehouse(self.directory, self.stage)
 
     def state_store(self) -> StateStore | PostgresStateStore:
         """Where the incremental sync keeps its events tokens, beside the tables they describe:
         in Postgres when it is configured, else in the warehouse folder."""
         if self.postgres_url:
             return PostgresStateStore(self.postgres_url, self.postgres_schema)
-        return StateStore(self.parquet().root / "state" / "sync_state.json")
+        return StateStore(Path(self.directory) / "state" / "sync_state.json")
+
+    def _staged_state(self) -> StateStore:
+        return StateStore(self.parquet().staged / STAGED_STATE)
+
+    def stage_state(self, state: SyncState) -> None:
+        """The sync state this run reached, saved by `commit` with the tables it describes: a
+        run that dies before then is replayed from the previous state."""
+        self._staged_state().save(state)
 
     def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
-        """Write a table (a history table: this run's ``part``) to Parquet, and to Postgres when
-        configured, in one transaction there; returns materialization metadata about both."""
+        """Stage a table (a history table: this run's ``part``); returns its metadata."""
         store = self.parquet()
-        path = store.write_part(table, part, data) if part else store.write(table, data)
-        metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(path))}
+        store.write_part(table, part, data) if part else store.write(table, data)
+        published = store.published / (f"{table}/{part}.parquet" if part else f"{table}.parquet")
+        metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(published))}
         if self.postgres_url:
-            with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
-                loaded = postgres.load(table, data)
             metadata["postgres_table"] = f"{self.postgres_schema}.{table}"
-            metadata["postgres_load"] = dg.MetadataValue.json(
-                {k: v for k, v in asdict(loaded).items() if k != "table"}
-            )
+        return metadata
+
+    def commit(self) -> dict[str, Any]:
+        """Publish every table this run staged, and its sync state: Postgres first, in one
+        transaction, then the Parquet version in one step. A failure before the end leaves the
+        previous state whole in both stores. Returns metadata about the publication."""
+        store = self.parquet()
+        files = store.staged_files()
+        staged_state = self._staged_state()
+        state = staged_state.load() if staged_state.path.exists() else None
+        metadata: dict[str, Any] = {"published_tables": dg.MetadataValue.json(sorted({f.parts[0].removesuffix(".parquet") for f in files}))}
+        if self.postgres_url:
+            def tables():
+                for relative in files:
+                    yield relative.parts[0].removesuffix(".parquet"), pq.read_table(store.staged / relative)
+
+            named_state = (PostgresStateStore.NAME, asdict(state)) if state else None
+            with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
+                loaded = postgres.publish(tables(), state=named_state)
+            metadata["postgres_loads"] = dg.MetadataValue.json({
+                s.table: {k: v for k, v in asdict(s).items() if k != "table"} for s in loaded
+            })
+        version = store.commit(self.keep_versions)
+        if state and not self.postgres_url:
+            self.state_store().save(state)  # after the tables: a crash between replays, never skips
+        metadata["published_version"] = dg.MetadataValue.path(str(version))
         return metadata
 
     def read(self, table: str) -> pa.Table:
-        """A table as of now; a history table with all its parts."""
+        """A table as of now (this run's staged one first); a history table with all its parts."""
         store = self.parquet()
         return store.read_history(table, TABLES[table]) if table in HISTORY_TABLES else store.read(table)
 

@@ -60,19 +60,19 @@ def test_every_table_lands_in_postgres_and_follows_the_source(schema, tmp_path):
 def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothing(
     schema, tmp_path, monkeypatch
 ):
-    """The run fails while loading monitor_results into Postgres (its transaction rolls back, as
-    a killed connection's would); re-executing it from the failure completes the same
-    evaluation: one snapshot, one set of results, Postgres equal to Parquet."""
+    """The run fails while loading monitor_results into Postgres (the publication's transaction
+    rolls back, as a killed connection's would); re-executing it from the failure completes the
+    same evaluation: one snapshot, one set of results, Postgres equal to Parquet."""
     world = generate_world(seed=6, tasks=200, now=NOW)
     failures = iter([True])
-    real_load = PostgresWarehouse.load
+    real_load = PostgresWarehouse._load
 
-    def dying_load(self, table, data, **options):
+    def dying_load(self, cur, table, data, *options):
         if table == "monitor_results" and next(failures, False):
             raise ConnectionError("the connection dropped mid-load")
-        return real_load(self, table, data, **options)
+        return real_load(self, cur, table, data, *options)
 
-    monkeypatch.setattr(PostgresWarehouse, "load", dying_load)
+    monkeypatch.setattr(PostgresWarehouse, "_load", dying_load)
     with Simulator(world, SIMULATOR) as sim, dg.instance_for_test() as instance:
         for name, value in (("ASANA_BASE_URL", sim.base_url), ("WAREHOUSE_DIR", str(tmp_path)),
                             ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema)):
@@ -81,6 +81,11 @@ def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothin
         register(instance, [DEFAULT])
         with dg.execute_job(job, instance, raise_on_error=False, tags=PARTITION) as failed:
             assert not failed.success
+        # Nothing of the failed run is visible in either store: no Parquet version, no Postgres table.
+        assert not (tmp_path / "asana").exists()
+        with PostgresWarehouse(URL, schema) as postgres:
+            with pytest.raises(Exception, match="does not exist"):
+                postgres.read("tasks")
         options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
         with dg.execute_job(job, instance, reexecution_options=options, tags=PARTITION) as retried:
             assert retried.success
@@ -145,9 +150,10 @@ def celery_worker():
 
 @pytest.mark.slow
 def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tmp_path):
-    """SIGKILL while the incremental run's ``tasks`` transaction is open: Postgres rolls it back
-    (tables loaded before it keep their new rows), the saved tokens stay where they were, and
-    the rerun replays the same events into tables equal to the source."""
+    """SIGKILL while the incremental run's publication is loading ``tasks``: Postgres rolls the
+    whole publication back (tables loaded before it in the same transaction too), Parquet is not
+    switched, the saved tokens stay where they were, and the rerun replays the same events into
+    tables equal to the source."""
     world = generate_world(seed=7, tasks=200, now=NOW)
     assert run_pipeline(world, tmp_path, NOW, postgres=(URL, schema)).success
     change_the_world(world)
@@ -169,8 +175,9 @@ def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tm
         run.wait()
     with PostgresWarehouse(URL, schema) as postgres:
         assert (added,) not in keys(postgres.read("tasks"), "tasks")  # the open transaction was rolled back
-        assert added in set(postgres.read("task_memberships")["task_gid"].to_pylist())  # loaded before it
+        assert added not in set(postgres.read("task_memberships")["task_gid"].to_pylist())  # loaded before it: too
         assert postgres.load_state("incremental_sync") == tokens_before  # not advanced by the killed run
+    assert added not in set(ParquetWarehouse(tmp_path).read("task_memberships")["task_gid"].to_pylist())
     assert run_pipeline(world, tmp_path, NOW + timedelta(hours=2), postgres=(URL, schema), mode="incremental").success
     truth = world.ground_truth()
     assert_matches_truth({t: ParquetWarehouse(tmp_path).read(t) for t in RAW_TABLES}, truth)

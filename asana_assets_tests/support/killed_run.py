@@ -1,5 +1,6 @@
-"""An incremental sync that stops dead inside the Postgres transaction loading ``tasks``: it
-writes a marker file there and waits to be killed (test_pipeline_postgres sends SIGKILL)."""
+"""An incremental sync that stops dead inside its publication's Postgres transaction, while
+loading ``tasks``: it writes a marker file there and waits to be killed (test_pipeline_postgres
+sends SIGKILL)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pyarrow as pa
 
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
+from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse
 from asana_assets.defs.resources import ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
@@ -26,11 +27,6 @@ DESCRIPTIONS = {
 }
 
 
-def connection_warehouse(context, warehouse: WarehouseResource) -> WarehouseResource:
-    """The warehouse of the connection (partition) this step works on."""
-    return warehouse.for_connection(partition_key(context))
-
-
 def read_tables(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:
     return {t: warehouse.read(t).to_pandas() for t in tables}
 
@@ -40,10 +36,13 @@ def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
-def _publish(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, part: str | None = None,
+def _publish(context, warehouse: WarehouseResource, table: str, frame: pd.DataFrame, part: str | None = None,
              **extra) -> dg.MaterializeResult:
+    """Stage the table, and publish the run's tables when this is its last step."""
     data = _arrow(table, frame)
-    return dg.MaterializeResult(metadata=table_metadata(table, data, warehouse.postgres_schema, **warehouse.publish(table, data, part), **extra))
+    staged = warehouse.publish(table, data, part)
+    return dg.MaterializeResult(metadata=table_metadata(
+        table, data, warehouse.postgres_schema, **staged, **commit_if_last(context, warehouse), **extra))
 
 
 def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timestamp]:
@@ -53,8 +52,7 @@ def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timesta
     id and creation time, so its snapshot and results replace that run's instead of adding a
     second copy. ``as_of`` is configurable, else that creation time (the same for every asset).
     """
-    run = context.run
-    root = run.root_run_id or run.run_id
+    root = root_run_id(context)
     if compliance.as_of:
         as_of = pd.Timestamp(compliance.as_of)
         return root, as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
@@ -73,72 +71,72 @@ def _asset(name: str, deps: list[str]):
 @_asset("collections", ["projects", "workspaces", "teams"])
 def collections(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     raw = read_tables(warehouse, "projects", "workspaces", "teams")
-    return _publish(warehouse, "collections", tickets.collections(
+    return _publish(context, warehouse, "collections", tickets.collections(
         raw, compliance.change_projects, compliance.change_project_pattern))
 
 
 @_asset("workflow_states", ["sections"])
 def workflow_states(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     compliance: ComplianceResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     sections = read_tables(warehouse, "sections")["sections"]
     states = classify_sections(sections, compliance.section_overrides, compliance.project_section_overrides)
-    return _publish(warehouse, "workflow_states", states,
+    return _publish(context, warehouse, "workflow_states", states,
                     stages=dg.MetadataValue.json(states["stage"].value_counts().to_dict()))
 
 
 @_asset("ticket_events", ["stories", "tasks", "workflow_states"])
 def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, "stories", "tasks", "workflow_states")
     events = tickets.ticket_events(t, t["workflow_states"])
-    return _publish(warehouse, "ticket_events", events,
+    return _publish(context, warehouse, "ticket_events", events,
                     event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))
 
 
 @_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections"])
 def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, "tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections")
     frame = tickets.tickets(t, t["workflow_states"], t["collections"])
-    return _publish(warehouse, "tickets", frame,
+    return _publish(context, warehouse, "tickets", frame,
                     statuses=dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
                     change_tickets=int(frame["is_change"].sum()))
 
 
 @_asset("ticket_status_history", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
 def ticket_status_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
     timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
-    return _publish(warehouse, "ticket_status_history", tickets.status_history(t, timeline, done))
+    return _publish(context, warehouse, "ticket_status_history", tickets.status_history(t, timeline, done))
 
 
 @_asset("approvals", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
 def approvals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
     timeline, _ = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
-    return _publish(warehouse, "approvals", tickets.approvals(t, t["ticket_events"], timeline))
+    return _publish(context, warehouse, "approvals", tickets.approvals(t, t["ticket_events"], timeline))
 
 
 @_asset("user_access", ["workspace_memberships", "team_memberships", "project_memberships", "projects", "teams"])
 def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     raw = read_tables(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
     run_id, as_of = evaluation(context, compliance)
     snapshot = access.access_snapshot(raw, as_of, run_id)
-    return _publish(warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
+    return _publish(context, warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
 
 
 @_asset("membership_changes", ["user_access"])
 def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     history = read_tables(warehouse, "user_access")["user_access"]
-    return _publish(warehouse, "membership_changes", access.membership_changes(history))
+    return _publish(context, warehouse, "membership_changes", access.membership_changes(history))
 
 
 MONITOR_INPUTS = (
@@ -152,20 +150,22 @@ MONITOR_INPUTS = (
 def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     compliance: ComplianceResource) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack."""
-    warehouse = connection_warehouse(context, warehouse)
+    warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, *MONITOR_INPUTS)
     run_id, as_of = evaluation(context, compliance)
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of)
+    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
+    published = _publish(
+        context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
+        alarms=dg.MetadataValue.json(alarms),
+    )
+    # Written once the run's tables are published: a pack never describes tables nobody can read.
     pack = evidence.write_evidence_pack(
         warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
         {"as_of": as_of.isoformat(), "connection": partition_key(context), **compliance.describe()},
         results, populations,
     )
-    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
-    return _publish(
-        warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
-        evidence_pack=dg.MetadataValue.path(str(pack)), alarms=dg.MetadataValue.json(alarms),
-    )
+    return dg.MaterializeResult(metadata={**published.metadata, "evidence_pack": dg.MetadataValue.path(str(pack))})
 
 
 compliance_assets = [

@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from asana_assets.defs.compliance.assets import connection_warehouse, read_tables
+from asana_assets.defs.compliance.assets import read_tables
 from asana_assets.defs.partitions import CONNECTIONS
+from asana_assets.defs.publish import root_run_id, run_warehouse
 from asana_assets.defs.quality import quality_checks as build_quality_checks
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.defs.tables import table_key
@@ -19,10 +20,10 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
         additional_deps=[table_key("monitor_results")], partitions_def=CONNECTIONS,
     )
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        results = read_tables(connection_warehouse(context, warehouse), "monitor_results")["monitor_results"]
+        results = read_tables(run_warehouse(context, warehouse), "monitor_results")["monitor_results"]
         mine = results[results["monitor_id"] == monitor.id]
         # This run's evaluation; a check run on its own judges the latest one.
-        this = context.run.root_run_id or context.run.run_id
+        this = root_run_id(context)
         run = this if (mine["run_id"] == this).any() else (
             mine.sort_values("evaluated_at")["run_id"].iloc[-1] if len(mine) else None)
         mine = mine[mine["run_id"] == run]

@@ -8,9 +8,13 @@ import pyarrow as pa
 from pydantic import Field
 
 from asana_assets.defs.partitions import CONNECTIONS
+from asana_assets.defs.publish import commit_if_last, run_warehouse
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
+from asana_assets.lib.asana.client import AsanaError
 from asana_assets.lib.asana.incremental import record_full_sync
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem, describe
+from asana_assets.lib.preflight import check_postgres, check_workspace_gid, check_writable
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.gate import DEFAULT_MAX_SHARE, MassDeletionRefused, check_replacement
 from asana_assets.lib.storage.text import nul_quarantine
@@ -80,7 +84,25 @@ def asana_raw_sync(
     context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaResource, warehouse: WarehouseResource
 ):
     """Crawl Asana (whole, or only what changed since the last sync) and write each selected table."""
-    asana, warehouse = asana.for_connection(context.partition_key), warehouse.for_connection(context.partition_key)
+    asana, warehouse = asana.for_connection(context.partition_key), run_warehouse(context, warehouse)
+    try:
+        _preflight(asana, warehouse)
+        yield from _sync(context, config, asana, warehouse)
+    except (AsanaError, ConnectionProblem) as failure:
+        # The cause and the fix, as the troubleshooting table words them (never the raw text).
+        raise dg.Failure(description=describe(failure), allow_retries=False) from None
+
+
+def _preflight(asana: AsanaResource, warehouse: WarehouseResource) -> None:
+    """Settings that would fail the run after a long crawl fail it now, each with its fix."""
+    check_workspace_gid(asana.workspace_gid)
+    check_writable(warehouse.directory)
+    if warehouse.postgres_url:
+        check_postgres(warehouse.postgres_url)
+    # The API and the token need no check of their own: the crawl's first request fails in seconds.
+
+
+def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaResource, warehouse: WarehouseResource):
     selected = {key.path[-1] for key in context.selected_asset_keys}
     store = warehouse.state_store()
     state = store.load()
@@ -113,15 +135,18 @@ def asana_raw_sync(
         f"{stats.get('requests', 0)} requests, {stats.get('rate_limited', 0)} rate-limited, "
         f"{result.tables['quarantine'].num_rows} record(s) quarantined"
     )
-    yield from _publish(selected, result, warehouse, mode)
-    asana.record_sync()
     if whole:
-        store.save(state)  # only once every table is written: a crashed run replays from the old tokens
+        warehouse.stage_state(state)  # saved with the tables: a run that dies first replays from the old tokens
+    yield from _publish(context, selected, result, warehouse, mode)
+    asana.record_sync()
 
 
-def _publish(selected, result, warehouse: WarehouseResource, mode: str):
+def _publish(context, selected, result, warehouse: WarehouseResource, mode: str):
     stats = result.client_stats
-    for table in sorted(selected):
+    staged = {table: warehouse.publish(table, result.tables[table]) for table in sorted(selected)}
+    # The last table's metadata carries the publication (when this step is the run's last).
+    staged[max(staged)] |= commit_if_last(context, warehouse)
+    for table, published in staged.items():
         data = result.tables[table]
         yield dg.MaterializeResult(
             asset_key=table_key(table),
@@ -129,7 +154,7 @@ def _publish(selected, result, warehouse: WarehouseResource, mode: str):
                 table,
                 data,
                 warehouse.postgres_schema,
-                **warehouse.publish(table, data),
+                **published,
                 quarantined=result.quarantined(table),
                 sync_mode=mode,
                 sync_requests=int(stats.get("requests", 0)),

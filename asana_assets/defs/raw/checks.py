@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
+from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks
 from asana_assets.defs.raw.assets import FRESHNESS_LIMIT
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
@@ -39,7 +40,7 @@ def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResourc
     asset=table_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary."
 )
 def quarantine_is_empty(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    refused = warehouse.for_connection(partition_key(context)).read("quarantine")
+    refused = run_warehouse(context, warehouse).read("quarantine")
     counts = pc.value_counts(refused["table"]).to_pylist()
     return dg.AssetCheckResult(
         passed=refused.num_rows == 0,

@@ -7,40 +7,73 @@ DuckDB take ``<table>/*.parquet``.
 
 Writes go to a temporary file in the same folder and are renamed into place, so a reader
 sees the old table or the new one, never half a file.
+
+A run writes into a *stage* of its own, ``<root>/versions/<run>.partial/``, which it reads
+back in preference to the published tables; `commit` completes the stage with the published
+tables it did not rewrite (hard links, no copy), renames it to a version and switches the
+``<root>/asana`` link to it in one step. Readers therefore see all of a run's tables or none
+of them, a run that fails publishes nothing (its snapshot included), and the previous versions
+stay for rollback (point the link back) until the retention drops them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 SCHEMA = "asana"
+VERSIONS = "versions"
+PARTIAL = ".partial"
+DEFAULT_KEEP = 3  # versions kept, the published one included
 
 
 class ParquetWarehouse:
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], stage: str | None = None):
         self.root = Path(root)
+        self.stage = stage
+
+    @property
+    def published(self) -> Path:
+        """The published tables: a link to the current version (a plain folder before the first commit)."""
+        return self.root / SCHEMA
+
+    @property
+    def staged(self) -> Path | None:
+        return self.root / VERSIONS / f"{self.stage}{PARTIAL}" if self.stage else None
+
+    def _home(self, relative: str) -> Path:
+        """Where a file is read: this run's stage when it wrote it there, else the published tables."""
+        if self.staged is not None and (self.staged / relative).exists():
+            return self.staged / relative
+        return self.published / relative
 
     def path(self, table: str) -> Path:
-        return self.root / SCHEMA / f"{table}.parquet"
+        return self._home(f"{table}.parquet")
 
     def folder(self, table: str) -> Path:
-        return self.root / SCHEMA / table
+        return self.published / table
 
     def write(self, table: str, data: pa.Table) -> Path:
-        return self._write(self.path(table), data)
+        return self._write((self.staged or self.published) / f"{table}.parquet", data)
 
     def write_part(self, table: str, part: str, data: pa.Table) -> Path:
-        return self._write(self.folder(table) / f"{part}.parquet", data)
+        return self._write((self.staged or self.published) / table / f"{part}.parquet", data)
 
     def read_history(self, table: str, schema: pa.Schema) -> pa.Table:
-        """Every part of a history table (empty, with its schema, before the first run)."""
-        parts = sorted(self.folder(table).glob("*.parquet"))
-        return pa.concat_tables([pq.read_table(p) for p in parts]) if parts else schema.empty_table()
+        """Every part of a history table (empty, with its schema, before the first run); this
+        run's staged part replaces a published part of the same name."""
+        parts = {p.name: p for p in self.folder(table).glob("*.parquet")}
+        if self.staged is not None:
+            parts |= {p.name: p for p in (self.staged / table).glob("*.parquet")}
+        files = [parts[name] for name in sorted(parts)]
+        return pa.concat_tables([pq.read_table(p) for p in files]) if files else schema.empty_table()
 
     def _write(self, target: Path, data: pa.Table) -> Path:
         table = target.stem
@@ -60,3 +93,49 @@ class ParquetWarehouse:
 
     def exists(self, table: str) -> bool:
         return self.path(table).exists()
+
+    def staged_files(self) -> list[Path]:
+        """What this run wrote, relative to its stage: ``t.parquet`` and ``h/<part>.parquet``."""
+        if self.staged is None or not self.staged.exists():
+            return []
+        return sorted(p.relative_to(self.staged) for p in self.staged.rglob("*.parquet"))
+
+    def commit(self, keep: int = DEFAULT_KEEP) -> Path:
+        """Publish this run's stage in one step (see the module docstring); returns the version."""
+        if self.staged is None:
+            raise ValueError("only a staged warehouse commits")
+        versions = self.root / VERSIONS
+        self.staged.mkdir(parents=True, exist_ok=True)
+        self._adopt_plain_folder(versions)
+        if self.published.exists():  # complete the stage with what this run did not rewrite
+            for source in self.published.rglob("*.parquet"):
+                target = self.staged / source.relative_to(self.published)
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(source, target)
+        version = versions / f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{self.stage}"
+        os.rename(self.staged, version)
+        link = self.root / f".{SCHEMA}.{uuid.uuid4().hex}"
+        os.symlink(Path(VERSIONS) / version.name, link)
+        os.replace(link, self.published)  # the one step readers see
+        self._prune(versions, version, keep)
+        return version
+
+    def _adopt_plain_folder(self, versions: Path) -> None:
+        """A warehouse written before versions existed: its folder becomes the first version."""
+        if self.published.exists() and not self.published.is_symlink():
+            first = versions / f"00000000T000000000000Z-{uuid.uuid4().hex[:8]}"
+            os.rename(self.published, first)
+            link = self.root / f".{SCHEMA}.{uuid.uuid4().hex}"
+            os.symlink(Path(VERSIONS) / first.name, link)
+            os.replace(link, self.published)
+
+    def _prune(self, versions: Path, current: Path, keep: int) -> None:
+        """Keep the newest ``keep`` versions; drop stages left by runs that died (one run per
+        connection at a time, so no other stage is live)."""
+        entries = sorted(versions.iterdir())
+        for stale in (p for p in entries if p.name.endswith(PARTIAL)):
+            shutil.rmtree(stale, ignore_errors=True)
+        done = [p for p in entries if not p.name.endswith(PARTIAL) and p != current]
+        for old in done[: max(0, len(done) - (keep - 1))]:
+            shutil.rmtree(old, ignore_errors=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -203,31 +203,38 @@ class PostgresWarehouse:
             self._connection.commit()
         except BaseException:
             self._connection.rollback()
+            self._ensured.clear()  # DDL rolls back too
             raise
         finally:
             cursor.close()
 
     def ensure(self, table: str) -> None:
         """Create the schema and the table, or add the columns its Arrow schema gained since."""
-        wanted = columns(table)
+        self._ensured.discard(table)
         with self._transaction() as cur:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
-            existing = self._existing_columns(cur, table)
-            self._check_types(table, wanted, existing)
-            if existing:
-                for column in (c for c in wanted if c not in existing):
-                    cur.execute(
-                        f"ALTER TABLE {self.name(table)} ADD COLUMN IF NOT EXISTS {ident(column)} {wanted[column]}"
-                    )
-            else:
-                cur.execute(self._create_sql(table, wanted))
-            for column in index_columns(table):
-                # Partial: a null never joins, and many of these gids are mostly null (parent_gid).
+            self._ensure(cur, table)
+
+    def _ensure(self, cur: adbc.Cursor, table: str) -> None:
+        if table in self._ensured:
+            return
+        wanted = columns(table)
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
+        existing = self._existing_columns(cur, table)
+        self._check_types(table, wanted, existing)
+        if existing:
+            for column in (c for c in wanted if c not in existing):
                 cur.execute(
-                    f"CREATE INDEX IF NOT EXISTS {ident(f'{table}_{column}_idx')} ON {self.name(table)}"
-                    f" ({ident(column)}) WHERE {ident(column)} IS NOT NULL"
+                    f"ALTER TABLE {self.name(table)} ADD COLUMN IF NOT EXISTS {ident(column)} {wanted[column]}"
                 )
-            self._comment(cur, table)
+        else:
+            cur.execute(self._create_sql(table, wanted))
+        for column in index_columns(table):
+            # Partial: a null never joins, and many of these gids are mostly null (parent_gid).
+            cur.execute(
+                f"CREATE INDEX IF NOT EXISTS {ident(f'{table}_{column}_idx')} ON {self.name(table)}"
+                f" ({ident(column)}) WHERE {ident(column)} IS NOT NULL"
+            )
+        self._comment(cur, table)
         self._ensured.add(table)
 
     def _existing_columns(self, cur: adbc.Cursor, table: str) -> dict[str, str]:
@@ -286,24 +293,37 @@ class PostgresWarehouse:
         """
         if not is_current(table) and (deleted_at is not None or scope is not None):
             raise ValueError(f"{table} never deletes absent rows: deleted_at and scope are for current-state tables")
-        if table not in self._ensured:
-            self.ensure(table)
+        with self._transaction() as cur:
+            return self._load(cur, table, data, deleted_at, scope)
+
+    def publish(self, tables: Iterable[tuple[str, pa.Table]], state: tuple[str, dict] | None = None) -> list[LoadStats]:
+        """Merge every table, and save the named ``state`` document, in ONE transaction: readers
+        see all of the run's tables or none of them, and a failure anywhere (a dropped
+        connection, a kill) leaves the previous contents whole, new tables not created."""
+        with self._transaction() as cur:
+            loaded = [self._load(cur, table, data, None, None) for table, data in tables]
+            if state is not None:
+                self._save_state(cur, *state)
+        return loaded
+
+    def _load(self, cur: adbc.Cursor, table: str, data: pa.Table, deleted_at: datetime | None,
+              scope: tuple[str, Sequence[object]] | None) -> LoadStats:
+        self._ensure(cur, table)
         started = time.perf_counter()
         batch = last_per_key(conform(table, data), primary_key(table))
-        with self._transaction() as cur:
-            cur.adbc_ingest(STAGE, to_json_text(escape_nul(batch)), mode="create", temporary=True)
-            cur.execute(f"ANALYZE {STAGED}")  # temporary tables are never auto-analyzed
-            if table in HISTORY_TABLES:
-                inserted, updated = self._insert(cur, table, f"ON CONFLICT ({self._key(table)}) DO NOTHING")
-                deleted = 0
-            elif is_current(table):
-                inserted, updated = self._insert(cur, table, self._upsert_clause(table))
-                deleted = self._remove_absent(cur, table, deleted_at, scope)
-            else:
-                # DELETE rather than TRUNCATE: readers keep seeing the old rows until the commit.
-                deleted = self._count(cur, f"DELETE FROM {self.name(table)}")
-                inserted, updated = self._insert(cur, table, "")
-            cur.execute(f"DROP TABLE {STAGED}")
+        cur.adbc_ingest(STAGE, to_json_text(escape_nul(batch)), mode="create", temporary=True)
+        cur.execute(f"ANALYZE {STAGED}")  # temporary tables are never auto-analyzed
+        if table in HISTORY_TABLES:
+            inserted, updated = self._insert(cur, table, f"ON CONFLICT ({self._key(table)}) DO NOTHING")
+            deleted = 0
+        elif is_current(table):
+            inserted, updated = self._insert(cur, table, self._upsert_clause(table))
+            deleted = self._remove_absent(cur, table, deleted_at, scope)
+        else:
+            # DELETE rather than TRUNCATE: readers keep seeing the old rows until the commit.
+            deleted = self._count(cur, f"DELETE FROM {self.name(table)}")
+            inserted, updated = self._insert(cur, table, "")
+        cur.execute(f"DROP TABLE {STAGED}")
         return LoadStats(table, batch.num_rows, inserted, updated, deleted, time.perf_counter() - started)
 
     def _key(self, table: str) -> str:
@@ -359,28 +379,30 @@ class PostgresWarehouse:
 
     def load_state(self, name: str) -> dict | None:
         """A named JSON document kept beside the tables (the incremental sync's tokens)."""
-        self._ensure_state()
         with self._transaction() as cur:
+            self._ensure_state(cur)
             cur.execute(f"SELECT state::text FROM {self.name(STATE_TABLE)} WHERE name = $1", parameters=(name,))
             row = cur.fetchone()
         return json.loads(row[0]) if row else None
 
     def save_state(self, name: str, state: dict) -> None:
-        self._ensure_state()
         with self._transaction() as cur:
-            cur.execute(
-                f"INSERT INTO {self.name(STATE_TABLE)} (name, state, updated_at) VALUES ($1, $2::jsonb, now()) "
-                "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-                parameters=(name, json.dumps(state)),
-            )
+            self._save_state(cur, name, state)
 
-    def _ensure_state(self) -> None:
-        with self._transaction() as cur:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.name(STATE_TABLE)} "
-                "(name text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL)"
-            )
+    def _save_state(self, cur: adbc.Cursor, name: str, state: dict) -> None:
+        self._ensure_state(cur)
+        cur.execute(
+            f"INSERT INTO {self.name(STATE_TABLE)} (name, state, updated_at) VALUES ($1, $2::jsonb, now()) "
+            "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+            parameters=(name, json.dumps(state)),
+        )
+
+    def _ensure_state(self, cur: adbc.Cursor) -> None:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.name(STATE_TABLE)} "
+            "(name text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL)"
+        )
 
     def read(self, table: str) -> pa.Table:
         """The table typed by its Arrow schema: rows not soft-deleted, in key order."""

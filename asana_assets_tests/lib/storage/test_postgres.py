@@ -286,3 +286,24 @@ def test_a_soft_delete_stamps_absent_rows_and_unstamps_returning_ones(warehouse,
     both = sections(("a", "p1", "To do"), ("b", "p1", "Done"))
     assert counts(warehouse.load("sections", both, deleted_at=T0)) == (2, 0, 1, 0)
     assert query(server, stamped) == [("a", None), ("b", None)]
+
+
+def test_a_publish_is_one_transaction_for_every_table_and_the_state(warehouse, server, schema):
+    before = tasks(task("1", "a"))
+    warehouse.publish([("tasks", before)], state=("incremental_sync", {"tokens": {"p": "t1"}}))
+
+    def tables():
+        yield "tasks", tasks(task("1", "changed"), task("2", "new"))
+        yield "users", to_arrow("users", [{"gid": "9", "name": "Nine"}])
+        raise ConnectionError("the connection dropped before the stories were loaded")
+
+    with pytest.raises(ConnectionError):
+        warehouse.publish(tables(), state=("incremental_sync", {"tokens": {"p": "t2"}}))
+    assert warehouse.read("tasks") == before  # the merged tasks rolled back
+    assert query(server, "SELECT to_regclass($1) IS NULL", (f"{ident(schema)}.users",)) == [(True,)]  # never created
+    assert warehouse.load_state("incremental_sync") == {"tokens": {"p": "t1"}}
+
+    loaded = warehouse.publish([("tasks", tasks(task("1", "changed"))), ("users", to_arrow("users", [{"gid": "9"}]))],
+                               state=("incremental_sync", {"tokens": {"p": "t2"}}))
+    assert [(s.table, counts(s)) for s in loaded] == [("tasks", (1, 0, 1, 0)), ("users", (1, 1, 0, 0))]
+    assert warehouse.load_state("incremental_sync") == {"tokens": {"p": "t2"}}

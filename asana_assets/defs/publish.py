@@ -39,7 +39,8 @@ def commits_here(context: dg.AssetExecutionContext) -> bool:
     """True for the run's last step: no asset selected in this run depends on this step's."""
     graph = context.job_def.asset_layer.asset_graph
     selected = context.run.asset_selection or set(graph.get_all_asset_keys())
-    return not (_downstream(graph, context.selected_asset_keys) & set(selected))
+    mine = set(context.selected_asset_keys)
+    return not ((_downstream(graph, mine) - mine) & set(selected))
 
 
 def commit_if_last(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dict[str, Any]:

@@ -258,7 +258,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("source", STR, "subtask (an approval subtask's status) or section (entering an APPROVED section)"),
         ("approval_task_gid", GID, "The approval subtask"),
         ("section_gid", GID, "The APPROVED section entered"),
-        ("decision", STR, "approved, rejected or changes_requested"),
+        ("decision", STR, "approved, rejected, changes_requested, or pending (an approval withdrawn)"),
         ("decided_at", TS, "When"),
         ("approver_gid", GID, "Who decided"),
     ),

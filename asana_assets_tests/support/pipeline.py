@@ -29,14 +29,15 @@ CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple[str, str] | None = None,
                  mode: str = "full", run_config: dict | None = None, instance: dg.DagsterInstance | None = None,
-                 **compliance) -> dg.ExecuteInProcessResult:
+                 simulator: SimulatorConfig = SIMULATOR, **compliance) -> dg.ExecuteInProcessResult:
     """Materialize every asset and run every check of the default connection as of ``as_of``;
     returns the run's result.
 
     ``postgres`` (url, schema) also loads every table into Postgres; ``mode`` is the sync's,
-    unless a ``run_config`` (e.g. a sensor's run request's) is given.
+    unless a ``run_config`` (e.g. a sensor's run request's) is given; ``simulator`` configures
+    the simulator (e.g. faults).
     """
-    with Simulator(world, SIMULATOR) as sim:
+    with Simulator(world, simulator) as sim:
         return materialize(
             [*ASSETS, *CHECKS], instance=instance,
             resources=resources(sim.base_url, directory, postgres, as_of=as_of.isoformat(), **compliance),

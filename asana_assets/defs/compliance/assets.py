@@ -13,6 +13,7 @@ from asana_assets.lib.compliance.workflow import workflow_states as classify_sec
 from asana_assets.lib.schema import DERIVED_TABLES
 
 GROUP = "asana_compliance"
+EVALUATED_RUN = "evaluated_run"  # monitor_results metadata: the evaluation its checks judge
 
 DESCRIPTIONS = {
     "collections": "One row per project, with its place in the hierarchy workspace > team > project.",
@@ -20,7 +21,8 @@ DESCRIPTIONS = {
     "tickets": "One row per task (subtasks included) in a ticketing common model, with a canonical status.",
     "ticket_events": "The changelog from stories' structured fields: assignments, moves, completions, approvals.",
     "ticket_status_history": "One interval per ticket, project and state, from entry to exit.",
-    "approvals": "Every approval decision: approval subtasks' status changes and entries into Approved sections.",
+    "approvals": "Every approval decision: approval subtasks' status changes (a return to pending withdraws) and "
+                 "moves into Approved sections.",
     "user_access": "Who can reach what, one snapshot per run; history accumulates.",
     "membership_changes": "What changed between consecutive access snapshots.",
     "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
@@ -36,13 +38,17 @@ def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
-def _publish(context, warehouse: WarehouseResource, table: str, frame: pd.DataFrame, part: str | None = None,
-             **extra) -> dg.MaterializeResult:
-    """Stage the table, and publish the run's tables when this is its last step."""
-    data = _arrow(table, frame)
+def _publish(context, warehouse: WarehouseResource, table: str, frame: pd.DataFrame | pa.Table,
+             part: str | None = None, last: bool = True, **extra) -> dg.MaterializeResult:
+    """Stage the table; when it is the step's ``last`` and the step is the run's last, publish
+    the run's tables."""
+    data = frame if isinstance(frame, pa.Table) else _arrow(table, frame)
     staged = warehouse.publish(table, data, part)
-    return dg.MaterializeResult(metadata=table_metadata(
-        table, data, warehouse.postgres_schema, **staged, **commit_if_last(context, warehouse), **extra))
+    published = commit_if_last(context, warehouse) if last else {}
+    return dg.MaterializeResult(
+        asset_key=table_key(table),
+        metadata=table_metadata(table, data, warehouse.postgres_schema, **staged, **published, **extra),
+    )
 
 
 def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timestamp]:
@@ -60,12 +66,21 @@ def evaluation(context, compliance: ComplianceResource) -> tuple[str, pd.Timesta
     return root, pd.Timestamp(record.create_timestamp).tz_convert("UTC")
 
 
+def _definition(name: str, deps) -> dict:
+    """What every derived table's asset (or spec in a multi-asset) declares."""
+    return {
+        "key": table_key(name), "group_name": GROUP, "deps": [table_key(d) for d in deps],
+        "description": DESCRIPTIONS[name], "kinds": {"pandas", "parquet"},
+        "metadata": {"dagster/column_schema": column_schema(DERIVED_TABLES[name])},
+    }
+
+
 def _asset(name: str, deps: list[str]):
-    return dg.asset(
-        key=table_key(name), group_name=GROUP, deps=[table_key(d) for d in deps], description=DESCRIPTIONS[name],
-        kinds={"pandas", "parquet"}, partitions_def=CONNECTIONS,
-        metadata={"dagster/column_schema": column_schema(DERIVED_TABLES[name])},
-    )
+    return dg.asset(**_definition(name, deps), partitions_def=CONNECTIONS)
+
+
+def _spec(name: str, deps) -> dg.AssetSpec:
+    return dg.AssetSpec(**_definition(name, deps))
 
 
 @_asset("collections", ["projects", "workspaces", "teams"])
@@ -106,22 +121,6 @@ def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                     change_tickets=int(frame["is_change"].sum()))
 
 
-@_asset("ticket_status_history", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
-def ticket_status_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = run_warehouse(context, warehouse)
-    t = read_tables(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
-    timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
-    return _publish(context, warehouse, "ticket_status_history", tickets.status_history(t, timeline, done))
-
-
-@_asset("approvals", ["tasks", "task_memberships", "ticket_events", "workflow_states"])
-def approvals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    warehouse = run_warehouse(context, warehouse)
-    t = read_tables(warehouse, "tasks", "task_memberships", "ticket_events", "workflow_states")
-    timeline, _ = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
-    return _publish(context, warehouse, "approvals", tickets.approvals(t, t["ticket_events"], timeline))
-
-
 @_asset("user_access", ["workspace_memberships", "team_memberships", "project_memberships", "projects", "teams"])
 def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
@@ -139,25 +138,55 @@ def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     return _publish(context, warehouse, "membership_changes", access.membership_changes(history))
 
 
+HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states")
 MONITOR_INPUTS = (
     "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
-    "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "approvals",
-    "ticket_status_history", "user_access", "membership_changes",
+    "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "user_access",
+    "membership_changes",
 )
 
 
-@_asset("monitor_results", list(MONITOR_INPUTS))
-def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                    compliance: ComplianceResource) -> dg.MaterializeResult:
-    """Evaluate every monitor for this run, append the results and write the evidence pack."""
+@dg.multi_asset(
+    name="ticket_history_and_monitors",
+    specs=[
+        _spec("ticket_status_history", HISTORY_INPUTS),
+        _spec("approvals", HISTORY_INPUTS),
+        _spec("monitor_results", [*MONITOR_INPUTS, "ticket_status_history", "approvals"]),
+    ],
+    can_subset=True,
+    partitions_def=CONNECTIONS,
+)
+def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                                compliance: ComplianceResource):
+    """The status history, the approvals, and the monitors' results with their evidence pack: one
+    step, so the section timeline all three read is computed once per run. The monitors read
+    the history and approvals computed here, exactly as they are published."""
     warehouse = run_warehouse(context, warehouse)
-    t = read_tables(warehouse, *MONITOR_INPUTS)
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    t = read_tables(warehouse, *(MONITOR_INPUTS if "monitor_results" in selected else HISTORY_INPUTS))
+    history = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
+    timeline, done = history
+    last = max(selected, key=["ticket_status_history", "approvals", "monitor_results"].index)
+    for name, frame in (("ticket_status_history", tickets.status_history(t, timeline, done)),
+                        ("approvals", tickets.approvals(t, t["ticket_events"], timeline))):
+        data = _arrow(name, frame)
+        t[name] = data.to_pandas()
+        if name in selected:
+            yield _publish(context, warehouse, name, data, last=name == last)
+    if "monitor_results" in selected:
+        yield _monitor_results(context, warehouse, compliance, t, history)
+
+
+def _monitor_results(context, warehouse: WarehouseResource, compliance: ComplianceResource,
+                     t: dict[str, pd.DataFrame], history) -> dg.MaterializeResult:
+    """Evaluate every monitor for this run, append the results and write the evidence pack."""
     run_id, as_of = evaluation(context, compliance)
-    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of)
+    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history)
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
+    verdicts = {monitor_id: verdict for monitor_id, (verdict, _) in evidence.verdicts(results).items()}
     published = _publish(
         context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
-        alarms=dg.MetadataValue.json(alarms),
+        alarms=dg.MetadataValue.json(alarms), verdicts=dg.MetadataValue.json(verdicts), **{EVALUATED_RUN: run_id},
     )
     # Written once the run's tables are published: a pack never describes tables nobody can read.
     pack = evidence.write_evidence_pack(
@@ -165,10 +194,12 @@ def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         {"as_of": as_of.isoformat(), "connection": partition_key(context), **compliance.describe()},
         results, populations,
     )
-    return dg.MaterializeResult(metadata={**published.metadata, "evidence_pack": dg.MetadataValue.path(str(pack))})
+    return dg.MaterializeResult(
+        asset_key=published.asset_key, metadata={**published.metadata, "evidence_pack": dg.MetadataValue.path(str(pack))},
+    )
 
 
 compliance_assets = [
-    collections, workflow_states, ticket_events, tickets_table, ticket_status_history, approvals,
-    user_access, membership_changes, monitor_results,
+    collections, workflow_states, ticket_events, tickets_table, user_access, membership_changes,
+    ticket_history_and_monitors,
 ]

@@ -1,9 +1,10 @@
 """The evidence pack: what an auditor needs to reproduce every monitor result of one run.
 
 ``evidence/<UTC timestamp>_<run id>/`` holds one CSV per monitor with every evaluated resource,
-the populations behind the monitors (the rows each rule read), a ``summary.md`` with pass/fail
-counts and the control mapping, and a ``manifest.json`` with the run, the parameters, row
-counts and the sha256 of every file.
+the populations behind the monitors (the rows each rule read), a ``summary.md`` with each
+monitor's verdict (PASS, FAIL, ERROR or NOT EVALUATED), status counts and control mapping, and a
+``manifest.json`` with the run, the parameters, the verdicts, row counts and the sha256 of every
+file. An empty run (no tasks, no change project) still writes every file.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from asana_assets.lib.compliance.monitors import MONITORS
-
-STATUSES = ("alarm", "error", "info", "ok", "skip")
+from asana_assets.lib.compliance.monitors import MONITORS, STATUSES, verdict
 
 
 def pack_name(run_id: str, as_of: pd.Timestamp) -> str:
@@ -44,14 +43,17 @@ def write_evidence_pack(
     for name, frame in populations.items():
         rows[f"populations/{name}.csv"] = _csv(frame, folder / "populations" / f"{name}.csv")
     (folder / "summary.md").write_text(summary(results, run_id, as_of, workspaces, parameters))
+    judged = verdicts(results)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
         "run_id": run_id,
         "as_of": as_of.isoformat(),
         "workspaces": workspaces,
         "parameters": dict(parameters),
-        "monitors": {m.id: {"severity": m.severity, "control_refs": list(m.control_refs), "table": m.table}
+        "monitors": {m.id: {"severity": m.severity, "control_refs": list(m.control_refs), "table": m.table,
+                            "verdict": judged[m.id][0], "why": judged[m.id][1]}
                      for m in MONITORS.values()},
+        "verdicts": {monitor_id: v for monitor_id, (v, _) in judged.items()},
         "row_counts": rows,
         "files": {str(p.relative_to(folder)): _sha256(p) for p in files},
     }
@@ -59,38 +61,53 @@ def write_evidence_pack(
     return folder
 
 
+def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """(verdict, why) of every monitor, from its rows in ``results`` (one run's)."""
+    return {m: verdict(results[results["monitor_id"] == m]) for m in MONITORS}
+
+
 def summary(results: pd.DataFrame, run_id: str, as_of: pd.Timestamp, workspaces: list[str],
             parameters: Mapping[str, Any]) -> str:
     counts = results.groupby(["monitor_id", "status"]).size().unstack(fill_value=0)
+    judged = verdicts(results)
     lines = [
         f"# Asana compliance evidence: run {run_id}",
         "",
-        f"As of {as_of.isoformat()} for workspace(s) {', '.join(workspaces)}.",
+        f"As of {as_of.isoformat()} for workspace(s) {', '.join(workspaces) or '(none)'}.",
         "",
-        "| monitor | severity | controls | result | " + " | ".join(STATUSES) + " |",
-        "|---|---|---|---|" + "---|" * len(STATUSES),
+        "| monitor | severity | controls | result | " + " | ".join(STATUSES) + " | why |",
+        "|---|---|---|---|" + "---|" * (len(STATUSES) + 1),
     ]
     for monitor in MONITORS.values():
         n = {s: int(counts.loc[monitor.id, s]) if monitor.id in counts.index and s in counts else 0 for s in STATUSES}
-        verdict = "FAIL" if n["alarm"] else ("ERROR" if n["error"] else "PASS")
+        result, why = judged[monitor.id]
         lines.append(
             f"| `{monitor.id}`: {monitor.title} | {monitor.severity} | {', '.join(monitor.control_refs)} | "
-            f"**{verdict}** | " + " | ".join(str(n[s]) for s in STATUSES) + " |"
+            f"**{result}** | " + " | ".join(str(n[s]) for s in STATUSES) + f" | {_cell(why)} |"
         )
     lines += [
         "",
-        "Statuses: alarm = non-compliant; info = not yet decidable (e.g. inside a grace period); "
-        "skip = the rule does not apply (the reason says why); ok = compliant.",
+        ("Statuses: alarm = non-compliant; info = not yet decidable (e.g. inside a grace period); "
+         "skip = the rule does not apply (the reason says why); ok = compliant."),
+        "",
+        ("Results: FAIL = at least one alarm; ERROR = at least one resource could not be judged; "
+         "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated "
+         "(none, or every one skipped): the run shows nothing about the control."),
         "",
         "## Parameters",
         "",
         *[f"- `{k}`: {v}" for k, v in parameters.items()],
         "",
-        "Each `monitors/<id>.csv` lists every evaluated resource with its status and reason; "
-        "`populations/` holds the rows the rules read; `manifest.json` has the sha256 of every file.",
+        ("Each `monitors/<id>.csv` lists every evaluated resource with its status and reason; "
+         "`populations/` holds the rows the rules read; `manifest.json` has the sha256 of every file."),
         "",
     ]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> int:

@@ -3,7 +3,8 @@
 A rule returns one row per evaluated resource (``resource_type, resource_gid, status, reason,
 resource_url``); ``finish`` stamps the run, the monitor's severity and its control mapping on
 them, giving ``monitor_results`` rows. Statuses: ok, alarm, info (not yet decidable), skip (the
-rule does not apply, with the reason), error.
+rule does not apply, with the reason), error. ``verdict`` sums one monitor's rows up for an
+auditor: PASS, FAIL, ERROR or NOT EVALUATED.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pydantic import BaseModel, Field
 
 from asana_assets.lib.compliance import access, tickets
 from asana_assets.lib.compliance.rule_output import rule_rows, when
-from asana_assets.lib.compliance.tickets import lookup
+from asana_assets.lib.compliance.tickets import TIMESTAMP, lookup
+from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES
 from asana_assets.lib.schema import DERIVED_TABLES
 
 
@@ -47,6 +49,34 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
     Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history",
             "Completion and workflow section agree"),
 )}
+
+
+STATUSES = ("alarm", "error", "info", "ok", "skip")
+PASS, FAIL, ERROR, NOT_EVALUATED = "PASS", "FAIL", "ERROR", "NOT EVALUATED"
+
+
+def verdict(rows: pd.DataFrame) -> tuple[str, str]:
+    """(verdict, why) for one monitor's rows of one run (``status`` and ``reason`` columns).
+
+    The evaluated population is every row but the skipped ones. When it is empty (no rows, or
+    every row skip) the monitor is NOT EVALUATED, never PASS: an auditor reads PASS as "the
+    control worked", which no evaluated resource can show. Otherwise FAIL on any alarm, ERROR on
+    any error, else PASS (info rows are evaluated: recorded, or inside a grace period).
+    """
+    n = rows["status"].value_counts()
+    count = {status: int(n.get(status, 0)) for status in STATUSES}
+    judged = len(rows) - count["skip"]
+    if not judged:
+        if not count["skip"]:
+            return NOT_EVALUATED, "Not evaluated: the population is empty."
+        reasons = rows["reason"].fillna("no reason").value_counts()
+        top = "; ".join(f"{k} ({v})" for k, v in reasons.head(3).items())
+        return NOT_EVALUATED, f"Not evaluated: the rule applies to none of its {count['skip']} resource(s): {top}"
+    if count["alarm"]:
+        return FAIL, f"{count['alarm']} of {judged} evaluated resource(s) alarm."
+    if count["error"]:
+        return ERROR, f"{count['error']} of {judged} evaluated resource(s) could not be judged (error)."
+    return PASS, f"None of {judged} evaluated resource(s) alarms ({count['ok']} ok, {count['info']} info)."
 
 
 class MonitorParams(BaseModel):
@@ -83,23 +113,43 @@ def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) ->
 
 # -- derived facts the rules share ------------------------------------------------------
 def implementation_start(tix: pd.DataFrame, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.Series:
-    """First entry into an IN_PROGRESS section in any project, else the first completion."""
-    entered = timeline[timeline["state"] == "IN_PROGRESS"].groupby("ticket_gid")["at"].min()
+    """The first of: the first entry into a section whose stage is IN_PROGRESS, IN_REVIEW or DONE,
+    in any of the ticket's projects; the first completion. A ticket that sits in such a section
+    with no story moving it there entered it when it was created (or added to the project)."""
+    started = timeline[timeline["stage"].isin(IMPLEMENTATION_STAGES)].groupby("ticket_gid")["at"].min()
     first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
-    return lookup(tix["gid"], entered).fillna(lookup(tix["gid"], first_done)).set_axis(tix["gid"])
+    both = pd.concat([lookup(tix["gid"], started), lookup(tix["gid"], first_done)], axis=1)
+    return both.min(axis=1).astype(TIMESTAMP).set_axis(tix["gid"])
 
 
-def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series) -> pd.DataFrame:
-    """Per ticket, the first approval not cancelled before implementation start.
+def section_exits(timeline: pd.DataFrame) -> pd.DataFrame:
+    """For each move into a section (by its story gid): when the ticket next left that section
+    in that project (a move, or removal from the project) and the stage it went to (null when
+    removed)."""
+    following = timeline.groupby(["ticket_gid", "project_gid"], dropna=False)[["at", "stage"]].shift(-1)
+    exits = pd.DataFrame({"left_at": following["at"], "left_to": following["stage"], "seq": timeline["seq"]})
+    return exits[(exits["seq"] != "") & exits["left_at"].notna()].set_index("seq")
 
-    A subtask's approval is cancelled when the same subtask later turns rejected or
-    changes_requested before implementation start (or at all, if it has not started).
+
+def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: pd.DataFrame) -> pd.DataFrame:
+    """Per ticket, the first approval not cancelled before implementation start (or at all, if
+    it has not started).
+
+    A subtask's approval is cancelled by any later change of the same subtask away from approved
+    (to pending, rejected or changes_requested); an approval by entering an APPROVED section is
+    cancelled when the ticket leaves that section for one that is not an implementation stage
+    (back to To Do, to Blocked, out of the project, ...).
     """
     a = approvals.assign(impl_start=lookup(approvals["ticket_gid"], impl_start))
     a = a.sort_values(["approval_task_gid", "decided_at", "approval_id"], na_position="first", kind="stable")
-    cancel_at = a["decided_at"].where(a["decision"].isin(["rejected", "changes_requested"]))
-    next_cancel = cancel_at.groupby(a["approval_task_gid"].fillna("section:" + a["approval_id"])).bfill()
-    cancelled = next_cancel.notna() & (a["impl_start"].isna() | (next_cancel < a["impl_start"]))
+    away = a["decided_at"].where((a["source"] == "subtask") & (a["decision"] != "approved"))
+    cancel_at = away.groupby(a["approval_task_gid"].fillna("section:" + a["approval_id"])).bfill()
+    exits = section_exits(timeline)
+    leave_at = lookup(a["approval_id"], exits["left_at"])
+    left_to = lookup(a["approval_id"], exits["left_to"])
+    left = (a["source"] == "section") & leave_at.notna() & ~left_to.isin(IMPLEMENTATION_STAGES)
+    cancel_at = cancel_at.where(~left, leave_at)
+    cancelled = cancel_at.notna() & (a["impl_start"].isna() | (cancel_at < a["impl_start"]))
     valid = a[(a["decision"] == "approved") & ~cancelled]
     return valid.sort_values(["ticket_gid", "decided_at", "approval_id"]).drop_duplicates("ticket_gid").set_index(
         "ticket_gid")[["approval_id", "source", "approval_task_gid", "decided_at", "approver_gid"]]
@@ -236,14 +286,15 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
 
 
 # -- all monitors of one run ------------------------------------------------------------
-def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str,
-             as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, as_of: pd.Timestamp,
+             shared: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Every monitor over the run's tables: ``monitor_results`` rows, and the populations the
-    rules read (for the evidence pack)."""
+    rules read (for the evidence pack). ``shared`` is ``history_inputs`` when the caller has
+    it already."""
     tix, states, events = t["tickets"], t["workflow_states"], t["ticket_events"]
-    timeline, done = history_inputs(t, states, events)
+    timeline, done = shared or history_inputs(t, states, events)
     impl = implementation_start(tix, timeline, done)
-    counting = counting_approval(t["approvals"], impl)
+    counting = counting_approval(t["approvals"], impl, timeline)
     at_completion = assignee_at_completion(tix, events, done)
     history, changes = t["user_access"], t["membership_changes"]
     rules = {

@@ -17,6 +17,7 @@ from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_O
 Raw = Mapping[str, pd.DataFrame]
 
 CLOSED = "CLOSED"
+TIMESTAMP = "datetime64[us, UTC]"  # how the warehouse's timestamps read into pandas
 
 
 def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
@@ -34,8 +35,8 @@ def collections(raw: Raw, change_projects: Sequence[str] | None = None,
     teams = raw["teams"].set_index("gid")["name"]
     out = pd.DataFrame({
         "gid": p["gid"], "name": p["name"], "description": p["notes"],
-        "workspace_gid": p["workspace_gid"], "workspace_name": p["workspace_gid"].map(ws),
-        "team_gid": p["team_gid"], "team_name": p["team_gid"].map(teams),
+        "workspace_gid": p["workspace_gid"], "workspace_name": lookup(p["workspace_gid"], ws),
+        "team_gid": p["team_gid"], "team_name": lookup(p["team_gid"], teams),
     })
     out["path"] = (
         out["workspace_name"].fillna("?") + " > " + out["team_name"].fillna("(no team)") + " > " + out["name"].fillna("")
@@ -57,48 +58,76 @@ def change_project_mask(projects: pd.DataFrame, change_projects: Sequence[str] |
 
 
 # -- ticket events ----------------------------------------------------------------------
+# A story's kind comes from its subtype first: an "unassigned" story is never an assignment,
+# whatever fields it carries. The approval status fields mark an approval story whatever its
+# subtype (going back to pending is "marked_incomplete"); the other fields decide only when the
+# subtype is missing or unknown (the subtype set is open).
+EVENT_OF_SUBTYPE = {
+    "section_changed": "section_changed", "assigned": "assigned", "unassigned": "unassigned",
+    "marked_complete": "completed", "marked_incomplete": "reopened",
+    "marked_approved": "approval_changed", "marked_rejected": "approval_changed",
+    "marked_changes_requested": "approval_changed",
+    "due_date_changed": "due_changed", "start_date_changed": "due_changed",
+    "name_changed": "name_changed", "notes_changed": "notes_changed",
+    "added_to_project": "added_to_project", "removed_from_project": "removed_from_project",
+}
+APPROVAL_OF_SUBTYPE = {"marked_approved": "approved", "marked_rejected": "rejected",
+                       "marked_changes_requested": "changes_requested"}
+DUE_FIELDS = ["old_due_on", "new_due_on", "old_due_at", "new_due_at", "old_start_on", "new_start_on"]
+
+
+def story_kinds(s: pd.DataFrame) -> pd.Series:
+    """The ticket event type of each story, "" for stories that are not one."""
+    subtype = s["resource_subtype"].fillna("").astype(object)
+    known = subtype.map(EVENT_OF_SUBTYPE).fillna("")
+    by_fields = np.select(
+        [s["new_section_gid"].notna(), s["assignee_gid"].notna(), s[DUE_FIELDS].notna().any(axis=1),
+         s["new_name"].notna() | s["old_name"].notna()],
+        ["section_changed", "assigned", "due_changed", "name_changed"], default="",
+    )
+    kind = pd.Series(np.where(known != "", known, by_fields), index=s.index, dtype=object)
+    kind[s["new_approval_status"].notna()] = "approval_changed"
+    # A kind whose structured field is missing says nothing usable.
+    unusable = (
+        ((kind == "section_changed") & s["new_section_gid"].isna())
+        | (kind.isin(["added_to_project", "removed_from_project"]) & s["project_gid"].isna())
+        | ((kind == "approval_changed") & s["new_approval_status"].isna() & ~subtype.isin(list(APPROVAL_OF_SUBTYPE)))
+    )
+    return kind.mask(unusable, "")
+
+
 def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
     """The normalised changelog: one row per meaningful story, plus creation."""
     s = raw["stories"]
-    due_fields = ["old_due_on", "new_due_on", "old_due_at", "new_due_at", "old_start_on", "new_start_on"]
-    subtype = s["resource_subtype"].fillna("")
-    kind = np.select(
-        [
-            s["new_approval_status"].notna(),
-            s["new_section_gid"].notna(),
-            (subtype == "assigned") | s["assignee_gid"].notna(),
-            subtype == "unassigned",
-            subtype == "marked_complete",
-            subtype == "marked_incomplete",
-            s[due_fields].notna().any(axis=1) | subtype.isin(["due_date_changed", "start_date_changed"]),
-            s["new_name"].notna() | s["old_name"].notna(),
-            subtype == "notes_changed",
-            (subtype == "added_to_project") & s["project_gid"].notna(),
-            (subtype == "removed_from_project") & s["project_gid"].notna(),
-        ],
-        ["approval_changed", "section_changed", "assigned", "unassigned", "completed", "reopened",
-         "due_changed", "name_changed", "notes_changed", "added_to_project", "removed_from_project"],
-        default="",
-    )
-    s = s.assign(event_type=kind)
+    s = s.assign(event_type=story_kinds(s))
     s = s[s["event_type"] != ""]
+    kind = s["event_type"]
     section_project = states.set_index("section_gid")["project_gid"]
     section_state = states.set_index("section_gid")["state"]
-    is_section = s["event_type"] == "section_changed"
+    is_section = kind == "section_changed"
+    approval_new = s["new_approval_status"].fillna(s["resource_subtype"].map(APPROVAL_OF_SUBTYPE))
     events = pd.DataFrame({
         "event_id": s["gid"],
         "ticket_gid": s["task_gid"],
-        "event_type": s["event_type"],
+        "event_type": kind,
         "occurred_at": s["created_at"],
         "actor_gid": s["created_by_gid"],
-        "project_gid": s["project_gid"].where(~is_section, s["new_section_gid"].map(section_project)),
-        "old_section_gid": s["old_section_gid"],
-        "new_section_gid": s["new_section_gid"],
-        "old_state": s["old_section_gid"].map(section_state),
-        "new_state": s["new_section_gid"].map(section_state),
-        "old_value": _first_of(s, ["old_approval_status", "old_name", "old_due_at", "old_due_on", "old_start_on"]),
-        "new_value": _first_of(s, ["new_approval_status", "assignee_gid", "new_name", "new_due_at", "new_due_on",
-                                   "new_start_on"]),
+        "project_gid": s["project_gid"].where(~is_section, lookup(s["new_section_gid"], section_project)),
+        "old_section_gid": s["old_section_gid"].where(is_section),
+        "new_section_gid": s["new_section_gid"].where(is_section),
+        "old_state": lookup(s["old_section_gid"], section_state).where(is_section),
+        "new_state": lookup(s["new_section_gid"], section_state).where(is_section),
+        "old_value": _per_kind(kind, {
+            "approval_changed": _first_of(s, ["old_approval_status"]),
+            "name_changed": _first_of(s, ["old_name"]),
+            "due_changed": _first_of(s, ["old_due_at", "old_due_on", "old_start_on"]),
+        }),
+        "new_value": _per_kind(kind, {
+            "approval_changed": _first_of(s.assign(new_approval_status=approval_new), ["new_approval_status"]),
+            "assigned": _first_of(s, ["assignee_gid"]),
+            "name_changed": _first_of(s, ["new_name"]),
+            "due_changed": _first_of(s, ["new_due_at", "new_due_on", "new_start_on"]),
+        }),
     })
     events = pd.concat([events, _approval_completions(events), _created(raw["tasks"])], ignore_index=True)
     events = events.sort_values(["ticket_gid", "occurred_at", "event_id"], kind="stable", ignore_index=True)
@@ -107,6 +136,14 @@ def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
     previous = events[assignment].groupby("ticket_gid")["new_value"].shift()
     events.loc[assignment, "old_value"] = previous
     return events
+
+
+def _per_kind(kind: pd.Series, values: Mapping[str, pd.Series]) -> pd.Series:
+    """Each row's value from the series of its kind; null for other kinds."""
+    out = pd.Series(None, index=kind.index, dtype=object)
+    for event_type, value in values.items():
+        out = out.mask(kind == event_type, value)
+    return out
 
 
 def _first_of(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -175,8 +212,11 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     })
     current = raw["task_memberships"][["task_gid", "project_gid", "section_gid"]].rename(
         columns={"task_gid": "ticket_gid", "section_gid": "current_section"})
-    starts = moves.drop_duplicates(["ticket_gid", "project_gid"])[["ticket_gid", "project_gid", "first_left"]]
-    starts = starts.merge(current, on=["ticket_gid", "project_gid"], how="outer")
+    # Every (ticket, project) with a move or a membership; an outer merge would do, but pandas
+    # fails on one over two empty Arrow-backed string keys.
+    first = moves.drop_duplicates(["ticket_gid", "project_gid"])[["ticket_gid", "project_gid", "first_left"]]
+    starts = pd.concat([first, current], ignore_index=True).groupby(
+        ["ticket_gid", "project_gid"], as_index=False, dropna=False, sort=False)[["first_left", "current_section"]].first()
     added = (
         events[events["event_type"] == "added_to_project"]
         .groupby(["ticket_gid", "project_gid"], as_index=False)["occurred_at"].min()
@@ -274,7 +314,7 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.Da
         "primary_project_gid": t["gid"].map(primary["project_gid"]),
         "section_gid": section,
         "section_name": section.map(by_section["name"]),
-        "collection_gids": t["gid"].map(projects).map(_list),
+        "collection_gids": _lists(t["gid"], projects),
         "assignee_gid": t["assignee_gid"],
         "creator_gid": t["created_by_gid"],
         "due_on": t["due_on"],
@@ -289,26 +329,30 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.Da
         "completed_by_gid": t["completed_by_gid"],
         "url": t["permalink_url"],
         "approval_status": t["approval_status"],
-        "tags": t["gid"].map(tags).map(_list),
+        "tags": _lists(t["gid"], tags),
         "is_change": t["parent_gid"].isna() & (subtype != "approval") & t["gid"].isin(in_change),
     })
 
 
-def _list(value) -> list:
-    return list(value) if isinstance(value, list) else []
+def _lists(keys: pd.Series, grouped: pd.Series) -> pd.Series:
+    """Each key's list, [] where it has none: an object column even when empty, as Arrow's list
+    type needs."""
+    out = lookup(keys, grouped).astype(object)
+    return out.where(out.notna(), pd.Series([[]] * len(out), index=out.index, dtype=object))
 
 
 # -- approvals --------------------------------------------------------------------------
 def approvals(raw: Raw, events: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
     """Every approval decision on a ticket: its approval subtasks' status changes (read from
-    new_approval_status), and entries into APPROVED-stage sections."""
+    new_approval_status; a change back to pending is kept, as it withdraws an approval), and
+    entries into APPROVED-stage sections by a move (a ticket created there was never moved
+    there by anyone, so that is no decision)."""
     t = raw["tasks"]
     subtasks = t[(t["resource_subtype"] == "approval") & t["parent_gid"].notna()].set_index("gid")
     changes = events[(events["event_type"] == "approval_changed") & events["ticket_gid"].isin(subtasks.index)]
-    changes = changes[changes["new_value"] != "pending"]
     decided = pd.DataFrame({
         "approval_id": changes["event_id"],
-        "ticket_gid": changes["ticket_gid"].map(subtasks["parent_gid"]),
+        "ticket_gid": lookup(changes["ticket_gid"], subtasks["parent_gid"]),
         "source": "subtask",
         "approval_task_gid": changes["ticket_gid"],
         "section_gid": None,

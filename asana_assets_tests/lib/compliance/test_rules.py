@@ -1,0 +1,360 @@
+"""The ticket tables and the ticket monitors on small hand-built raw tables: every expected status
+is written here by hand, ticket by ticket, with the reason it must have."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from asana_assets.lib.compliance import access, evidence, monitors, tickets
+from asana_assets.lib.compliance.monitors import MONITORS, MonitorParams
+from asana_assets.lib.compliance.workflow import workflow_states
+from asana_assets.lib.schema import DERIVED_TABLES, RAW_TABLES, to_arrow
+
+T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+AS_OF = T0 + timedelta(days=10)
+
+
+def h(n: float) -> pd.Timestamp:
+    return T0 + timedelta(hours=n)
+
+
+def raw_tables(**rows) -> dict[str, pd.DataFrame]:
+    """Raw tables typed as the warehouse stores them; tables not given are empty."""
+    return {name: to_arrow(name, rows.get(name, [])).to_pandas() for name in RAW_TABLES}
+
+
+def derive(raw: dict[str, pd.DataFrame], **params) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Every derived table, as the assets build them (each through its Arrow schema), then the
+    monitors: (tables, populations)."""
+    t = dict(raw)
+
+    def keep(name: str, frame: pd.DataFrame) -> None:
+        schema = DERIVED_TABLES[name]
+        t[name] = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).to_pandas()
+
+    keep("collections", tickets.collections(t))
+    keep("workflow_states", workflow_states(t["sections"]))
+    keep("ticket_events", tickets.ticket_events(t, t["workflow_states"]))
+    keep("tickets", tickets.tickets(t, t["workflow_states"], t["collections"]))
+    timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
+    keep("ticket_status_history", tickets.status_history(t, timeline, done))
+    keep("approvals", tickets.approvals(t, t["ticket_events"], timeline))
+    keep("user_access", access.access_snapshot(t, AS_OF, "run"))
+    keep("membership_changes", access.membership_changes(t["user_access"]))
+    results, populations = monitors.evaluate(t, MonitorParams(**params), "run", AS_OF)
+    keep("monitor_results", results)
+    return t, populations
+
+
+def results_of(t, monitor_id: str) -> dict[str, tuple[str, str]]:
+    r = t["monitor_results"]
+    r = r[r["monitor_id"] == monitor_id]
+    assert r["resource_gid"].is_unique
+    return {row.resource_gid: (row.status, row.reason) for row in r.itertuples()}
+
+
+# -- a small organisation ---------------------------------------------------------------
+USERS = ("alice", "bob", "carol")  # alice requests, bob implements, carol approves
+SECTIONS = {  # gid: name, all in the change project p1
+    "s-todo": "To Do", "s-approved": "Approved", "s-not": "Not approved", "s-doing": "In Progress",
+    "s-deployed": "Deployed",
+}
+
+
+class Org:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict]] = {name: [] for name in RAW_TABLES}
+        self.rows["workspaces"].append({"gid": "w1", "name": "Acme", "is_organization": True})
+        for user in USERS:
+            self.rows["users"].append({"gid": user, "name": user.title()})
+            self.rows["workspace_memberships"].append({
+                "gid": f"wm-{user}", "workspace_gid": "w1", "user_gid": user, "is_active": True,
+                "is_admin": False, "is_guest": False})
+        self.rows["projects"].append({"gid": "p1", "workspace_gid": "w1", "name": "Change Management",
+                                      "synced_at": AS_OF - timedelta(hours=1), "archived": False})
+        for position, (gid, name) in enumerate(SECTIONS.items()):
+            self.rows["sections"].append({"gid": gid, "project_gid": "p1", "name": name, "position": position})
+        self._story = 0
+
+    def task(self, gid: str, section: str | None = "s-todo", *, at=T0, parent=None, subtype="default_task",
+             approval_status=None, completed_at=None, completed_by=None, assignee="bob") -> str:
+        self.rows["tasks"].append({
+            "gid": gid, "workspace_gid": "w1", "parent_gid": parent, "resource_subtype": subtype,
+            "approval_status": approval_status, "name": gid, "assignee_gid": assignee, "created_by_gid": "alice",
+            "completed": completed_at is not None, "completed_at": completed_at, "completed_by_gid": completed_by,
+            "created_at": at, "modified_at": at, "permalink_url": f"https://app.asana.com/0/0/{gid}",
+        })
+        if section:
+            self.rows["task_memberships"].append(
+                {"task_gid": gid, "project_gid": "p1", "section_gid": section, "position": 0})
+        return gid
+
+    def story(self, task: str, at, subtype: str | None, by: str = "bob", **fields) -> str:
+        self._story += 1
+        gid = f"st{self._story}"
+        self.rows["stories"].append({"gid": gid, "task_gid": task, "created_at": at, "created_by_gid": by,
+                                     "type": "system", "resource_subtype": subtype, **fields})
+        return gid
+
+    def move(self, task: str, old: str, new: str, at, by: str = "bob") -> str:
+        self._set_section(task, new)
+        return self.story(task, at, "section_changed", by, old_section_gid=old, new_section_gid=new)
+
+    def _set_section(self, task: str, section: str) -> None:
+        for m in self.rows["task_memberships"]:
+            if m["task_gid"] == task:
+                m["section_gid"] = section
+
+    def approval(self, ticket: str, *decisions: tuple[float, str], by: str = "carol") -> str:
+        """An approval subtask of ``ticket`` whose status changes at the given hours."""
+        gid = f"{ticket}-approval"
+        old = "pending"
+        for hour, status in decisions:
+            subtype = {"approved": "marked_approved", "rejected": "marked_rejected",
+                       "changes_requested": "marked_changes_requested", "pending": "marked_incomplete"}[status]
+            self.story(gid, h(hour), subtype, by, old_approval_status=old, new_approval_status=status)
+            old = status
+        last = decisions[-1][0] if decisions else None
+        self.task(gid, None, parent=ticket, subtype="approval", approval_status=old, assignee=by,
+                  completed_at=h(last) if old != "pending" else None, completed_by=by if old != "pending" else None)
+        return gid
+
+    def complete(self, task: str, at, by: str = "bob") -> None:
+        for row in self.rows["tasks"]:
+            if row["gid"] == task:
+                row.update(completed=True, completed_at=at, completed_by_gid=by)
+        self.story(task, at, "marked_complete", by)
+
+    def raw(self) -> dict[str, pd.DataFrame]:
+        return raw_tables(**self.rows)
+
+
+# -- changes_approved: implementation start and approvals --------------------------------
+@pytest.fixture(scope="module")
+def changes():
+    org = Org()
+    # Moved To Do -> Deployed (a DONE section) and never completed, with no approval.
+    org.task("bypass")
+    org.move("bypass", "s-todo", "s-deployed", h(2))
+    # Created straight into In Progress (no section story): implementation started at creation.
+    org.task("born-doing", "s-doing")
+    org.approval("born-doing", (1, "approved"))
+    # Approved, then set back to pending before work started: no approval stands.
+    org.task("back-to-pending")
+    org.approval("back-to-pending", (1, "approved"), (2, "pending"))
+    org.move("back-to-pending", "s-todo", "s-doing", h(3))
+    # Approved, then changes requested before work started.
+    org.task("withdrawn")
+    org.approval("withdrawn", (1, "approved"), (2, "changes_requested"))
+    org.move("withdrawn", "s-todo", "s-doing", h(3))
+    # Changes requested only after work started: the approval stood at the start.
+    org.task("withdrawn-late")
+    org.approval("withdrawn-late", (1, "approved"), (3, "changes_requested"))
+    org.move("withdrawn-late", "s-todo", "s-doing", h(2))
+    # Rejected, then approved, then started.
+    org.task("re-approved")
+    org.approval("re-approved", (1, "rejected"), (2, "approved"))
+    org.move("re-approved", "s-todo", "s-doing", h(3))
+    # Through "Not approved" into In Progress: that section is no approval.
+    org.task("not-approved")
+    org.move("not-approved", "s-todo", "s-not", h(1), by="carol")
+    org.move("not-approved", "s-not", "s-doing", h(2))
+    # Approved by moving to Approved, then started.
+    org.task("by-section")
+    org.move("by-section", "s-todo", "s-approved", h(1), by="carol")
+    org.move("by-section", "s-approved", "s-doing", h(2))
+    # Moved to Approved, back to To Do, then started: the approval was taken back.
+    org.task("left-approved")
+    org.move("left-approved", "s-todo", "s-approved", h(1), by="carol")
+    org.move("left-approved", "s-approved", "s-todo", h(2))
+    org.move("left-approved", "s-todo", "s-doing", h(3))
+    # Moved to Approved, started, then back to To Do: the approval stood at the start.
+    org.task("left-after-start")
+    org.move("left-after-start", "s-todo", "s-approved", h(1), by="carol")
+    org.move("left-after-start", "s-approved", "s-doing", h(2))
+    org.move("left-after-start", "s-doing", "s-todo", h(3))
+    # Never moved, completed without approval: the completion is the start.
+    org.task("completed")
+    org.complete("completed", h(5))
+    # Sitting in To Do with no approval: nothing to judge yet.
+    org.task("waiting")
+    # Approved exactly when it entered Deployed: at the start counts.
+    org.task("on-time")
+    org.approval("on-time", (4, "approved"))
+    org.move("on-time", "s-todo", "s-deployed", h(4))
+    t, populations = derive(org.raw())
+    return t, populations
+
+
+CHANGES_APPROVED = {
+    "bypass": ("alarm", "Implementation started at 2026-03-02 11:00 UTC without an approval."),
+    "born-doing": ("alarm", "Approved at 2026-03-02 10:00 UTC, after implementation started at 2026-03-02 09:00 UTC."),
+    "back-to-pending": ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval."),
+    "withdrawn": ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval."),
+    "withdrawn-late": ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start."),
+    "re-approved": ("ok", "Approved at 2026-03-02 11:00 UTC, at or before implementation start."),
+    "not-approved": ("alarm", "Implementation started at 2026-03-02 11:00 UTC without an approval."),
+    "by-section": ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start."),
+    "left-approved": ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval."),
+    "left-after-start": ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start."),
+    "completed": ("alarm", "Implementation started at 2026-03-02 14:00 UTC without an approval."),
+    "waiting": ("skip", "Implementation has not started."),
+    "on-time": ("ok", "Approved at 2026-03-02 13:00 UTC, at or before implementation start."),
+}
+
+
+def test_changes_approved_judges_each_ticket_as_written(changes):
+    t, _ = changes
+    subtasks = ("born-doing", "back-to-pending", "withdrawn", "withdrawn-late", "re-approved", "on-time")
+    approval_tasks = {f"{gid}-approval": ("skip", "Not a change ticket.") for gid in subtasks}
+    assert results_of(t, "changes_approved") == {**CHANGES_APPROVED, **approval_tasks}
+
+
+def test_the_change_population_shows_the_implementation_start_and_the_approval(changes):
+    _, populations = changes
+    c = populations["change_tickets"].set_index("gid")
+    assert c.loc["bypass", "implementation_start"] == h(2)
+    assert c.loc["born-doing", "implementation_start"] == T0
+    assert c.loc["completed", "implementation_start"] == h(5)
+    assert pd.isna(c.loc["waiting", "implementation_start"])
+    assert c.loc["by-section", "approval_source"] == "section" and c.loc["by-section", "approver_gid"] == "carol"
+    assert pd.isna(c.loc["left-approved", "approval_id"])
+    assert c.loc["re-approved", "approved_at"] == h(2)
+
+
+def test_a_return_to_pending_is_an_approval_row_that_withdraws(changes):
+    t, _ = changes
+    a = t["approvals"]
+    mine = a[a["ticket_gid"] == "back-to-pending"].sort_values("decided_at")
+    assert mine["decision"].tolist() == ["approved", "pending"]
+    assert set(a.loc[a["ticket_gid"] == "not-approved", "source"]) == set()  # "Not approved" is no approval
+
+
+# -- story kinds --------------------------------------------------------------------------
+def test_story_kinds_come_from_the_subtype_first():
+    org = Org()
+    org.task("t1", completed_at=None)
+    org.story("t1", h(0), "assigned", "alice", assignee_gid="bob")
+    # An unassigned story that still names the previous assignee is no assignment.
+    org.story("t1", h(1), "unassigned", "alice", assignee_gid="bob")
+    org.complete("t1", h(2))
+    # No subtype: the fields decide.
+    org.story("t1", h(3), None, "alice", new_name="Renamed", old_name="t1")
+    org.story("t1", h(3.5), "comment_added", "alice")
+    t, _ = derive(org.raw())
+    events = t["ticket_events"]
+    mine = events[events["ticket_gid"] == "t1"].sort_values("occurred_at")
+    assert mine["event_type"].tolist() == ["created", "assigned", "unassigned", "completed", "name_changed"]
+    unassigned = mine[mine["event_type"] == "unassigned"].iloc[0]
+    assert pd.isna(unassigned["new_value"]) and unassigned["old_value"] == "bob"
+    assert results_of(t, "tickets_assigned")["t1"] == ("alarm", "Completed without an assignee at completion.")
+
+
+def test_a_section_story_without_a_section_is_not_a_move():
+    org = Org()
+    org.task("t1", "s-doing")
+    org.story("t1", h(1), "section_changed", "bob")  # structured fields missing
+    t, _ = derive(org.raw())
+    assert "section_changed" not in set(t["ticket_events"]["event_type"])
+    history = t["ticket_status_history"]
+    assert history.loc[history["ticket_gid"] == "t1", "state"].tolist() == ["IN_PROGRESS"]
+
+
+# -- tickets_synced -----------------------------------------------------------------------
+def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
+    org = Org()
+    org.rows["projects"] = [
+        {"gid": "fresh", "workspace_gid": "w1", "name": "Fresh", "synced_at": AS_OF - timedelta(hours=23)},
+        {"gid": "edge", "workspace_gid": "w1", "name": "Edge", "synced_at": AS_OF - timedelta(hours=24)},
+        {"gid": "stale", "workspace_gid": "w1", "name": "Stale",
+         "synced_at": AS_OF - timedelta(hours=24, seconds=1)},
+        {"gid": "never", "workspace_gid": "w1", "name": "Never", "synced_at": None},
+    ]
+    org.rows["sections"] = []
+    org.task("kept", None)
+    org.rows["quarantine"] = [
+        {"table": "tasks", "gid": "lost", "error": "created_at: invalid datetime", "raw": "{}", "observed_at": AS_OF},
+        {"table": "stories", "gid": "story-lost", "error": "bad", "raw": "{}", "observed_at": AS_OF},
+    ]
+    t, _ = derive(org.raw())
+    assert results_of(t, "tickets_synced") == {
+        "fresh": ("ok", "Last synced at 2026-03-11 10:00 UTC."),
+        "edge": ("ok", "Last synced at 2026-03-11 09:00 UTC."),  # exactly the allowed age
+        "stale": ("alarm", "Last synced at 2026-03-11 08:59 UTC, longer ago than allowed."),
+        "never": ("alarm", "The project's tasks were never listed completely."),
+        "lost": ("alarm", "The source listed this task but it is not in tickets (see quarantine)."),
+    }
+
+
+def test_tickets_synced_passes_when_every_project_is_fresh_and_nothing_is_lost():
+    org = Org()
+    org.task("kept")
+    t, _ = derive(org.raw())
+    assert results_of(t, "tickets_synced") == {"p1": ("ok", "Last synced at 2026-03-12 08:00 UTC.")}
+    t, _ = derive(org.raw(), max_sync_age_hours=0.5)
+    assert results_of(t, "tickets_synced")["p1"][0] == "alarm"
+
+
+# -- verdicts -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("statuses", "expected"), [
+    ([], "NOT EVALUATED"),
+    (["skip", "skip"], "NOT EVALUATED"),
+    (["info"], "PASS"),  # evaluated: recorded, or inside a grace period
+    (["info", "skip"], "PASS"),
+    (["ok"], "PASS"),
+    (["ok", "skip", "info"], "PASS"),
+    (["ok", "alarm"], "FAIL"),
+    (["alarm", "skip"], "FAIL"),
+    (["error", "ok"], "ERROR"),
+    (["error", "alarm"], "FAIL"),
+])
+def test_a_verdict_needs_an_evaluated_population(statuses, expected):
+    rows = pd.DataFrame({"status": pd.Series(statuses, dtype=object),
+                         "reason": pd.Series(["why"] * len(statuses), dtype=object)})
+    result, why = monitors.verdict(rows)
+    assert result == expected
+    assert why.startswith("Not evaluated: ") == (expected == "NOT EVALUATED")
+
+
+def test_a_population_of_skips_says_why_it_was_not_evaluated():
+    rows = pd.DataFrame({"status": ["skip"] * 3, "reason": ["Not a change ticket."] * 2 + ["Milestone."]})
+    assert monitors.verdict(rows) == (
+        "NOT EVALUATED",
+        "Not evaluated: the rule applies to none of its 3 resource(s): Not a change ticket. (2); Milestone. (1)",
+    )
+
+
+# -- empty is valid -----------------------------------------------------------------------
+@pytest.mark.parametrize("world", ["nothing", "no tasks", "no change project"])
+def test_an_empty_workspace_gives_every_table_and_a_pack_of_not_evaluated(world, tmp_path):
+    org = Org()
+    if world == "nothing":
+        org.rows = {name: [] for name in RAW_TABLES}
+    elif world == "no tasks":
+        pass
+    else:
+        org.rows["projects"][0]["name"] = "IT Helpdesk"
+        org.task("ticket")
+        org.move("ticket", "s-todo", "s-doing", h(1))
+    t, populations = derive(org.raw())
+    for name in DERIVED_TABLES:
+        assert name in t
+    pack = evidence.write_evidence_pack(tmp_path, "run", AS_OF, ["w1"], {}, t["monitor_results"], populations)
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert set(manifest["verdicts"]) == set(MONITORS)
+    assert manifest["verdicts"]["changes_approved"] == "NOT EVALUATED"
+    assert manifest["verdicts"]["approval_segregation"] == "NOT EVALUATED"
+    summary = (pack / "summary.md").read_text()
+    row = next(line for line in summary.splitlines() if line.startswith("| `changes_approved`"))
+    assert "**NOT EVALUATED**" in row and "PASS" not in row
+    for monitor_id in MONITORS:
+        assert (pack / "monitors" / f"{monitor_id}.csv").exists()
+    if world == "nothing":
+        assert len(t["monitor_results"]) == 1  # the access baseline: a skip
+        assert set(manifest["verdicts"].values()) == {"NOT EVALUATED"}
+        assert "PASS" not in summary.replace("PASS = ", "")

@@ -266,18 +266,19 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("snapshot_at", TS, "When this snapshot was taken (the run's as_of)"),
         ("run_id", STR, "Run that took the snapshot"),
         ("user_gid", GID, "User"),
-        ("user_is_active", BOOL, "The user's workspace membership is active"),
+        ("user_is_active", BOOL, "The user has an active membership of the resource's workspace"),
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
         ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
     ),
     "membership_changes": _schema(
-        ("change_id", STR, "Stable id of the change"),
+        ("change_id", STR, "Stable id: sha256 of window_end|user_gid|resource_type|resource_gid|change_type, "
+         "window_end as 2026-03-01T09:00:00.000000Z, first 16 hex digits"),
         ("user_gid", GID, "User"),
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
-        ("change_type", STR, "granted, revoked, role_changed, deactivated, reactivated, admin_granted, "
-         "admin_revoked or guest_added"),
+        ("change_type", STR, "granted, revoked, role_changed, deactivated, reactivated (also: back in a workspace "
+         "after a snapshot without a membership), admin_granted, admin_revoked or guest_added"),
         ("old_role", STR, "Role before"),
         ("new_role", STR, "Role after"),
         ("window_start", TS, "Previous snapshot: the change happened after this"),
@@ -288,7 +289,8 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("run_id", STR, "Run that evaluated"),
         ("evaluated_at", TS, "The run's as_of"),
         ("monitor_id", STR, "Monitor"),
-        ("resource_type", STR, "ticket, project, user, membership_change, table"),
+        ("resource_type", STR, "ticket, project, user, user_in_workspace (gid user/workspace), membership_change, "
+         "or the raw record an access alarm names (team_membership, project_membership, task)"),
         ("resource_gid", STR, "The resource evaluated"),
         ("status", STR, "ok, alarm, info, skip or error"),
         ("reason", STR, "One sentence"),

@@ -8,6 +8,7 @@ window (after the previous snapshot, at or before this one), never at an exact t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
@@ -15,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from asana_assets.lib.compliance.rule_output import rule_rows, when
+from asana_assets.lib.compliance.tickets import lookup
 from asana_assets.lib.schema import DERIVED_TABLES
 
 ACCESS_COLUMNS = DERIVED_TABLES["user_access"].names
 CHANGE_COLUMNS = DERIVED_TABLES["membership_changes"].names
 KEY = ["user_gid", "resource_type", "resource_gid"]
+PAIR = ["user_gid", "workspace_gid"]
 
 # Most privileged first. Workspace and team roles (admin, member, guest) never compete with
 # project roles (owner to viewer) for the same resource, so one order ranks both.
@@ -36,8 +39,8 @@ def access_snapshot(raw: Mapping[str, pd.DataFrame], snapshot_at: pd.Timestamp, 
         raw["teams"][["gid", "workspace_gid"]].rename(columns={"gid": "team_gid"}), on="team_gid", how="left"
     )
     projects = raw["projects"]
-    members = raw["project_memberships"]
-    members = members[members["member_type"].eq("user")].merge(
+    members, _ = _project_members(raw)
+    members = members.merge(
         projects[["gid", "workspace_gid"]].rename(columns={"gid": "project_gid"}), on="project_gid", how="left"
     )
     rows = pd.concat([
@@ -93,6 +96,9 @@ def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
     before = rows.assign(window_end=history["snapshot_at"].map(following)).dropna(subset=["window_end"])
     after = rows.assign(window_end=history["snapshot_at"])[history["snapshot_at"].map(preceding).notna()]
     pairs = before.merge(after, on=["window_end", *KEY], how="outer", suffixes=("_old", "_new"), indicator=True)
+    pairs["window_end"] = pairs["window_end"].astype(history["snapshot_at"].dtype)
+    first_seen = history[history["resource_type"].eq("workspace")].groupby(KEY, as_index=False)["snapshot_at"].min()
+    pairs = pairs.merge(first_seen, on=KEY, how="left")
     old, new = pairs["role_old"].fillna(""), pairs["role_new"].fillna("")
     both = pairs["_merge"].eq("both")
     workspace = pairs["resource_type"].eq("workspace")
@@ -109,7 +115,9 @@ def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
         "revoked": pairs["_merge"].eq("left_only"),
         "role_changed": role_changed,
         "deactivated": workspace & both & was_active & ~is_active,
-        "reactivated": workspace & both & ~was_active & is_active,
+        # An account back in a workspace it was in before, active, is a reactivation too.
+        "reactivated": workspace & is_active & (
+            (both & ~was_active) | (pairs["_merge"].eq("right_only") & (pairs["snapshot_at"] < pairs["window_end"]))),
         "admin_granted": admin_granted,
         "admin_revoked": admin_revoked,
         "guest_added": guest_added,
@@ -117,7 +125,6 @@ def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
     changes = pd.concat(
         [pairs[mask].assign(change_type=kind) for kind, mask in kinds.items()], ignore_index=True
     ).rename(columns={"role_old": "old_role", "role_new": "new_role"})
-    changes["window_end"] = changes["window_end"].astype(history["snapshot_at"].dtype)
     changes["window_start"] = changes["window_end"].map(preceding).astype(history["snapshot_at"].dtype)
     changes["run_id"] = changes["window_end"].map(run_of).astype("str")
     changes["change_id"] = _change_ids(changes)
@@ -125,11 +132,14 @@ def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _change_ids(changes: pd.DataFrame) -> pd.Series:
-    """A hash of what identifies a change, so re-deriving the table gives the same ids."""
+    """What identifies a change, hashed: the first 16 hex digits of the sha256 of
+    ``window_end|user_gid|resource_type|resource_gid|change_type``, the snapshot that detected
+    it written ``2026-03-01T09:00:00.000000Z``. Every later run derives the same id, so a
+    reviewer's acknowledgement keeps pointing at it."""
     key = changes["window_end"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for column in [*KEY, "change_type"]:
         key = key + "|" + changes[column]
-    return pd.util.hash_pandas_object(key, index=False).map("{:016x}".format).astype("str")
+    return key.map(lambda text: hashlib.sha256(text.encode()).hexdigest()[:16]).astype("str")
 
 
 def offboarding_results(
@@ -138,77 +148,143 @@ def offboarding_results(
     as_of: pd.Timestamp,
     grace: timedelta = timedelta(days=1),
 ) -> pd.DataFrame:
-    """Users inactive or gone who still hold access or open work (CC6.2, ISO 5.18).
+    """Users without an active membership of a workspace who still hold a team or project
+    membership there, own a live project there or are assignee of an open ticket there (CC6.2,
+    ISO 5.18).
 
-    One row per user in the latest snapshot or the one before. The grace runs from the first
-    snapshot that showed the user inactive or gone; a user already inactive in the very first
-    snapshot has had no grace observed, and leaving access behind is not excused by it.
+    Judged per user and workspace, whatever the user's state elsewhere: a row for every user and
+    workspace with a membership now or in any snapshot, or with a holding now, so an alarm lasts
+    as long as the holding. The grace runs from the earliest time the data allows the
+    deactivation, the last snapshot showing the user active there, so it never restarts nor
+    outlasts the real one; a user never seen active there has none. A holding whose workspace
+    is unknown, and a project member of no recognisable type, alarm on a row of their own (the
+    record's type and gid, with why).
     """
-    if history.empty:
-        return _results("user", [], [], [])
+    as_of = _utc(as_of)
+    members, odd = _project_members(raw)
+    held = _holdings(raw, members)
+    placed = held[held["workspace_gid"].notna()]
+    memberships = raw["workspace_memberships"].assign(active=lambda m: m["is_active"].eq(True))
+    now = memberships.groupby(PAIR, as_index=False)["active"].any()
+    seen = history[history["resource_type"].eq("workspace")].rename(columns={"resource_gid": "workspace_gid"})
+    first_seen = seen.groupby(PAIR, as_index=False)["snapshot_at"].min().rename(columns={"snapshot_at": "first_seen"})
+    last_active = seen[seen["user_is_active"].eq(True)].groupby(PAIR, as_index=False)["snapshot_at"].max()
+    users = (
+        pd.concat([now[PAIR], seen[PAIR], placed[PAIR]]).drop_duplicates()
+        .merge(now, on=PAIR, how="left").merge(first_seen, on=PAIR, how="left")
+        .merge(last_active.rename(columns={"snapshot_at": "last_active"}), on=PAIR, how="left")
+        .merge(_describe(placed), on=PAIR, how="left")
+    )
+    present, active, holds = users["active"].notna(), users["active"].eq(True), users["holdings"].notna()
     times = _times(history)
-    users = _user_states(history, times)
-    users["holdings"] = _holdings(raw, users.index[~users["active"]])
-    held = users["holdings"].notna()
-    at_baseline = users["since"].eq(times.iloc[0])
-    overdue = at_baseline | (_utc(as_of) - users["since"] > grace)
-    status = np.select([users["active"], ~held, overdue], ["skip", "ok", "alarm"], "info")
-    down = np.where(users["present"], "Inactive since ", "Removed from the workspace since ")
+    lower = _utc_column(users["last_active"])
+    # Seen inactive first: at the first snapshot showing the user there, else at the first of all.
+    upper = _first_snapshot_after(times, lower, as_of).fillna(
+        _utc_column(users["first_seen"]).fillna(times.iloc[0] if len(times) else as_of))
+    overdue = lower.isna() | (as_of - lower > grace)
+    status = np.select([active, ~holds, overdue], ["skip", "ok", "alarm"], "info")
+    window = np.where(lower.notna(), "some time between " + when(lower) + " and " + when(upper),
+                      when(upper) + " or earlier")
+    membership = np.where(present, " (membership inactive)", " (no membership)")
+    detail = np.where(holds, "; still " + users["holdings"].fillna(""), "; no residual access")
     suffix = np.select(
-        [status == "info", (status == "alarm") & at_baseline],
-        ["; grace ends " + when(users["since"] + grace), "; already inactive at the first snapshot"],
-        "",
+        [status == "info", (status == "alarm") & lower.isna()],
+        ["; grace ends " + when(lower + grace), "; never seen active there, so no grace applies"], "",
     )
-    detail = np.where(held, "; still " + users["holdings"].fillna(""), "; no residual access")
-    reason = np.where(status == "skip", "Active member", down + when(users["since"]) + detail + suffix)
-    return _results("user", users.index, status, reason)
+    reason = np.where(status == "skip", "Active member",
+                      "Not active in the workspace since " + window + membership + detail + suffix)
+    judged = rule_rows("user_in_workspace", users["user_gid"] + "/" + users["workspace_gid"], status, reason)
+    return pd.concat([judged, *_unplaced(held, odd, raw["projects"])], ignore_index=True).sort_values(
+        ["resource_type", "resource_gid"], ignore_index=True)
 
 
-def _user_states(history: pd.DataFrame, times: pd.Series) -> pd.DataFrame:
-    """Users of the last two snapshots: present and active in the latest, and since when they
-    have been inactive or gone (the snapshot after the last one showing them active, else the
-    first showing them at all)."""
-    states = history.groupby(["snapshot_at", "user_gid"], as_index=False)["user_is_active"].any()
-    recent = states["snapshot_at"].isin(times.iloc[-2:])
-    users = pd.DataFrame(index=pd.Index(states.loc[recent, "user_gid"].unique(), name="user_gid"))
-    latest = states[states["snapshot_at"].eq(times.iloc[-1])]
-    users["present"] = users.index.isin(latest["user_gid"])
-    users["active"] = users.index.isin(latest.loc[latest["user_is_active"], "user_gid"])
-    last_active = states[states["user_is_active"]].groupby("user_gid")["snapshot_at"].max()
-    first_seen = states.groupby("user_gid")["snapshot_at"].min()
-    users["since"] = last_active.map(_neighbour(times, -1)).combine_first(first_seen)
-    return users
+def _project_members(raw: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Project memberships held by users, and those whose member is of no recognisable type.
 
-
-def _holdings(raw: Mapping[str, pd.DataFrame], users: pd.Index) -> pd.Series:
-    """Per user, what they still hold: "member of team A, project B; owner of project C; ..."."""
-    teams = raw["team_memberships"].merge(
-        raw["teams"][["gid", "name"]].rename(columns={"gid": "team_gid"}), on="team_gid", how="left"
-    )
-    projects = raw["projects"]
-    names = projects.set_index("gid")["name"]
+    A member is a user when Asana says so or, its type missing or unknown, when its gid is the
+    gid of a workspace or team member (gids are unique across resource types); a team is never a
+    user.
+    """
     members = raw["project_memberships"]
-    members = members[members["member_type"].eq("user")]
-    owned = projects[~projects["archived"].eq(True)]
+    kind, gid = members["member_type"], members["member_gid"]
+    users = pd.concat([raw["workspace_memberships"]["user_gid"], raw["team_memberships"]["user_gid"]])
+    untyped = ~kind.isin(["user", "team"])
+    user = kind.eq("user") | (untyped & gid.isin(users))
+    team = kind.eq("team") | (untyped & gid.isin(raw["teams"]["gid"]))
+    return members[user], members[~user & ~team]
+
+
+def _holdings(raw: Mapping[str, pd.DataFrame], members: pd.DataFrame) -> pd.DataFrame:
+    """What users hold now (``members``: the users' project memberships), one row per record:
+    its workspace (null when the data cannot tell, ``missing`` says why) and how a reason names it."""
+    teams = raw["teams"].drop_duplicates("gid").set_index("gid")
+    projects = raw["projects"].drop_duplicates("gid").set_index("gid")
+    team_members = raw["team_memberships"]
+    owned = raw["projects"][~raw["projects"]["archived"].eq(True) & raw["projects"]["owner_gid"].notna()]
     tasks = raw["tasks"]
-    open_tickets = tasks[~tasks["completed"].eq(True)].groupby("assignee_gid").size()
-    held = pd.concat([
-        _held(teams["user_gid"], "member of", "team " + teams["name"].fillna(teams["team_gid"])),
-        _held(members["member_gid"], "member of",
-              "project " + members["project_gid"].map(names).fillna(members["project_gid"])),
-        _held(owned["owner_gid"], "owner of", "project " + owned["name"].fillna(owned["gid"])),
-        _held(open_tickets.index.to_series(), "assignee of",
-              open_tickets.astype(str) + np.where(open_tickets.eq(1), " open ticket", " open tickets")),
-    ], keys=range(4), names=["kind", None]).reset_index(level="kind")
+    tickets = tasks[~tasks["completed"].eq(True) & tasks["assignee_gid"].notna()]
+    team, project = team_members["team_gid"], members["project_gid"]
+    return pd.concat([
+        _held(team_members["user_gid"], lookup(team, teams["workspace_gid"]), 0, "member of",
+              "team " + lookup(team, teams["name"]).fillna(team), "team_membership", team_members["gid"],
+              np.where(team.isin(teams.index), "the team has no workspace", "the team is not among the synced teams")),
+        _held(members["member_gid"], lookup(project, projects["workspace_gid"]), 1, "member of",
+              "project " + lookup(project, projects["name"]).fillna(project), "project_membership", members["gid"],
+              np.where(project.isin(projects.index), "the project has no workspace",
+                       "the project is not among the synced projects")),
+        _held(owned["owner_gid"], owned["workspace_gid"], 2, "owner of",
+              "project " + owned["name"].fillna(owned["gid"]), "project", owned["gid"], "the project has no workspace"),
+        _held(tickets["assignee_gid"], tickets["workspace_gid"], 3, "assignee of", "open ticket " + tickets["gid"],
+              "task", tickets["gid"], "the task has no workspace"),
+    ], ignore_index=True)
+
+
+def _held(user_gid, workspace_gid, kind, clause, item, record_type, record_gid, missing) -> pd.DataFrame:
+    return pd.DataFrame({
+        "user_gid": user_gid.to_numpy(), "workspace_gid": workspace_gid.to_numpy(), "kind": kind, "clause": clause,
+        "item": item.to_numpy(), "record_type": record_type, "record_gid": record_gid.to_numpy(), "missing": missing,
+    })
+
+
+def _describe(placed: pd.DataFrame) -> pd.DataFrame:
+    """Per user and workspace, what they still hold: "member of team A, project B; owner of
+    project C; assignee of 2 open tickets"."""
+    tickets = placed[placed["kind"].eq(3)].groupby(PAIR, as_index=False).size()
+    counted = tickets.assign(
+        kind=3, clause="assignee of",
+        item=tickets["size"].astype(str) + np.where(tickets["size"].eq(1), " open ticket", " open tickets"),
+    )
     # Teams before projects, then by name: the groups below keep this order.
-    held = held[held["user_gid"].isin(users)].drop_duplicates().sort_values(["user_gid", "kind", "item"])
-    clauses = held.groupby(["user_gid", "clause"], sort=False, as_index=False)["item"].agg(_listing)
-    clauses["text"] = clauses["clause"] + " " + clauses["item"]
-    return clauses.groupby("user_gid", sort=False)["text"].agg("; ".join)
+    listed = pd.concat([placed[placed["kind"].ne(3)], counted])[[*PAIR, "kind", "clause", "item"]]
+    listed = listed.drop_duplicates().sort_values([*PAIR, "kind", "item"])
+    clauses = listed.groupby([*PAIR, "clause"], sort=False, as_index=False)["item"].agg(_listing)
+    clauses["holdings"] = clauses["clause"] + " " + clauses["item"]
+    return clauses.groupby(PAIR, sort=False, as_index=False)["holdings"].agg("; ".join)
 
 
-def _held(user_gid: pd.Series, clause: str, item: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({"user_gid": user_gid.to_numpy(), "clause": clause, "item": item.to_numpy()})
+def _unplaced(held: pd.DataFrame, odd: pd.DataFrame, projects: pd.DataFrame) -> list[pd.DataFrame]:
+    """Alarms for what cannot be judged: a holding in an unknown workspace, a project member of
+    no recognisable type (``odd``)."""
+    lost = held[held["workspace_gid"].isna()]
+    lost = lost.assign(reason="User " + lost["user_gid"] + " is " + lost["clause"] + " " + lost["item"] + ", but "
+                       + lost["missing"] + ": whether the user may hold it there cannot be judged")
+    names = projects.drop_duplicates("gid").set_index("gid")["name"]
+    project = lookup(odd["project_gid"], names).fillna(odd["project_gid"])
+    odd = odd.assign(
+        record_type="project_membership", record_gid=odd["gid"],
+        reason="Member " + odd["member_gid"] + " of project " + project + " is of no recognisable type ("
+        + odd["member_type"].fillna("none") + "): whether it is an active user cannot be judged",
+    )
+    rows = pd.concat([lost, odd])
+    return [rule_rows(kind, part["record_gid"], "alarm", part["reason"]) for kind, part in rows.groupby("record_type")]
+
+
+def _first_snapshot_after(times: pd.Series, moments: pd.Series, default: pd.Timestamp) -> pd.Series:
+    """Per moment, the first snapshot after it, else ``default``; an unknown moment stays unknown."""
+    snapshots = pd.DatetimeIndex(times)
+    position = snapshots.searchsorted(pd.DatetimeIndex(moments.fillna(default)), side="right")
+    after = pd.Series(snapshots.append(pd.DatetimeIndex([default]))[position], index=moments.index)
+    return after.where(moments.notna())
 
 
 def _listing(items: pd.Series) -> str:
@@ -231,8 +307,7 @@ def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str
     }).groupby("user_gid", as_index=False).any()
     users = raw["users"][["gid", "name", "email"]].rename(columns={"gid": "user_gid"})
     users = flags.merge(users, on="user_gid", how="outer")
-    approved = {entry.casefold() for entry in approved_admins or ()}
-    listed = users["user_gid"].str.casefold().isin(approved) | users["email"].str.casefold().isin(approved)
+    listed = _approved(users["user_gid"], raw["users"], approved_admins)
     unconfigured = pd.Series(approved_admins is None, index=users.index)
     cases = [~users["admin"].eq(True), users["guest"].eq(True), unconfigured, listed]
     status = np.select(cases, ["skip", "alarm", "info", "ok"], "alarm")
@@ -246,29 +321,53 @@ def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str
     return _results("user", users["user_gid"], status, reason)
 
 
-def membership_change_results(changes: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """The latest window's membership changes for review (CC6.2/CC6.3): admin grants, guests
-    and reactivations alarm, every other change is information."""
+def membership_change_results(
+    changes: pd.DataFrame,
+    history: pd.DataFrame,
+    users: pd.DataFrame,
+    acknowledged: Sequence[str] = (),
+    approved_admins: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Membership changes for review (CC6.2/CC6.3).
+
+    An admin grant, a guest added or a reactivation is a finding from the run that detects it
+    until a reviewer acknowledges it: its ``change_id`` in ``acknowledged``, or, for an admin
+    grant, the user (gid or email) on ``approved_admins``. Every other change of the latest window
+    is information.
+    """
     times = _times(history)
     workspaces = history.loc[history["resource_type"].eq("workspace"), "resource_gid"].unique()
     scope = workspaces[0] if len(workspaces) == 1 else None
     if len(times) < 2:
         reason = "Baseline snapshot: membership changes are reported from the next sync on"
         return _results("membership_change", [scope or "baseline"], ["skip"], [reason])
-    start, end = when(times.iloc[-2:]).tolist()
-    latest = changes[changes["window_end"].eq(times.iloc[-1])]
-    if latest.empty:
+    alarming = changes["change_type"].isin(ALARMING_CHANGES)
+    listed = changes[alarming | changes["window_end"].eq(times.iloc[-1])]
+    if listed.empty:
+        start, end = when(times.iloc[-2:]).tolist()
         reason = f"No membership changed between {start} and {end}"
         return _results("membership_change", [scope or "no_changes"], ["ok"], [reason])
-    status = np.where(latest["change_type"].isin(ALARMING_CHANGES), "alarm", "info")
-    old, new = latest["old_role"].fillna("no access"), latest["new_role"].fillna("no access")
+    by_id = listed["change_id"].isin(list(acknowledged))
+    by_list = listed["change_type"].eq("admin_granted") & _approved(listed["user_gid"], users, approved_admins)
+    status = np.select([~listed["change_type"].isin(ALARMING_CHANGES), by_id, by_list], ["info", "ok", "ok"], "alarm")
+    old, new = listed["old_role"].fillna("no access"), listed["new_role"].fillna("no access")
     roles = np.where(old.eq(new), "(" + new + ")", "(" + old + " -> " + new + ")")
+    review = np.select([status == "info", by_id, by_list],
+                       ["", "; acknowledged in acknowledged_changes", "; the user is on the approved admin list"],
+                       "; not acknowledged yet")
     reason = (
-        "User " + latest["user_gid"] + ": " + latest["change_type"].str.replace("_", " ") + " on "
-        + latest["resource_type"] + " " + latest["resource_gid"] + " " + roles
-        + f", between {start} and {end}"
+        "User " + listed["user_gid"] + ": " + listed["change_type"].str.replace("_", " ") + " on "
+        + listed["resource_type"] + " " + listed["resource_gid"] + " " + roles
+        + ", between " + when(listed["window_start"]) + " and " + when(listed["window_end"]) + review
     )
-    return _results("membership_change", latest["change_id"], status, reason)
+    return _results("membership_change", listed["change_id"], status, reason)
+
+
+def _approved(user_gid: pd.Series, users: pd.DataFrame, approved_admins: Sequence[str] | None) -> pd.Series:
+    """Whether each user is on the approved admin list, by gid or email, case-insensitively."""
+    approved = {entry.casefold() for entry in approved_admins or ()}
+    emails = lookup(user_gid, users.drop_duplicates("gid").set_index("gid")["email"])
+    return user_gid.str.casefold().isin(approved) | emails.str.casefold().isin(approved)
 
 
 def _results(resource_type: str, resource_gid, status, reason) -> pd.DataFrame:
@@ -284,6 +383,11 @@ def _times(history: pd.DataFrame) -> pd.Series:
 def _neighbour(times: pd.Series, step: int) -> pd.Series:
     """Each snapshot time mapped to the next (step -1) or the previous (step 1) one."""
     return pd.Series(times.shift(step).array, index=pd.DatetimeIndex(times))
+
+
+def _utc_column(times: pd.Series) -> pd.Series:
+    """A column of timestamps in UTC at the warehouse's resolution, whatever a merge left it as."""
+    return pd.to_datetime(times, utc=True).astype("datetime64[us, UTC]")
 
 
 def _utc(ts) -> pd.Timestamp:

@@ -40,7 +40,7 @@ def write_evidence_pack(
     for monitor_id in MONITORS:
         part = results[results["monitor_id"] == monitor_id]
         rows[f"monitors/{monitor_id}.csv"] = _csv(part, folder / "monitors" / f"{monitor_id}.csv")
-    for name, frame in populations.items():
+    for name, frame in {**populations, **_reviewed_changes(populations, results)}.items():
         rows[f"populations/{name}.csv"] = _csv(frame, folder / "populations" / f"{name}.csv")
     (folder / "summary.md").write_text(summary(results, run_id, as_of, workspaces, parameters))
     judged = verdicts(results)
@@ -108,6 +108,18 @@ def summary(results: pd.DataFrame, run_id: str, as_of: pd.Timestamp, workspaces:
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The membership changes awaiting review (``alarm``) apart from those acknowledged (``ok``),
+    each with the monitor's reason (which says how it was acknowledged)."""
+    judged = results[results["monitor_id"] == "membership_changes"][["resource_gid", "status", "reason"]]
+    changes = populations["membership_changes"].merge(
+        judged.rename(columns={"resource_gid": "change_id"}), on="change_id")
+    return {
+        "membership_changes_open": changes[changes["status"] == "alarm"].drop(columns="status"),
+        "membership_changes_acknowledged": changes[changes["status"] == "ok"].drop(columns="status"),
+    }
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> int:

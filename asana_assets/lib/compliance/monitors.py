@@ -84,8 +84,12 @@ class MonitorParams(BaseModel):
 
     max_sync_age_hours: float = Field(24, description="tickets_synced: a project's last sync may be this old")
     assignment_grace_hours: float = Field(24, description="tickets_assigned: a new ticket may be unassigned this long")
-    offboarding_grace_hours: float = Field(24, description="offboarding_access_removed: time to remove access")
-    approved_admins: list[str] | None = Field(None, description="admin_access_restricted: user gids or emails")
+    offboarding_grace_hours: float = Field(
+        24, description="offboarding_access_removed: time to remove access, from the last snapshot showing it active")
+    approved_admins: list[str] | None = Field(
+        None, description="admin_access_restricted, and acknowledges admin grants: user gids or emails")
+    acknowledged_changes: list[str] = Field(
+        default_factory=list, description="membership_changes: change_ids of reviewed grants, guests, reactivations")
     drift_grace_hours: float = Field(24, description="workflow_consistent: tolerated section/completion drift")
 
 
@@ -305,7 +309,8 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
         "offboarding_access_removed": access.offboarding_results(
             history, t, as_of, timedelta(hours=params.offboarding_grace_hours)),
         "admin_access_restricted": access.admin_results(t, params.approved_admins),
-        "membership_changes": access.membership_change_results(changes, history),
+        "membership_changes": access.membership_change_results(
+            changes, history, t["users"], params.acknowledged_changes, params.approved_admins),
         "workflow_consistent": workflow_consistent(t, tix, states, timeline, done, as_of, params),
     }
     results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)

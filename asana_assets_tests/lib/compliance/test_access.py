@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pandas as pd
@@ -29,7 +30,7 @@ def tables(**rows) -> dict[str, pd.DataFrame]:
 
 
 def wm(user, active=True, admin=False, guest=False, workspace="w1"):
-    return {"gid": f"wm-{user}", "workspace_gid": workspace, "user_gid": user,
+    return {"gid": f"wm-{user}-{workspace}", "workspace_gid": workspace, "user_gid": user,
             "is_active": active, "is_admin": admin, "is_guest": guest}
 
 
@@ -177,10 +178,10 @@ def test_changes_compare_consecutive_snapshots_only():
 
 # Offboarding: "dep" leaves with access behind, "clean" owns only an archived project and a
 # completed task, "gone" disappears from the workspace with an open task, "stay" is active.
-def offboarding_raw(departed: bool):
-    tasks = [{"gid": "k1", "assignee_gid": "dep", "completed": False},
-                 {"gid": "k2", "assignee_gid": "clean", "completed": True},
-                 {"gid": "k3", "assignee_gid": "gone", "completed": False}]
+def offboarding_raw(departed: bool, gone_ticket_open: bool = True):
+    tasks = [{"gid": "k1", "assignee_gid": "dep", "completed": False, "workspace_gid": "w1"},
+             {"gid": "k2", "assignee_gid": "clean", "completed": True, "workspace_gid": "w1"},
+             {"gid": "k3", "assignee_gid": "gone", "completed": not gone_ticket_open, "workspace_gid": "w1"}]
     return tables(
         workspace_memberships=[wm("dep", active=not departed), wm("clean", active=False), wm("stay")]
         + ([] if departed else [wm("gone")]),
@@ -193,30 +194,47 @@ def offboarding_raw(departed: bool):
     )
 
 
-def offboarding(raw_by_time, as_of, **options):
-    """History from (time, raw) syncs, judged against the last raw tables at ``as_of``."""
+def judged(raw_by_time, as_of, **options):
+    """Offboarding results over the history of (time, raw) syncs, judged against the last raw
+    tables at ``as_of``, by (resource type, gid)."""
     snapshots = [access_snapshot(raw, at, f"r{i}") for i, (at, raw) in enumerate(raw_by_time)]
-    return by_gid(offboarding_results(history(*snapshots), raw_by_time[-1][1], as_of, **options))
+    results = offboarding_results(history(*snapshots), raw_by_time[-1][1], as_of, **options)
+    assert list(results.columns) == RESULT_COLUMNS and results["resource_url"].isna().all()
+    assert not results.duplicated(["resource_type", "resource_gid"]).any()
+    return {(row.resource_type, row.resource_gid): (row.status, row.reason) for row in results.itertuples()}
+
+
+def offboarding(raw_by_time, as_of, **options):
+    """The per user and workspace rows only, by "<user gid>/<workspace gid>"."""
+    results = judged(raw_by_time, as_of, **options)
+    assert {kind for kind, _ in results} <= {"user_in_workspace"}
+    return {gid: outcome for (_, gid), outcome in results.items()}
 
 
 RESIDUAL = "still member of team Security, project Payroll; assignee of 1 open ticket"
+NO_GRACE = "never seen active there, so no grace applies"
+# Whom the first snapshot shows without an active membership: nothing says since when.
+AT_FIRST = "Not active in the workspace since 2026-03-01 00:00 UTC or earlier"
 
 
 def test_offboarding_inactive_at_the_first_snapshot_alarms_at_once():
-    results = offboarding([(T0, offboarding_raw(departed=True))], as_of=T0)
-    assert results["dep"] == (
-        "alarm", f"Inactive since 2026-03-01 00:00 UTC; {RESIDUAL}; already inactive at the first snapshot")
-    # An archived project's ownership and a completed ticket are not residual access.
-    assert results["clean"] == ("ok", "Inactive since 2026-03-01 00:00 UTC; no residual access")
-    assert results["stay"] == ("skip", "Active member")
-    assert set(results) == {"dep", "clean", "stay"}
+    assert offboarding([(T0, offboarding_raw(departed=True))], as_of=T0) == {
+        "dep/w1": ("alarm", f"{AT_FIRST} (membership inactive); {RESIDUAL}; {NO_GRACE}"),
+        # An archived project's ownership and a completed ticket are not residual access.
+        "clean/w1": ("ok", f"{AT_FIRST} (membership inactive); no residual access"),
+        "stay/w1": ("skip", "Active member"),
+        # No membership in any snapshot, yet assignee of an open ticket in the workspace.
+        "gone/w1": ("alarm", f"{AT_FIRST} (no membership); "
+                             f"still assignee of 1 open ticket; {NO_GRACE}"),
+    }
 
 
 def test_offboarding_counts_ownership_of_a_live_project():
     raw = offboarding_raw(departed=True)
     raw["projects"]["archived"] = False
-    status, reason = offboarding([(T0, raw)], as_of=T0)["clean"]
-    assert status == "alarm" and "owner of project Old" in reason
+    assert offboarding([(T0, raw)], as_of=T0)["clean/w1"] == (
+        "alarm", f"{AT_FIRST} (membership inactive); "
+                 f"still owner of project Old; {NO_GRACE}")
 
 
 def test_offboarding_reason_names_the_first_few_resources():
@@ -226,35 +244,132 @@ def test_offboarding_reason_names_the_first_few_resources():
         project_memberships=[{"gid": f"pm{i}", "project_gid": f"p{i}", "member_gid": "dep", "member_type": "user",
                               "access_level": "viewer"} for i in range(7)],
     )
-    assert offboarding([(T0, raw)], as_of=T0)["dep"][1] == (
-        "Inactive since 2026-03-01 00:00 UTC; still member of project P0, project P1, project P2, project P3, "
-        "project P4 and 2 more; already inactive at the first snapshot")
+    assert offboarding([(T0, raw)], as_of=T0)["dep/w1"][1] == (
+        f"{AT_FIRST} (membership inactive); still member of project P0, "
+        f"project P1, project P2, project P3, project P4 and 2 more; {NO_GRACE}")
 
 
-def test_offboarding_grace_runs_from_the_first_snapshot_showing_the_user_inactive():
+def test_offboarding_grace_runs_from_the_last_snapshot_showing_the_user_active():
     syncs = [(T0, offboarding_raw(departed=False)), (T1, offboarding_raw(departed=True)),
              (T2, offboarding_raw(departed=True))]
-    inside = offboarding(syncs, as_of=T2)
-    assert inside["dep"] == ("info", f"Inactive since 2026-03-02 00:00 UTC; {RESIDUAL}; "
-                                     "grace ends 2026-03-03 00:00 UTC")
-    assert inside["clean"][0] == "ok"
-    past = offboarding(syncs, as_of=T1 + timedelta(days=1, seconds=1))
-    assert past["dep"] == ("alarm", f"Inactive since 2026-03-02 00:00 UTC; {RESIDUAL}")
-    assert offboarding(syncs, as_of=T2, grace=timedelta(hours=1))["dep"][0] == "alarm"
+    window = "Not active in the workspace since some time between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
+    # Active at T0, inactive at T1: the grace of a day from T0 ends exactly at T1.
+    at_the_edge = offboarding(syncs[:2], as_of=T1)
+    assert at_the_edge["dep/w1"] == (
+        "info", f"{window} (membership inactive); {RESIDUAL}; grace ends 2026-03-02 00:00 UTC")
+    assert at_the_edge["gone/w1"] == (
+        "info", f"{window} (no membership); still assignee of 1 open ticket; grace ends 2026-03-02 00:00 UTC")
+    assert at_the_edge["clean/w1"][0] == "ok"
+    past = offboarding(syncs[:2], as_of=T1 + timedelta(microseconds=1))
+    assert past["dep/w1"] == ("alarm", f"{window} (membership inactive); {RESIDUAL}")
+    # A later snapshot does not restart the grace; a longer grace still runs from T0.
+    assert offboarding(syncs, as_of=T2)["dep/w1"] == ("alarm", f"{window} (membership inactive); {RESIDUAL}")
+    assert offboarding(syncs, as_of=T2, grace=timedelta(days=2))["dep/w1"] == (
+        "info", f"{window} (membership inactive); {RESIDUAL}; grace ends 2026-03-03 00:00 UTC")
 
 
-def test_offboarding_user_gone_from_the_workspace():
-    syncs = [(T0, offboarding_raw(departed=False)), (T1, offboarding_raw(departed=True))]
-    assert offboarding(syncs, as_of=T1)["gone"] == (
-        "info", "Removed from the workspace since 2026-03-02 00:00 UTC; still assignee of 1 open ticket; "
-                "grace ends 2026-03-03 00:00 UTC")
-    assert offboarding(syncs, as_of=T1 + timedelta(days=2))["gone"][0] == "alarm"
-    raw = offboarding_raw(departed=True)
-    raw["tasks"]["completed"] = True
-    assert offboarding([syncs[0], (T1, raw)], as_of=T1)["gone"] == (
-        "ok", "Removed from the workspace since 2026-03-02 00:00 UTC; no residual access")
-    # Gone for two snapshots: no longer one of the users reviewed.
-    assert "gone" not in offboarding([*syncs, (T2, offboarding_raw(departed=True))], as_of=T2)
+def test_offboarding_user_never_seen_active_has_no_grace():
+    # "late" joins and is deactivated between two snapshots: the data shows no time it was active.
+    before = tables(workspace_memberships=[wm("stay")], teams=TEAMS)
+    after = tables(workspace_memberships=[wm("stay"), wm("late", active=False)], teams=TEAMS,
+                   team_memberships=[{"gid": "tm1", "team_gid": "t1", "user_gid": "late"}])
+    assert offboarding([(T0, before), (T1, after)], as_of=T1)["late/w1"] == (
+        "alarm", "Not active in the workspace since 2026-03-02 00:00 UTC or earlier (membership inactive); "
+                 f"still member of team Security; {NO_GRACE}")
+
+
+def test_offboarding_keeps_alarming_while_the_holding_lasts():
+    days = [T0 + timedelta(days=n) for n in range(5)]
+    syncs = [(days[0], offboarding_raw(departed=False))] + [(at, offboarding_raw(departed=True)) for at in days[1:4]]
+    window = "Not active in the workspace since some time between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
+    for last in range(2, 5):
+        assert offboarding(syncs[:last], as_of=days[last - 1] + timedelta(hours=1))["gone/w1"] == (
+            "alarm", f"{window} (no membership); still assignee of 1 open ticket")
+    # Once the ticket is closed the user stays on the list, with nothing left.
+    closed = [*syncs, (days[4], offboarding_raw(departed=True, gone_ticket_open=False))]
+    assert offboarding(closed, as_of=days[4])["gone/w1"] == (
+        "ok", f"{window} (no membership); no residual access")
+
+
+def test_offboarding_judges_each_workspace_apart():
+    teams = [*TEAMS, {"gid": "t2", "workspace_gid": "w2", "name": "Platform"}]
+
+    def raw(active_in_w2: bool):
+        return tables(
+            workspace_memberships=[wm("u"), wm("u", active=active_in_w2, workspace="w2"),
+                                   wm("v", active=False), wm("v", workspace="w2")],
+            teams=teams,
+            team_memberships=[{"gid": "tm1", "team_gid": "t2", "user_gid": "u"},
+                              {"gid": "tm2", "team_gid": "t2", "user_gid": "v"}],
+            projects=[{**PROJECTS[0], "owner_gid": None},
+                      {"gid": "p3", "workspace_gid": "w2", "owner_gid": "u", "name": "Infra"}],
+            project_memberships=[{"gid": "pm1", "project_gid": "p1", "member_gid": "u", "member_type": "user"}],
+            tasks=[{"gid": "k1", "assignee_gid": "u", "completed": False, "workspace_gid": "w2"},
+                   {"gid": "k2", "assignee_gid": "v", "completed": False, "workspace_gid": "w2"}],
+        )
+
+    syncs = [(T0, raw(active_in_w2=True)), (T1, raw(active_in_w2=False))]
+    assert offboarding(syncs, as_of=T1 + timedelta(days=1, seconds=1)) == {
+        # Active in w1, where its project membership is: nothing to judge there.
+        "u/w1": ("skip", "Active member"),
+        # Deactivated in w2 only: what it holds in w2 is residual access.
+        "u/w2": ("alarm", "Not active in the workspace since some time between 2026-03-01 00:00 UTC and "
+                          "2026-03-02 00:00 UTC (membership inactive); still member of team Platform; "
+                          "owner of project Infra; assignee of 1 open ticket"),
+        # Inactive in w1 with nothing there; what it holds in w2, where it is active, does not count.
+        "v/w1": ("ok", f"{AT_FIRST} (membership inactive); no residual access"),
+        "v/w2": ("skip", "Active member"),
+    }
+
+
+def test_offboarding_alarms_on_holdings_it_cannot_place():
+    raw = tables(
+        workspace_memberships=[wm("dep")],
+        projects=[{"gid": "p8", "owner_gid": "dep", "name": "Orphan"}],  # no workspace
+        team_memberships=[{"gid": "tm9", "team_gid": "t9", "user_gid": "dep"}],  # team t9 never synced
+        project_memberships=[{"gid": "pm9", "project_gid": "p9", "member_gid": "dep", "member_type": "user"}],
+        tasks=[{"gid": "k9", "assignee_gid": "dep", "completed": False}],  # no workspace
+    )
+    cannot = "whether the user may hold it there cannot be judged"
+    assert judged([(T0, raw)], as_of=T0) == {
+        ("user_in_workspace", "dep/w1"): ("skip", "Active member"),
+        ("team_membership", "tm9"): (
+            "alarm", f"User dep is member of team t9, but the team is not among the synced teams: {cannot}"),
+        ("project_membership", "pm9"): (
+            "alarm", f"User dep is member of project p9, but the project is not among the synced projects: {cannot}"),
+        ("project", "p8"): (
+            "alarm", f"User dep is owner of project Orphan, but the project has no workspace: {cannot}"),
+        ("task", "k9"): ("alarm", f"User dep is assignee of open ticket k9, but the task has no workspace: {cannot}"),
+    }
+
+
+def test_project_members_of_no_recognisable_type():
+    raw = tables(
+        workspace_memberships=[wm("u", active=False)],
+        teams=TEAMS,
+        projects=[{**PROJECTS[0], "owner_gid": None}],
+        project_memberships=[
+            # Untyped, but u is a known user: u's membership.
+            {"gid": "pm1", "project_gid": "p1", "member_gid": "u", "member_type": None, "access_level": "editor"},
+            # Untyped, and t1 is a known team: a team's membership, not a user's.
+            {"gid": "pm2", "project_gid": "p1", "member_gid": "t1", "member_type": None, "access_level": "editor"},
+            # Neither a user nor a team the sync knows.
+            {"gid": "pm3", "project_gid": "p1", "member_gid": "x1", "member_type": "group", "access_level": "editor"},
+            {"gid": "pm4", "project_gid": "p1", "member_gid": "x2", "member_type": None, "access_level": "viewer"},
+        ],
+    )
+    snapshot = access_snapshot(raw, T0, "r0")
+    assert set(snapshot[["user_gid", "resource_type", "resource_gid", "role"]].itertuples(index=False, name=None)) == {
+        ("u", "workspace", "w1", "member"), ("u", "project", "p1", "editor")}
+    cannot = "whether it is an active user cannot be judged"
+    odd = "of project Payroll is of no recognisable type"
+    assert judged([(T0, raw)], as_of=T0) == {
+        ("user_in_workspace", "u/w1"): (
+            "alarm", f"{AT_FIRST} (membership inactive); "
+                     f"still member of project Payroll; {NO_GRACE}"),
+        ("project_membership", "pm3"): ("alarm", f"Member x1 {odd} (group): {cannot}"),
+        ("project_membership", "pm4"): ("alarm", f"Member x2 {odd} (none): {cannot}"),
+    }
 
 
 def test_offboarding_without_history_has_no_rows():
@@ -296,28 +411,129 @@ def test_admins_off_the_approved_list_alarm():
     assert {status for status, _ in by_gid(admin_results(ADMINS, [])).values()} == {"alarm", "skip"}
 
 
-def test_membership_change_statuses_for_the_latest_window():
-    hist = history(restamp(AFTER, T0 - timedelta(days=1), "r0"), BEFORE, AFTER)
-    changes = membership_changes(hist)
-    results = membership_change_results(changes, hist)
+NO_USERS = tables()["users"]
+
+
+def reviewed(changes, hist, users=NO_USERS, **options):
+    """membership_change_results by (user, resource, change type, window end), with the change row."""
+    results = membership_change_results(changes, hist, users, **options)
     assert results["resource_type"].eq("membership_change").all() and results["resource_url"].isna().all()
-    status = results.set_index("resource_gid")["status"]
-    kinds = changes.set_index("change_id")["change_type"]
-    assert len(status) == len(EXPECTED)
-    assert {kinds[gid] for gid in status[status == "alarm"].index} == {"admin_granted", "guest_added", "reactivated"}
-    assert {kinds[gid] for gid in status[status == "info"].index} == {
-        "granted", "revoked", "role_changed", "deactivated", "admin_revoked"}
-    grant = changes.loc[changes["user_gid"].eq("h") & changes["change_type"].eq("admin_granted"), "change_id"]
-    assert by_gid(results)[grant.item()][1] == ("User h: admin granted on workspace w1 (no access -> admin), "
-                      "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC")
+    rows = changes.set_index("change_id")
+    out = {}
+    for gid, (status, reason) in by_gid(results).items():
+        change = rows.loc[gid]
+        out[(change.user_gid, change.resource_gid, change.change_type, change.window_end)] = (status, reason)
+    return out
+
+
+def test_membership_change_statuses_for_the_latest_window_and_open_findings():
+    hist = history(restamp(AFTER, T0 - timedelta(days=1), "r0"), BEFORE, AFTER)
+    results = reviewed(membership_changes(hist), hist)
+    statuses = {key: status for key, (status, _) in results.items()}
+    assert statuses == {
+        # The window ending T0 (AFTER seen first, then BEFORE): only its findings stay listed.
+        ("b", "w1", "admin_granted", T0): "alarm",
+        ("c", "w1", "reactivated", T0): "alarm",
+        ("i", "w1", "guest_added", T0): "alarm",
+        # The latest window: every change, the findings alarming, the rest information.
+        ("c", "w1", "admin_granted", T1): "alarm",
+        ("d", "w1", "reactivated", T1): "alarm",
+        ("e", "w1", "guest_added", T1): "alarm",
+        ("g", "w1", "guest_added", T1): "alarm",
+        ("h", "w1", "admin_granted", T1): "alarm",
+        # g and h were members at T0 - 1 day, gone at T0 and are back: reactivations.
+        ("g", "w1", "reactivated", T1): "alarm",
+        ("h", "w1", "reactivated", T1): "alarm",
+        ("a", "t1", "role_changed", T1): "info",
+        ("a", "p1", "role_changed", T1): "info",
+        ("b", "w1", "admin_revoked", T1): "info",
+        ("c", "w1", "deactivated", T1): "info",
+        ("e", "p1", "revoked", T1): "info",
+        ("f", "t1", "revoked", T1): "info",
+        ("f", "p2", "granted", T1): "info",
+        ("g", "w1", "granted", T1): "info",
+        ("h", "w1", "granted", T1): "info",
+        ("i", "w1", "role_changed", T1): "info",
+    }
+    assert results[("h", "w1", "admin_granted", T1)][1] == (
+        "User h: admin granted on workspace w1 (no access -> admin), "
+        "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC; not acknowledged yet")
+    assert results[("b", "w1", "admin_granted", T0)][1] == (
+        "User b: admin granted on workspace w1 (member -> admin), "
+        "between 2026-02-28 00:00 UTC and 2026-03-01 00:00 UTC; not acknowledged yet")
 
 
 def test_membership_change_baseline_and_quiet_window():
-    baseline = by_gid(membership_change_results(membership_changes(BEFORE), BEFORE))
+    baseline = by_gid(membership_change_results(membership_changes(BEFORE), BEFORE, NO_USERS))
     assert list(baseline) == ["w1"] and baseline["w1"][0] == "skip" and "Baseline" in baseline["w1"][1]
     hist = history(BEFORE, restamp(BEFORE, T1, "r2"))
-    quiet = by_gid(membership_change_results(membership_changes(hist), hist))
+    quiet = by_gid(membership_change_results(membership_changes(hist), hist, NO_USERS))
     assert quiet == {"w1": ("ok", "No membership changed between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC")}
     # Before any snapshot names a single workspace, the baseline row falls back to a fixed gid.
     nothing = snap(T0, "r0")
-    assert list(by_gid(membership_change_results(membership_changes(nothing), nothing))) == ["baseline"]
+    assert list(by_gid(membership_change_results(membership_changes(nothing), nothing, NO_USERS))) == ["baseline"]
+
+
+def change_id(text: str) -> str:
+    """The documented id: sha256 of window_end|user|resource type|resource|change type, 16 hex digits."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# "a" is made an admin and the guest "g" joins between T0 and T1; nothing changes after.
+GRANT_BEFORE = snap(T0, "r0", ("a", "workspace", "w1", "member", True), ("b", "workspace", "w1", "member", True))
+GRANT_AFTER = snap(T1, "r1", ("a", "workspace", "w1", "admin", True), ("b", "workspace", "w1", "member", True),
+                   ("g", "workspace", "w1", "guest", True))
+GRANT_USERS = tables(users=[{"gid": "a", "email": "Ann@Example.com"}, {"gid": "g", "email": "g@outside.org"}])["users"]
+A_GRANT = change_id("2026-03-02T00:00:00.000000Z|a|workspace|w1|admin_granted")
+G_GUEST = change_id("2026-03-02T00:00:00.000000Z|g|workspace|w1|guest_added")
+G_GRANTED = change_id("2026-03-02T00:00:00.000000Z|g|workspace|w1|granted")
+
+
+def test_change_ids_follow_the_documented_formula_in_every_later_run():
+    first = membership_changes(history(GRANT_BEFORE, GRANT_AFTER))
+    later = membership_changes(history(GRANT_BEFORE, GRANT_AFTER, restamp(GRANT_AFTER, T2, "r2")))
+    expected = {(A_GRANT, "admin_granted"), (G_GUEST, "guest_added"), (G_GRANTED, "granted")}
+    assert set(first[["change_id", "change_type"]].itertuples(index=False, name=None)) == expected
+    assert set(later[["change_id", "change_type"]].itertuples(index=False, name=None)) == expected
+
+
+def test_findings_stay_alarms_until_acknowledged():
+    quiet = [restamp(GRANT_AFTER, T2, "r2"), restamp(GRANT_AFTER, T2 + timedelta(days=1), "r3")]
+    hist = history(GRANT_BEFORE, GRANT_AFTER, *quiet)
+    changes = membership_changes(hist)
+    window = "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
+    grant = f"User a: admin granted on workspace w1 (member -> admin), {window}"
+    guest = f"User g: guest added on workspace w1 (no access -> guest), {window}"
+    # Two quiet windows later, both findings still alarm; the plain grant of g's membership,
+    # information in its own window, is no longer listed.
+    assert by_gid(membership_change_results(changes, hist, GRANT_USERS)) == {
+        A_GRANT: ("alarm", f"{grant}; not acknowledged yet"), G_GUEST: ("alarm", f"{guest}; not acknowledged yet")}
+    acknowledged = by_gid(membership_change_results(
+        changes, hist, GRANT_USERS, acknowledged=[G_GUEST], approved_admins=["ann@example.COM"]))
+    assert acknowledged == {
+        A_GRANT: ("ok", f"{grant}; the user is on the approved admin list"),
+        G_GUEST: ("ok", f"{guest}; acknowledged in acknowledged_changes"),
+    }
+    # The approved admin list acknowledges admin grants only; another change's id acknowledges nothing.
+    unrelated = by_gid(membership_change_results(
+        changes, hist, GRANT_USERS, acknowledged=[G_GRANTED], approved_admins=["g", "g@outside.org"]))
+    assert {gid: status for gid, (status, _) in unrelated.items()} == {A_GRANT: "alarm", G_GUEST: "alarm"}
+    by_gid_list = membership_change_results(changes, hist, GRANT_USERS, approved_admins=["A"])
+    assert dict(zip(by_gid_list["resource_gid"], by_gid_list["status"])) == {A_GRANT: "ok", G_GUEST: "alarm"}
+
+
+def test_a_membership_back_after_a_snapshot_without_it_is_a_reactivation():
+    hist = history(
+        snap(T0, "r0", ("r", "workspace", "w1", "member", True), ("q", "workspace", "w1", "member", True),
+             ("s", "workspace", "w1", "member", True)),
+        snap(T1, "r1", ("s", "workspace", "w1", "member", True)),
+        snap(T2, "r2", ("r", "workspace", "w1", "member", True), ("q", "workspace", "w1", "member", False),
+             ("s", "workspace", "w1", "member", True), ("n", "workspace", "w1", "member", True)),
+    )
+    changes = membership_changes(hist)
+    assert change_rows(changes[changes["window_end"] == T2]) == {
+        ("r", "workspace", "w1", "granted", None, "member"),
+        ("r", "workspace", "w1", "reactivated", None, "member"),  # gone at T1, back and active
+        ("q", "workspace", "w1", "granted", None, "member"),  # back, but inactive
+        ("n", "workspace", "w1", "granted", None, "member"),  # never seen before
+    }

@@ -77,7 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync a connection now, on this Dagster instance ($DAGSTER_HOME)")
     sync.add_argument("id", nargs="?", help="connection id (default: the one in the environment)")
     sync.add_argument("--mode", choices=("full", "incremental"), default="full")
+    sync.add_argument("--allow-mass-deletion", action="store_true",
+                      help="confirm a real mass deletion that the sanity gate refused")
     sync.set_defaults(run=_sync)
+    runs_ = commands.add_parser("runs", help="runs in progress on this instance; clear one whose process died")
+    runs_.add_argument("--clear", metavar="RUN_ID", help="mark this stuck run failed")
+    runs_.set_defaults(run=_runs)
     commands.add_parser("rotate-key", help="re-encrypt every token with the newest key").set_defaults(run=_rotate)
     commands.add_parser("new-key", help="print a new encryption key").set_defaults(run=lambda _a: print(Fernet.generate_key().decode()))
     return parser
@@ -165,8 +170,9 @@ def _schedule(args: argparse.Namespace) -> None:
 
 def _sync(args: argparse.Namespace) -> None:
     """Run the connection's sync job in this process: the CLI twin of launching its partition
-    in the UI. The partition is registered first, as the connections sensor would."""
-    import dagster as dg
+    in the UI. The partition is registered first, as the connections sensor would. The last
+    line of a failure says its cause and what to do."""
+    from asana_assets import runs
 
     if args.store:
         os.environ[settings.CONNECTION_STORE.name] = args.store  # the code location reads the same store
@@ -176,11 +182,18 @@ def _sync(args: argparse.Namespace) -> None:
     # The connection the code location uses as its default is synced as that partition.
     key = DEFAULT if args.id in (None, settings.CONNECTION_ID.get()) else args.id
     home = os.environ.get("DAGSTER_HOME")
-    with dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral() as instance:
-        _refuse_overlap(instance, key)
-        register(instance, [key])
-        job = defs.resolve_job_def(f"asana_{args.mode}_sync")
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    config = {"mode": args.mode, "allow_mass_deletion": args.allow_mass_deletion}
+    with runs.instance(home) as instance:
+        claim = runs.claim(instance, home, key)
+        try:
+            register(instance, [key])
+            result = defs.resolve_job_def(f"asana_{args.mode}_sync").execute_in_process(
+                instance=instance, partition_key=key, raise_on_error=False,
+                run_config={"ops": {"asana_raw_sync": {"config": config}}}, tags={runs.LAUNCHED_BY: runs.COMMAND},
+            )
+        finally:
+            if claim is not None:
+                claim.release()
     checks = result.get_asset_check_evaluations()
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(f"{'Synced' if result.success else 'Failed to sync'} connection {key} ({args.mode}), run "
@@ -188,25 +201,36 @@ def _sync(args: argparse.Namespace) -> None:
           + (f" (a monitor that does not pass is a finding, detailed in the evidence pack): {', '.join(failed)}"
              if failed else ""))
     if not result.success:
-        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", "see the run's log above")
+        step, cause = _failure(result)
+        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed in {step}: {cause}", "")
 
 
-def _refuse_overlap(instance, key: str) -> None:
-    """This sync runs outside the run queue, so it checks the queue's rule itself: one run of a
-    connection at a time (their writes and saved events tokens must not interleave)."""
-    import dagster as dg
+def _failure(result) -> tuple[str, str]:
+    """The first failed step and its cause in plain words: a step's own explanation (a
+    ``Failure``, worded as the troubleshooting table words it), else the error's type only,
+    since an unknown error's text may carry anything, a token included."""
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return event.step_key, data.user_failure_data.description
+        name = data.error.cause.cls_name if data.error and data.error.cause else (data.error.cls_name if data.error else "?")
+        return event.step_key, f"unexpected error ({name}): retry; if it persists, contact support"
+    return "the run", "it did not finish: see the run in the Dagster UI"
 
-    busy = dg.DagsterRunStatus
-    running = instance.get_run_records(
-        filters=dg.RunsFilter(tags={"dagster/partition": key},
-                              statuses=[busy.QUEUED, busy.NOT_STARTED, busy.STARTING, busy.STARTED]),
-        limit=1,
-    )
-    if running:
-        raise ConnectionProblem(
-            f"connection {key} has a run in progress ({running[0].dagster_run.run_id})",
-            "wait for it to finish, or cancel it in the UI",
-        )
+
+def _runs(args: argparse.Namespace) -> None:
+    from asana_assets import runs
+
+    home = os.environ.get("DAGSTER_HOME")
+    with runs.instance(home) as instance:
+        if args.clear:
+            key = runs.clear(instance, home, args.clear)
+            print(f"Marked run {args.clear} of connection {key} failed; the connection can sync again.")
+            return
+        lines = runs.describe_runs(instance, home)
+    print("\n".join(lines) if lines else "No run in progress.")
 
 
 def _rotate(args: argparse.Namespace) -> None:

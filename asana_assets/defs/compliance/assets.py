@@ -5,7 +5,7 @@ import pandas as pd
 import pyarrow as pa
 
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
-from asana_assets.defs.resources import ComplianceResource, WarehouseResource
+from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
@@ -150,7 +150,7 @@ MONITOR_INPUTS = (
 
 @_asset("monitor_results", list(MONITOR_INPUTS))
 def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                    compliance: ComplianceResource) -> dg.MaterializeResult:
+                    compliance: ComplianceResource, asana: AsanaResource) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack."""
     warehouse = connection_warehouse(context, warehouse)
     t = read_tables(warehouse, *MONITOR_INPUTS)
@@ -158,7 +158,7 @@ def monitor_results(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of)
     pack = evidence.write_evidence_pack(
         warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
-        {"as_of": as_of.isoformat(), "connection": partition_key(context), **compliance.describe()},
+        {"as_of": as_of.isoformat(), **asana.provenance(partition_key(context)), **compliance.describe()},
         results, populations,
     )
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()

@@ -12,7 +12,7 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import httpx
 from cryptography.fernet import Fernet
@@ -28,7 +28,7 @@ from asana_assets.lib.connections.oauth import (
 )
 from asana_assets.lib.connections.records import Connection
 from asana_assets.lib.connections.store import TokenStore
-from asana_assets.lib.connections.troubleshooting import ConnectionProblem, describe
+from asana_assets.lib.connections.troubleshooting import ConnectionExpired, ConnectionProblem, describe
 from asana_assets.lib.connections.validation import connect_service_account, record_validation
 
 
@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     runs_ = commands.add_parser("runs", help="runs in progress on this instance; clear one whose process died")
     runs_.add_argument("--clear", metavar="RUN_ID", help="mark this stuck run failed")
     runs_.set_defaults(run=_runs)
-    commands.add_parser("rotate-key", help="re-encrypt every token with the newest key").set_defaults(run=_rotate)
+    commands.add_parser(
+        "rotate-key", help="re-encrypt every token with the newest key (sealing tokens stored before base "
+                           "URLs were sealed with them to the base URL `list` shows)",
+    ).set_defaults(run=_rotate)
     commands.add_parser("new-key", help="print a new encryption key").set_defaults(run=lambda _a: print(Fernet.generate_key().decode()))
     return parser
 
@@ -145,8 +148,9 @@ def _validate(args: argparse.Namespace) -> None:
                 else store.tokens(connection_id).access_token.get_secret_value()
             )
         except ConnectionProblem as problem:  # recorded on the connection like any other failure
-            connection = connection.model_copy(update={"status": "expired", "last_error": describe(problem)})
-            store.save(connection)
+            # Only a refused grant expires it: an outage or a store edited since leave it usable.
+            status = "expired" if isinstance(problem, ConnectionExpired) else "error"
+            connection = store.update(connection_id, status=status, last_error=describe(problem))
         else:
             connection = record_validation(store, connection, token)
         _show(connection)
@@ -201,23 +205,30 @@ def _sync(args: argparse.Namespace) -> None:
           + (f" (a monitor that does not pass is a finding, detailed in the evidence pack): {', '.join(failed)}"
              if failed else ""))
     if not result.success:
-        step, cause = _failure(result)
-        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed in {step}: {cause}", "")
+        causes = "; ".join(sorted(set(_step_failures(result))))
+        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", causes or "see the run's log above")
 
 
-def _failure(result) -> tuple[str, str]:
-    """The first failed step and its cause in plain words: a step's own explanation (a
-    ``Failure``, worded as the troubleshooting table words it), else the error's type only,
-    since an unknown error's text may carry anything, a token included."""
+def _step_failures(result) -> Iterator[str]:
+    """Why the run's steps failed: a connection problem's or the Asana client's own words; any
+    other error by its type only, as its text may quote anything, a token included."""
+    known = _subclass_names(ConnectionProblem) | _subclass_names(AsanaError)
     for event in result.all_events:
-        if event.event_type_value != "STEP_FAILURE":
-            continue
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            return event.step_key, data.user_failure_data.description
-        name = data.error.cause.cls_name if data.error and data.error.cause else (data.error.cls_name if data.error else "?")
-        return event.step_key, f"unexpected error ({name}): retry; if it persists, contact support"
-    return "the run", "it did not finish: see the run in the Dagster UI"
+        if event.is_step_failure:
+            data = event.step_failure_data
+            if data.user_failure_data is not None and data.user_failure_data.description:
+                yield data.user_failure_data.description  # the step's own words (cause: fix)
+                continue
+            error = data.error
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause  # the user code's error, under Dagster's wrappers
+            text = error.message.strip().partition(f"{error.cls_name}: ")[2]
+            known_text = error.cls_name in known and text
+            yield known_text or f"unexpected error ({error.cls_name}), in the run's log above"
+
+
+def _subclass_names(cls: type) -> set[str]:
+    return {cls.__name__} | {name for sub in cls.__subclasses__() for name in _subclass_names(sub)}
 
 
 def _runs(args: argparse.Namespace) -> None:
@@ -235,7 +246,8 @@ def _runs(args: argparse.Namespace) -> None:
 
 def _rotate(args: argparse.Namespace) -> None:
     count = _store(args).rotate()
-    print(f"Re-encrypted {count} connection(s) with the newest key; older keys can now leave ASANA_CONNECTION_KEYS.")
+    print(f"Re-encrypted {count} connection(s) with the newest key, each sealed with its base URL; "
+          f"older keys can now leave {settings.CONNECTION_KEYS.name}.")
 
 
 def _show(connection: Connection, verb: str = "") -> None:
@@ -243,7 +255,7 @@ def _show(connection: Connection, verb: str = "") -> None:
     when = connection.last_validated_at
     print(
         f"{verb + ' ' if verb else ''}{connection.id}  {connection.auth_method}  {connection.status}  "
-        f"workspace {connection.workspace_name} ({connection.workspace_gid})  "
+        f"{connection.base_url}  workspace {connection.workspace_name} ({connection.workspace_gid})  "
         f"as {connection.user_name} <{connection.user_email}>  "
         + (f"validated {when:%Y-%m-%d %H:%M %Z}" if when else "never validated")
     )

@@ -1,7 +1,11 @@
-"""The embedded default source: the demo simulator, served when nothing points at a real Asana.
+"""The embedded default source: the demo simulator, served only where nothing is configured.
 
-Nothing starts at import: the simulator starts the first time this process needs the Asana
-resource while no credentials, API base or connection store are configured.
+The demo starts the first time this process needs the Asana resource while nothing points at a
+real Asana (no ASANA_ACCESS_TOKEN, ASANA_CONNECTION_ID, ASANA_BASE_URL or connection store) nor at
+a real warehouse (no ASANA_POSTGRES_URL, and a Dagster instance that keeps its storage in no
+database server). Anywhere else it never starts: the code location still loads, and whatever
+needs Asana fails with `refusal`, which names the setting that made the difference. Nothing
+starts at import.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import threading
 from pathlib import Path
 
 from asana_assets import settings
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 
 log = logging.getLogger("asana_assets.demo")
@@ -20,23 +25,53 @@ DEMO_SEED = 1
 DEMO_TASKS = 400
 # The demo organisation is on a plan with ten times the paid quota, so the demo takes seconds.
 DEMO_REQUESTS_PER_MINUTE = 15_000
+CREDENTIALS = f"set {settings.ACCESS_TOKEN.name} or {settings.CONNECTION_ID.name}"
 
 _running: Simulator | None = None
 _starting = threading.Lock()
 
 
-def wanted() -> bool:
-    """True when the demo is the source: no credentials (ASANA_ACCESS_TOKEN, ASANA_CONNECTION_ID),
-    no ASANA_BASE_URL and no connection store (ASANA_CONNECTION_STORE, or the default store file:
-    a deployment of stored connections), or when this process already serves it."""
+def asana_setting() -> str | None:
+    """What in the environment points at a real Asana, in words; None when nothing does."""
+    for setting in (settings.ACCESS_TOKEN, settings.CONNECTION_ID, settings.BASE_URL, settings.CONNECTION_STORE):
+        if setting.is_set:
+            return f"{setting.name} is set"
+    if Path(settings.CONNECTION_STORE.default).exists():
+        return f"the connection store {settings.CONNECTION_STORE.default} exists"
+    return None
+
+
+def refusal(instance_storage: str | None = None) -> ConnectionProblem | None:
+    """Why the demo may not be the source here, as the error to raise; None when it may be.
+
+    ``instance_storage`` names the package with which the Dagster instance in use keeps its
+    storage in a database server (a production instance), when it does.
+    """
     if _running is not None:
-        return True
-    configured = (settings.ACCESS_TOKEN, settings.CONNECTION_ID, settings.BASE_URL, settings.CONNECTION_STORE)
-    return not any(setting.is_set for setting in configured) and not Path(settings.CONNECTION_STORE.default).exists()
+        return None
+    if (asana := asana_setting()) is not None:
+        return ConnectionProblem(
+            f"{asana} but no Asana credentials are",
+            f"{CREDENTIALS} (the demo simulator serves only where nothing points at a real Asana)",
+        )
+    if settings.POSTGRES_URL.is_set:
+        return ConnectionProblem(
+            f"{settings.POSTGRES_URL.name} is set but no Asana credentials are",
+            f"{CREDENTIALS} (the demo simulator never writes into a configured warehouse)",
+        )
+    if instance_storage:
+        return ConnectionProblem(
+            f"the Dagster instance (dagster.yaml in DAGSTER_HOME) keeps its storage in a database server "
+            f"({instance_storage}) but no Asana credentials are set",
+            f"{CREDENTIALS} (the demo simulator never writes beside a production instance; for the demo, "
+            "point DAGSTER_HOME at an instance of its own, as `make demo` does)",
+        )
+    return None
 
 
-def source() -> tuple[str, str]:
-    """(API base, token) of the demo simulator, started on first use.
+def source(instance_storage: str | None = None) -> tuple[str, str]:
+    """(API base, token) of the demo simulator, started on first use; raises `refusal` where
+    the demo may not serve.
 
     Its address and token go into this process's environment, so run workers that this
     process starts reach the same simulator instead of starting their own.
@@ -44,6 +79,8 @@ def source() -> tuple[str, str]:
     global _running
     with _starting:
         if _running is None:
+            if (refused := refusal(instance_storage)) is not None:
+                raise refused
             running = Simulator(
                 generate_world(seed=DEMO_SEED, tasks=DEMO_TASKS),
                 SimulatorConfig(requests_per_minute=DEMO_REQUESTS_PER_MINUTE),
@@ -58,3 +95,8 @@ def source() -> tuple[str, str]:
             )
             _running = running
         return _running.base_url, DEMO_TOKEN
+
+
+def running_base_url() -> str | None:
+    """The demo simulator's API base when this process serves it."""
+    return _running.base_url if _running is not None else None

@@ -31,7 +31,10 @@ class Setting:
 
 
 # -- the Asana connection configured in the environment (the partition `default`)
-ACCESS_TOKEN = Setting("ASANA_ACCESS_TOKEN", "", "Personal access token or service-account token")
+ACCESS_TOKEN = Setting(
+    "ASANA_ACCESS_TOKEN", "",
+    "Personal access token or service-account token; none: the demo, where nothing else is configured",
+)
 CONNECTION_ID = Setting("ASANA_CONNECTION_ID", None, "A stored connection to use instead of a token")
 BASE_URL = Setting("ASANA_BASE_URL", ASANA_API_BASE, "API base URL")
 WORKSPACE_GID = Setting("ASANA_WORKSPACE_GID", None, "The workspace to sync; unset: every workspace the token sees")
@@ -45,7 +48,7 @@ POLL_MINUTES = Setting("ASANA_POLL_MINUTES", 1, "Least minutes between two polls
 # -- stored connections
 CONNECTION_STORE = Setting(
     "ASANA_CONNECTION_STORE", "asana_connections.json",
-    "The connection store: a file path, or a postgresql:// URL",
+    "The connection store: a file path, or a postgresql:// URL (schema asana_connections)",
 )
 CONNECTION_KEYS = Setting(
     "ASANA_CONNECTION_KEYS", "", "Fernet keys of the stored tokens, comma-separated, newest first",
@@ -59,7 +62,9 @@ SERVICE_ACCOUNT_KEY = Setting(
 
 # -- where the tables land
 WAREHOUSE_DIR = Setting("ASANA_WAREHOUSE_DIR", "warehouse", "Root folder of the Parquet warehouse")
-POSTGRES_URL = Setting("ASANA_POSTGRES_URL", None, "Postgres to mirror every table into; unset: Parquet only")
+POSTGRES_URL = Setting(
+    "ASANA_POSTGRES_URL", None, "Postgres to mirror every table into (never the demo's); unset: Parquet only",
+)
 POSTGRES_SCHEMA = Setting("ASANA_POSTGRES_SCHEMA", "asana", "Postgres schema of the default connection's tables")
 
 ALL = (

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from asana_assets import demo, settings
 from asana_assets.defs.partitions import DEFAULT, ConnectionSchedule
@@ -36,6 +36,16 @@ from asana_assets.settings import ASANA_API_BASE
 
 STAGED_STATE = "_sync_state.json"  # in a run's stage, until its commit
 PEEK_TIMEOUT = 20.0  # seconds a poll of the events feeds may wait for one response
+
+
+def _database_storage(instance: dg.DagsterInstance | None) -> str | None:
+    """The package that keeps the instance's runs when it is a database server's
+    (dagster-postgres, dagster-mysql: a production instance); None for Dagster's own SQLite or
+    in-memory storage, or without an instance."""
+    if instance is None:
+        return None
+    package = type(instance.run_storage).__module__.split(".")[0]
+    return None if package == "dagster" else package.replace("_", "-")
 
 
 def _schedule(key: str, record: StoredRecord) -> ConnectionSchedule:
@@ -72,21 +82,36 @@ class AsanaResource(dg.ConfigurableResource):
         default=3, ge=0, le=23, description="UTC hour of the daily full sync (stored connections have their own)"
     )
     poll_minutes: int = Field(default=1, ge=1, description="Least minutes between two polls of the events feeds")
+    # The database server the Dagster instance keeps its storage in, when it does (a production
+    # instance, beside which the demo never serves); set when a run or a sensor sets this up.
+    _instance_storage: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._instance_storage = _database_storage(context.instance)
 
     def connections(self) -> list[ConnectionSchedule]:
         """Every connection this deployment syncs: the one configured here (partition
-        ``default``) and each stored connection (partition = its id). Listing needs no key."""
+        ``default``) and each stored connection (partition = its id). Listing needs no key.
+
+        With no connection at all, nothing pointing at Asana and a production warehouse or
+        instance, this fails with the setting to add: the demo never serves there. (A store
+        configured but empty is a deployment before its first connection, not an error.)"""
         records = load_records(storage_at(self.connections_file))
         found = [_schedule(key, record) for key, record in records.items() if key != self.connection_id]
         if self.connection_id in records:  # the default is a stored connection: its status and schedule
             found.insert(0, _schedule(DEFAULT, records[self.connection_id]))
         elif self.access_token or self.connection_id or self._serves_demo():
             found.insert(0, ConnectionSchedule(DEFAULT, True, self.full_sync_hour, self.poll_minutes))
+        elif not found and not self._points_at_asana() and demo.asana_setting() is None:
+            raise self._no_credentials()
         return found
 
     def for_connection(self, key: str) -> AsanaResource:
-        """This resource acting for one partition's connection."""
+        """This resource acting for one partition's connection. The default connection without
+        credentials fails here, before a run reads or writes anything, naming the setting to add."""
         if key == DEFAULT:
+            if not (self.access_token or self.connection_id or self._serves_demo()):
+                raise self._no_credentials()
             return self
         records = load_records(storage_at(self.connections_file))
         if key not in records:
@@ -99,20 +124,41 @@ class AsanaResource(dg.ConfigurableResource):
 
     def credentials(self) -> tuple[str, str]:
         """(API base, access token): the stored connection's (refreshed if it is about to
-        expire), else the configured token. Raises with the fix when there is none."""
+        expire; only ever for the base URL its tokens were granted for), else the configured
+        token, else the demo's where it may serve. Raises with the fix when there is none."""
         if not self.connection_id:
             if self.access_token:
                 return self.base_url, self.access_token
             if self._serves_demo():
-                return demo.source()
-            raise ConnectionProblem(
-                "no Asana credentials are configured",
-                "set ASANA_ACCESS_TOKEN, or connect with `asana-connections connect` and set ASANA_CONNECTION_ID",
-            )
+                return demo.source(self._instance_storage)
+            raise self._no_credentials()
         store, connection = self._stored()
         if connection.auth_method == "oauth":
             return connection.base_url, oauth.access_token(self._app(connection), store, connection.id)
-        return connection.base_url, store.tokens(connection.id).access_token.get_secret_value()
+        tokens = store.tokens(connection.id, connection.base_url)
+        return connection.base_url, tokens.access_token.get_secret_value()
+
+    def provenance(self, key: str) -> dict[str, Any]:
+        """Where partition ``key``'s data comes from, for the evidence manifest: the API base
+        (and whether it is the demo simulator), and the connection: its partition and, for a
+        stored one, its id and workspace. Sends nothing and starts nothing."""
+        stored_id = key if key != DEFAULT else self.connection_id
+        connection: dict[str, Any] = {"partition": key}
+        if stored_id:
+            record = load_records(storage_at(self.connections_file)).get(stored_id)
+            stored = record.connection if record else None  # removed since: its id is all there is
+            connection |= {
+                "id": stored_id,
+                "auth_method": stored.auth_method if stored else None,
+                "workspace_gid": stored.workspace_gid if stored else None,
+                "workspace_name": stored.workspace_name if stored else None,
+            }
+            source = {"base_url": stored.base_url if stored else None, "demo": False}
+        elif not self.access_token and self._serves_demo():
+            source = {"base_url": demo.running_base_url(), "demo": True}
+        else:
+            source = {"base_url": self.base_url, "demo": False}
+        return {"source": source, "connection": connection}
 
     def _stored(self) -> tuple[TokenStore, Connection]:
         store = TokenStore.at(self.connections_file)
@@ -165,19 +211,37 @@ class AsanaResource(dg.ConfigurableResource):
         """The user the credentials act for: the cheapest proof that the connection works."""
         return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
 
+    def _points_at_asana(self) -> bool:
+        """A token, a stored connection, an API base or a connection store is configured here."""
+        return bool(self.access_token or self.connection_id or self.base_url != ASANA_API_BASE
+                    or self.connections_file != settings.CONNECTION_STORE.default)
+
     def _serves_demo(self) -> bool:
-        """Nothing configured here (no token, API base or connection store), and nothing in the
-        environment: the demo simulator is the source."""
-        configured = self.access_token or self.connection_id or self.base_url != ASANA_API_BASE or (
-            self.connections_file != settings.CONNECTION_STORE.default)
-        return not configured and demo.wanted()
+        """Nothing configured here, and nothing in the environment or the instance that points
+        at a real Asana or warehouse: the demo simulator is the source."""
+        return not self._points_at_asana() and demo.refusal(self._instance_storage) is None
+
+    def _no_credentials(self) -> ConnectionProblem:
+        """The error for a connection without credentials, naming the setting to add."""
+        if not self._points_at_asana() and (refused := demo.refusal(self._instance_storage)) is not None:
+            return refused
+        return ConnectionProblem(
+            "no Asana credentials are configured",
+            f"{demo.CREDENTIALS} (connect with `asana-connections connect`, then set "
+            f"{settings.CONNECTION_ID.name} to the connection's id)",
+        )
 
     def _run(self, work, **client_options):
         """``work(client)`` with this connection's credentials. An OAuth connection whose access
         token Asana refuses although it looked unexpired is refreshed and tried once more; a
-        refused refresh marks the connection expired and says to reconnect."""
+        refused refresh marks the connection expired and says to reconnect, an unavailable
+        token endpoint fails the run (retryable) and leaves the connection active."""
         stored = self._stored() if self.connection_id else None
-        base_url = stored[1].base_url if stored else self.credentials()[0]
+        if stored and stored[1].auth_method == "oauth":
+            store, connection = stored
+            base_url, token = connection.base_url, None  # the token comes from call_with_refresh
+        else:
+            base_url, token = self.credentials()
         # The demo's organisation has a quota of its own, larger than a paid plan's.
         quota = demo.DEMO_REQUESTS_PER_MINUTE if self._serves_demo() else self.requests_per_minute
 
@@ -186,10 +250,9 @@ class AsanaResource(dg.ConfigurableResource):
                                    requests_per_minute=quota, **client_options) as client:
                 return await work(client)
 
-        if stored and stored[1].auth_method == "oauth":
-            store, connection = stored
+        if token is None:
             return run_async(oauth.call_with_refresh(self._app(connection), store, connection.id, with_token))
-        return run_async(with_token(self.credentials()[1]))
+        return run_async(with_token(token))
 
 
 class WarehouseResource(dg.ConfigurableResource):

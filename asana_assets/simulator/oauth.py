@@ -4,6 +4,9 @@ There is no login page: a configured user (by default the world's default admin)
 request, or refuses them all. Issued access tokens act for that user on ``/api/1.0`` until they
 expire or their refresh token is revoked. The token and revoke endpoints answer errors as
 RFC 6749 does, ``{"error", "error_description"}``, not in the API's envelope.
+
+For outage tests, `fail_token_requests` makes the next token requests fail (503, 500, 429 or a
+dropped connection) before anything is looked at; `requests` counts what reached each endpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import hashlib
 import secrets
 import time
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,6 +27,7 @@ from .models import User
 from .world import UnknownObject, World
 
 CODE_TTL_SECONDS = 600  # authorisation codes are short-lived and single-use
+TOKEN_FAULTS = ("503", "500", "429", "drop")
 
 
 @dataclass(slots=True)
@@ -66,6 +71,8 @@ class OAuthProvider:
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
         self._access_tokens: dict[str, tuple[_Grant, float]] = {}
+        self._token_faults: deque[str] = deque()
+        self.requests: Counter[str] = Counter()  # requests that reached each endpoint, answered or not
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/-/oauth_authorize", self.authorize)
@@ -76,6 +83,15 @@ class OAuthProvider:
         """Move the token clock forward, e.g. past ``access_token_ttl_seconds``."""
         self.skew += seconds
 
+    def fail_token_requests(self, times: int, fault: str = "503") -> None:
+        """Answer the next ``times`` token requests with ``fault``, whatever they ask: "503" or
+        "500" (down), "429" (rate-limited, Retry-After 1 s) or "drop" (the connection closed
+        without an answer). Nothing is exchanged or refreshed by a failed request; a later
+        call replaces the outage (``times=0`` ends it)."""
+        if fault not in TOKEN_FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(TOKEN_FAULTS)}")
+        self._token_faults = deque([fault] * times)
+
     def user_for(self, access_token: str | None) -> str | None:
         """The user an access token acts for; None if unknown, expired or revoked."""
         grant, expires_at = self._access_tokens.get(access_token or "", (None, 0.0))
@@ -84,6 +100,7 @@ class OAuthProvider:
         return grant.user
 
     async def authorize(self, request: web.Request) -> web.Response:
+        self.requests["authorize"] += 1
         query = request.query
         app = self.config.oauth_apps.get(query.get("client_id", ""))
         redirect_uri = query.get("redirect_uri", "")
@@ -108,6 +125,9 @@ class OAuthProvider:
         return _redirect(redirect_uri, code=code, state=state)
 
     async def token(self, request: web.Request) -> web.Response:
+        self.requests["token"] += 1
+        if self._token_faults:
+            return _fault(self._token_faults.popleft(), request)
         form = await request.post()
         try:
             client_id = self._client(form)
@@ -136,6 +156,7 @@ class OAuthProvider:
         return web.json_response(body | ({"refresh_token": refresh_token} if refresh_token else {}))
 
     async def revoke(self, request: web.Request) -> web.Response:
+        self.requests["revoke"] += 1
         form = await request.post()
         token = str(form.get("token", ""))
         try:
@@ -182,6 +203,16 @@ def s256(verifier: str) -> str:
 def _redirect(redirect_uri: str, **params: str | None) -> web.Response:
     location = URL(redirect_uri).update_query({k: v for k, v in params.items() if v is not None})
     return web.Response(status=302, headers={"Location": str(location)})
+
+
+def _fault(fault: str, request: web.Request) -> web.Response:
+    if fault == "drop":
+        if request.transport is not None:
+            request.transport.close()  # aiohttp's write of the response below then fails quietly
+        return web.Response()
+    if fault == "429":
+        return web.json_response({"error": "rate_limited"}, status=429, headers={"Retry-After": "1"})
+    return web.json_response({"error": "server_error"}, status=int(fault))
 
 
 def _error(failure: _OAuthFailure) -> web.Response:

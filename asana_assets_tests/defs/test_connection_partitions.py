@@ -7,12 +7,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
 from asana_assets.defs.automation import sensors
 from asana_assets.defs.automation.schedules import full_sync_at_connection_hour
 from asana_assets.defs.automation.sensors import asana_connections_sensor, asana_events_sensor, asana_freshness_sensor
+from asana_assets.defs.raw.assets import asana_raw_sync
 from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.lib.connections.store import TokenStore
@@ -20,6 +22,7 @@ from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.postgres import PostgresWarehouse, ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
 from asana_assets_tests.support import POSTGRES_URL as URL
 from asana_assets_tests.support.pipeline import ASSETS, CHECKS, QUOTA, materialize
 from asana_assets_tests.support.truth import assert_matches_truth
@@ -190,3 +193,77 @@ def test_a_cursor_from_another_version_counts_as_none(deployment):
     d["instance"].add_dynamic_partitions("asana_connection", [d["a"]])
     for cursor in ("3f9a1c0b2d4e5f60", "[]", "17"):
         assert "no sync yet" in evaluate(asana_events_sensor, d, cursor=cursor).skip_reason.skip_message
+
+
+# -- a stored OAuth connection while Asana's token endpoint is down
+
+@pytest.fixture
+def oauth_connection(tmp_path, monkeypatch):
+    """A stored OAuth connection whose access token is due for a refresh at the next run."""
+    from asana_assets.lib.connections import oauth
+
+    monkeypatch.setattr(oauth, "BACKOFF_SECONDS", 0.01)  # the retries, without their production waits
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", Fernet.generate_key().decode())
+    store = TokenStore.at(tmp_path / "connections.json")
+    config = SimulatorConfig(requests_per_minute=QUOTA, access_token_ttl_seconds=60)  # inside the refresh margin
+    with Simulator(generate_world(seed=3, tasks=60, now=NOW), config) as sim:
+        app = oauth.OAuthApp(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, sim.base_url)
+        pending = oauth.start_authorization(app)
+        redirect = httpx.get(pending.url).headers["location"]
+        connection = oauth.complete_authorization(app, pending, redirect, store)
+        resources = {
+            "asana": AsanaResource(connections_file=str(tmp_path / "connections.json"), requests_per_minute=QUOTA,
+                                   oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET,
+                                   oauth_redirect_uri=DEMO_REDIRECT_URI),
+            "warehouse": WarehouseResource(directory=str(tmp_path / "wh")),
+        }
+        yield {"sim": sim, "store": store, "id": connection.id, "resources": resources}
+
+
+def sync_raw(c):
+    return materialize([asana_raw_sync], partition=c["id"], resources=c["resources"], raise_on_error=False)
+
+
+def step_error(result):
+    """The user code's error under Dagster's wrapper: (class name, message)."""
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error.cause
+    return error.cls_name, error.message
+
+
+def test_a_503_from_the_token_endpoint_is_retried_and_the_run_succeeds(oauth_connection):
+    c = oauth_connection
+    c["sim"].api.oauth.fail_token_requests(1, "503")
+    assert sync_raw(c).success
+    assert c["sim"].api.oauth.requests["token"] == 3  # the exchange, the 503, the retried refresh
+    synced = c["store"].get(c["id"])
+    assert synced.status == "active" and synced.last_error is None and synced.last_synced_at is not None
+
+
+def test_a_persisting_503_fails_the_run_retryably_and_keeps_the_connection_active(oauth_connection):
+    c = oauth_connection
+    c["sim"].api.oauth.fail_token_requests(100, "503")
+    result = sync_raw(c)
+    assert not result.success
+    name, message = step_error(result)
+    assert name == "ConnectionUnavailable"  # retryable: the run may be retried as it is
+    assert "Asana's OAuth token endpoint could not answer (HTTP 503, 4 tries)" in message
+    assert "the connection stays active" in message
+    kept = c["store"].get(c["id"])
+    assert kept.status == "active" and kept.last_error is None
+    assert [s.key for s in c["resources"]["asana"].connections() if s.active] == [c["id"]]  # still scheduled
+
+
+def test_a_refused_grant_fails_the_run_and_expires_the_connection(oauth_connection):
+    c = oauth_connection
+    for grant in c["sim"].api.oauth._refresh_tokens.values():
+        grant.revoked = True  # the user removed the app in Asana: the refresh answers invalid_grant
+    result = sync_raw(c)
+    assert not result.success
+    assert step_error(result) == (
+        "ConnectionExpired",
+        ("asana_assets.lib.connections.troubleshooting.ConnectionExpired: Asana no longer accepts this "
+         "connection's authorization: reconnect the integration\n"),
+    )
+    assert c["store"].get(c["id"]).status == "expired"
+    assert [s.key for s in c["resources"]["asana"].connections() if s.active] == []  # no longer scheduled

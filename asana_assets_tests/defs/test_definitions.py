@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,17 +12,23 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
+from asana_assets import settings
 from asana_assets.defs.partitions import DEFAULT, register
 from asana_assets.defs.raw.assets import asana_raw_sync
 from asana_assets.defs.raw.checks import quarantine_is_empty
-from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import table_key
+from asana_assets.lib.connections.store import TokenStore
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem
+from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.schema import RAW_TABLES, TABLES
+from asana_assets.lib.storage.postgres import ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets_tests.support import REPO
-from asana_assets_tests.support.pipeline import materialize
+from asana_assets_tests.support import POSTGRES_URL, REPO
+from asana_assets_tests.support.pipeline import ASSETS, materialize
 
 BIN = Path(sys.executable).parent
 QUOTA = 1_000_000
@@ -121,6 +128,8 @@ def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
             (tmp_path / "wh" / "asana" / table).glob("*.parquet"))
     assert list((tmp_path / "wh" / "evidence").glob("*/manifest.json"))
     assert pq.read_table(tmp_path / "wh" / "asana" / "tasks.parquet").num_rows > 300
+    source = _manifest(tmp_path / "wh")["parameters"]["source"]  # the evidence says it is the demo's
+    assert source["demo"] is True and source["base_url"].startswith("http://127.0.0.1:")
 
 
 def test_a_broken_connection_shows_its_cause_and_fix(simulator):
@@ -153,3 +162,108 @@ def test_the_environment_wins_over_the_committed_env_file(monkeypatch):
     assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "postgres"
     monkeypatch.setenv("DAGSTER_PG_DB", "production")
     assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "production"
+
+
+# -- the demo serves only where nothing is configured
+
+def _sync_default(env) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "asana-connections"), "sync"], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=REPO, check=False)
+
+
+def _schema_exists(server, name: str) -> bool:
+    with server.cursor() as cur:
+        cur.execute("SELECT to_regnamespace($1) IS NOT NULL", (ident(name),))
+        [(exists,)] = cur.fetchall()
+    return exists
+
+
+@pytest.mark.slow
+def test_the_demo_never_writes_into_a_configured_warehouse(tmp_path, schema, server):
+    done = _sync_default(_cli_env(tmp_path, ASANA_POSTGRES_URL=POSTGRES_URL, ASANA_POSTGRES_SCHEMA=schema))
+    assert done.returncode == 1
+    assert (
+        "ASANA_POSTGRES_URL is set but no Asana credentials are: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID "
+        "(the demo simulator never writes into a configured warehouse)"
+    ) in done.stderr
+    assert "demo Asana workspace" not in done.stderr + done.stdout
+    assert not _schema_exists(server, schema)  # nothing written to Postgres, not even the sync state
+    assert not list((tmp_path / "wh").rglob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_the_demo_never_runs_beside_a_production_instance(tmp_path, schema, server):
+    """DAGSTER_HOME's dagster.yaml keeps the instance in Postgres (here in a throwaway schema)."""
+    with server.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {ident(schema)}")
+    server.commit()
+    env = _cli_env(tmp_path)
+    url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1) + f"?options=-csearch_path%3D{schema}"
+    (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: '{url}'\n")
+    done = _sync_default(env)
+    assert done.returncode == 1
+    assert (
+        "the Dagster instance (dagster.yaml in DAGSTER_HOME) keeps its storage in a database server "
+        "(dagster-postgres) but no Asana credentials are set: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID"
+    ) in done.stderr
+    assert "demo Asana workspace" not in done.stderr + done.stdout
+    assert not list((tmp_path / "wh").rglob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_the_code_location_loads_beside_a_configured_warehouse_without_credentials(tmp_path):
+    """It loads (the UI and `dagster definitions validate` work); what needs Asana fails with the fix."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    env |= {"ASANA_POSTGRES_URL": POSTGRES_URL, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "asana_assets.definitions"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not list(tmp_path.glob("*.parquet")) and "demo Asana workspace" not in done.stderr
+
+
+def test_an_unconfigured_resource_beside_a_warehouse_names_the_setting(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no connection store file here
+    for setting in settings.ALL:
+        monkeypatch.delenv(setting.name, raising=False)
+    monkeypatch.setenv("ASANA_POSTGRES_URL", POSTGRES_URL)
+    asana = AsanaResource()
+    for use in (asana.whoami, asana.connections, lambda: asana.for_connection(DEFAULT)):
+        with pytest.raises(ConnectionProblem) as refused:
+            use()
+        assert refused.value.cause == "ASANA_POSTGRES_URL is set but no Asana credentials are"
+    monkeypatch.delenv("ASANA_POSTGRES_URL")
+    monkeypatch.setenv("ASANA_BASE_URL", "http://127.0.0.1:9/api/1.0")  # pointing at an Asana, without a token
+    with pytest.raises(ConnectionProblem, match="no Asana credentials are configured"):
+        AsanaResource(base_url="http://127.0.0.1:9/api/1.0").whoami()
+
+
+# -- the evidence says where the data came from
+
+def _manifest(directory: Path) -> dict:
+    [manifest] = directory.rglob("evidence/*/manifest.json")
+    return json.loads(manifest.read_text())
+
+
+def test_the_manifest_names_the_source_and_the_connection(simulator, tmp_path, monkeypatch):
+    configured = {**resources(simulator, tmp_path / "token"), "compliance": ComplianceResource()}
+    assert materialize([*ASSETS], resources=configured).success
+    parameters = _manifest(tmp_path / "token")["parameters"]
+    assert parameters["source"] == {"base_url": simulator.base_url, "demo": False}
+    assert parameters["connection"] == {"partition": "default"}
+
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", Fernet.generate_key().decode())
+    store = TokenStore.at(tmp_path / "connections.json")
+    stored = connect_service_account(simulator.base_url, DEMO_TOKEN, store)
+    workspace = simulator.world.objects[simulator.world.workspaces[0]]
+    configured = {
+        "asana": AsanaResource(connections_file=str(tmp_path / "connections.json"), requests_per_minute=QUOTA),
+        "warehouse": WarehouseResource(directory=str(tmp_path / "stored")),
+        "compliance": ComplianceResource(),
+    }
+    assert materialize([*ASSETS], partition=stored.id, resources=configured).success
+    parameters = _manifest(tmp_path / "stored")["parameters"]
+    assert parameters["source"] == {"base_url": simulator.base_url, "demo": False}
+    assert parameters["connection"] == {
+        "partition": stored.id, "id": stored.id, "auth_method": "service_account",
+        "workspace_gid": workspace.gid, "workspace_name": workspace.name,
+    }

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse
-from asana_assets.defs.resources import ComplianceResource, WarehouseResource
+from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
@@ -157,7 +157,7 @@ MONITOR_INPUTS = (
     partitions_def=CONNECTIONS,
 )
 def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                                compliance: ComplianceResource):
+                                compliance: ComplianceResource, asana: AsanaResource):
     """The status history, the approvals, and the monitors' results with their evidence pack: one
     step, so the section timeline all three read is computed once per run. The monitors read
     the history and approvals computed here, exactly as they are published."""
@@ -174,10 +174,10 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
         if name in selected:
             yield _publish(context, warehouse, name, data, last=name == last)
     if "monitor_results" in selected:
-        yield _monitor_results(context, warehouse, compliance, t, history)
+        yield _monitor_results(context, warehouse, compliance, asana, t, history)
 
 
-def _monitor_results(context, warehouse: WarehouseResource, compliance: ComplianceResource,
+def _monitor_results(context, warehouse: WarehouseResource, compliance: ComplianceResource, asana: AsanaResource,
                      t: dict[str, pd.DataFrame], history) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack."""
     run_id, as_of = evaluation(context, compliance)
@@ -191,7 +191,7 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
     # Written once the run's tables are published: a pack never describes tables nobody can read.
     pack = evidence.write_evidence_pack(
         warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
-        {"as_of": as_of.isoformat(), "connection": partition_key(context), **compliance.describe()},
+        {"as_of": as_of.isoformat(), **asana.provenance(partition_key(context)), **compliance.describe()},
         results, populations,
     )
     return dg.MaterializeResult(

@@ -1,7 +1,9 @@
 """Connection records: what a connection is (safe to show), its secrets, and where records live.
 
 A `Connection` holds only what is safe to show; its `Tokens` are kept encrypted by the
-`TokenStore`, in a `RecordStorage`: a local JSON file, or a Postgres table.
+`TokenStore`, in a `RecordStorage`: a local JSON file, or a Postgres table. The API base the
+tokens were granted for is encrypted with them: the record's `base_url` can be edited by anyone
+who can write the store, the sealed one cannot.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Tokens(BaseModel):
     access_token: SecretStr
     refresh_token: SecretStr | None = None  # OAuth only
     expires_at: datetime | None = None  # None: a service-account key does not expire
+    # The API base they were granted for, and the only one they are ever sent to. None: stored
+    # before base URLs were sealed with the tokens (see TokenStore.tokens).
+    base_url: str | None = None
 
 
 class StoredRecord(BaseModel):

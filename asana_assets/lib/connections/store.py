@@ -2,7 +2,8 @@
 
 Tokens are encrypted with Fernet under the keys of ``ASANA_CONNECTION_KEYS`` (comma-separated,
 newest first: the newest encrypts, every listed key decrypts, so a new key can be put in front
-and `rotate` run before the old one is dropped).
+and `rotate` run before the old one is dropped), sealed together with the API base URL they
+were granted for: they are sent nowhere else.
 """
 
 from __future__ import annotations
@@ -60,13 +61,21 @@ class TokenStore:
         return self._record(load_records(self.storage), connection_id).connection
 
     def save(self, connection: Connection, tokens: Tokens | None = None) -> None:
-        """Add or update a connection; its tokens are replaced only when given."""
+        """Add or update a connection; its tokens are replaced only when given, sealed with the
+        connection's base URL."""
         with self._editing() as records:
             record = records.get(connection.id) or StoredRecord(connection=connection)
             record.connection = connection
             if tokens is not None:
-                record.tokens = self._fernet.encrypt(_plain(tokens)).decode()
+                record.tokens = self._seal(tokens, connection.id, connection.base_url)
             records[connection.id] = record
+
+    def save_tokens(self, connection_id: str, tokens: Tokens) -> None:
+        """Replace the tokens of the connection as it is stored now (a refresh must not undo a
+        change made meanwhile); they stay sealed with the base URL they were granted for."""
+        with self._editing() as records:
+            record = self._record(records, connection_id)
+            record.tokens = self._seal(tokens, connection_id, record.connection.base_url)
 
     def update(self, connection_id: str, **changes: object) -> Connection:
         """Change some fields of the connection as it is stored now, not as it was read
@@ -76,17 +85,22 @@ class TokenStore:
             record.connection = Connection.model_validate({**record.connection.model_dump(), **changes})
         return record.connection
 
-    def tokens(self, connection_id: str) -> Tokens:
+    def tokens(self, connection_id: str, base_url: str | None = None) -> Tokens:
+        """The connection's tokens, to be sent to ``base_url`` (default: the record's): refused,
+        before anything is sent, unless that is the API base they were granted for. Whoever can
+        edit the store can change a record's base URL, but not the one sealed with its tokens."""
         record = self._record(load_records(self.storage), connection_id)
-        if record.tokens is None:
-            raise ConnectionExpired()
-        try:
-            return Tokens.model_validate_json(self._fernet.decrypt(record.tokens.encode()))
-        except InvalidToken:
+        tokens = self._open(record, connection_id)
+        if tokens.base_url is None:
             raise ConnectionProblem(
-                f"none of the keys in {KEYS_ENV} decrypts connection {connection_id}'s tokens",
-                f"put back the key they were encrypted with (keys are listed newest first), or {RECONNECT}",
-            ) from None
+                f"connection {connection_id}'s tokens were stored before tokens were sealed with their base URL",
+                f"check that `asana-connections list` shows the base URL it was connected to, then run "
+                f"`asana-connections rotate-key` to seal them with it; or {RECONNECT}",
+            )
+        for url in (record.connection.base_url, base_url or record.connection.base_url):
+            if not _same_url(url, tokens.base_url):
+                raise _elsewhere(connection_id, url, tokens.base_url)
+        return tokens
 
     def forget_tokens(self, connection: Connection) -> None:
         """Drop a connection's secrets and keep its record, for the history."""
@@ -108,11 +122,15 @@ class TokenStore:
             del records[connection_id]
 
     def rotate(self) -> int:
-        """Re-encrypt every token with the newest key; returns how many connections were."""
+        """Re-encrypt every token with the newest key; returns how many connections were.
+
+        Tokens stored before base URLs were sealed with them are sealed with the base URL their
+        record names now: run it once the records are checked (`asana-connections list`)."""
         with self._editing() as records:
-            encrypted = [r for r in records.values() if r.tokens is not None]
-            for record in encrypted:
-                record.tokens = self._fernet.rotate(record.tokens.encode()).decode()
+            encrypted = {cid: r for cid, r in records.items() if r.tokens is not None}
+            for cid, record in encrypted.items():
+                tokens = self._open(record, cid)
+                record.tokens = self._seal(tokens, cid, tokens.base_url or record.connection.base_url)
         return len(encrypted)
 
     @contextmanager
@@ -132,6 +150,36 @@ class TokenStore:
                 f"there is no connection {connection_id}", "list them with `asana-connections list`"
             ) from None
 
+    def _open(self, record: StoredRecord, connection_id: str) -> Tokens:
+        if record.tokens is None:
+            raise ConnectionExpired()
+        try:
+            return Tokens.model_validate_json(self._fernet.decrypt(record.tokens.encode()))
+        except InvalidToken:
+            raise ConnectionProblem(
+                f"none of the keys in {KEYS_ENV} decrypts connection {connection_id}'s tokens",
+                f"put back the key they were encrypted with (keys are listed newest first), or {RECONNECT}",
+            ) from None
+
+    def _seal(self, tokens: Tokens, connection_id: str, base_url: str) -> str:
+        """The tokens and the base URL they may be sent to, encrypted together with the newest key."""
+        if tokens.base_url is not None and not _same_url(tokens.base_url, base_url):
+            raise _elsewhere(connection_id, base_url, tokens.base_url)
+        return self._fernet.encrypt(_plain(tokens.model_copy(update={"base_url": base_url}))).decode()
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def _elsewhere(connection_id: str, named: str, granted: str) -> ConnectionProblem:
+    return ConnectionProblem(
+        f"connection {connection_id} names the base URL {named}, but its tokens were granted for {granted}; "
+        "nothing was sent",
+        f"put its base_url back to {granted} in the connection store (it was changed there), "
+        f"or {RECONNECT} at the new address",
+    )
+
 
 def _plain(tokens: Tokens) -> bytes:
     return json.dumps(
@@ -139,6 +187,7 @@ def _plain(tokens: Tokens) -> bytes:
             "access_token": tokens.access_token.get_secret_value(),
             "refresh_token": tokens.refresh_token.get_secret_value() if tokens.refresh_token else None,
             "expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None,
+            "base_url": tokens.base_url,
         }
     ).encode()
 

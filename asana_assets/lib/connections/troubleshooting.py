@@ -20,6 +20,8 @@ RECONNECT = "reconnect the integration"
 class ConnectionProblem(Exception):
     """A connection failure with what caused it and what to do, both in plain words."""
 
+    retryable = False  # True: the same call may succeed later unchanged (an outage, a rate limit)
+
     def __init__(self, cause: str, fix: str) -> None:
         super().__init__(f"{cause}: {fix}")
         self.cause, self.fix = cause, fix
@@ -33,6 +35,12 @@ class ConnectionExpired(ConnectionProblem):
     def __init__(self) -> None:
         super().__init__("Asana no longer accepts this connection's authorization", RECONNECT)
 
+
+class ConnectionUnavailable(ConnectionProblem):
+    """Asana could not answer (429, 5xx, timeout, dropped connection): nothing is wrong with the
+    connection, which stays as it is; a later try may succeed."""
+
+    retryable = True
 
 
 class Trouble(NamedTuple):

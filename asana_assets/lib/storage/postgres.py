@@ -439,16 +439,33 @@ class PostgresStateStore:
 class PostgresRecordStorage:
     """Connection records (JSON documents, their tokens still Fernet-encrypted) in a Postgres
     table, one row per connection, for deployments whose machines share no disk. Saved in one
-    transaction."""
+    transaction.
 
-    def __init__(self, url: str, schema: str = "asana") -> None:
-        self.url, self.table = libpq_url(url), f"{ident(schema)}.{ident('connections')}"
-        self.schema = ident(schema)
+    The table is ``connections`` in a schema of its own, ``asana_connections``: apart from the
+    warehouse's tables and whoever is granted them. A store kept in ``asana.connections`` by
+    earlier versions is moved there, whole, the first time the store is opened."""
+
+    SCHEMA = "asana_connections"
+    EARLIER = "asana"  # where earlier versions kept the table
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        self._schema_name = schema or self.SCHEMA
+        self.url, self.schema = libpq_url(url), ident(self._schema_name)
+        self.table = f"{self.schema}.{ident('connections')}"
 
     def _connect(self):
         connection = adbc.connect(self.url)
         with connection.cursor() as cur:
+            # One process at a time sets the store up (a key apart from `locked`'s, which a
+            # process may hold while it opens this connection).
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"{self.table} setup",))
+            cur.fetchall()
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            if self._schema_name == self.SCHEMA:
+                earlier = f"{ident(self.EARLIER)}.{ident('connections')}"
+                cur.execute("SELECT to_regclass($1) IS NULL AND to_regclass($2) IS NOT NULL", (self.table, earlier))
+                if cur.fetchone()[0]:
+                    cur.execute(f"ALTER TABLE {earlier} SET SCHEMA {self.schema}")
             cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id text PRIMARY KEY, record jsonb NOT NULL)")
         connection.commit()
         return connection

@@ -3,12 +3,15 @@ Postgres alike, and checked by the monitors."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 
-from asana_assets.defs.automation.sensors import asana_events_sensor
+from asana_assets.defs.automation.sensors import asana_connections_sensor, asana_events_sensor
 from asana_assets.defs.partitions import DEFAULT, register
+from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresWarehouse
@@ -61,3 +64,53 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
     assert alarms(results, "membership_changes")  # the admin granted between the syncs
     with Simulator(world, SIMULATOR) as sim:
         assert tick(sim.base_url, tmp_path, schema).skip_reason  # the run advanced the tokens
+
+
+FAKE_TOKEN = "2/1209000000000000/leaked:f4ke-t0ken-5e9a"
+
+
+def test_an_unexpected_poll_failure_is_told_by_cause_and_fix_never_by_its_text(tmp_path, monkeypatch, caplog, capfd):
+    """Whatever one connection's poll raises, the tick says what went wrong and what to do, and
+    never repeats the error's own text, which may quote a token."""
+    from asana_assets.defs.resources import AsanaResource
+
+    def broken(self, state):
+        raise RuntimeError(f"request to /events failed with Authorization: Bearer {FAKE_TOKEN}")
+
+    monkeypatch.setattr(AsanaResource, "changed_projects", broken)
+    configured = resources("http://127.0.0.1:9/api/1.0", tmp_path)
+    state = SyncState()
+    state.advance({"1": "sync-token"}, ["1"], datetime.now(UTC), full=True)
+    configured["warehouse"].state_store().save(state)  # a connection synced before, due for a poll
+    instance = dg.DagsterInstance.ephemeral()
+    register(instance, [DEFAULT])
+    with caplog.at_level(logging.WARNING), dg.build_sensor_context(instance=instance, resources=configured) as context:
+        skipped = asana_events_sensor(context).skip_reason.skip_message
+    assert skipped == (
+        "default: could not poll: unexpected error (RuntimeError): retry; if it persists, contact support"
+    )
+    captured = capfd.readouterr()  # the sensor's log goes to Dagster's handler, on stderr
+    assert "Connection default could not poll: unexpected error (RuntimeError): retry" in captured.err
+    for text in (skipped, caplog.text, captured.out, captured.err):
+        assert FAKE_TOKEN not in text and "f4ke-t0ken" not in text
+
+
+def test_the_sensors_fail_with_the_missing_setting_beside_a_configured_warehouse(monkeypatch, tmp_path):
+    """Nothing points at Asana but Postgres is configured: no demo, and the sensor says what to set."""
+    from asana_assets.defs.resources import AsanaResource
+    from asana_assets.lib.connections.troubleshooting import ConnectionProblem
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASANA_CONNECTION_STORE", raising=False)
+    monkeypatch.delenv("ASANA_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("ASANA_POSTGRES_URL", URL)
+    instance = dg.DagsterInstance.ephemeral()
+    unconfigured = {"asana": AsanaResource(), "warehouse": resources("", tmp_path)["warehouse"]}
+    for sensor in (asana_connections_sensor, asana_events_sensor):
+        with (dg.build_sensor_context(instance=instance, resources=unconfigured) as context,
+              pytest.raises(ConnectionProblem) as refused):
+            sensor(context)
+        assert str(refused.value) == (
+            "ASANA_POSTGRES_URL is set but no Asana credentials are: set ASANA_ACCESS_TOKEN or "
+            "ASANA_CONNECTION_ID (the demo simulator never writes into a configured warehouse)"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -227,3 +228,113 @@ def connect_service_account_offline(store: TokenStore) -> str:
                             user_gid="2", user_name="Admin", user_email="admin@example.com")
     store.save(connection, Tokens(access_token=SecretStr("key")))
     return connection.id
+
+
+# -- a stored token goes only where it was granted
+
+def point_elsewhere(path, connection_id, base_url):
+    """What someone who can edit the store (but holds no key) can do: change a record's base URL."""
+    records = json.loads(path.read_text())
+    records[connection_id]["connection"]["base_url"] = base_url
+    path.write_text(json.dumps(records))
+
+
+def test_an_edited_base_url_is_refused_and_nothing_is_sent_there(simulator, tmp_path, keys, monkeypatch, capsys):
+    from asana_assets.defs.resources import AsanaResource
+
+    path = tmp_path / "c.json"
+    connection = connect_service_account(simulator.base_url, DEMO_TOKEN, TokenStore.at(path, keys))
+    with Simulator(generate_world(seed=4, tasks=10, now=NOW)) as other:
+        point_elsewhere(path, connection.id, other.base_url)
+        expected = (
+            f"connection {connection.id} names the base URL {other.base_url}, but its tokens were granted for "
+            f"{simulator.base_url}; nothing was sent: put its base_url back to {simulator.base_url} in the "
+            "connection store (it was changed there), or reconnect the integration at the new address"
+        )
+        with pytest.raises(ConnectionProblem) as refused:
+            TokenStore.at(path, keys).tokens(connection.id)
+        assert str(refused.value) == expected
+        monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
+        asana = AsanaResource(connection_id=connection.id, connections_file=str(path))
+        with pytest.raises(ConnectionProblem, match="nothing was sent"):
+            asana.whoami()
+        assert cli.main(["--store", str(path), "validate", connection.id]) == 0  # recorded, not raised
+        assert other.api.stats.total == 0 and other.api.oauth.requests.total() == 0
+    validated = TokenStore.at(path, keys).get(connection.id)
+    assert validated.status == "error" and validated.last_error == expected  # not expired: putting it back cures it
+    assert DEMO_TOKEN not in capsys.readouterr().out
+    point_elsewhere(path, connection.id, simulator.base_url + "/")  # the same address, spelled with a slash
+    assert TokenStore.at(path, keys).tokens(connection.id).access_token.get_secret_value() == DEMO_TOKEN
+
+
+def test_tokens_stored_before_sealing_ask_for_rotate_key_then_work(simulator, tmp_path, keys, capsys, monkeypatch):
+    """A store written by an earlier version: tokens encrypted without their base URL."""
+    path = tmp_path / "c.json"
+    connection = connect_service_account(simulator.base_url, DEMO_TOKEN, TokenStore.at(path, keys))
+    records = json.loads(path.read_text())
+    earlier = {"access_token": DEMO_TOKEN, "refresh_token": None, "expires_at": None}
+    records[connection.id]["tokens"] = Fernet(keys).encrypt(json.dumps(earlier).encode()).decode()
+    path.write_text(json.dumps(records))
+    with pytest.raises(ConnectionProblem) as refused:
+        TokenStore.at(path, keys).tokens(connection.id)
+    assert refused.value.cause == (
+        f"connection {connection.id}'s tokens were stored before tokens were sealed with their base URL"
+    )
+    assert "`asana-connections rotate-key`" in refused.value.fix
+    monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
+    assert cli.main(["--store", str(path), "list"]) == 0
+    assert simulator.base_url in capsys.readouterr().out  # what the operator checks before sealing
+    assert cli.main(["--store", str(path), "rotate-key"]) == 0
+    assert TokenStore.at(path, keys).tokens(connection.id).base_url == simulator.base_url
+    point_elsewhere(path, connection.id, "http://127.0.0.1:9/api/1.0")  # sealed now: an edit is refused
+    with pytest.raises(ConnectionProblem, match="nothing was sent"):
+        TokenStore.at(path, keys).tokens(connection.id)
+
+
+def test_the_postgres_store_has_a_schema_of_its_own_and_adopts_the_earlier_table(schema, server, monkeypatch):
+    """Records live in <store schema>.connections, apart from the warehouse; a table an earlier
+    version kept in the warehouse's schema is moved there the first time the store is opened."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from asana_assets.lib.connections.store import storage_at
+    from asana_assets.lib.storage.postgres import PostgresRecordStorage, ident, libpq_url
+    from asana_assets_tests.support import POSTGRES_URL as URL
+
+    own = f"{schema}_connections"  # throwaway stand-ins for asana_connections and asana
+    monkeypatch.setattr(PostgresRecordStorage, "SCHEMA", own)
+    monkeypatch.setattr(PostgresRecordStorage, "EARLIER", schema)
+    try:
+        before = TokenStore(PostgresRecordStorage(URL, schema), keys := Fernet.generate_key().decode())
+        connection = Connection(auth_method="service_account", base_url="http://x/api/1.0", workspace_gid="1",
+                                user_gid="2", user_name="Admin", user_email="admin@example.com")
+        before.save(connection, Tokens(access_token=SecretStr("k")))
+        now = TokenStore(storage_at(URL), keys)
+        assert now.get(connection.id) == connection
+        assert now.tokens(connection.id).access_token.get_secret_value() == "k"
+        with adbc.connect(libpq_url(URL)) as db, db.cursor() as cur:
+            cur.execute("SELECT to_regclass($1) IS NULL, to_regclass($2) IS NOT NULL",
+                        (f"{ident(schema)}.connections", f"{ident(own)}.connections"))
+            assert cur.fetchone() == (True, True)
+    finally:
+        with server.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {ident(own)} CASCADE")
+        server.commit()
+
+
+def test_a_failed_sync_tells_a_known_cause_and_never_an_unknown_errors_text():
+    """What `asana-connections sync` prints of a failed run's steps."""
+    import dagster as dg
+
+    @dg.asset
+    def refused():
+        raise ConnectionExpired()
+
+    @dg.asset
+    def broken():
+        raise RuntimeError(f"the proxy answered 502 to Bearer {DEMO_TOKEN}")
+
+    result = dg.materialize([refused, broken], raise_on_error=False)
+    assert sorted(cli._step_failures(result)) == [
+        "Asana no longer accepts this connection's authorization: reconnect the integration",
+        "unexpected error (RuntimeError), in the run's log above",
+    ]

@@ -20,7 +20,7 @@ from asana_assets.lib.connections.oauth import (
     start_authorization,
 )
 from asana_assets.lib.connections.store import TokenStore
-from asana_assets.lib.connections.troubleshooting import ConnectionExpired
+from asana_assets.lib.connections.troubleshooting import ConnectionExpired, ConnectionProblem, ConnectionUnavailable
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
 from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
 
@@ -200,3 +200,89 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
         asana.sync({"users"})
     check = connection_valid(dg.build_asset_check_context(), asana)
     assert not check.passed and "reconnect" in check.description
+
+
+# -- the token endpoint unavailable: only a refused grant expires a connection
+
+@pytest.fixture()
+def quick_backoff(monkeypatch):
+    """Retries without the production waits (1, 2, 4 s), so an outage test takes no seconds."""
+    from asana_assets.lib.connections import oauth
+
+    monkeypatch.setattr(oauth, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(oauth, "MAX_RETRY_AFTER", 0.01)
+
+
+def connected_and_stale(simulator, app, store):
+    """An OAuth connection whose access token expires within the refresh margin: the next use
+    refreshes it."""
+    simulator.config.access_token_ttl_seconds = 60
+    pending = start_authorization(app)
+    connection = complete_authorization(app, pending, approve(pending), store)
+    return connection, store.tokens(connection.id)
+
+
+@pytest.mark.parametrize("fault", ["503", "500", "429", "drop"])
+def test_one_failed_refresh_is_retried_and_the_connection_stays_active(simulator, app, store, quick_backoff, fault):
+    connection, stale = connected_and_stale(simulator, app, store)
+    simulator.api.oauth.fail_token_requests(1, fault)
+    fresh = access_token(app, store, connection.id)
+    assert fresh != stale.access_token.get_secret_value() and me(simulator, fresh).status_code == 200
+    # exchange, the failed refresh, the retried one: three requests reached the token endpoint
+    assert simulator.api.oauth.requests["token"] == 3
+    kept = store.get(connection.id)
+    assert kept.status == "active" and kept.last_error is None
+
+
+def test_an_outage_of_the_token_endpoint_fails_retryably_and_expires_nothing(simulator, app, store, quick_backoff):
+    connection, stale = connected_and_stale(simulator, app, store)
+    simulator.api.oauth.fail_token_requests(100, "503")
+    with pytest.raises(ConnectionUnavailable) as unavailable:
+        access_token(app, store, connection.id)
+    assert unavailable.value.retryable
+    assert str(unavailable.value) == (
+        "Asana's OAuth token endpoint could not answer (HTTP 503, 4 tries): "
+        "nothing to reconnect, the connection stays active: a later run or retry refreshes it"
+    )
+    assert simulator.api.oauth.requests["token"] == 1 + 4  # the exchange, then four tries
+    kept = store.get(connection.id)
+    assert kept.status == "active" and kept.last_error is None
+    assert store.tokens(connection.id) == stale  # nothing was replaced
+    # Asana is back: the same connection refreshes without anyone reconnecting.
+    simulator.api.oauth.fail_token_requests(0)
+    assert me(simulator, access_token(app, store, connection.id)).status_code == 200
+
+
+def test_a_refused_grant_expires_the_connection(simulator, app, store, quick_backoff):
+    connection, _ = connected_and_stale(simulator, app, store)
+    for grant in simulator.api.oauth._refresh_tokens.values():
+        grant.revoked = True  # the user removed the app in Asana: invalid_grant
+    with pytest.raises(ConnectionExpired):
+        access_token(app, store, connection.id)
+    assert simulator.api.oauth.requests["token"] == 2  # a refusal is final: no retry
+    expired = store.get(connection.id)
+    assert expired.status == "expired" and expired.last_error == EXPIRED
+
+
+def test_a_refused_app_secret_is_a_settings_fault_not_an_expiry(simulator, app, store, quick_backoff):
+    connection, _ = connected_and_stale(simulator, app, store)
+    wrong = OAuthApp(app.client_id, "not-the-secret", app.redirect_uri, app.base_url)
+    with pytest.raises(OAuthError) as refused:
+        access_token(wrong, store, connection.id)
+    assert not isinstance(refused.value, ConnectionExpired)
+    assert refused.value.cause == "Asana refused the OAuth request (HTTP 401 invalid_client)"
+    assert "ASANA_OAUTH_CLIENT_SECRET" in refused.value.fix
+    assert store.get(connection.id).status == "active"
+
+
+def test_a_refresh_goes_only_to_the_base_url_its_tokens_were_granted_for(simulator, app, store):
+    """An app pointed elsewhere (a connection read after its record was edited) sends nothing."""
+    connection, _ = connected_and_stale(simulator, app, store)
+    with Simulator(generate_world(seed=4, tasks=10, now=NOW)) as other:
+        elsewhere = OAuthApp(app.client_id, app.client_secret, app.redirect_uri, other.base_url)
+        with pytest.raises(ConnectionProblem, match="its tokens were granted for"):
+            access_token(elsewhere, store, connection.id)
+        with pytest.raises(ConnectionProblem, match="its tokens were granted for"):
+            revoke(store, connection.id, elsewhere)
+        assert other.api.oauth.requests.total() == 0 and other.api.stats.total == 0
+    assert simulator.api.oauth.requests["token"] == 1  # only the exchange: no refresh was sent anywhere

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--drop-rate", type=float, default=0.0, help="share of connections closed without an answer")
     add("--malformed-rate", type=float, default=0.0, help="share of task/story gids served corrupted")
     add("--fault-seed", type=int, default=0)
+    add("--membership-events", choices=("project_membership", "membership"), default="project_membership",
+        help="resource_type of project-membership events (membership: with resource_subtype project_membership)")
     return parser
 
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         drop_rate=args.drop_rate,
         malformed_rate=args.malformed_rate,
         fault_seed=args.fault_seed,
+        membership_events=args.membership_events,
     )
     world = generate_world(seed=args.seed, tasks=args.tasks, workspaces=args.workspaces)
     simulator = Simulator(world, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -52,6 +53,10 @@ class SimulatorConfig(BaseModel):
     max_unpaginated_results: int = Field(default=1000, ge=1)  # above this, a list without limit is a 400
     offset_ttl_seconds: float = Field(default=3600.0, gt=0)
     sync_token_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+
+    # How a project-membership event names its resource: by resource_type project_membership, or
+    # as the memberships API does, resource_type membership with resource_subtype project_membership.
+    membership_events: Literal["project_membership", "membership"] = "project_membership"
 
     # Fault injection, reproducible for a given fault_seed.
     latency_ms: float = Field(default=0.0, ge=0)

@@ -8,6 +8,7 @@ small synchronous functions that read the world's indexes and render with compil
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
@@ -24,6 +25,7 @@ from .clock import iso, parse_iso
 from .config import SimulatorConfig
 from .limits import Faults, RateLimiter, Stats
 from .models import (
+    Event,
     Project,
     ProjectMembership,
     Section,
@@ -630,6 +632,8 @@ class AsanaApi:
             raise ApiError(412, SYNC_INVALID, sync=self._sync_token(resource, len(feed)))
         batch = feed[position : position + MAX_EVENTS]
         end = position + len(batch)
+        if self.config.membership_events == "membership":
+            batch = [_as_membership(event) for event in batch]
         return {
             "data": self._render(batch, "event", call.spec("event", COMPACT["event"])),
             "sync": self._sync_token(resource, end),
@@ -650,6 +654,14 @@ class AsanaApi:
         ):
             return None
         return fields[2]
+
+
+def _as_membership(event: Event) -> Event:
+    """A project-membership event with its resource named as the memberships API names it."""
+    if event.resource["resource_type"] != "project_membership":
+        return event
+    resource = {**event.resource, "resource_type": "membership", "resource_subtype": "project_membership"}
+    return dataclasses.replace(event, resource=resource)
 
 
 class _Dropped(Exception):

@@ -76,6 +76,31 @@ class UnknownObject(KeyError):
     """Raised when a gid names no live object of the expected type."""
 
 
+class Objects(dict):
+    """Live objects by gid, beside a trash of deleted ones.
+
+    ``get``, ``in`` and iteration see live objects only, so a deleted object answers 404 and
+    leaves every list; indexing also resolves a trashed one, because a record that names it
+    (a story's old section) still renders it, and a trashed task can be restored.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trash: dict[str, Any] = {}
+
+    def __missing__(self, gid: str) -> Any:
+        return self.trash[gid]
+
+    def discard(self, gid: str) -> None:
+        """Move a live object to the trash."""
+        self.trash[gid] = self.pop(gid)
+
+    def restore(self, gid: str) -> Any:
+        """Bring a trashed object back to life."""
+        obj = self[gid] = self.trash.pop(gid)
+        return obj
+
+
 class World:
     """An Asana organisation: objects by gid, the indexes the API pages through, and mutations.
 
@@ -86,10 +111,10 @@ class World:
     def __init__(self, now: datetime | None = None) -> None:
         self.clock = Clock(now)
         self.now = self.clock.now() if now is None else now
-        self.objects: dict[str, Any] = {}
+        self.objects = Objects()
         self.workspaces: list[str] = []
         self.users: list[str] = []
-        self.deleted: dict[str, str] = {}  # task gid -> deletion time, for audit checks
+        self.deleted: dict[str, str] = {}  # trashed task gid -> deletion time, for audit checks
         self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
         self.record_events = True
         self.default_user: str | None = None  # whom the demo token acts for
@@ -211,12 +236,43 @@ class World:
                 self.objects[team_gid].projects.append(project.gid)
             return project
 
-    def add_section(self, project: Ref, name: str, *, at: datetime | None = None) -> Section:
+    def add_section(self, project: Ref, name: str, *, actor: Ref | None = None, at: datetime | None = None) -> Section:
+        """Add a section at the end of a project; the project's feed hears ``added``."""
         with self.lock:
             project = self.get(project, Project)
-            section = self._add(Section(self._gid(), name, project.gid, self._when(at)))
+            when, actor = self._stamp(at, actor)
+            section = self._add(Section(self._gid(), name, project.gid, when))
             project.sections.append(section.gid)
+            self._emit([project.gid], actor, when, section, "added", parent=project)
             return section
+
+    def rename_section(self, section: Ref, name: str, *, actor: Ref | None = None, at: datetime | None = None) -> None:
+        """Rename a section: a ``changed`` event with ``change.field`` name; tasks are untouched."""
+        with self.lock:
+            section = self.get(section, Section)
+            when, actor = self._stamp(at, actor)
+            if section.name == name:
+                return
+            section.name = name
+            change = {"field": "name", "action": "changed"}
+            self._emit([section.project], actor, when, section, "changed", change=change)
+
+    def remove_section(self, section: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
+        """Delete a section, as the API allows only for an empty one that is not the project's last.
+
+        Stories that moved tasks through it keep naming it (it renders from the trash).
+        """
+        with self.lock:
+            section = self.get(section, Section)
+            project = self.objects[section.project]
+            if section.tasks:
+                raise ValueError(f"section {section.gid} is not empty")
+            if len(project.sections) == 1:
+                raise ValueError(f"section {section.gid} is the last section of project {project.gid}")
+            when, actor = self._stamp(at, actor)
+            project.sections.remove(section.gid)
+            self.objects.discard(section.gid)
+            self._emit([project.gid], actor, when, section, "deleted")
 
     def add_tag(self, workspace: Ref, name: str, *, color: str | None = None, at: datetime | None = None) -> Tag:
         with self.lock:
@@ -476,7 +532,36 @@ class World:
         """Trash a task and its subtasks: 404 everywhere, gone from lists, a 'deleted' event."""
         with self.lock:
             when, actor = self._stamp(at, actor)
-            self._trash(self.get(task, Task), actor, when)
+            task = self.get(task, Task)
+            if task.parent:
+                self.objects[task.parent].subtasks.remove(task.gid)
+            self._trash(task, actor, when)
+
+    def undelete_task(self, task: str, *, actor: Ref | None = None, at: datetime | None = None) -> Task:
+        """Restore a trashed task with its subtasks and stories: an 'undeleted' event each. It goes
+        back to the end of the sections it was in (its project's first one if that was removed)."""
+        with self.lock:
+            trashed = self.objects.trash.get(task)
+            if not isinstance(trashed, Task) or task not in self.deleted:
+                raise UnknownObject(f"task: Unknown object: {task}")
+            if trashed.parent and trashed.parent not in self.objects:
+                raise ValueError(f"restore task {trashed.parent}, the parent of {task}, first")
+            when, actor = self._stamp(at, actor)
+            if trashed.parent:
+                self.objects[trashed.parent].subtasks.append(task)
+            self._restore(trashed, actor, when)
+            return trashed
+
+    def edit_comment(self, story: Ref, text: str, *, actor: Ref | None = None, at: datetime | None = None) -> None:
+        """Edit a comment's text: a ``changed`` story event, with no parent (as the API sends it)."""
+        with self.lock:
+            story = self.get(story, Story)
+            if story.resource_subtype != "comment_added":
+                raise ValueError(f"story {story.gid} is not a comment")
+            when, actor = self._stamp(at, actor)
+            story.text = text
+            change = {"field": "text", "action": "changed"}
+            self._emit(self._audience(self.objects[story.target]), actor, when, story, "changed", change=change)
 
     def add_comment(self, task: Ref, text: str, *, actor: Ref | None = None, at: datetime | None = None) -> Story:
         with self.lock:
@@ -620,22 +705,39 @@ class World:
         return story
 
     def _trash(self, task: Task, actor: str | None, when: str) -> None:
-        for child in list(task.subtasks):
+        """Trash a task and, below it, its subtasks (which stay listed under it, for a restore)."""
+        for child in task.subtasks:
             self._trash(self.objects[child], actor, when)
         audience = self._audience(task)
         for _project, section in task.memberships:
             self.objects[section].tasks.remove(task.gid)
-        if task.parent:
-            self.objects[task.parent].subtasks.remove(task.gid)
         for tag in task.tags:
             self.objects[tag].tasks.remove(task.gid)
         if task.assignee:
             del self._assigned[task.assignee][task.gid]
         for story in task.stories:
-            del self.objects[story]
-        del self.objects[task.gid]
+            self.objects.discard(story)
+        self.objects.discard(task.gid)
         self.deleted[task.gid] = when
         self._emit(audience, actor, when, task, "deleted")
+
+    def _restore(self, task: Task, actor: str | None, when: str) -> None:
+        """Undo ``_trash`` for a task whose parent (if any) is live, then for its subtasks."""
+        self.objects.restore(task.gid)
+        for story in task.stories:
+            self.objects.restore(story)
+        del self.deleted[task.gid]
+        places, task.memberships = task.memberships, []
+        for project, section in places:
+            if project in self.objects:
+                self._place(task, self.objects[project], self.objects.get(section))
+        for tag in task.tags:
+            self.objects[tag].tasks.append(task.gid)
+        if task.assignee:
+            self._assigned[task.assignee][task.gid] = None
+        self._emit(self._audience(task), actor, when, task, "undeleted")
+        for child in task.subtasks:
+            self._restore(self.objects[child], actor, when)
 
     # ------------------------------------------------------------------ events
     def _audience(self, task: Task) -> list[str]:

@@ -393,6 +393,42 @@ def test_event_shapes_and_bubbling(fresh):
         assert completed["user"] is None and completed["type"] == "task"
 
 
+@pytest.mark.parametrize("naming", ["project_membership", "membership"])
+def test_project_membership_events_in_either_naming(fresh, naming):
+    simulator, client = fresh(membership_events=naming)
+    world, project = simulator.world, _project(simulator)
+    sync = client.get("/events", params={"resource": project.gid}).json()["sync"]
+    outsider = next(u for u in world.users if u not in {world.objects[m].user for m in project.memberships})
+    added = world.add_project_membership(project, outsider, "commenter", actor=world.default_user)
+    world.remove_project_membership(added, actor=world.default_user)
+    events = client.get("/events", params={"resource": project.gid, "sync": sync}).json()["data"]
+    subtype = {"resource_subtype": "project_membership"} if naming == "membership" else {}
+    assert [(e["type"], e["resource"], e["action"], e["parent"]["gid"]) for e in events] == [
+        (naming, {"gid": added.gid, "resource_type": naming, **subtype}, action, project.gid)
+        for action in ("added", "removed")
+    ]
+    assert world.events[project.gid][-1].resource["resource_type"] == "project_membership"  # stored as it happened
+
+
+def test_section_events_and_a_removed_section(fresh):
+    simulator, client = fresh()
+    world, project = simulator.world, _project(simulator)
+    sync = client.get("/events", params={"resource": project.gid}).json()["sync"]
+    section = world.add_section(project, "Icebox", actor=world.default_user)
+    world.rename_section(section, "Later", actor=world.default_user)
+    world.remove_section(section, actor=world.default_user)
+    events = client.get("/events", params={"resource": project.gid, "sync": sync}).json()["data"]
+    assert [(e["resource"], e["action"], e["parent"], e.get("change")) for e in events] == [
+        ({"gid": section.gid, "resource_type": "section", "name": "Icebox"}, "added",
+         {"gid": project.gid, "resource_type": "project", "name": project.name}, None),
+        ({"gid": section.gid, "resource_type": "section", "name": "Later"}, "changed", None,
+         {"field": "name", "action": "changed"}),
+        ({"gid": section.gid, "resource_type": "section", "name": "Later"}, "deleted", None, None),
+    ]
+    assert client.get(f"/sections/{section.gid}").status_code == 404
+    assert section.gid not in {s["gid"] for s in client.get(f"/projects/{project.gid}/sections").json()["data"]}
+
+
 # ---------------------------------------------------------------------- writes and stats
 def test_write_endpoints(fresh):
     simulator, client = fresh()

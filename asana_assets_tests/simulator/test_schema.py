@@ -178,11 +178,21 @@ def test_events_validate(oas, served):
     task_gid = simulator.world.project_tasks(project)[0]
     simulator.world.add_comment(task_gid, "checking events")
     simulator.world.update_task(task_gid, name="Renamed by a system change")  # user is null
-    for opt_fields in (None, _spec_opt_fields(oas, "/events")):
-        params = {"resource": project.gid, "sync": first.json()["sync"]}
-        response = client.get("/events", params=params | ({"opt_fields": opt_fields} if opt_fields else {}))
-        assert response.status_code == 200 and len(response.json()["data"]) >= 3
-        _check(oas, "/events", "get", response)
+    world, actor = simulator.world, simulator.world.default_user
+    section = world.add_section(project, "Schema check", actor=actor)
+    world.rename_section(section, "Schema checked", actor=actor)
+    world.remove_section(section, actor=actor)
+    world.add_project_membership(project, world.users[-1], "viewer", actor=actor)
+    world.delete_task(task_gid, actor=actor)
+    world.undelete_task(task_gid, actor=actor)
+    for naming in ("project_membership", "membership"):
+        simulator.config.membership_events = naming
+        for opt_fields in (None, _spec_opt_fields(oas, "/events")):
+            params = {"resource": project.gid, "sync": first.json()["sync"]}
+            response = client.get("/events", params=params | ({"opt_fields": opt_fields} if opt_fields else {}))
+            assert response.status_code == 200 and len(response.json()["data"]) >= 9
+            _check(oas, "/events", "get", response)
+    simulator.config.membership_events = "project_membership"
 
 
 def test_writes_validate(oas, served):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from asana_assets.simulator import World, generate_world
+from asana_assets.simulator import UnknownObject, World, generate_world
 from asana_assets.simulator.clock import iso
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -299,6 +299,91 @@ def test_delete_trashes_subtasks_and_stories(small):
     assert parent.gid not in world.project_tasks(project)
     assert set(world.deleted) == {parent.gid, child.gid}
     assert world.events[project.gid][-1].action == "deleted"
+
+
+def _by_gid(truth):
+    return {name: {record["gid"]: record for record in records} for name, records in truth.items()}
+
+
+def test_section_changes_write_events_on_the_project_feed(small):
+    world = small
+    task, project = _task(world)
+    seen = len(world.events[project.gid])
+    added = world.add_section(project, "Waiting on vendor", actor=world.default_user)
+    world.rename_section(added, "Blocked by vendor", actor=world.default_user)
+    world.rename_section(added, "Blocked by vendor")  # unchanged: no event
+    home = dict(task.memberships)[project.gid]
+    world.move_task_to_section(task, added, actor=world.default_user)
+    with pytest.raises(ValueError, match="not empty"):
+        world.remove_section(added)
+    world.move_task_to_section(task, home, actor=world.default_user)
+    world.remove_section(added, actor=world.default_user)
+    section_events = [(e.resource["resource_type"], e.action, e.parent and e.parent["gid"], e.change)
+                      for e in world.events[project.gid][seen:] if e.resource["gid"] == added.gid]
+    assert section_events == [
+        ("section", "added", project.gid, None),
+        ("section", "changed", None, {"field": "name", "action": "changed"}),
+        ("section", "deleted", None, None),
+    ]
+    assert added.gid not in world.objects and added.gid not in project.sections
+    truth = world.ground_truth()
+    assert added.gid not in {s["gid"] for s in truth["sections"]}
+    # The two moves keep naming the removed section, by its last name.
+    moves = [s for s in truth["stories"] if s["target"]["gid"] == task.gid and s["resource_subtype"] == "section_changed"]
+    assert [(m["old_section"]["gid"], m["new_section"]["gid"]) for m in moves[-2:]] == [(home, added.gid), (added.gid, home)]
+    assert moves[-1]["old_section"]["name"] == "Blocked by vendor"
+
+
+def test_the_last_section_of_a_project_cannot_be_removed():
+    world = World(now=NOW)
+    workspace = world.add_workspace("Acme", ["acme.test"])
+    project = world.add_project(workspace, "Only one section")
+    only = world.add_section(project, "Untitled section")
+    with pytest.raises(ValueError, match="last section"):
+        world.remove_section(only)
+
+
+def test_undelete_restores_a_task_with_its_subtasks_and_stories(small):
+    world = small
+    parent, project = _task(world)
+    child = world.create_task("Child", parent=parent, actor=world.default_user)
+    world.add_comment(child, "before the deletion", actor=world.default_user)
+    before = _by_gid(world.ground_truth())
+    section = dict(parent.memberships)[project.gid]
+    world.delete_task(parent, actor=world.default_user)
+    assert parent.gid not in world.project_tasks(project) and set(world.deleted) == {parent.gid, child.gid}
+    seen = len(world.events[project.gid])
+    world.undelete_task(parent.gid, actor=world.default_user)
+    assert _by_gid(world.ground_truth()) == before  # everything back where it was
+    assert parent.gid in world.objects[section].tasks and not world.deleted
+    restored = [(e.resource["gid"], e.action) for e in world.events[project.gid][seen:]]
+    assert restored == [(parent.gid, "undeleted"), (child.gid, "undeleted")]
+    with pytest.raises(UnknownObject):
+        world.undelete_task(parent.gid)  # not in the trash
+
+
+def test_a_subtask_is_restored_only_after_its_parent(small):
+    world = small
+    parent, _project = _task(world)
+    child = world.create_task("Child", parent=parent, actor=world.default_user)
+    world.delete_task(parent, actor=world.default_user)
+    with pytest.raises(ValueError, match="first"):
+        world.undelete_task(child.gid)
+    world.undelete_task(parent.gid)
+    assert child.gid in world.objects and world.objects[parent.gid].subtasks == [child.gid]
+
+
+def test_an_edited_comment_is_a_changed_story_event_without_a_parent(small):
+    world = small
+    task, project = _task(world)
+    comment = world.add_comment(task, "first words", actor=world.default_user)
+    world.edit_comment(comment, "second thoughts", actor=world.default_user)
+    event = world.events[project.gid][-1]
+    assert (event.resource["gid"], event.action, event.parent, event.change) == (
+        comment.gid, "changed", None, {"field": "text", "action": "changed"})
+    assert world.events[task.gid][-1] is event and comment.text == "second thoughts"
+    with pytest.raises(ValueError, match="not a comment"):
+        world.edit_comment(world.objects[task.stories[0]], "no")
 
 
 def test_access_mutations(small):

@@ -41,7 +41,8 @@ DESCRIPTIONS = {
     "stories": "The changelog of every task and subtask, with the structured old/new fields.",
     "tags": "Tags of each workspace.",
     "task_tags": "Tags on each task.",
-    "quarantine": "Records the API returned that failed validation: kept with the error, never dropped.",
+    "quarantine": "Records the API returned that failed validation, and records whose references do not resolve "
+                  "(those stay in their tables too): each with the reason, never dropped.",
 }
 
 

@@ -37,7 +37,7 @@ def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResourc
 
 
 @dg.asset_check(
-    asset=table_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary."
+    asset=table_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary, and every reference resolves."
 )
 def quarantine_is_empty(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     refused = run_warehouse(context, warehouse).read("quarantine")

@@ -4,7 +4,9 @@ The crawl is a pipeline, not a sequence of phases: every page of tasks immediate
 the stories and subtasks of its tasks, so the client's concurrency pool stays full from the
 first project to the last. Each record is validated at the boundary; a record that fails goes
 to the quarantine table with its error and its children are still crawled, so one bad record
-never costs the rest.
+never costs the rest. Once every table is read, a record that points at what the tables lack
+(a section not listed, a member of no known type) is named in the quarantine too, and kept in
+its table: a broken reference is loud, never a silent gap in what is derived from it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ STORY_FIELDS = (
     "old_section", "new_section", "assignee", "old_approval_status", "new_approval_status",
     "old_name", "new_name", "old_dates", "new_dates", "project",
 )
+
+# Quarantine errors of broken references start with this: they are recomputed from the final
+# tables on every sync, unlike the records refused at the boundary.
+UNRESOLVED = "unresolved reference: "
+MEMBER_TYPES = ("user", "team")  # what a project membership's member can be
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +144,7 @@ class WorkspaceCrawler:
             raise _first_leaf(group) from group
         self._drop_gone()
         return SyncResult(
-            tables=self._tables(),
+            tables=self._finish(self._tables()),
             workspace_gids=[ws.gid for ws in workspaces],
             started_at=self.started_at,
             duration_s=time.perf_counter() - start,
@@ -216,9 +223,14 @@ class WorkspaceCrawler:
             self.rows[table][tuple(row[k] for k in primary_key(table))] = row
 
     def _tables(self) -> dict[str, pa.Table]:
+        """What this crawl read: its rows, and the records it refused."""
         tables = {name: to_arrow(name, self.rows[name].values()) for name in RAW_TABLES}
         tables["quarantine"] = to_arrow("quarantine", self.quarantine)
         return tables
+
+    def _finish(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        """The tables a sync delivers: here, the crawl's, with their broken references quarantined."""
+        return with_unresolved(tables, self.started_at, self.wanted)
 
     async def _listing(self, table, model, path, params, fields) -> list:
         """List a collection into its table; returns the accepted records."""
@@ -346,6 +358,69 @@ class WorkspaceCrawler:
                     row = story.row()
                     row["task_gid"] = task_gid
                     self._add("stories", row)
+
+
+def with_unresolved(tables: dict[str, pa.Table], observed_at: datetime,
+                    wanted: Iterable[str] = RAW_TABLES) -> dict[str, pa.Table]:
+    """``tables`` with a quarantine row for every broken reference among the ``wanted`` tables."""
+    found = unresolved_references(tables, observed_at, wanted)
+    return {**tables, "quarantine": pa.concat_tables([tables["quarantine"], found.cast(tables["quarantine"].schema)])}
+
+
+def unresolved_references(tables: dict[str, pa.Table], observed_at: datetime,
+                          wanted: Iterable[str] = RAW_TABLES) -> pa.Table:
+    """Quarantine rows for records whose references the tables cannot resolve.
+
+    - a task membership in a project not listed, or in a section its project does not list
+      (the ticket's workflow state would be unknown);
+    - a story moving a task from or to a section no project lists (its status history would
+      have a gap);
+    - a project membership whose member is neither a user nor a team (access would miss it).
+
+    A rule runs only when every table it reads was wanted, so a partial crawl is not flagged
+    for what it did not read. Only the offending rows are formatted, one by one.
+    """
+    wanted = set(wanted)
+    found: list[dict] = []
+    if {"task_memberships", "projects", "sections"} <= wanted:
+        m, sections = tables["task_memberships"], tables["sections"]
+        known_project = pc.is_in(m["project_gid"], value_set=tables["projects"]["gid"])
+        found += _flagged("task_memberships", m, "task_gid", pc.invert(known_project),
+                          ["project ", m["project_gid"], " is not listed"])
+        place = pc.binary_join_element_wise(m["project_gid"], m["section_gid"], ":")
+        listed = pc.binary_join_element_wise(sections["project_gid"], sections["gid"], ":")
+        unlisted = pc.and_(pc.and_(known_project, pc.is_valid(place)), pc.invert(pc.is_in(place, value_set=listed)))
+        found += _flagged("task_memberships", m, "task_gid", unlisted,
+                          ["section ", m["section_gid"], " is not a listed section of project ", m["project_gid"]])
+    if {"stories", "sections"} <= wanted:
+        s, listed = tables["stories"], tables["sections"]["gid"]
+        for column in ("old_section_gid", "new_section_gid"):
+            unknown = pc.and_(pc.is_valid(s[column]), pc.invert(pc.is_in(s[column], value_set=listed)))
+            found += _flagged("stories", s, "gid", unknown,
+                              [column.removesuffix("_gid") + " ", s[column], " is not a listed section"])
+    if "project_memberships" in wanted:
+        pm = tables["project_memberships"]
+        typed = pc.is_in(pm["member_type"], value_set=pa.array(MEMBER_TYPES))
+        found += _flagged("project_memberships", pm, "gid", pc.invert(pc.fill_null(typed, False)), [
+            "member ", pm["member_gid"], " is of type ", pc.fill_null(pm["member_type"], "(none)"),
+            ", neither user nor team",
+        ])
+    return to_arrow("quarantine", [{**row, "observed_at": observed_at} for row in found])
+
+
+def _flagged(table: str, data: pa.Table, gid_column: str, mask: pa.ChunkedArray, reason: list) -> list[dict]:
+    """The rows of ``data`` where ``mask`` holds, as quarantine rows; ``reason`` joins text and columns."""
+    mask = pc.fill_null(mask, False)
+    bad = data.filter(mask)
+    if not bad.num_rows:
+        return []
+    parts = [part.filter(mask) if isinstance(part, pa.ChunkedArray) else part for part in reason]
+    errors = pc.binary_join_element_wise(UNRESOLVED, *parts, "").to_pylist()
+    return [
+        {"table": table, "gid": row[gid_column], "error": error,
+         "raw": orjson.dumps(row, option=orjson.OPT_SORT_KEYS).decode()}
+        for row, error in zip(bad.to_pylist(), errors, strict=True)
+    ]
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

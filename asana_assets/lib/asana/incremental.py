@@ -5,15 +5,22 @@ incremental sync then:
 
 - re-lists the small workspace-level collections (members, teams, tags, projects), which have
   no events feed of their own;
-- polls each project's events and re-reads only the tasks they name (the task, its stories,
-  and the subtasks of a changed parent); a task that answers 404 was deleted;
-- re-lists a project whose token expired (412, or older than its 24 h life) and reconciles:
-  tasks it no longer lists are re-read, so a deletion or a move out is never missed; stories
-  are re-read only for tasks whose ``modified_at`` or place (project, section) moved, since
-  ``modified_at`` ignores moves (a move there and back between two syncs is left to the daily
-  full sync);
+- reads each project's events in order (see ``FeedChanges``): the last action on a task wins,
+  so a task deleted then restored is re-read, and a task whose last event is ``deleted`` is
+  removed with its subtasks. It re-reads the tasks the events name (the task, its stories, its
+  subtasks; a 404 means deleted) and the parent of a subtask that came, left or came back;
+- re-lists a project's sections and members when any of its events is about something other
+  than a task or a story (a section added, renamed or removed; a membership, however the
+  resource is named; the project itself), or when a task re-read sits in a section the tables
+  do not hold;
+- re-lists a project whose token expired (412, or older than its 24 h life), or whose feed held
+  an event it cannot read, and reconciles: tasks it no longer lists are re-read, so a deletion or
+  a move out is never missed; stories are re-read only for tasks whose ``modified_at`` or place
+  (project, section) moved, since ``modified_at`` ignores moves (a move there and back between
+  two syncs is left to the daily full sync);
 - merges the changes into the current tables: rows of re-read tasks are replaced, rows of
-  deleted tasks and their subtasks removed.
+  deleted tasks and their subtasks removed, the sections and members of re-listed projects
+  replaced; broken references are then quarantined from the merged tables, as a full crawl does.
 
 The tokens are saved only after the tables are written, so a crashed run is replayed from the
 same tokens by the next one and, the merge being idempotent, loses nothing.
@@ -22,9 +29,11 @@ same tokens by the next one and, the merge being idempotent, loses nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,8 +43,10 @@ from asana_assets.lib.asana.crawl import (
     PROJECT_FIELDS,
     PROJECT_MEMBERSHIP_FIELDS,
     TASK_FIELDS,
+    UNRESOLVED,
     SyncResult,
     WorkspaceCrawler,
+    with_unresolved,
 )
 from asana_assets.lib.asana.models import gid_of
 from asana_assets.lib.asana.state import SyncState
@@ -44,6 +55,69 @@ from asana_assets.lib.schema import RAW_TABLES
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
 WORKSPACE_TABLES = ("workspaces", "users", "workspace_memberships", "teams", "team_memberships", "tags", "projects")
 TASK_TABLES = ("tasks", "task_memberships", "task_tags")
+TASK_SUBTYPES = frozenset({"default_task", "milestone", "approval"})
+# Where a quarantined record names its container: it is replaced when that container is read again.
+_CONTAINER_OF = {"stories": "target", "sections": "project", "project_memberships": "parent"}
+
+
+@dataclass
+class FeedChanges:
+    """What a project's events name, read in order.
+
+    An event's resource is a task or a story when its ``resource_type`` (or the deprecated
+    ``type``) says so, or, lacking both, when its ``resource_subtype`` is a task's; anything
+    else (a section, ``project_membership``, ``membership`` of any subtype, the project, a type
+    never seen) changes what the project holds, so its sections and members are re-listed.
+    """
+
+    tasks: dict[str, Any] = field(default_factory=dict)  # task gid -> the action of its last event
+    parents: set[str] = field(default_factory=set)  # tasks an event names as parent: a subtask or story came or went
+    stories: set[str] = field(default_factory=set)  # stories named without their task
+    containers: bool = False  # sections or members may have changed
+    unreadable: bool = False  # an event without a usable resource gid: reconcile the project
+
+    def read(self, events: Iterable[Any]) -> FeedChanges:
+        for event in events:
+            self._read(event if isinstance(event, dict) else {})
+        return self
+
+    def _read(self, event: dict) -> None:
+        resource, parent = _object(event.get("resource")), _object(event.get("parent"))
+        gid = _gid(resource)
+        if gid is None:
+            self.unreadable = True
+            return
+        parent_task = _gid(parent) if parent.get("resource_type") == "task" else None
+        kind = resource.get("resource_type") or event.get("type")
+        if kind is None and resource.get("resource_subtype") in TASK_SUBTYPES:
+            kind = "task"
+        if kind == "task":
+            self.tasks[gid] = event.get("action")  # a later event overrides an earlier one
+        elif kind == "story" and not parent:
+            self.stories.add(gid)  # an edited comment: its task is found from the story
+        elif kind != "story" or parent_task is None:
+            self.containers = True  # not a task's story: it may be about what the project holds
+        if parent_task is not None:
+            self.parents.add(parent_task)
+
+    @property
+    def deleted(self) -> set[str]:
+        """Tasks whose last event deleted them."""
+        return {gid for gid, action in self.tasks.items() if action == "deleted"}
+
+    @property
+    def reread(self) -> set[str]:
+        """Tasks to read again: those named (restored included) and parents, unless deleted."""
+        return (set(self.tasks) | self.parents) - self.deleted
+
+
+def _object(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _gid(resource: dict) -> str | None:
+    gid = resource.get("gid")
+    return gid if isinstance(gid, str) and gid.isdigit() else None
 
 
 class IncrementalCrawler(WorkspaceCrawler):
@@ -60,9 +134,11 @@ class IncrementalCrawler(WorkspaceCrawler):
         self.deleted: set[str] = set()
         self.stories_read: set[str] = set()
         self.relisted: set[str] = set()  # projects whose sections, members and tasks were re-listed
+        self.refreshed: set[str] = set()  # projects whose sections and members were re-listed
         self.forced: set[str] = set()  # tasks an event named: re-read whatever their modified_at
         tasks, places = current["tasks"], current["task_memberships"]
         self.known_modified = dict(zip(tasks["gid"].to_pylist(), tasks["modified_at"].to_pylist()))
+        self.known_sections = set(current["sections"]["gid"].to_pylist())
         # modified_at ignores moves between sections and projects: compare where tasks sit too.
         self.known_places: dict[str, set] = {}
         for gid, project, section in zip(*(places[c].to_pylist() for c in ("task_gid", "project_gid", "section_gid"))):
@@ -82,49 +158,59 @@ class IncrementalCrawler(WorkspaceCrawler):
 
     async def _poll(self, project_gid: str, sync: str) -> None:
         """Read the project's events since its token; re-read what they name."""
-        named: set[str] = set()
-        members_changed = False
+        changes = FeedChanges()
         while True:
             try:
                 events, sync, more = await self.client.events(project_gid, sync)
             except SyncTokenExpiredError:
                 await self._relist(project_gid)  # the feed is gone: reconcile from a listing
                 return
-            for event in events:
-                resource, parent = event.get("resource") or {}, event.get("parent") or {}
-                kind = resource.get("resource_type")
-                if kind == "task":
-                    (self.deleted if event.get("action") == "deleted" else named).add(resource["gid"])
-                elif kind == "story" and parent.get("resource_type") == "task":
-                    named.add(parent["gid"])
-                elif kind == "project_membership":
-                    members_changed = True
+            changes.read(events)
             if not more:
                 break
         self.tokens[project_gid] = sync
-        for gid in named - self.deleted:
+        self._forget(changes.deleted)
+        for gid in changes.reread:
             self._spawn(self._reread(gid))
-        if members_changed:
-            self._spawn(self._project_members(project_gid))
+        for gid in changes.stories:
+            self._spawn(self._story_changed(gid))
+        if changes.unreadable:
+            self._spawn(self._relist(project_gid), project_gid)
+        elif changes.containers:
+            self._refresh(project_gid)
         self._synced(project_gid)
+
+    def _forget(self, gids: set[str]) -> None:
+        """Tasks deleted at the source: removed from the tables, and their parents (in the current
+        tables) re-read, since their subtask counts changed."""
+        if not gids:
+            return
+        self.deleted |= gids
+        tasks = self.current["tasks"]
+        parents = tasks.filter(pc.is_in(tasks["gid"], _gids(gids)))["parent_gid"].drop_null()
+        for gid in set(parents.to_pylist()) - gids:
+            self._spawn(self._reread(gid))
+
+    def _refresh(self, project_gid: str) -> None:
+        """Re-list a project's sections and members (once per sync)."""
+        if project_gid in self.refreshed:
+            return
+        self.refreshed.add(project_gid)
+        self._spawn(self._sections(project_gid), project_gid)
+        self._spawn(self._listing(
+            "project_memberships", models.ProjectMembership,
+            f"/projects/{project_gid}/project_memberships", None, PROJECT_MEMBERSHIP_FIELDS,
+        ), project_gid)
 
     async def _relist(self, project_gid: str) -> None:
         """Re-list a project whole, then re-read the tasks it used to hold and no longer lists."""
         self.relisted.add(project_gid)
-        self._spawn(self._sections(project_gid), project_gid)
-        self._spawn(self._project_members(project_gid))
+        self._refresh(project_gid)
         await self._project_tasks(project_gid)
         members = self.current["task_memberships"]
         before = members.filter(pc.equal(members["project_gid"], project_gid))["task_gid"].to_pylist()
         for gid in set(before) - self._seen_tasks:
             self._spawn(self._reread(gid))
-
-    async def _project_members(self, project_gid: str) -> None:
-        self.relisted.add(project_gid)
-        await self._listing(
-            "project_memberships", models.ProjectMembership,
-            f"/projects/{project_gid}/project_memberships", None, PROJECT_MEMBERSHIP_FIELDS,
-        )
 
     async def _reread(self, gid: str) -> None:
         """Fetch one task as it is now; 404 means it was deleted."""
@@ -133,10 +219,31 @@ class IncrementalCrawler(WorkspaceCrawler):
         try:
             raw = await self.client.get_data(f"/tasks/{gid}", fields=TASK_FIELDS)
         except NotFoundError:
-            self.deleted.add(gid)
+            self._forget({gid})
             return
         self.forced.add(gid)
         self._task(raw, None)
+        row = self.rows["tasks"].get((gid,))
+        if row is not None and row["parent_gid"] and gid not in self.known_modified:
+            self._spawn(self._reread(row["parent_gid"]))  # a subtask new to the tables: its parent counts it
+
+    async def _story_changed(self, gid: str) -> None:
+        """A story named without its task: find the task in the tables, else ask the story."""
+        stories = self.current["stories"]
+        known = stories.filter(pc.equal(stories["gid"], gid))["task_gid"].drop_null().to_pylist()
+        if not known:
+            try:
+                story = await self.client.get_data(f"/stories/{gid}", fields=("target",))
+            except NotFoundError:
+                return  # gone, and never in the tables: nothing to remove
+            known = [task for task in [_gid(_object(_object(story).get("target")))] if task]
+        for task in known:
+            await self._reread(task)
+
+    def _add(self, table: str, row: dict) -> None:
+        super()._add(table, row)
+        if table == "task_memberships" and row["section_gid"] and row["section_gid"] not in self.known_sections:
+            self._refresh(row["project_gid"])  # its section-added event was lost, or is in a feed not polled
 
     def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
         """Stories and subtasks only for a task that changed: named by an event, new, or moved."""
@@ -149,26 +256,29 @@ class IncrementalCrawler(WorkspaceCrawler):
         return changed
 
     # -- merging ----------------------------------------------------------------------
-    def merge(self, fresh: dict[str, pa.Table]) -> dict[str, pa.Table]:
-        """The current tables with this sync's changes applied."""
+    def _finish(self, fresh: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        """The current tables with this sync's changes applied, broken references quarantined."""
+        self.deleted -= set(fresh["tasks"]["gid"].to_pylist())  # read just now: it exists
         removed = self._with_subtasks(self.deleted)
         q = fresh["quarantine"]
         refused = set(q.filter(pc.equal(q["table"], "tasks"))["gid"].drop_null().to_pylist())
         read = (set(fresh["tasks"]["gid"].to_pylist()) | refused) - removed
-        projects = set(fresh["projects"]["gid"].to_pylist())
+        gone = set(self.current["projects"]["gid"].to_pylist()) - set(fresh["projects"]["gid"].to_pylist())
         out = {name: fresh[name] for name in WORKSPACE_TABLES}
         out["projects"] = _keep_sync_times(fresh["projects"], self.current["projects"])
-        out["sections"] = _replace(self.current["sections"], fresh["sections"], "project_gid", self.relisted)
-        out["project_memberships"] = _replace(
-            self.current["project_memberships"], fresh["project_memberships"], "project_gid", self.relisted)
+        for name in ("sections", "project_memberships"):
+            out[name] = _replace(self.current[name], fresh[name], "project_gid", self.refreshed)
         for name in TASK_TABLES:
             key = "gid" if name == "tasks" else "task_gid"
             out[name] = _replace(self.current[name], fresh[name], key, read | removed)
         out["stories"] = _replace(self.current["stories"], fresh["stories"], "task_gid", self.stories_read | removed)
-        out["quarantine"] = _replace(self.current["quarantine"], fresh["quarantine"], "gid", read | removed)
         for name in ("sections", "project_memberships", "task_memberships"):
-            out[name] = out[name].filter(pc.is_in(out[name]["project_gid"], _gids(projects)))
-        return {name: out[name] for name in RAW_TABLES}
+            out[name] = out[name].filter(pc.invert(pc.is_in(out[name]["project_gid"], _gids(gone))))
+        scopes = {"tasks": read | removed, "stories": self.stories_read | removed,
+                  "sections": self.refreshed, "project_memberships": self.refreshed}
+        kept = _unreplaced(self.current["quarantine"], scopes)
+        out["quarantine"] = _replace(kept, q, "gid", set())  # the rows kept, plus this sync's refusals
+        return with_unresolved({name: out[name] for name in RAW_TABLES}, self.started_at)
 
     def _with_subtasks(self, gids: set[str]) -> set[str]:
         """Deleted tasks and, level by level, their subtasks (Asana deletes those with them)."""
@@ -185,6 +295,31 @@ def _replace(current: pa.Table, fresh: pa.Table, column: str, scope: set[str]) -
     if scope:
         current = current.filter(pc.invert(pc.fill_null(pc.is_in(current[column], _gids(scope)), False)))
     return pa.concat_tables([current, fresh.select(current.column_names).cast(current.schema)])
+
+
+def _unreplaced(quarantine: pa.Table, scopes: dict[str, set[str]]) -> pa.Table:
+    """The quarantine rows this sync does not produce again: not a broken reference (recomputed),
+    not from a workspace-level listing (re-listed whole), not of a container read again.
+
+    A loop over rows, as the quarantine holds only refused records.
+    """
+    keep = []
+    for table, gid, error, raw in zip(*(quarantine[c].to_pylist() for c in ("table", "gid", "error", "raw"))):
+        owner = gid if table == "tasks" else _container(raw, _CONTAINER_OF.get(table))
+        replaced = (error or "").startswith(UNRESOLVED) or table in WORKSPACE_TABLES or owner in scopes.get(table, ())
+        keep.append(not replaced)
+    return quarantine.filter(pa.array(keep, pa.bool_()))
+
+
+def _container(raw: str, key: str | None) -> str | None:
+    """The gid a refused record names under ``key``, if it names one."""
+    if key is None:
+        return None
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return _gid(_object(_object(record).get(key)))
 
 
 def _keep_sync_times(fresh: pa.Table, current: pa.Table) -> pa.Table:
@@ -217,7 +352,6 @@ async def incremental_sync(
     ``state`` is advanced in memory only."""
     crawler = IncrementalCrawler(client, state, current, projects)
     fresh = await crawler.run(workspace_gid)
-    fresh.tables = crawler.merge(fresh.tables)
     state.advance(fresh.tokens, fresh.tables["projects"]["gid"].to_pylist(), crawler.now, full=False)
     return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted)
 

@@ -1,0 +1,127 @@
+"""``asana-connections sync`` under crashes and races: a run killed at any point never blocks the
+next one, which starts without help and gives the source's tables; two syncs started at once
+on a new instance let exactly one run; bad settings fail in seconds with their fix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from asana_assets.lib.schema import RAW_TABLES
+from asana_assets.lib.storage.parquet import ParquetWarehouse
+from asana_assets.lib.storage.postgres import PostgresWarehouse
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets_tests.support import POSTGRES_URL, REPO
+from asana_assets_tests.support.truth import assert_matches_truth
+
+BIN = Path(sys.executable).parent
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+QUOTA = 1_000_000
+
+
+def env_for(tmp_path: Path, base_url: str, schema: str | None = None, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    (tmp_path / "home").mkdir(exist_ok=True)
+    env |= {"DAGSTER_HOME": str(tmp_path / "home"), "ASANA_WAREHOUSE_DIR": str(tmp_path / "wh"),
+            "ASANA_BASE_URL": base_url, "ASANA_ACCESS_TOKEN": DEMO_TOKEN, "ASANA_REQUESTS_PER_MINUTE": str(QUOTA)}
+    if schema:
+        env |= {"ASANA_POSTGRES_URL": POSTGRES_URL, "ASANA_POSTGRES_SCHEMA": schema}
+    return env | extra
+
+
+def sync(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "asana-connections"), "sync", *args], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["crawl", "derive", "publish"])
+def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_source(point, tmp_path, schema):
+    world = generate_world(seed=21, tasks=200, now=NOW)
+    marker = tmp_path / "stalled"
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        env = env_for(tmp_path, sim.base_url, schema)
+        if point == "publish":  # a warehouse to keep whole: the killed run would have changed it
+            assert sync(env).returncode == 0
+            world.update_task(next(t["gid"] for t in world.ground_truth()["tasks"] if not t["parent"]),
+                              name="Renamed before the killed run", actor=world.default_user)
+        killed = subprocess.Popen([sys.executable, "-m", "asana_assets_tests.support.killed_sync", "sync"],
+                                  env={**env, "TEST_KILL_AT": point, "TEST_MARKER": str(marker)}, cwd=REPO,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 240
+        while not marker.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), f"the run never reached {point}"
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            [stuck] = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        listed = subprocess.run([str(BIN / "asana-connections"), "runs"], env=env, capture_output=True, text=True,
+                                timeout=120, cwd=REPO)
+        assert stuck.dagster_run.run_id in listed.stdout and "stuck: its process is gone" in listed.stdout
+
+        rerun = sync(env)  # plain: no flag, no cleanup by hand
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert f"Run {stuck.dagster_run.run_id} of connection default was left in progress" in rerun.stdout
+        truth = world.ground_truth()
+    assert_matches_truth({t: ParquetWarehouse(tmp_path / "wh").read(t) for t in RAW_TABLES}, truth)
+    with PostgresWarehouse(POSTGRES_URL, schema) as postgres:
+        assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, truth)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        assert instance.get_run_by_id(stuck.dagster_run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+@pytest.mark.slow
+def test_two_syncs_started_at_once_on_a_new_instance_let_exactly_one_run(tmp_path):
+    world = generate_world(seed=22, tasks=150, now=NOW)
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA, latency_ms=20)) as sim:
+        env = env_for(tmp_path, sim.base_url)
+        both = [subprocess.Popen([str(BIN / "asana-connections"), "sync"], env=env, cwd=REPO, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        outcomes = [(p.wait(timeout=300), *p.communicate()) for p in both]
+        codes = sorted(code for code, _, _ in outcomes)
+        assert codes == [0, 1], outcomes
+        refused = next(err for code, _, err in outcomes if code == 1)
+        assert "is being synced by another asana-connections process" in refused.strip().splitlines()[-1]
+        again = sync(env)  # the instance is usable afterwards
+        assert again.returncode == 0, again.stderr[-3000:]
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        assert len(instance.get_run_records()) == 2  # the winner's run and the last one; the loser made none
+
+
+@pytest.mark.parametrize(("setting", "value", "fix"), [
+    ("ASANA_WORKSPACE_GID", "12 34/../users", "set ASANA_WORKSPACE_GID to the digits"),
+    ("ASANA_POSTGRES_URL", "postgresql://nobody:secret@127.0.0.1:1/none", "check ASANA_POSTGRES_URL"),
+    ("ASANA_ACCESS_TOKEN", "not-a-token", "reconnect the integration"),
+])
+def test_a_bad_setting_fails_fast_with_its_fix_in_the_last_line(setting, value, fix, tmp_path):
+    world = generate_world(seed=23, tasks=60, now=NOW)
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        started = time.monotonic()
+        done = sync(env_for(tmp_path, sim.base_url, **{setting: value}))
+        served = sum(sim.stats.by_route.values())
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert fix in last, done.stderr[-2000:]
+    assert "secret" not in done.stderr + done.stdout and "not-a-token" not in done.stderr + done.stdout
+    assert served <= 1  # nothing crawled: at most the request that found the token refused
+    assert time.monotonic() - started < 60
+
+
+def test_a_warehouse_that_cannot_be_written_fails_before_the_crawl(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    world = generate_world(seed=23, tasks=60, now=NOW)
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        done = sync(env_for(tmp_path, sim.base_url, ASANA_WAREHOUSE_DIR=str(tmp_path / "a-file" / "wh")))
+        served = sum(sim.stats.by_route.values())
+    assert done.returncode == 1
+    assert "set ASANA_WAREHOUSE_DIR to a folder this process can write" in done.stderr.strip().splitlines()[-1]
+    assert served == 0

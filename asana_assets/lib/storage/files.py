@@ -3,15 +3,14 @@ the connection records)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from asana_assets.lib.asana.state import SyncState
+from asana_assets.lib.storage.locks import exclusive
 
 
 def write_atomically(path: Path, payload: bytes) -> None:
@@ -44,15 +43,8 @@ class JsonFileStorage:
     def save(self, records: dict[str, dict]) -> None:
         write_atomically(self.path, json.dumps(records, indent=2).encode())
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # and with it the lock
+    def locked(self) -> AbstractContextManager[None]:
+        return exclusive(self.path.with_name(f".{self.path.name}.lock"))
 
 
 

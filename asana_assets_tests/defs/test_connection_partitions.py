@@ -260,10 +260,9 @@ def test_a_refused_grant_fails_the_run_and_expires_the_connection(oauth_connecti
         grant.revoked = True  # the user removed the app in Asana: the refresh answers invalid_grant
     result = sync_raw(c)
     assert not result.success
-    assert step_error(result) == (
-        "ConnectionExpired",
-        ("asana_assets.lib.connections.troubleshooting.ConnectionExpired: Asana no longer accepts this "
-         "connection's authorization: reconnect the integration\n"),
-    )
+    # The step fails with the cause and the fix, as the troubleshooting table words them.
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.user_failure_data.description == (
+        "Asana no longer accepts this connection's authorization: reconnect the integration")
     assert c["store"].get(c["id"]).status == "expired"
     assert [s.key for s in c["resources"]["asana"].connections() if s.active] == []  # no longer scheduled

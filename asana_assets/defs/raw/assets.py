@@ -90,6 +90,8 @@ def asana_raw_sync(
         _preflight(asana, warehouse)
         yield from _sync(context, config, asana, warehouse)
     except (AsanaError, ConnectionProblem) as failure:
+        if getattr(failure, "retryable", False):
+            raise  # a passing outage: its own type says a retry of the run may succeed
         # The cause and the fix, as the troubleshooting table words them (never the raw text).
         raise dg.Failure(description=describe(failure), allow_retries=False) from None
 

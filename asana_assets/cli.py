@@ -12,7 +12,9 @@ import argparse
 import getpass
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 from cryptography.fernet import Fernet
@@ -33,6 +35,8 @@ from asana_assets.lib.connections.validation import connect_service_account, rec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster's notices that an API is in preview speak to the project's developers, not its users.
+    warnings.filterwarnings("ignore", message=r".*(preview|beta)", category=Warning)
     args = _parser().parse_args(argv)
     try:
         args.run(args)
@@ -192,8 +196,9 @@ def _sync(args: argparse.Namespace) -> None:
         try:
             register(instance, [key])
             result = defs.resolve_job_def(f"asana_{args.mode}_sync").execute_in_process(
-                instance=instance, partition_key=key, raise_on_error=False,
-                run_config={"ops": {"asana_raw_sync": {"config": config}}}, tags={runs.LAUNCHED_BY: runs.COMMAND},
+                instance=instance, partition_key=key, raise_on_error=False, tags={runs.LAUNCHED_BY: runs.COMMAND},
+                run_config={"ops": {"asana_raw_sync": {"config": config}},
+                            "loggers": {"console": {"config": {"log_level": "INFO"}}}},
             )
         finally:
             if claim is not None:
@@ -207,6 +212,24 @@ def _sync(args: argparse.Namespace) -> None:
     if not result.success:
         causes = "; ".join(sorted(set(_step_failures(result))))
         raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", causes or "see the run's log above")
+    for line in _where(result):
+        print(line)
+
+
+def _where(result) -> Iterator[str]:
+    """Where the run's output is: the published tables, Postgres, the evidence pack."""
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        metadata |= {k: v.value for k, v in event.materialization.metadata.items()}
+    if "published_version" in metadata:
+        version = Path(metadata["published_version"])
+        yield f"Tables: {version.parent.parent / 'asana'} (Parquet, version {version.name})"
+    if "postgres_table" in metadata:
+        yield f"Postgres: schema {metadata['postgres_table'].split('.')[0]}"
+    if "evidence_pack" in metadata:
+        pack = Path(metadata["evidence_pack"])
+        report = pack / "report.html"
+        yield f"Evidence: {report if report.exists() else pack / 'summary.md'} (findings: {pack / 'monitors'})"
 
 
 def _step_failures(result) -> Iterator[str]:

@@ -1,11 +1,14 @@
 """Compliance tables derived from the raw ones, and the monitors' results with their evidence pack."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from asana_assets.defs.partitions import CONNECTIONS, partition_key
+from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
 from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse
+from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
@@ -188,6 +191,10 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
         context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
         alarms=dg.MetadataValue.json(alarms), verdicts=dg.MetadataValue.json(verdicts), **{EVALUATED_RUN: run_id},
     )
+    if "published_version" in published.metadata:
+        # Freshness judged after this run's raw tables were written, so the UI shows it evaluated.
+        context.instance.report_runless_asset_event(
+            freshness(context.instance, sorted(connection_partitions(context.instance)), datetime.now(UTC)))
     # Written once the run's tables are published: a pack never describes tables nobody can read.
     pack = evidence.write_evidence_pack(
         warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),

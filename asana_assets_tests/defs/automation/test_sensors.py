@@ -114,3 +114,17 @@ def test_the_sensors_fail_with_the_missing_setting_beside_a_configured_warehouse
             "ASANA_POSTGRES_URL is set but no Asana credentials are: set ASANA_ACCESS_TOKEN or "
             "ASANA_CONNECTION_ID (the demo simulator never writes into a configured warehouse)"
         )
+
+
+def test_a_sync_leaves_connections_fresh_evaluated_after_its_raw_tables(tmp_path):
+    """The UI shows a check as not evaluated when its latest result is older than its asset's
+    latest materialization: each sync records the freshness after writing the raw tables."""
+    world = generate_world(seed=31, tasks=80, now=NOW)
+    with dg.instance_for_test() as instance:
+        assert run_pipeline(world, tmp_path, NOW, instance=instance).success
+        check = dg.AssetCheckKey(dg.AssetKey(["asana", "workspaces"]), "connections_fresh")
+        record = instance.get_latest_asset_check_evaluation_record(check)
+        [workspaces] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["asana", "workspaces"])), limit=1).records
+    assert record is not None and record.event.timestamp > workspaces.timestamp
+    assert record.event.dagster_event.event_specific_data.passed  # synced just now

@@ -32,6 +32,7 @@ from asana_assets.lib.schema import HISTORY_TABLES, TABLES
 from asana_assets.lib.storage.files import StateStore
 from asana_assets.lib.storage.parquet import DEFAULT_KEEP, ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresStateStore, PostgresWarehouse
+from asana_assets.lib.storage.views import refresh_views
 from asana_assets.settings import ASANA_API_BASE
 
 STAGED_STATE = "_sync_state.json"  # in a run's stage, until its commit
@@ -331,6 +332,7 @@ class WarehouseResource(dg.ConfigurableResource):
             named_state = (PostgresStateStore.NAME, asdict(state)) if state else None
             with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
                 loaded = postgres.publish(tables(), state=named_state)
+            metadata["postgres_views"] = dg.MetadataValue.json(refresh_views(self.postgres_url, self.postgres_schema))
             metadata["postgres_loads"] = dg.MetadataValue.json({
                 s.table: {k: v for k, v in asdict(s).items() if k != "table"} for s in loaded
             })

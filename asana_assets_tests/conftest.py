@@ -31,3 +31,16 @@ def schema(server):
     with server.cursor() as cur:
         cur.execute(f"DROP SCHEMA IF EXISTS {ident(name)} CASCADE")
     server.commit()
+
+
+CHROMIUM = "/usr/bin/chromium"  # the distribution's browser: no browser is downloaded
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright launches the distribution's Chromium."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing, and CI must run the browser tests (.ci/run installs it)")
+        pytest.skip(f"no {CHROMIUM} (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}

@@ -168,7 +168,7 @@ class Evidence:
         """Active workspace members with ``flag`` (is_admin, is_guest), named, by workspace."""
         m = self.populations.get("workspace_memberships")
         if m is None:
-            return pd.DataFrame(columns=["workspace", "name", "email", "guest", "profile_url"])
+            return pd.DataFrame(columns=["workspace", "user_gid", "name", "email", "guest", "profile_url"])
         m = m[m["is_active"].eq(True) & m[flag].eq(True)]
         people = self.people().drop_duplicates("gid").set_index("gid")
         known = self.populations.get("workspaces", pd.DataFrame(columns=["gid", "name"]))
@@ -209,7 +209,7 @@ def _link(url, label=None) -> str:
 def md_text(value) -> str:
     """Text safe inside Markdown, a table cell too: HTML, link brackets and pipes escaped (Asana's
     text is data), on one line; null is empty."""
-    text = _text(value)
+    text = "" if value is None or pd.isna(value) else html.escape(str(value), quote=False)
     return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]").replace("\n", " ").replace("\r", " ")
 
 
@@ -268,11 +268,11 @@ def render_html(e: Evidence) -> str:
         + "".join(f'<tr><th style="width:14em">{_text(label)}</th><td{" class=big" if i == 2 else ""}></td></tr>'
                   for i, label in enumerate(SIGN_OFF))
         + "</tbody></table></section>",
-        '<p class="none">Results: FAIL = at least one alarm; ERROR = at least one resource could not be judged; '
+        ('<p class="none">Results: FAIL = at least one alarm; ERROR = at least one resource could not be judged; '
         "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated: the run shows "
         "nothing about the control. Files: <code>monitors/&lt;monitor&gt;.csv</code> (every evaluated resource), "
         "<code>populations/</code> (the rows the rules read), <code>users.csv</code> (the people), "
-        "<code>manifest.json</code> (sha256 of every file).</p>",
+        "<code>manifest.json</code> (sha256 of every file).</p>"),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -376,12 +376,13 @@ def _charts_html(e: Evidence) -> str:
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
-def _ticks(top: float) -> list[float]:
-    """Up to about five round steps from 0 to at least ``top``."""
+def _ticks(top: float, whole: bool = False) -> list[float]:
+    """Up to about five round steps from 0 to at least ``top`` (whole numbers only if ``whole``)."""
     top = max(top, 1.0)
     raw = top / 5
     magnitude = 10 ** np.floor(np.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    step = max(step, 1.0) if whole else step
     return [i * step for i in range(int(np.ceil(top / step)) + 1)]
 
 
@@ -391,8 +392,8 @@ def _number(value: float) -> str:
 
 def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) -> str:
     """One line per series over the labelled points, with markers, axes and a legend."""
-    width, height, left, right, top, bottom = 860, 340, 50, 230, 20, 70
-    ticks = _ticks(max([v for values in series.values() for v in values] or [0]))
+    width, height, left, right, top, bottom = 900, 340, 130, 230, 20, 80
+    ticks = _ticks(max([v for values in series.values() for v in values] or [0]), whole=True)
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
 
@@ -402,8 +403,8 @@ def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) 
     def y(v: float) -> float:
         return top + plot_h - v / ticks[-1] * plot_h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{_text(unit)} per run" font-family="sans-serif" font-size="11">']
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_text(unit)} per run" font-family="sans-serif" font-size="11">')]
     for t in ticks:
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e5e5e5"/>'
                    f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{_number(t)}</text>')
@@ -424,8 +425,8 @@ def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) 
         ly = top + 14 + k * 18
         out.append(f'<rect x="{width - right + 15}" y="{ly - 9}" width="12" height="12" fill="{colour}"/>'
                    f'<text x="{width - right + 32}" y="{ly + 1}">{_text(name)}</text>')
-    out.append(f'<text x="12" y="{top + plot_h / 2:.0f}" transform="rotate(-90 12 {top + plot_h / 2:.0f})" '
-               f'text-anchor="middle">{_text(unit)}</text></svg>')
+    out.append(f'<text x="{left - 40}" y="{top + plot_h / 2:.0f}" '
+               f'transform="rotate(-90 {left - 40} {top + plot_h / 2:.0f})" text-anchor="middle">{_text(unit)}</text></svg>')
     return "".join(out)
 
 
@@ -439,8 +440,8 @@ def bar_chart(labels: list[str], values: list[float], unit: str) -> str:
     def w(v: float) -> float:
         return v / ticks[-1] * plot_w
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{_text(unit)}" font-family="sans-serif" font-size="11">']
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_text(unit)}" font-family="sans-serif" font-size="11">')]
     if not labels:
         out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">No change ticket stay to show.</text>')
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):

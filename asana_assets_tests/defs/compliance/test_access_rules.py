@@ -67,9 +67,9 @@ def test_a_user_deactivated_in_one_workspace_alarms_there_only(tmp_path):
     # Still active in Acme, so what Uma holds there is hers; in Labs it is residual access.
     assert second[in_acme] == ("skip", f'{uma_in}": active member')
     assert second[in_labs] == (
-        "alarm", f'{uma_in} Labs": deactivated some time between 2026-03-02 09:00 UTC (last seen active) and '
+        "alarm", (f'{uma_in} Labs": deactivated some time between 2026-03-02 09:00 UTC (last seen active) and '
                  '2026-03-04 09:00 UTC; still member of team "Platform"; owner of project "Infra"; '
-                 'assignee of ticket "Patch hosts"')
+                 'assignee of ticket "Patch hosts"'))
     assert {gid for gid, (status, _) in second.items() if status == "alarm"} == {in_labs}
 
 

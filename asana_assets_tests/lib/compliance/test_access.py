@@ -230,8 +230,8 @@ def test_offboarding_inactive_at_the_first_snapshot_alarms_at_once():
         "clean/w1": ("ok", f"user clean {W1}{AT_FIRST}; no residual access"),
         "stay/w1": ("skip", f"user stay {W1}active member"),
         # No membership in any snapshot, yet assignee of an open ticket in the workspace.
-        "gone/w1": ("alarm", f"user gone {W1}without an active membership in any sync since 2026-03-01 00:00 UTC; "
-                             f"still assignee of ticket k3; {NO_GRACE}"),
+        "gone/w1": ("alarm", (f"user gone {W1}without an active membership in any sync since 2026-03-01 00:00 UTC; "
+                             f"still assignee of ticket k3; {NO_GRACE}")),
     }
 
 
@@ -279,8 +279,8 @@ def test_offboarding_user_never_seen_active_has_no_grace():
     after = tables(workspace_memberships=[wm("stay"), wm("late", active=False)], teams=TEAMS,
                    team_memberships=[{"gid": "tm1", "team_gid": "t1", "user_gid": "late"}])
     assert offboarding([(T0, before), (T1, after)], as_of=T1)["late/w1"] == (
-        "alarm", f'user late {W1}deactivated at 2026-03-02 00:00 UTC or earlier; still member of team "Security"; '
-                 f"{NO_GRACE}")
+        "alarm", (f'user late {W1}deactivated at 2026-03-02 00:00 UTC or earlier; still member of team "Security"; '
+                 f"{NO_GRACE}"))
 
 
 def test_offboarding_keeps_alarming_while_the_holding_lasts():
@@ -317,9 +317,9 @@ def test_offboarding_judges_each_workspace_apart():
         # Active in w1, where its project membership is: nothing to judge there.
         "u/w1": ("skip", f"user u {W1}active member"),
         # Deactivated in w2 only: what it holds in w2 is residual access.
-        "u/w2": ("alarm", "user u in workspace w2: deactivated some time between 2026-03-01 00:00 UTC (last seen "
+        "u/w2": ("alarm", ("user u in workspace w2: deactivated some time between 2026-03-01 00:00 UTC (last seen "
                           'active) and 2026-03-02 00:00 UTC; still member of team "Platform"; '
-                          'owner of project "Infra"; assignee of ticket k1'),
+                          'owner of project "Infra"; assignee of ticket k1')),
         # Inactive in w1 with nothing there; what it holds in w2, where it is active, does not count.
         "v/w1": ("ok", f"user v {W1}{AT_FIRST}; no residual access"),
         "v/w2": ("skip", "user v in workspace w2: active member"),

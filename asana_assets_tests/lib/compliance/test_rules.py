@@ -316,8 +316,8 @@ def test_tickets_synced_passes_when_every_project_is_fresh_and_nothing_is_lost()
     org = Org()
     org.task("kept")
     t, _ = derive(org.raw())
-    assert results_of(t, "tickets_synced") == {"p1": ("ok", 'Project "Change Management": last synced at '
-                                                            '2026-03-12 08:00 UTC.')}
+    assert results_of(t, "tickets_synced") == {"p1": ("ok", ('Project "Change Management": last synced at '
+                                                            '2026-03-12 08:00 UTC.'))}
     t, _ = derive(org.raw(), max_sync_age_hours=0.5)
     assert results_of(t, "tickets_synced")["p1"][0] == "alarm"
 

@@ -214,13 +214,14 @@ class TicketNames:
         by_gid = tix.drop_duplicates("gid").set_index("gid")
         parent = tix["parent_gid"]
         own = tix["primary_project_gid"]
-        project = names.project_name(own.fillna(lookup(parent, by_gid["primary_project_gid"])))
+        project_gid = own.fillna(lookup(parent, by_gid["primary_project_gid"]))
+        project = names.project_name(project_gid)
+        where = " (" + project.fillna("project " + project_gid) + ")"  # null: in no project
         title = quoted(tix["name"], tix["gid"])
-        where = (" (" + project + ")").fillna("")
         subtask = own.isna() & parent.notna()
         label = np.where(
-            subtask, "Subtask " + title + " of " + quoted(lookup(parent, by_gid["name"]), parent) + where,
-            "Ticket " + title + np.where(project.notna(), where, " (no project)"),
+            subtask, "Subtask " + title + " of " + quoted(lookup(parent, by_gid["name"]), parent) + where.fillna(""),
+            "Ticket " + title + where.fillna(" (no project)"),
         )
         return cls(pd.Series(label, index=tix.index, dtype=object), tix["name"], project)
 

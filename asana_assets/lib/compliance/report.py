@@ -425,8 +425,9 @@ def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) 
         ly = top + 14 + k * 18
         out.append(f'<rect x="{width - right + 15}" y="{ly - 9}" width="12" height="12" fill="{colour}"/>'
                    f'<text x="{width - right + 32}" y="{ly + 1}">{_text(name)}</text>')
-    out.append(f'<text x="{left - 40}" y="{top + plot_h / 2:.0f}" '
-               f'transform="rotate(-90 {left - 40} {top + plot_h / 2:.0f})" text-anchor="middle">{_text(unit)}</text></svg>')
+    middle = f"{left - 40} {top + plot_h / 2:.0f}"
+    out.append(f'<text x="{left - 40}" y="{top + plot_h / 2:.0f}" transform="rotate(-90 {middle})" '
+               f'text-anchor="middle">{_text(unit)}</text></svg>')
     return "".join(out)
 
 

@@ -131,7 +131,8 @@ def test_each_monitors_findings_name_the_ticket_project_and_people_with_links(sy
     assert admin.loc[org.admin.gid, "resource_url"] == PROFILE + org.admin.gid
     synced_rows = results[results["monitor_id"] == "tickets_synced"].set_index("resource_gid")
     assert synced_rows.loc[org.change.gid, "reason"].startswith('Project "Change Management": last synced at ')
-    assert synced_rows.loc[org.change.gid, "resource_url"] == f"https://app.asana.com/0/{org.change.gid}/{org.change.gid}"
+    project_link = f"https://app.asana.com/0/{org.change.gid}/{org.change.gid}"  # the simulator's permalink
+    assert synced_rows.loc[org.change.gid, "resource_url"] == project_link
     # Every link is an https URL or null: never the text "nan".
     links = results["resource_url"].dropna()
     assert links.str.startswith("https://app.asana.com/0/").all()

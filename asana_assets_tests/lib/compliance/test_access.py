@@ -542,3 +542,21 @@ def test_a_membership_back_after_a_snapshot_without_it_is_a_reactivation():
         ("q", "workspace", "w1", "granted", None, "member"),  # back, but inactive
         ("n", "workspace", "w1", "granted", None, "member"),  # never seen before
     }
+
+
+def test_a_user_never_seen_active_is_dated_from_the_membership_creation_and_named():
+    created = T0 - timedelta(days=30)
+    raw = tables(
+        users=[{"gid": "dep", "name": "Dee", "email": "dee@acme.example"}],
+        workspaces=[{"gid": "w1", "name": "Acme"}],
+        workspace_memberships=[{**wm("dep", active=False), "created_at": created}],
+        teams=TEAMS,
+        team_memberships=[{"gid": "tm1", "team_gid": "t1", "user_gid": "dep"}],
+    )
+    results = offboarding_results(access_snapshot(raw, T0, "r0"), raw, T0)
+    [row] = results.itertuples()
+    assert (row.status, row.reason) == (
+        "alarm", 'Dee <dee@acme.example> in workspace "Acme": deactivated some time between 2026-01-30 00:00 UTC '
+                 '(membership created) and 2026-03-01 00:00 UTC; still member of team "Security"; ' + NO_GRACE)
+    assert (row.resource_url, row.name, row.people) == (
+        PROFILE + "dep", "Dee <dee@acme.example>", "Dee <dee@acme.example>")

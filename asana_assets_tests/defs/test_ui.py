@@ -100,7 +100,8 @@ def test_the_evidence_report_states_scope_exceptions_and_charts(demo, page):
     report = demo["pack"] / "report.html"
     page.goto(report.as_uri())
     text = page.inner_text("body")
-    assert "Scope" in text and "Acme" in text or "Scope" in text
+    workspace = demo["world"].ground_truth()["workspaces"][0]["name"]
+    assert "Scope" in text and workspace in text and "(the demo simulator)" in text
     planted = demo["world"].planted["changes_approved"]
     names = [t["name"] for t in demo["world"].ground_truth()["tasks"] if t["gid"] in planted]
     assert any(name in text for name in names)

@@ -16,7 +16,8 @@ from asana_assets.lib.compliance.workflow import workflow_states as classify_sec
 from asana_assets.lib.schema import DERIVED_TABLES
 
 GROUP = "asana_compliance"
-EVALUATED_RUN = "evaluated_run"  # monitor_results metadata: the evaluation its checks judge
+# monitor_results metadata: the evaluation its checks judge, and that evaluation's evidence
+EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT = "evaluated_run", "evidence_pack", "evidence_report"
 
 DESCRIPTIONS = {
     "collections": "One row per project, with its place in the hierarchy workspace > team > project.",
@@ -182,28 +183,41 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
 
 def _monitor_results(context, warehouse: WarehouseResource, compliance: ComplianceResource, asana: AsanaResource,
                      t: dict[str, pd.DataFrame], history) -> dg.MaterializeResult:
-    """Evaluate every monitor for this run, append the results and write the evidence pack."""
+    """Evaluate every monitor for this run, append the results and write the evidence pack.
+
+    Each monitor's alarm count is a numeric metadata entry (``alarms/<monitor>``) and its
+    verdict a text one (``verdict/<monitor>``), so Dagster plots them across runs."""
     run_id, as_of = evaluation(context, compliance)
-    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history)
-    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size().to_dict()
+    root = warehouse.parquet().root
+    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
+                                             evidence.former_people(root, run_id, as_of))
+    earlier = read_tables(warehouse, "monitor_results")["monitor_results"]  # the runs already published
+    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size()
     verdicts = {monitor_id: verdict for monitor_id, (verdict, _) in evidence.verdicts(results).items()}
+    per_monitor = {
+        **{f"alarms/{m}": int(alarms.get(m, 0)) for m in monitors.MONITORS},
+        **{f"verdict/{m}": verdicts[m] for m in monitors.MONITORS},
+    }
     published = _publish(
         context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
-        alarms=dg.MetadataValue.json(alarms), verdicts=dg.MetadataValue.json(verdicts), **{EVALUATED_RUN: run_id},
+        alarms=dg.MetadataValue.json(alarms.to_dict()), verdicts=dg.MetadataValue.json(verdicts),
+        **per_monitor, **{EVALUATED_RUN: run_id},
     )
     if "published_version" in published.metadata:
         # Freshness judged after this run's raw tables were written, so the UI shows it evaluated.
         context.instance.report_runless_asset_event(
             freshness(context.instance, sorted(connection_partitions(context.instance)), datetime.now(UTC)))
     # Written once the run's tables are published: a pack never describes tables nobody can read.
+    connection = partition_key(context)
     pack = evidence.write_evidence_pack(
-        warehouse.parquet().root, run_id, as_of, t["workspaces"]["gid"].tolist(),
-        {"as_of": as_of.isoformat(), **asana.provenance(partition_key(context)), **compliance.describe()},
-        results, populations,
+        root, run_id, as_of, t["workspaces"]["gid"].tolist(),
+        {**compliance.describe(), **asana.provenance(connection)}, results, populations,
+        history=earlier, connection=connection, as_of_configured=compliance.as_of is not None,
     )
-    return dg.MaterializeResult(
-        asset_key=published.asset_key, metadata={**published.metadata, "evidence_pack": dg.MetadataValue.path(str(pack))},
-    )
+    return dg.MaterializeResult(asset_key=published.asset_key, metadata={
+        **published.metadata, EVIDENCE_PACK: dg.MetadataValue.path(str(pack)),
+        EVIDENCE_REPORT: dg.MetadataValue.path(str(pack / evidence.REPORT)),
+    })
 
 
 compliance_assets = [

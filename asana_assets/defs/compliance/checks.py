@@ -1,22 +1,27 @@
 """The monitors as asset checks on the tables they judge, and the derived tables' quality checks."""
 
-import dagster as dg
+from pathlib import Path
 
-from asana_assets.defs.compliance.assets import EVALUATED_RUN, read_tables
+import dagster as dg
+import pandas as pd
+
+from asana_assets.defs.compliance.assets import EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT, read_tables
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks as build_quality_checks
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.compliance import monitors
+from asana_assets.lib.compliance.report import EXCEPTION_HEADERS, exception_cells, md_link, md_text
 from asana_assets.lib.schema import DERIVED_TABLES
 
 FIRST_FAILURES = 20
 
 
-def evaluated_run(context: dg.AssetCheckExecutionContext) -> str | None:
-    """The evaluation a check judges: the one the latest monitor_results materialization of this
-    connection wrote (this run's, when the check runs after it). Read from the materialization,
+def evaluated_run(context: dg.AssetCheckExecutionContext) -> dict[str, str]:
+    """The evaluation a check judges: the metadata (``evaluated_run``, ``evidence_pack``,
+    ``evidence_report``) of the latest monitor_results materialization of this connection (this
+    run's, when the check runs after it); empty before the first. Read from the materialization,
     not from the rows, so an evaluation that found nothing to judge is judged as such rather than
     mistaken for an older one."""
     records = context.instance.fetch_materializations(
@@ -24,9 +29,26 @@ def evaluated_run(context: dg.AssetCheckExecutionContext) -> str | None:
         limit=1,
     ).records
     if not records:
-        return None
-    value = records[0].asset_materialization.metadata.get(EVALUATED_RUN)
-    return value.value if value is not None else None
+        return {}
+    metadata = records[0].asset_materialization.metadata
+    return {key: metadata[key].value for key in (EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT) if key in metadata}
+
+
+def failure_table(failures: pd.DataFrame, pack: str | None, monitor_id: str) -> str:
+    """The first failures as the evidence report names them (resource, project, people, link,
+    reason), read from the evaluation's evidence pack; the bare rows when the pack is gone."""
+    named = Path(pack or "") / "monitors" / f"{monitor_id}.csv"
+    if pack and named.exists():
+        rows = pd.read_csv(named, dtype=str, keep_default_na=False)
+        failures = rows[rows["status"] == "alarm"].replace("", None)
+    else:
+        failures = failures.assign(name=failures["resource_type"] + " " + failures["resource_gid"],
+                                   project=None, people=None)
+    first = failures.head(FIRST_FAILURES)
+    if first.empty:
+        return "none"
+    lines = ["| " + " | ".join(EXCEPTION_HEADERS) + " |", "|" + "---|" * len(EXCEPTION_HEADERS)]
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in exception_cells(first, md_text, md_link)])
 
 
 def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
@@ -35,7 +57,8 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
         additional_deps=[table_key("monitor_results")], partitions_def=CONNECTIONS,
     )
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        run = evaluated_run(context)
+        evaluation = evaluated_run(context)
+        run = evaluation.get(EVALUATED_RUN)
         results = read_tables(run_warehouse(context, warehouse), "monitor_results")["monitor_results"]
         mine = results[(results["monitor_id"] == monitor.id) & (results["run_id"] == run)]
         if run is None:
@@ -43,9 +66,9 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
         else:
             result, why = monitors.verdict(mine)
         failures = mine[mine["status"] == "alarm"]
-        first = failures.head(FIRST_FAILURES)[["resource_type", "resource_gid", "reason", "resource_url"]]
         # A check result is only passed or failed: NOT EVALUATED is not passed, as a warning.
         severity = monitor.severity if result in (monitors.FAIL, monitors.ERROR) else "WARN"
+        report = evaluation.get(EVIDENCE_REPORT)
         return dg.AssetCheckResult(
             passed=result == monitors.PASS,
             severity=dg.AssetCheckSeverity[severity],
@@ -57,7 +80,9 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
                 "failures": len(failures),
                 "statuses": dg.MetadataValue.json(mine["status"].value_counts().to_dict()),
                 "control_refs": ", ".join(monitor.control_refs),
-                "first_failures": dg.MetadataValue.md(first.to_markdown(index=False) if len(first) else "none"),
+                "first_failures": dg.MetadataValue.md(
+                    failure_table(failures, evaluation.get(EVIDENCE_PACK), monitor.id)),
+                **({"evidence_report": dg.MetadataValue.path(report)} if report else {}),
             },
         )
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from asana_assets.lib.compliance.names import Directory, profile_url, quoted
 from asana_assets.lib.compliance.rule_output import rule_rows, when
 from asana_assets.lib.compliance.tickets import lookup
 from asana_assets.lib.schema import DERIVED_TABLES
@@ -29,7 +30,7 @@ PAIR = ["user_gid", "workspace_gid"]
 ROLE_ORDER = ("owner", "admin", "editor", "member", "commenter", "viewer", "guest")
 # Changes a reviewer must confirm: new admin rights, outsiders let in, accounts coming back.
 ALARMING_CHANGES = ("admin_granted", "guest_added", "reactivated")
-LISTED_NAMES = 5  # a reason names this many resources, then counts the rest
+LISTED_NAMES = 5  # a reason names this many resources of a kind, then counts the rest
 
 
 def access_snapshot(raw: Mapping[str, pd.DataFrame], snapshot_at: pd.Timestamp, run_id: str) -> pd.DataFrame:
@@ -147,6 +148,7 @@ def offboarding_results(
     raw: Mapping[str, pd.DataFrame],
     as_of: pd.Timestamp,
     grace: timedelta = timedelta(days=1),
+    names: Directory | None = None,
 ) -> pd.DataFrame:
     """Users without an active membership of a workspace who still hold a team or project
     membership there, own a live project there or are assignee of an open ticket there (CC6.2,
@@ -156,16 +158,19 @@ def offboarding_results(
     workspace with a membership now or in any snapshot, or with a holding now, so an alarm lasts
     as long as the holding. The grace runs from the earliest time the data allows the
     deactivation, the last snapshot showing the user active there, so it never restarts nor
-    outlasts the real one; a user never seen active there has none. A holding whose workspace
+    outlasts the real one; a user never seen active there has none. The reason dates the
+    deactivation by the data's own times: after that snapshot (or, never seen active, after the
+    membership's creation), at or before the first snapshot showing it. A holding whose workspace
     is unknown, and a project member of no recognisable type, alarm on a row of their own (the
     record's type and gid, with why).
     """
+    names = names or Directory(raw)
     as_of = _utc(as_of)
     members, odd = _project_members(raw)
-    held = _holdings(raw, members)
+    held = _holdings(raw, members, names)
     placed = held[held["workspace_gid"].notna()]
     memberships = raw["workspace_memberships"].assign(active=lambda m: m["is_active"].eq(True))
-    now = memberships.groupby(PAIR, as_index=False)["active"].any()
+    now = memberships.groupby(PAIR, as_index=False).agg(active=("active", "any"), created=("created_at", "min"))
     seen = history[history["resource_type"].eq("workspace")].rename(columns={"resource_gid": "workspace_gid"})
     first_seen = seen.groupby(PAIR, as_index=False)["snapshot_at"].min().rename(columns={"snapshot_at": "first_seen"})
     last_active = seen[seen["user_is_active"].eq(True)].groupby(PAIR, as_index=False)["snapshot_at"].max()
@@ -177,24 +182,32 @@ def offboarding_results(
     )
     present, active, holds = users["active"].notna(), users["active"].eq(True), users["holdings"].notna()
     times = _times(history)
-    lower = _utc_column(users["last_active"])
+    lower, created = _utc_column(users["last_active"]), _utc_column(users["created"])
     # Seen inactive first: at the first snapshot showing the user there, else at the first of all.
     upper = _first_snapshot_after(times, lower, as_of).fillna(
         _utc_column(users["first_seen"]).fillna(times.iloc[0] if len(times) else as_of))
     overdue = lower.isna() | (as_of - lower > grace)
     status = np.select([active, ~holds, overdue], ["skip", "ok", "alarm"], "info")
-    window = np.where(lower.notna(), "some time between " + when(lower) + " and " + when(upper),
-                      when(upper) + " or earlier")
-    membership = np.where(present, " (membership inactive)", " (no membership)")
+    until = " and " + when(upper)
+    left = np.select(
+        [present & lower.notna(), present & created.notna(), present, lower.notna()],
+        ["deactivated some time between " + when(lower) + " (last seen active)" + until,
+         "deactivated some time between " + when(created) + " (membership created)" + until,
+         "deactivated at " + when(upper) + " or earlier",
+         "removed some time between " + when(lower) + " (last seen active)" + until],
+        "without an active membership in any sync since " + when(upper),
+    )
     detail = np.where(holds, "; still " + users["holdings"].fillna(""), "; no residual access")
     suffix = np.select(
         [status == "info", (status == "alarm") & lower.isna()],
         ["; grace ends " + when(lower + grace), "; never seen active there, so no grace applies"], "",
     )
-    reason = np.where(status == "skip", "Active member",
-                      "Not active in the workspace since " + window + membership + detail + suffix)
-    judged = rule_rows("user_in_workspace", users["user_gid"] + "/" + users["workspace_gid"], status, reason)
-    return pd.concat([judged, *_unplaced(held, odd, raw["projects"])], ignore_index=True).sort_values(
+    person = names.person(users["user_gid"])
+    who = person + " in " + names.workspace(users["workspace_gid"]) + ": "
+    reason = who + np.where(status == "skip", "active member", left + detail + suffix)
+    judged = rule_rows("user_in_workspace", users["user_gid"] + "/" + users["workspace_gid"], status, reason,
+                       profile_url(users["user_gid"]), person, None, person)
+    return pd.concat([judged, *_unplaced(held, odd, names)], ignore_index=True).sort_values(
         ["resource_type", "resource_gid"], ignore_index=True)
 
 
@@ -214,9 +227,10 @@ def _project_members(raw: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.
     return members[user], members[~user & ~team]
 
 
-def _holdings(raw: Mapping[str, pd.DataFrame], members: pd.DataFrame) -> pd.DataFrame:
+def _holdings(raw: Mapping[str, pd.DataFrame], members: pd.DataFrame, names: Directory) -> pd.DataFrame:
     """What users hold now (``members``: the users' project memberships), one row per record:
-    its workspace (null when the data cannot tell, ``missing`` says why) and how a reason names it."""
+    its workspace (null when the data cannot tell, ``missing`` says why), how a reason names it
+    and where it is in Asana."""
     teams = raw["teams"].drop_duplicates("gid").set_index("gid")
     projects = raw["projects"].drop_duplicates("gid").set_index("gid")
     team_members = raw["team_memberships"]
@@ -225,58 +239,63 @@ def _holdings(raw: Mapping[str, pd.DataFrame], members: pd.DataFrame) -> pd.Data
     tickets = tasks[~tasks["completed"].eq(True) & tasks["assignee_gid"].notna()]
     team, project = team_members["team_gid"], members["project_gid"]
     return pd.concat([
-        _held(team_members["user_gid"], lookup(team, teams["workspace_gid"]), 0, "member of",
-              "team " + lookup(team, teams["name"]).fillna(team), "team_membership", team_members["gid"],
-              np.where(team.isin(teams.index), "the team has no workspace", "the team is not among the synced teams")),
+        _held(team_members["user_gid"], lookup(team, teams["workspace_gid"]), 0, "member of", names.team(team),
+              "team_membership", team_members["gid"],
+              np.where(team.isin(teams.index), "the team has no workspace", "the team is not among the synced teams"),
+              names.team_link(team), None),
         _held(members["member_gid"], lookup(project, projects["workspace_gid"]), 1, "member of",
-              "project " + lookup(project, projects["name"]).fillna(project), "project_membership", members["gid"],
+              names.project(project), "project_membership", members["gid"],
               np.where(project.isin(projects.index), "the project has no workspace",
-                       "the project is not among the synced projects")),
-        _held(owned["owner_gid"], owned["workspace_gid"], 2, "owner of",
-              "project " + owned["name"].fillna(owned["gid"]), "project", owned["gid"], "the project has no workspace"),
-        _held(tickets["assignee_gid"], tickets["workspace_gid"], 3, "assignee of", "open ticket " + tickets["gid"],
-              "task", tickets["gid"], "the task has no workspace"),
+                       "the project is not among the synced projects"),
+              names.project_link(project), names.project_name(project)),
+        _held(owned["owner_gid"], owned["workspace_gid"], 2, "owner of", names.project(owned["gid"]), "project",
+              owned["gid"], "the project has no workspace", names.project_link(owned["gid"]), owned["name"]),
+        _held(tickets["assignee_gid"], tickets["workspace_gid"], 3, "assignee of",
+              "ticket " + quoted(tickets["name"], tickets["gid"]), "task", tickets["gid"],
+              "the task has no workspace", tickets["permalink_url"], None),
     ], ignore_index=True)
 
 
-def _held(user_gid, workspace_gid, kind, clause, item, record_type, record_gid, missing) -> pd.DataFrame:
+def _held(user_gid, workspace_gid, kind, clause, item, record_type, record_gid, missing, link,
+          project) -> pd.DataFrame:
+    def column(value):
+        return value.to_numpy() if isinstance(value, pd.Series) else value
+
     return pd.DataFrame({
         "user_gid": user_gid.to_numpy(), "workspace_gid": workspace_gid.to_numpy(), "kind": kind, "clause": clause,
         "item": item.to_numpy(), "record_type": record_type, "record_gid": record_gid.to_numpy(), "missing": missing,
+        "link": column(link), "project": column(project),
     })
 
 
 def _describe(placed: pd.DataFrame) -> pd.DataFrame:
-    """Per user and workspace, what they still hold: "member of team A, project B; owner of
-    project C; assignee of 2 open tickets"."""
-    tickets = placed[placed["kind"].eq(3)].groupby(PAIR, as_index=False).size()
-    counted = tickets.assign(
-        kind=3, clause="assignee of",
-        item=tickets["size"].astype(str) + np.where(tickets["size"].eq(1), " open ticket", " open tickets"),
-    )
+    """Per user and workspace, what they still hold, the first few of each kind by name:
+    'member of team "A", project "B"; owner of project "C"; assignee of ticket "D"'."""
     # Teams before projects, then by name: the groups below keep this order.
-    listed = pd.concat([placed[placed["kind"].ne(3)], counted])[[*PAIR, "kind", "clause", "item"]]
-    listed = listed.drop_duplicates().sort_values([*PAIR, "kind", "item"])
+    listed = placed[[*PAIR, "kind", "clause", "item"]].drop_duplicates().sort_values([*PAIR, "kind", "item"])
     clauses = listed.groupby([*PAIR, "clause"], sort=False, as_index=False)["item"].agg(_listing)
     clauses["holdings"] = clauses["clause"] + " " + clauses["item"]
     return clauses.groupby(PAIR, sort=False, as_index=False)["holdings"].agg("; ".join)
 
 
-def _unplaced(held: pd.DataFrame, odd: pd.DataFrame, projects: pd.DataFrame) -> list[pd.DataFrame]:
+def _unplaced(held: pd.DataFrame, odd: pd.DataFrame, names: Directory) -> list[pd.DataFrame]:
     """Alarms for what cannot be judged: a holding in an unknown workspace, a project member of
     no recognisable type (``odd``)."""
     lost = held[held["workspace_gid"].isna()]
-    lost = lost.assign(reason="User " + lost["user_gid"] + " is " + lost["clause"] + " " + lost["item"] + ", but "
+    person = names.person(lost["user_gid"])
+    lost = lost.assign(name=person, people=person,
+                       reason=person + " is " + lost["clause"] + " " + lost["item"] + ", but "
                        + lost["missing"] + ": whether the user may hold it there cannot be judged")
-    names = projects.drop_duplicates("gid").set_index("gid")["name"]
-    project = lookup(odd["project_gid"], names).fillna(odd["project_gid"])
+    project = names.project(odd["project_gid"])
     odd = odd.assign(
-        record_type="project_membership", record_gid=odd["gid"],
-        reason="Member " + odd["member_gid"] + " of project " + project + " is of no recognisable type ("
+        record_type="project_membership", record_gid=odd["gid"], link=names.project_link(odd["project_gid"]),
+        name="member " + odd["member_gid"], project=names.project_name(odd["project_gid"]), people=None,
+        reason="Member " + odd["member_gid"] + " of " + project + " is of no recognisable type ("
         + odd["member_type"].fillna("none") + "): whether it is an active user cannot be judged",
     )
     rows = pd.concat([lost, odd])
-    return [rule_rows(kind, part["record_gid"], "alarm", part["reason"]) for kind, part in rows.groupby("record_type")]
+    return [rule_rows(kind, part["record_gid"], "alarm", part["reason"], part["link"], part["name"],
+                      part["project"], part["people"]) for kind, part in rows.groupby("record_type")]
 
 
 def _first_snapshot_after(times: pd.Series, moments: pd.Series, default: pd.Timestamp) -> pd.Series:
@@ -294,31 +313,36 @@ def _listing(items: pd.Series) -> str:
     return ", ".join(names[:LISTED_NAMES]) + (f" and {rest} more" if rest > 0 else "")
 
 
-def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str] | None) -> pd.DataFrame:
+def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str] | None,
+                  names: Directory | None = None) -> pd.DataFrame:
     """Workspace admins against the approved list (CC6.3): guests never, others only if listed.
 
     ``approved_admins`` holds user gids or emails, compared case-insensitively. ``None`` means
-    no list is configured: admins are reported for review, not judged.
+    no list is configured: admins are reported for review, not judged. A reason names the user
+    and the workspaces where the user is an active admin.
     """
+    names = names or Directory(raw)
     memberships = raw["workspace_memberships"]
     admin = memberships["is_active"].eq(True) & memberships["is_admin"].eq(True)
     flags = pd.DataFrame({
         "user_gid": memberships["user_gid"], "admin": admin, "guest": admin & memberships["is_guest"].eq(True),
     }).groupby("user_gid", as_index=False).any()
-    users = raw["users"][["gid", "name", "email"]].rename(columns={"gid": "user_gid"})
-    users = flags.merge(users, on="user_gid", how="outer")
+    admin_of = memberships[admin].assign(workspace=lambda m: names.workspace(m["workspace_gid"])).sort_values(
+        "workspace").groupby("user_gid")["workspace"].agg(", ".join)
+    users = flags.merge(raw["users"][["gid"]].rename(columns={"gid": "user_gid"}), on="user_gid", how="outer")
     listed = _approved(users["user_gid"], raw["users"], approved_admins)
     unconfigured = pd.Series(approved_admins is None, index=users.index)
     cases = [~users["admin"].eq(True), users["guest"].eq(True), unconfigured, listed]
     status = np.select(cases, ["skip", "alarm", "info", "ok"], "alarm")
-    who = "Workspace admin " + users["email"].fillna(users["name"]).fillna(users["user_gid"])
+    person = names.person(users["user_gid"])
+    who = person + ", admin of " + lookup(users["user_gid"], admin_of).fillna("no workspace") + ","
     reason = np.select(
         cases,
-        ["Not an active workspace admin", who + " is a guest", who + "; no approved admin list configured",
-         who + " is on the approved admin list"],
+        [person + " is not an active workspace admin", who + " is a guest",
+         who + " is not judged: no approved admin list is configured", who + " is on the approved admin list"],
         who + " is not on the approved admin list",
     )
-    return _results("user", users["user_gid"], status, reason)
+    return _results("user", users["user_gid"], status, reason, users["user_gid"], names)
 
 
 def membership_change_results(
@@ -327,14 +351,17 @@ def membership_change_results(
     users: pd.DataFrame,
     acknowledged: Sequence[str] = (),
     approved_admins: Sequence[str] | None = None,
+    names: Directory | None = None,
 ) -> pd.DataFrame:
     """Membership changes for review (CC6.2/CC6.3).
 
     An admin grant, a guest added or a reactivation is a finding from the run that detects it
     until a reviewer acknowledges it: its ``change_id`` in ``acknowledged``, or, for an admin
     grant, the user (gid or email) on ``approved_admins``. Every other change of the latest window
-    is information.
+    is information. A reason names the user and the workspace, team or project, and dates the
+    change by its window (between the two snapshots that show it).
     """
+    names = names or Directory({"users": users})
     times = _times(history)
     workspaces = history.loc[history["resource_type"].eq("workspace"), "resource_gid"].unique()
     scope = workspaces[0] if len(workspaces) == 1 else None
@@ -356,11 +383,12 @@ def membership_change_results(
                        ["", "; acknowledged in acknowledged_changes", "; the user is on the approved admin list"],
                        "; not acknowledged yet")
     reason = (
-        "User " + listed["user_gid"] + ": " + listed["change_type"].str.replace("_", " ") + " on "
-        + listed["resource_type"] + " " + listed["resource_gid"] + " " + roles
+        names.person(listed["user_gid"]) + ": " + listed["change_type"].str.replace("_", " ") + " on "
+        + names.resource(listed["resource_type"], listed["resource_gid"]) + " " + roles
         + ", between " + when(listed["window_start"]) + " and " + when(listed["window_end"]) + review
     )
-    return _results("membership_change", listed["change_id"], status, reason)
+    project = names.project_name(listed["resource_gid"].where(listed["resource_type"].eq("project")))
+    return _results("membership_change", listed["change_id"], status, reason, listed["user_gid"], names, project)
 
 
 def _approved(user_gid: pd.Series, users: pd.DataFrame, approved_admins: Sequence[str] | None) -> pd.Series:
@@ -370,9 +398,15 @@ def _approved(user_gid: pd.Series, users: pd.DataFrame, approved_admins: Sequenc
     return user_gid.str.casefold().isin(approved) | emails.str.casefold().isin(approved)
 
 
-def _results(resource_type: str, resource_gid, status, reason) -> pd.DataFrame:
-    """A rule output frame, by gid. No row links anywhere: user profiles are not in the data."""
-    return rule_rows(resource_type, resource_gid, status, reason).sort_values("resource_gid", ignore_index=True)
+def _results(resource_type: str, resource_gid, status, reason, user_gid: pd.Series | None = None,
+             names: Directory | None = None, project=None) -> pd.DataFrame:
+    """A rule output frame about users (``user_gid``, aligned with the rows), by gid: each row
+    links to the user's profile and names the user."""
+    if user_gid is None:
+        return rule_rows(resource_type, resource_gid, status, reason).sort_values("resource_gid", ignore_index=True)
+    person = names.person(user_gid)
+    return rule_rows(resource_type, resource_gid, status, reason, profile_url(user_gid), person, project,
+                     person).sort_values("resource_gid", ignore_index=True)
 
 
 def _times(history: pd.DataFrame) -> pd.Series:

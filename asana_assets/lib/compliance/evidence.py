@@ -1,10 +1,12 @@
 """The evidence pack: what an auditor needs to reproduce every monitor result of one run.
 
-``evidence/<UTC timestamp>_<run id>/`` holds one CSV per monitor with every evaluated resource,
-the populations behind the monitors (the rows each rule read), a ``summary.md`` with each
-monitor's verdict (PASS, FAIL, ERROR or NOT EVALUATED), status counts and control mapping, and a
-``manifest.json`` with the run, the parameters, the verdicts, row counts and the sha256 of every
-file. An empty run (no tasks, no change project) still writes every file.
+``evidence/<UTC timestamp>_<run id>/`` holds one CSV per monitor with every evaluated resource
+(named: resource, project, people), the populations behind the monitors (the rows each rule
+read), ``users.csv`` (every person the populations name: name, email, profile link, workspace
+memberships), ``report.html`` (the report: scope, controls and verdicts, every exception, the
+access review, charts, a sign-off block), a ``summary.md`` with the same in short, and a
+``manifest.json`` with the run, the parameters, the verdicts, row counts and the sha256 of
+every file. An empty run (no tasks, no change project) still writes every file.
 """
 
 from __future__ import annotations
@@ -18,10 +20,34 @@ from typing import Any
 import pandas as pd
 
 from asana_assets.lib.compliance.monitors import MONITORS, STATUSES, verdict
+from asana_assets.lib.compliance.report import (
+    EXCEPTION_HEADERS,
+    SIGN_OFF,
+    Evidence,
+    exception_cells,
+    md_link,
+    md_text,
+    render_html,
+)
+
+REPORT = "report.html"
+USERS = "users.csv"
+FIRST_EXCEPTIONS = 10  # summary.md lists this many exceptions per monitor; report.html lists all
+TREND_RUNS = 6  # summary.md's trend shows this many latest runs
+# No PDF library is a dependency (the pure-Python ones need compiled imaging packages): the
+# manifest says so, and report.html prints to PDF from any browser.
+PDF_NOTE = "report.pdf not written: no PDF library is installed; print report.html to PDF instead"
 
 
 def pack_name(run_id: str, as_of: pd.Timestamp) -> str:
     return f"{as_of.tz_convert('UTC').strftime('%Y%m%dT%H%M%SZ')}_{run_id}"
+
+
+def former_people(root: Path, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """The people named by the latest earlier pack (its ``users.csv``), or None."""
+    mine = pack_name(run_id, as_of)
+    earlier = sorted(p for p in (root / "evidence").glob(f"*/{USERS}") if p.parent.name < mine)
+    return pd.read_csv(earlier[-1], dtype=str, keep_default_na=False).replace("", None) if earlier else None
 
 
 def write_evidence_pack(
@@ -32,29 +58,41 @@ def write_evidence_pack(
     parameters: Mapping[str, Any],
     results: pd.DataFrame,
     populations: Mapping[str, pd.DataFrame],
+    history: pd.DataFrame | None = None,
+    connection: str | None = None,
+    as_of_configured: bool = False,
 ) -> Path:
+    """Write the pack of one run. ``history`` is the warehouse's ``monitor_results`` (every run's,
+    for the trend); ``connection`` names the connection the run synced."""
     folder = root / "evidence" / pack_name(run_id, as_of)
     (folder / "monitors").mkdir(parents=True, exist_ok=True)
     (folder / "populations").mkdir(parents=True, exist_ok=True)
+    reviewed = _reviewed_changes(populations, results)
+    evidence = Evidence(run_id, as_of, workspaces, parameters, results, populations, history, connection,
+                        as_of_configured, reviewed)
     rows: dict[str, int] = {}
     for monitor_id in MONITORS:
-        part = results[results["monitor_id"] == monitor_id]
+        part = evidence.results[evidence.results["monitor_id"] == monitor_id]
         rows[f"monitors/{monitor_id}.csv"] = _csv(part, folder / "monitors" / f"{monitor_id}.csv")
-    for name, frame in {**populations, **_reviewed_changes(populations, results)}.items():
-        rows[f"populations/{name}.csv"] = _csv(frame, folder / "populations" / f"{name}.csv")
-    (folder / "summary.md").write_text(summary(results, run_id, as_of, workspaces, parameters))
-    judged = verdicts(results)
+    for name, frame in {**populations, **reviewed}.items():
+        path = USERS if name == "users" else f"populations/{name}.csv"
+        rows[path] = _csv(frame, folder / path)
+    (folder / "summary.md").write_text(summary(evidence))
+    (folder / REPORT).write_text(render_html(evidence), encoding="utf-8")
+    judged = evidence.verdicts
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
         "run_id": run_id,
         "as_of": as_of.isoformat(),
         "workspaces": workspaces,
+        "scope": dict(evidence.scope()),
         "parameters": dict(parameters),
         "monitors": {m.id: {"severity": m.severity, "control_refs": list(m.control_refs), "table": m.table,
                             "verdict": judged[m.id][0], "why": judged[m.id][1]}
                      for m in MONITORS.values()},
         "verdicts": {monitor_id: v for monitor_id, (v, _) in judged.items()},
         "row_counts": rows,
+        "report": {"html": REPORT, "pdf": None, "note": PDF_NOTE},
         "files": {str(p.relative_to(folder)): _sha256(p) for p in files},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
@@ -66,24 +104,26 @@ def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return {m: verdict(results[results["monitor_id"] == m]) for m in MONITORS}
 
 
-def summary(results: pd.DataFrame, run_id: str, as_of: pd.Timestamp, workspaces: list[str],
-            parameters: Mapping[str, Any]) -> str:
-    counts = results.groupby(["monitor_id", "status"]).size().unstack(fill_value=0)
-    judged = verdicts(results)
+def summary(e: Evidence) -> str:
+    """summary.md: scope, verdicts, trend, the first exceptions of each monitor, parameters and sign-off."""
     lines = [
-        f"# Asana compliance evidence: run {run_id}",
+        f"# Asana compliance evidence: run {md_text(e.run_id)}",
         "",
-        f"As of {as_of.isoformat()} for workspace(s) {', '.join(workspaces) or '(none)'}.",
+        "## Scope",
+        "",
+        *[f"- **{label}**: {md_text(value)}" for label, value in e.scope()],
+        "",
+        "## Verdicts",
         "",
         "| monitor | severity | controls | result | " + " | ".join(STATUSES) + " | why |",
         "|---|---|---|---|" + "---|" * (len(STATUSES) + 1),
     ]
     for monitor in MONITORS.values():
-        n = {s: int(counts.loc[monitor.id, s]) if monitor.id in counts.index and s in counts else 0 for s in STATUSES}
-        result, why = judged[monitor.id]
+        n = e.counts(monitor.id)
+        result, why = e.verdicts[monitor.id]
         lines.append(
             f"| `{monitor.id}`: {monitor.title} | {monitor.severity} | {', '.join(monitor.control_refs)} | "
-            f"**{result}** | " + " | ".join(str(n[s]) for s in STATUSES) + f" | {_cell(why)} |"
+            f"**{result}** | " + " | ".join(str(n[s]) for s in STATUSES) + f" | {md_text(why)} |"
         )
     lines += [
         "",
@@ -94,20 +134,56 @@ def summary(results: pd.DataFrame, run_id: str, as_of: pd.Timestamp, workspaces:
          "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated "
          "(none, or every one skipped): the run shows nothing about the control."),
         "",
+        *_trend_lines(e),
+        "## Exceptions",
+        "",
+    ]
+    for monitor_id in MONITORS:
+        rows = e.exceptions(monitor_id)
+        if rows.empty:
+            continue
+        shown = rows.head(FIRST_EXCEPTIONS)
+        lines += [
+            f"### `{monitor_id}`: {len(rows)} exception(s)"
+            + (f", the first {len(shown)} below (all in `{REPORT}` and `monitors/{monitor_id}.csv`)"
+               if len(rows) > len(shown) else ""),
+            "",
+            "| " + " | ".join(EXCEPTION_HEADERS) + " |",
+            "|" + "---|" * len(EXCEPTION_HEADERS),
+            *["| " + " | ".join(cells) + " |" for cells in exception_cells(shown, md_text, md_link)],
+            "",
+        ]
+    if not len(e.exceptions()):
+        lines += ["No exception in this run.", ""]
+    lines += [
         "## Parameters",
         "",
-        *[f"- `{k}`: {v}" for k, v in parameters.items()],
+        *[f"- `{k}`: {md_text(v)}" for k, v in e.parameter_rows()],
         "",
         ("Each `monitors/<id>.csv` lists every evaluated resource with its status and reason; "
-         "`populations/` holds the rows the rules read; `manifest.json` has the sha256 of every file."),
+         f"`populations/` holds the rows the rules read; `{USERS}` names every person; `{REPORT}` is the "
+         "full report; `manifest.json` has the sha256 of every file."),
+        "",
+        "## Sign-off",
+        "",
+        *[f"- **{label}**: " for label in SIGN_OFF],
         "",
     ]
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+def _trend_lines(e: Evidence) -> list[str]:
+    """Alarms per monitor in the latest runs, oldest first."""
+    trend = e.trend.tail(TREND_RUNS)
+    dates = [pd.Timestamp(at).strftime("%Y-%m-%d %H:%M") for at, _ in trend.index]
+    return [
+        f"## Trend: alarms in the latest {len(trend)} run(s) of {len(e.trend)}",
+        "",
+        "| monitor | " + " | ".join(dates) + " |",
+        "|---|" + "---|" * len(dates),
+        *[f"| `{m}` | " + " | ".join(str(v) for v in trend[m]) + " |" for m in trend.columns],
+        "",
+    ]
 
 
 def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataFrame) -> dict[str, pd.DataFrame]:

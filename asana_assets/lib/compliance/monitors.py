@@ -9,6 +9,7 @@ auditor: PASS, FAIL, ERROR or NOT EVALUATED.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from asana_assets.lib.compliance import access, tickets
-from asana_assets.lib.compliance.rule_output import rule_rows, when
+from asana_assets.lib.compliance.names import Directory, quoted, roles
+from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
 from asana_assets.lib.compliance.tickets import TIMESTAMP, lookup
 from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES
 from asana_assets.lib.schema import DERIVED_TABLES
@@ -51,6 +53,15 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
 )}
 
 
+# The controls the monitors evidence, with what each asks (the report groups monitors by them).
+CONTROLS = {
+    "SOC2:CC8.1": "Changes are authorized, approved and tracked before implementation",
+    "SOC2:CC6.2": "Access is registered and authorized before it is granted, and removed when no longer authorized",
+    "SOC2:CC6.3": "Access is modified and removed following least privilege and segregation of duties",
+    "ISO27001:2022:8.32": "Change management",
+    "ISO27001:2022:5.3": "Segregation of duties",
+    "ISO27001:2022:5.18": "Access rights are provisioned, reviewed, modified and removed",
+}
 STATUSES = ("alarm", "error", "info", "ok", "skip")
 PASS, FAIL, ERROR, NOT_EVALUATED = "PASS", "FAIL", "ERROR", "NOT EVALUATED"
 
@@ -94,13 +105,14 @@ class MonitorParams(BaseModel):
 
 
 def finish(monitor_id: str, rows: pd.DataFrame, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Rule output to ``monitor_results`` rows for this run."""
+    """Rule output to ``monitor_results`` rows for this run, with the named columns (``NAMED``)
+    the evidence pack shows and the warehouse does not store."""
     monitor = MONITORS[monitor_id]
     out = rows.assign(
         run_id=run_id, evaluated_at=as_of, monitor_id=monitor_id, severity=monitor.severity,
         control_refs=[list(monitor.control_refs)] * len(rows),
     )
-    return out[DERIVED_TABLES["monitor_results"].names].reset_index(drop=True)
+    return out[[*DERIVED_TABLES["monitor_results"].names, *NAMED]].reset_index(drop=True)
 
 
 def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) -> tuple[np.ndarray, np.ndarray]:
@@ -187,25 +199,81 @@ def is_active_member(raw, users: pd.Series, workspaces: pd.Series) -> pd.Series:
 
 
 # -- ticket rules -----------------------------------------------------------------------
-def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams) -> pd.DataFrame:
+@dataclass(frozen=True)
+class TicketNames:
+    """How the ticket rules name each ticket (aligned with ``tix``): the label that starts a
+    reason (``Ticket "Deploy v2" (Change Management)``; a subtask without a project of its own
+    ``Subtask "Step" of "Deploy v2" (Change Management)``), its name and its project."""
+
+    label: pd.Series
+    name: pd.Series
+    project: pd.Series
+
+    @classmethod
+    def of(cls, tix: pd.DataFrame, names: Directory) -> TicketNames:
+        by_gid = tix.drop_duplicates("gid").set_index("gid")
+        parent = tix["parent_gid"]
+        own = tix["primary_project_gid"]
+        project_gid = own.fillna(lookup(parent, by_gid["primary_project_gid"]))
+        project = names.project_name(project_gid)
+        where = " (" + project.fillna("project " + project_gid) + ")"  # null: in no project
+        title = quoted(tix["name"], tix["gid"])
+        subtask = own.isna() & parent.notna()
+        label = np.where(
+            subtask, "Subtask " + title + " of " + quoted(lookup(parent, by_gid["name"]), parent) + where.fillna(""),
+            "Ticket " + title + where.fillna(" (no project)"),
+        )
+        return cls(pd.Series(label, index=tix.index, dtype=object), tix["name"], project)
+
+    def rows(self, tix: pd.DataFrame, status, reason, people) -> pd.DataFrame:
+        """The rule output for every ticket: the reason after the ticket's label."""
+        return rule_rows("ticket", tix["gid"], status, self.label + ": " + pd.Series(reason, index=tix.index),
+                         tix["url"], self.name, self.project, people)
+
+
+def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams,
+                   names: Directory) -> pd.DataFrame:
     """Projects synced within max_sync_age; every task the source listed made it to tickets."""
     p = raw["projects"]
     age = as_of - p["synced_at"]
     stale = p["synced_at"].isna() | (age > timedelta(hours=params.max_sync_age_hours))
     status, reason = _decide(p.index, [
-        (p["synced_at"].isna(), "alarm", "The project's tasks were never listed completely."),
-        (stale, "alarm", "Last synced at " + when(p["synced_at"]) + ", longer ago than allowed."),
-    ], ("ok", "Last synced at " + when(p["synced_at"]) + "."))
-    projects = rule_rows("project", p["gid"], status, reason, p["permalink_url"])
-    q = raw["quarantine"]
-    listed = pd.concat([raw["tasks"]["gid"], q.loc[q["table"] == "tasks", "gid"].dropna()]).drop_duplicates()
-    missing = listed[~listed.isin(tix["gid"])]
-    lost = rule_rows("ticket", missing, "alarm", "The source listed this task but it is not in tickets (see quarantine).")
+        (p["synced_at"].isna(), "alarm", "its tasks were never listed completely."),
+        (stale, "alarm", "last synced at " + when(p["synced_at"]) + ", longer ago than allowed."),
+    ], ("ok", "last synced at " + when(p["synced_at"]) + "."))
+    projects = rule_rows("project", p["gid"], status, "Project " + quoted(p["name"], p["gid"]) + ": " + reason,
+                         names.project_link(p["gid"]), p["name"], p["name"],
+                         roles(owner=names.person(p["owner_gid"])))
+    listed = pd.concat([raw["tasks"][["gid", "name", "permalink_url"]], _quarantined_tasks(raw["quarantine"])])
+    listed = listed.dropna(subset=["gid"]).drop_duplicates("gid")
+    missing = listed[~listed["gid"].isin(tix["gid"])]
+    lost = rule_rows(
+        "ticket", missing["gid"], "alarm",
+        "Task " + quoted(missing["name"], missing["gid"]) + ": the source listed it but it is not in tickets "
+        "(see quarantine).", missing["permalink_url"], missing["name"])
     return pd.concat([projects, lost], ignore_index=True)
 
 
+def _quarantined_tasks(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The tasks the sync refused, with the name and link their raw record gives (when it is
+    readable JSON): the quarantine is small, so its records are parsed one by one."""
+    tasks = quarantine[quarantine["table"] == "tasks"]
+    records = tasks["raw"].map(_json_object).tolist()
+    fields = pd.DataFrame(records, index=tasks.index).reindex(columns=["name", "permalink_url"])
+    fields = fields.astype(object).where(fields.map(lambda value: isinstance(value, str)), None)
+    return fields.assign(gid=tasks["gid"])
+
+
+def _json_object(text) -> dict:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of: pd.Timestamp,
-                     params: MonitorParams) -> pd.DataFrame:
+                     params: MonitorParams, names: Directory, label: TicketNames) -> pd.DataFrame:
     """Open tickets past the grace have an active assignee; completed ones had one at completion."""
     assignee_active = is_active_member(raw, tix["assignee_gid"], tix["workspace_gid"])
     old = (as_of - tix["created_at"]) > timedelta(hours=params.assignment_grace_hours)
@@ -213,54 +281,71 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     known = lookup(tix["gid"], at_completion["known"]).fillna(True).astype(bool)
     milestone = tix["ticket_type"] == "milestone"
     completed, unassigned = tix["completed"], tix["assignee_gid"].isna()
+    assignee, implementer = names.person(tix["assignee_gid"]), names.person(done_by)
+    closer = (" by " + names.person(tix["completed_by_gid"])).fillna("")
+    created = " (created " + when(tix["created_at"]) + ")"
     status, reason = _decide(tix.index, [
-        (milestone, "skip", "Milestones are not assigned work."),
+        (milestone, "skip", "milestones are not assigned work."),
         (completed & ~known, "info",
-         "Every assignment story comes after the completion: the assignee at completion is unknown."),
-        (completed & done_by.isna(), "alarm", "Completed without an assignee at completion."),
-        (completed, "ok", "Completed; assigned at completion."),
-        (~unassigned & assignee_active, "ok", "Assigned to an active member."),
-        (old & unassigned, "alarm", "Open and unassigned for longer than the grace period."),
-        (old, "alarm", "Open and assigned to a user whose workspace membership is inactive or gone."),
-    ], ("info", "Open for less than the grace period."))
-    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+         "every assignment story comes after the completion: the assignee at completion is unknown."),
+        (completed & done_by.isna(), "alarm",
+         "completed at " + when(tix["completed_at"]) + closer + " without an assignee at completion."),
+        (completed, "ok", "completed; assigned to " + implementer.fillna("") + " at completion."),
+        (~unassigned & assignee_active, "ok", "assigned to " + assignee.fillna("") + ", an active member."),
+        (old & unassigned, "alarm", "open and unassigned for longer than the grace period" + created + "."),
+        (old, "alarm", "open and assigned to " + assignee.fillna("")
+         + ", whose workspace membership is inactive or gone" + created + "."),
+    ], ("info", "open for less than the grace period" + created + "."))
+    people = roles(assignee=assignee.where(~completed, implementer), creator=names.person(tix["creator_gid"]))
+    return label.rows(tix, status, reason, people)
 
 
-def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame) -> pd.DataFrame:
+def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame, names: Directory,
+                     label: TicketNames) -> pd.DataFrame:
     """A change that started implementation had an approval at or before the start."""
     start = lookup(tix["gid"], impl_start)
     approved_at = lookup(tix["gid"], counting["decided_at"])
+    approver = names.person(lookup(tix["gid"], counting["approver_gid"]))
+    by = (" by " + approver).fillna("")
     change = tix["is_change"]
     status, reason = _decide(tix.index, [
-        (~change, "skip", "Not a change ticket."),
-        (start.isna(), "skip", "Implementation has not started."),
-        (approved_at.isna(), "alarm", "Implementation started at " + when(start) + " without an approval."),
+        (~change, "skip", "not a change ticket."),
+        (start.isna(), "skip", "implementation has not started."),
+        (approved_at.isna(), "alarm", "implementation started at " + when(start) + " without an approval."),
         (approved_at > start, "alarm",
-         "Approved at " + when(approved_at) + ", after implementation started at " + when(start) + "."),
-    ], ("ok", "Approved at " + when(approved_at) + ", at or before implementation start."))
-    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+         "approved" + by + " at " + when(approved_at) + ", after implementation started at " + when(start) + "."),
+    ], ("ok", "approved" + by + " at " + when(approved_at) + ", at or before implementation start ("
+        + when(start) + ")."))
+    people = roles(requester=names.person(tix["creator_gid"]), assignee=names.person(tix["assignee_gid"]),
+                   approver=approver)
+    return label.rows(tix, status, reason, people)
 
 
-def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completion: pd.DataFrame) -> pd.DataFrame:
+def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completion: pd.DataFrame,
+                         names: Directory, label: TicketNames) -> pd.DataFrame:
     """The approver that counts is neither the creator, the assignee (at completion) nor the closer."""
     approver = lookup(tix["gid"], counting["approver_gid"])
     assignee = lookup(tix["gid"], at_completion["assignee_gid"]).where(tix["completed"], tix["assignee_gid"])
-    roles = [("creator", tix["creator_gid"]), ("assignee", assignee), ("closer", tix["completed_by_gid"])]
+    roles_of = [("creator", tix["creator_gid"]), ("assignee", assignee), ("closer", tix["completed_by_gid"])]
     clash = pd.Series("", index=tix.index)
-    for role, who in roles:
+    for role, who in roles_of:
         clash = clash.where(~(approver.notna() & (approver == who)), clash + " " + role)
     clash = clash.str.strip().str.replace(" ", ", ")
+    who = names.person(approver).fillna("")
     change = tix["is_change"]
     status, reason = _decide(tix.index, [
-        (~change, "skip", "Not a change ticket."),
-        (approver.isna(), "skip", "No approval to judge."),
-        (clash != "", "alarm", "The approver " + approver.fillna("") + " is also the ticket's " + clash + "."),
-    ], ("ok", "The approver is independent of the creator, assignee and closer."))
-    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+        (~change, "skip", "not a change ticket."),
+        (approver.isna(), "skip", "no approval to judge."),
+        (clash != "", "alarm", "the approver " + who + " is also its " + clash + "."),
+    ], ("ok", "the approver " + who + " is independent of the creator, assignee and closer."))
+    people = roles(approver=names.person(approver), creator=names.person(tix["creator_gid"]),
+                   assignee=names.person(assignee), closer=names.person(tix["completed_by_gid"]))
+    return label.rows(tix, status, reason, people)
 
 
 def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: pd.DataFrame,
-                        done: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams) -> pd.DataFrame:
+                        done: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams, names: Directory,
+                        label: TicketNames) -> pd.DataFrame:
     """Completed tickets sit in CLOSED sections and open ones do not, in every project."""
     m = raw["task_memberships"].rename(columns={"task_gid": "ticket_gid"})
     m = m.merge(tix[["gid", "completed"]], left_on="ticket_gid", right_on="gid")
@@ -278,40 +363,45 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
     m["why"] = np.where(
         m["completed"], "completed but in a section whose state is " + m["state"].fillna("unknown"),
         "open but in a CLOSED section",
-    ) + " in project " + m["project_gid"] + " since " + when(since)
+    ) + " in " + names.project(m["project_gid"]) + " since " + when(since)
     worst = m.sort_values("rank", kind="stable").drop_duplicates("ticket_gid", keep="last").set_index("ticket_gid")
     rank = lookup(tix["gid"], worst["rank"])
     status, reason = _decide(tix.index, [
-        (rank.isna(), "skip", "In no project: no section to compare."),
-        (rank == 2, "alarm", "Drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
-        (rank == 1, "info", "Drift within the grace: " + lookup(tix["gid"], worst["why"]) + "."),
-    ], ("ok", "Completion and section agree in every project."))
-    return rule_rows("ticket", tix["gid"], status, reason, tix["url"])
+        (rank.isna(), "skip", "in no project: no section to compare."),
+        (rank == 2, "alarm", "drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+        (rank == 1, "info", "drift within the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+    ], ("ok", "completion and section agree in every project."))
+    people = roles(assignee=names.person(tix["assignee_gid"]), closer=names.person(tix["completed_by_gid"]))
+    return label.rows(tix, status, reason, people)
 
 
 # -- all monitors of one run ------------------------------------------------------------
 def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, as_of: pd.Timestamp,
-             shared: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Every monitor over the run's tables: ``monitor_results`` rows, and the populations the
-    rules read (for the evidence pack). ``shared`` is ``history_inputs`` when the caller has
-    it already."""
+             shared: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+             former_people: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Every monitor over the run's tables: ``monitor_results`` rows (with the named columns),
+    and the populations the rules read (for the evidence pack; ``users`` names every person).
+    ``shared`` is ``history_inputs`` when the caller has it already; ``former_people`` the
+    people an earlier pack named (see ``names.Directory``)."""
     tix, states, events = t["tickets"], t["workflow_states"], t["ticket_events"]
     timeline, done = shared or history_inputs(t, states, events)
     impl = implementation_start(tix, timeline, done)
     counting = counting_approval(t["approvals"], impl, timeline)
     at_completion = assignee_at_completion(tix, events, done)
     history, changes = t["user_access"], t["membership_changes"]
+    names = Directory(t, former_people)
+    label = TicketNames.of(tix, names)
     rules = {
-        "tickets_synced": tickets_synced(t, tix, as_of, params),
-        "tickets_assigned": tickets_assigned(t, tix, at_completion, as_of, params),
-        "changes_approved": changes_approved(tix, impl, counting),
-        "approval_segregation": approval_segregation(tix, counting, at_completion),
+        "tickets_synced": tickets_synced(t, tix, as_of, params, names),
+        "tickets_assigned": tickets_assigned(t, tix, at_completion, as_of, params, names, label),
+        "changes_approved": changes_approved(tix, impl, counting, names, label),
+        "approval_segregation": approval_segregation(tix, counting, at_completion, names, label),
         "offboarding_access_removed": access.offboarding_results(
-            history, t, as_of, timedelta(hours=params.offboarding_grace_hours)),
-        "admin_access_restricted": access.admin_results(t, params.approved_admins),
+            history, t, as_of, timedelta(hours=params.offboarding_grace_hours), names),
+        "admin_access_restricted": access.admin_results(t, params.approved_admins, names),
         "membership_changes": access.membership_change_results(
-            changes, history, t["users"], params.acknowledged_changes, params.approved_admins),
-        "workflow_consistent": workflow_consistent(t, tix, states, timeline, done, as_of, params),
+            changes, history, t["users"], params.acknowledged_changes, params.approved_admins, names),
+        "workflow_consistent": workflow_consistent(t, tix, states, timeline, done, as_of, params, names, label),
     }
     results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)
     latest = history[history["snapshot_at"] == history["snapshot_at"].max()] if len(history) else history
@@ -333,7 +423,13 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
         "user_access_history": history,
         "membership_changes": changes,
         "quarantine": t["quarantine"],
+        "workspaces": t["workspaces"][["gid", "name", "is_organization"]],
     }
+    populations["users"] = names.people(t["users"], t["workspace_memberships"], [
+        tix["assignee_gid"], tix["creator_gid"], tix["completed_by_gid"], at_completion["assignee_gid"],
+        t["approvals"]["approver_gid"], t["projects"]["owner_gid"], t["team_memberships"]["user_gid"],
+        history["user_gid"], changes["user_gid"],
+    ])
     return results, populations
 
 

@@ -1,4 +1,5 @@
-"""What every monitor rule returns: one row per evaluated resource, with a one-sentence reason.
+"""What every monitor rule returns: one row per evaluated resource, with a one-sentence reason
+that names it, and the columns a failure table shows (``NAMED``).
 
 Shared by the ticket rules (``monitors.py``) and the access rules (``access.py``), which
 ``monitors.finish`` stamps with the run, severity and controls.
@@ -9,11 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# What a failure table shows beside the reason and the link: the resource's name, the project
+# (of a ticket, or the project itself) and the people involved ("role: Name <email>; ...").
+# They travel with the results into the evidence pack; the warehouse stores the reason only.
+NAMED = ["name", "project", "people"]
+COLUMNS = ["resource_type", "resource_gid", "status", "reason", "resource_url", *NAMED]
 
-def rule_rows(resource_type: str, gid, status, reason, url=None) -> pd.DataFrame:
-    """The rule output frame. Columns line up by position (a Series' index is ignored), so gids,
-    statuses and reasons computed over the same table can be passed as they are; a scalar
-    applies to every row."""
+
+def rule_rows(resource_type: str, gid, status, reason, url=None, name=None, project=None,
+              people=None) -> pd.DataFrame:
+    """The rule output frame (``COLUMNS``). Columns line up by position (a Series' index is
+    ignored), so gids, statuses and reasons computed over the same table can be passed as they
+    are; a scalar applies to every row; a missing value is null, never the text "nan"."""
     count = len(gid)
 
     def column(value):
@@ -21,9 +29,10 @@ def rule_rows(resource_type: str, gid, status, reason, url=None) -> pd.DataFrame
 
     frame = pd.DataFrame({
         "resource_type": resource_type, "resource_gid": column(gid), "status": column(status),
-        "reason": column(reason), "resource_url": column(url),
+        "reason": column(reason), "resource_url": column(url), "name": column(name),
+        "project": column(project), "people": column(people),
     }, index=range(count))
-    return frame.astype("str").where(frame.notna())
+    return frame.astype(object).where(frame.notna(), None).astype(object)
 
 
 def when(times: pd.Series) -> pd.Series:

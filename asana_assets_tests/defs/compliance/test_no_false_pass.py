@@ -61,6 +61,9 @@ class Org:
         self.world.move_task_to_section(ticket, section, actor=actor or self.bob, at=at)
 
 
+TICKET = 'Ticket "%s" (Change Management): '  # how a reason names a ticket of the change project
+
+
 def run(org: Org, tmp_path, as_of: datetime = AS_OF, **options):
     result = run_pipeline(org.world, tmp_path, as_of, **options)
     assert result.success
@@ -147,7 +150,8 @@ def test_a_change_moved_to_a_done_section_without_approval_fails_cc81(tmp_path):
     results = results_of(result, tmp_path)
     rows = results[results["monitor_id"] == "changes_approved"].set_index("resource_gid")
     assert rows["status"].to_dict() == {bypass.gid: "alarm", proper.gid: "ok"}
-    assert rows.loc[bypass.gid, "reason"] == "Implementation started at 2026-03-02 11:00 UTC without an approval."
+    assert rows.loc[bypass.gid, "reason"] == (
+        'Ticket "CHG-1 bypass" (Change Management): implementation started at 2026-03-02 11:00 UTC without an approval.')
     row = summary_row(pack_of(result, tmp_path), "changes_approved")
     assert "**FAIL**" in row and "SOC2:CC8.1" in row
     check = checks(result)["changes_approved"]
@@ -164,32 +168,35 @@ def test_approvals_withdrawn_or_negated_before_the_start_do_not_count(tmp_path):
     withdrawn = org.ticket("Withdrawn", todo)
     org.approval(withdrawn, (hours(1), "approved"), (hours(2), "changes_requested"))
     org.move(withdrawn, doing, hours(3))
-    expected[withdrawn.gid] = ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval.")
+    unapproved = "implementation started at 2026-03-02 {} UTC without an approval."
+    expected[withdrawn.gid] = ("alarm", f'{TICKET % "Withdrawn"}{unapproved.format("12:00")}')
     # approved, then set back to pending before work started
     reset = org.ticket("Reset", todo)
     org.approval(reset, (hours(1), "approved"), (hours(2), "pending"))
     org.move(reset, doing, hours(3))
-    expected[reset.gid] = ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval.")
+    expected[reset.gid] = ("alarm", f'{TICKET % "Reset"}{unapproved.format("12:00")}')
     # moved through "Not approved" into In Progress
     negated = org.ticket("Negated", todo)
     org.move(negated, not_approved, hours(1), actor=org.carol)
     org.move(negated, doing, hours(2))
-    expected[negated.gid] = ("alarm", "Implementation started at 2026-03-02 11:00 UTC without an approval.")
+    expected[negated.gid] = ("alarm", f'{TICKET % "Negated"}{unapproved.format("11:00")}')
     # moved to Approved, back to To Do, then started
     retracted = org.ticket("Retracted", todo)
     org.move(retracted, approved, hours(1), actor=org.carol)
     org.move(retracted, todo, hours(2), actor=org.carol)
     org.move(retracted, doing, hours(3))
-    expected[retracted.gid] = ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval.")
+    expected[retracted.gid] = ("alarm", f'{TICKET % "Retracted"}{unapproved.format("12:00")}')
     # the edges that still pass: withdrawn only after the start, approved by a move to Approved
     late_withdrawal = org.ticket("Withdrawn after the start", todo)
     org.approval(late_withdrawal, (hours(1), "approved"), (hours(3), "changes_requested"))
     org.move(late_withdrawal, doing, hours(2))
-    expected[late_withdrawal.gid] = ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start.")
+    on_time = ("approved by Carol <carol@acme.example> at 2026-03-02 10:00 UTC, at or before implementation start "
+               "(2026-03-02 11:00 UTC).")
+    expected[late_withdrawal.gid] = ("ok", f'{TICKET % "Withdrawn after the start"}{on_time}')
     by_section = org.ticket("Approved by a move", todo)
     org.move(by_section, approved, hours(1), actor=org.carol)
     org.move(by_section, doing, hours(2))
-    expected[by_section.gid] = ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start.")
+    expected[by_section.gid] = ("ok", f'{TICKET % "Approved by a move"}{on_time}')
     results = results_of(run(org, tmp_path), tmp_path)
     rows = results[(results["monitor_id"] == "changes_approved") & results["resource_gid"].isin(expected)]
     assert {r.resource_gid: (r.status, r.reason) for r in rows.itertuples()} == expected

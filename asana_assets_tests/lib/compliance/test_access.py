@@ -21,7 +21,8 @@ from asana_assets.lib.schema import DERIVED_TABLES, RAW_TABLES, to_arrow
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 T1 = T0 + timedelta(days=1)
 T2 = T1 + timedelta(hours=12)
-RESULT_COLUMNS = ["resource_type", "resource_gid", "status", "reason", "resource_url"]
+RESULT_COLUMNS = ["resource_type", "resource_gid", "status", "reason", "resource_url", "name", "project", "people"]
+PROFILE = "https://app.asana.com/0/profile/"
 
 
 def tables(**rows) -> dict[str, pd.DataFrame]:
@@ -199,7 +200,9 @@ def judged(raw_by_time, as_of, **options):
     tables at ``as_of``, by (resource type, gid)."""
     snapshots = [access_snapshot(raw, at, f"r{i}") for i, (at, raw) in enumerate(raw_by_time)]
     results = offboarding_results(history(*snapshots), raw_by_time[-1][1], as_of, **options)
-    assert list(results.columns) == RESULT_COLUMNS and results["resource_url"].isna().all()
+    assert list(results.columns) == RESULT_COLUMNS
+    users = results[results["resource_type"] == "user_in_workspace"]
+    assert (users["resource_url"] == PROFILE + users["resource_gid"].str.split("/").str[0]).all()
     assert not results.duplicated(["resource_type", "resource_gid"]).any()
     return {(row.resource_type, row.resource_gid): (row.status, row.reason) for row in results.itertuples()}
 
@@ -211,21 +214,24 @@ def offboarding(raw_by_time, as_of, **options):
     return {gid: outcome for (_, gid), outcome in results.items()}
 
 
-RESIDUAL = "still member of team Security, project Payroll; assignee of 1 open ticket"
+RESIDUAL = 'still member of team "Security", project "Payroll"; assignee of ticket k1'
 NO_GRACE = "never seen active there, so no grace applies"
-# Whom the first snapshot shows without an active membership: nothing says since when.
-AT_FIRST = "Not active in the workspace since 2026-03-01 00:00 UTC or earlier"
+# Whom the first snapshot shows without an active membership (and whose membership has no
+# creation time): nothing says since when, only that it was at or before that snapshot.
+AT_FIRST = "deactivated at 2026-03-01 00:00 UTC or earlier"
+# The users table is empty here: users are named by gid, and so is the workspace.
+W1 = "in workspace w1: "
 
 
 def test_offboarding_inactive_at_the_first_snapshot_alarms_at_once():
     assert offboarding([(T0, offboarding_raw(departed=True))], as_of=T0) == {
-        "dep/w1": ("alarm", f"{AT_FIRST} (membership inactive); {RESIDUAL}; {NO_GRACE}"),
+        "dep/w1": ("alarm", f"user dep {W1}{AT_FIRST}; {RESIDUAL}; {NO_GRACE}"),
         # An archived project's ownership and a completed ticket are not residual access.
-        "clean/w1": ("ok", f"{AT_FIRST} (membership inactive); no residual access"),
-        "stay/w1": ("skip", "Active member"),
+        "clean/w1": ("ok", f"user clean {W1}{AT_FIRST}; no residual access"),
+        "stay/w1": ("skip", f"user stay {W1}active member"),
         # No membership in any snapshot, yet assignee of an open ticket in the workspace.
-        "gone/w1": ("alarm", f"{AT_FIRST} (no membership); "
-                             f"still assignee of 1 open ticket; {NO_GRACE}"),
+        "gone/w1": ("alarm", (f"user gone {W1}without an active membership in any sync since 2026-03-01 00:00 UTC; "
+                             f"still assignee of ticket k3; {NO_GRACE}")),
     }
 
 
@@ -233,8 +239,7 @@ def test_offboarding_counts_ownership_of_a_live_project():
     raw = offboarding_raw(departed=True)
     raw["projects"]["archived"] = False
     assert offboarding([(T0, raw)], as_of=T0)["clean/w1"] == (
-        "alarm", f"{AT_FIRST} (membership inactive); "
-                 f"still owner of project Old; {NO_GRACE}")
+        "alarm", f'user clean {W1}{AT_FIRST}; still owner of project "Old"; {NO_GRACE}')
 
 
 def test_offboarding_reason_names_the_first_few_resources():
@@ -245,27 +250,27 @@ def test_offboarding_reason_names_the_first_few_resources():
                               "access_level": "viewer"} for i in range(7)],
     )
     assert offboarding([(T0, raw)], as_of=T0)["dep/w1"][1] == (
-        f"{AT_FIRST} (membership inactive); still member of project P0, "
-        f"project P1, project P2, project P3, project P4 and 2 more; {NO_GRACE}")
+        f'user dep {W1}{AT_FIRST}; still member of project "P0", '
+        f'project "P1", project "P2", project "P3", project "P4" and 2 more; {NO_GRACE}')
 
 
 def test_offboarding_grace_runs_from_the_last_snapshot_showing_the_user_active():
     syncs = [(T0, offboarding_raw(departed=False)), (T1, offboarding_raw(departed=True)),
              (T2, offboarding_raw(departed=True))]
-    window = "Not active in the workspace since some time between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
+    window = "some time between 2026-03-01 00:00 UTC (last seen active) and 2026-03-02 00:00 UTC"
     # Active at T0, inactive at T1: the grace of a day from T0 ends exactly at T1.
     at_the_edge = offboarding(syncs[:2], as_of=T1)
     assert at_the_edge["dep/w1"] == (
-        "info", f"{window} (membership inactive); {RESIDUAL}; grace ends 2026-03-02 00:00 UTC")
+        "info", f"user dep {W1}deactivated {window}; {RESIDUAL}; grace ends 2026-03-02 00:00 UTC")
     assert at_the_edge["gone/w1"] == (
-        "info", f"{window} (no membership); still assignee of 1 open ticket; grace ends 2026-03-02 00:00 UTC")
+        "info", f"user gone {W1}removed {window}; still assignee of ticket k3; grace ends 2026-03-02 00:00 UTC")
     assert at_the_edge["clean/w1"][0] == "ok"
     past = offboarding(syncs[:2], as_of=T1 + timedelta(microseconds=1))
-    assert past["dep/w1"] == ("alarm", f"{window} (membership inactive); {RESIDUAL}")
+    assert past["dep/w1"] == ("alarm", f"user dep {W1}deactivated {window}; {RESIDUAL}")
     # A later snapshot does not restart the grace; a longer grace still runs from T0.
-    assert offboarding(syncs, as_of=T2)["dep/w1"] == ("alarm", f"{window} (membership inactive); {RESIDUAL}")
+    assert offboarding(syncs, as_of=T2)["dep/w1"] == ("alarm", f"user dep {W1}deactivated {window}; {RESIDUAL}")
     assert offboarding(syncs, as_of=T2, grace=timedelta(days=2))["dep/w1"] == (
-        "info", f"{window} (membership inactive); {RESIDUAL}; grace ends 2026-03-03 00:00 UTC")
+        "info", f"user dep {W1}deactivated {window}; {RESIDUAL}; grace ends 2026-03-03 00:00 UTC")
 
 
 def test_offboarding_user_never_seen_active_has_no_grace():
@@ -274,21 +279,20 @@ def test_offboarding_user_never_seen_active_has_no_grace():
     after = tables(workspace_memberships=[wm("stay"), wm("late", active=False)], teams=TEAMS,
                    team_memberships=[{"gid": "tm1", "team_gid": "t1", "user_gid": "late"}])
     assert offboarding([(T0, before), (T1, after)], as_of=T1)["late/w1"] == (
-        "alarm", "Not active in the workspace since 2026-03-02 00:00 UTC or earlier (membership inactive); "
-                 f"still member of team Security; {NO_GRACE}")
+        "alarm", (f'user late {W1}deactivated at 2026-03-02 00:00 UTC or earlier; still member of team "Security"; '
+                 f"{NO_GRACE}"))
 
 
 def test_offboarding_keeps_alarming_while_the_holding_lasts():
     days = [T0 + timedelta(days=n) for n in range(5)]
     syncs = [(days[0], offboarding_raw(departed=False))] + [(at, offboarding_raw(departed=True)) for at in days[1:4]]
-    window = "Not active in the workspace since some time between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
+    removed = f"user gone {W1}removed some time between 2026-03-01 00:00 UTC (last seen active) and 2026-03-02 00:00 UTC"
     for last in range(2, 5):
         assert offboarding(syncs[:last], as_of=days[last - 1] + timedelta(hours=1))["gone/w1"] == (
-            "alarm", f"{window} (no membership); still assignee of 1 open ticket")
+            "alarm", f"{removed}; still assignee of ticket k3")
     # Once the ticket is closed the user stays on the list, with nothing left.
     closed = [*syncs, (days[4], offboarding_raw(departed=True, gone_ticket_open=False))]
-    assert offboarding(closed, as_of=days[4])["gone/w1"] == (
-        "ok", f"{window} (no membership); no residual access")
+    assert offboarding(closed, as_of=days[4])["gone/w1"] == ("ok", f"{removed}; no residual access")
 
 
 def test_offboarding_judges_each_workspace_apart():
@@ -311,14 +315,14 @@ def test_offboarding_judges_each_workspace_apart():
     syncs = [(T0, raw(active_in_w2=True)), (T1, raw(active_in_w2=False))]
     assert offboarding(syncs, as_of=T1 + timedelta(days=1, seconds=1)) == {
         # Active in w1, where its project membership is: nothing to judge there.
-        "u/w1": ("skip", "Active member"),
+        "u/w1": ("skip", f"user u {W1}active member"),
         # Deactivated in w2 only: what it holds in w2 is residual access.
-        "u/w2": ("alarm", "Not active in the workspace since some time between 2026-03-01 00:00 UTC and "
-                          "2026-03-02 00:00 UTC (membership inactive); still member of team Platform; "
-                          "owner of project Infra; assignee of 1 open ticket"),
+        "u/w2": ("alarm", ("user u in workspace w2: deactivated some time between 2026-03-01 00:00 UTC (last seen "
+                          'active) and 2026-03-02 00:00 UTC; still member of team "Platform"; '
+                          'owner of project "Infra"; assignee of ticket k1')),
         # Inactive in w1 with nothing there; what it holds in w2, where it is active, does not count.
-        "v/w1": ("ok", f"{AT_FIRST} (membership inactive); no residual access"),
-        "v/w2": ("skip", "Active member"),
+        "v/w1": ("ok", f"user v {W1}{AT_FIRST}; no residual access"),
+        "v/w2": ("skip", "user v in workspace w2: active member"),
     }
 
 
@@ -332,14 +336,14 @@ def test_offboarding_alarms_on_holdings_it_cannot_place():
     )
     cannot = "whether the user may hold it there cannot be judged"
     assert judged([(T0, raw)], as_of=T0) == {
-        ("user_in_workspace", "dep/w1"): ("skip", "Active member"),
+        ("user_in_workspace", "dep/w1"): ("skip", f"user dep {W1}active member"),
         ("team_membership", "tm9"): (
-            "alarm", f"User dep is member of team t9, but the team is not among the synced teams: {cannot}"),
+            "alarm", f"user dep is member of team t9, but the team is not among the synced teams: {cannot}"),
         ("project_membership", "pm9"): (
-            "alarm", f"User dep is member of project p9, but the project is not among the synced projects: {cannot}"),
+            "alarm", f"user dep is member of project p9, but the project is not among the synced projects: {cannot}"),
         ("project", "p8"): (
-            "alarm", f"User dep is owner of project Orphan, but the project has no workspace: {cannot}"),
-        ("task", "k9"): ("alarm", f"User dep is assignee of open ticket k9, but the task has no workspace: {cannot}"),
+            "alarm", f'user dep is owner of project "Orphan", but the project has no workspace: {cannot}'),
+        ("task", "k9"): ("alarm", f"user dep is assignee of ticket k9, but the task has no workspace: {cannot}"),
     }
 
 
@@ -362,11 +366,10 @@ def test_project_members_of_no_recognisable_type():
     assert set(snapshot[["user_gid", "resource_type", "resource_gid", "role"]].itertuples(index=False, name=None)) == {
         ("u", "workspace", "w1", "member"), ("u", "project", "p1", "editor")}
     cannot = "whether it is an active user cannot be judged"
-    odd = "of project Payroll is of no recognisable type"
+    odd = 'of project "Payroll" is of no recognisable type'
     assert judged([(T0, raw)], as_of=T0) == {
         ("user_in_workspace", "u/w1"): (
-            "alarm", f"{AT_FIRST} (membership inactive); "
-                     f"still member of project Payroll; {NO_GRACE}"),
+            "alarm", f'user u {W1}{AT_FIRST}; still member of project "Payroll"; {NO_GRACE}'),
         ("project_membership", "pm3"): ("alarm", f"Member x1 {odd} (group): {cannot}"),
         ("project_membership", "pm4"): ("alarm", f"Member x2 {odd} (none): {cannot}"),
     }
@@ -387,27 +390,28 @@ ADMINS = tables(
 
 def test_admins_without_an_approved_list_are_reported():
     results = by_gid(admin_results(ADMINS, None))
+    unjudged = "is not judged: no approved admin list is configured"
     assert results == {
-        "u1": ("info", "Workspace admin Alice@Example.com; no approved admin list configured"),
-        "u2": ("info", "Workspace admin Bob; no approved admin list configured"),
-        "u3": ("alarm", "Workspace admin guest@outside.org is a guest"),
-        "u4": ("skip", "Not an active workspace admin"),
-        "u5": ("skip", "Not an active workspace admin"),
+        "u1": ("info", f"Alice <Alice@Example.com>, admin of workspace w1, {unjudged}"),
+        "u2": ("info", f"Bob, admin of workspace w1, {unjudged}"),
+        "u3": ("alarm", "guest@outside.org, admin of workspace w1, is a guest"),
+        "u4": ("skip", "user u4 is not an active workspace admin"),
+        "u5": ("skip", "user u5 is not an active workspace admin"),
     }
 
 
 @pytest.mark.parametrize("approved", [["alice@example.COM", "U2", "u3"], ["u1", "BOB", "u2"]])
 def test_admins_on_the_approved_list_by_gid_or_email(approved):
     results = admin_results(ADMINS, approved)
-    assert results["resource_url"].isna().all()
+    assert (results["resource_url"] == PROFILE + results["resource_gid"]).all()
     statuses = {gid: status for gid, (status, _) in by_gid(results).items()}
     assert statuses == {"u1": "ok", "u2": "ok", "u3": "alarm", "u4": "skip", "u5": "skip"}
 
 
 def test_admins_off_the_approved_list_alarm():
     results = by_gid(admin_results(ADMINS, ["u2"]))
-    assert results["u1"] == ("alarm", "Workspace admin Alice@Example.com is not on the approved admin list")
-    assert results["u2"] == ("ok", "Workspace admin Bob is on the approved admin list")
+    assert results["u1"] == ("alarm", "Alice <Alice@Example.com>, admin of workspace w1, is not on the approved admin list")
+    assert results["u2"] == ("ok", "Bob, admin of workspace w1, is on the approved admin list")
     assert {status for status, _ in by_gid(admin_results(ADMINS, [])).values()} == {"alarm", "skip"}
 
 
@@ -417,8 +421,9 @@ NO_USERS = tables()["users"]
 def reviewed(changes, hist, users=NO_USERS, **options):
     """membership_change_results by (user, resource, change type, window end), with the change row."""
     results = membership_change_results(changes, hist, users, **options)
-    assert results["resource_type"].eq("membership_change").all() and results["resource_url"].isna().all()
     rows = changes.set_index("change_id")
+    assert results["resource_type"].eq("membership_change").all()
+    assert (results["resource_url"] == PROFILE + rows.loc[results["resource_gid"], "user_gid"].to_numpy()).all()
     out = {}
     for gid, (status, reason) in by_gid(results).items():
         change = rows.loc[gid]
@@ -456,10 +461,10 @@ def test_membership_change_statuses_for_the_latest_window_and_open_findings():
         ("i", "w1", "role_changed", T1): "info",
     }
     assert results[("h", "w1", "admin_granted", T1)][1] == (
-        "User h: admin granted on workspace w1 (no access -> admin), "
+        "user h: admin granted on workspace w1 (no access -> admin), "
         "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC; not acknowledged yet")
     assert results[("b", "w1", "admin_granted", T0)][1] == (
-        "User b: admin granted on workspace w1 (member -> admin), "
+        "user b: admin granted on workspace w1 (member -> admin), "
         "between 2026-02-28 00:00 UTC and 2026-03-01 00:00 UTC; not acknowledged yet")
 
 
@@ -502,8 +507,8 @@ def test_findings_stay_alarms_until_acknowledged():
     hist = history(GRANT_BEFORE, GRANT_AFTER, *quiet)
     changes = membership_changes(hist)
     window = "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
-    grant = f"User a: admin granted on workspace w1 (member -> admin), {window}"
-    guest = f"User g: guest added on workspace w1 (no access -> guest), {window}"
+    grant = f"Ann@Example.com: admin granted on workspace w1 (member -> admin), {window}"
+    guest = f"g@outside.org: guest added on workspace w1 (no access -> guest), {window}"
     # Two quiet windows later, both findings still alarm; the plain grant of g's membership,
     # information in its own window, is no longer listed.
     assert by_gid(membership_change_results(changes, hist, GRANT_USERS)) == {
@@ -537,3 +542,21 @@ def test_a_membership_back_after_a_snapshot_without_it_is_a_reactivation():
         ("q", "workspace", "w1", "granted", None, "member"),  # back, but inactive
         ("n", "workspace", "w1", "granted", None, "member"),  # never seen before
     }
+
+
+def test_a_user_never_seen_active_is_dated_from_the_membership_creation_and_named():
+    created = T0 - timedelta(days=30)
+    raw = tables(
+        users=[{"gid": "dep", "name": "Dee", "email": "dee@acme.example"}],
+        workspaces=[{"gid": "w1", "name": "Acme"}],
+        workspace_memberships=[{**wm("dep", active=False), "created_at": created}],
+        teams=TEAMS,
+        team_memberships=[{"gid": "tm1", "team_gid": "t1", "user_gid": "dep"}],
+    )
+    results = offboarding_results(access_snapshot(raw, T0, "r0"), raw, T0)
+    [row] = results.itertuples()
+    assert (row.status, row.reason) == (
+        "alarm", 'Dee <dee@acme.example> in workspace "Acme": deactivated some time between 2026-01-30 00:00 UTC '
+                 '(membership created) and 2026-03-01 00:00 UTC; still member of team "Security"; ' + NO_GRACE)
+    assert (row.resource_url, row.name, row.people) == (
+        PROFILE + "dep", "Dee <dee@acme.example>", "Dee <dee@acme.example>")

@@ -191,27 +191,46 @@ def changes():
     return t, populations
 
 
+def ticket(gid: str) -> str:
+    """How a reason starts for a ticket of the change project (every task is named by its gid here)."""
+    return f'Ticket "{gid}" (Change Management): '
+
+
+def approval_task(gid: str) -> str:
+    """How a reason starts for an approval subtask, which is in no project of its own."""
+    return f'Subtask "{gid}-approval" of "{gid}" (Change Management): '
+
+
 CHANGES_APPROVED = {
-    "bypass": ("alarm", "Implementation started at 2026-03-02 11:00 UTC without an approval."),
-    "born-doing": ("alarm", "Approved at 2026-03-02 10:00 UTC, after implementation started at 2026-03-02 09:00 UTC."),
-    "back-to-pending": ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval."),
-    "withdrawn": ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval."),
-    "withdrawn-late": ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start."),
-    "re-approved": ("ok", "Approved at 2026-03-02 11:00 UTC, at or before implementation start."),
-    "not-approved": ("alarm", "Implementation started at 2026-03-02 11:00 UTC without an approval."),
-    "by-section": ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start."),
-    "left-approved": ("alarm", "Implementation started at 2026-03-02 12:00 UTC without an approval."),
-    "left-after-start": ("ok", "Approved at 2026-03-02 10:00 UTC, at or before implementation start."),
-    "completed": ("alarm", "Implementation started at 2026-03-02 14:00 UTC without an approval."),
-    "waiting": ("skip", "Implementation has not started."),
-    "on-time": ("ok", "Approved at 2026-03-02 13:00 UTC, at or before implementation start."),
+    "bypass": ("alarm", ticket("bypass") + "implementation started at 2026-03-02 11:00 UTC without an approval."),
+    "born-doing": ("alarm", ticket("born-doing") + "approved by Carol at 2026-03-02 10:00 UTC, after implementation "
+                            "started at 2026-03-02 09:00 UTC."),
+    "back-to-pending": ("alarm", ticket("back-to-pending")
+                        + "implementation started at 2026-03-02 12:00 UTC without an approval."),
+    "withdrawn": ("alarm", ticket("withdrawn") + "implementation started at 2026-03-02 12:00 UTC without an approval."),
+    "withdrawn-late": ("ok", ticket("withdrawn-late") + "approved by Carol at 2026-03-02 10:00 UTC, at or before "
+                             "implementation start (2026-03-02 11:00 UTC)."),
+    "re-approved": ("ok", ticket("re-approved") + "approved by Carol at 2026-03-02 11:00 UTC, at or before "
+                          "implementation start (2026-03-02 12:00 UTC)."),
+    "not-approved": ("alarm", ticket("not-approved")
+                     + "implementation started at 2026-03-02 11:00 UTC without an approval."),
+    "by-section": ("ok", ticket("by-section") + "approved by Carol at 2026-03-02 10:00 UTC, at or before "
+                         "implementation start (2026-03-02 11:00 UTC)."),
+    "left-approved": ("alarm", ticket("left-approved")
+                      + "implementation started at 2026-03-02 12:00 UTC without an approval."),
+    "left-after-start": ("ok", ticket("left-after-start") + "approved by Carol at 2026-03-02 10:00 UTC, at or before "
+                               "implementation start (2026-03-02 11:00 UTC)."),
+    "completed": ("alarm", ticket("completed") + "implementation started at 2026-03-02 14:00 UTC without an approval."),
+    "waiting": ("skip", ticket("waiting") + "implementation has not started."),
+    "on-time": ("ok", ticket("on-time") + "approved by Carol at 2026-03-02 13:00 UTC, at or before implementation "
+                      "start (2026-03-02 13:00 UTC)."),
 }
 
 
 def test_changes_approved_judges_each_ticket_as_written(changes):
     t, _ = changes
     subtasks = ("born-doing", "back-to-pending", "withdrawn", "withdrawn-late", "re-approved", "on-time")
-    approval_tasks = {f"{gid}-approval": ("skip", "Not a change ticket.") for gid in subtasks}
+    approval_tasks = {f"{gid}-approval": ("skip", approval_task(gid) + "not a change ticket.") for gid in subtasks}
     assert results_of(t, "changes_approved") == {**CHANGES_APPROVED, **approval_tasks}
 
 
@@ -252,7 +271,8 @@ def test_story_kinds_come_from_the_subtype_first():
     assert mine["event_type"].tolist() == ["created", "assigned", "unassigned", "completed", "name_changed"]
     unassigned = mine[mine["event_type"] == "unassigned"].iloc[0]
     assert pd.isna(unassigned["new_value"]) and unassigned["old_value"] == "bob"
-    assert results_of(t, "tickets_assigned")["t1"] == ("alarm", "Completed without an assignee at completion.")
+    assert results_of(t, "tickets_assigned")["t1"] == (
+        "alarm", ticket("t1") + "completed at 2026-03-02 11:00 UTC by Bob without an assignee at completion.")
 
 
 def test_a_section_story_without_a_section_is_not_a_move():
@@ -283,11 +303,12 @@ def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
     ]
     t, _ = derive(org.raw())
     assert results_of(t, "tickets_synced") == {
-        "fresh": ("ok", "Last synced at 2026-03-11 10:00 UTC."),
-        "edge": ("ok", "Last synced at 2026-03-11 09:00 UTC."),  # exactly the allowed age
-        "stale": ("alarm", "Last synced at 2026-03-11 08:59 UTC, longer ago than allowed."),
-        "never": ("alarm", "The project's tasks were never listed completely."),
-        "lost": ("alarm", "The source listed this task but it is not in tickets (see quarantine)."),
+        "fresh": ("ok", 'Project "Fresh": last synced at 2026-03-11 10:00 UTC.'),
+        "edge": ("ok", 'Project "Edge": last synced at 2026-03-11 09:00 UTC.'),  # exactly the allowed age
+        "stale": ("alarm", 'Project "Stale": last synced at 2026-03-11 08:59 UTC, longer ago than allowed.'),
+        "never": ("alarm", 'Project "Never": its tasks were never listed completely.'),
+        # The quarantined record carries no name: the task is named by its gid.
+        "lost": ("alarm", "Task lost: the source listed it but it is not in tickets (see quarantine)."),
     }
 
 
@@ -295,7 +316,8 @@ def test_tickets_synced_passes_when_every_project_is_fresh_and_nothing_is_lost()
     org = Org()
     org.task("kept")
     t, _ = derive(org.raw())
-    assert results_of(t, "tickets_synced") == {"p1": ("ok", "Last synced at 2026-03-12 08:00 UTC.")}
+    assert results_of(t, "tickets_synced") == {"p1": ("ok", ('Project "Change Management": last synced at '
+                                                            '2026-03-12 08:00 UTC.'))}
     t, _ = derive(org.raw(), max_sync_age_hours=0.5)
     assert results_of(t, "tickets_synced")["p1"][0] == "alarm"
 

@@ -22,8 +22,8 @@ defs = dg.Definitions(
         *raw_checks.raw_checks, raw_checks.connections_fresh,
         *compliance_checks.monitor_checks, *compliance_checks.quality_checks,
     ],
-    jobs=[jobs.full_sync, jobs.incremental_sync],
-    schedules=[schedules.full_sync_at_connection_hour],
+    jobs=[jobs.full_sync, jobs.incremental_sync, jobs.reconcile_sync],
+    schedules=[schedules.full_sync_at_connection_hour, schedules.reconcile_at_connection_hour],
     sensors=[sensors.asana_connections_sensor, sensors.asana_events_sensor, sensors.asana_freshness_sensor],
     resources=configured_resources(),
     # The steps are light (one async crawl, pandas transforms, checks that read Parquet): running

@@ -21,6 +21,7 @@ from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
 from asana_assets.lib.asana.client import run as run_async
 from asana_assets.lib.asana.crawl import SyncResult, crawl
 from asana_assets.lib.asana.incremental import IncrementalResult, incremental_sync
+from asana_assets.lib.asana.reconcile import reconcile_sync
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.compliance.monitors import MonitorParams
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
@@ -179,27 +180,40 @@ class AsanaResource(dg.ConfigurableResource):
             lambda client: incremental_sync(client, state, current, self.workspace_gid or None, projects)
         )
 
-    def changed_projects(self, state: SyncState) -> dict[str, str]:
-        """Projects with events since their token (read without consuming them: a token may be
-        sent again), each with a digest of what is pending; an expired token counts as changed.
+    def sync_reconcile(self, state: SyncState, current: dict[str, pa.Table]) -> IncrementalResult:
+        """Bring the ``current`` raw tables in line with the source without a full crawl (see
+        lib/asana/reconcile.py); ``state`` gets every project's next token."""
+        return self._run(lambda client: reconcile_sync(client, state, current, self.workspace_gid or None))
+
+    def changed_projects(self, state: SyncState, projects: Iterable[str] | None = None) -> dict[str, str | None]:
+        """Look at the events feeds of ``projects`` (default: every project with a token), one
+        request each, reading without consuming (a token may be sent again): per project looked
+        at, a digest of what is pending, or None when nothing is; an expired token counts as
+        pending. A project whose look failed is left out, to be looked at again; when every look
+        failed, the first failure is raised.
 
         A look, not a sync: it neither retries nor waits out a rate limit (the next poll will
         look again), so one slow or throttled connection never holds up the others' polls."""
 
-        async def peek(client: AsanaClient, gid: str, token: str) -> tuple[str, str | None]:
+        async def peek(client: AsanaClient, gid: str, token: str) -> str | None:
             try:
                 events, _, more = await client.events(gid, token)
             except SyncTokenExpiredError:
-                return gid, f"{token}:expired"
+                return f"{token}:expired"
             last = events[-1] if events else None
-            pending = last and f"{token}:{len(events)}:{more}:{last.get('created_at')}:{last['resource']['gid']}"
-            return gid, pending
+            return last and f"{token}:{len(events)}:{more}:{last.get('created_at')}:{last['resource']['gid']}"
 
-        async def run(client: AsanaClient) -> dict[str, str]:
+        async def run(client: AsanaClient) -> dict[str, str | None]:
             now = datetime.now(UTC)
-            tokens = {gid: state.token(gid, now) or "" for gid in state.tokens}
-            found = await asyncio.gather(*(peek(client, gid, token) for gid, token in tokens.items()))
-            return {gid: digest for gid, digest in found if digest}
+            gids = [gid for gid in (state.tokens if projects is None else projects) if gid in state.tokens]
+            found = await asyncio.gather(*(peek(client, gid, state.token(gid, now) or "") for gid in gids),
+                                         return_exceptions=True)
+            failures = [outcome for outcome in found if isinstance(outcome, BaseException)]
+            looked = {gid: outcome for gid, outcome in zip(gids, found, strict=True)
+                      if not isinstance(outcome, BaseException)}
+            if failures and (not looked or not all(isinstance(f, Exception) for f in failures)):
+                raise failures[0]
+            return looked
 
         return self._run(run, max_retries=0, timeout=PEEK_TIMEOUT)
 

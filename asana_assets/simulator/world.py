@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -169,6 +171,17 @@ class World:
                     render(obj, plan(rtype, default_spec(rtype, EVERYTHING[rtype])), self.objects)
                 )
             return truth
+
+    @contextmanager
+    def events_lost(self) -> Iterator[None]:
+        """Changes made inside reach no events feed, as when Asana loses their events (it
+        delivers them at most once); a sync must find them by listing."""
+        with self.lock:
+            before, self.record_events = self.record_events, False
+            try:
+                yield
+            finally:
+                self.record_events = before
 
     # ------------------------------------------------------------------ organisation setup
     def add_workspace(self, name: str, email_domains: list[str], is_organization: bool = True) -> Workspace:

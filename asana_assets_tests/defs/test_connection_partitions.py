@@ -12,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from asana_assets.defs.automation import sensors
-from asana_assets.defs.automation.schedules import full_sync_at_connection_hour
+from asana_assets.defs.automation.schedules import full_sync_at_connection_hour, reconcile_at_connection_hour
 from asana_assets.defs.automation.sensors import asana_connections_sensor, asana_events_sensor, asana_freshness_sensor
 from asana_assets.defs.raw.assets import asana_raw_sync
 from asana_assets.defs.raw.checks import freshness
@@ -145,16 +145,20 @@ def test_each_connection_has_its_schedule_and_its_freshness(deployment):
     store.save(store.get(d["c"]).model_copy(update={"status": "revoked"}))
     d["instance"].add_dynamic_partitions("asana_connection", [d["a"], d["b"], d["c"]])
 
-    def due_at(hour):
-        at = NOW.replace(hour=hour, minute=0)
+    def due_at(hour, schedule=reconcile_at_connection_hour, day=NOW):
+        at = day.replace(hour=hour, minute=0)
         with dg.build_schedule_context(instance=d["instance"], resources=d["resources"],
                                        scheduled_execution_time=at) as context:
-            requests = full_sync_at_connection_hour(context)
+            requests = schedule(context)
         return [] if isinstance(requests, dg.SkipReason) else [r.partition_key for r in requests]
 
     assert due_at(5) == [d["a"]]
     assert due_at(3) == [d["b"]]  # the default hour; c is revoked and never scheduled
     assert due_at(4) == []
+    sunday = NOW + timedelta(days=6)  # NOW is a Monday; the full sync is weekly, on Sundays
+    assert due_at(5, full_sync_at_connection_hour) == []
+    assert due_at(5, full_sync_at_connection_hour, sunday) == [d["a"]]
+    assert due_at(5, day=sunday) == []
 
     sync(d, d["b"])
     now = datetime.now(UTC)

@@ -435,3 +435,22 @@ def test_due_on_and_due_at_exclude_each_other(small):
     assert (task.due_on, task.due_at) == ("2026-07-10", None)
     small.update_task(task, due_on=None)
     assert _story(small, task.gid).old["due_on"] == "2026-07-10" and _story(small, task.gid).new is None
+
+
+def test_changes_with_their_events_lost_reach_no_feed_but_change_the_world(small):
+    project = small.objects[small.objects[small.workspaces[0]].projects[0]]
+    task = small.objects[small.project_tasks(project)[0]]
+    feeds = {gid: len(events) for gid, events in small.events.items()}
+    before = task.modified_at
+    with small.events_lost():
+        small.update_task(task, name="Renamed unseen")
+        small.add_comment(task, "Said unseen")
+    assert {gid: len(events) for gid, events in small.events.items() if events} == {
+        gid: n for gid, n in feeds.items() if n
+    }
+    assert task.name == "Renamed unseen" and task.modified_at > before
+    with pytest.raises(ValueError), small.events_lost():
+        raise ValueError("a failed change")
+    assert small.record_events  # back on, even after a failure
+    small.add_comment(task, "Said aloud")
+    assert small.events[project.gid][-1].action == "added"

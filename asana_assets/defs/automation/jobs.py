@@ -1,4 +1,4 @@
-"""The two sync jobs; each runs one connection (partition) at a time."""
+"""The sync jobs; each runs one connection (partition) at a time."""
 
 import dagster as dg
 
@@ -16,4 +16,10 @@ incremental_sync = dg.define_asset_job(
     "asana_incremental_sync", selection=SYNC,
     config=dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="incremental")}),
     description="Apply the changes a connection's events feeds report, then re-derive and re-check everything.",
+)
+reconcile_sync = dg.define_asset_job(
+    "asana_reconcile_sync", selection=SYNC,
+    config=dg.RunConfig(ops={asana_raw_sync.node_def.name: SyncConfig(mode="reconcile")}),
+    description="List every project's sections, members and tasks and re-read only what changed (what the events "
+                "feeds missed, deletions included), then re-derive and re-check everything.",
 )

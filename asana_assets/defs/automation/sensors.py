@@ -6,13 +6,16 @@ Each connection is a partition (see defs/partitions.py), and every request below
   connections, and asks for a new connection's first full sync;
 - ``asana_events_sensor`` polls each connection's project events feeds (reading, not consuming,
   the pending events) and asks for an incremental run of the projects that changed; the run
-  applies exactly those changes and only then advances the saved tokens;
+  applies exactly those changes and only then advances the saved tokens. Polls follow activity,
+  not the number of projects (lib/asana/polls.py): a project with recent events is polled at
+  every tick, a quiet one less and less often, an archived one never (the daily reconcile covers
+  it), and one tick's polls stay within POLL_SHARE of the connection's request quota;
 - ``asana_freshness_sensor`` records whether every connection's tables are younger than the
   freshness limit, naming each connection that stopped syncing.
 
-The daily full reconciliation is the schedule's (schedules.py). A connection that fails (revoked
-token, outage, rate limit) fails its own poll or run; dagster.yaml queues runs per partition, so
-it never holds up another connection's.
+The daily reconcile and the weekly full sync are the schedules' (schedules.py). A connection
+that fails (revoked token, outage, rate limit) fails its own poll or run; dagster.yaml queues runs
+per partition, so it never holds up another connection's.
 """
 
 import hashlib
@@ -27,12 +30,17 @@ from asana_assets.defs.partitions import ConnectionSchedule, connection_partitio
 from asana_assets.defs.raw.assets import SyncConfig, asana_raw_sync
 from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.lib.asana.polls import PollPolicy
 from asana_assets.lib.connections.troubleshooting import describe
+from asana_assets.lib.storage.polls import poll_store
 
 EVENTS_INTERVAL = 60  # seconds between two ticks of the events sensor
 # Ticks drift by a few seconds: a connection polled every minute must not skip every other tick.
 TICK_SLACK = timedelta(seconds=EVENTS_INTERVAL / 2)
 POLL_BUDGET = 40.0  # seconds a tick waits for the polls (Dagster gives a sensor 60)
+POLL_SHARE = 0.10  # of a connection's requests a minute, what one tick's polls may spend (one request a project)
+ACTIVE_MINUTES = 10.0  # a project is polled at every tick this long after events were seen in its feed
+MAX_BACKOFF = 64  # a quiet project's interval doubles per quiet poll, up to poll_minutes x this
 
 
 @dg.sensor(
@@ -54,30 +62,58 @@ def asana_connections_sensor(context: dg.SensorEvaluationContext, asana: AsanaRe
     )
 
 
-def _look(asana: AsanaResource, warehouse: WarehouseResource, connection: ConnectionSchedule) -> dict[str, str] | str:
-    """One connection's changed projects, or why it has none to offer."""
+def poll_policy(asana: AsanaResource, connection: ConnectionSchedule) -> PollPolicy:
+    """How a connection's projects are polled: its poll interval, and POLL_SHARE of its quota a tick."""
+    return PollPolicy(
+        every=connection.poll_minutes, budget=max(1, int(asana.requests_per_minute * POLL_SHARE)),
+        active_for=ACTIVE_MINUTES, max_factor=MAX_BACKOFF, slack=TICK_SLACK.total_seconds() / 60,
+    )
+
+
+def _now() -> datetime:
+    """The tick's time (one place, so that a test can move the clock)."""
+    return datetime.now(UTC)
+
+
+def _look(asana: AsanaResource, warehouse: WarehouseResource, connection: ConnectionSchedule,
+          now: datetime) -> dict[str, str] | str:
+    """The changed projects among those of one connection due for a poll, or why there are none.
+    The poll schedule is saved once the polls are done (a failed poll leaves its project due)."""
     try:
-        state = warehouse.for_connection(connection.key).state_store().load()
+        warehouse = warehouse.for_connection(connection.key)
+        state = warehouse.state_store().load()
         if not state.tokens:
             return "no sync yet (its first full sync takes the events tokens)"
-        changed = asana.for_connection(connection.key).changed_projects(state)
+        store = poll_store(warehouse.directory, warehouse.postgres_url, warehouse.postgres_schema)
+        schedule, policy = store.load(), poll_policy(asana, connection)
+        tracked = set(state.tokens) - set(state.archived)
+        due, waiting = schedule.due(tracked, policy, now.timestamp())
+        if not due:
+            return f"none of {len(tracked)} project(s) due for a poll ({len(state.archived)} archived, left to the reconcile)"
+        looked = asana.for_connection(connection.key).changed_projects(state, due)
+        schedule.polled({gid: pending is not None for gid, pending in looked.items()}, policy, now.timestamp())
+        store.save(schedule)
     except Exception as failure:  # noqa: BLE001 - whatever breaks one connection must not stop the others' polls
         # Its cause and fix, never its raw text: an unexpected error's text may quote a token.
         return f"could not poll: {describe(failure)}"
-    return changed or f"no new events in {len(state.tokens)} project(s)"
+    changed = {gid: pending for gid, pending in looked.items() if pending is not None}
+    later = f"; {waiting} more due, polled next tick" if waiting else ""
+    return changed or f"no new events in {len(looked)} project(s){later}"
 
 
 @dg.sensor(
     job=incremental_sync, minimum_interval_seconds=EVENTS_INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every minute (each connection at most every poll_minutes): looks at the projects' events feeds "
-                "and starts an incremental sync of the projects that changed.",
+    description="Every minute (each connection at most every poll_minutes): looks at the events feeds of the "
+                "projects due (recently active ones at every tick, quiet ones less often, archived ones never; "
+                "at most 10% of the connection's request quota a tick) and starts an incremental sync of the "
+                "projects that changed.",
 )
 def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResource, warehouse: WarehouseResource):
     """Request an incremental run, per connection, of the projects whose events feed has anything new."""
     served = serving(asana.connections(), context.instance)
     # connection -> when its feeds were last polled (connections no longer served are dropped)
     polled = {k: v for k, v in _polled(context.cursor).items() if k in {c.key for c in served}}
-    now = datetime.now(UTC)
+    now = _now()
     due = [
         c for c in served
         if c.key not in polled
@@ -89,7 +125,7 @@ def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResourc
     # and the tick waits POLL_BUDGET at most: a connection not done by then is looked at again
     # next time, and the others' runs are requested now.
     pool = ThreadPoolExecutor(max_workers=min(8, len(due)))
-    futures = {c.key: pool.submit(_look, asana, warehouse, c) for c in due}
+    futures = {c.key: pool.submit(_look, asana, warehouse, c, now) for c in due}
     done, _ = wait(futures.values(), timeout=POLL_BUDGET)
     pool.shutdown(wait=False, cancel_futures=True)
     looks = {key: future.result() if future in done else f"could not poll: no answer within {POLL_BUDGET:g} s"

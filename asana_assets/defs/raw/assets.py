@@ -20,8 +20,8 @@ from asana_assets.lib.storage.gate import DEFAULT_MAX_SHARE, MassDeletionRefused
 from asana_assets.lib.storage.text import nul_quarantine
 
 RAW_GROUP = "asana_raw"
-# The daily full sync keeps every table younger than a day even when nothing changes; a table
-# older than this means the connection is failing.
+# The daily reconcile (the full sync on its weekday) keeps every table younger than a day even
+# when nothing changes; a table older than this means the connection is failing.
 # The policy judges an asset across its partitions (any connection's sync makes it fresh);
 # raw/checks.connections_fresh judges each connection against the same limit.
 FRESHNESS_LIMIT = timedelta(hours=26)
@@ -48,9 +48,11 @@ DESCRIPTIONS = {
 
 class SyncConfig(dg.Config):
     """full: crawl everything (and take fresh events tokens); incremental: apply only the
-    changes the projects' events feeds report (falls back to full without a previous sync)."""
+    changes the projects' events feeds report; reconcile: list every project's sections, members
+    and tasks and re-read only what changed, events pending included (both fall back to full
+    without a previous sync)."""
 
-    mode: Literal["full", "incremental"] = "full"
+    mode: Literal["full", "incremental", "reconcile"] = "full"
     projects: list[str] = Field(
         default_factory=list, description="incremental: poll only these projects (default: all)"
     )
@@ -111,14 +113,21 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
     state = store.load()
     whole = selected == set(RAW_TABLES)
     current = {t: warehouse.read(t) for t in selected if warehouse.parquet().exists(t)}
-    if config.mode == "incremental" and whole and state.tokens and len(current) == len(RAW_TABLES):
+    previous = whole and len(current) == len(RAW_TABLES)
+    if config.mode == "incremental" and previous and state.tokens:
         changes = asana.sync_incremental(state, dict(current), config.projects)
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "
             f"{len(changes.relisted)} project(s) re-listed"
         )
+    elif config.mode == "reconcile" and previous:
+        changes = asana.sync_reconcile(state, dict(current))
+        result, mode = changes.result, (
+            f"reconcile: {changes.changed} task(s) changed, {len(changes.deleted)} deleted, "
+            f"{len(changes.relisted)} project(s) listed"
+        )
     else:
-        # A first sync, a subset, or the daily reconciliation: crawl everything selected.
+        # A first sync, a subset, or the weekly full sync: crawl everything selected.
         result, mode = asana.sync(selected, track_events=whole), "full"
         if whole:
             record_full_sync(state, result)

@@ -162,12 +162,14 @@ class WorkspaceCrawler:
         assert self._tasks is not None
         self._tasks.create_task(self._tolerate_gone(coro, container) if container else coro)
 
-    async def _tolerate_gone(self, coro, container: str) -> None:
+    async def _tolerate_gone(self, coro, container: str) -> Any:
+        """``coro``'s result; None when ``container`` is gone."""
         try:
-            await coro
+            return await coro
         except NotFoundError:
             log.info("Asana object %s is gone (404): leaving it out of this sync", container)
             self._gone.add(container)
+            return None
 
     def _drop_gone(self) -> None:
         """Remove objects deleted during the crawl, and the rows that hang off them."""
@@ -340,15 +342,25 @@ class WorkspaceCrawler:
                 self._add("task_tags", t)
         if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
             return  # without a usable gid its children cannot be reached
-        if self.needs("stories"):
-            self._spawn(self._stories(gid), gid)
-        # num_subtasks lets leaves skip a request; unknown (quarantined) means look.
-        if task is None or task.num_subtasks is None or task.num_subtasks > 0:
-            self._spawn(self._task_pages(f"/tasks/{gid}/subtasks", None, gid), gid)
+        self._children(gid, None if task is None else task.num_subtasks)
 
     def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
         """Whether to fetch a task's stories and subtasks: always, in a full crawl."""
         return True
+
+    def _children(self, gid: str, num_subtasks: int | None) -> None:
+        """Schedule a task's stories and subtasks."""
+        if self.needs("stories"):
+            self._spawn(self._stories(gid), gid)
+        if self._has_subtasks(gid, num_subtasks):
+            self._spawn(self._subtasks(gid), gid)
+
+    def _has_subtasks(self, gid: str, num_subtasks: int | None) -> bool:
+        """num_subtasks lets leaves skip a request; unknown (a quarantined task) means look."""
+        return num_subtasks is None or num_subtasks > 0
+
+    async def _subtasks(self, gid: str) -> None:
+        await self._task_pages(f"/tasks/{gid}/subtasks", None, gid)
 
     async def _stories(self, task_gid: str) -> None:
         async for page in self.client.pages(f"/tasks/{task_gid}/stories", None, fields=STORY_FIELDS):

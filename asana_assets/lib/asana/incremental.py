@@ -15,9 +15,10 @@ incremental sync then:
   do not hold;
 - re-lists a project whose token expired (412, or older than its 24 h life), or whose feed held
   an event it cannot read, and reconciles: tasks it no longer lists are re-read, so a deletion or
-  a move out is never missed; stories are re-read only for tasks whose ``modified_at`` or place
-  (project, section) moved, since ``modified_at`` ignores moves (a move there and back between
-  two syncs is left to the daily full sync);
+  a move out is never missed; stories and subtasks are re-read only for tasks whose
+  ``modified_at``, place (project, section) or subtask count moved, since ``modified_at``
+  ignores moves (a move there and back between two syncs is left to the weekly full sync), and a
+  known subtask its parent no longer lists is re-read (a 404 means deleted);
 - merges the changes into the current tables: rows of re-read tasks are replaced, rows of
   deleted tasks and their subtasks removed, the sections and members of re-listed projects
   replaced; broken references are then quarantined from the merged tables, as a full crawl does.
@@ -138,6 +139,11 @@ class IncrementalCrawler(WorkspaceCrawler):
         self.forced: set[str] = set()  # tasks an event named: re-read whatever their modified_at
         tasks, places = current["tasks"], current["task_memberships"]
         self.known_modified = dict(zip(tasks["gid"].to_pylist(), tasks["modified_at"].to_pylist()))
+        self.known_subtasks = dict(zip(tasks["gid"].to_pylist(), tasks["num_subtasks"].to_pylist()))
+        children = tasks.filter(pc.is_valid(tasks["parent_gid"])).group_by("parent_gid").aggregate([("gid", "list")])
+        self.known_children: dict[str, list[str]] = dict(
+            zip(children["parent_gid"].to_pylist(), children["gid_list"].to_pylist())
+        )
         self.known_sections = set(current["sections"]["gid"].to_pylist())
         # modified_at ignores moves between sections and projects: compare where tasks sit too.
         self.known_places: dict[str, set] = {}
@@ -158,17 +164,11 @@ class IncrementalCrawler(WorkspaceCrawler):
 
     async def _poll(self, project_gid: str, sync: str) -> None:
         """Read the project's events since its token; re-read what they name."""
-        changes = FeedChanges()
-        while True:
-            try:
-                events, sync, more = await self.client.events(project_gid, sync)
-            except SyncTokenExpiredError:
-                await self._relist(project_gid)  # the feed is gone: reconcile from a listing
-                return
-            changes.read(events)
-            if not more:
-                break
-        self.tokens[project_gid] = sync
+        try:
+            changes, self.tokens[project_gid] = await self._read_feed(project_gid, sync)
+        except SyncTokenExpiredError:
+            await self._relist(project_gid)  # the feed is gone: reconcile from a listing
+            return
         self._forget(changes.deleted)
         for gid in changes.reread:
             self._spawn(self._reread(gid))
@@ -180,6 +180,15 @@ class IncrementalCrawler(WorkspaceCrawler):
             self._refresh(project_gid)
         self._synced(project_gid)
 
+    async def _read_feed(self, project_gid: str, sync: str) -> tuple[FeedChanges, str]:
+        """What the project's events since ``sync`` name, and the token that follows them."""
+        changes = FeedChanges()
+        while True:
+            events, sync, more = await self.client.events(project_gid, sync)
+            changes.read(events)
+            if not more:
+                return changes, sync
+
     def _forget(self, gids: set[str]) -> None:
         """Tasks deleted at the source: removed from the tables, and their parents (in the current
         tables) re-read, since their subtask counts changed."""
@@ -187,7 +196,7 @@ class IncrementalCrawler(WorkspaceCrawler):
             return
         self.deleted |= gids
         tasks = self.current["tasks"]
-        parents = tasks.filter(pc.is_in(tasks["gid"], _gids(gids)))["parent_gid"].drop_null()
+        parents = tasks.filter(pc.is_in(tasks["gid"], gid_array(gids)))["parent_gid"].drop_null()
         for gid in set(parents.to_pylist()) - gids:
             self._spawn(self._reread(gid))
 
@@ -213,8 +222,10 @@ class IncrementalCrawler(WorkspaceCrawler):
             self._spawn(self._reread(gid))
 
     async def _reread(self, gid: str) -> None:
-        """Fetch one task as it is now; 404 means it was deleted."""
+        """Fetch one task as it is now; 404 means it was deleted. A task already read this sync
+        is not fetched again, but its stories and subtasks are, if its reading skipped them."""
         if gid in self._seen_tasks:
+            self._force(gid)
             return
         try:
             raw = await self.client.get_data(f"/tasks/{gid}", fields=TASK_FIELDS)
@@ -226,6 +237,14 @@ class IncrementalCrawler(WorkspaceCrawler):
         row = self.rows["tasks"].get((gid,))
         if row is not None and row["parent_gid"] and gid not in self.known_modified:
             self._spawn(self._reread(row["parent_gid"]))  # a subtask new to the tables: its parent counts it
+
+    def _force(self, gid: str) -> None:
+        """Read a task's stories and subtasks whatever its own reading found (once per sync)."""
+        self.forced.add(gid)
+        if gid not in self.stories_read:
+            self.stories_read.add(gid)
+            row = self.rows["tasks"].get((gid,))
+            self._children(gid, None if row is None else row["num_subtasks"])
 
     async def _story_changed(self, gid: str) -> None:
         """A story named without its task: find the task in the tables, else ask the story."""
@@ -246,14 +265,27 @@ class IncrementalCrawler(WorkspaceCrawler):
             self._refresh(row["project_gid"])  # its section-added event was lost, or is in a feed not polled
 
     def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
-        """Stories and subtasks only for a task that changed: named by an event, new, or moved."""
+        """Stories and subtasks only for a task that changed: named by an event, new, moved, or
+        with subtasks added or removed (which leave its ``modified_at`` alone)."""
         changed = (
             gid in self.forced or task is None or self.known_modified.get(gid) != task.modified_at
             or self.known_places.get(gid, set()) != {(m.project.gid, gid_of(m.section)) for m in task.memberships}
+            or self.known_subtasks.get(gid) != task.num_subtasks
         )
         if changed:
             self.stories_read.add(gid)
         return changed
+
+    def _has_subtasks(self, gid: str, num_subtasks: int | None) -> bool:
+        return super()._has_subtasks(gid, num_subtasks) or gid in self.known_children
+
+    async def _subtasks(self, gid: str) -> None:
+        """List a task's subtasks; a subtask the tables hold under it and the listing lacks was
+        deleted or moved to another parent: re-read it (a 404 removes it)."""
+        await super()._subtasks(gid)
+        for child in self.known_children.get(gid, ()):
+            if child not in self._seen_tasks and child not in self.deleted:
+                self._spawn(self._reread(child))
 
     # -- merging ----------------------------------------------------------------------
     def _finish(self, fresh: dict[str, pa.Table]) -> dict[str, pa.Table]:
@@ -273,7 +305,7 @@ class IncrementalCrawler(WorkspaceCrawler):
             out[name] = _replace(self.current[name], fresh[name], key, read | removed)
         out["stories"] = _replace(self.current["stories"], fresh["stories"], "task_gid", self.stories_read | removed)
         for name in ("sections", "project_memberships", "task_memberships"):
-            out[name] = out[name].filter(pc.invert(pc.is_in(out[name]["project_gid"], _gids(gone))))
+            out[name] = out[name].filter(pc.invert(pc.is_in(out[name]["project_gid"], gid_array(gone))))
         scopes = {"tasks": read | removed, "stories": self.stories_read | removed,
                   "sections": self.refreshed, "project_memberships": self.refreshed}
         kept = _unreplaced(self.current["quarantine"], scopes)
@@ -284,7 +316,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         """Deleted tasks and, level by level, their subtasks (Asana deletes those with them)."""
         tasks, out, level = self.current["tasks"], set(gids), set(gids)
         while level:
-            children = tasks.filter(pc.fill_null(pc.is_in(tasks["parent_gid"], _gids(level)), False))["gid"]
+            children = tasks.filter(pc.fill_null(pc.is_in(tasks["parent_gid"], gid_array(level)), False))["gid"]
             level = set(children.to_pylist()) - out
             out |= level
         return out
@@ -293,7 +325,7 @@ class IncrementalCrawler(WorkspaceCrawler):
 def _replace(current: pa.Table, fresh: pa.Table, column: str, scope: set[str]) -> pa.Table:
     """Rows of ``current`` outside ``scope`` (by ``column``), plus every fresh row."""
     if scope:
-        current = current.filter(pc.invert(pc.fill_null(pc.is_in(current[column], _gids(scope)), False)))
+        current = current.filter(pc.invert(pc.fill_null(pc.is_in(current[column], gid_array(scope)), False)))
     return pa.concat_tables([current, fresh.select(current.column_names).cast(current.schema)])
 
 
@@ -332,7 +364,7 @@ def _keep_sync_times(fresh: pa.Table, current: pa.Table) -> pa.Table:
     ).select(fresh.column_names).cast(fresh.schema)
 
 
-def _gids(values: Iterable[str]) -> pa.Array:
+def gid_array(values: Iterable[str]) -> pa.Array:
     return pa.array(sorted(values), pa.string())
 
 
@@ -340,8 +372,14 @@ def _gids(values: Iterable[str]) -> pa.Array:
 class IncrementalResult:
     result: SyncResult
     deleted: set[str]
-    reread: int
+    reread: int  # tasks fetched one by one, or named by an event
     relisted: set[str]
+    changed: int = 0  # tasks whose stories and subtasks were read again
+
+
+def archived(projects: pa.Table) -> list[str]:
+    """The archived projects of a ``projects`` table."""
+    return projects.filter(pc.fill_null(projects["archived"], False))["gid"].to_pylist()
 
 
 async def incremental_sync(
@@ -352,11 +390,13 @@ async def incremental_sync(
     ``state`` is advanced in memory only."""
     crawler = IncrementalCrawler(client, state, current, projects)
     fresh = await crawler.run(workspace_gid)
-    state.advance(fresh.tokens, fresh.tables["projects"]["gid"].to_pylist(), crawler.now, full=False)
-    return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted)
+    listed = fresh.tables["projects"]
+    state.advance(fresh.tokens, listed["gid"].to_pylist(), crawler.now, full=False, archived=archived(listed))
+    return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted, len(crawler.stories_read))
 
 
 def record_full_sync(state: SyncState, result: SyncResult) -> None:
     """After a full crawl with track_events: its tokens become the starting point."""
     state.tokens = {}
-    state.advance(result.tokens, result.tables["projects"]["gid"].to_pylist(), result.started_at, full=True)
+    listed = result.tables["projects"]
+    state.advance(result.tokens, listed["gid"].to_pylist(), result.started_at, full=True, archived=archived(listed))

@@ -11,11 +11,13 @@ TOKEN_LIFE = timedelta(hours=24)
 
 @dataclass
 class SyncState:
-    """What an incremental sync resumes from: per project, its events token and when it was taken."""
+    """What an incremental sync resumes from: per project, its events token and when it was taken;
+    and which projects are archived (the events sensor leaves those to the daily reconcile)."""
 
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     last_full_sync_at: str | None = None
     last_sync_at: str | None = None
+    archived: list[str] = field(default_factory=list)
 
     def token(self, project_gid: str, now: datetime) -> str | None:
         """The project's token, unless it is older than its life (then the project is re-listed)."""
@@ -24,13 +26,13 @@ class SyncState:
             return None
         return entry["sync"]
 
-    def advance(self, tokens: dict[str, str], projects: Iterable[str], now: datetime, full: bool) -> None:
+    def advance(self, tokens: dict[str, str], projects: Iterable[str], now: datetime, full: bool,
+                archived: Iterable[str] = ()) -> None:
         live = set(projects)
         kept = {gid: entry for gid, entry in self.tokens.items() if gid in live}
         fresh = {gid: {"sync": sync, "taken_at": now.isoformat()} for gid, sync in tokens.items() if gid in live}
         self.tokens = {**kept, **fresh}
+        self.archived = sorted(set(archived) & live)
         self.last_sync_at = now.isoformat()
         if full:
             self.last_full_sync_at = now.isoformat()
-
-

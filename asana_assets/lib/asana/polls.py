@@ -1,0 +1,96 @@
+"""Which projects' events feeds the sensor looks at in a tick: polls follow activity, not size.
+
+A project is *active* for a while after a poll found events pending in its feed (or after it was
+first tracked): it is polled at every tick. A quiet one is polled again only once its interval
+has passed; the interval doubles with every quiet poll, from the connection's poll interval up to
+``max_factor`` times it, and falls back to the poll interval as soon as events show up. The polls
+of one tick are capped by a request budget: the projects due are taken oldest due first, and the
+rest wait for the next tick.
+
+Bound: a project due at time d is polled within ceil(N / budget) ticks of d, whatever the others
+do (N tracked projects). Every project polled before it in that time was due no later than d, and
+is due again only after the tick that polled it, so at most N polls stand before it. An active
+project is therefore polled within ``every`` + ceil(N / budget) - 1 ticks of its last poll, a
+quiet one within ``every`` x ``max_factor`` + ceil(N / budget) - 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often projects are polled, and how many in one tick."""
+
+    every: float  # minutes: the connection's poll interval, an active project's
+    budget: int  # polls (one request each) per tick
+    active_for: float = 10.0  # minutes a project stays active after events were seen or it was first tracked
+    max_factor: int = 64  # a quiet project's interval grows up to every x this
+    slack: float = 0.5  # minutes: ticks drift, so a project due a little after the tick is polled in it
+
+    def bound(self, projects: int) -> tuple[float, float]:
+        """Minutes within which an active and a quiet project are polled again, whatever the load."""
+        queue = (math.ceil(projects / self.budget) - 1) * self.every
+        return self.every + queue, self.every * self.max_factor + queue
+
+
+@dataclass
+class PollSchedule:
+    """Per project: [last poll, last activity, interval]: epoch seconds (the last poll None
+    before the first), and minutes. Small enough to keep for thousands of projects."""
+
+    projects: dict[str, list] = field(default_factory=dict)
+
+    def due(self, tracked: Iterable[str], policy: PollPolicy, now: float) -> tuple[list[str], int]:
+        """The projects to poll this tick, and how many more are due but wait for the next.
+
+        ``tracked`` are the projects to poll at all (untracked ones are forgotten, new ones are
+        due at once and active for a while).
+        """
+        tracked = set(tracked)
+        self.projects = {gid: entry for gid, entry in self.projects.items() if gid in tracked}
+        for gid in tracked - self.projects.keys():
+            self.projects[gid] = [None, now, policy.every]
+        ready = []
+        for gid, (polled, active, every) in self.projects.items():
+            due_at = active if polled is None else polled + every * MINUTE
+            if now - active < policy.active_for * MINUTE or due_at <= now + policy.slack * MINUTE:
+                ready.append((due_at, gid))
+        ready.sort()
+        return [gid for _, gid in ready[: policy.budget]], max(0, len(ready) - policy.budget)
+
+    def polled(self, found: dict[str, bool], policy: PollPolicy, now: float) -> None:
+        """Record a tick's polls: per project, whether events were pending."""
+        for gid, pending in found.items():
+            _, active, every = self.projects.get(gid, [None, now, policy.every])
+            if pending:
+                active, every = now, policy.every
+            elif now - active < policy.active_for * MINUTE:
+                every = policy.every
+            else:
+                every = min(every * 2, policy.every * policy.max_factor)
+            self.projects[gid] = [now, active, every]
+
+    def to_json(self) -> dict:
+        return {"projects": self.projects}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> PollSchedule:
+        """A schedule saved before; anything unreadable counts as none (every project is due)."""
+        projects = (data or {}).get("projects")
+        if not isinstance(projects, dict):
+            return cls()
+        return cls({gid: entry for gid, entry in projects.items() if _valid(entry)})
+
+
+def _valid(entry) -> bool:
+    return (
+        isinstance(entry, list) and len(entry) == 3
+        and (entry[0] is None or isinstance(entry[0], int | float))
+        and all(isinstance(value, int | float) for value in entry[1:])
+    )

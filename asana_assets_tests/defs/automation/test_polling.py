@@ -1,0 +1,105 @@
+"""The events sensor with many projects: each tick's polls fit its share of the quota, active
+projects are polled at every tick, quiet ones at backed-off intervals, archived ones never, and
+every project within the stated bound; the poll schedule lives beside the sync state, not in
+the cursor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+import dagster as dg
+
+from asana_assets.defs.automation import sensors
+from asana_assets.defs.automation.sensors import asana_events_sensor
+from asana_assets.defs.partitions import DEFAULT, register
+from asana_assets.defs.resources import AsanaResource
+from asana_assets.lib.asana.state import SyncState
+from asana_assets.simulator import DEMO_TOKEN
+from asana_assets_tests.support.pipeline import resources
+
+START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PROJECTS = [str(1_209_000_000_000_100 + i) for i in range(300)]
+ARCHIVED = PROJECTS[:20]
+ACTIVE = set(PROJECTS[20:25])  # events always pending (their runs never catch up)
+
+
+def deployment(tmp_path, monkeypatch, requests_per_minute):
+    """The default connection with PROJECTS synced; returns the sensor's resources and the
+    list of the project lists each tick asked about."""
+    configured = resources("http://127.0.0.1:9/api/1.0", tmp_path)
+    configured["asana"] = AsanaResource(access_token=DEMO_TOKEN, base_url="http://127.0.0.1:9/api/1.0",
+                                        requests_per_minute=requests_per_minute)
+    state = SyncState()
+    state.advance({gid: f"sync-{gid}" for gid in PROJECTS}, PROJECTS, START, full=True, archived=ARCHIVED)
+    configured["warehouse"].state_store().save(state)
+    asked: list[list[str]] = []
+
+    def changed_projects(self, state, projects=None):
+        asked.append(list(projects))
+        return {gid: (f"sync-{gid}:pending" if gid in ACTIVE else None) for gid in projects}
+
+    monkeypatch.setattr(AsanaResource, "changed_projects", changed_projects)
+    return configured, asked
+
+
+def evaluate(configured, instance, monkeypatch, at, cursor):
+    monkeypatch.setattr(sensors, "_now", lambda: at)
+    with dg.build_sensor_context(instance=instance, resources=configured, cursor=cursor) as context:
+        return asana_events_sensor(context)
+
+
+def test_300_projects_are_polled_by_activity_within_the_budget(tmp_path, monkeypatch):
+    # 300 requests a minute: 10% is 30 polls a tick. 280 projects are tracked (20 archived), so a
+    # project due is polled within ceil(280 / 30) = 10 ticks: an active one within 1 + 9 minutes
+    # of its last poll, a quiet one within 64 + 9.
+    configured, asked = deployment(tmp_path, monkeypatch, requests_per_minute=300)
+    instance = dg.DagsterInstance.ephemeral()
+    register(instance, [DEFAULT])
+    cursor, keys = None, []
+    polls: dict[str, list[int]] = {gid: [] for gid in PROJECTS}
+    for minute in range(260):
+        result = evaluate(configured, instance, monkeypatch, START + timedelta(minutes=minute), cursor)
+        cursor = result.cursor
+        assert len(asked) == minute + 1 and len(asked[-1]) <= 30
+        for gid in asked[-1]:
+            polls[gid].append(minute)
+        for request in result.run_requests or ():
+            assert set(request.run_config["ops"]["asana_raw_sync"]["config"]["projects"]) <= ACTIVE
+            keys.append((minute, request.run_key))
+    assert not any(polls[gid] for gid in ARCHIVED)  # left to the reconcile
+    tracked = set(PROJECTS) - set(ARCHIVED)
+    assert all(polls[gid] and polls[gid][0] < 10 for gid in tracked)  # the first sweep
+
+    def gaps(gid):
+        return [b - a for a, b in pairwise(polls[gid])]
+
+    assert max(max(gaps(gid)) for gid in ACTIVE) <= 10
+    assert all(set(gaps(gid)[-100:]) == {1} for gid in ACTIVE)  # once the first sweeps are over: every tick
+    quiet = tracked - ACTIVE
+    assert max(max(gaps(gid)) for gid in quiet) <= 73
+    assert all(max(gaps(gid)) >= 32 for gid in quiet)  # backed off
+    assert all(len([m for m in polls[gid] if m >= 196]) <= 2 for gid in quiet)  # at 64 minutes by now
+    # The same pending events give the same run key, tick after tick.
+    assert len({key for minute, key in keys if minute >= 160}) == 1
+    # The cursor holds one time per connection; the schedule is kept beside the sync state.
+    assert len(cursor) < 100
+    assert (tmp_path / "state" / "event_polls.json").exists()
+
+
+def test_a_failed_poll_leaves_its_projects_due(tmp_path, monkeypatch):
+    configured, asked = deployment(tmp_path, monkeypatch, requests_per_minute=300)
+    instance = dg.DagsterInstance.ephemeral()
+    register(instance, [DEFAULT])
+    working = AsanaResource.changed_projects
+
+    def failing(self, state, projects=None):
+        asked.append(list(projects))
+        raise RuntimeError("throttled")
+
+    monkeypatch.setattr(AsanaResource, "changed_projects", failing)
+    failed = evaluate(configured, instance, monkeypatch, START, None)
+    assert "could not poll" in failed.skip_reason.skip_message
+    monkeypatch.setattr(AsanaResource, "changed_projects", working)
+    evaluate(configured, instance, monkeypatch, START + timedelta(minutes=1), failed.cursor)
+    assert asked[1] == asked[0] == sorted(set(PROJECTS) - set(ARCHIVED))[:30]

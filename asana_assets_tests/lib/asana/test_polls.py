@@ -1,0 +1,78 @@
+"""The poll schedule: active projects at every tick, quiet ones backing off, the polls of a tick
+within the budget, oldest due first, and every project polled within the stated bound."""
+
+from __future__ import annotations
+
+import random
+from itertools import pairwise
+
+from asana_assets.lib.asana.polls import PollPolicy, PollSchedule
+
+POLICY = PollPolicy(every=1, budget=10, active_for=10, max_factor=64, slack=0.5)
+
+
+def ticks(schedule: PollSchedule, policy: PollPolicy, tracked, pending, minutes: int) -> dict[str, list[int]]:
+    """Run one tick a minute; ``pending(gid, minute)`` says whether a poll finds events.
+    Returns the minutes each project was polled."""
+    polls: dict[str, list[int]] = {gid: [] for gid in tracked}
+    for minute in range(minutes):
+        due, _ = schedule.due(tracked, policy, minute * 60.0)
+        assert len(due) <= policy.budget
+        schedule.polled({gid: pending(gid, minute) for gid in due}, policy, minute * 60.0)
+        for gid in due:
+            polls[gid].append(minute)
+    return polls
+
+
+def test_active_projects_every_tick_quiet_ones_backing_off():
+    # "1" always has events pending; "2" never; "3" has events pending from minute 50 to 74
+    # (a run consumes them at 75).
+    pending = {"1": lambda m: True, "2": lambda m: False, "3": lambda m: 50 <= m < 75}
+    polls = ticks(PollSchedule(), POLICY, ["1", "2", "3"], lambda gid, m: pending[gid](m), 201)
+    assert polls["1"] == list(range(201))
+    # New: active for 10 minutes; then the interval doubles with each quiet poll up to 64.
+    assert polls["2"] == [*range(11), 12, 16, 24, 40, 72, 136, 200]
+    # Its events, pending from 50, are seen at its next poll (72); it is then polled at every
+    # tick while they are pending and for 10 minutes after the last poll that found them (74),
+    # then backs off again from 2 minutes.
+    assert polls["3"] == [*range(11), 12, 16, 24, 40, *range(72, 85), 86, 90, 98, 114, 146]
+
+
+def test_a_tick_polls_at_most_its_budget_oldest_due_first():
+    tracked = [str(100 + i) for i in range(25)]
+    schedule = PollSchedule()
+    first, waiting = schedule.due(tracked, POLICY, 0.0)
+    assert first == tracked[:10] and waiting == 15  # all due at once: by gid
+    schedule.polled(dict.fromkeys(first, False), POLICY, 0.0)
+    second, waiting = schedule.due(tracked, POLICY, 60.0)
+    assert second == tracked[10:20] and waiting == 15  # never polled, due since 0, before those polled at 0
+    schedule.polled(dict.fromkeys(second, False), POLICY, 60.0)
+    third, _ = schedule.due(tracked, POLICY, 120.0)
+    assert third == tracked[20:] + tracked[:5]
+
+
+def test_untracked_projects_are_forgotten_and_unreadable_schedules_start_over():
+    schedule = PollSchedule()
+    schedule.due(["1", "2"], POLICY, 0.0)
+    schedule.due(["2"], POLICY, 60.0)  # "1" was archived or deleted
+    assert set(schedule.projects) == {"2"}
+    saved = PollSchedule.from_json(schedule.to_json())
+    assert saved.projects == schedule.projects
+    for garbage in (None, {}, {"projects": []}, {"projects": {"1": "x"}}, {"projects": {"1": [None, "0", 1]}}):
+        assert PollSchedule.from_json(garbage).projects == {}
+
+
+def test_the_bound_with_5000_projects_at_1500_requests_a_minute():
+    """150 polls a tick (10% of 1,500): a project due is polled within ceil(5000 / 150) = 34
+    ticks, so an active one within 1 + 33 minutes of its last poll, a quiet one (interval at
+    most 64) within 64 + 33, however many projects are active."""
+    policy = PollPolicy(every=1, budget=150)
+    assert policy.bound(5000) == (34, 97)
+    tracked = [str(10_000 + i) for i in range(5000)]
+    for active_count in (50, 400):  # within what a tick holds, and far beyond it
+        active = set(random.Random(active_count).sample(tracked, active_count))
+        polls = ticks(PollSchedule(), policy, tracked, lambda gid, m, active=active: gid in active, 300)
+        gaps = {gid: max(b - a for a, b in pairwise(minutes)) for gid, minutes in polls.items()}
+        assert all(minutes and minutes[0] < 34 for minutes in polls.values())  # the first sweep
+        assert max(gaps[gid] for gid in active) <= 34
+        assert max(gaps[gid] for gid in set(tracked) - active) <= 97

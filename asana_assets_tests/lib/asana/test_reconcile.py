@@ -1,0 +1,182 @@
+"""The reconcile: after changes whose events never arrived, it gives the tables a full sync gives
+(the simulator's ground truth), for a small share of the full sync's requests; events still
+pending are applied, not dropped; every project leaves with a usable token."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.asana.crawl import crawl
+from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
+from asana_assets.lib.asana.reconcile import reconcile_sync
+from asana_assets.lib.asana.state import SyncState
+from asana_assets.lib.schema import primary_key
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets_tests.support.truth import assert_matches_truth
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+QUOTA = 1_000_000
+VOLATILE = {"synced_at", "observed_at"}  # when a row was read, not what it says
+
+
+def run(base_url, work):
+    async def go():
+        async with AsanaClient(base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
+            return await work(client)
+
+    return asyncio.run(go())
+
+
+def comparable(tables: dict[str, pa.Table]) -> dict[str, list[dict]]:
+    """Every raw table's rows in key order, without the columns that say when they were read."""
+    out = {}
+    for name, table in tables.items():
+        table = table.drop_columns([c for c in table.column_names if c in VOLATILE])
+        keys = primary_key(name) if name != "quarantine" else ("table", "gid", "error")
+        out[name] = table.sort_by([(k, "ascending") for k in keys]).to_pylist()
+    return out
+
+
+@pytest.fixture
+def world():
+    world = generate_world(seed=8, tasks=600, now=NOW)
+    truth = world.ground_truth()
+    project = next(p["gid"] for p in truth["projects"] if not p["archived"])
+    world.add_section(project, "Parked (empty)", actor=world.default_user)  # removed later, unseen
+    return world
+
+
+def lose_events(world) -> int:
+    """Change, unseen by any events feed, what a busy day changes; returns how many tasks changed."""
+    truth = world.ground_truth()
+    admin = world.default_user
+    top = [t for t in truth["tasks"] if t["memberships"] and not t["parent"]]
+    leaves = [t for t in top if not t["num_subtasks"] and not t["completed"]]
+    parents = [t for t in top if t["num_subtasks"]]
+    projects = [p["gid"] for p in truth["projects"] if not p["archived"]]
+    sections: dict[str, list[str]] = {}
+    for s in truth["sections"]:
+        sections.setdefault(s["project"]["gid"], []).append(s["gid"])
+    home = leaves[3]["memberships"][0]["project"]["gid"]
+    other = next(p for p in projects if p != home and p not in {m["project"]["gid"] for m in leaves[4]["memberships"]})
+    deleted_parent, grown, shrunk = parents[0], parents[1], parents[2]
+    subtask = next(t for t in truth["tasks"] if t["parent"] and t["parent"]["gid"] == shrunk["gid"])
+    empty = next(s for s in truth["sections"] if s["name"] == "Parked (empty)")
+    member = next(m for m in truth["project_memberships"] if m["parent"]["gid"] == home)
+    outsider = next(u for u in truth["users"] if u["gid"] != admin and u["gid"] not in
+                    {m["member"]["gid"] for m in truth["project_memberships"] if m["parent"]["gid"] == home})
+    with world.events_lost():
+        world.update_task(leaves[0]["gid"], name="Renamed, its event lost", actor=admin)
+        world.complete_task(leaves[1]["gid"], actor=admin)
+        world.add_comment(leaves[2]["gid"], "Seen only by a listing", actor=admin)
+        current = leaves[3]["memberships"][0]["section"]["gid"]
+        world.move_task_to_section(leaves[3]["gid"], next(s for s in sections[home] if s != current), actor=admin)
+        world.remove_task_from_project(leaves[4]["gid"], leaves[4]["memberships"][0]["project"]["gid"], actor=admin)
+        world.add_task_to_project(leaves[4]["gid"], other, actor=admin)
+        new = world.create_task("Created, its event lost", project=home, actor=admin)
+        world.create_task("Its subtask", parent=new, actor=admin)
+        world.delete_task(leaves[5]["gid"], actor=admin)
+        world.delete_task(deleted_parent["gid"], actor=admin)  # its subtasks go with it
+        world.create_task("A subtask added to a known task", parent=grown["gid"], actor=admin)
+        world.delete_task(subtask["gid"], actor=admin)
+        world.add_section(home, "Added, its event lost", actor=admin)
+        world.rename_section(sections[home][0], "Renamed section", actor=admin)
+        world.remove_section(empty["gid"], actor=admin)
+        world.add_project_membership(home, outsider["gid"], "commenter", actor=admin)
+        world.remove_project_membership(member["gid"], actor=admin)
+        world.deactivate_user(outsider["gid"])
+    # renamed, completed, commented, moved twice, new with its subtask, two deleted, a parent grown
+    # with its new subtask, a parent shrunk with its deleted subtask
+    return 13
+
+
+def test_a_reconcile_finds_what_no_event_reported_as_a_full_sync_would(world):
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        changed = lose_events(world)
+        sim.stats.reset()
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        requests = sim.stats.total
+        again = run(sim.base_url, lambda client: crawl(client, track_events=True))
+    truth = world.ground_truth()
+    assert_matches_truth(reconciled.result.tables, truth)
+    assert comparable(reconciled.result.tables) == comparable(again.tables)
+
+    # The bound, from the world's size: the workspace's listings (one workspace; its members,
+    # teams, tags and projects a page per 100; one team-membership listing per team), then per
+    # project its feed, sections, members and a page per 100 tasks it lists, then at most three
+    # requests per changed task (the task, its stories, its subtasks).
+    members = len(truth["workspace_memberships"])
+    workspace = 1 + math.ceil(members / 100) + 1 + len(truth["teams"]) + 1 + 1
+    listed: dict[str, int] = {}
+    for task in truth["tasks"]:
+        for m in task["memberships"]:
+            listed[m["project"]["gid"]] = listed.get(m["project"]["gid"], 0) + 1
+    projects = [p["gid"] for p in truth["projects"]]
+    per_project = sum(3 + max(1, math.ceil(listed.get(gid, 0) / 100)) for gid in projects)
+    bound = workspace + per_project + 3 * changed
+    full = again.client_stats["requests"]
+    print(f"reconcile: {requests} requests (bound {bound}); full sync: {full}")
+    assert requests <= bound < full / 5
+
+
+def test_pending_events_are_applied_not_dropped(world):
+    """Changes a listing cannot see (an edit to a subtask, an edited comment) whose events are
+    still pending when the reconcile runs: the reconcile reads them, so they are not lost with
+    the old tokens."""
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        truth = world.ground_truth()
+        subtask = next(t for t in truth["tasks"] if t["parent"] and not t["completed"] and not t["num_subtasks"])
+        comment = next(s for s in truth["stories"] if s["resource_subtype"] == "comment_added")
+        world.complete_task(subtask["gid"], actor=world.default_user)  # its parent's modified_at stays
+        world.edit_comment(comment["gid"], "Edited after the full sync", actor=world.default_user)
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+    assert_matches_truth(reconciled.result.tables, world.ground_truth())
+    tasks = reconciled.result.tables["tasks"].to_pandas().set_index("gid")
+    assert tasks.loc[subtask["gid"], "completed"]
+    stories = reconciled.result.tables["stories"].to_pandas().set_index("gid")
+    assert stories.loc[comment["gid"], "text"] == "Edited after the full sync"
+
+
+def test_every_project_leaves_with_a_token_that_sees_the_next_change(world):
+    """Tokens past their life are refused (412) and replaced; the next incremental sync, from the
+    reconcile's state, sees a change made after it."""
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        lose_events(world)
+        sim.expire_sync_tokens()
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        projects = {p["gid"] for p in world.ground_truth()["projects"]}
+        assert set(state.tokens) == projects
+        assert set(state.archived) == {p["gid"] for p in world.ground_truth()["projects"] if p["archived"]}
+        task = next(t for t in world.ground_truth()["tasks"] if t["memberships"] and not t["parent"])
+        world.update_task(task["gid"], name="Renamed after the reconcile", actor=world.default_user)
+        later = run(sim.base_url, lambda client: incremental_sync(client, state, reconciled.result.tables))
+    assert later.relisted == set()  # every token was usable
+    assert_matches_truth(later.result.tables, world.ground_truth())
+
+
+def test_a_reconcile_of_an_unchanged_workspace_reads_no_task_again(world):
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        sim.stats.reset()
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        routes = dict(sim.stats.by_route)
+    assert reconciled.changed == 0 and reconciled.deleted == set()
+    assert not [route for route in routes if route.endswith(("/stories", "/subtasks"))]
+    assert comparable(reconciled.result.tables) == comparable(first.tables)

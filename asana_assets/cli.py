@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     schedule = commands.add_parser("schedule", help="set when a connection syncs")
     schedule.add_argument("id")
     schedule.add_argument("--full-sync-hour", type=int, choices=range(24), metavar="HOUR",
-                          help="UTC hour (0-23) of its daily full sync")
+                          help="UTC hour (0-23) of its daily reconcile and weekly full sync")
     schedule.add_argument("--poll-minutes", type=_positive, help="least minutes between two polls of its events")
     schedule.set_defaults(run=_schedule)
     sync = commands.add_parser("sync", help="sync a connection now, on this Dagster instance ($DAGSTER_HOME)")

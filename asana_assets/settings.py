@@ -42,7 +42,7 @@ REQUESTS_PER_MINUTE = Setting(
     "ASANA_REQUESTS_PER_MINUTE", 1500, "Request budget per minute: 1500 on paid plans, 150 on free ones"
 )
 MAX_CONCURRENCY = Setting("ASANA_MAX_CONCURRENCY", 50, "Requests in flight at once (Asana allows 50 reads)")
-FULL_SYNC_HOUR = Setting("ASANA_FULL_SYNC_HOUR", 3, "UTC hour of the default connection's daily full sync")
+FULL_SYNC_HOUR = Setting("ASANA_FULL_SYNC_HOUR", 3, "UTC hour of the default connection's daily reconcile and weekly full sync")
 POLL_MINUTES = Setting("ASANA_POLL_MINUTES", 1, "Least minutes between two polls of the default connection's events")
 
 # -- stored connections

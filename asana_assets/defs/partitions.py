@@ -25,7 +25,7 @@ class ConnectionSchedule:
 
     key: str  # its partition key
     active: bool  # False: revoked or expired; its data stays, nothing is synced
-    full_sync_hour: int  # UTC hour of the daily full reconciliation
+    full_sync_hour: int  # UTC hour of the daily reconcile and the weekly full sync
     poll_minutes: int  # least minutes between two looks at its events feeds
 
 

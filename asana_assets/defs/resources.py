@@ -81,7 +81,7 @@ class AsanaResource(dg.ConfigurableResource):
     )
     max_concurrency: int = Field(default=50, description="Requests in flight (Asana allows 50 GETs)")
     full_sync_hour: int = Field(
-        default=3, ge=0, le=23, description="UTC hour of the daily full sync (stored connections have their own)"
+        default=3, ge=0, le=23, description="UTC hour of the daily reconcile and weekly full sync (stored connections have their own)"
     )
     poll_minutes: int = Field(default=1, ge=1, description="Least minutes between two polls of the events feeds")
     # The database server the Dagster instance keeps its storage in, when it does (a production

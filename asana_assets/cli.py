@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 import warnings
@@ -37,6 +38,7 @@ from asana_assets.lib.connections.validation import connect_service_account, rec
 def main(argv: Sequence[str] | None = None) -> int:
     # Dagster's notices that an API is in preview speak to the project's developers, not its users.
     warnings.filterwarnings("ignore", message=r".*(preview|beta)", category=Warning)
+    _show_progress()
     args = _parser().parse_args(argv)
     try:
         args.run(args)
@@ -44,6 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(failure), file=sys.stderr)
         return 1
     return 0
+
+
+def _show_progress() -> None:
+    """The project's own INFO lines (a long crawl's progress, the demo's address) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    project = logging.getLogger("asana_assets")
+    project.setLevel(logging.INFO)
+    project.addHandler(handler)
+    project.propagate = False
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -169,9 +169,11 @@ class AsanaResource(dg.ConfigurableResource):
     def _app(self, connection: Connection) -> oauth.OAuthApp:
         return oauth.OAuthApp(self.oauth_client_id, self.oauth_client_secret, self.oauth_redirect_uri, connection.base_url)
 
-    def sync(self, tables: Iterable[str] | None = None, track_events: bool = False) -> SyncResult:
+    def sync(self, tables: Iterable[str] | None = None, track_events: bool = False,
+             expected_requests: int | None = None) -> SyncResult:
         """Crawl the configured workspace(s) into the given raw tables."""
-        return self._run(lambda client: crawl(client, self.workspace_gid or None, tables, track_events))
+        return self._run(lambda client: crawl(client, self.workspace_gid or None, tables, track_events,
+                                              expected_requests))
 
     def sync_incremental(self, state: SyncState, current: dict[str, pa.Table],
                          projects: Iterable[str] | None = None) -> IncrementalResult:

@@ -128,7 +128,8 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
         )
     else:
         # A first sync, a subset, or the weekly full sync: crawl everything selected.
-        result, mode = asana.sync(selected, track_events=whole), "full"
+        result, mode = asana.sync(selected, track_events=whole,
+                                  expected_requests=state.last_full_sync_requests if whole else None), "full"
         if whole:
             record_full_sync(state, result)
     if not config.allow_mass_deletion:

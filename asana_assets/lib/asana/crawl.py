@@ -63,6 +63,7 @@ UNRESOLVED = "unresolved reference: "
 MEMBER_TYPES = ("user", "team")  # what a project membership's member can be
 
 log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 5.0  # the least time between two progress lines
 
 # Columns that tie a row to a container: when the container vanishes mid-crawl, so does the row.
 _OWNER_COLUMNS = {
@@ -113,8 +114,10 @@ class SyncResult:
 class WorkspaceCrawler:
     """Crawls workspaces with one client; collects rows keyed by primary key."""
 
-    def __init__(self, client: AsanaClient, tables: Iterable[str] | None = None, track_events: bool = False):
+    def __init__(self, client: AsanaClient, tables: Iterable[str] | None = None, track_events: bool = False,
+                 expected_requests: int | None = None):
         self.client = client
+        self.expected_requests = expected_requests  # the last full crawl's, for the time left
         self.wanted = set(tables) if tables is not None else set(RAW_TABLES)
         # With track_events, each project's events sync token is taken before its tasks are
         # listed, so a later incremental sync sees every change made from then on.
@@ -132,8 +135,9 @@ class WorkspaceCrawler:
 
     async def run(self, workspace_gid: str | None = None) -> SyncResult:
         start = time.perf_counter()
-        workspaces = await self._workspaces(workspace_gid)
+        reporter = asyncio.create_task(self._report_progress(start))
         try:
+            workspaces = await self._workspaces(workspace_gid)
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 for ws in workspaces:
@@ -142,6 +146,8 @@ class WorkspaceCrawler:
             # One clear error (401: reconnect, 403: admin needed...) rather than a group of
             # the same failure seen by fifty concurrent requests.
             raise _first_leaf(group) from group
+        finally:
+            reporter.cancel()
         self._drop_gone()
         return SyncResult(
             tables=self._finish(self._tables()),
@@ -151,6 +157,20 @@ class WorkspaceCrawler:
             client_stats=_figures(self.client.stats),
             tokens=dict(self.tokens),
         )
+
+    async def _report_progress(self, start: float) -> None:
+        """A line every few seconds while a crawl runs long: what was read, the pace, and the time
+        left when the last full crawl's size is known."""
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            elapsed = time.perf_counter() - start
+            requests = self.client.stats.requests
+            rate = requests / elapsed
+            left = ""
+            if self.expected_requests and rate and requests < self.expected_requests:
+                left = f", about {(self.expected_requests - requests) / rate:.0f} s left"
+            log.info("Crawling: %d tasks and %d stories read, %d requests in %.0f s (%.1f/s)%s",
+                     len(self.rows["tasks"]), len(self.rows["stories"]), requests, elapsed, rate, left)
 
     # -- scheduling -------------------------------------------------------------------
     def _spawn(self, coro, container: str | None = None) -> None:
@@ -460,7 +480,7 @@ def _explain(exc: ValidationError) -> str:
 
 async def crawl(
     client: AsanaClient, workspace_gid: str | None = None, tables: Iterable[str] | None = None,
-    track_events: bool = False,
+    track_events: bool = False, expected_requests: int | None = None,
 ) -> SyncResult:
     """Crawl the workspace(s) the client's token sees into the requested tables."""
-    return await WorkspaceCrawler(client, tables, track_events).run(workspace_gid)
+    return await WorkspaceCrawler(client, tables, track_events, expected_requests).run(workspace_gid)

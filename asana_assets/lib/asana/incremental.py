@@ -400,3 +400,4 @@ def record_full_sync(state: SyncState, result: SyncResult) -> None:
     state.tokens = {}
     listed = result.tables["projects"]
     state.advance(result.tokens, listed["gid"].to_pylist(), result.started_at, full=True, archived=archived(listed))
+    state.last_full_sync_requests = int(result.client_stats.get("requests", 0))

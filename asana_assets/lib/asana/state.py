@@ -18,6 +18,7 @@ class SyncState:
     last_full_sync_at: str | None = None
     last_sync_at: str | None = None
     archived: list[str] = field(default_factory=list)
+    last_full_sync_requests: int | None = None  # the size of the next full crawl, for its time left
 
     def token(self, project_gid: str, now: datetime) -> str | None:
         """The project's token, unless it is older than its life (then the project is re-listed)."""

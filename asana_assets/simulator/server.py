@@ -25,6 +25,7 @@ from .clock import iso, parse_iso
 from .config import SimulatorConfig
 from .limits import Faults, RateLimiter, Stats
 from .models import (
+    CustomField,
     Event,
     Project,
     ProjectMembership,
@@ -428,6 +429,17 @@ class AsanaApi:
             ("GET", "/tags", lambda c: self._page(c, "tag", self._query_ref(c, "workspace", Workspace, True).tags)),
             ("GET", "/tags/{tag_gid}", one(Tag, "tag_gid")),
             ("GET", "/tags/{tag_gid}/tasks", children(Tag, "tag_gid", "task", lambda t: t.tasks)),
+            (
+                "GET",
+                "/workspaces/{workspace_gid}/custom_fields",
+                children(Workspace, "workspace_gid", "custom_field", lambda w: w.custom_fields),
+            ),
+            ("GET", "/custom_fields/{custom_field_gid}", one(CustomField, "custom_field_gid")),
+            (
+                "GET",
+                "/projects/{project_gid}/custom_field_settings",
+                children(Project, "project_gid", "custom_field_setting", lambda p: p.custom_field_settings),
+            ),
             ("GET", "/events", self.events),
             ("POST", "/tasks", self.create_task),
             ("PUT", "/tasks/{task_gid}", self.update_task),

@@ -39,6 +39,9 @@ DESCRIPTIONS = {
     "tasks": "Every task, subtasks included (parent_gid), with assignee, completion and approval status.",
     "task_memberships": "Which project and section each task sits in; position 0 is the primary project.",
     "stories": "The changelog of every task and subtask, with the structured old/new fields.",
+    "custom_fields": "Custom field definitions (type, enum options, precision) of the fields projects use.",
+    "custom_field_settings": "Which project uses which custom field.",
+    "task_custom_fields": "Each task's value of each of its custom fields, in typed columns, with Asana's display value.",
     "tags": "Tags of each workspace.",
     "task_tags": "Tags on each task.",
     "quarantine": "Records the API returned that failed validation, and records whose references do not resolve "

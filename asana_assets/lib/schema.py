@@ -264,7 +264,8 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("creator_gid", GID, "Creator"),
         ("due_on", DATE, "Due date"),
         ("due_at", TS, "Due time"),
-        ("ticket_type", STR, "task, milestone, approval, or a custom type"),
+        ("ticket_type", STR, "The task's value of the ticket-type custom field, else task, milestone, approval "
+         "or a custom type"),
         ("parent_gid", GID, "Parent ticket"),
         ("created_at", TS, "Creation time"),
         ("updated_at", TS, "Last modification time"),
@@ -274,7 +275,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("url", STR, "Link to the task in Asana"),
         ("approval_status", STR, "Approval status (approval tasks)"),
         ("tags", pa.list_(STR), "Tag names"),
-        ("is_change", BOOL, "Top-level, not an approval, in a change project"),
+        ("is_change", BOOL, "Top-level, not an approval, and in a change project or of a change ticket type"),
     ),
     "ticket_events": _schema(
         ("event_id", STR, "Story gid, or created:<ticket gid>"),

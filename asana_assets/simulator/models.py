@@ -104,8 +104,9 @@ class ProjectMembership:
     resource_type: ClassVar[str] = "project_membership"
     gid: str
     project: str
-    user: str
+    user: str  # the member's gid: a user's, or a team's when member_type is team
     access_level: str = "editor"
+    member_type: str = "user"
 
 
 @dataclass(slots=True, eq=False)

@@ -151,12 +151,13 @@ TABLES: dict[str, dict[str, Field]] = {
     | _attrs("access_level")
     | {
         "parent": _ref("project", "project"),
-        "member": _ref("user", "user"),
-        "user": _ref("user", "user"),
+        "member": _ref("user", "member"),  # a user or a team
+        "user": Field(lambda m: m.user if m.member_type == "user" else None, REF, "user"),
         "project": _ref("project", "project"),
         "write_access": Field(lambda m: "full_write" if m.access_level in ("admin", "editor") else "comment_only"),
         "resource_subtype": _const("project_membership"),
     },
+    "member": BASE | _attrs("name"),  # a project member: a user or a team, named alike
     "section": BASE
     | _attrs("name", "created_at")
     | {"project": _ref("project", "project"), "projects": Field(lambda s: [s.project], REFS, "project")},

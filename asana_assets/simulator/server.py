@@ -523,11 +523,14 @@ class AsanaApi:
         if parent is None:
             raise ApiError(400, "parent: Missing input")
         project = self._query_ref(call, "parent", Project)
-        member = self._query_ref(call, "member", User)
+        named = call.query.get("member")
+        is_team = named is not None and isinstance(self.world.objects.get(named), Team)
+        member = self._query_ref(call, "member", Team if is_team else User)
         return self._page(call, "project_membership", self._members_of(project, member), MEMBERSHIP_COMPACT)
 
-    def _members_of(self, project: Project, user: User | None) -> list[str]:
-        return [m for m in project.memberships if user is None or self.world.objects[m].user == user.gid]
+    def _members_of(self, project: Project, member: User | Team | None) -> list[str]:
+        """A project's memberships (users' and teams'), or those of one member."""
+        return [m for m in project.memberships if member is None or self.world.objects[m].user == member.gid]
 
     # ------------------------------------------------------------------ tasks
     def list_tasks(self, call: Call) -> dict[str, Any]:

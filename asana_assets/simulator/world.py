@@ -449,6 +449,19 @@ class World:
             self._emit([project.gid], actor, when, membership, "added", parent=project)
             return membership
 
+    def add_project_team(
+        self, project: Ref, team: Ref, access_level: str = "editor", *, actor: Ref | None = None,
+        at: datetime | None = None,
+    ) -> ProjectMembership:
+        """Share a project with a team: every member of the team reaches the project through it."""
+        with self.lock:
+            project, team = self.get(project, Project), self.get(team, Team)
+            membership = self._add(ProjectMembership(self._gid(), project.gid, team.gid, access_level, "team"))
+            project.memberships.append(membership.gid)
+            when, actor = self._stamp(at, actor)
+            self._emit([project.gid], actor, when, membership, "added", parent=project)
+            return membership
+
     def remove_project_membership(
         self, membership: Ref, *, actor: Ref | None = None, at: datetime | None = None
     ) -> None:

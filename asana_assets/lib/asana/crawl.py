@@ -292,11 +292,7 @@ class WorkspaceCrawler:
             if self.needs("custom_field_settings"):
                 self._spawn(self._custom_field_settings(project.gid, workspace_gid), project.gid)
             if self.needs("project_memberships"):
-                self._spawn(self._listing(
-                    "project_memberships", models.ProjectMembership,
-                    f"/projects/{project.gid}/project_memberships", None,
-                    PROJECT_MEMBERSHIP_FIELDS,
-                ), project.gid)
+                self._spawn(self._project_members(project.gid), project.gid)
             if self.needs("tasks"):
                 self._spawn(self._project_tasks(project.gid), project.gid)
 
@@ -319,6 +315,12 @@ class WorkspaceCrawler:
         except SyncTokenExpiredError as expired:
             return expired.sync
         raise RuntimeError(f"the events API gave no sync token for {resource_gid}")
+
+    async def _project_members(self, project_gid: str) -> None:
+        """A project's members, users and teams, from the memberships API (the per-project
+        project_memberships listing is deprecated)."""
+        await self._listing("project_memberships", models.ProjectMembership, "/memberships",
+                            {"parent": project_gid}, PROJECT_MEMBERSHIP_FIELDS)
 
     async def _custom_field_settings(self, project_gid: str, workspace_gid: str | None) -> None:
         """A project's custom field settings; the fields they embed are the definitions."""

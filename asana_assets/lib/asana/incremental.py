@@ -41,7 +41,6 @@ from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient, NotFoundError, SyncTokenExpiredError
 from asana_assets.lib.asana.crawl import (
     PROJECT_FIELDS,
-    PROJECT_MEMBERSHIP_FIELDS,
     TASK_FIELDS,
     UNRESOLVED,
     SyncResult,
@@ -199,10 +198,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         self._spawn(self._sections(project_gid), project_gid)
         workspace_gid = self.rows["projects"].get((project_gid,), {}).get("workspace_gid")
         self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid)
-        self._spawn(self._listing(
-            "project_memberships", models.ProjectMembership,
-            f"/projects/{project_gid}/project_memberships", None, PROJECT_MEMBERSHIP_FIELDS,
-        ), project_gid)
+        self._spawn(self._project_members(project_gid), project_gid)
 
     async def _relist(self, project_gid: str) -> None:
         """Re-list a project whole, then re-read the tasks it used to hold and no longer lists."""

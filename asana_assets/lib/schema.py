@@ -320,6 +320,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
         ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
+        ("via_team_gid", GID, "The team a project is shared with, when the user reaches the project only through it"),
     ),
     "membership_changes": _schema(
         ("change_id", STR, "Stable id: sha256 of window_end|user_gid|resource_type|resource_gid|change_type, "

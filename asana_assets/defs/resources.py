@@ -26,6 +26,7 @@ from asana_assets.lib.compliance.monitors import MonitorParams
 from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
+from asana_assets.lib.connections.coverage import Coverage, coverage
 from asana_assets.lib.connections.records import Connection, StoredRecord
 from asana_assets.lib.connections.store import TokenStore, load_records, storage_at
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
@@ -212,6 +213,10 @@ class AsanaResource(dg.ConfigurableResource):
     def whoami(self) -> dict:
         """The user the credentials act for: the cheapest proof that the connection works."""
         return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
+
+    def coverage(self, workspace_gids: list[str]) -> Coverage:
+        """Who the credentials act for, and whether they read every project of these workspaces."""
+        return self._run(lambda client: coverage(client, workspace_gids))
 
     def _points_at_asana(self) -> bool:
         """A token, a stored connection, an API base or a connection store is configured here."""

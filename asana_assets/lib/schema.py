@@ -184,6 +184,10 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("custom_field_gid", GID, "The field"),
         ("is_important", BOOL, "Shown in the project's list view"),
     ),
+    "task_followers": _schema(
+        ("task_gid", GID, "Task"),
+        ("user_gid", GID, "Follower (collaborator): sees the task even where its projects are private"),
+    ),
     "task_custom_fields": _schema(
         ("task_gid", GID, "Task"),
         ("custom_field_gid", GID, "Field"),
@@ -276,6 +280,8 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("approval_status", STR, "Approval status (approval tasks)"),
         ("tags", pa.list_(STR), "Tag names"),
         ("is_change", BOOL, "Top-level, not an approval, and in a change project or of a change ticket type"),
+        ("visibility", STR, "public when one of its projects (a subtask: its parent's) is public to the workspace, "
+         "else private"),
     ),
     "ticket_events": _schema(
         ("event_id", STR, "Story gid, or created:<ticket gid>"),
@@ -356,6 +362,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "task_memberships": ("task_gid", "project_gid"),
     "task_tags": ("task_gid", "tag_gid"),
     "task_custom_fields": ("task_gid", "custom_field_gid"),
+    "task_followers": ("task_gid", "user_gid"),
     "quarantine": (),
     "workflow_states": ("section_gid",),
     "ticket_events": ("event_id",),
@@ -400,6 +407,7 @@ FOREIGN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "custom_fields": (("workspace_gid", "workspaces"),),
     "custom_field_settings": (("project_gid", "projects"), ("custom_field_gid", "custom_fields")),
     "task_custom_fields": (("task_gid", "tasks"), ("custom_field_gid", "custom_fields")),
+    "task_followers": (("task_gid", "tasks"),),
     "tickets": (("primary_project_gid", "collections"), ("section_gid", "workflow_states")),
     "ticket_events": (("ticket_gid", "tickets"),),
     "ticket_status_history": (("ticket_gid", "tickets"),),

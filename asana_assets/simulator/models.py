@@ -18,6 +18,7 @@ class Workspace:
     name: str
     email_domains: list[str]
     is_organization: bool = True
+    plan: str = "enterprise"  # enterprise, business, premium or free: who may read the audit log
     memberships: list[str] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)

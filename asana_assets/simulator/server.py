@@ -365,11 +365,8 @@ class AsanaApi:
                 "/workspace_memberships/{workspace_membership_gid}",
                 one(WorkspaceMembership, "workspace_membership_gid"),
             ),
-            (
-                "GET",
-                "/workspaces/{workspace_gid}/teams",
-                children(Workspace, "workspace_gid", "team", lambda w: w.teams),
-            ),
+            ("GET", "/workspaces/{workspace_gid}/teams", self.workspace_teams),
+            ("GET", "/workspaces/{workspace_gid}/audit_log_events", self.audit_log_probe),
             ("GET", "/teams/{team_gid}", one(Team, "team_gid")),
             (
                 "GET",
@@ -503,12 +500,26 @@ class AsanaApi:
         items = [m for m in user.team_memberships if objects[objects[m].team].organization == workspace.gid]
         return self._page(call, "team_membership", items)
 
+    def workspace_teams(self, call: Call) -> dict[str, Any]:
+        """The teams the caller can see: secret teams only for their members."""
+        workspace = self._find(call, "workspace_gid", Workspace)
+        return self._page(call, "team", [t for t in workspace.teams if self.world.can_see_team(call.user, t)])
+
+    def audit_log_probe(self, call: Call) -> dict[str, Any]:
+        """The audit log answers only a service account of an Enterprise organisation; this
+        simulator keeps no audit events, so it answers with an empty page."""
+        workspace = self._find(call, "workspace_gid", Workspace)
+        if not self.world.sees_everything(call.user, workspace.gid):
+            raise ApiError(403, "Only service accounts of an Enterprise organization can read its audit log.")
+        return {"data": [], "next_page": None}
+
     def list_projects(self, call: Call) -> dict[str, Any]:
         team = self._query_ref(call, "team", Team)
         container = team or self._query_ref(call, "workspace", Workspace, required=True)
         return self._projects(call, container.projects)
 
     def _projects(self, call: Call, gids: list[str]) -> dict[str, Any]:
+        gids = [gid for gid in gids if self.world.can_see_project(call.user, gid)]
         archived = call.flag("archived")
         if archived is not None:
             gids = [gid for gid in gids if self.world.objects[gid].archived == archived]

@@ -125,6 +125,7 @@ class World:
         self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
         self.record_events = True
         self.default_user: str | None = None  # whom the demo token acts for
+        self.service_accounts: set[str] = set()  # users that are service accounts (see can_see_project)
         # Deliberate compliance violations: monitor id -> {resource gid: what was planted}.
         self.planted: dict[str, dict[str, str]] = {}
         self.lock = threading.RLock()
@@ -287,6 +288,39 @@ class World:
             tag = self._add(Tag(self._gid(), name, workspace.gid, self._when(at), color))
             workspace.tags.append(tag.gid)
             return tag
+
+    # ------------------------------------------------------------------ visibility
+    def add_service_account(self, workspace: Ref, name: str, email: str) -> User:
+        """A service account of ``workspace``: on an Enterprise organisation it sees everything."""
+        with self.lock:
+            user = self.add_user(name, email)
+            self.add_workspace_membership(user, workspace, is_admin=True)
+            self.service_accounts.add(user.gid)
+            return user
+
+    def sees_everything(self, user: str, workspace: str) -> bool:
+        """A service account on an Enterprise organisation reads every project and team."""
+        return user in self.service_accounts and self.objects[workspace].plan == "enterprise"
+
+    def can_see_project(self, user: str, project: Ref) -> bool:
+        """What a token acting for ``user`` can read: public projects, projects it is a member of
+        (directly or through a team), private-to-team projects of its teams, and everything for a
+        service account on an Enterprise organisation."""
+        project = self.get(project, Project)
+        if project.privacy_setting == "public_to_workspace" or self.sees_everything(user, project.workspace):
+            return True
+        teams = {self.objects[m].team for m in self.objects[user].team_memberships} if user in self.objects else set()
+        if project.privacy_setting == "private_to_team" and project.team in teams:
+            return True
+        members = (self.objects[m] for m in project.memberships)
+        return any(m.user == user or (m.member_type == "team" and m.user in teams) for m in members)
+
+    def can_see_team(self, user: str, team: Ref) -> bool:
+        """Secret teams are seen by their members only (and by an Enterprise service account)."""
+        team = self.get(team, Team)
+        if team.visibility != "secret" or self.sees_everything(user, team.organization):
+            return True
+        return any(self.objects[m].user == user for m in team.memberships)
 
     # ------------------------------------------------------------------ custom fields
     def add_custom_field(

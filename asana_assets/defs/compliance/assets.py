@@ -116,12 +116,12 @@ def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
 
 @_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "custom_fields", "task_custom_fields",
-                     "workflow_states", "collections"])
+                     "projects", "workflow_states", "collections"])
 def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   compliance: ComplianceResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, "tasks", "task_memberships", "task_tags", "tags", "custom_fields", "task_custom_fields",
-                    "workflow_states", "collections")
+                    "projects", "workflow_states", "collections")
     frame = tickets.tickets(t, t["workflow_states"], t["collections"], compliance.ticket_type_field,
                             compliance.change_ticket_types)
     return _publish(context, warehouse, "tickets", frame,

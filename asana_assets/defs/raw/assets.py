@@ -42,6 +42,7 @@ DESCRIPTIONS = {
     "custom_fields": "Custom field definitions (type, enum options, precision) of the fields projects use.",
     "custom_field_settings": "Which project uses which custom field.",
     "task_custom_fields": "Each task's value of each of its custom fields, in typed columns, with Asana's display value.",
+    "task_followers": "Followers of each task: who sees it even where its projects are private.",
     "tags": "Tags of each workspace.",
     "task_tags": "Tags on each task.",
     "quarantine": "Records the API returned that failed validation, and records whose references do not resolve "

@@ -49,7 +49,7 @@ TASK_FIELDS = (
     "name", "notes", "resource_subtype", "approval_status", "assignee", "created_by",
     "completed", "completed_at", "completed_by", "created_at", "modified_at", "due_on",
     "due_at", "start_on", "parent", "workspace", "memberships.project", "memberships.section",
-    "tags", "permalink_url", "num_subtasks",
+    "tags", "permalink_url", "num_subtasks", "followers",
     # each custom field value, in the same listing (no request per task)
     "custom_fields.resource_subtype", "custom_fields.display_value", "custom_fields.text_value",
     "custom_fields.number_value", "custom_fields.enum_value.name", "custom_fields.multi_enum_values.name",
@@ -90,6 +90,7 @@ _OWNER_COLUMNS = {
     "stories": ("task_gid",),
     "custom_field_settings": ("project_gid",),
     "task_custom_fields": ("task_gid",),
+    "task_followers": ("task_gid",),
 }
 
 # Which crawl each table needs: selecting a subset of tables crawls only what they need.
@@ -101,12 +102,12 @@ _NEEDS = {
     "projects": {
         "projects", "project_memberships", "sections",
         "tasks", "task_memberships", "task_tags", "stories",
-        "custom_fields", "custom_field_settings", "task_custom_fields",
+        "custom_fields", "custom_field_settings", "task_custom_fields", "task_followers",
     },
     "project_memberships": {"project_memberships"},
     "custom_field_settings": {"custom_fields", "custom_field_settings"},
     "sections": {"sections"},
-    "tasks": {"tasks", "task_memberships", "task_tags", "stories", "task_custom_fields"},
+    "tasks": {"tasks", "task_memberships", "task_tags", "stories", "task_custom_fields", "task_followers"},
     "stories": {"stories"},
 }
 
@@ -371,6 +372,8 @@ class WorkspaceCrawler:
                 self._add("task_tags", t)
             for v in task.custom_field_rows():
                 self._add("task_custom_fields", v)
+            for f in task.follower_rows():
+                self._add("task_followers", f)
         if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
             return  # without a usable gid its children cannot be reached
         if self.needs("stories"):

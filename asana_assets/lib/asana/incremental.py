@@ -53,7 +53,7 @@ from asana_assets.lib.schema import RAW_TABLES
 
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
 WORKSPACE_TABLES = ("workspaces", "users", "workspace_memberships", "teams", "team_memberships", "tags", "projects")
-TASK_TABLES = ("tasks", "task_memberships", "task_tags", "task_custom_fields")
+TASK_TABLES = ("tasks", "task_memberships", "task_tags", "task_custom_fields", "task_followers")
 TASK_SUBTYPES = frozenset({"default_task", "milestone", "approval"})
 # Where a quarantined record names its container: it is replaced when that container is read again.
 _CONTAINER_OF = {"stories": "target", "sections": "project", "project_memberships": "parent"}

@@ -343,6 +343,7 @@ class Task(Record):
     permalink_url: str | None = None
     num_subtasks: int | None = None
     custom_fields: list[CustomFieldValue] = []
+    followers: list[Ref] = []
 
     def row(self) -> dict[str, Any]:
         return {
@@ -380,6 +381,9 @@ class Task(Record):
 
     def tag_rows(self) -> list[dict[str, Any]]:
         return [{"task_gid": self.gid, "tag_gid": t.gid} for t in self.tags]
+
+    def follower_rows(self) -> list[dict[str, Any]]:
+        return [{"task_gid": self.gid, "user_gid": f.gid} for f in self.followers]
 
     def custom_field_rows(self) -> list[dict[str, Any]]:
         return [{"task_gid": self.gid, **value.row()} for value in self.custom_fields]

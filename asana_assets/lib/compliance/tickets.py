@@ -368,7 +368,26 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame, ticket_t
         "tags": _lists(t["gid"], tags),
         "is_change": t["parent_gid"].isna() & (subtype != "approval")
         & (t["gid"].isin(in_change) | change_type.astype(bool)),
+        "visibility": _visibility(t, m, raw["projects"]),
     })
+
+
+def _visibility(t: pd.DataFrame, m: pd.DataFrame, projects: pd.DataFrame) -> pd.Series:
+    """public when one of the task's projects is public to the workspace, else private; a subtask
+    in no project takes its parent's, level by level."""
+    public = projects.loc[projects["privacy_setting"].eq("public_to_workspace"), "gid"]
+    homed = set(m["task_gid"])
+    own = pd.Series(np.where(t["gid"].isin(set(m.loc[m["project_gid"].isin(public), "task_gid"])), "public",
+                             np.where(t["gid"].isin(homed), "private", None)), index=t.index, dtype=object)
+    by_gid = own.set_axis(t["gid"])
+    parent = t["parent_gid"]
+    for _ in range(len(t)):  # climbs one level per pass; stops when nothing changes
+        inherited = lookup(parent, by_gid).set_axis(t.index)
+        filled = own.where(own.notna(), inherited)
+        if filled.equals(own):
+            break
+        own, by_gid = filled, filled.set_axis(t["gid"])
+    return own.fillna("private")
 
 
 def _lists(keys: pd.Series, grouped: pd.Series) -> pd.Series:

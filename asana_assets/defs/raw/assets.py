@@ -115,7 +115,9 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
     state = store.load()
     whole = selected == set(RAW_TABLES)
     current = {t: warehouse.read(t) for t in selected if warehouse.parquet().exists(t)}
-    if config.mode == "incremental" and whole and state.tokens and len(current) == len(RAW_TABLES):
+    # A table written before a column was added needs a full sync to fill it.
+    same_columns = all(current[t].schema.names == RAW_TABLES[t].names for t in current)
+    if config.mode == "incremental" and whole and state.tokens and len(current) == len(RAW_TABLES) and same_columns:
         changes = asana.sync_incremental(state, dict(current), config.projects)
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "

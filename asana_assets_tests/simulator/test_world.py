@@ -182,6 +182,8 @@ def test_ground_truth_covers_live_objects(world, truth):
         "tasks",
         "stories",
         "tags",
+        "custom_fields",
+        "custom_field_settings",
     }
     assert sum(map(len, truth.values())) == len(world.objects)
     story = truth["stories"][0]

@@ -302,7 +302,10 @@ def ticket_type_fields(fields: pd.DataFrame, configured: str | None = None) -> p
     enums = fields[fields["resource_subtype"] == "enum"]
     if configured:
         wanted = enums["name"].str.casefold().eq(configured.casefold()) | enums["gid"].eq(configured)
-        return enums.loc[wanted.fillna(False), "gid"]
+        found = enums.loc[wanted.fillna(False), "gid"]
+        if found.empty:  # typed changes would silently escape the change monitors
+            raise ValueError(f"ticket_type_field {configured!r} names no enum custom field of the synced projects")
+        return found
     typed = enums[enums["name"].str.contains(TICKET_TYPE_FIELD_PATTERN, regex=True, na=False)]
     first = typed.sort_values("gid", key=lambda g: g.str.zfill(32)).drop_duplicates("workspace_gid")
     return first["gid"]

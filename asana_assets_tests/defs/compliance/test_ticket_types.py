@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import World
@@ -104,3 +105,6 @@ def test_the_default_field_is_each_workspaces_first_enum_named_type():
     assert list(ticket_type_fields(fields, "types")) == ["6"]
     assert list(ticket_type_fields(fields, "7")) == ["7"]
     assert list(ticket_type_fields(fields.iloc[:0])) == []
+    # A configured field that is not there is a clear error, never a silent "no change tickets".
+    with pytest.raises(ValueError, match="names no enum custom field"):
+        ticket_type_fields(fields, "Ticket type")  # multi_enum, not enum

@@ -130,3 +130,38 @@ def test_change_stories_keep_old_and_new_values(synced):
     assert (day["old_date_value"], day["new_date_value"]) == (None, date(2026, 6, 10))
     (people,) = by_subtype["people_custom_field_changed"]
     assert (people["old_people_gids"], people["new_people_gids"]) == ([], list(w.users))
+
+
+def test_an_incremental_sync_picks_up_a_value_change_and_its_story():
+    """A field set between syncs: the task's value row is replaced and the change story added."""
+    from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
+    from asana_assets.lib.asana.state import SyncState
+
+    w = World(now=NOW)
+    ws = w.add_workspace("Acme", ["acme.com"])
+    ann = w.add_user("Ann", "ann@acme.com")
+    w.add_workspace_membership(ann, ws)
+    w.default_user = ann.gid
+    project = w.add_project(ws, "Platform")
+    w.add_section(project, "To do")
+    kind = w.add_custom_field(ws, "Type", "enum", enum_options=["Bug", "Change"])
+    w.add_custom_field_setting(project, kind)
+    task = w.create_task("Rotate keys", project=project, actor=ann)
+    w.set_custom_field(task, kind, "Bug", actor=ann)
+
+    async def run(sim):
+        async with AsanaClient(sim.base_url, DEMO_TOKEN, requests_per_minute=1_000_000) as client:
+            first = await crawl(client, track_events=True)
+            state = SyncState()
+            record_full_sync(state, first)
+            w.set_custom_field(task, kind, "Change", actor=ann)
+            return await incremental_sync(client, state, first.tables)
+
+    with Simulator(w, FAST) as sim:
+        changes = asyncio.run(run(sim))
+    tables = changes.result.tables
+    (value,) = tables["task_custom_fields"].to_pylist()
+    assert (value["task_gid"], value["enum_option_name"]) == (task.gid, "Change")
+    changed = [s for s in tables["stories"].to_pylist() if s["resource_subtype"] == "enum_custom_field_changed"]
+    assert {(s["old_enum_option_name"], s["new_enum_option_name"]) for s in changed} == {(None, "Bug"), ("Bug", "Change")}
+    assert [r["gid"] for r in tables["custom_fields"].to_pylist()] == [kind.gid]

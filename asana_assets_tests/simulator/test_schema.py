@@ -65,6 +65,7 @@ def served():
     world = generate_world(seed=11, tasks=400, now=NOW)
     project = next(o for o in world.objects.values() if o.resource_type == "project")
     add_custom_fields(world, project, world.project_tasks(project)[:2], world.default_user)
+    world.add_project_team(project, next(o for o in world.objects.values() if o.resource_type == "team"), "commenter")
     with (
         Simulator(world) as simulator,
         httpx.Client(base_url=simulator.base_url, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}) as client,

@@ -437,3 +437,36 @@ def test_due_on_and_due_at_exclude_each_other(small):
     assert (task.due_on, task.due_at) == ("2026-07-10", None)
     small.update_task(task, due_on=None)
     assert _story(small, task.gid).old["due_on"] == "2026-07-10" and _story(small, task.gid).new is None
+
+
+def test_visibility_of_private_projects_and_secret_teams():
+    """Who reads what: each case written by hand."""
+    w = World()
+    ws = w.add_workspace("Acme", ["acme.com"])
+    member, teammate, outsider = (w.add_user(n, f"{n}@acme.com") for n in ("member", "teammate", "outsider"))
+    for user in (member, teammate, outsider):
+        w.add_workspace_membership(user, ws)
+    robot = w.add_service_account(ws, "Robot", "robot@acme.com")
+    team, secret = w.add_team(ws, "Ops"), w.add_team(ws, "Board", visibility="secret")
+    w.add_team_membership(team, teammate)
+    w.add_team_membership(secret, member)
+    public = w.add_project(ws, "Public")
+    private = w.add_project(ws, "Private", privacy_setting="private")
+    w.add_project_membership(private, member)
+    shared = w.add_project(ws, "Shared", privacy_setting="private")
+    w.add_project_team(shared, team)
+    team_only = w.add_project(ws, "Team only", team=team, privacy_setting="private_to_team")
+    seen = {
+        user.name: {p.name for p in (public, private, shared, team_only) if w.can_see_project(user.gid, p)}
+        for user in (member, teammate, outsider, robot)
+    }
+    assert seen == {
+        "member": {"Public", "Private"},  # a direct member
+        "teammate": {"Public", "Shared", "Team only"},  # through the team, and the team's own project
+        "outsider": {"Public"},
+        "Robot": {"Public", "Private", "Shared", "Team only"},  # a service account on Enterprise
+    }
+    assert [w.can_see_team(u.gid, secret) for u in (member, teammate, robot)] == [True, False, True]
+    assert w.can_see_team(outsider.gid, team)  # not secret: everyone sees it
+    ws.plan = "business"  # below Enterprise the service account is like anyone else
+    assert not w.can_see_project(robot.gid, private) and not w.can_see_team(robot.gid, secret)

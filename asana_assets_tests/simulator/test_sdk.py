@@ -10,7 +10,7 @@ import pytest
 from asana.rest import ApiException
 from urllib3.util.retry import Retry
 
-from asana_assets.simulator import DEMO_TOKEN, Simulator, World, generate_world
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
 from asana_assets_tests.support.worlds import add_custom_fields
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -156,3 +156,36 @@ def test_custom_fields_through_the_sdk():
         last = [s for s in stories if s["resource_subtype"] == "enum_custom_field_changed"][-1]
         assert (last["custom_field"]["name"], last["old_enum_value"]["name"], last["new_enum_value"]["name"]) == (
             "Type", "Bug", "Change")
+
+
+def test_team_members_visibility_and_the_audit_log_through_the_sdk():
+    """The SDK lists a project's members through the memberships API (a team among them); a
+    person's token does not list a private project it is not in, and the audit log refuses it."""
+    world = World(now=NOW)
+    workspace = world.add_workspace("Acme", ["acme.com"])
+    pat = world.add_user("Pat", "pat@acme.com")
+    world.add_workspace_membership(pat, workspace)
+    robot = world.add_service_account(workspace, "Robot", "robot@acme.com")
+    team = world.add_team(workspace, "Ops")
+    shared = world.add_project(workspace, "Shared")
+    world.add_project_team(shared, team, "commenter")
+    world.add_project_membership(shared, pat, "editor")
+    world.add_project(workspace, "Hidden", privacy_setting="private")
+    config = SimulatorConfig(tokens={"pat-token": pat.gid, "robot-token": robot.gid})
+    with Simulator(world, config) as running:
+        def client(token):
+            cfg = asana.Configuration()
+            cfg.host, cfg.access_token = running.base_url, token
+            return asana.ApiClient(cfg)
+
+        members = list(asana.MembershipsApi(client("pat-token")).get_memberships(
+            {"parent": shared.gid, "opt_fields": "member.name,member.resource_type,access_level"}))
+        assert [(m["member"]["resource_type"], m["member"]["name"], m["access_level"]) for m in members] == [
+            ("team", "Ops", "commenter"), ("user", "Pat", "editor")]
+        for token, names in (("pat-token", ["Shared"]), ("robot-token", ["Shared", "Hidden"])):
+            listed = asana.ProjectsApi(client(token)).get_projects({"workspace": workspace.gid})
+            assert [p["name"] for p in listed] == names
+        with pytest.raises(ApiException) as refused:
+            list(asana.AuditLogAPIApi(client("pat-token")).get_audit_log_events(workspace.gid, {}))
+        assert refused.value.status == 403
+        assert list(asana.AuditLogAPIApi(client("robot-token")).get_audit_log_events(workspace.gid, {})) == []

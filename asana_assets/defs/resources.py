@@ -24,8 +24,10 @@ from asana_assets.lib.asana.incremental import IncrementalResult, incremental_sy
 from asana_assets.lib.asana.reconcile import reconcile_sync
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.compliance.monitors import MonitorParams
+from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
+from asana_assets.lib.connections.coverage import Coverage, coverage
 from asana_assets.lib.connections.records import Connection, StoredRecord
 from asana_assets.lib.connections.store import TokenStore, load_records, storage_at
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
@@ -228,6 +230,10 @@ class AsanaResource(dg.ConfigurableResource):
         """The user the credentials act for: the cheapest proof that the connection works."""
         return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
 
+    def coverage(self, workspace_gids: list[str]) -> Coverage:
+        """Who the credentials act for, and whether they read every project of these workspaces."""
+        return self._run(lambda client: coverage(client, workspace_gids))
+
     def _points_at_asana(self) -> bool:
         """A token, a stored connection, an API base or a connection store is configured here."""
         return bool(self.access_token or self.connection_id or self.base_url != ASANA_API_BASE
@@ -375,6 +381,12 @@ class ComplianceResource(dg.ConfigurableResource, MonitorParams):
     change_project_pattern: str = Field(
         default=CHANGE_PROJECT_PATTERN, description="Regex (case-insensitive) for change project names"
     )
+    ticket_type_field: str | None = Field(
+        default=None, description="The enum custom field that types tickets, by gid or name; unset: each workspace's "
+                                  "first enum field whose name has the word 'type'")
+    change_ticket_types: list[str] = Field(
+        default_factory=lambda: list(CHANGE_TICKET_TYPES),
+        description="Ticket types (case-insensitive) that make a ticket a change, wherever it sits")
     section_overrides: dict[str, str] = Field(default_factory=dict, description="Section gid -> workflow stage")
     project_section_overrides: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Project gid -> {section name -> workflow stage}"

@@ -149,6 +149,59 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("old_start_on", DATE, "Start date before"),
         ("new_start_on", DATE, "Start date after"),
         ("project_gid", GID, "Project (added to / removed from project stories)"),
+        ("custom_field_gid", GID, "Custom field changed (<type>_custom_field_changed stories)"),
+        *(
+            column
+            for side, when in (("old", "before"), ("new", "after"))
+            for column in (
+                (f"{side}_text_value", STR, f"Text value {when}"),
+                (f"{side}_number_value", pa.float64(), f"Number value {when}"),
+                (f"{side}_enum_option_gid", GID, f"Enum option {when}"),
+                (f"{side}_enum_option_name", STR, f"Name of the enum option {when}"),
+                (f"{side}_multi_enum_option_gids", pa.list_(GID), f"Multi-enum options {when}"),
+                (f"{side}_multi_enum_option_names", pa.list_(STR), f"Names of the multi-enum options {when}"),
+                (f"{side}_date_value", DATE, f"Date value {when}"),
+                (f"{side}_people_gids", pa.list_(GID), f"People {when}"),
+            )
+        ),
+    ),
+    "custom_fields": _schema(
+        ("gid", GID, "Custom field gid (a task's value of the field has the same gid)"),
+        ("workspace_gid", GID, "Workspace of the projects that use the field"),
+        ("name", STR, "Field name"),
+        ("resource_subtype", STR, "text, number, enum, multi_enum, date, people or reference"),
+        ("description", STR, "Field description"),
+        ("enum_option_gids", pa.list_(GID), "Options of an enum or multi_enum field, in order"),
+        ("enum_option_names", pa.list_(STR), "Their names, in the same order"),
+        ("precision", pa.int32(), "Decimal places of a number field"),
+        ("format", STR, "Number format: currency, identifier, percentage, custom, duration or none"),
+        ("enabled", BOOL, "False once the field is disabled"),
+        ("is_formula_field", BOOL, "Computed by a formula"),
+    ),
+    "custom_field_settings": _schema(
+        ("gid", GID, "Custom field setting gid"),
+        ("project_gid", GID, "Project that uses the field"),
+        ("custom_field_gid", GID, "The field"),
+        ("is_important", BOOL, "Shown in the project's list view"),
+    ),
+    "task_followers": _schema(
+        ("task_gid", GID, "Task"),
+        ("user_gid", GID, "Follower (collaborator): sees the task even where its projects are private"),
+    ),
+    "task_custom_fields": _schema(
+        ("task_gid", GID, "Task"),
+        ("custom_field_gid", GID, "Field"),
+        ("resource_subtype", STR, "Type of the field, which says which value column holds the value"),
+        ("text_value", STR, "Value of a text field"),
+        ("number_value", pa.float64(), "Value of a number field"),
+        ("date_value", DATE, "Value of a date field"),
+        ("date_time_value", TS, "Time of a date field that has one"),
+        ("enum_option_gid", GID, "Option chosen in an enum field"),
+        ("enum_option_name", STR, "Its name"),
+        ("multi_enum_option_gids", pa.list_(GID), "Options chosen in a multi_enum field"),
+        ("multi_enum_option_names", pa.list_(STR), "Their names"),
+        ("people_gids", pa.list_(GID), "Users in a people field"),
+        ("display_value", STR, "The value as Asana displays it; null when unset"),
     ),
     "tags": _schema(
         ("gid", GID, "Tag gid"),
@@ -215,7 +268,8 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("creator_gid", GID, "Creator"),
         ("due_on", DATE, "Due date"),
         ("due_at", TS, "Due time"),
-        ("ticket_type", STR, "task, milestone, approval, or a custom type"),
+        ("ticket_type", STR, "The task's value of the ticket-type custom field, else task, milestone, approval "
+         "or a custom type"),
         ("parent_gid", GID, "Parent ticket"),
         ("created_at", TS, "Creation time"),
         ("updated_at", TS, "Last modification time"),
@@ -225,7 +279,9 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("url", STR, "Link to the task in Asana"),
         ("approval_status", STR, "Approval status (approval tasks)"),
         ("tags", pa.list_(STR), "Tag names"),
-        ("is_change", BOOL, "Top-level, not an approval, in a change project"),
+        ("is_change", BOOL, "Top-level, not an approval, and in a change project or of a change ticket type"),
+        ("visibility", STR, "public when one of its projects (a subtask: its parent's) is public to the workspace, "
+         "else private"),
     ),
     "ticket_events": _schema(
         ("event_id", STR, "Story gid, or created:<ticket gid>"),
@@ -270,6 +326,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
         ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
+        ("via_team_gid", GID, "The team a project is shared with, when the user reaches the project only through it"),
     ),
     "membership_changes": _schema(
         ("change_id", STR, "Stable id: sha256 of window_end|user_gid|resource_type|resource_gid|change_type, "
@@ -304,6 +361,8 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "task_memberships": ("task_gid", "project_gid"),
     "task_tags": ("task_gid", "tag_gid"),
+    "task_custom_fields": ("task_gid", "custom_field_gid"),
+    "task_followers": ("task_gid", "user_gid"),
     "quarantine": (),
     "workflow_states": ("section_gid",),
     "ticket_events": ("event_id",),
@@ -345,6 +404,10 @@ FOREIGN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "task_memberships": (("task_gid", "tasks"), ("project_gid", "projects"), ("section_gid", "sections")),
     "stories": (("task_gid", "tasks"),),
     "task_tags": (("task_gid", "tasks"), ("tag_gid", "tags")),
+    "custom_fields": (("workspace_gid", "workspaces"),),
+    "custom_field_settings": (("project_gid", "projects"), ("custom_field_gid", "custom_fields")),
+    "task_custom_fields": (("task_gid", "tasks"), ("custom_field_gid", "custom_fields")),
+    "task_followers": (("task_gid", "tasks"),),
     "tickets": (("primary_project_gid", "collections"), ("section_gid", "workflow_states")),
     "ticket_events": (("ticket_gid", "tickets"),),
     "ticket_status_history": (("ticket_gid", "tickets"),),

@@ -239,6 +239,7 @@ class _Organisation:
             users.append(user)
         if world.default_user is None:
             world.default_user = users[0].gid
+            world.service_accounts.add(users[0].gid)  # the demo token reads everything, as a service account
         else:  # the demo token's owner administers every workspace
             world.add_workspace_membership(
                 world.default_user, self.workspace, is_admin=True, at=self.now - timedelta(days=800)

@@ -18,10 +18,12 @@ class Workspace:
     name: str
     email_domains: list[str]
     is_organization: bool = True
+    plan: str = "enterprise"  # enterprise, business, premium or free: who may read the audit log
     memberships: list[str] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    custom_fields: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -95,6 +97,7 @@ class Project:
     followers: list[str] = field(default_factory=list)
     memberships: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
+    custom_field_settings: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -102,8 +105,9 @@ class ProjectMembership:
     resource_type: ClassVar[str] = "project_membership"
     gid: str
     project: str
-    user: str
+    user: str  # the member's gid: a user's, or a team's when member_type is team
     access_level: str = "editor"
+    member_type: str = "user"
 
 
 @dataclass(slots=True, eq=False)
@@ -154,6 +158,7 @@ class Task:
     followers: list[str] = field(default_factory=list)
     subtasks: list[str] = field(default_factory=list)
     stories: list[str] = field(default_factory=list)
+    custom_fields: dict[str, CustomFieldValue] = field(default_factory=dict)  # field gid -> its value
 
 
 @dataclass(slots=True, eq=False)
@@ -169,6 +174,42 @@ class Story:
     text: str
     old: Any = None
     new: Any = None
+    custom_field: str | None = None  # the field a *_custom_field_changed story changed
+
+
+@dataclass(slots=True, eq=False)
+class CustomField:
+    """A custom field definition. ``enum_options`` holds the options as the API renders them."""
+
+    resource_type: ClassVar[str] = "custom_field"
+    gid: str
+    name: str
+    workspace: str
+    resource_subtype: str  # text, number, enum, multi_enum, date or people
+    description: str = ""
+    precision: int | None = None  # number fields only
+    enum_options: list[dict[str, Any]] = field(default_factory=list)
+    created_by: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class CustomFieldSetting:
+    resource_type: ClassVar[str] = "custom_field_setting"
+    gid: str
+    project: str
+    custom_field: str
+    is_important: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class CustomFieldValue:
+    """A task's value of one field, kept as the API renders it: text (str), number (int or float),
+    enum (the option dict), multi_enum (option dicts), date ({date, date_time}), people (user gids)."""
+
+    resource_type: ClassVar[str] = "custom_field"
+    definition: CustomField
+    value: Any = None
+    display: str | None = None  # display_value, as the world formatted it when the value was set
 
 
 @dataclass(slots=True, eq=False)

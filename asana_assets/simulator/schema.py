@@ -74,6 +74,18 @@ def _story_field(attr: str, subtypes: frozenset[str], kind: int = VALUE, target:
 
 
 BASE = _attrs("gid", "resource_type")
+_ENUMS = frozenset({"enum", "multi_enum"})
+# The story subtype that records a change of each custom field type.
+_FIELD_CHANGES = {
+    subtype: f"{subtype}_custom_field_changed"
+    for subtype in ("text", "number", "enum", "multi_enum", "date", "people")
+}
+
+
+def _typed_value(subtype: str) -> Callable[[Any], Any]:
+    """A task value's ``<type>_value`` key: present only for a field of that type."""
+    return lambda v: v.value if v.definition.resource_subtype == subtype else MISSING
+
 _APPROVALS = frozenset({"marked_approved", "marked_rejected", "marked_changes_requested", "marked_incomplete"})
 _PROJECT_STORIES = frozenset({"added_to_project", "removed_from_project"})
 
@@ -139,12 +151,13 @@ TABLES: dict[str, dict[str, Field]] = {
     | _attrs("access_level")
     | {
         "parent": _ref("project", "project"),
-        "member": _ref("user", "user"),
-        "user": _ref("user", "user"),
+        "member": _ref("user", "member"),  # a user or a team
+        "user": Field(lambda m: m.user if m.member_type == "user" else None, REF, "user"),
         "project": _ref("project", "project"),
         "write_access": Field(lambda m: "full_write" if m.access_level in ("admin", "editor") else "comment_only"),
         "resource_subtype": _const("project_membership"),
     },
+    "member": BASE | _attrs("name"),  # a project member: a user or a team, named alike
     "section": BASE
     | _attrs("name", "created_at")
     | {"project": _ref("project", "project"), "projects": Field(lambda s: [s.project], REFS, "project")},
@@ -186,7 +199,7 @@ TABLES: dict[str, dict[str, Field]] = {
         "liked": _const(False),
         "likes": _const([]),
         "num_likes": _const(0),
-        "custom_fields": _const([]),
+        "custom_fields": Field(lambda t: list(t.custom_fields.values()), EMBEDS, "custom_field_value"),
         "dependencies": _const([]),
         "dependents": _const([]),
         "is_rendered_as_separator": _const(False),
@@ -221,6 +234,71 @@ TABLES: dict[str, dict[str, Field]] = {
         "project": _story_field("new", _PROJECT_STORIES, REF, "project"),
         "old_approval_status": _story_field("old", _APPROVALS),
         "new_approval_status": _story_field("new", _APPROVALS),
+        "custom_field": _story_field("custom_field", frozenset(_FIELD_CHANGES.values()), REF, "custom_field"),
+        **{
+            f"{side}_{name}": _story_field(side, frozenset({_FIELD_CHANGES[subtype]}), kind, target)
+            for side in ("old", "new")
+            for name, subtype, kind, target in (
+                ("text_value", "text", VALUE, None),
+                ("number_value", "number", VALUE, None),
+                ("enum_value", "enum", JSON, None),
+                ("multi_enum_values", "multi_enum", JSON, None),
+                ("date_value", "date", JSON, None),
+                ("people_value", "people", REFS, "user"),
+            )
+        },
+    },
+    "custom_field": BASE
+    | _attrs("name", "description", "resource_subtype")
+    | {
+        "type": Field(attrgetter("resource_subtype")),  # deprecated twin of resource_subtype
+        "representation_type": Field(attrgetter("resource_subtype")),
+        "enum_options": Field(
+            lambda f: f.enum_options if f.resource_subtype in _ENUMS else MISSING, JSON, conditional=True
+        ),
+        "precision": Field(lambda f: MISSING if f.precision is None else f.precision, conditional=True),
+        "format": Field(lambda f: "none" if f.resource_subtype == "number" else MISSING, conditional=True),
+        "enabled": _const(True),
+        "is_formula_field": _const(False),
+        "is_global_to_workspace": _const(True),
+        "has_notifications_enabled": _const(True),
+        "is_value_read_only": _const(False),
+        "created_by": _ref("created_by", "user"),
+    },
+    "custom_field_setting": BASE
+    | _attrs("is_important")
+    | {
+        "project": _ref("project", "project"),
+        "parent": _ref("project", "project"),
+        "custom_field": Field(attrgetter("custom_field"), REF, "custom_field"),
+    },
+    # A task's value of a field: the field's compact record with the value of its type.
+    "custom_field_value": {
+        "gid": Field(lambda v: v.definition.gid),
+        "resource_type": _const("custom_field"),
+        "name": Field(lambda v: v.definition.name),
+        "resource_subtype": Field(lambda v: v.definition.resource_subtype),
+        "type": Field(lambda v: v.definition.resource_subtype),
+        "representation_type": Field(lambda v: v.definition.resource_subtype),
+        "enabled": _const(True),
+        "is_formula_field": _const(False),
+        "enum_options": Field(
+            lambda v: v.definition.enum_options if v.definition.resource_subtype in _ENUMS else MISSING,
+            JSON,
+            conditional=True,
+        ),
+        "display_value": Field(attrgetter("display")),
+        **{
+            name: Field(_typed_value(subtype), kind, target, conditional=True)
+            for name, subtype, kind, target in (
+                ("text_value", "text", VALUE, None),
+                ("number_value", "number", VALUE, None),
+                ("enum_value", "enum", JSON, None),
+                ("multi_enum_values", "multi_enum", JSON, None),
+                ("date_value", "date", JSON, None),
+                ("people_value", "people", REFS, "user"),
+            )
+        },
     },
     "event": {
         "user": _ref("user", "user"),
@@ -241,6 +319,11 @@ COMPACT: dict[str, tuple[str, ...]] = {
     "team_membership": ("resource_type", "user", "team", "is_guest", "is_limited_access", "is_admin"),
     "project_membership": ("resource_type", "parent", "member", "access_level"),
     "event": tuple(TABLES["event"]),
+    "custom_field": (
+        "resource_type", "name", "resource_subtype", "type", "enum_options", "enabled",
+        "representation_type", "is_formula_field",
+    ),
+    "custom_field_setting": ("resource_type", "project", "is_important", "parent", "custom_field"),
     **{t: ("resource_type", "name") for t in ("project", "user", "workspace", "team", "section", "tag")},
 }
 _OPT_IN: dict[str, tuple[str, ...]] = {

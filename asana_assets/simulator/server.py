@@ -25,6 +25,7 @@ from .clock import iso, parse_iso
 from .config import SimulatorConfig
 from .limits import Faults, RateLimiter, Stats
 from .models import (
+    CustomField,
     Event,
     Project,
     ProjectMembership,
@@ -364,11 +365,8 @@ class AsanaApi:
                 "/workspace_memberships/{workspace_membership_gid}",
                 one(WorkspaceMembership, "workspace_membership_gid"),
             ),
-            (
-                "GET",
-                "/workspaces/{workspace_gid}/teams",
-                children(Workspace, "workspace_gid", "team", lambda w: w.teams),
-            ),
+            ("GET", "/workspaces/{workspace_gid}/teams", self.workspace_teams),
+            ("GET", "/workspaces/{workspace_gid}/audit_log_events", self.audit_log_probe),
             ("GET", "/teams/{team_gid}", one(Team, "team_gid")),
             (
                 "GET",
@@ -428,6 +426,17 @@ class AsanaApi:
             ("GET", "/tags", lambda c: self._page(c, "tag", self._query_ref(c, "workspace", Workspace, True).tags)),
             ("GET", "/tags/{tag_gid}", one(Tag, "tag_gid")),
             ("GET", "/tags/{tag_gid}/tasks", children(Tag, "tag_gid", "task", lambda t: t.tasks)),
+            (
+                "GET",
+                "/workspaces/{workspace_gid}/custom_fields",
+                children(Workspace, "workspace_gid", "custom_field", lambda w: w.custom_fields),
+            ),
+            ("GET", "/custom_fields/{custom_field_gid}", one(CustomField, "custom_field_gid")),
+            (
+                "GET",
+                "/projects/{project_gid}/custom_field_settings",
+                children(Project, "project_gid", "custom_field_setting", lambda p: p.custom_field_settings),
+            ),
             ("GET", "/events", self.events),
             ("POST", "/tasks", self.create_task),
             ("PUT", "/tasks/{task_gid}", self.update_task),
@@ -491,12 +500,26 @@ class AsanaApi:
         items = [m for m in user.team_memberships if objects[objects[m].team].organization == workspace.gid]
         return self._page(call, "team_membership", items)
 
+    def workspace_teams(self, call: Call) -> dict[str, Any]:
+        """The teams the caller can see: secret teams only for their members."""
+        workspace = self._find(call, "workspace_gid", Workspace)
+        return self._page(call, "team", [t for t in workspace.teams if self.world.can_see_team(call.user, t)])
+
+    def audit_log_probe(self, call: Call) -> dict[str, Any]:
+        """The audit log answers only a service account of an Enterprise organisation; this
+        simulator keeps no audit events, so it answers with an empty page."""
+        workspace = self._find(call, "workspace_gid", Workspace)
+        if not self.world.sees_everything(call.user, workspace.gid):
+            raise ApiError(403, "Only service accounts of an Enterprise organization can read its audit log.")
+        return {"data": [], "next_page": None}
+
     def list_projects(self, call: Call) -> dict[str, Any]:
         team = self._query_ref(call, "team", Team)
         container = team or self._query_ref(call, "workspace", Workspace, required=True)
         return self._projects(call, container.projects)
 
     def _projects(self, call: Call, gids: list[str]) -> dict[str, Any]:
+        gids = [gid for gid in gids if self.world.can_see_project(call.user, gid)]
         archived = call.flag("archived")
         if archived is not None:
             gids = [gid for gid in gids if self.world.objects[gid].archived == archived]
@@ -511,11 +534,14 @@ class AsanaApi:
         if parent is None:
             raise ApiError(400, "parent: Missing input")
         project = self._query_ref(call, "parent", Project)
-        member = self._query_ref(call, "member", User)
+        named = call.query.get("member")
+        is_team = named is not None and isinstance(self.world.objects.get(named), Team)
+        member = self._query_ref(call, "member", Team if is_team else User)
         return self._page(call, "project_membership", self._members_of(project, member), MEMBERSHIP_COMPACT)
 
-    def _members_of(self, project: Project, user: User | None) -> list[str]:
-        return [m for m in project.memberships if user is None or self.world.objects[m].user == user.gid]
+    def _members_of(self, project: Project, member: User | Team | None) -> list[str]:
+        """A project's memberships (users' and teams'), or those of one member."""
+        return [m for m in project.memberships if member is None or self.world.objects[m].user == member.gid]
 
     # ------------------------------------------------------------------ tasks
     def list_tasks(self, call: Call) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 
 from .clock import Clock, iso
 from .models import (
+    CustomField,
+    CustomFieldSetting,
+    CustomFieldValue,
     Event,
     Project,
     ProjectMembership,
@@ -66,7 +69,11 @@ _COLLECTIONS = {
     "task": "tasks",
     "story": "stories",
     "tag": "tags",
+    "custom_field": "custom_fields",
+    "custom_field_setting": "custom_field_settings",
 }
+CUSTOM_FIELD_TYPES = ("text", "number", "enum", "multi_enum", "date", "people")
+_LIST_VALUED = frozenset({"multi_enum", "people"})  # unset reads [] rather than null
 # What update_task (and PUT /tasks/{gid}) may change.
 UPDATABLE_TASK_FIELDS = frozenset(
     {"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"}
@@ -120,6 +127,7 @@ class World:
         self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
         self.record_events = True
         self.default_user: str | None = None  # whom the demo token acts for
+        self.service_accounts: set[str] = set()  # users that are service accounts (see can_see_project)
         # Deliberate compliance violations: monitor id -> {resource gid: what was planted}.
         self.planted: dict[str, dict[str, str]] = {}
         self.lock = threading.RLock()
@@ -294,6 +302,152 @@ class World:
             workspace.tags.append(tag.gid)
             return tag
 
+    # ------------------------------------------------------------------ visibility
+    def add_service_account(self, workspace: Ref, name: str, email: str) -> User:
+        """A service account of ``workspace``: on an Enterprise organisation it sees everything."""
+        with self.lock:
+            user = self.add_user(name, email)
+            self.add_workspace_membership(user, workspace, is_admin=True)
+            self.service_accounts.add(user.gid)
+            return user
+
+    def sees_everything(self, user: str, workspace: str) -> bool:
+        """A service account on an Enterprise organisation reads every project and team."""
+        return user in self.service_accounts and self.objects[workspace].plan == "enterprise"
+
+    def can_see_project(self, user: str, project: Ref) -> bool:
+        """What a token acting for ``user`` can read: public projects, projects it is a member of
+        (directly or through a team), private-to-team projects of its teams, and everything for a
+        service account on an Enterprise organisation."""
+        project = self.get(project, Project)
+        if project.privacy_setting == "public_to_workspace" or self.sees_everything(user, project.workspace):
+            return True
+        teams = {self.objects[m].team for m in self.objects[user].team_memberships} if user in self.objects else set()
+        if project.privacy_setting == "private_to_team" and project.team in teams:
+            return True
+        members = (self.objects[m] for m in project.memberships)
+        return any(m.user == user or (m.member_type == "team" and m.user in teams) for m in members)
+
+    def can_see_team(self, user: str, team: Ref) -> bool:
+        """Secret teams are seen by their members only (and by an Enterprise service account)."""
+        team = self.get(team, Team)
+        if team.visibility != "secret" or self.sees_everything(user, team.organization):
+            return True
+        return any(self.objects[m].user == user for m in team.memberships)
+
+    # ------------------------------------------------------------------ custom fields
+    def add_custom_field(
+        self,
+        workspace: Ref,
+        name: str,
+        resource_subtype: str,
+        *,
+        enum_options: list[str] = (),
+        precision: int | None = None,
+        description: str = "",
+        created_by: Ref | None = None,
+    ) -> CustomField:
+        """Define a custom field; enum and multi_enum fields take their option names in order."""
+        if resource_subtype not in CUSTOM_FIELD_TYPES:
+            raise ValueError(f"resource_subtype must be one of {CUSTOM_FIELD_TYPES}")
+        with self.lock:
+            workspace = self.get(workspace, Workspace)
+            options = [
+                {"gid": self._gid(), "resource_type": "enum_option", "name": option, "enabled": True, "color": "none"}
+                for option in enum_options
+            ]
+            if resource_subtype == "number" and precision is None:
+                precision = 0
+            field = self._add(
+                CustomField(
+                    self._gid(), name, workspace.gid, resource_subtype, description, precision, options,
+                    self._user_gid(created_by),
+                )
+            )
+            workspace.custom_fields.append(field.gid)
+            return field
+
+    def add_custom_field_setting(self, project: Ref, field: Ref, *, is_important: bool = False) -> CustomFieldSetting:
+        """Attach a field to a project: its tasks then carry the field (unset until a value is given)."""
+        with self.lock:
+            project, field = self.get(project, Project), self.get(field, CustomField)
+            setting = self._add(CustomFieldSetting(self._gid(), project.gid, field.gid, is_important))
+            project.custom_field_settings.append(setting.gid)
+            for gid in self.project_tasks(project):
+                self.objects[gid].custom_fields.setdefault(field.gid, self._field_value(field, None))
+            return setting
+
+    def set_custom_field(
+        self, task: Ref, field: Ref, value: Any, *, actor: Ref | None = None, at: datetime | None = None
+    ) -> None:
+        """Set a task's value of a field, with the ``<type>_custom_field_changed`` story.
+
+        ``value`` by type: text (str), number (int or float), enum (an option name), multi_enum
+        (option names), date (``YYYY-MM-DD``), people (users); None (or []) clears it.
+        """
+        with self.lock:
+            task, field = self.get(task, Task), self.get(field, CustomField)
+            when, actor = self._stamp(at, actor)
+            new = self._field_value(field, self._stored(field, value))
+            old = task.custom_fields.get(field.gid)
+            old_value = None if old is None else old.value
+            if old_value == new.value or (old is None and new.value in (None, [])):
+                task.custom_fields.setdefault(field.gid, new)
+                return
+            task.custom_fields[field.gid] = new
+            subtype = f"{field.resource_subtype}_custom_field_changed"
+            text = f"changed {field.name} to {new.display}" if new.display else f"cleared {field.name}"
+            if old_value is None and field.resource_subtype in _LIST_VALUED:
+                old_value = []
+            story = self._story(task, subtype, actor, when, text, old=old_value, new=new.value)
+            story.custom_field = field.gid
+            self._changed(task, "custom_fields", actor, when)
+
+    def _stored(self, field: CustomField, value: Any) -> Any:
+        """A value given by name, as the API renders it (options as dicts, people as gids)."""
+        kind = field.resource_subtype
+        if value is None or value == []:
+            return [] if kind in _LIST_VALUED else None
+        if kind in ("enum", "multi_enum"):
+            options = {option["name"]: option for option in field.enum_options}
+            names = [value] if kind == "enum" else list(value)
+            unknown = [name for name in names if name not in options]
+            if unknown:
+                raise ValueError(f"{field.name}: no enum option named {unknown[0]!r}")
+            chosen = [dict(options[name]) for name in names]
+            return chosen[0] if kind == "enum" else chosen
+        if kind == "people":
+            return [self.get(user, User).gid for user in value]
+        if kind == "date":
+            return {"date": str(value), "date_time": None}
+        if kind == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{field.name}: expected a number")
+            return value
+        return str(value)
+
+    def _field_value(self, field: CustomField, value: Any) -> CustomFieldValue:
+        if value is None and field.resource_subtype in _LIST_VALUED:
+            value = []
+        return CustomFieldValue(field, value, self._display(field, value))
+
+    def _display(self, field: CustomField, value: Any) -> str | None:
+        """The value as Asana displays it: a string, or null when unset."""
+        kind = field.resource_subtype
+        if value is None or value == []:
+            return None
+        if kind == "number":
+            return f"{value:.{field.precision or 0}f}"
+        if kind == "enum":
+            return value["name"]
+        if kind == "multi_enum":
+            return ", ".join(option["name"] for option in value)
+        if kind == "date":
+            return value["date"]
+        if kind == "people":
+            return ", ".join(self.objects[gid].name for gid in value)
+        return value
+
     # ------------------------------------------------------------------ access mutations
     def deactivate_user(self, user: Ref, workspace: Ref | None = None) -> None:
         """Deprovision a user (is_active=false) in one workspace, or in all of them."""
@@ -337,6 +491,19 @@ class World:
         with self.lock:
             project, user = self.get(project, Project), self.get(user, User)
             membership = self._add(ProjectMembership(self._gid(), project.gid, user.gid, access_level))
+            project.memberships.append(membership.gid)
+            when, actor = self._stamp(at, actor)
+            self._emit([project.gid], actor, when, membership, "added", parent=project)
+            return membership
+
+    def add_project_team(
+        self, project: Ref, team: Ref, access_level: str = "editor", *, actor: Ref | None = None,
+        at: datetime | None = None,
+    ) -> ProjectMembership:
+        """Share a project with a team: every member of the team reaches the project through it."""
+        with self.lock:
+            project, team = self.get(project, Project), self.get(team, Team)
+            membership = self._add(ProjectMembership(self._gid(), project.gid, team.gid, access_level, "team"))
             project.memberships.append(membership.gid)
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "added", parent=project)
@@ -621,6 +788,9 @@ class World:
             )
         section.tasks.append(task.gid)
         task.memberships.append((project.gid, section.gid))
+        for setting in project.custom_field_settings:  # the project's fields join the task, unset
+            field = self.objects[self.objects[setting].custom_field]
+            task.custom_fields.setdefault(field.gid, self._field_value(field, None))
 
     def _record(self, task: Task, when: str, actor: str | None) -> None:
         """Append the task's state as this mutation leaves it to its timeline."""

@@ -19,6 +19,7 @@ from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
 from asana_assets.simulator import DEMO_TOKEN, Simulator, generate_world
 from asana_assets_tests.support import REPO
+from asana_assets_tests.support.worlds import add_custom_fields
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 API = "/api/1.0"
@@ -62,6 +63,9 @@ def _nullable_all_of(node: Any) -> Any:
 @pytest.fixture(scope="module")
 def served():
     world = generate_world(seed=11, tasks=400, now=NOW)
+    project = next(o for o in world.objects.values() if o.resource_type == "project")
+    add_custom_fields(world, project, world.project_tasks(project)[:2], world.default_user)
+    world.add_project_team(project, next(o for o in world.objects.values() if o.resource_type == "team"), "commenter")
     with (
         Simulator(world) as simulator,
         httpx.Client(base_url=simulator.base_url, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}) as client,
@@ -116,7 +120,8 @@ def _samples(world) -> dict[str, list[str]]:
         "project_membership_gid": first("project_membership"),
         "membership_gid": first("project_membership"),
         "section_gid": [next(s for s in of("section") if s.tasks).gid],
-        "task_gid": [t.gid for t in flavours],
+        "task_gid": [t.gid for t in flavours] + [next(t for t in tasks if t.custom_fields).gid],
+        "custom_field_gid": [f.gid for f in of("custom_field")],
         "story_gid": sorted(stories_by_subtype.values()),
         "tag_gid": [next(t for t in of("tag") if t.tasks).gid],
     }

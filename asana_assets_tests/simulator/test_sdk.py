@@ -10,7 +10,8 @@ import pytest
 from asana.rest import ApiException
 from urllib3.util.retry import Retry
 
-from asana_assets.simulator import DEMO_TOKEN, Simulator, generate_world
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
+from asana_assets_tests.support.worlds import add_custom_fields
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PAGE = 7  # small pages, so every listing below really paginates
@@ -116,3 +117,75 @@ def test_writes_through_the_sdk(simulator, client):
     with pytest.raises(ApiException) as gone:
         tasks.get_task(created["gid"], {})
     assert gone.value.status == 404
+
+
+def test_custom_fields_through_the_sdk():
+    """The SDK lists a project's custom field settings, a workspace's fields, one field, the values
+    on tasks and the change stories, all paginated."""
+    world = World(now=NOW)
+    workspace = world.add_workspace("Acme", ["acme.com"])
+    ann = world.add_user("Ann", "ann@acme.com")
+    world.add_workspace_membership(ann, workspace)
+    world.default_user = ann.gid
+    project = world.add_project(workspace, "Changes")
+    world.add_section(project, "To do")
+    tasks = [world.create_task(f"Change {i}", project=project, actor=ann) for i in range(3)]
+    fields = add_custom_fields(world, project, tasks, ann)
+    with Simulator(world) as running:
+        cfg = asana.Configuration()
+        cfg.host, cfg.access_token, cfg.page_limit = running.base_url, DEMO_TOKEN, 2
+        client = asana.ApiClient(cfg)
+        settings = list(asana.CustomFieldSettingsApi(client).get_custom_field_settings_for_project(
+            project.gid, {"opt_fields": "custom_field.name,custom_field.resource_subtype,custom_field.enum_options.name,is_important"}
+        ))
+        assert [s["custom_field"]["name"] for s in settings] == [
+            "Ticket ref", "Risk score", "Type", "Systems", "Go-live", "Reviewers"]
+        assert [o["name"] for o in settings[2]["custom_field"]["enum_options"]] == ["Bug", "Change"]
+        listed = list(asana.CustomFieldsApi(client).get_custom_fields_for_workspace(workspace.gid, {}))
+        assert {f["gid"] for f in listed} == {f.gid for f in fields.values()}
+        one = asana.CustomFieldsApi(client).get_custom_field(fields["number"].gid, {"opt_fields": "name,precision"})
+        assert (one["name"], one["precision"]) == ("Risk score", 1)
+        got = list(asana.TasksApi(client).get_tasks({
+            "project": project.gid, "opt_fields": "custom_fields.enum_value.name,custom_fields.display_value"}))
+        assert len(got) == 3
+        by_field = {v["gid"]: v for v in got[0]["custom_fields"]}
+        assert by_field[fields["enum"].gid]["enum_value"]["name"] == "Change"
+        assert by_field[fields["number"].gid]["display_value"] == "4.0"
+        stories = list(asana.StoriesApi(client).get_stories_for_task(tasks[0].gid, {
+            "opt_fields": "resource_subtype,custom_field.name,old_enum_value.name,new_enum_value.name"}))
+        last = [s for s in stories if s["resource_subtype"] == "enum_custom_field_changed"][-1]
+        assert (last["custom_field"]["name"], last["old_enum_value"]["name"], last["new_enum_value"]["name"]) == (
+            "Type", "Bug", "Change")
+
+
+def test_team_members_visibility_and_the_audit_log_through_the_sdk():
+    """The SDK lists a project's members through the memberships API (a team among them); a
+    person's token does not list a private project it is not in, and the audit log refuses it."""
+    world = World(now=NOW)
+    workspace = world.add_workspace("Acme", ["acme.com"])
+    pat = world.add_user("Pat", "pat@acme.com")
+    world.add_workspace_membership(pat, workspace)
+    robot = world.add_service_account(workspace, "Robot", "robot@acme.com")
+    team = world.add_team(workspace, "Ops")
+    shared = world.add_project(workspace, "Shared")
+    world.add_project_team(shared, team, "commenter")
+    world.add_project_membership(shared, pat, "editor")
+    world.add_project(workspace, "Hidden", privacy_setting="private")
+    config = SimulatorConfig(tokens={"pat-token": pat.gid, "robot-token": robot.gid})
+    with Simulator(world, config) as running:
+        def client(token):
+            cfg = asana.Configuration()
+            cfg.host, cfg.access_token = running.base_url, token
+            return asana.ApiClient(cfg)
+
+        members = list(asana.MembershipsApi(client("pat-token")).get_memberships(
+            {"parent": shared.gid, "opt_fields": "member.name,member.resource_type,access_level"}))
+        assert [(m["member"]["resource_type"], m["member"]["name"], m["access_level"]) for m in members] == [
+            ("team", "Ops", "commenter"), ("user", "Pat", "editor")]
+        for token, names in (("pat-token", ["Shared"]), ("robot-token", ["Shared", "Hidden"])):
+            listed = asana.ProjectsApi(client(token)).get_projects({"workspace": workspace.gid})
+            assert [p["name"] for p in listed] == names
+        with pytest.raises(ApiException) as refused:
+            list(asana.AuditLogAPIApi(client("pat-token")).get_audit_log_events(workspace.gid, {}))
+        assert refused.value.status == 403
+        assert list(asana.AuditLogAPIApi(client("robot-token")).get_audit_log_events(workspace.gid, {})) == []

@@ -182,6 +182,8 @@ def test_ground_truth_covers_live_objects(world, truth):
         "tasks",
         "stories",
         "tags",
+        "custom_fields",
+        "custom_field_settings",
     }
     assert sum(map(len, truth.values())) == len(world.objects)
     story = truth["stories"][0]
@@ -454,3 +456,36 @@ def test_changes_with_their_events_lost_reach_no_feed_but_change_the_world(small
     assert small.record_events  # back on, even after a failure
     small.add_comment(task, "Said aloud")
     assert small.events[project.gid][-1].action == "added"
+
+
+def test_visibility_of_private_projects_and_secret_teams():
+    """Who reads what: each case written by hand."""
+    w = World()
+    ws = w.add_workspace("Acme", ["acme.com"])
+    member, teammate, outsider = (w.add_user(n, f"{n}@acme.com") for n in ("member", "teammate", "outsider"))
+    for user in (member, teammate, outsider):
+        w.add_workspace_membership(user, ws)
+    robot = w.add_service_account(ws, "Robot", "robot@acme.com")
+    team, secret = w.add_team(ws, "Ops"), w.add_team(ws, "Board", visibility="secret")
+    w.add_team_membership(team, teammate)
+    w.add_team_membership(secret, member)
+    public = w.add_project(ws, "Public")
+    private = w.add_project(ws, "Private", privacy_setting="private")
+    w.add_project_membership(private, member)
+    shared = w.add_project(ws, "Shared", privacy_setting="private")
+    w.add_project_team(shared, team)
+    team_only = w.add_project(ws, "Team only", team=team, privacy_setting="private_to_team")
+    seen = {
+        user.name: {p.name for p in (public, private, shared, team_only) if w.can_see_project(user.gid, p)}
+        for user in (member, teammate, outsider, robot)
+    }
+    assert seen == {
+        "member": {"Public", "Private"},  # a direct member
+        "teammate": {"Public", "Shared", "Team only"},  # through the team, and the team's own project
+        "outsider": {"Public"},
+        "Robot": {"Public", "Private", "Shared", "Team only"},  # a service account on Enterprise
+    }
+    assert [w.can_see_team(u.gid, secret) for u in (member, teammate, robot)] == [True, False, True]
+    assert w.can_see_team(outsider.gid, team)  # not secret: everyone sees it
+    ws.plan = "business"  # below Enterprise the service account is like anyone else
+    assert not w.can_see_project(robot.gid, private) and not w.can_see_team(robot.gid, secret)

@@ -26,3 +26,26 @@ def change_the_world(world):
                  if m["is_active"] and not m["is_admin"] and m["gid"] != member["gid"])
     world.set_workspace_admin(other["user"]["gid"], other["workspace"]["gid"])
     return parent["gid"]
+
+
+def add_custom_fields(world, project, tasks, actor):
+    """One custom field of each type on ``project``, each set (and the enum changed) on ``tasks``;
+    returns the fields by type."""
+    workspace = world.objects[project].workspace if isinstance(project, str) else project.workspace
+    fields = {
+        "text": world.add_custom_field(workspace, "Ticket ref", "text"),
+        "number": world.add_custom_field(workspace, "Risk score", "number", precision=1),
+        "enum": world.add_custom_field(workspace, "Type", "enum", enum_options=["Bug", "Change"]),
+        "multi_enum": world.add_custom_field(workspace, "Systems", "multi_enum", enum_options=["API", "Web"]),
+        "date": world.add_custom_field(workspace, "Go-live", "date"),
+        "people": world.add_custom_field(workspace, "Reviewers", "people"),
+    }
+    values = {"text": "CHG-1", "number": 4, "enum": "Bug", "multi_enum": ["API", "Web"],
+              "date": "2026-06-10", "people": [actor]}
+    for kind, field in fields.items():
+        world.add_custom_field_setting(project, field, is_important=kind == "enum")
+        for task in tasks:
+            world.set_custom_field(task, field, values[kind], actor=actor)
+    for task in tasks:
+        world.set_custom_field(task, fields["enum"], "Change", actor=actor)
+    return fields

@@ -115,11 +115,15 @@ def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                     event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))
 
 
-@_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections"])
-def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+@_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "custom_fields", "task_custom_fields",
+                     "projects", "workflow_states", "collections"])
+def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  compliance: ComplianceResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
-    t = read_tables(warehouse, "tasks", "task_memberships", "task_tags", "tags", "workflow_states", "collections")
-    frame = tickets.tickets(t, t["workflow_states"], t["collections"])
+    t = read_tables(warehouse, "tasks", "task_memberships", "task_tags", "tags", "custom_fields", "task_custom_fields",
+                    "projects", "workflow_states", "collections")
+    frame = tickets.tickets(t, t["workflow_states"], t["collections"], compliance.ticket_type_field,
+                            compliance.change_ticket_types)
     return _publish(context, warehouse, "tickets", frame,
                     statuses=dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
                     change_tickets=int(frame["is_change"].sum()))

@@ -39,6 +39,10 @@ DESCRIPTIONS = {
     "tasks": "Every task, subtasks included (parent_gid), with assignee, completion and approval status.",
     "task_memberships": "Which project and section each task sits in; position 0 is the primary project.",
     "stories": "The changelog of every task and subtask, with the structured old/new fields.",
+    "custom_fields": "Custom field definitions (type, enum options, precision) of the fields projects use.",
+    "custom_field_settings": "Which project uses which custom field.",
+    "task_custom_fields": "Each task's value of each of its custom fields, in typed columns, with Asana's display value.",
+    "task_followers": "Followers of each task: who sees it even where its projects are private.",
     "tags": "Tags of each workspace.",
     "task_tags": "Tags on each task.",
     "quarantine": "Records the API returned that failed validation, and records whose references do not resolve "
@@ -113,7 +117,9 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
     state = store.load()
     whole = selected == set(RAW_TABLES)
     current = {t: warehouse.read(t) for t in selected if warehouse.parquet().exists(t)}
-    previous = whole and len(current) == len(RAW_TABLES)
+    # A table written before a column was added needs a full sync to fill it.
+    same_columns = all(current[t].schema.names == RAW_TABLES[t].names for t in current)
+    previous = whole and len(current) == len(RAW_TABLES) and same_columns
     if config.mode == "incremental" and previous and state.tokens:
         changes = asana.sync_incremental(state, dict(current), config.projects)
         result, mode = changes.result, (

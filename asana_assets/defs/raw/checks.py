@@ -13,6 +13,8 @@ from asana_assets.defs.raw.assets import FRESHNESS_LIMIT
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.asana.client import AsanaError
+from asana_assets.lib.connections.coverage import FIX as COVERAGE_FIX
+from asana_assets.lib.connections.coverage import SERVICE_ACCOUNT
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, troubleshoot
 from asana_assets.lib.schema import RAW_TABLES
 
@@ -34,6 +36,38 @@ def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResourc
             metadata={"cause": trouble.cause, "fix": trouble.fix},
         )
     return dg.AssetCheckResult(passed=True, metadata={"acting_as": f"{user.get('name')} <{user.get('email')}>"})
+
+
+@dg.asset_check(
+    asset=table_key("workspaces"), partitions_def=CONNECTIONS, additional_deps=[table_key("projects")],
+    description="What the connection can see: a person's token misses the private projects it is not in.",
+)
+def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaResource,
+                        warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """WARN unless the connection is a service account of an Enterprise organisation: any other
+    token reads only public projects and the private ones its user belongs to."""
+    key = partition_key(context)
+    warehouse = run_warehouse(context, warehouse)
+    workspaces = warehouse.read("workspaces")["gid"].to_pylist()
+    projects = warehouse.read("projects").select(["privacy_setting"])
+    private = int(pc.sum(pc.not_equal(projects["privacy_setting"], "public_to_workspace")).as_py() or 0)
+    try:
+        seen = asana.for_connection(key).coverage(workspaces)
+    except (AsanaError, ConnectionProblem) as error:
+        trouble = troubleshoot(error)
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"Coverage unknown: {trouble.cause}: {trouble.fix}")
+    full = seen.kind == SERVICE_ACCOUNT
+    description = (
+        f"Connected as {seen.user}, a {seen.kind} (plan: {seen.plan}); it reads {private} private project(s)"
+        + ("; it sees every project." if full else
+           f", only those its user belongs to: private tickets elsewhere may be missed. Fix: {COVERAGE_FIX}.")
+    )
+    return dg.AssetCheckResult(
+        passed=full, severity=dg.AssetCheckSeverity.WARN, description=description,
+        metadata={"acting_as": seen.user, "user_kind": seen.kind, "plan": seen.plan,
+                  "private_projects_read": private, "admin_of_workspaces": list(seen.admin_of)},
+    )
 
 
 @dg.asset_check(
@@ -91,4 +125,4 @@ def connections_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
 
 
 # connections_fresh stands apart: a sensor judges it between runs, no run does.
-raw_checks = [connection_valid, quarantine_is_empty, *quality_checks(RAW_TABLES, table_key)]
+raw_checks = [connection_valid, connection_coverage, quarantine_is_empty, *quality_checks(RAW_TABLES, table_key)]

@@ -49,12 +49,25 @@ TASK_FIELDS = (
     "name", "notes", "resource_subtype", "approval_status", "assignee", "created_by",
     "completed", "completed_at", "completed_by", "created_at", "modified_at", "due_on",
     "due_at", "start_on", "parent", "workspace", "memberships.project", "memberships.section",
-    "tags", "permalink_url", "num_subtasks",
+    "tags", "permalink_url", "num_subtasks", "followers",
+    # each custom field value, in the same listing (no request per task)
+    "custom_fields.resource_subtype", "custom_fields.display_value", "custom_fields.text_value",
+    "custom_fields.number_value", "custom_fields.enum_value.name", "custom_fields.multi_enum_values.name",
+    "custom_fields.date_value", "custom_fields.people_value",
+)
+CUSTOM_FIELD_SETTING_FIELDS = (
+    "project", "parent", "is_important", "custom_field.name", "custom_field.resource_subtype",
+    "custom_field.type", "custom_field.description", "custom_field.enum_options.name",
+    "custom_field.enum_options.enabled", "custom_field.precision", "custom_field.format",
+    "custom_field.enabled", "custom_field.is_formula_field",
 )
 STORY_FIELDS = (
     "created_at", "created_by", "type", "resource_subtype", "text", "source", "target",
     "old_section", "new_section", "assignee", "old_approval_status", "new_approval_status",
-    "old_name", "new_name", "old_dates", "new_dates", "project",
+    "old_name", "new_name", "old_dates", "new_dates", "project", "custom_field",
+    *(f"{side}_{value}" for side in ("old", "new") for value in (
+        "text_value", "number_value", "enum_value.name", "multi_enum_values.name", "date_value", "people_value",
+    )),
 )
 
 # Quarantine errors of broken references start with this: they are recomputed from the final
@@ -76,6 +89,9 @@ _OWNER_COLUMNS = {
     "task_memberships": ("task_gid", "project_gid"),
     "task_tags": ("task_gid",),
     "stories": ("task_gid",),
+    "custom_field_settings": ("project_gid",),
+    "task_custom_fields": ("task_gid",),
+    "task_followers": ("task_gid",),
 }
 
 # Which crawl each table needs: selecting a subset of tables crawls only what they need.
@@ -87,10 +103,12 @@ _NEEDS = {
     "projects": {
         "projects", "project_memberships", "sections",
         "tasks", "task_memberships", "task_tags", "stories",
+        "custom_fields", "custom_field_settings", "task_custom_fields", "task_followers",
     },
     "project_memberships": {"project_memberships"},
+    "custom_field_settings": {"custom_fields", "custom_field_settings"},
     "sections": {"sections"},
-    "tasks": {"tasks", "task_memberships", "task_tags", "stories"},
+    "tasks": {"tasks", "task_memberships", "task_tags", "stories", "task_custom_fields", "task_followers"},
     "stories": {"stories"},
 }
 
@@ -294,12 +312,10 @@ class WorkspaceCrawler:
         for project in projects:
             if self.needs("sections"):
                 self._spawn(self._sections(project.gid), project.gid)
+            if self.needs("custom_field_settings"):
+                self._spawn(self._custom_field_settings(project.gid, workspace_gid), project.gid)
             if self.needs("project_memberships"):
-                self._spawn(self._listing(
-                    "project_memberships", models.ProjectMembership,
-                    f"/projects/{project.gid}/project_memberships", None,
-                    PROJECT_MEMBERSHIP_FIELDS,
-                ), project.gid)
+                self._spawn(self._project_members(project.gid), project.gid)
             if self.needs("tasks"):
                 self._spawn(self._project_tasks(project.gid), project.gid)
 
@@ -322,6 +338,22 @@ class WorkspaceCrawler:
         except SyncTokenExpiredError as expired:
             return expired.sync
         raise RuntimeError(f"the events API gave no sync token for {resource_gid}")
+
+    async def _project_members(self, project_gid: str) -> None:
+        """A project's members, users and teams, from the memberships API (the per-project
+        project_memberships listing is deprecated)."""
+        await self._listing("project_memberships", models.ProjectMembership, "/memberships",
+                            {"parent": project_gid}, PROJECT_MEMBERSHIP_FIELDS)
+
+    async def _custom_field_settings(self, project_gid: str, workspace_gid: str | None) -> None:
+        """A project's custom field settings; the fields they embed are the definitions."""
+        path = f"/projects/{project_gid}/custom_field_settings"
+        async for page in self.client.pages(path, None, fields=CUSTOM_FIELD_SETTING_FIELDS):
+            for raw in page:
+                setting = self._accept("custom_field_settings", models.CustomFieldSetting, raw)
+                if setting is not None:
+                    self._add("custom_field_settings", {**setting.row(), "project_gid": project_gid})
+                    self._add("custom_fields", setting.custom_field.row(workspace_gid))
 
     async def _sections(self, project_gid: str) -> None:
         path = f"/projects/{project_gid}/sections"
@@ -360,6 +392,10 @@ class WorkspaceCrawler:
                 self._add("task_memberships", m)
             for t in task.tag_rows():
                 self._add("task_tags", t)
+            for v in task.custom_field_rows():
+                self._add("task_custom_fields", v)
+            for f in task.follower_rows():
+                self._add("task_followers", f)
         if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
             return  # without a usable gid its children cannot be reached
         self._children(gid, None if task is None else task.num_subtasks)

@@ -42,7 +42,6 @@ from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient, NotFoundError, SyncTokenExpiredError
 from asana_assets.lib.asana.crawl import (
     PROJECT_FIELDS,
-    PROJECT_MEMBERSHIP_FIELDS,
     TASK_FIELDS,
     UNRESOLVED,
     SyncResult,
@@ -55,7 +54,7 @@ from asana_assets.lib.schema import RAW_TABLES
 
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
 WORKSPACE_TABLES = ("workspaces", "users", "workspace_memberships", "teams", "team_memberships", "tags", "projects")
-TASK_TABLES = ("tasks", "task_memberships", "task_tags")
+TASK_TABLES = ("tasks", "task_memberships", "task_tags", "task_custom_fields", "task_followers")
 TASK_SUBTYPES = frozenset({"default_task", "milestone", "approval"})
 # Where a quarantined record names its container: it is replaced when that container is read again.
 _CONTAINER_OF = {"stories": "target", "sections": "project", "project_memberships": "parent"}
@@ -206,10 +205,9 @@ class IncrementalCrawler(WorkspaceCrawler):
             return
         self.refreshed.add(project_gid)
         self._spawn(self._sections(project_gid), project_gid)
-        self._spawn(self._listing(
-            "project_memberships", models.ProjectMembership,
-            f"/projects/{project_gid}/project_memberships", None, PROJECT_MEMBERSHIP_FIELDS,
-        ), project_gid)
+        workspace_gid = self.rows["projects"].get((project_gid,), {}).get("workspace_gid")
+        self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid)
+        self._spawn(self._project_members(project_gid), project_gid)
 
     async def _relist(self, project_gid: str) -> None:
         """Re-list a project whole, then re-read the tasks it used to hold and no longer lists."""
@@ -298,8 +296,10 @@ class IncrementalCrawler(WorkspaceCrawler):
         gone = set(self.current["projects"]["gid"].to_pylist()) - set(fresh["projects"]["gid"].to_pylist())
         out = {name: fresh[name] for name in WORKSPACE_TABLES}
         out["projects"] = _keep_sync_times(fresh["projects"], self.current["projects"])
-        for name in ("sections", "project_memberships"):
+        for name in ("sections", "project_memberships", "custom_field_settings"):
             out[name] = _replace(self.current[name], fresh[name], "project_gid", self.refreshed)
+        out["custom_fields"] = _replace(
+            self.current["custom_fields"], fresh["custom_fields"], "gid", set(fresh["custom_fields"]["gid"].to_pylist()))
         for name in TASK_TABLES:
             key = "gid" if name == "tasks" else "task_gid"
             out[name] = _replace(self.current[name], fresh[name], key, read | removed)

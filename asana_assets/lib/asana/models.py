@@ -231,6 +231,96 @@ class TaskMembership(BaseModel):
     section: Ref | None = None
 
 
+class EnumOption(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gid: Gid = Field(pattern=r"^\d+$")
+    name: str | None = None
+    enabled: StrictBool | None = None
+
+
+class DateValue(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    date: Day | None = None
+    date_time: Timestamp | None = None
+
+
+class CustomField(Record):
+    """A custom field definition, as a project's custom field settings embed it."""
+
+    name: str | None = None
+    resource_subtype: str | None = None
+    type: str | None = None  # deprecated twin of resource_subtype
+    description: str | None = None
+    enum_options: list[EnumOption] = []
+    precision: int | None = None
+    format: str | None = None
+    enabled: StrictBool | None = None
+    is_formula_field: StrictBool | None = None
+
+    def row(self, workspace_gid: str | None = None) -> dict[str, Any]:
+        return {
+            "gid": self.gid,
+            "workspace_gid": workspace_gid,
+            "name": self.name,
+            "resource_subtype": self.resource_subtype or self.type,
+            "description": self.description,
+            "enum_option_gids": [o.gid for o in self.enum_options],
+            "enum_option_names": [o.name for o in self.enum_options],
+            "precision": self.precision,
+            "format": self.format,
+            "enabled": self.enabled,
+            "is_formula_field": self.is_formula_field,
+        }
+
+
+class CustomFieldSetting(Record):
+    custom_field: CustomField
+    project: Ref | None = None
+    parent: Ref | None = None
+    is_important: StrictBool | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "gid": self.gid,
+            "project_gid": gid_of(self.project or self.parent),
+            "custom_field_gid": self.custom_field.gid,
+            "is_important": self.is_important,
+        }
+
+
+class CustomFieldValue(Record):
+    """A task's value of one field: the field's gid, its type, and the value of that type."""
+
+    resource_subtype: str | None = None
+    type: str | None = None
+    text_value: str | None = None
+    number_value: float | None = None
+    enum_value: EnumOption | None = None
+    multi_enum_values: list[EnumOption] | None = None
+    date_value: DateValue | None = None
+    people_value: list[Ref] | None = None
+    display_value: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        multi, people, day = self.multi_enum_values or [], self.people_value or [], self.date_value or DateValue()
+        return {
+            "custom_field_gid": self.gid,
+            "resource_subtype": self.resource_subtype or self.type,
+            "text_value": self.text_value,
+            "number_value": self.number_value,
+            "date_value": day.date,
+            "date_time_value": day.date_time,
+            "enum_option_gid": gid_of(self.enum_value),
+            "enum_option_name": self.enum_value.name if self.enum_value else None,
+            "multi_enum_option_gids": [o.gid for o in multi],
+            "multi_enum_option_names": [o.name for o in multi],
+            "people_gids": [p.gid for p in people],
+            "display_value": self.display_value,
+        }
+
+
 class Task(Record):
     name: str | None = None
     notes: str | None = None
@@ -252,6 +342,8 @@ class Task(Record):
     tags: list[Ref] = []
     permalink_url: str | None = None
     num_subtasks: int | None = None
+    custom_fields: list[CustomFieldValue] = []
+    followers: list[Ref] = []
 
     def row(self) -> dict[str, Any]:
         return {
@@ -290,6 +382,12 @@ class Task(Record):
     def tag_rows(self) -> list[dict[str, Any]]:
         return [{"task_gid": self.gid, "tag_gid": t.gid} for t in self.tags]
 
+    def follower_rows(self) -> list[dict[str, Any]]:
+        return [{"task_gid": self.gid, "user_gid": f.gid} for f in self.followers]
+
+    def custom_field_rows(self) -> list[dict[str, Any]]:
+        return [{"task_gid": self.gid, **value.row()} for value in self.custom_fields]
+
 
 class StoryDates(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -317,6 +415,19 @@ class Story(Record):
     old_dates: StoryDates | None = None
     new_dates: StoryDates | None = None
     project: Ref | None = None
+    custom_field: Ref | None = None
+    old_text_value: str | None = None
+    new_text_value: str | None = None
+    old_number_value: float | None = None
+    new_number_value: float | None = None
+    old_enum_value: EnumOption | None = None
+    new_enum_value: EnumOption | None = None
+    old_multi_enum_values: list[EnumOption] | None = None
+    new_multi_enum_values: list[EnumOption] | None = None
+    old_date_value: DateValue | None = None
+    new_date_value: DateValue | None = None
+    old_people_value: list[Ref] | None = None
+    new_people_value: list[Ref] | None = None
 
     def row(self) -> dict[str, Any]:
         old, new = self.old_dates or StoryDates(), self.new_dates or StoryDates()
@@ -343,4 +454,22 @@ class Story(Record):
             "old_start_on": old.start_on,
             "new_start_on": new.start_on,
             "project_gid": gid_of(self.project),
+            "custom_field_gid": gid_of(self.custom_field),
+            **self._field_values("old"),
+            **self._field_values("new"),
+        }
+
+    def _field_values(self, side: str) -> dict[str, Any]:
+        """A custom field change's value before (``old``) or after (``new``), as columns."""
+        enum, multi = getattr(self, f"{side}_enum_value"), getattr(self, f"{side}_multi_enum_values")
+        day, people = getattr(self, f"{side}_date_value"), getattr(self, f"{side}_people_value")
+        return {
+            f"{side}_text_value": getattr(self, f"{side}_text_value"),
+            f"{side}_number_value": getattr(self, f"{side}_number_value"),
+            f"{side}_enum_option_gid": gid_of(enum),
+            f"{side}_enum_option_name": enum.name if enum else None,
+            f"{side}_multi_enum_option_gids": None if multi is None else [o.gid for o in multi],
+            f"{side}_multi_enum_option_names": None if multi is None else [o.name for o in multi],
+            f"{side}_date_value": day.date if day else None,
+            f"{side}_people_gids": None if people is None else [p.gid for p in people],
         }

@@ -49,12 +49,14 @@ def access_snapshot(raw: Mapping[str, pd.DataFrame], snapshot_at: pd.Timestamp, 
               memberships["workspace_gid"]),
         _rows(teams["user_gid"], "team", teams["team_gid"], _role(teams), teams["workspace_gid"]),
         _rows(members["member_gid"], "project", members["project_gid"], members["access_level"],
-              members["workspace_gid"]),
+              members["workspace_gid"]).assign(via_team_gid=members["via_team_gid"]),
         _rows(projects["owner_gid"], "project", projects["gid"], "owner", projects["workspace_gid"]),
     ], ignore_index=True).dropna(subset=["user_gid"])
-    # One row per user and resource: the strongest role wins (an owner listed as editor is owner).
+    # One row per user and resource: the strongest role wins (an owner listed as editor is owner),
+    # and at equal strength direct access wins over access through a team.
     rank = rows["role"].map({role: i for i, role in enumerate(ROLE_ORDER)}).fillna(len(ROLE_ORDER))
-    rows = rows.loc[rank.sort_values(kind="stable").index].drop_duplicates(KEY)
+    order = pd.DataFrame({"rank": rank, "via": rows["via_team_gid"].notna()})
+    rows = rows.loc[order.sort_values(["rank", "via"], kind="stable").index].drop_duplicates(KEY)
     active = (
         memberships.assign(user_is_active=memberships["is_active"].eq(True))
         .groupby(["user_gid", "workspace_gid"], as_index=False)["user_is_active"].any()
@@ -212,7 +214,8 @@ def offboarding_results(
 
 
 def _project_members(raw: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Project memberships held by users, and those whose member is of no recognisable type.
+    """Project memberships held by users (directly, or through a team: one row per team member,
+    with ``via_team_gid``), and those whose member is of no recognisable type.
 
     A member is a user when Asana says so or, its type missing or unknown, when its gid is the
     gid of a workspace or team member (gids are unique across resource types); a team is never a
@@ -220,11 +223,18 @@ def _project_members(raw: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.
     """
     members = raw["project_memberships"]
     kind, gid = members["member_type"], members["member_gid"]
-    users = pd.concat([raw["workspace_memberships"]["user_gid"], raw["team_memberships"]["user_gid"]])
+    team_members = raw["team_memberships"]
+    users = pd.concat([raw["workspace_memberships"]["user_gid"], team_members["user_gid"]])
     untyped = ~kind.isin(["user", "team"])
     user = kind.eq("user") | (untyped & gid.isin(users))
     team = kind.eq("team") | (untyped & gid.isin(raw["teams"]["gid"]))
-    return members[user], members[~user & ~team]
+    # A team's access is each of its members' access, through it.
+    through = members[team & ~user].merge(
+        team_members[["team_gid", "user_gid"]], left_on="member_gid", right_on="team_gid"
+    ).assign(via_team_gid=lambda m: m["team_gid"], member_gid=lambda m: m["user_gid"])
+    direct = members[user].assign(via_team_gid=None)
+    expanded = pd.concat([direct, through[[*members.columns, "via_team_gid"]]], ignore_index=True)
+    return expanded, members[~user & ~team]
 
 
 def _holdings(raw: Mapping[str, pd.DataFrame], members: pd.DataFrame, names: Directory) -> pd.DataFrame:

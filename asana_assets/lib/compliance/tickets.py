@@ -17,6 +17,10 @@ from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_O
 Raw = Mapping[str, pd.DataFrame]
 
 CLOSED = "CLOSED"
+# The enum field that types tickets, unless configured: the first (oldest) per workspace whose name
+# has the word "type" ("Type", "Ticket type", "Change type"; not "Prototype").
+TICKET_TYPE_FIELD_PATTERN = r"(?i)\btype\b"
+CHANGE_TICKET_TYPES = ("Change", "Change request", "Normal change", "Standard change", "Emergency change")
 TIMESTAMP = "datetime64[us, UTC]"  # how the warehouse's timestamps read into pandas
 
 
@@ -289,8 +293,40 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
 
 
 # -- tickets ----------------------------------------------------------------------------
-def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.DataFrame:
-    """One row per task, subtasks included, in a ticketing common model."""
+def ticket_type_fields(fields: pd.DataFrame, configured: str | None = None) -> pd.Series:
+    """The gids of the custom fields that type tickets.
+
+    ``configured`` names the field by gid or by name (case-insensitive), in any workspace;
+    unset, each workspace's first enum field (by gid: the oldest) whose name has the word "type".
+    """
+    enums = fields[fields["resource_subtype"] == "enum"]
+    if configured:
+        wanted = enums["name"].str.casefold().eq(configured.casefold()) | enums["gid"].eq(configured)
+        found = enums.loc[wanted.fillna(False), "gid"]
+        if found.empty:  # typed changes would silently escape the change monitors
+            raise ValueError(f"ticket_type_field {configured!r} names no enum custom field of the synced projects")
+        return found
+    typed = enums[enums["name"].str.contains(TICKET_TYPE_FIELD_PATTERN, regex=True, na=False)]
+    first = typed.sort_values("gid", key=lambda g: g.str.zfill(32)).drop_duplicates("workspace_gid")
+    return first["gid"]
+
+
+def ticket_types(raw: Raw, field: str | None = None) -> pd.Series:
+    """Each task's value of its ticket-type field (the option's name), by task gid."""
+    values = raw["task_custom_fields"]
+    chosen = values[values["custom_field_gid"].isin(ticket_type_fields(raw["custom_fields"], field))]
+    named = chosen["enum_option_name"].fillna(chosen["display_value"])
+    return named.set_axis(chosen["task_gid"]).dropna().groupby(level=0).first()
+
+
+def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame, ticket_type_field: str | None = None,
+            change_ticket_types: Sequence[str] = CHANGE_TICKET_TYPES) -> pd.DataFrame:
+    """One row per task, subtasks included, in a ticketing common model.
+
+    The ticket type is the task's value of the ticket-type field, else its kind (task,
+    milestone, approval). A top-level ticket that is not an approval is a change when it sits in
+    a change project or its type is one of ``change_ticket_types`` (case-insensitive).
+    """
     t = raw["tasks"]
     m = raw["task_memberships"].sort_values(["task_gid", "position"])
     primary = m.drop_duplicates("task_gid").set_index("task_gid")
@@ -304,6 +340,8 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.Da
     tags = tag_names.groupby("task_gid")["name"].agg(list)
     projects = m.groupby("task_gid")["project_gid"].agg(list)
     subtype = t["resource_subtype"].fillna("default_task")
+    typed = lookup(t["gid"], ticket_types(raw, ticket_type_field))
+    change_type = typed.str.casefold().isin({str(v).casefold() for v in change_ticket_types}).fillna(False)
     return pd.DataFrame({
         "gid": t["gid"],
         "workspace_gid": t["workspace_gid"],
@@ -319,8 +357,9 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.Da
         "creator_gid": t["created_by_gid"],
         "due_on": t["due_on"],
         "due_at": t["due_at"],
-        "ticket_type": subtype.map({"default_task": "task", "milestone": "milestone", "approval": "approval"})
-        .fillna(subtype),
+        "ticket_type": typed.fillna(
+            subtype.map({"default_task": "task", "milestone": "milestone", "approval": "approval"}).fillna(subtype)
+        ),
         "parent_gid": t["parent_gid"],
         "created_at": t["created_at"],
         "updated_at": t["modified_at"],
@@ -330,8 +369,28 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame) -> pd.Da
         "url": t["permalink_url"],
         "approval_status": t["approval_status"],
         "tags": _lists(t["gid"], tags),
-        "is_change": t["parent_gid"].isna() & (subtype != "approval") & t["gid"].isin(in_change),
+        "is_change": t["parent_gid"].isna() & (subtype != "approval")
+        & (t["gid"].isin(in_change) | change_type.astype(bool)),
+        "visibility": _visibility(t, m, raw["projects"]),
     })
+
+
+def _visibility(t: pd.DataFrame, m: pd.DataFrame, projects: pd.DataFrame) -> pd.Series:
+    """public when one of the task's projects is public to the workspace, else private; a subtask
+    in no project takes its parent's, level by level."""
+    public = projects.loc[projects["privacy_setting"].eq("public_to_workspace"), "gid"]
+    homed = set(m["task_gid"])
+    own = pd.Series(np.where(t["gid"].isin(set(m.loc[m["project_gid"].isin(public), "task_gid"])), "public",
+                             np.where(t["gid"].isin(homed), "private", None)), index=t.index, dtype=object)
+    by_gid = own.set_axis(t["gid"])
+    parent = t["parent_gid"]
+    for _ in range(len(t)):  # climbs one level per pass; stops when nothing changes
+        inherited = lookup(parent, by_gid).set_axis(t.index)
+        filled = own.where(own.notna(), inherited)
+        if filled.equals(own):
+            break
+        own, by_gid = filled, filled.set_axis(t["gid"])
+    return own.fillna("private")
 
 
 def _lists(keys: pd.Series, grouped: pd.Series) -> pd.Series:

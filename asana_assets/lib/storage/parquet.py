@@ -73,7 +73,10 @@ class ParquetWarehouse:
         if self.staged is not None:
             parts |= {p.name: p for p in (self.staged / table).glob("*.parquet")}
         files = [parts[name] for name in sorted(parts)]
-        return pa.concat_tables([pq.read_table(p) for p in files]) if files else schema.empty_table()
+        if not files:
+            return schema.empty_table()
+        # Parts written before a column was added lack it: it reads as null there.
+        return pa.concat_tables([pq.read_table(p) for p in files], promote_options="default")
 
     def _write(self, target: Path, data: pa.Table) -> Path:
         table = target.stem

@@ -93,9 +93,13 @@ def test_snapshot_roles_owner_precedence_and_activity():
         ("u2", "workspace", "w1", "member", True), ("u2", "team", "t1", "member", True),
         ("u2", "project", "p1", "owner", True),  # owner beats the editor membership
         ("u3", "workspace", "w1", "guest", True), ("u3", "team", "t1", "guest", True),
+        ("u3", "project", "p1", "editor", True),  # through team t1, an editor of p1
         ("u4", "workspace", "w1", "member", False), ("u4", "project", "p2", "owner", False),
         ("u5", "project", "p1", "viewer", False),  # no workspace membership: inactive
     }
+    # Only u3's access comes through the team: u1 (admin) and u2 (owner) hold stronger roles directly.
+    via = snapshot.dropna(subset=["via_team_gid"])
+    assert set(zip(via["user_gid"], via["resource_gid"], via["via_team_gid"], strict=True)) == {("u3", "p1", "t1")}
 
 
 def test_snapshot_of_an_empty_workspace_is_empty():

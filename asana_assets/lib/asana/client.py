@@ -14,6 +14,7 @@ import logging
 import random
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic
@@ -440,7 +441,17 @@ class AsanaClient:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a sync to completion on uvloop when it is installed: its event loop costs less CPU
-    per request than asyncio's, and a large sync is bound by the client's CPU."""
+    per request than asyncio's, and a large sync is bound by the client's CPU. Called where an
+    event loop already runs (a notebook, an async host), it runs in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_here(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asana-sync") as thread:
+        return thread.submit(_run_here, coroutine).result()
+
+
+def _run_here(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:

@@ -24,6 +24,7 @@ from asana_assets.lib.asana.client import (
     ServerError,
     SyncTokenExpiredError,
 )
+from asana_assets.lib.asana.client import run as run_sync
 from asana_assets.settings import ASANA_API_BASE
 
 TOKEN = "0/s3cr3t-t0ken-4f9a"
@@ -446,3 +447,13 @@ def test_a_body_that_is_not_json_is_still_an_error():
     client = make_client(lambda request: httpx.Response(200, content=b"<html>maintenance</html>"))
     with pytest.raises(AsanaError, match="non-JSON body"):
         run(client, client.get_data("/tasks"))
+
+
+def test_run_works_where_an_event_loop_already_runs():
+    async def answer():
+        return 42
+
+    async def host():  # e.g. a notebook, or a browser driver's loop in the same thread
+        return run_sync(answer())
+
+    assert asyncio.run(host()) == 42

@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from asana_assets import demo, settings
 from asana_assets.defs.partitions import DEFAULT, ConnectionSchedule
+from asana_assets.lib.asana.audit_log import AuditLogRead, read_audit_log
 from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
 from asana_assets.lib.asana.client import run as run_async
 from asana_assets.lib.asana.crawl import SyncResult, crawl
@@ -179,6 +180,11 @@ class AsanaResource(dg.ConfigurableResource):
             lambda client: incremental_sync(client, state, current, self.workspace_gid or None, projects)
         )
 
+    def read_audit_log(self, workspace_gids: Iterable[str], cursors: dict[str, str], current: pa.Table | None,
+                       observed_at: datetime) -> AuditLogRead:
+        """The audit log events of the workspaces since their cursors, added to ``current``."""
+        return self._run(lambda client: read_audit_log(client, list(workspace_gids), cursors, current, observed_at))
+
     def changed_projects(self, state: SyncState) -> dict[str, str]:
         """Projects with events since their token (read without consuming them: a token may be
         sent again), each with a digest of what is pending; an expired token counts as changed.
@@ -304,6 +310,11 @@ class WarehouseResource(dg.ConfigurableResource):
         """The sync state this run reached, saved by `commit` with the tables it describes: a
         run that dies before then is replayed from the previous state."""
         self._staged_state().save(state)
+
+    def run_state(self) -> SyncState:
+        """The sync state as this run left it so far (staged), else as last published."""
+        staged = self._staged_state()
+        return staged.load() if staged.path.exists() else self.state_store().load()
 
     def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
         """Stage a table (a history table: this run's ``part``); returns its metadata."""

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
+from . import audit
 from .clock import iso, parse_iso
 from .config import SimulatorConfig
 from .limits import Faults, RateLimiter, Stats
@@ -429,6 +430,7 @@ class AsanaApi:
             ("GET", "/tags/{tag_gid}", one(Tag, "tag_gid")),
             ("GET", "/tags/{tag_gid}/tasks", children(Tag, "tag_gid", "task", lambda t: t.tasks)),
             ("GET", "/events", self.events),
+            ("GET", "/workspaces/{workspace_gid}/audit_log_events", lambda c: audit.audit_log_events(self, c)),
             ("POST", "/tasks", self.create_task),
             ("PUT", "/tasks/{task_gid}", self.update_task),
             ("DELETE", "/tasks/{task_gid}", self.delete_task),

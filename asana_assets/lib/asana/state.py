@@ -16,6 +16,8 @@ class SyncState:
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     last_full_sync_at: str | None = None
     last_sync_at: str | None = None
+    # Workspace gid -> created_at of the last audit log event read (Enterprise+ workspaces only).
+    audit_log: dict[str, str] = field(default_factory=dict)
 
     def token(self, project_gid: str, now: datetime) -> str | None:
         """The project's token, unless it is older than its life (then the project is re-listed)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
@@ -24,6 +25,7 @@ from asana_assets.lib.asana.crawl import SyncResult, crawl
 from asana_assets.lib.asana.incremental import IncrementalResult, incremental_sync
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.compliance.monitors import MonitorParams
+from asana_assets.lib.compliance.remediation import Remediation, remediate
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
 from asana_assets.lib.connections.records import Connection, StoredRecord
@@ -184,6 +186,12 @@ class AsanaResource(dg.ConfigurableResource):
                        observed_at: datetime) -> AuditLogRead:
         """The audit log events of the workspaces since their cursors, added to ``current``."""
         return self._run(lambda client: read_audit_log(client, list(workspace_gids), cursors, current, observed_at))
+
+    def remediate(self, project_gid: str, assignee_gid: str | None, results: pd.DataFrame, known: dict[str, str],
+                  run_id: str, as_of: pd.Timestamp, evidence: str) -> Remediation:
+        """Open, update and close the remediation project's tasks to match ``results``."""
+        return self._run(lambda client: remediate(client, project_gid, assignee_gid, results, known, run_id, as_of,
+                                                  evidence))
 
     def changed_projects(self, state: SyncState) -> dict[str, str]:
         """Projects with events since their token (read without consuming them: a token may be
@@ -374,6 +382,12 @@ class ComplianceResource(dg.ConfigurableResource, MonitorParams):
     project_section_overrides: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Project gid -> {section name -> workflow stage}"
     )
+    remediation_enabled: bool = Field(
+        default=False, description="Open an Asana task per alarm in remediation_project_gid (needs tasks:write, "
+                                   "stories:write); never for the demo"
+    )
+    remediation_project_gid: str | None = Field(default=None, description="The project findings are filed in")
+    remediation_assignee_gid: str | None = Field(default=None, description="Who findings' tasks are assigned to")
 
     def params(self) -> MonitorParams:
         return MonitorParams(**{name: getattr(self, name) for name in MonitorParams.model_fields})

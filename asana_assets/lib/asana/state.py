@@ -18,6 +18,8 @@ class SyncState:
     last_sync_at: str | None = None
     # Workspace gid -> created_at of the last audit log event read (Enterprise+ workspaces only).
     audit_log: dict[str, str] = field(default_factory=dict)
+    # Findings as tasks: finding key (monitor/resource type/resource gid) -> its open task's gid.
+    remediation: dict[str, str] = field(default_factory=dict)
 
     def token(self, project_gid: str, now: datetime) -> str | None:
         """The project's token, unless it is older than its life (then the project is re-listed)."""

@@ -46,11 +46,14 @@ def _party(world: World, gid: str | None, kind: str) -> dict[str, Any]:
     return {f"{kind}_type": obj.resource_type, **{k: v for k, v in named.items() if v is not None}}
 
 
-def record(world: World, event_type: str, workspace: str, resource: str, *, actor: str | None, when: str,
+def record(world: World, event_type: str, workspace: str, resource: str, *, actor: Any, at: Any,
            user: str | None = None, old_value: str | None = None, new_value: str | None = None) -> None:
-    """Append one event to an Enterprise world's audit log (other worlds keep none)."""
+    """Append one event to an Enterprise world's audit log (other worlds keep none, and their
+    clock does not tick for it). ``actor`` is a user (None: Asana itself), ``at`` a time as the
+    world's mutations take it."""
     if not world.enterprise:
         return
+    when, actor = world._stamp(at, actor)
     details: dict[str, Any] = {"old_value": old_value, "new_value": new_value}
     if user is not None:
         details["user"] = {k: v for k, v in _party(world, user, "resource").items() if k != "resource_type"}

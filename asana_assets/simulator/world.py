@@ -207,8 +207,7 @@ class World:
             )
             workspace.memberships.append(membership.gid)
             user.workspace_memberships.append(membership.gid)
-            audit.record(self, "user_invited", workspace.gid, user.gid, actor=self._user_gid(actor),
-                         when=membership.created_at)
+            audit.record(self, "user_invited", workspace.gid, user.gid, actor=actor, at=membership.created_at)
             return membership
 
     def add_team(
@@ -316,7 +315,7 @@ class World:
             team.memberships.append(membership.gid)
             user.team_memberships.append(membership.gid)
             audit.record(self, "team_member_added", team.organization, team.gid, user=user.gid,
-                         actor=self._user_gid(actor), when=self._when(at))
+                         actor=actor, at=at)
             return membership
 
     def remove_team_membership(self, membership: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
@@ -327,7 +326,7 @@ class World:
             self.objects[membership.user].team_memberships.remove(membership.gid)
             del self.objects[membership.gid]
             audit.record(self, "team_member_removed", team.organization, team.gid, user=membership.user,
-                         actor=self._user_gid(actor), when=self._when(at))
+                         actor=actor, at=at)
 
     def add_project_membership(
         self,
@@ -345,7 +344,7 @@ class World:
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "added", parent=project)
             audit.record(self, "project_member_added", project.workspace, project.gid, user=user.gid,
-                         actor=actor, when=when)
+                         actor=actor, at=when)
             return membership
 
     def remove_project_membership(
@@ -359,7 +358,7 @@ class World:
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "removed", parent=project)
             audit.record(self, "project_member_removed", project.workspace, project.gid, user=membership.user,
-                         actor=actor, when=when)
+                         actor=actor, at=when)
 
     # ------------------------------------------------------------------ task mutations
     def create_task(
@@ -616,7 +615,6 @@ class World:
         with self.lock:
             user = self.get(user, User)
             only = None if workspace is None else self.get(workspace, Workspace).gid
-            when, actor = self._stamp(at, actor)
             for gid in user.workspace_memberships:
                 membership = self.objects[gid]
                 if only in (None, membership.workspace):
@@ -624,7 +622,7 @@ class World:
                     setattr(membership, flag, value)
                     if old != value:
                         roles = ("member", "admin") if flag == "is_admin" else (None, None)
-                        audit.record(self, event, membership.workspace, user.gid, actor=actor, when=when,
+                        audit.record(self, event, membership.workspace, user.gid, actor=actor, at=at,
                                      old_value=roles[bool(old)], new_value=roles[value])
 
     def _place(self, task: Task, project: Project, section: Section | None) -> None:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 from asana_assets.lib.schema import (
-    AUDIT_TABLES, DERIVED_TABLES, FOREIGN_KEYS, HISTORY_TABLES, RAW_TABLES, describe, primary_key,
+    AUDIT_TABLES,
+    DERIVED_TABLES,
+    FOREIGN_KEYS,
+    HISTORY_TABLES,
+    RAW_TABLES,
+    describe,
+    primary_key,
 )
 
 

@@ -153,7 +153,7 @@ def test_the_audit_log_through_the_sdk():
 
 
 def test_the_audit_log_is_refused_outside_enterprise():
-    world, acme, ada, uma = _enterprise(False)
+    world, acme, _ada, _uma = _enterprise(False)
     with Simulator(world) as running, pytest.raises(ApiException) as refused:
         asana.AuditLogAPIApi(_sdk(running)).get_audit_log_events(acme.gid, {}, full_payload=True)
     assert refused.value.status == 402

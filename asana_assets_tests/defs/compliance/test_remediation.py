@@ -75,7 +75,7 @@ def test_a_finding_opens_one_task_that_follows_the_alarm_and_closes_with_a_comme
 
 
 def test_a_lost_state_finds_the_open_task_by_its_marker(tmp_path):
-    world, acme, ada, uma, findings = organisation()
+    world, _acme, ada, uma, findings = organisation()
     assert run_pipeline(world, tmp_path, day(0), **enabled(findings, ada)).success
     [task] = tasks_in(world, findings)
     state_file = tmp_path / "state" / "sync_state.json"
@@ -93,7 +93,7 @@ def test_a_lost_state_finds_the_open_task_by_its_marker(tmp_path):
 
 
 def test_nothing_is_written_when_disabled(tmp_path):
-    world, acme, ada, uma, findings = organisation()
+    world, _acme, ada, _uma, findings = organisation()
     run = run_pipeline(world, tmp_path, day(0), approved_admins=[ada.gid], remediation_project_gid=findings.gid)
     assert run.success
     assert tasks_in(world, findings) == []
@@ -119,7 +119,7 @@ def test_nothing_is_written_for_the_demo(tmp_path, monkeypatch):
 
 
 def test_enabled_without_a_project_fails_with_the_setting_to_add(tmp_path):
-    world, acme, ada, uma, findings = organisation()
+    world, _acme, _ada, _uma, findings = organisation()
     with pytest.raises(dg.Failure, match="remediation_project_gid"):
         run_pipeline(world, tmp_path, day(0), remediation_enabled=True)
     assert tasks_in(world, findings) == []

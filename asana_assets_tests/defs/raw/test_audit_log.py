@@ -66,7 +66,7 @@ def test_an_admin_grant_takes_its_actor_and_time_from_the_audit_log(tmp_path):
 
 def test_an_event_outside_the_window_is_not_taken(tmp_path):
     """The audit event that made Uma admin before the baseline does not date the later grant."""
-    world, acme, admin, uma, vic, web = organisation(enterprise=True)
+    world, acme, admin, uma, _vic, _web = organisation(enterprise=True)
     world.set_workspace_admin(uma, acme, actor=admin, at=T0 - timedelta(days=2))
     world.set_workspace_admin(uma, acme, False, actor=admin, at=T0 - timedelta(days=1))
     assert run_pipeline(world, tmp_path, T0).success
@@ -78,7 +78,7 @@ def test_an_event_outside_the_window_is_not_taken(tmp_path):
 
 
 def test_a_workspace_without_the_audit_log_is_noted_once_and_the_sync_succeeds(tmp_path, caplog):
-    world, acme, admin, uma, vic, web = organisation(enterprise=False)
+    world, acme, admin, uma, _vic, _web = organisation(enterprise=False)
     assert run_pipeline(world, tmp_path, T0).success
     world.set_workspace_admin(uma, acme, actor=admin, at=T0 + timedelta(hours=5))
     caplog.clear()  # the first run noted it too: one note per sync

@@ -35,7 +35,7 @@ def enterprise_world(members: int):
 
 
 def test_every_page_is_read_and_the_cursor_is_the_last_event():
-    world, acme, users = enterprise_world(150)  # two pages of 100
+    world, acme, _users = enterprise_world(150)  # two pages of 100
     with Simulator(world, FAST) as sim:
         first = read(sim.base_url, [acme.gid], {})
     assert first.table.num_rows == 150 and first.added == 150
@@ -61,7 +61,7 @@ def test_a_later_read_adds_only_the_new_events_once():
 
 
 def test_a_workspace_without_the_audit_log_is_noted_and_the_others_are_read():
-    world, acme, users = enterprise_world(2)
+    world, acme, _users = enterprise_world(2)
     with world.lock:
         labs = world.add_workspace("Labs", ["labs.example"])
     with Simulator(world, FAST) as sim:

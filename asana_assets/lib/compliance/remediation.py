@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.asana.client import AsanaClient, NotFoundError
 
 MAX_WRITES = 15  # Asana's limit on writes in flight per token
 MARKER = "asana-assets finding"
@@ -96,9 +96,12 @@ async def remediate(client: AsanaClient, project_gid: str, assignee_gid: str | N
     async def open_or_update(key: str) -> None:
         body = {"notes": notes(key, found.loc[key], run_id, as_of, evidence)}
         if key in tasks:
-            await write("PUT", f"/tasks/{tasks[key]}", body)
-            outcome.updated.append(key)
-            return
+            try:
+                await write("PUT", f"/tasks/{tasks[key]}", body)
+                outcome.updated.append(key)
+                return
+            except NotFoundError:  # deleted in Asana while the alarm lasts: file it again
+                del tasks[key]
         row = found.loc[key]
         created = await write("POST", "/tasks", {
             **body, "name": f"[{row['monitor_id']}] {row['reason']}"[:250], "projects": [project_gid],
@@ -109,11 +112,14 @@ async def remediate(client: AsanaClient, project_gid: str, assignee_gid: str | N
 
     async def close(key: str) -> None:
         # The comment first: a retry after a failure in between comments again, never closes silently.
-        await write("POST", f"/tasks/{tasks[key]}/stories", {
-            "text": f"Cleared: run {run_id} as of {as_of.isoformat()} no longer finds this. Evidence: {evidence}"})
-        await write("PUT", f"/tasks/{tasks[key]}", {"completed": True})
+        try:
+            await write("POST", f"/tasks/{tasks[key]}/stories", {
+                "text": f"Cleared: run {run_id} as of {as_of.isoformat()} no longer finds this. Evidence: {evidence}"})
+            await write("PUT", f"/tasks/{tasks[key]}", {"completed": True})
+            outcome.closed.append(key)
+        except NotFoundError:  # deleted in Asana: nothing left to close
+            pass
         del tasks[key]
-        outcome.closed.append(key)
 
     ending = cleared(results, set(tasks) - set(found.index))
     async with asyncio.TaskGroup() as group:

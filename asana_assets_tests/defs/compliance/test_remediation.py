@@ -125,3 +125,13 @@ def test_enabled_without_a_project_fails_with_the_setting_to_add(tmp_path):
     assert tasks_in(world, findings) == []
     # The tables were published before: a failure here costs no evidence.
     assert WarehouseResource(directory=str(tmp_path)).read("monitor_results").num_rows > 0
+
+
+def test_a_task_deleted_in_asana_while_the_alarm_lasts_is_filed_again(tmp_path):
+    world, _acme, ada, _uma, findings = organisation()
+    assert run_pipeline(world, tmp_path, day(0), **enabled(findings, ada)).success
+    [first] = tasks_in(world, findings)
+    world.delete_task(first, actor=ada)
+    assert run_pipeline(world, tmp_path, day(1), **enabled(findings, ada)).success
+    [second] = tasks_in(world, findings)
+    assert second.gid != first.gid and not second.completed

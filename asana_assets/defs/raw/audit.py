@@ -35,10 +35,13 @@ def audit_log_events(context: dg.AssetExecutionContext, asana: AsanaResource,
     read = asana.read_audit_log(workspaces, state.audit_log, current, datetime.now(UTC))
     for refused in read.quarantine:  # the audit table has no quarantine of its own: each is logged
         context.log.warning(f"Audit log event {refused['gid']} refused: {refused['error']}")
-    if read.unavailable:
-        context.log.info("No audit log for " + "; ".join(f"workspace {gid} ({why})"
-                                                          for gid, why in sorted(read.unavailable.items())))
-    state.audit_log = read.cursors
+    if fresh := sorted(set(read.unavailable) - set(state.audit_log_unavailable)):
+        # Noted once, when a workspace is first found without it (it is asked again each sync,
+        # so a plan that gains it is read from then on).
+        context.log.warning(
+            "Audit log not available for " + "; ".join(f"workspace {gid} ({read.unavailable[gid]})" for gid in fresh)
+            + ": membership changes there are dated by snapshots only")
+    state.audit_log, state.audit_log_unavailable = read.cursors, read.unavailable
     warehouse.stage_state(state)
     published = warehouse.publish(TABLE, read.table)
     published |= commit_if_last(context, warehouse)

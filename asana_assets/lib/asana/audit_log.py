@@ -9,7 +9,6 @@ Enterprise+, or a token that is not a service account's) is noted, never a failu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +26,6 @@ PAGE_SIZE = 100  # the spec's largest limit for this endpoint
 USER_EVENTS = frozenset({
     "user_invited", "user_deprovisioned", "user_reprovisioned", "user_workspace_admin_role_changed",
 })
-
-log = logging.getLogger(__name__)
 
 
 class _Party(BaseModel):
@@ -116,9 +113,6 @@ async def read_audit_log(client: AsanaClient, workspace_gids: Iterable[str], cur
         mine = [row["created_at"] for row in rows if row["workspace_gid"] == workspace_gid]
         if mine:
             fresh[workspace_gid] = max(mine).astimezone(UTC).isoformat()
-    if unavailable:
-        log.warning("Audit log not available for workspace(s) %s: membership changes are dated by snapshots only",
-                    ", ".join(sorted(unavailable)))
     new = to_arrow("audit_log_events", rows)
     table = new if current is None else _merged(current, new)
     previous = 0 if current is None else current.num_rows

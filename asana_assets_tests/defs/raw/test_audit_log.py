@@ -4,9 +4,9 @@ and the sync succeeds with every change dated by its snapshots."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import pandas as pd
 
 from asana_assets.defs.resources import WarehouseResource
@@ -77,16 +77,21 @@ def test_an_event_outside_the_window_is_not_taken(tmp_path):
     assert grant["evidence"] == "snapshots" and pd.isna(grant["actor_gid"])
 
 
-def test_a_workspace_without_the_audit_log_is_noted_once_and_the_sync_succeeds(tmp_path, caplog):
+def notes(instance: dg.DagsterInstance, run) -> list[str]:
+    return [e.user_message for e in instance.all_logs(run.run_id) if "Audit log not available" in e.user_message]
+
+
+def test_a_workspace_without_the_audit_log_is_noted_once_and_the_sync_succeeds(tmp_path):
     world, acme, admin, uma, _vic, _web = organisation(enterprise=False)
-    assert run_pipeline(world, tmp_path, T0).success
+    instance = dg.DagsterInstance.ephemeral()
+    first = run_pipeline(world, tmp_path, T0, instance=instance)
+    assert first.success
+    [note] = notes(instance, first)
+    assert acme.gid in note and "402" in note
     world.set_workspace_admin(uma, acme, actor=admin, at=T0 + timedelta(hours=5))
-    caplog.clear()  # the first run noted it too: one note per sync
-    with caplog.at_level(logging.WARNING, logger="asana_assets.lib.asana.audit_log"):
-        run = run_pipeline(world, tmp_path, T0 + timedelta(days=1))
+    run = run_pipeline(world, tmp_path, T0 + timedelta(days=1), instance=instance)
     assert run.success
-    notes = [r for r in caplog.records if "Audit log not available" in r.getMessage()]
-    assert len(notes) == 1 and acme.gid in notes[0].getMessage()
+    assert notes(instance, run) == []  # noted once, not at every sync
     materialization = next(m for m in run.get_asset_materialization_events()
                            if m.asset_key.path == ["asana", "audit_log_events"]).materialization
     assert acme.gid in materialization.metadata["audit_log_unavailable"].value
@@ -94,3 +99,11 @@ def test_a_workspace_without_the_audit_log_is_noted_once_and_the_sync_succeeds(t
     assert materialization.metadata["dagster/row_count"].value == 0
     grant = changes(tmp_path).set_index(["user_gid", "change_type"]).loc[(uma.gid, "admin_granted")]
     assert grant["evidence"] == "snapshots" and pd.isna(grant["occurred_at"])
+    # The plan gains the audit log: it is read from then on, and a later change takes its actor.
+    world.enterprise = True
+    revoked_at = T0 + timedelta(days=1, hours=3)
+    world.set_workspace_admin(uma, acme, False, actor=admin, at=revoked_at)
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=2), instance=instance).success
+    revoke = changes(tmp_path).set_index(["user_gid", "change_type"]).loc[(uma.gid, "admin_revoked")]
+    assert (revoke["actor_gid"], revoke["occurred_at"], revoke["evidence"]) == (
+        admin.gid, pd.Timestamp(revoked_at), "audit log")

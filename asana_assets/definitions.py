@@ -12,12 +12,15 @@ import dagster as dg
 from asana_assets.defs.automation import jobs, schedules, sensors
 from asana_assets.defs.compliance import assets as compliance_assets
 from asana_assets.defs.compliance import checks as compliance_checks
+from asana_assets.defs.compliance import remediation
 from asana_assets.defs.raw import assets as raw_assets
+from asana_assets.defs.raw import audit as raw_audit
 from asana_assets.defs.raw import checks as raw_checks
 from asana_assets.defs.resources import configured_resources
 
 defs = dg.Definitions(
-    assets=[raw_assets.asana_raw_sync, *compliance_assets.compliance_assets],
+    assets=[raw_assets.asana_raw_sync, raw_audit.audit_log_events, *compliance_assets.compliance_assets,
+            remediation.remediation_tasks],
     asset_checks=[
         *raw_checks.raw_checks, raw_checks.connections_fresh,
         *compliance_checks.monitor_checks, *compliance_checks.quality_checks,

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
 
 from asana_assets import demo, settings
 from asana_assets.defs.partitions import DEFAULT, ConnectionSchedule
+from asana_assets.lib.asana.audit_log import AuditLogRead, read_audit_log
 from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
 from asana_assets.lib.asana.client import run as run_async
 from asana_assets.lib.asana.crawl import SyncResult, crawl
@@ -24,6 +26,7 @@ from asana_assets.lib.asana.incremental import IncrementalResult, incremental_sy
 from asana_assets.lib.asana.reconcile import reconcile_sync
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.compliance.monitors import MonitorParams
+from asana_assets.lib.compliance.remediation import Remediation, remediate
 from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
@@ -184,6 +187,17 @@ class AsanaResource(dg.ConfigurableResource):
             lambda client: incremental_sync(client, state, current, self.workspace_gid or None, projects)
         )
 
+    def read_audit_log(self, workspace_gids: Iterable[str], cursors: dict[str, str], current: pa.Table | None,
+                       observed_at: datetime) -> AuditLogRead:
+        """The audit log events of the workspaces since their cursors, added to ``current``."""
+        return self._run(lambda client: read_audit_log(client, list(workspace_gids), cursors, current, observed_at))
+
+    def remediate(self, project_gid: str, assignee_gid: str | None, results: pd.DataFrame, known: dict[str, str],
+                  run_id: str, as_of: pd.Timestamp, evidence: str) -> Remediation:
+        """Open, update and close the remediation project's tasks to match ``results``."""
+        return self._run(lambda client: remediate(client, project_gid, assignee_gid, results, known, run_id, as_of,
+                                                  evidence))
+
     def sync_reconcile(self, state: SyncState, current: dict[str, pa.Table]) -> IncrementalResult:
         """Bring the ``current`` raw tables in line with the source without a full crawl (see
         lib/asana/reconcile.py); ``state`` gets every project's next token."""
@@ -327,6 +341,11 @@ class WarehouseResource(dg.ConfigurableResource):
         run that dies before then is replayed from the previous state."""
         self._staged_state().save(state)
 
+    def run_state(self) -> SyncState:
+        """The sync state as this run left it so far (staged), else as last published."""
+        staged = self._staged_state()
+        return staged.load() if staged.path.exists() else self.state_store().load()
+
     def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
         """Stage a table (a history table: this run's ``part``); returns its metadata."""
         store = self.parquet()
@@ -391,6 +410,12 @@ class ComplianceResource(dg.ConfigurableResource, MonitorParams):
     project_section_overrides: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Project gid -> {section name -> workflow stage}"
     )
+    remediation_enabled: bool = Field(
+        default=False, description="Open an Asana task per alarm in remediation_project_gid (needs tasks:write, "
+                                   "stories:write); never for the demo"
+    )
+    remediation_project_gid: str | None = Field(default=None, description="The project findings are filed in")
+    remediation_assignee_gid: str | None = Field(default=None, description="Who findings' tasks are assigned to")
 
     def params(self) -> MonitorParams:
         return MonitorParams(**{name: getattr(self, name) for name in MonitorParams.model_fields})

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from asana_assets.lib.schema import DERIVED_TABLES, FOREIGN_KEYS, HISTORY_TABLES, RAW_TABLES, describe, primary_key
+from asana_assets.lib.schema import (
+    AUDIT_TABLES,
+    DERIVED_TABLES,
+    FOREIGN_KEYS,
+    HISTORY_TABLES,
+    RAW_TABLES,
+    describe,
+    primary_key,
+)
 
 
 def _kind(table: str) -> str:
@@ -42,7 +50,8 @@ def data_dictionary() -> str:
              "`asana_<connection id>` for a stored connection). gids are strings, timestamps UTC. Generated from "
              "the Arrow schemas in `asana_assets/lib/schema.py`: "
              "`python -m asana_assets.lib.data_dictionary > docs/data-dictionary.md`.", ""]
-    for title, tables in (("Raw tables", RAW_TABLES), ("Compliance tables", DERIVED_TABLES)):
+    for title, tables in (("Raw tables", RAW_TABLES), ("Audit log (Enterprise+)", AUDIT_TABLES),
+                          ("Compliance tables", DERIVED_TABLES)):
         lines += [f"## {title}", ""]
         for name, schema in tables.items():
             lines += _table(name, schema)

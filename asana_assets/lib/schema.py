@@ -341,6 +341,10 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("window_start", TS, "Previous snapshot: the change happened after this"),
         ("window_end", TS, "This snapshot: the change happened at or before this"),
         ("run_id", STR, "Run that observed it"),
+        ("actor_gid", GID, "Who made the change, from the matching audit log event; null without one"),
+        ("actor_name", STR, "The actor's name as the audit log gives it"),
+        ("occurred_at", TS, "When the change happened, from the matching audit log event; null without one"),
+        ("evidence", STR, "audit log (an audit event gives actor and time) or snapshots (only the window is known)"),
     ),
     "monitor_results": _schema(
         ("run_id", STR, "Run that evaluated"),
@@ -373,7 +377,33 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "monitor_results": ("run_id", "monitor_id", "resource_type", "resource_gid"),
 }
 
-TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES}
+# Enterprise+ only: read from the workspace's audit log and kept beyond Asana's 90 days.
+AUDIT_TABLES: dict[str, pa.Schema] = {
+    "audit_log_events": _schema(
+        ("gid", GID, "Audit event gid"),
+        ("workspace_gid", GID, "Workspace whose audit log holds the event"),
+        ("created_at", TS, "When the event happened"),
+        ("event_type", STR, "e.g. user_workspace_admin_role_changed, user_deprovisioned, team_member_added"),
+        ("event_category", STR, "e.g. roles, user_access, access_control, deletion"),
+        ("actor_type", STR, "user, asana, asana_support, anonymous or external_administrator"),
+        ("actor_gid", GID, "The acting user; null for Asana itself"),
+        ("actor_name", STR, "The actor's name"),
+        ("actor_email", STR, "The actor's email"),
+        ("resource_type", STR, "Type of the resource acted on (user, team, project, task...)"),
+        ("resource_subtype", STR, "Subtype of the resource"),
+        ("resource_gid", GID, "The resource acted on"),
+        ("resource_name", STR, "The resource's name"),
+        ("resource_email", STR, "The resource's email (a user)"),
+        ("subject_user_gid", GID, "The user whose access changed: the resource for user events, "
+         "details.user for membership events"),
+        ("old_value", STR, "details.old_value"),
+        ("new_value", STR, "details.new_value"),
+        ("details", STR, "The whole details object, as JSON"),
+        ("context", STR, "The whole context object, as JSON"),
+    ),
+}
+
+TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES, **AUDIT_TABLES}
 # Appended per run (one Parquet part each), never overwritten.
 HISTORY_TABLES = frozenset({"user_access", "monitor_results"})
 

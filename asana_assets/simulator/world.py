@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
+from . import audit
 from .clock import Clock, iso
 from .models import (
     CustomField,
@@ -126,6 +127,9 @@ class World:
         self.deleted: dict[str, str] = {}  # trashed task gid -> deletion time, for audit checks
         self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
         self.record_events = True
+        # Enterprise+ keeps an audit log (simulator/audit.py); other plans answer 402 for it.
+        self.enterprise = False
+        self.audit_log: list[dict[str, Any]] = []
         self.default_user: str | None = None  # whom the demo token acts for
         self.service_accounts: set[str] = set()  # users that are service accounts (see can_see_project)
         # Deliberate compliance violations: monitor id -> {resource gid: what was planted}.
@@ -206,7 +210,8 @@ class World:
             return user
 
     def add_workspace_membership(
-        self, user: Ref, workspace: Ref, *, is_admin: bool = False, is_guest: bool = False, at: datetime | None = None
+        self, user: Ref, workspace: Ref, *, is_admin: bool = False, is_guest: bool = False, at: datetime | None = None,
+        actor: Ref | None = None,
     ) -> WorkspaceMembership:
         with self.lock:
             user, workspace = self.get(user, User), self.get(workspace, Workspace)
@@ -223,6 +228,7 @@ class World:
             )
             workspace.memberships.append(membership.gid)
             user.workspace_memberships.append(membership.gid)
+            audit.record(self, "user_invited", workspace.gid, user.gid, actor=actor, at=membership.created_at)
             return membership
 
     def add_team(
@@ -449,19 +455,24 @@ class World:
         return value
 
     # ------------------------------------------------------------------ access mutations
-    def deactivate_user(self, user: Ref, workspace: Ref | None = None) -> None:
+    def deactivate_user(self, user: Ref, workspace: Ref | None = None, *, actor: Ref | None = None,
+                        at: datetime | None = None) -> None:
         """Deprovision a user (is_active=false) in one workspace, or in all of them."""
-        self._set_membership_flag(user, workspace, "is_active", False)
+        self._set_membership_flag(user, workspace, "is_active", False, actor, at, "user_deprovisioned")
 
-    def reactivate_user(self, user: Ref, workspace: Ref | None = None) -> None:
+    def reactivate_user(self, user: Ref, workspace: Ref | None = None, *, actor: Ref | None = None,
+                        at: datetime | None = None) -> None:
         """Give a deprovisioned user their workspace membership back, in one workspace or all."""
-        self._set_membership_flag(user, workspace, "is_active", True)
+        self._set_membership_flag(user, workspace, "is_active", True, actor, at, "user_reprovisioned")
 
-    def set_workspace_admin(self, user: Ref, workspace: Ref, is_admin: bool = True) -> None:
-        self._set_membership_flag(user, workspace, "is_admin", is_admin)
+    def set_workspace_admin(self, user: Ref, workspace: Ref, is_admin: bool = True, *, actor: Ref | None = None,
+                            at: datetime | None = None) -> None:
+        self._set_membership_flag(user, workspace, "is_admin", is_admin, actor, at,
+                                  "user_workspace_admin_role_changed")
 
     def add_team_membership(
-        self, team: Ref, user: Ref, *, is_admin: bool = False, is_guest: bool = False, is_limited_access: bool = False
+        self, team: Ref, user: Ref, *, is_admin: bool = False, is_guest: bool = False, is_limited_access: bool = False,
+        actor: Ref | None = None, at: datetime | None = None,
     ) -> TeamMembership:
         with self.lock:
             team, user = self.get(team, Team), self.get(user, User)
@@ -470,14 +481,19 @@ class World:
             )
             team.memberships.append(membership.gid)
             user.team_memberships.append(membership.gid)
+            audit.record(self, "team_member_added", team.organization, team.gid, user=user.gid,
+                         actor=actor, at=at)
             return membership
 
-    def remove_team_membership(self, membership: Ref) -> None:
+    def remove_team_membership(self, membership: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
         with self.lock:
             membership = self.get(membership, TeamMembership)
-            self.objects[membership.team].memberships.remove(membership.gid)
+            team = self.objects[membership.team]
+            team.memberships.remove(membership.gid)
             self.objects[membership.user].team_memberships.remove(membership.gid)
             del self.objects[membership.gid]
+            audit.record(self, "team_member_removed", team.organization, team.gid, user=membership.user,
+                         actor=actor, at=at)
 
     def add_project_membership(
         self,
@@ -494,6 +510,8 @@ class World:
             project.memberships.append(membership.gid)
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "added", parent=project)
+            audit.record(self, "project_member_added", project.workspace, project.gid, user=user.gid,
+                         actor=actor, at=when)
             return membership
 
     def add_project_team(
@@ -519,6 +537,8 @@ class World:
             del self.objects[membership.gid]
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "removed", parent=project)
+            audit.record(self, "project_member_removed", project.workspace, project.gid, user=membership.user,
+                         actor=actor, at=when)
 
     # ------------------------------------------------------------------ task mutations
     def create_task(
@@ -769,14 +789,21 @@ class World:
     def _user_gid(self, ref: Ref | None) -> str | None:
         return None if ref is None else self.get(ref, User).gid
 
-    def _set_membership_flag(self, user: Ref, workspace: Ref | None, flag: str, value: bool) -> None:
+    def _set_membership_flag(self, user: Ref, workspace: Ref | None, flag: str, value: bool,
+                             actor: Ref | None = None, at: datetime | None = None, event: str = "") -> None:
+        """Set a flag of the user's memberships; each change is an ``event`` of the audit log."""
         with self.lock:
             user = self.get(user, User)
             only = None if workspace is None else self.get(workspace, Workspace).gid
             for gid in user.workspace_memberships:
                 membership = self.objects[gid]
                 if only in (None, membership.workspace):
+                    old = getattr(membership, flag)
                     setattr(membership, flag, value)
+                    if old != value:
+                        roles = ("member", "admin") if flag == "is_admin" else (None, None)
+                        audit.record(self, event, membership.workspace, user.gid, actor=actor, at=at,
+                                     old_value=roles[bool(old)], new_value=roles[value])
 
     def _place(self, task: Task, project: Project, section: Section | None) -> None:
         """Put a task at the end of a section (the project's first one by default)."""

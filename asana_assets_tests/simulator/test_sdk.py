@@ -185,7 +185,65 @@ def test_team_members_visibility_and_the_audit_log_through_the_sdk():
         for token, names in (("pat-token", ["Shared"]), ("robot-token", ["Shared", "Hidden"])):
             listed = asana.ProjectsApi(client(token)).get_projects({"workspace": workspace.gid})
             assert [p["name"] for p in listed] == names
+        world.enterprise = True  # the organisation has the audit log (no event recorded yet)
         with pytest.raises(ApiException) as refused:
             list(asana.AuditLogAPIApi(client("pat-token")).get_audit_log_events(workspace.gid, {}))
         assert refused.value.status == 403
         assert list(asana.AuditLogAPIApi(client("robot-token")).get_audit_log_events(workspace.gid, {})) == []
+
+
+def _enterprise(enterprise: bool):
+    """A small world whose admin grant is made by a named actor at a set time."""
+    world = World(now=NOW)
+    world.enterprise = enterprise
+    acme = world.add_workspace("Acme", ["acme.example"])
+    ada, uma = world.add_user("Ada", "ada@acme.example"), world.add_user("Uma", "uma@acme.example")
+    for user in (ada, uma):
+        world.add_workspace_membership(user, acme, at=NOW)
+    world.default_user = ada.gid
+    world.service_accounts.add(ada.gid)  # only a service account may read the audit log
+    world.set_workspace_admin(uma, acme, actor=ada, at=datetime(2026, 6, 2, 8, 30, tzinfo=UTC))
+    return world, acme, ada, uma
+
+
+def _sdk(simulator) -> asana.ApiClient:
+    cfg = asana.Configuration()
+    cfg.host, cfg.access_token = simulator.base_url, DEMO_TOKEN
+    return asana.ApiClient(cfg)
+
+
+def test_the_audit_log_through_the_sdk():
+    world, acme, ada, uma = _enterprise(True)
+    with Simulator(world) as running:
+        audit = asana.AuditLogAPIApi(_sdk(running))
+        page = audit.get_audit_log_events(acme.gid, {"start_at": "2026-06-02T00:00:00Z"}, full_payload=True)
+        # One event from that day on: the grant, by Ada at 08:30 (the two invitations came before).
+        assert [(e["event_type"], e["actor"]["gid"], e["resource"]["gid"], e["created_at"],
+                 e["details"]["new_value"]) for e in page["data"]] == [
+            ("user_workspace_admin_role_changed", ada.gid, uma.gid, "2026-06-02T08:30:00.000Z", "admin")]
+        assert page["next_page"]["offset"]  # the stream keeps a next page once there is data
+        rest = audit.get_audit_log_events(
+            acme.gid, {"start_at": "2026-06-02T00:00:00Z", "offset": page["next_page"]["offset"]}, full_payload=True)
+        assert rest["data"] == []  # the end of the current data is an empty page
+
+
+def test_the_audit_log_is_refused_outside_enterprise():
+    world, acme, _ada, _uma = _enterprise(False)
+    with Simulator(world) as running, pytest.raises(ApiException) as refused:
+        asana.AuditLogAPIApi(_sdk(running)).get_audit_log_events(acme.gid, {}, full_payload=True)
+    assert refused.value.status == 402
+    assert world.audit_log == []
+
+
+def test_a_finding_task_and_its_comment_through_the_sdk(simulator, client):
+    """The writes findings as tasks make: a task with notes in a project, a comment, completion."""
+    project = simulator.world.objects[simulator.world.workspaces[0]].projects[0]
+    tasks, stories = asana.TasksApi(client), asana.StoriesApi(client)
+    created = tasks.create_task({"data": {"name": "[admin_access_restricted] Uma", "notes": "finding",
+                                          "projects": [project]}}, {"opt_fields": "notes"})
+    assert created["notes"] == "finding"
+    comment = stories.create_story_for_task({"data": {"text": "Cleared"}}, created["gid"], {})
+    tasks.update_task({"data": {"completed": True}}, created["gid"], {})
+    task = simulator.world.objects[created["gid"]]
+    assert task.completed and comment["gid"] in task.stories
+    assert simulator.world.objects[comment["gid"]].text == "Cleared"

@@ -13,8 +13,10 @@ from dagster_celery import celery_executor
 from asana_assets.defs.automation.jobs import full_sync
 from asana_assets.defs.compliance.assets import compliance_assets
 from asana_assets.defs.compliance.checks import monitor_checks, quality_checks
+from asana_assets.defs.compliance.remediation import remediation_tasks
 from asana_assets.defs.partitions import DEFAULT, register
 from asana_assets.defs.raw.assets import asana_raw_sync
+from asana_assets.defs.raw.audit import audit_log_events
 from asana_assets.defs.raw.checks import connections_fresh, raw_checks
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
@@ -23,7 +25,7 @@ QUOTA = 1_000_000
 # One signing secret, so sync tokens taken through one simulator stay valid through the next.
 SIMULATOR = SimulatorConfig(requests_per_minute=QUOTA, secret="tests")
 CELERY_BROKER = os.environ.get("ASANA_TEST_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
-ASSETS = [asana_raw_sync, *compliance_assets]
+ASSETS = [asana_raw_sync, audit_log_events, *compliance_assets, remediation_tasks]
 CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 

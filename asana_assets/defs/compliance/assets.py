@@ -139,11 +139,16 @@ def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     return _publish(context, warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
 
 
-@_asset("membership_changes", ["user_access"])
+@_asset("membership_changes", ["user_access", "audit_log_events"])
 def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
     history = read_tables(warehouse, "user_access")["user_access"]
-    return _publish(context, warehouse, "membership_changes", access.membership_changes(history))
+    # No audit table yet (never synced): every change is dated by its snapshots.
+    audit = read_tables(warehouse, "audit_log_events")["audit_log_events"] if warehouse.parquet().exists(
+        "audit_log_events") else None
+    changes = access.membership_changes(history, audit)
+    return _publish(context, warehouse, "membership_changes", changes,
+                    changes_from_audit_log=int(changes["evidence"].eq("audit log").sum()))
 
 
 HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states")

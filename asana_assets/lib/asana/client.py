@@ -14,8 +14,8 @@ import logging
 import random
 import re
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any, TypeVar
@@ -360,6 +360,28 @@ class AsanaClient:
             params["sync"] = sync
         body = await self.get("/events", params)
         return body["data"], body["sync"], bool(body.get("has_more"))
+
+    async def write(self, method: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
+        """POST or PUT ``{"data": data}``; returns the body's ``data``. Only a 429 is retried
+        (Asana refused it, so nothing was written): a write that may have been applied is never
+        sent twice. The caller bounds writes in flight (Asana allows 15)."""
+        headers = httpx.Headers({**self._headers, "Content-Type": "application/json"})
+        request = httpx.Request(method, self._base_url + path, headers=headers, content=orjson.dumps({"data": data}))
+        for attempt in range(self._max_retries + 1):
+            await self._throttle()
+            self.stats.requests += 1
+            try:
+                response = await self._transport.handle_async_request(request)
+                await response.aread()
+            except httpx.TransportError as exc:
+                raise self._connection_error(path, exc) from exc
+            self.stats.responses[response.status_code] += 1
+            if response.is_success:
+                return self._body(response, path)["data"]
+            if response.status_code != 429 or attempt == self._max_retries:
+                break
+            await asyncio.sleep(self._pause(_retry_after(response)))
+        raise self._error(response, path)
 
     async def _send(self, path: str, params: Params | None) -> httpx.Response:
         async with self._slots:

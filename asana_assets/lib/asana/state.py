@@ -19,6 +19,12 @@ class SyncState:
     last_sync_at: str | None = None
     archived: list[str] = field(default_factory=list)
     last_full_sync_requests: int | None = None  # the size of the next full crawl, for its time left
+    # Workspace gid -> created_at of the last audit log event read (Enterprise+ workspaces only).
+    audit_log: dict[str, str] = field(default_factory=dict)
+    # Workspace gid -> why it has no audit log (402/403), so that is noted once, not every sync.
+    audit_log_unavailable: dict[str, str] = field(default_factory=dict)
+    # Findings as tasks: finding key (monitor/resource type/resource gid) -> its open task's gid.
+    remediation: dict[str, str] = field(default_factory=dict)
 
     def token(self, project_gid: str, now: datetime) -> str | None:
         """The project's token, unless it is older than its life (then the project is re-listed)."""

@@ -15,6 +15,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from asana_assets.lib.compliance.attribution import attribute
 from asana_assets.lib.compliance.names import Directory, profile_url, quoted
 from asana_assets.lib.compliance.rule_output import rule_rows, when
 from asana_assets.lib.compliance.tickets import lookup
@@ -86,8 +87,9 @@ def _role(memberships: pd.DataFrame) -> pd.Series:
     return pd.Series(role, index=memberships.index, dtype="str")
 
 
-def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
-    """``membership_changes`` between each pair of consecutive snapshots; the first is a baseline."""
+def membership_changes(history: pd.DataFrame, audit: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``membership_changes`` between each pair of consecutive snapshots; the first is a baseline.
+    Each takes its actor and time from the ``audit`` log's matching event, when there is one."""
     times = _times(history)
     if len(times) < 2:
         return DERIVED_TABLES["membership_changes"].empty_table().to_pandas()
@@ -131,6 +133,7 @@ def membership_changes(history: pd.DataFrame) -> pd.DataFrame:
     changes["window_start"] = changes["window_end"].map(preceding).astype(history["snapshot_at"].dtype)
     changes["run_id"] = changes["window_end"].map(run_of).astype("str")
     changes["change_id"] = _change_ids(changes)
+    changes = attribute(changes, audit)
     return changes[CHANGE_COLUMNS].sort_values(["window_end", *KEY, "change_type"], ignore_index=True)
 
 

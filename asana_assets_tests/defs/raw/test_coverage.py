@@ -18,6 +18,7 @@ AS_OF = T0 + timedelta(days=30)
 
 def org(plan: str = "enterprise"):
     w = World(now=T0 - timedelta(days=10))
+    w.enterprise = plan == "enterprise"  # the audit log exists on Enterprise only
     ws = w.add_workspace("Acme", ["acme.example"])
     ws.plan = plan
     pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")

@@ -30,5 +30,9 @@ ui: setup .demo_home/dagster.yaml
 test: setup
 	$(BIN)/python -m pytest
 
+# Every benchmark, each printing its table (8 to 15 minutes on two cores; Postgres as for make test).
 bench: setup
 	$(BIN)/python benchmarks/full_sync.py
+	$(BIN)/python benchmarks/incremental_sync.py
+	$(BIN)/python benchmarks/postgres_load.py
+	$(BIN)/python benchmarks/scale.py

@@ -25,11 +25,12 @@ QUOTA = 1_000_000
 def change(world, share: float, seed: int = 3) -> int:
     """Rename, complete, comment on or move a share of the tasks."""
     rng = random.Random(seed)
-    tasks = [t for t in world.ground_truth()["tasks"] if t["memberships"]]
+    truth = world.ground_truth()
+    tasks = [t for t in truth["tasks"] if t["memberships"]]
     sections = {}
-    for s in world.ground_truth()["sections"]:
+    for s in truth["sections"]:
         sections.setdefault(s["project"]["gid"], []).append(s["gid"])
-    picked = rng.sample(tasks, int(len(world.ground_truth()["tasks"]) * share))
+    picked = rng.sample(tasks, int(len(truth["tasks"]) * share))
     actor = world.default_user
     for i, task in enumerate(picked):
         gid = task["gid"]

@@ -23,8 +23,11 @@ def _strings(array: pa.ChunkedArray, change: Callable[[pa.Array], pa.Array]) -> 
     """``change`` applied to the strings of a string or list-of-string column."""
     def each(chunk: pa.Array) -> pa.Array:
         if pa.types.is_list(chunk.type):
-            values = change(chunk.values)
-            return pa.ListArray.from_arrays(chunk.offsets, values, type=chunk.type, mask=chunk.is_null())
+            # A slice's items are values[start:end]: rebuilt from offsets that start at 0.
+            start, end = chunk.offsets[0].as_py(), chunk.offsets[-1].as_py()
+            values = change(chunk.values.slice(start, end - start))
+            offsets = pc.subtract(chunk.offsets, pa.scalar(start, pa.int32()))
+            return pa.ListArray.from_arrays(offsets, values, type=chunk.type, mask=chunk.is_null())
         return change(chunk)
 
     return pa.chunked_array([each(chunk) for chunk in array.chunks], type=array.type)

@@ -74,6 +74,9 @@ def test_the_escaped_form_is_the_documented_one():
     assert escaped["name"].to_pylist() == ["a\\0b", "c\\d", "e\\\\\\0"]
     assert escaped["tags"].to_pylist() == [["x\\0"], ["y\\"], None]
     assert unescape_nul("e\\\\\\0") == "e\\\x00"
+    # A slice of a table (a batch of a larger one) is escaped the same.
+    assert escape_nul(table.slice(1)).to_pylist() == escaped.slice(1).to_pylist()
+    assert escape_nul(table.slice(0, 1))["tags"].to_pylist() == [["x\\0"]]
 
 
 def test_every_record_holding_a_nul_is_flagged_once_with_its_columns():

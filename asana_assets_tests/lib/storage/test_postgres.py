@@ -13,15 +13,19 @@ import pyarrow as pa
 import pytest
 
 from asana_assets.lib.schema import TABLES, primary_key, to_arrow
+from asana_assets.lib.storage import postgres
 from asana_assets.lib.storage.postgres import (
     DELETED_AT,
+    ROW_HASH,
     LoadStats,
     PostgresWarehouse,
     SchemaConflictError,
     ident,
     libpq_url,
     pg_type,
+    row_hashes,
 )
+from asana_assets.lib.storage.text import escape_nul
 from asana_assets_tests.support import POSTGRES_URL as URL
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -91,6 +95,7 @@ def test_ddl_types_keys_indexes_and_comments(warehouse, server, schema):
         expected = {field.name: PG_TYPES[field.type] for field in TABLES[table]}
         if table not in ("quarantine", "user_access", "monitor_results"):
             expected[DELETED_AT] = "timestamp with time zone"
+            expected[ROW_HASH] = "bytea"
         assert catalog_types(server, schema, table) == expected, table
 
     keys = dict(query(
@@ -307,3 +312,180 @@ def test_a_publish_is_one_transaction_for_every_table_and_the_state(warehouse, s
                                state=("incremental_sync", {"tokens": {"p": "t2"}}))
     assert [(s.table, counts(s)) for s in loaded] == [("tasks", (1, 0, 1, 0)), ("users", (1, 1, 0, 0))]
     assert warehouse.load_state("incremental_sync") == {"tokens": {"p": "t2"}}
+
+
+def catalog(server, schema: str, table: str) -> dict:
+    """What a table is besides its rows: columns in order with types, primary key, indexes, comments."""
+    name = f"{ident(schema)}.{ident(table)}"
+    return {
+        "columns": query(server, "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute"
+                                 " WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                         (name,)),
+        "key": query(server, "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint"
+                             " WHERE conrelid = to_regclass($1) AND contype = 'p'", (name,)),
+        "indexes": query(server, "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2"
+                                 " ORDER BY indexname", (schema, table)),
+        "comments": query(server, "SELECT objsubid, description FROM pg_description"
+                                  " WHERE objoid = to_regclass($1) ORDER BY objsubid", (name,)),
+    }
+
+
+def test_a_first_load_builds_the_same_table_new_or_empty(warehouse, server, schema):
+    """A first load ingests straight into the table and builds its key and indexes after the rows:
+    into a new table, or into an empty one (whose key and indexes it drops and builds again), the
+    table ends up as `ensure` creates it, holding the rows."""
+    data = {"tasks": tasks(task("2", "b", parent_gid="1", assignee_gid="u1"), task("1", "a"), task("3", "c", notes="x")),
+            "sections": sections(("s1", "p1", "To do"), ("s2", "p1", "Done"))}
+    empty, made = f"{schema}_empty", f"{schema}_made"
+    try:
+        with PostgresWarehouse(URL, empty) as emptied, PostgresWarehouse(URL, made) as ensured:
+            for table, rows in data.items():
+                assert counts(warehouse.load(table, rows)) == (rows.num_rows, rows.num_rows, 0, 0)  # new
+                emptied.ensure(table)
+                assert counts(emptied.load(table, rows)) == (rows.num_rows, rows.num_rows, 0, 0)  # empty
+                ensured.ensure(table)
+                assert warehouse.read(table) == emptied.read(table) == rows.sort_by("gid")
+                expected = catalog(server, made, table)
+                for loaded in (schema, empty):
+                    found = catalog(server, loaded, table)
+                    found["indexes"] = [(n, d.replace(f" {loaded}.", f" {made}.")) for n, d in found["indexes"]]
+                    assert found == expected, (loaded, table)
+        tasks_catalog = catalog(server, schema, "tasks")
+    finally:
+        for name in (empty, made):
+            query(server, f"DROP SCHEMA IF EXISTS {ident(name)} CASCADE")
+    # What `ensure` makes, as written by hand from the schema:
+    assert tasks_catalog["key"] == [("tasks_pkey", "PRIMARY KEY (gid)")]
+    assert [name for name, _ in tasks_catalog["indexes"]] == [
+        "tasks_assignee_gid_idx", "tasks_parent_gid_idx", "tasks_pkey", "tasks_workspace_gid_idx",
+    ]
+    assert tasks_catalog["columns"][0] == ("gid", "text", True)
+    assert tasks_catalog["columns"][-2:] == [(DELETED_AT, "timestamp with time zone", False), (ROW_HASH, "bytea", False)]
+    assert tasks_catalog["comments"][0] == (
+        0, "Current state, keyed by (gid); rows gone from the source are deleted, or stamped _deleted_at.")
+    assert len(tasks_catalog["comments"]) == 1 + len(TABLES["tasks"]) + 2  # the table, every column
+
+
+def test_an_empty_table_another_table_references_keeps_its_key(warehouse, server, schema):
+    warehouse.ensure("tasks")
+    query(server, f"CREATE TABLE {ident(schema)}.notes (task_gid text REFERENCES {ident(schema)}.tasks (gid))")
+    assert counts(warehouse.load("tasks", tasks(task("1", "a")))) == (1, 1, 0, 0)
+    assert catalog(server, schema, "tasks")["key"] == [("tasks_pkey", "PRIMARY KEY (gid)")]
+    query(server, f"INSERT INTO {ident(schema)}.notes VALUES ('1')")  # the reference holds
+
+
+def test_a_first_load_with_a_null_key_fails_and_leaves_nothing(warehouse, server, schema):
+    with pytest.raises(adbc.IntegrityError, match="null values"):
+        warehouse.load("tasks", tasks(task("1", "a"), task(None, "no gid")))
+    assert query(server, "SELECT to_regclass($1) IS NULL", (f"{ident(schema)}.tasks",)) == [(True,)]
+    warehouse.ensure("tasks")
+    with pytest.raises(adbc.IntegrityError, match="null value"):
+        warehouse.load("tasks", tasks(task(None, "no gid")))
+    assert catalog(server, schema, "tasks")["key"] == [("tasks_pkey", "PRIMARY KEY (gid)")]  # dropped, restored
+
+
+def test_a_failed_publish_restores_an_empty_tables_key_and_indexes(warehouse, server, schema):
+    warehouse.ensure("tasks")
+    before = catalog(server, schema, "tasks")
+
+    def tables():
+        yield "tasks", tasks(task("1", "a"))
+        raise ConnectionError("the connection dropped after the tasks were loaded")
+
+    with pytest.raises(ConnectionError):
+        warehouse.publish(tables())
+    assert catalog(server, schema, "tasks") == before
+    assert warehouse.read("tasks").num_rows == 0
+
+
+def test_a_reload_sends_exactly_the_rows_that_differ(warehouse, server, schema):
+    """Each row below differs from its first version in one way a careless comparison could miss
+    (null against empty text, an empty list against a list of one empty string or of one null,
+    text moved between adjacent columns, a microsecond, a NUL); each must be updated, the others
+    left alone (same row version)."""
+    def ticket(gid: str, **fields) -> dict:
+        return {"gid": gid, "name": "n", "description": "d", "tags": ["a"], "due_at": T0, "completed": False} | fields
+
+    first = to_arrow("tickets", [
+        ticket("1"), ticket("2", description=None), ticket("3", tags=[]), ticket("4", tags=[]), ticket("5"),
+        ticket("6", name="ab", description=""), ticket("7"), ticket("8", name="x\x00y"), ticket("9"), ticket("10"),
+    ])
+    second = to_arrow("tickets", [
+        ticket("1"),  # unchanged
+        ticket("2", description=""),  # null -> empty text
+        ticket("3", tags=[""]),  # [] -> [""]
+        ticket("4", tags=[None]),  # [] -> [null]
+        ticket("5", tags=None),  # ["a"] -> null
+        ticket("6", name="a", description="b"),  # "ab","" -> "a","b"
+        ticket("7", due_at=T0 + timedelta(microseconds=1)),
+        ticket("8", name="x\x00z"),  # past the NUL
+        ticket("9", completed=None),  # false -> null
+        # 10 gone; 11 new
+        ticket("11"),
+    ])
+    warehouse.load("tickets", first)
+    versions = dict(query(server, f"SELECT gid, xmin::text FROM {ident(schema)}.tickets"))
+    assert counts(warehouse.load("tickets", second)) == (10, 1, 8, 1)
+    after = dict(query(server, f"SELECT gid, xmin::text FROM {ident(schema)}.tickets"))
+    assert [gid for gid in after if after[gid] == versions.get(gid)] == ["1"]
+    expected = second.to_pylist()
+    expected[7]["name"] = "x\\0z"  # escaped in Postgres
+    assert warehouse.read("tickets").to_pylist() == sorted(expected, key=lambda row: row["gid"])
+    assert counts(warehouse.load("tickets", second)) == (10, 0, 0, 0)
+
+
+def test_rows_loaded_before_row_hashes_existed_are_hashed_by_the_next_load(warehouse, server, schema):
+    data = tasks(task("1", "a"), task("2", "b"))
+    warehouse.load("tasks", data)
+    query(server, f"ALTER TABLE {ident(schema)}.tasks DROP COLUMN {ROW_HASH}")  # as an older release made it
+    with PostgresWarehouse(URL, schema) as later:
+        assert counts(later.load("tasks", data)) == (2, 0, 2, 0)  # the column added, every row hashed
+        assert counts(later.load("tasks", data)) == (2, 0, 0, 0)
+        assert later.read("tasks") == data
+
+
+def test_row_hashes_tell_apart_every_difference_and_nothing_else():
+    rows = [
+        {"gid": "1", "name": None}, {"gid": "1", "name": ""}, {"gid": "1", "name": "\\0"}, {"gid": "1", "name": "0"},
+        {"gid": "1", "name": "a", "notes": None}, {"gid": "1", "name": None, "notes": "a"},
+        {"gid": "1", "name": "ab", "notes": ""}, {"gid": "1", "name": "a", "notes": "b"},
+        {"gid": "1", "completed": False}, {"gid": "1", "completed": True}, {"gid": "1", "num_subtasks": 0},
+        {"gid": "1", "created_at": T0}, {"gid": "1", "created_at": T0 + timedelta(microseconds=1)},
+        {"gid": "1", "due_on": date(2025, 1, 1)}, {"gid": "1", "due_on": date(2025, 1, 2)},
+    ]
+    data = escape_nul(tasks(*rows))
+    hashes = row_hashes(data).to_pylist()
+    assert len(set(hashes)) == len(rows) and all(len(h) == 16 for h in hashes)
+    assert row_hashes(pa.concat_tables([data, data])).to_pylist() == hashes * 2  # the same row, the same hash
+    lists = to_arrow("tickets", [{"gid": "1", "tags": tags} for tags in (None, [], [""], [None], ["", ""], ["a"],
+                                                                          ["a", None], [None, "a"], ["ab"], ["a", "b"])])
+    assert len(set(row_hashes(lists).to_pylist())) == lists.num_rows
+
+
+def test_rows_are_prepared_in_batches_with_the_same_result(warehouse, monkeypatch):
+    """Rows go to Postgres in batches (slices of the table): every batch, lists and NULs
+    included, is escaped and hashed as the whole table would be."""
+    monkeypatch.setattr(postgres, "BATCH_ROWS", 3)
+    rows = [{"gid": str(i), "name": f"t{i}\x00" if i % 4 == 0 else f"t{i}", "tags": [f"a{i}", None][: i % 3],
+             "completed": i % 2 == 0} for i in range(10)]
+    assert counts(warehouse.load("tickets", to_arrow("tickets", rows))) == (10, 10, 0, 0)
+    rows[7]["tags"] = ["changed"]
+    assert counts(warehouse.load("tickets", to_arrow("tickets", rows))) == (10, 0, 1, 0)
+    stored = warehouse.read("tickets").to_pylist()
+    assert [row["tags"] for row in stored] == [[], ["a1"], ["a2", None], [], ["a4"], ["a5", None], [], ["changed"],
+                                               ["a8", None], []]
+    assert [row["name"] for row in stored][:5] == ["t0\\0", "t1", "t2", "t3", "t4\\0"]
+
+
+def test_a_history_part_is_appended_whole_unless_its_run_is_there(warehouse, server, schema):
+    """A new run's rows are copied straight in; a run already there (published again, or with
+    rows it lacked) gains only the keys it lacks."""
+    first = access(T0, "run-1", "u2", "u1")
+    assert counts(warehouse.load("user_access", first)) == (2, 2, 0, 0)
+    second = access(T0 + timedelta(days=1), "run-2", "u3", "u1", "u2")
+    assert counts(warehouse.load("user_access", second)) == (3, 3, 0, 0)
+    again = access(T0 + timedelta(days=1), "run-2", "u1", "u4")  # one key it has, one it lacks
+    assert counts(warehouse.load("user_access", again)) == (2, 1, 0, 0)
+    stored = query(server, f"SELECT run_id, user_gid FROM {ident(schema)}.user_access ORDER BY run_id, user_gid")
+    assert stored == [("run-1", "u1"), ("run-1", "u2"), ("run-2", "u1"), ("run-2", "u2"), ("run-2", "u3"),
+                      ("run-2", "u4")]

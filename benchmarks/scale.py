@@ -1,0 +1,219 @@
+"""Scale benchmark: a 100,000-task organisation through the jobs users run.
+
+One simulator (in this process: 30 ms a request, quota out of the way) serves three runs of the
+code location's jobs, each run in a process of its own as `asana-connections sync` runs them
+(the in-process executor):
+
+1. ``full sync``: ``asana_full_sync`` from an empty warehouse: the crawl, the derived tables,
+   the monitors and their evidence pack, and the publication (Parquet, and Postgres unless
+   ``--no-postgres``);
+2. ``incremental, 1% changed``: ``asana_incremental_sync`` after 1% of the tasks were renamed,
+   completed, commented on or moved. The project has no reconcile mode besides the daily full
+   sync (run 1), so the run after a change measured is the incremental one;
+3. ``derived layer alone``: ``asana_full_sync`` restricted to the compliance tables (and the
+   checks on them): tables, monitors, evidence pack, publication, from the published raw tables.
+
+Each run prints the requests the simulator served, the Postgres publication's slowest tables,
+and per step the requests the crawl counted, the wall time from the step's start to its end
+events, and the peak memory: the run process's peak resident set size, read from ``VmHWM`` in
+``/proc/self/status`` and reset (``/proc/self/clear_refs``) every 10 ms by a thread, each
+interval's peak attributed to the steps it overlaps. Check steps are summed in one row.
+
+    python benchmarks/scale.py                   # 100,000 tasks: 4 to 8 minutes on two cores
+    python benchmarks/scale.py --tasks 10000 --no-postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc
+from incremental_sync import change  # a sibling script: benchmarks/ is on sys.path
+
+from asana_assets.lib.storage.postgres import ident, libpq_url
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+QUOTA = 1_000_000
+SEED = 3
+SAMPLE_SECONDS = 0.01
+RUNS = {  # label -> (job, derived tables only)
+    "full sync": ("asana_full_sync", False),
+    "incremental, 1% changed": ("asana_incremental_sync", False),
+    "derived layer alone": ("asana_full_sync", True),
+}
+
+
+class PeakSampler(threading.Thread):
+    """Every SAMPLE_SECONDS: (time, peak resident MB since the previous sample)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self.stopped = threading.Event()
+
+    @staticmethod
+    def peak_mb() -> float:
+        status = Path("/proc/self/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM starts again from the current RSS
+        return kb / 1024
+
+    def run(self) -> None:
+        while not self.stopped.wait(SAMPLE_SECONDS):
+            self.samples.append((time.time(), self.peak_mb()))
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.samples.append((time.time(), self.peak_mb()))
+
+    def peak_between(self, start: float, end: float) -> float:
+        """The peak over the intervals that overlap [start, end]."""
+        previous, peak = 0.0, 0.0
+        for at, mb in self.samples:
+            if at >= start and previous <= end:
+                peak = max(peak, mb)
+            previous = at
+        return peak
+
+
+def run_job(label: str) -> dict:
+    """In the run's own process: execute the job as `asana-connections sync` does, then report
+    its steps."""
+    import dagster as dg
+
+    from asana_assets.definitions import defs
+    from asana_assets.defs.partitions import DEFAULT, register
+    from asana_assets.defs.tables import table_key
+    from asana_assets.lib.schema import DERIVED_TABLES
+
+    job_name, derived_only = RUNS[label]
+    sampler = PeakSampler()
+    sampler.start()
+    with dg.DagsterInstance.get() as instance:
+        register(instance, [DEFAULT])
+        started = time.time()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=DEFAULT, raise_on_error=False,
+            asset_selection=[table_key(t) for t in DERIVED_TABLES] if derived_only else None,
+        )
+        wall = time.time() - started
+        sampler.stop()
+        spans: dict[str, list[float]] = {}
+        requests: dict[str, int] = {}
+        postgres: dict[str, dict] = {}
+        failures = []
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+                spans.setdefault(event.step_key, []).append(entry.timestamp)
+            if event.event_type_value == "STEP_FAILURE":
+                error, messages = event.step_failure_data.error, []
+                while error is not None:
+                    messages.append(error.message.strip())
+                    error = error.cause
+                failures.append(f"{event.step_key}: {' <- '.join(messages)[:2000]}")
+            if event.event_type_value == "ASSET_MATERIALIZATION":
+                metadata = event.event_specific_data.materialization.metadata
+                if "sync_requests" in metadata:
+                    requests[event.step_key] = metadata["sync_requests"].value
+                if "postgres_loads" in metadata:
+                    postgres = metadata["postgres_loads"].value
+    steps = [
+        {"step": step, "seconds": max(times) - min(times), "peak_mb": sampler.peak_between(min(times), max(times)),
+         "requests": requests.get(step)}
+        for step, times in spans.items()
+    ]
+    return {"success": result.success, "failures": failures, "wall": wall, "steps": steps, "postgres": postgres,
+            "run_peak_mb": max(mb for _, mb in sampler.samples)}
+
+
+def asset_steps() -> set[str]:
+    """The step keys of the assets (the others are checks)."""
+    from asana_assets.defs.compliance.assets import compliance_assets
+    from asana_assets.defs.raw.assets import asana_raw_sync
+
+    return {definition.node_def.name for definition in (asana_raw_sync, *compliance_assets)}
+
+
+def print_run(label: str, tasks: int, requests: int, report: dict) -> None:
+    assets = asset_steps()
+    status = "" if report["success"] else "  (FAILED)"
+    print(f"\n{label}: {tasks:,} tasks, {requests:,} requests, {report['wall']:.1f} s, "
+          f"run peak {report['run_peak_mb']:,.0f} MB{status}")
+    for failure in report["failures"]:
+        print(f"  {failure}")
+    if loads := report["postgres"]:
+        slowest = sorted(loads.items(), key=lambda item: -item[1]["seconds"])[:4]
+        print(f"  Postgres publication, inside the last step: {sum(s['seconds'] for s in loads.values()):.1f} s; "
+              + ", ".join(f"{table} {s['seconds']:.1f} s ({s['staged']:,} rows, {s['inserted']:,} inserted, "
+                          f"{s['updated']:,} updated)" for table, s in slowest))
+    print(f"  {'step':34} {'requests':>9} {'seconds':>8} {'peak MB':>8}")
+    checks = [s for s in report["steps"] if s["step"] not in assets]
+    for step in (s for s in report["steps"] if s["step"] in assets):
+        made = "" if step["requests"] is None else f"{step['requests']:,}"
+        print(f"  {step['step']:34} {made:>9} {step['seconds']:>8.1f} {step['peak_mb']:>8,.0f}")
+    if checks:
+        print(f"  {f'checks ({len(checks)} steps)':34} {'':>9} {sum(s['seconds'] for s in checks):>8.1f} "
+              f"{max(s['peak_mb'] for s in checks):>8,.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--changed", type=float, default=0.01, help="share of the tasks changed before run 2")
+    parser.add_argument("--latency-ms", type=int, default=30)
+    parser.add_argument("--postgres", default=os.environ.get("ASANA_TEST_POSTGRES_URL", DEFAULT_URL))
+    parser.add_argument("--no-postgres", action="store_true", help="publish to Parquet only")
+    parser.add_argument("--home", help="keep the Dagster home and the warehouse in this new folder (default: a temporary one)")
+    parser.add_argument("--run-job", choices=sorted(RUNS), help=argparse.SUPPRESS)  # a run's own process
+    args = parser.parse_args()
+    if args.run_job:
+        print(json.dumps(run_job(args.run_job)))
+        return
+
+    started = time.perf_counter()
+    world = generate_world(seed=SEED, tasks=args.tasks)
+    print(f"world: {args.tasks:,} tasks generated in {time.perf_counter() - started:.0f} s")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    config = SimulatorConfig(requests_per_minute=QUOTA, latency_ms=args.latency_ms)
+    with (contextlib.nullcontext(args.home) if args.home else tempfile.TemporaryDirectory()) as home, \
+            Simulator(world, config) as sim:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DAGSTER_HOME": home, "ASANA_BASE_URL": sim.base_url, "ASANA_ACCESS_TOKEN": DEMO_TOKEN,
+               "ASANA_WAREHOUSE_DIR": str(Path(home) / "warehouse"), "ASANA_REQUESTS_PER_MINUTE": str(QUOTA)}
+        if not args.no_postgres:
+            env |= {"ASANA_POSTGRES_URL": args.postgres, "ASANA_POSTGRES_SCHEMA": schema}
+        Path(home, "dagster.yaml").touch()  # the default instance, without a warning that it has no file
+        try:
+            for label in RUNS:
+                if label.startswith("incremental"):
+                    print(f"changed {change(world, args.changed)} tasks")
+                sim.stats.reset()
+                child = subprocess.run([sys.executable, __file__, "--run-job", label], env=env, check=False,
+                                       capture_output=True, text=True)
+                if child.returncode:
+                    sys.exit(f"{label}: the run's process failed:\n{child.stderr[-4000:]}")
+                print_run(label, args.tasks, sim.stats.snapshot()["total"], json.loads(child.stdout.splitlines()[-1]))
+        finally:
+            if not args.no_postgres:
+                with adbc.connect(libpq_url(args.postgres)) as connection, connection.cursor() as cur:
+                    cur.execute(f"DROP SCHEMA IF EXISTS {ident(schema)} CASCADE")
+                    connection.commit()
+
+
+if __name__ == "__main__":
+    main()

@@ -34,5 +34,6 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/full_sync.py
 	$(BIN)/python benchmarks/incremental_sync.py
+	$(BIN)/python benchmarks/reconcile.py
 	$(BIN)/python benchmarks/postgres_load.py
 	$(BIN)/python benchmarks/scale.py

@@ -15,19 +15,25 @@ ASANA_API_BASE = "https://app.asana.com/api/1.0"
 @dataclass(frozen=True)
 class Setting:
     name: str
-    default: str | int | None
+    default: str | int | float | None
     meaning: str
 
     @property
     def is_set(self) -> bool:
         return bool(os.environ.get(self.name))
 
-    def get(self) -> str | int | None:
-        """The environment's value (an int where the default is one), else the default."""
+    def get(self) -> str | int | float | None:
+        """The environment's value (a number where the default is one), else the default."""
         raw = os.environ.get(self.name)
         if not raw:
             return self.default
-        return int(raw) if isinstance(self.default, int) else raw
+        if not isinstance(self.default, int | float):
+            return raw
+        try:
+            return type(self.default)(raw)
+        except ValueError:
+            kind = "a whole number" if isinstance(self.default, int) else "a number"
+            raise ValueError(f"{self.name} must be {kind}, not {raw!r}") from None
 
 
 # -- the Asana connection configured in the environment (the partition `default`)
@@ -44,6 +50,17 @@ REQUESTS_PER_MINUTE = Setting(
 MAX_CONCURRENCY = Setting("ASANA_MAX_CONCURRENCY", 50, "Requests in flight at once (Asana allows 50 reads)")
 FULL_SYNC_HOUR = Setting("ASANA_FULL_SYNC_HOUR", 3, "UTC hour of the default connection's daily reconcile and weekly full sync")
 POLL_MINUTES = Setting("ASANA_POLL_MINUTES", 1, "Least minutes between two polls of the default connection's events")
+
+# -- one quota per token, shared by every process that uses it (runs, the events sensor's polls)
+SENSOR_QUOTA_SHARE = Setting(
+    "ASANA_SENSOR_QUOTA_SHARE", 0.1,
+    "The events sensor's share of each token's requests a minute and reads in flight; runs share the rest",
+)
+QUOTA_STORE = Setting(
+    "ASANA_QUOTA_STORE", None,
+    "Where the processes using a token share its budget: a postgresql:// URL or a folder; unset: "
+    "ASANA_POSTGRES_URL when set, else the folder state/quota of the warehouse",
+)
 
 # -- stored connections
 CONNECTION_STORE = Setting(
@@ -69,6 +86,6 @@ POSTGRES_SCHEMA = Setting("ASANA_POSTGRES_SCHEMA", "asana", "Postgres schema of 
 
 ALL = (
     ACCESS_TOKEN, CONNECTION_ID, BASE_URL, WORKSPACE_GID, REQUESTS_PER_MINUTE, MAX_CONCURRENCY, FULL_SYNC_HOUR,
-    POLL_MINUTES, CONNECTION_STORE, CONNECTION_KEYS, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_REDIRECT_URI,
-    SERVICE_ACCOUNT_KEY, WAREHOUSE_DIR, POSTGRES_URL, POSTGRES_SCHEMA,
+    POLL_MINUTES, SENSOR_QUOTA_SHARE, QUOTA_STORE, CONNECTION_STORE, CONNECTION_KEYS, OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET, OAUTH_REDIRECT_URI, SERVICE_ACCOUNT_KEY, WAREHOUSE_DIR, POSTGRES_URL, POSTGRES_SCHEMA,
 )

@@ -38,6 +38,7 @@ from asana_assets.lib.schema import HISTORY_TABLES, TABLES
 from asana_assets.lib.storage.files import StateStore
 from asana_assets.lib.storage.parquet import DEFAULT_KEEP, ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresStateStore, PostgresWarehouse
+from asana_assets.lib.storage.quota import open_budget
 from asana_assets.lib.storage.views import refresh_views
 from asana_assets.settings import ASANA_API_BASE
 
@@ -85,6 +86,14 @@ class AsanaResource(dg.ConfigurableResource):
         default=1500, description="Request budget: 1500 on paid plans, 150 on free ones"
     )
     max_concurrency: int = Field(default=50, description="Requests in flight (Asana allows 50 GETs)")
+    quota_store: str | None = Field(
+        default=None, description="Where every process using a token shares its request budget: a postgresql:// "
+                                  "URL or a folder; unset: each process paces itself alone, at its share"
+    )
+    sensor_quota_share: float = Field(
+        default=0.1, gt=0, lt=1,
+        description="The events sensor's share of a token's requests a minute and reads in flight; runs share the rest",
+    )
     full_sync_hour: int = Field(
         default=3, ge=0, le=23, description="UTC hour of the daily reconcile and weekly full sync (stored connections have their own)"
     )
@@ -233,7 +242,7 @@ class AsanaResource(dg.ConfigurableResource):
                 raise failures[0]
             return looked
 
-        return self._run(run, max_retries=0, timeout=PEEK_TIMEOUT)
+        return self._run(run, sensor=True, max_retries=0, timeout=PEEK_TIMEOUT)
 
     def record_sync(self) -> None:
         """Note a successful sync on the stored connection (shown by `asana-connections list`)."""
@@ -268,11 +277,14 @@ class AsanaResource(dg.ConfigurableResource):
             f"{settings.CONNECTION_ID.name} to the connection's id)",
         )
 
-    def _run(self, work, **client_options):
+    def _run(self, work, *, sensor: bool = False, **client_options):
         """``work(client)`` with this connection's credentials. An OAuth connection whose access
         token Asana refuses although it looked unexpired is refreshed and tried once more; a
         refused refresh marks the connection expired and says to reconnect, an unavailable
-        token endpoint fails the run (retryable) and leaves the connection active."""
+        token endpoint fails the run (retryable) and leaves the connection active.
+
+        The client draws on the events sensor's share of the token's quota (``sensor``) or on the
+        runs', in the budget every process using the token shares when ``quota_store`` is set."""
         stored = self._stored() if self.connection_id else None
         if stored and stored[1].auth_method == "oauth":
             store, connection = stored
@@ -282,9 +294,13 @@ class AsanaResource(dg.ConfigurableResource):
         # The demo's organisation has a quota of its own, larger than a paid plan's.
         quota = demo.DEMO_REQUESTS_PER_MINUTE if self._serves_demo() else self.requests_per_minute
 
+        share = self.sensor_quota_share if sensor else 1 - self.sensor_quota_share
+
         async def with_token(token: str):
-            async with AsanaClient(base_url, token, max_concurrency=self.max_concurrency,
-                                   requests_per_minute=quota, **client_options) as client:
+            budget = open_budget(self.quota_store, token) if self.quota_store else None
+            async with AsanaClient(base_url, token, max_concurrency=self.max_concurrency, requests_per_minute=quota,
+                                   budget=budget, pool="sensor" if sensor else "runs", share=share,
+                                   **client_options) as client:
                 return await work(client)
 
         if token is None:
@@ -426,10 +442,21 @@ class ComplianceResource(dg.ConfigurableResource, MonitorParams):
 
 
 def _from(setting: settings.Setting):
-    """An EnvVar when the variable is set (resolved at launch, so no value is baked in), else the default."""
-    if not setting.is_set:
-        return setting.default
+    """An EnvVar when the variable is set (resolved at launch, so no value is baked in), else the default.
+    (A share is read now: Dagster has no EnvVar for a float.)"""
+    if not setting.is_set or isinstance(setting.default, float):
+        return setting.get()
     return dg.EnvVar.int(setting.name) if isinstance(setting.default, int) else dg.EnvVar(setting.name)
+
+
+def _quota_store():
+    """Where the token budgets are shared: the setting, else the warehouse's Postgres, else a
+    folder of the warehouse (beside its sync state)."""
+    if settings.QUOTA_STORE.is_set:
+        return _from(settings.QUOTA_STORE)
+    if settings.POSTGRES_URL.is_set:
+        return _from(settings.POSTGRES_URL)
+    return str(Path(settings.WAREHOUSE_DIR.get()) / "state" / "quota")
 
 
 def configured_resources() -> dict[str, dg.ConfigurableResource]:
@@ -446,6 +473,8 @@ def configured_resources() -> dict[str, dg.ConfigurableResource]:
             workspace_gid=_from(settings.WORKSPACE_GID),
             requests_per_minute=_from(settings.REQUESTS_PER_MINUTE),
             max_concurrency=_from(settings.MAX_CONCURRENCY),
+            quota_store=_quota_store(),
+            sensor_quota_share=_from(settings.SENSOR_QUOTA_SHARE),
             full_sync_hour=_from(settings.FULL_SYNC_HOUR),
             poll_minutes=_from(settings.POLL_MINUTES),
         ),

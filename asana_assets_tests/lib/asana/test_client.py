@@ -18,6 +18,7 @@ from asana_assets.lib.asana.client import (
     AuthenticationError,
     BadRequestError,
     ForbiddenError,
+    Grant,
     NotFoundError,
     PaymentRequiredError,
     RateLimitedError,
@@ -366,6 +367,130 @@ def test_token_bucket_paces_requests_after_the_burst():
         return time.monotonic() - started
 
     assert 0.95 <= run(client, many()) < 2.0
+
+
+# --- a budget shared with the token's other processes ---------------------------------------
+
+
+class FakeBudget:
+    """A shared budget that grants what it is asked, within `reads`, and records every call.
+    `starved` first answers leave no read in flight; `paused` comes with the first answer."""
+
+    def __init__(self, where: str, reads: int = 50, starved: int = 0, paused: float = 0.0,
+                 failure: Exception | None = None) -> None:
+        self.where, self.reads, self.starved, self.paused, self.failure = where, reads, starved, paused, failure
+        self.takes: list[dict[str, Any]] = []
+        self.granted_at: list[float] = []
+        self.pauses: list[float] = []
+        self.left: list[str] = []
+        self.closed = False
+
+    def take(self, member, pool, slots, reads, in_flight, lease) -> Grant:
+        if self.failure is not None:
+            raise self.failure
+        self.takes.append({"member": member, "pool": pool, "slots": slots, "reads": reads, "lease": lease})
+        granted = 0 if len(self.takes) <= self.starved else min(reads, self.reads)
+        self.granted_at.append(time.monotonic())
+        return Grant(start=0.0, slots=slots, reads=granted, paused=self.paused if len(self.takes) == 1 else 0.0)
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+    def leave(self, member: str) -> None:
+        self.left.append(member)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def fetch_all(client: AsanaClient, n: int) -> list:
+    return await asyncio.gather(*(client.get(f"/tasks/{i}") for i in range(n)))
+
+
+def test_a_shared_budget_is_drawn_on_in_batches_not_per_request():
+    handler, _ = counting_handler()
+    budget = FakeBudget("batches")
+    client = make_client(handler, requests_per_minute=6000, budget=budget)
+    run(client, fetch_all(client, 200))
+    assert client.stats.requests == 200
+    batches = [take for take in budget.takes if take["slots"]]
+    assert 1 <= len(batches) <= 200 / 10  # at 6,000 a minute, a second's worth is about 100 slots
+    assert sum(take["slots"] for take in batches) >= 200
+    assert len({take["member"] for take in budget.takes}) == 1
+    assert budget.left == [budget.takes[0]["member"]] and budget.closed
+
+
+def test_the_pool_and_the_share_reach_the_budget():
+    """The sensor's 10% of 10 reads in flight is 1, within the token's 10."""
+    handler, counts = counting_handler()
+    budget = FakeBudget("pool")
+    client = make_client(handler, max_concurrency=10, budget=budget, pool="sensor", share=0.1)
+    run(client, fetch_all(client, 5))
+    pool = budget.takes[0]["pool"]
+    assert (pool.name, pool.concurrency, pool.total_concurrency) == ("sensor", 1, 10)
+    assert counts["max_in_flight"] == 1
+
+
+def test_the_reads_the_budget_leaves_bound_the_requests_in_flight():
+    handler, counts = counting_handler()
+    client = make_client(handler, max_concurrency=20, budget=FakeBudget("reads", reads=3))
+    run(client, fetch_all(client, 30))
+    assert counts["max_in_flight"] == 3
+    assert client.stats.requests == 30
+
+
+def test_a_client_left_no_read_in_flight_asks_again_and_sends_nothing_meanwhile():
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return ok({})
+
+    budget = FakeBudget("starved", starved=2)
+    client = make_client(handler, budget=budget)
+    run(client, fetch_all(client, 3))
+    assert len(budget.takes) >= 3 and len(sent) == 3
+    assert min(sent) >= budget.granted_at[2]  # only once the third answer left it room
+
+
+def test_a_pause_in_the_budget_holds_this_client_too():
+    """Another process got a 429: the first answer says the token is paused for 0.3 s."""
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return ok({})
+
+    budget = FakeBudget("paused", paused=0.3)
+    client = make_client(handler, budget=budget)
+    run(client, fetch_all(client, 4))
+    assert len(sent) == 4 and min(sent) >= budget.granted_at[0] + 0.3
+    assert client.stats.retry_after_seconds == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_429_pauses_the_tokens_other_processes_even_when_not_retried():
+    budget = FakeBudget("429")
+    client = make_client(sequence(httpx.Response(429, headers={"Retry-After": "7"}, json={})), budget=budget,
+                         max_retries=0)
+    with pytest.raises(RateLimitedError):
+        run(client, client.get("/tasks/1"))
+    assert budget.pauses == [7.0]
+
+
+def test_a_budget_out_of_reach_leaves_the_client_alone_at_its_share(caplog):
+    """Permission denied on the budget: the sync goes on at its share (half of 10 in flight),
+    and the reason is logged once for the process, whatever the number of clients."""
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        handler, counts = counting_handler()
+        budget = FakeBudget("/nowhere/quota", failure=PermissionError(13, "Permission denied"))
+        client = make_client(handler, max_concurrency=10, budget=budget, share=0.5)
+        run(client, fetch_all(client, 20))
+        assert client.stats.requests == 20 and counts["max_in_flight"] == 5
+        assert budget.closed
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "/nowhere/quota" in warning and "PermissionError: Permission denied" in warning
+    assert TOKEN not in warning
 
 
 # --- secrecy -----------------------------------------------------------------------------------

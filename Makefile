@@ -37,3 +37,4 @@ bench: setup
 	$(BIN)/python benchmarks/reconcile.py
 	$(BIN)/python benchmarks/postgres_load.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/quota.py

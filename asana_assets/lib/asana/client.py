@@ -705,19 +705,21 @@ class AsanaClient:
         headers = httpx.Headers({**self._headers, "Content-Type": "application/json"})
         request = httpx.Request(method, self._base_url + path, headers=headers, content=orjson.dumps({"data": data}))
         for attempt in range(self._max_retries + 1):
-            await self._throttle()
-            self.stats.requests += 1
+            await self._pacing.enter()
             try:
+                self.stats.requests += 1
                 response = await self._transport.handle_async_request(request)
                 await response.aread()
             except httpx.TransportError as exc:
                 raise self._connection_error(path, exc) from exc
+            finally:
+                self._pacing.leave()
             self.stats.responses[response.status_code] += 1
             if response.is_success:
                 return self._body(response, path)["data"]
             if response.status_code != 429 or attempt == self._max_retries:
                 break
-            await asyncio.sleep(self._pause(_retry_after(response)))
+            self._pacing.pause(_retry_after(response))  # the next enter() waits it out
         raise self._error(response, path)
 
     async def _send(self, path: str, params: Params | None) -> httpx.Response:

@@ -44,3 +44,9 @@ def browser_type_launch_args(browser_type_launch_args):
             pytest.fail(f"{CHROMIUM} is missing, and CI must run the browser tests (.ci/run installs it)")
         pytest.skip(f"no {CHROMIUM} (apt-get install chromium)")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: Playwright's sync API keeps an event loop marked running in the main
+    thread for the rest of the session, where ``asyncio.run`` would then refuse to start."""
+    items.sort(key=lambda item: "page" in getattr(item, "fixturenames", ()))

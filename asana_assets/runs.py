@@ -119,5 +119,6 @@ def clear(inst: dg.DagsterInstance, home: str | None, run_id: str) -> str:
     if _launched_by_command(record) and home and is_held(_claim_path(Path(home), key)):
         raise ConnectionProblem(f"run {run_id} is alive (its process holds connection {key})",
                                 "wait for it, or stop that process")
-    inst.report_run_failed(record.dagster_run, "cleared by `asana-connections runs --clear`: its process was gone")
+    why = "its process was gone" if _launched_by_command(record) else "an operator cleared it"
+    inst.report_run_failed(record.dagster_run, f"marked failed by `asana-connections runs --clear`: {why}")
     return key

@@ -6,8 +6,9 @@ simulator enforces it, and 50 reads in flight, with 30 ms a request). Over --min
 - the events sensor ticks every --tick seconds in a process of its own, as the daemon's does
   (`asana_events_sensor` through dagster's build_sensor_context);
 - the runs it requests (incremental syncs of the changed projects) and the connection's daily
-  full sync (a quarter of the way through) run one at a time, as dagster.yaml queues them, each
-  in a process of its own (the raw tables' asset, through dagster's materialize);
+  reconcile (a quarter of the way through; `--daily full` for the weekly full crawl instead) run
+  one at a time, as dagster.yaml queues them, each in a process of its own (the raw tables'
+  asset, through dagster's materialize);
 - the day's --changes (renames, comments, moves, completions) happen at an even pace.
 
 Every process is configured by the settings, as in production: ASANA_QUOTA_STORE (a folder, or
@@ -16,7 +17,7 @@ share. The warehouse starts from a full sync made beforehand through an unlimite
 the same organisation. Prints the requests of each process, the most requests in any 60 s, the
 429s, and the requests per change.
 
-    python benchmarks/quota.py [--minutes 8] [--projects 1000] [--postgres URL]
+    python benchmarks/quota.py [--minutes 8] [--projects 1000] [--daily reconcile|full] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -166,8 +167,9 @@ def run_process(run_config: dict) -> None:
 class Day:
     """The processes of one connection's day: the sensor, and the runs, one at a time."""
 
-    def __init__(self, env: dict[str, str], folder: Path, seconds: float, tick: float, full_at: float) -> None:
-        self.env, self.folder, self.seconds, self.tick, self.full_at = env, folder, seconds, tick, full_at
+    def __init__(self, env: dict[str, str], folder: Path, seconds: float, tick: float, daily: str, daily_at: float) -> None:
+        self.env, self.folder, self.seconds, self.tick = env, folder, seconds, tick
+        self.daily, self.daily_at = daily, daily_at
         self.queue: list[tuple[str, dict]] = []  # (kind, run_config)
         self.keys: set[str] = set()  # run keys already requested: the daemon launches each once
         self.sensor: dict = {}
@@ -200,12 +202,12 @@ class Day:
         follower = threading.Thread(target=self._follow_sensor, args=(sensor,), daemon=True)
         follower.start()
         running: tuple[str, subprocess.Popen, float] | None = None
-        full_queued = False
+        daily_queued = False
         while (now := time.monotonic() - started) < self.seconds:
             with self._lock:
-                if not full_queued and now >= self.full_at:
-                    self.queue.append(("full", {"ops": {"asana_raw_sync": {"config": {"mode": "full"}}}}))
-                    full_queued = True
+                if not daily_queued and now >= self.daily_at:
+                    self.queue.append((self.daily, {"ops": {"asana_raw_sync": {"config": {"mode": self.daily}}}}))
+                    daily_queued = True
                 if running is None and self.queue:
                     kind, config = self.queue.pop(0)
                     running = (kind, self.child("--role", "run", "--config", json.dumps(config)), now)
@@ -234,6 +236,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--tick", type=float, default=60.0, help="seconds between two ticks of the sensor")
     parser.add_argument("--sensor-share", type=float, default=0.1)
+    parser.add_argument("--daily", choices=("reconcile", "full"), default="reconcile",
+                        help="the day's big run: the daily reconcile, or the weekly full crawl")
     parser.add_argument("--postgres", help="keep the shared budget in this Postgres (default: a folder)")
     parser.add_argument("--role", choices=("sensor", "run"), help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -252,7 +256,7 @@ def main() -> None:
         "DAGSTER_HOME": str(folder),
     }
     seconds = args.minutes * 60
-    day = Day(env, folder, seconds, args.tick, full_at=seconds / 4)
+    day = Day(env, folder, seconds, args.tick, args.daily, daily_at=seconds / 4)
     print(f"{args.projects} projects, {len(world.ground_truth()['tasks'])} tasks; a day in {args.minutes:g} min "
           f"at {args.quota} requests a minute, the sensor's share {args.sensor_share:.0%}")
 
@@ -302,7 +306,7 @@ def main() -> None:
     print(f"  changes                {changes}; synced by {sum(r['kind'] == 'incremental' for r in runs)} incremental run(s)")
     if any(r["kind"] == "incremental" for r in runs):
         print(f"  requests per change    {(day.sensor.get('requests', 0) + incremental) / changes:.1f} "
-              f"(sensor and incremental runs); {total / changes:.1f} (everything, the full sync included)")
+              f"(sensor and incremental runs); {total / changes:.1f} (everything, the {args.daily} run included)")
     else:
         print("  requests per change    none: no incremental run synced a change")
     print(f"  (the processes' logs: {folder / 'logs.txt'})")

@@ -212,12 +212,13 @@ class AsanaResource(dg.ConfigurableResource):
         lib/asana/reconcile.py); ``state`` gets every project's next token."""
         return self._run(lambda client: reconcile_sync(client, state, current, self.workspace_gid or None))
 
-    def changed_projects(self, state: SyncState, projects: Iterable[str] | None = None) -> dict[str, str | None]:
+    def changed_projects(self, state: SyncState, projects: Iterable[str] | None = None,
+                         within: float | None = None) -> dict[str, str | None]:
         """Look at the events feeds of ``projects`` (default: every project with a token), one
         request each, reading without consuming (a token may be sent again): per project looked
         at, a digest of what is pending, or None when nothing is; an expired token counts as
-        pending. A project whose look failed is left out, to be looked at again; when every look
-        failed, the first failure is raised.
+        pending. A project whose look failed, or is still unanswered ``within`` seconds, is left
+        out, to be looked at again; when every look failed, the first failure is raised.
 
         A look, not a sync: it neither retries nor waits out a rate limit (the next poll will
         look again), so one slow or throttled connection never holds up the others' polls."""
@@ -233,11 +234,15 @@ class AsanaResource(dg.ConfigurableResource):
         async def run(client: AsanaClient) -> dict[str, str | None]:
             now = datetime.now(UTC)
             gids = [gid for gid in (state.tokens if projects is None else projects) if gid in state.tokens]
-            found = await asyncio.gather(*(peek(client, gid, state.token(gid, now) or "") for gid in gids),
-                                         return_exceptions=True)
-            failures = [outcome for outcome in found if isinstance(outcome, BaseException)]
-            looked = {gid: outcome for gid, outcome in zip(gids, found, strict=True)
-                      if not isinstance(outcome, BaseException)}
+            tasks = {asyncio.ensure_future(peek(client, gid, state.token(gid, now) or "")): gid for gid in gids}
+            # The looks answered in time count (their schedule is saved); the rest stay due.
+            done, late = await asyncio.wait(tasks, timeout=within) if tasks else (set(), set())
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            found = {tasks[task]: task.exception() or task.result() for task in done}
+            failures = [outcome for outcome in found.values() if isinstance(outcome, BaseException)]
+            looked = {gid: outcome for gid, outcome in found.items() if not isinstance(outcome, BaseException)}
             if failures and (not looked or not all(isinstance(f, Exception) for f in failures)):
                 raise failures[0]
             return looked

@@ -3,8 +3,10 @@ of what they do: the events sensor's polls on the sensor's share, everything els
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 
 import pytest
 
@@ -67,3 +69,41 @@ def test_the_sensors_polls_draw_on_its_share_and_the_rest_on_the_runs(tmp_path):
         state = SyncState(tokens={project: {"sync": "not-a-token", "taken_at": "2999-01-01T00:00:00+00:00"}})
         assert project in asana.changed_projects(state)  # an invalid token counts as changed
         assert set(json.loads(record.read_text())["clocks"]) == {"runs", "sensor"}
+
+
+def test_a_look_keeps_what_was_answered_in_time_and_leaves_the_rest_due(monkeypatch):
+    """Feeds still unanswered `within` the tick's time are left out (so they stay due), and the
+    looks answered are returned, not lost with the late ones."""
+    from asana_assets.lib.asana.client import AsanaClient
+
+    world = generate_world(seed=1, tasks=20)
+    projects = [p["gid"] for p in world.ground_truth()["projects"]][:3]
+    slow = projects[0]
+    events = AsanaClient.events
+
+    async def answering(self, project_gid, token):
+        if project_gid == slow:
+            await asyncio.sleep(30)  # far past the look's time
+        return await events(self, project_gid, token)
+
+    monkeypatch.setattr(AsanaClient, "events", answering)
+    with Simulator(world, SimulatorConfig(tokens={TOKEN: None}, requests_per_minute=10**6)) as sim:
+        asana = AsanaResource(access_token=TOKEN, base_url=sim.base_url)
+        state = SyncState(tokens={gid: {"sync": "not-a-token", "taken_at": "2999-01-01T00:00:00+00:00"}
+                                  for gid in projects})
+        started = time.monotonic()
+        looked = asana.changed_projects(state, projects, within=2.0)
+    assert set(looked) == set(projects[1:])  # invalid tokens: both answered as changed
+    assert time.monotonic() - started < 10
+
+
+def test_a_ticks_polls_fit_the_sensors_share_of_the_quota_in_its_time():
+    """1,500 requests a minute, the sensor's 10%: 150 a minute, so 75 in a tick's 30 s of polls;
+    a free plan's 150 a minute gives 7; a 25% share of 1,500 gives 187."""
+    from asana_assets.defs.automation.sensors import poll_policy
+    from asana_assets.defs.partitions import ConnectionSchedule
+
+    connection = ConnectionSchedule(key="default", active=True, full_sync_hour=2, poll_minutes=1)
+    for rpm, share, budget in ((1500, 0.1, 75), (150, 0.1, 7), (1500, 0.25, 187)):
+        asana = AsanaResource(access_token=TOKEN, requests_per_minute=rpm, sensor_quota_share=share)
+        assert poll_policy(asana, connection).budget == budget

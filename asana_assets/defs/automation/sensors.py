@@ -38,7 +38,9 @@ EVENTS_INTERVAL = 60  # seconds between two ticks of the events sensor
 # Ticks drift by a few seconds: a connection polled every minute must not skip every other tick.
 TICK_SLACK = timedelta(seconds=EVENTS_INTERVAL / 2)
 POLL_BUDGET = 40.0  # seconds a tick waits for the polls (Dagster gives a sensor 60)
-POLL_SHARE = 0.10  # of a connection's requests a minute, what one tick's polls may spend (one request a project)
+# The polls of a tick are sized to take this long at the sensor's share of the quota (one request
+# a project), so they are answered within POLL_BUDGET; what is still unanswered then stays due.
+POLL_SECONDS = 30.0
 ACTIVE_MINUTES = 10.0  # a project is polled at every tick this long after events were seen in its feed
 MAX_BACKOFF = 64  # a quiet project's interval doubles per quiet poll, up to poll_minutes x this
 
@@ -63,9 +65,11 @@ def asana_connections_sensor(context: dg.SensorEvaluationContext, asana: AsanaRe
 
 
 def poll_policy(asana: AsanaResource, connection: ConnectionSchedule) -> PollPolicy:
-    """How a connection's projects are polled: its poll interval, and POLL_SHARE of its quota a tick."""
+    """How a connection's projects are polled: its poll interval, and as many polls a tick as the
+    sensor's share of the quota allows in POLL_SECONDS (75 at 1,500 requests a minute and 10%)."""
+    per_tick = asana.requests_per_minute * asana.sensor_quota_share * POLL_SECONDS / 60
     return PollPolicy(
-        every=connection.poll_minutes, budget=max(1, int(asana.requests_per_minute * POLL_SHARE)),
+        every=connection.poll_minutes, budget=max(1, int(per_tick)),
         active_for=ACTIVE_MINUTES, max_factor=MAX_BACKOFF, slack=TICK_SLACK.total_seconds() / 60,
     )
 
@@ -90,7 +94,9 @@ def _look(asana: AsanaResource, warehouse: WarehouseResource, connection: Connec
         due, waiting = schedule.due(tracked, policy, now.timestamp())
         if not due:
             return f"none of {len(tracked)} project(s) due for a poll ({len(state.archived)} archived, left to the reconcile)"
-        looked = asana.for_connection(connection.key).changed_projects(state, due)
+        looked = asana.for_connection(connection.key).changed_projects(state, due, within=POLL_BUDGET * 0.9)
+        if not looked:
+            return f"could not poll: no answer within {POLL_BUDGET:g} s"
         schedule.polled({gid: pending is not None for gid, pending in looked.items()}, policy, now.timestamp())
         store.save(schedule)
     except Exception as failure:  # noqa: BLE001 - whatever breaks one connection must not stop the others' polls
@@ -105,7 +111,7 @@ def _look(asana: AsanaResource, warehouse: WarehouseResource, connection: Connec
     job=incremental_sync, minimum_interval_seconds=EVENTS_INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every minute (each connection at most every poll_minutes): looks at the events feeds of the "
                 "projects due (recently active ones at every tick, quiet ones less often, archived ones never; "
-                "at most 10% of the connection's request quota a tick) and starts an incremental sync of the "
+                "within the sensor's share of the connection's request quota) and starts an incremental sync of the "
                 "projects that changed.",
 )
 def asana_events_sensor(context: dg.SensorEvaluationContext, asana: AsanaResource, warehouse: WarehouseResource):

@@ -63,16 +63,16 @@ def test_untracked_projects_are_forgotten_and_unreadable_schedules_start_over():
 
 
 def test_the_bound_with_5000_projects_at_1500_requests_a_minute():
-    """150 polls a tick (10% of 1,500): a project due is polled within ceil(5000 / 150) = 34
-    ticks, so an active one within 1 + 33 minutes of its last poll, a quiet one (interval at
-    most 64) within 64 + 33, however many projects are active."""
-    policy = PollPolicy(every=1, budget=150)
-    assert policy.bound(5000) == (34, 97)
+    """75 polls a tick (the sensor's 10% of 1,500 a minute, for the tick's 30 s): a project due is
+    polled within ceil(5000 / 75) = 67 ticks, so an active one within 1 + 66 minutes of its last
+    poll, a quiet one (interval at most 64) within 64 + 66, however many projects are active."""
+    policy = PollPolicy(every=1, budget=75)
+    assert policy.bound(5000) == (67, 130)
     tracked = [str(10_000 + i) for i in range(5000)]
     for active_count in (50, 400):  # within what a tick holds, and far beyond it
         active = set(random.Random(active_count).sample(tracked, active_count))
         polls = ticks(PollSchedule(), policy, tracked, lambda gid, m, active=active: gid in active, 300)
         gaps = {gid: max(b - a for a, b in pairwise(minutes)) for gid, minutes in polls.items()}
-        assert all(minutes and minutes[0] < 34 for minutes in polls.values())  # the first sweep
-        assert max(gaps[gid] for gid in active) <= 34
-        assert max(gaps[gid] for gid in set(tracked) - active) <= 97
+        assert all(minutes and minutes[0] < 67 for minutes in polls.values())  # the first sweep
+        assert max(gaps[gid] for gid in active) <= 67
+        assert max(gaps[gid] for gid in set(tracked) - active) <= 130

@@ -39,7 +39,18 @@ from asana_assets.lib.asana.state import SyncState
 
 
 class ReconcileCrawler(IncrementalCrawler):
-    """Every project's feed, sections, members and task listing, merged into the current tables."""
+    """Every project's feed, members and task listing, merged into the current tables; its
+    sections and custom field settings when something says they changed."""
+
+    def __init__(self, client: AsanaClient, state: SyncState, current: dict[str, pa.Table]):
+        super().__init__(client, state, current)
+        sections, fields = current["sections"], current["custom_fields"]
+        self.section_names = dict(zip(sections["gid"].to_pylist(), sections["name"].to_pylist()))
+        self.field_names = dict(zip(fields["gid"].to_pylist(), fields["name"].to_pylist()))
+        self.project_fields = _grouped(current["custom_field_settings"], "project_gid", "custom_field_gid")
+        self.task_fields = _grouped(current["task_custom_fields"], "task_gid", "custom_field_gid")
+        self.occupied: set[str] = set()  # sections the listed tasks sit in
+        self.stale: dict[str, set[str]] = {"sections": set(), "custom_field_settings": set()}
 
     async def _projects(self, workspace_gid: str) -> None:
         projects = await self._listing(
@@ -51,7 +62,19 @@ class ReconcileCrawler(IncrementalCrawler):
         feeds = await asyncio.gather(*(self._tolerate_gone(self._feed(gid), gid) for gid in gids))
         named, stories = self._named([changes for changes in feeds if changes])
         listed = [gid for gid in gids if gid not in self._gone]
+        edited = self._edited(listed)
+        for gid, changes in zip(gids, feeds, strict=True):
+            if gid in self._gone:
+                continue
+            # Members always: the access review reads them, and no listing shows them.
+            self._refresh(gid, ("project_memberships",))
+            if gid in edited or (changes is not None and (changes.containers or changes.unreadable)):
+                self._refresh(gid)
         await asyncio.gather(*(self._tolerate_gone(self._list(gid), gid) for gid in listed))
+        self.stale["sections"] |= self._emptied(listed)
+        for table, stale in self.stale.items():
+            for gid in stale & set(listed):
+                self._refresh(gid, (table,))
         for gid in (self._placed(listed) | named) - self._seen_tasks:
             self._spawn(self._reread(gid))
         for gid in stories:
@@ -84,17 +107,64 @@ class ReconcileCrawler(IncrementalCrawler):
         self.forced |= named
         return named, stories - set(known["gid"].to_pylist())
 
+    def _edited(self, projects: list[str]) -> set[str]:
+        """The projects new to the tables or whose ``modified_at`` moved."""
+        before = dict(zip(*(self.current["projects"][c].to_pylist() for c in ("gid", "modified_at"))))
+        return {gid for gid in projects
+                if gid not in before or before[gid] != self.rows["projects"][(gid,)]["modified_at"]}
+
     async def _list(self, project_gid: str) -> None:
-        """Re-list a project's sections, members and tasks."""
+        """List a project's tasks."""
         self.relisted.add(project_gid)
-        self._refresh(project_gid)
         await self._task_pages("/tasks", {"project": project_gid}, None)
         self._synced(project_gid)
+
+    def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
+        """Note, for each task read, the projects whose sections or fields it shows changed."""
+        if task is not None:
+            self._note(task)
+        return super()._crawl_children(gid, task)
+
+    def _note(self, task: models.Task) -> None:
+        """A task in a section the tables do not hold, or under another name, marks its project's
+        sections stale; a field the task did not carry and none of its projects has, or a field
+        under another name, marks the task's projects' custom field settings stale."""
+        projects = {m.project.gid for m in task.memberships}
+        for m in task.memberships:
+            if m.section is not None:
+                self.occupied.add(m.section.gid)
+                if self.section_names.get(m.section.gid, _UNKNOWN) != m.section.name:
+                    self.stale["sections"].add(m.project.gid)
+        carried = self.task_fields.get(task.gid, set())
+        for value in task.custom_fields:
+            added = value.gid not in carried and not any(value.gid in self.project_fields.get(p, ()) for p in projects)
+            renamed = value.gid in self.field_names and self.field_names[value.gid] != value.name
+            if added or renamed:
+                self.stale["custom_field_settings"] |= projects
+
+    def _emptied(self, projects: Iterable[str]) -> set[str]:
+        """The projects with a section that held tasks in the tables and holds none now: emptied,
+        it may have been removed too."""
+        members = self.current["task_memberships"]
+        held = members.filter(pc.and_(
+            pc.is_in(members["project_gid"], gid_array(projects)),
+            pc.invert(pc.fill_null(pc.is_in(members["section_gid"], gid_array(self.occupied)), True)),
+        ))
+        return set(held["project_gid"].to_pylist())
 
     def _placed(self, projects: Iterable[str]) -> set[str]:
         """The tasks the tables place in these projects."""
         members = self.current["task_memberships"]
         return set(members.filter(pc.is_in(members["project_gid"], gid_array(projects)))["task_gid"].to_pylist())
+
+
+_UNKNOWN = object()  # a section gid the tables do not hold: never equal to a listed name
+
+
+def _grouped(table: pa.Table, key: str, value: str) -> dict[str, set[str]]:
+    """``value``s per ``key`` of a table."""
+    groups = table.group_by(key).aggregate([(value, "list")])
+    return {k: set(v) for k, v in zip(groups[key].to_pylist(), groups[f"{value}_list"].to_pylist())}
 
 
 async def reconcile_sync(

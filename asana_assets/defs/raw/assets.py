@@ -52,9 +52,9 @@ DESCRIPTIONS = {
 
 class SyncConfig(dg.Config):
     """full: crawl everything (and take fresh events tokens); incremental: apply only the
-    changes the projects' events feeds report; reconcile: list every project's sections, members
-    and tasks and re-read only what changed, events pending included (both fall back to full
-    without a previous sync)."""
+    changes the projects' events feeds report; reconcile: list every project's members and tasks
+    (its sections and fields when those show a change) and re-read only what changed, events
+    pending included (both fall back to full without a previous sync)."""
 
     mode: Literal["full", "incremental", "reconcile"] = "full"
     projects: list[str] = Field(

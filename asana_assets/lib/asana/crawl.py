@@ -50,6 +50,8 @@ TASK_FIELDS = (
     "completed", "completed_at", "completed_by", "created_at", "modified_at", "due_on",
     "due_at", "start_on", "parent", "workspace", "memberships.project", "memberships.section",
     "tags", "permalink_url", "num_subtasks", "followers",
+    # section and field names: the reconcile re-lists a project's sections or fields when they differ
+    "memberships.section.name", "custom_fields.name",
     # each custom field value, in the same listing (no request per task)
     "custom_fields.resource_subtype", "custom_fields.display_value", "custom_fields.text_value",
     "custom_fields.number_value", "custom_fields.enum_value.name", "custom_fields.multi_enum_values.name",

@@ -54,6 +54,8 @@ from asana_assets.lib.schema import RAW_TABLES
 
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
 WORKSPACE_TABLES = ("workspaces", "users", "workspace_memberships", "teams", "team_memberships", "tags", "projects")
+# A project's containers: re-listed whole, per project, when they may have changed.
+CONTAINER_TABLES = ("sections", "custom_field_settings", "project_memberships")
 TASK_TABLES = ("tasks", "task_memberships", "task_tags", "task_custom_fields", "task_followers")
 TASK_SUBTYPES = frozenset({"default_task", "milestone", "approval"})
 # Where a quarantined record names its container: it is replaced when that container is read again.
@@ -134,7 +136,8 @@ class IncrementalCrawler(WorkspaceCrawler):
         self.deleted: set[str] = set()
         self.stories_read: set[str] = set()
         self.relisted: set[str] = set()  # projects whose sections, members and tasks were re-listed
-        self.refreshed: set[str] = set()  # projects whose sections and members were re-listed
+        # Per container table, the projects whose rows of it were re-listed.
+        self.refreshed: dict[str, set[str]] = {table: set() for table in CONTAINER_TABLES}
         self.forced: set[str] = set()  # tasks an event named: re-read whatever their modified_at
         tasks, places = current["tasks"], current["task_memberships"]
         self.known_modified = dict(zip(tasks["gid"].to_pylist(), tasks["modified_at"].to_pylist()))
@@ -199,15 +202,20 @@ class IncrementalCrawler(WorkspaceCrawler):
         for gid in set(parents.to_pylist()) - gids:
             self._spawn(self._reread(gid))
 
-    def _refresh(self, project_gid: str) -> None:
-        """Re-list a project's sections and members (once per sync)."""
-        if project_gid in self.refreshed:
-            return
-        self.refreshed.add(project_gid)
-        self._spawn(self._sections(project_gid), project_gid)
-        workspace_gid = self.rows["projects"].get((project_gid,), {}).get("workspace_gid")
-        self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid)
-        self._spawn(self._project_members(project_gid), project_gid)
+    def _refresh(self, project_gid: str, tables: Iterable[str] = CONTAINER_TABLES) -> None:
+        """Re-list a project's sections, custom field settings and members, or those of ``tables``
+        (each once per sync)."""
+        for table in tables:
+            if project_gid in self.refreshed[table]:
+                continue
+            self.refreshed[table].add(project_gid)
+            if table == "sections":
+                self._spawn(self._sections(project_gid), project_gid)
+            elif table == "custom_field_settings":
+                workspace_gid = self.rows["projects"].get((project_gid,), {}).get("workspace_gid")
+                self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid)
+            else:
+                self._spawn(self._project_members(project_gid), project_gid)
 
     async def _relist(self, project_gid: str) -> None:
         """Re-list a project whole, then re-read the tasks it used to hold and no longer lists."""
@@ -296,8 +304,8 @@ class IncrementalCrawler(WorkspaceCrawler):
         gone = set(self.current["projects"]["gid"].to_pylist()) - set(fresh["projects"]["gid"].to_pylist())
         out = {name: fresh[name] for name in WORKSPACE_TABLES}
         out["projects"] = _keep_sync_times(fresh["projects"], self.current["projects"])
-        for name in ("sections", "project_memberships", "custom_field_settings"):
-            out[name] = _replace(self.current[name], fresh[name], "project_gid", self.refreshed)
+        for name in CONTAINER_TABLES:
+            out[name] = _replace(self.current[name], fresh[name], "project_gid", self.refreshed[name])
         out["custom_fields"] = _replace(
             self.current["custom_fields"], fresh["custom_fields"], "gid", set(fresh["custom_fields"]["gid"].to_pylist()))
         for name in TASK_TABLES:
@@ -307,7 +315,8 @@ class IncrementalCrawler(WorkspaceCrawler):
         for name in ("sections", "project_memberships", "task_memberships"):
             out[name] = out[name].filter(pc.invert(pc.is_in(out[name]["project_gid"], gid_array(gone))))
         scopes = {"tasks": read | removed, "stories": self.stories_read | removed,
-                  "sections": self.refreshed, "project_memberships": self.refreshed}
+                  "sections": self.refreshed["sections"],
+                  "project_memberships": self.refreshed["project_memberships"]}
         kept = _unreplaced(self.current["quarantine"], scopes)
         out["quarantine"] = _replace(kept, q, "gid", set())  # the rows kept, plus this sync's refusals
         return with_unresolved({name: out[name] for name in RAW_TABLES}, self.started_at)

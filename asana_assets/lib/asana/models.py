@@ -291,8 +291,10 @@ class CustomFieldSetting(Record):
 
 
 class CustomFieldValue(Record):
-    """A task's value of one field: the field's gid, its type, and the value of that type."""
+    """A task's value of one field: the field's gid, its type, and the value of that type (the
+    field's name is not stored with the value: the reconcile compares it with the field's)."""
 
+    name: str | None = None
     resource_subtype: str | None = None
     type: str | None = None
     text_value: str | None = None

@@ -8,19 +8,30 @@ reconcile reads instead, per project (archived ones included):
    incremental sync does, so an event still pending is applied, not dropped), and the token that
    follows them is the next one (a token past its life or refused takes a fresh one: a request
    either way);
-2. its sections and members, re-listed whole;
-3. its tasks, listed with every stored field (one request per 100 tasks): a task whose
-   ``modified_at``, place (project, section) or subtask count differs from the tables, or that
-   is new, has its stories and subtasks read again; a known subtask its parent no longer lists is
-   re-read;
-4. once every project is listed, the tasks the tables place in a project and no listing returned
+2. its members, re-listed whole: the access review reads them and nothing else shows them;
+3. its tasks, listed with every stored field and the names of their sections and custom fields
+   (one request per 100 tasks): a task whose ``modified_at``, place (project, section) or subtask
+   count differs from the tables, or that is new, has its stories and subtasks read again; a
+   known subtask its parent no longer lists is re-read;
+4. its sections and custom field settings, re-listed only when something says they changed: the
+   project is new or its ``modified_at`` moved, its events name something other than a task or a
+   story, a listed task sits in a section the tables lack or name otherwise, a section that held
+   tasks holds none (it may have been removed), or a listed task carries a field it did not carry
+   and none of its projects has (a field added to the project), or a field named otherwise;
+5. once every project is listed, the tasks the tables place in a project and no listing returned
    are re-read: a 404 means deleted (with its subtasks), otherwise it moved out.
 
 ``modified_at`` moves with every new story but a move's (and a move shows as a change of place),
-so comments and every change of a listed task are caught. Not caught without their events: an
-edit to a subtask whose parent did not change (the parent's ``modified_at`` ignores its
-subtasks), a comment edited (it changes no ``modified_at``), and a move there and back between
-two reconciles; the weekly full sync catches those.
+so comments and every change of a listed task are caught. Not caught without their events (the
+weekly full sync catches them): an edit to a subtask whose parent did not change (the parent's
+``modified_at`` ignores its subtasks), a comment edited (it changes no ``modified_at``), a move
+there and back between two reconciles; a section that holds no task added, renamed or removed,
+and sections reordered; a field added to a project without tasks, and a field's settings or
+options changed (its name and a task's values excepted).
+
+Every project's token is renewed, although the events sensor keeps those of active projects
+alive: a token lives 24 hours and the next reconcile comes 24 hours later, so a token left
+unrenewed would expire before it, and the sensor would then re-list its project whole.
 """
 
 from __future__ import annotations
@@ -39,7 +50,21 @@ from asana_assets.lib.asana.state import SyncState
 
 
 class ReconcileCrawler(IncrementalCrawler):
-    """Every project's feed, sections, members and task listing, merged into the current tables."""
+    """Every project's feed, members and task listing, merged into the current tables; its
+    sections and custom field settings when something says they changed."""
+
+    def __init__(self, client: AsanaClient, state: SyncState, current: dict[str, pa.Table]):
+        super().__init__(client, state, current)
+        sections, fields = current["sections"], current["custom_fields"]
+        self.section_names = dict(zip(sections["gid"].to_pylist(), sections["name"].to_pylist()))
+        self.field_names = dict(zip(fields["gid"].to_pylist(), fields["name"].to_pylist()))
+        self.project_fields = _grouped(current["custom_field_settings"], "project_gid", "custom_field_gid")
+        self.task_fields = _grouped(current["task_custom_fields"], "task_gid", "custom_field_gid")
+        self.occupied: set[str] = set()  # sections the listed tasks sit in
+        self.stale_sections: set[str] = set()  # projects whose sections a listed task shows changed
+        self.common: dict[str, set[str]] = {}  # project -> the fields every task listed in it carries
+        self.gained: dict[str, set[str]] = {}  # field -> projects lacking it of tasks that newly carry it
+        self.renamed: set[str] = set()  # fields a listed task names otherwise
 
     async def _projects(self, workspace_gid: str) -> None:
         projects = await self._listing(
@@ -51,7 +76,19 @@ class ReconcileCrawler(IncrementalCrawler):
         feeds = await asyncio.gather(*(self._tolerate_gone(self._feed(gid), gid) for gid in gids))
         named, stories = self._named([changes for changes in feeds if changes])
         listed = [gid for gid in gids if gid not in self._gone]
+        edited = self._edited(listed)
+        for gid, changes in zip(gids, feeds, strict=True):
+            if gid in self._gone:
+                continue
+            # Members always: the access review reads them, and no listing shows them.
+            self._refresh(gid, ("project_memberships",))
+            if gid in edited or (changes is not None and (changes.containers or changes.unreadable)):
+                self._refresh(gid)
         await asyncio.gather(*(self._tolerate_gone(self._list(gid), gid) for gid in listed))
+        for gid in (self.stale_sections | self._emptied(listed)) & set(listed):
+            self._refresh(gid, ("sections",))
+        for gid in self._new_fields(listed):
+            self._refresh(gid, ("custom_field_settings",))
         for gid in (self._placed(listed) | named) - self._seen_tasks:
             self._spawn(self._reread(gid))
         for gid in stories:
@@ -84,17 +121,79 @@ class ReconcileCrawler(IncrementalCrawler):
         self.forced |= named
         return named, stories - set(known["gid"].to_pylist())
 
+    def _edited(self, projects: list[str]) -> set[str]:
+        """The projects new to the tables or whose ``modified_at`` moved."""
+        before = dict(zip(*(self.current["projects"][c].to_pylist() for c in ("gid", "modified_at"))))
+        return {gid for gid in projects
+                if gid not in before or before[gid] != self.rows["projects"][(gid,)]["modified_at"]}
+
     async def _list(self, project_gid: str) -> None:
-        """Re-list a project's sections, members and tasks."""
+        """List a project's tasks."""
         self.relisted.add(project_gid)
-        self._refresh(project_gid)
         await self._task_pages("/tasks", {"project": project_gid}, None)
         self._synced(project_gid)
+
+    def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
+        """Note, for each task read, the projects whose sections or fields it shows changed."""
+        if task is not None:
+            self._note(task)
+        return super()._crawl_children(gid, task)
+
+    def _note(self, task: models.Task) -> None:
+        """What a listed task shows of its projects' sections and fields."""
+        projects = {m.project.gid for m in task.memberships}
+        for m in task.memberships:
+            if m.section is not None:
+                self.occupied.add(m.section.gid)
+                if self.section_names.get(m.section.gid, _UNKNOWN) != m.section.name:
+                    self.stale_sections.add(m.project.gid)  # new, or renamed
+        fields = {value.gid for value in task.custom_fields}
+        for gid in projects:
+            self.common[gid] = self.common[gid] & fields if gid in self.common else set(fields)
+        carried = self.task_fields.get(task.gid, set())
+        for value in task.custom_fields:
+            if value.gid not in carried:
+                lacking = {gid for gid in projects if value.gid not in self.project_fields.get(gid, ())}
+                self.gained.setdefault(value.gid, set()).update(lacking)
+            if value.gid in self.field_names and self.field_names[value.gid] != value.name:
+                self.renamed.add(value.gid)
+
+    def _new_fields(self, projects: list[str]) -> set[str]:
+        """The projects whose custom field settings to re-list: those that may have a field added
+        (a task in them newly carries a field they lack, and every task listed in them carries
+        it, as every task of a project carries the project's fields), and, per renamed field,
+        one project that has it (its settings hold the field's definition)."""
+        out = {gid for field, gids in self.gained.items() for gid in gids if field in self.common.get(gid, ())}
+        settings = self.current["custom_field_settings"]
+        holders = _grouped(settings, "custom_field_gid", "project_gid")
+        for field in self.renamed:
+            listed = sorted(holders.get(field, set()) & set(projects))
+            out |= set(listed[:1])
+        return out & set(projects)
+
+    def _emptied(self, projects: Iterable[str]) -> set[str]:
+        """The projects with a section that held tasks in the tables and holds none now: emptied,
+        it may have been removed too."""
+        members = self.current["task_memberships"]
+        held = members.filter(pc.and_(
+            pc.is_in(members["project_gid"], gid_array(projects)),
+            pc.invert(pc.fill_null(pc.is_in(members["section_gid"], gid_array(self.occupied)), True)),
+        ))
+        return set(held["project_gid"].to_pylist())
 
     def _placed(self, projects: Iterable[str]) -> set[str]:
         """The tasks the tables place in these projects."""
         members = self.current["task_memberships"]
         return set(members.filter(pc.is_in(members["project_gid"], gid_array(projects)))["task_gid"].to_pylist())
+
+
+_UNKNOWN = object()  # a section gid the tables do not hold: never equal to a listed name
+
+
+def _grouped(table: pa.Table, key: str, value: str) -> dict[str, set[str]]:
+    """``value``s per ``key`` of a table."""
+    groups = table.group_by(key).aggregate([(value, "list")])
+    return {k: set(v) for k, v in zip(groups[key].to_pylist(), groups[f"{value}_list"].to_pylist())}
 
 
 async def reconcile_sync(

@@ -1,6 +1,8 @@
 """The reconcile: after changes whose events never arrived, it gives the tables a full sync gives
 (the simulator's ground truth), for a small share of the full sync's requests; events still
-pending are applied, not dropped; every project leaves with a usable token."""
+pending are applied, not dropped; every project leaves with a usable token. A project's sections
+and custom field settings are listed again only when its tasks, events or record say they
+changed; an empty section changed unseen is left to the weekly full sync."""
 
 from __future__ import annotations
 
@@ -52,8 +54,19 @@ def world():
     return world
 
 
-def lose_events(world) -> int:
-    """Change, unseen by any events feed, what a busy day changes; returns how many tasks changed."""
+def held(truth: dict) -> dict[str, list[str]]:
+    """The tasks each section holds."""
+    out: dict[str, list[str]] = {}
+    for task in truth["tasks"]:
+        for m in task["memberships"]:
+            if m["section"]:
+                out.setdefault(m["section"]["gid"], []).append(task["gid"])
+    return out
+
+
+def lose_events(world) -> tuple[int, set[str]]:
+    """Change, unseen by any events feed, what a busy day changes; returns how many tasks changed
+    and the projects whose sections or custom fields changed."""
     truth = world.ground_truth()
     admin = world.default_user
     top = [t for t in truth["tasks"] if t["memberships"] and not t["parent"]]
@@ -63,14 +76,22 @@ def lose_events(world) -> int:
     sections: dict[str, list[str]] = {}
     for s in truth["sections"]:
         sections.setdefault(s["project"]["gid"], []).append(s["gid"])
+    tasks_in = held(truth)
     home = leaves[3]["memberships"][0]["project"]["gid"]
     other = next(p for p in projects if p != home and p not in {m["project"]["gid"] for m in leaves[4]["memberships"]})
     deleted_parent, grown, shrunk = parents[0], parents[1], parents[2]
     subtask = next(t for t in truth["tasks"] if t["parent"] and t["parent"]["gid"] == shrunk["gid"])
-    empty = next(s for s in truth["sections"] if s["name"] == "Parked (empty)")
     member = next(m for m in truth["project_memberships"] if m["parent"]["gid"] == home)
     outsider = next(u for u in truth["users"] if u["gid"] != admin and u["gid"] not in
                     {m["member"]["gid"] for m in truth["project_memberships"] if m["parent"]["gid"] == home})
+    # A section of another project that holds tasks: emptied into its neighbour, then removed.
+    emptied = next(s for p in projects if p not in (home, other) for s in sections[p][1:] if s in tasks_in)
+    emptied_project = next(p for p, gids in sections.items() if emptied in gids)
+    neighbour = next(s for s in sections[emptied_project] if s != emptied)
+    # A project given a new field: its tasks carry the field, unset (Asana sends no event for it).
+    fielded = next(p for p in projects if p not in (home, emptied_project) and any(
+        s in tasks_in for s in sections[p]))
+    renamed = next(s for s in sections[home] if s in tasks_in)
     with world.events_lost():
         world.update_task(leaves[0]["gid"], name="Renamed, its event lost", actor=admin)
         world.complete_task(leaves[1]["gid"], actor=admin)
@@ -85,15 +106,18 @@ def lose_events(world) -> int:
         world.delete_task(deleted_parent["gid"], actor=admin)  # its subtasks go with it
         world.create_task("A subtask added to a known task", parent=grown["gid"], actor=admin)
         world.delete_task(subtask["gid"], actor=admin)
-        world.add_section(home, "Added, its event lost", actor=admin)
-        world.rename_section(sections[home][0], "Renamed section", actor=admin)
-        world.remove_section(empty["gid"], actor=admin)
+        world.rename_section(renamed, "Renamed section", actor=admin)
+        for gid in tasks_in[emptied]:
+            world.move_task_to_section(gid, neighbour, actor=admin)
+        world.remove_section(emptied, actor=admin)
+        field = world.add_custom_field(truth["workspaces"][0]["gid"], "Risk", "enum", enum_options=["Low", "High"])
+        world.add_custom_field_setting(fielded, field)
         world.add_project_membership(home, outsider["gid"], "commenter", actor=admin)
         world.remove_project_membership(member["gid"], actor=admin)
         world.deactivate_user(outsider["gid"])
     # renamed, completed, commented, moved twice, new with its subtask, two deleted, a parent grown
-    # with its new subtask, a parent shrunk with its deleted subtask
-    return 13
+    # with its new subtask, a parent shrunk with its deleted subtask, and the emptied section's tasks
+    return 13 + len(tasks_in[emptied]), {home, emptied_project, fielded}
 
 
 def test_a_reconcile_finds_what_no_event_reported_as_a_full_sync_would(world):
@@ -101,10 +125,11 @@ def test_a_reconcile_finds_what_no_event_reported_as_a_full_sync_would(world):
         first = run(sim.base_url, lambda client: crawl(client, track_events=True))
         state = SyncState()
         record_full_sync(state, first)
-        changed = lose_events(world)
+        changed, containers = lose_events(world)
         sim.stats.reset()
         reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
         requests = sim.stats.total
+        routes = dict(sim.stats.by_route)
         again = run(sim.base_url, lambda client: crawl(client, track_events=True))
     truth = world.ground_truth()
     assert_matches_truth(reconciled.result.tables, truth)
@@ -112,8 +137,9 @@ def test_a_reconcile_finds_what_no_event_reported_as_a_full_sync_would(world):
 
     # The bound, from the world's size: the workspace's listings (one workspace; its members,
     # teams, tags and projects a page per 100; one team-membership listing per team), then per
-    # project its feed, sections, members and a page per 100 tasks it lists, then at most three
-    # requests per changed task (the task, its stories, its subtasks).
+    # project its feed, members and a page per 100 tasks it lists, the sections and custom field
+    # settings of the projects whose own changed, then at most three requests per changed task
+    # (the task, its stories, its subtasks).
     members = len(truth["workspace_memberships"])
     workspace = 1 + math.ceil(members / 100) + 1 + len(truth["teams"]) + 1 + 1
     listed: dict[str, int] = {}
@@ -121,11 +147,14 @@ def test_a_reconcile_finds_what_no_event_reported_as_a_full_sync_would(world):
         for m in task["memberships"]:
             listed[m["project"]["gid"]] = listed.get(m["project"]["gid"], 0) + 1
     projects = [p["gid"] for p in truth["projects"]]
-    per_project = sum(3 + max(1, math.ceil(listed.get(gid, 0) / 100)) for gid in projects)
-    bound = workspace + per_project + 3 * changed
+    per_project = sum(2 + max(1, math.ceil(listed.get(gid, 0) / 100)) for gid in projects)
+    bound = workspace + per_project + 2 * len(containers) + 3 * changed
     full = again.client_stats["requests"]
     print(f"reconcile: {requests} requests (bound {bound}); full sync: {full}")
     assert requests <= bound < full / 5
+    relisted = routes.get("/api/1.0/projects/{project_gid}/sections", 0)
+    relisted += routes.get("/api/1.0/projects/{project_gid}/custom_field_settings", 0)
+    assert relisted <= 2 * len(containers)  # no other project's
 
 
 def test_pending_events_are_applied_not_dropped(world):
@@ -179,4 +208,109 @@ def test_a_reconcile_of_an_unchanged_workspace_reads_no_task_again(world):
         routes = dict(sim.stats.by_route)
     assert reconciled.changed == 0 and reconciled.deleted == set()
     assert not [route for route in routes if route.endswith(("/stories", "/subtasks"))]
+    # nothing says a project's sections or fields changed: only its members are re-listed
+    assert not [route for route in routes if route.endswith(("/sections", "/custom_field_settings"))]
+    assert routes["/api/1.0/memberships"] == len(world.ground_truth()["projects"])
     assert comparable(reconciled.result.tables) == comparable(first.tables)
+
+
+def reconcile_after(world, change) -> tuple[dict[str, pa.Table], dict[str, pa.Table], dict[str, int]]:
+    """The tables of a full sync, then of a reconcile after ``change(world)``, and its requests by route."""
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        change(world)
+        sim.stats.reset()
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        return first.tables, reconciled.result.tables, dict(sim.stats.by_route)
+
+
+def section_rows(tables: dict[str, pa.Table]) -> list[tuple]:
+    return sorted(zip(*(tables["sections"][c].to_pylist() for c in ("gid", "name", "position"))))
+
+
+def parked(world) -> tuple[str, str]:
+    """The empty section the fixture added, and its project."""
+    section = next(s for s in world.ground_truth()["sections"] if s["name"] == "Parked (empty)")
+    return section["gid"], section["project"]["gid"]
+
+
+def test_an_empty_section_changed_unseen_is_left_to_the_full_sync(world):
+    """No task shows a section that holds none: added, renamed or removed with its events lost,
+    it stays as the tables had it (the weekly full sync catches it), and nothing is re-listed."""
+    def change(world):
+        section, project = parked(world)
+        with world.events_lost():
+            world.rename_section(section, "Parked, renamed unseen", actor=world.default_user)
+            world.add_section(project, "Added unseen, empty", actor=world.default_user)
+
+    first, reconciled, routes = reconcile_after(world, change)
+    assert section_rows(reconciled) == section_rows(first)
+    assert "/api/1.0/projects/{project_gid}/sections" not in routes
+
+
+def test_an_empty_section_changed_with_its_events_pending_is_re_listed(world):
+    """The same changes with their events still in the feed: the feed names sections, so the
+    project's sections are listed again."""
+    def change(world):
+        section, project = parked(world)
+        world.rename_section(section, "Parked, renamed", actor=world.default_user)
+        world.add_section(project, "Added, empty", actor=world.default_user)
+
+    _, reconciled, routes = reconcile_after(world, change)
+    names = set(reconciled["sections"]["name"].to_pylist())
+    assert {"Parked, renamed", "Added, empty"} <= names and "Parked (empty)" not in names
+    assert routes["/api/1.0/projects/{project_gid}/sections"] == 1  # that project's only
+    assert_matches_truth(reconciled, world.ground_truth())
+
+
+def test_a_section_renamed_unseen_is_re_listed_when_it_holds_a_task(world):
+    """A task's section comes with its name: under another name, its project's sections are
+    listed again (one project's: the edge against the empty section above)."""
+    renamed = {}
+
+    def change(world):
+        truth = world.ground_truth()
+        section = next(iter(held(truth)))
+        renamed["gid"] = section
+        with world.events_lost():
+            world.rename_section(section, "Renamed unseen", actor=world.default_user)
+
+    _, reconciled, routes = reconcile_after(world, change)
+    rows = {gid: name for gid, name, _ in section_rows(reconciled)}
+    assert rows[renamed["gid"]] == "Renamed unseen"
+    assert routes["/api/1.0/projects/{project_gid}/sections"] == 1
+    assert "/api/1.0/projects/{project_gid}/custom_field_settings" not in routes
+
+
+def test_a_field_renamed_unseen_is_re_listed_once(world):
+    """A custom field's name comes with each task's value: renamed (Asana sends no event for
+    it), its definition is read again from one project that has it."""
+    truth = world.ground_truth()
+    field = world.add_custom_field(truth["workspaces"][0]["gid"], "Risk", "enum", enum_options=["Low", "High"])
+    for project in truth["projects"][:2]:  # two projects have it: one is enough to read it again
+        world.add_custom_field_setting(project["gid"], field)
+
+    def change(world):
+        with world.lock:  # the world has no method that renames a field: edit its record
+            field.name = "Renamed field"
+
+    _, reconciled, routes = reconcile_after(world, change)
+    fields = dict(zip(*(reconciled["custom_fields"][c].to_pylist() for c in ("gid", "name"))))
+    assert fields[field.gid] == "Renamed field"
+    assert routes["/api/1.0/projects/{project_gid}/custom_field_settings"] == 1
+    assert "/api/1.0/projects/{project_gid}/sections" not in routes
+
+
+def test_a_project_edited_has_its_sections_and_fields_re_listed(world):
+    """A project whose ``modified_at`` moved is listed whole again, its sections and fields too."""
+    def change(world):
+        project = world.ground_truth()["projects"][0]["gid"]
+        with world.lock:  # the world has no method that edits a project: move its modified_at
+            world.objects[project].modified_at = "2026-06-01T13:00:00.000Z"
+
+    _, reconciled, routes = reconcile_after(world, change)
+    assert routes["/api/1.0/projects/{project_gid}/sections"] == 1
+    assert routes["/api/1.0/projects/{project_gid}/custom_field_settings"] == 1
+    assert_matches_truth(reconciled, world.ground_truth())

@@ -37,6 +37,7 @@ from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 from asana_assets.lib.schema import HISTORY_TABLES, TABLES
 from asana_assets.lib.storage.files import StateStore
 from asana_assets.lib.storage.parquet import DEFAULT_KEEP, ParquetWarehouse
+from asana_assets.lib.storage.polls import PollStore, PostgresPollStore, poll_store
 from asana_assets.lib.storage.postgres import PostgresStateStore, PostgresWarehouse
 from asana_assets.lib.storage.quota import open_budget
 from asana_assets.lib.storage.views import refresh_views
@@ -213,21 +214,24 @@ class AsanaResource(dg.ConfigurableResource):
         return self._run(lambda client: reconcile_sync(client, state, current, self.workspace_gid or None))
 
     def changed_projects(self, state: SyncState, projects: Iterable[str] | None = None,
-                         within: float | None = None) -> dict[str, str | None]:
+                         within: float | None = None, renewed: dict[str, str] | None = None) -> dict[str, str | None]:
         """Look at the events feeds of ``projects`` (default: every project with a token), one
         request each, reading without consuming (a token may be sent again): per project looked
         at, a digest of what is pending, or None when nothing is; an expired token counts as
         pending. A project whose look failed, or is still unanswered ``within`` seconds, is left
-        out, to be looked at again; when every look failed, the first failure is raised.
+        out, to be looked at again; when every look failed, the first failure is raised. A look
+        finding nothing pending puts the feed's next token in ``renewed``, when given.
 
         A look, not a sync: it neither retries nor waits out a rate limit (the next poll will
         look again), so one slow or throttled connection never holds up the others' polls."""
 
         async def peek(client: AsanaClient, gid: str, token: str) -> str | None:
             try:
-                events, _, more = await client.events(gid, token)
+                events, sync, more = await client.events(gid, token)
             except SyncTokenExpiredError:
                 return f"{token}:expired"
+            if not events and renewed is not None:
+                renewed[gid] = sync
             last = events[-1] if events else None
             return last and f"{token}:{len(events)}:{more}:{last.get('created_at')}:{last['resource']['gid']}"
 
@@ -346,6 +350,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def parquet(self) -> ParquetWarehouse:
         return ParquetWarehouse(self.directory, self.stage)
+
+    def poll_store(self) -> PollStore | PostgresPollStore:
+        """Where the events sensor keeps its poll schedule and the tokens its polls renewed."""
+        return poll_store(self.directory, self.postgres_url, self.postgres_schema)
 
     def state_store(self) -> StateStore | PostgresStateStore:
         """Where the incremental sync keeps its events tokens, beside the tables they describe:

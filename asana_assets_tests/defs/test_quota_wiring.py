@@ -107,3 +107,25 @@ def test_a_ticks_polls_fit_the_sensors_share_of_the_quota_in_its_time():
     for rpm, share, budget in ((1500, 0.1, 75), (150, 0.1, 7), (1500, 0.25, 187)):
         asana = AsanaResource(access_token=TOKEN, requests_per_minute=rpm, sensor_quota_share=share)
         assert poll_policy(asana, connection).budget == budget
+
+
+def test_a_look_finding_nothing_pending_renews_the_token_and_one_with_events_does_not():
+    """The sensor keeps the token a quiet feed hands out (so a quiet project's token stays young);
+    a feed with events pending keeps its old token, from which the run will read them."""
+    import httpx
+
+    world = generate_world(seed=1, tasks=20)
+    quiet, busy = [p["gid"] for p in world.ground_truth()["projects"] if not p["archived"]][:2]
+    task = next(t["gid"] for t in world.ground_truth()["tasks"]
+                if any(m["project"]["gid"] == busy for m in t["memberships"]))
+    with Simulator(world, SimulatorConfig(tokens={TOKEN: None}, requests_per_minute=10**6)) as sim:
+        first = {gid: httpx.get(f"{sim.base_url}/events", params={"resource": gid},
+                                headers={"Authorization": f"Bearer {TOKEN}"}).json()["sync"] for gid in (quiet, busy)}
+        world.update_task(task, name="Renamed", actor=world.default_user)
+        state = SyncState(tokens={gid: {"sync": sync, "taken_at": "2999-01-01T00:00:00+00:00"}
+                                  for gid, sync in first.items()})
+        renewed: dict[str, str] = {}
+        looked = AsanaResource(access_token=TOKEN, base_url=sim.base_url).changed_projects(
+            state, [quiet, busy], renewed=renewed)
+    assert looked[quiet] is None and looked[busy] is not None
+    assert set(renewed) == {quiet} and renewed[quiet] not in (first[quiet], first[busy])

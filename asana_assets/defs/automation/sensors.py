@@ -32,7 +32,6 @@ from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.lib.asana.polls import PollPolicy
 from asana_assets.lib.connections.troubleshooting import describe
-from asana_assets.lib.storage.polls import poll_store
 
 EVENTS_INTERVAL = 60  # seconds between two ticks of the events sensor
 # Ticks drift by a few seconds: a connection polled every minute must not skip every other tick.
@@ -88,16 +87,20 @@ def _look(asana: AsanaResource, warehouse: WarehouseResource, connection: Connec
         state = warehouse.state_store().load()
         if not state.tokens:
             return "no sync yet (its first full sync takes the events tokens)"
-        store = poll_store(warehouse.directory, warehouse.postgres_url, warehouse.postgres_schema)
+        store = warehouse.poll_store()
         schedule, policy = store.load(), poll_policy(asana, connection)
+        state.renew(schedule.tokens)
         tracked = set(state.tokens) - set(state.archived)
         due, waiting = schedule.due(tracked, policy, now.timestamp())
         if not due:
             return f"none of {len(tracked)} project(s) due for a poll ({len(state.archived)} archived, left to the reconcile)"
-        looked = asana.for_connection(connection.key).changed_projects(state, due, within=POLL_BUDGET * 0.9)
+        renewed: dict[str, str] = {}
+        looked = asana.for_connection(connection.key).changed_projects(
+            state, due, within=POLL_BUDGET * 0.9, renewed=renewed)
         if not looked:
             return f"could not poll: no answer within {POLL_BUDGET:g} s"
         schedule.polled({gid: pending is not None for gid, pending in looked.items()}, policy, now.timestamp())
+        schedule.renewed(renewed, now.isoformat())
         store.save(schedule)
     except Exception as failure:  # noqa: BLE001 - whatever breaks one connection must not stop the others' polls
         # Its cause and fix, never its raw text: an unexpected error's text may quote a token.

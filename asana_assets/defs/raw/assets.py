@@ -115,6 +115,7 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
     selected = {key.path[-1] for key in context.selected_asset_keys}
     store = warehouse.state_store()
     state = store.load()
+    state.renew(warehouse.poll_store().load().tokens)  # the tokens the sensor's polls kept young
     whole = selected == set(RAW_TABLES)
     current = {t: warehouse.read(t) for t in selected if warehouse.parquet().exists(t)}
     # A table written before a column was added needs a full sync to fill it.

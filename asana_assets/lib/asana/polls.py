@@ -12,6 +12,10 @@ do (N tracked projects). Every project polled before it in that time was due no 
 is due again only after the tick that polled it, so at most N polls stand before it. An active
 project is therefore polled within ``every`` + ceil(N / budget) - 1 ticks of its last poll, a
 quiet one within ``every`` x ``max_factor`` + ceil(N / budget) - 1.
+
+A poll that finds nothing pending is handed the feed's next token, and it stands for the same
+place as the one sent: the schedule keeps it (`renewed`), so the token a run resumes from stays
+young while the project is polled, however long the project has been quiet.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class PollSchedule:
     before the first), and minutes. Small enough to keep for thousands of projects."""
 
     projects: dict[str, list] = field(default_factory=dict)
+    # Per project, the token a poll that found nothing pending was handed: {"sync", "taken_at"}.
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def due(self, tracked: Iterable[str], policy: PollPolicy, now: float) -> tuple[list[str], int]:
         """The projects to poll this tick, and how many more are due but wait for the next.
@@ -54,6 +60,7 @@ class PollSchedule:
         """
         tracked = set(tracked)
         self.projects = {gid: entry for gid, entry in self.projects.items() if gid in tracked}
+        self.tokens = {gid: entry for gid, entry in self.tokens.items() if gid in tracked}
         for gid in tracked - self.projects.keys():
             self.projects[gid] = [None, now, policy.every]
         ready = []
@@ -76,16 +83,23 @@ class PollSchedule:
                 every = min(every * 2, policy.every * policy.max_factor)
             self.projects[gid] = [now, active, every]
 
+    def renewed(self, tokens: dict[str, str], taken_at: str) -> None:
+        """Keep the tokens that polls finding nothing pending were handed; ``taken_at`` (ISO, UTC)
+        is the time the polls were sent, so a token never looks younger than it is."""
+        self.tokens.update({gid: {"sync": sync, "taken_at": taken_at} for gid, sync in tokens.items()})
+
     def to_json(self) -> dict:
-        return {"projects": self.projects}
+        return {"projects": self.projects, "tokens": self.tokens}
 
     @classmethod
     def from_json(cls, data: dict | None) -> PollSchedule:
         """A schedule saved before; anything unreadable counts as none (every project is due)."""
-        projects = (data or {}).get("projects")
+        projects, tokens = (data or {}).get("projects"), (data or {}).get("tokens")
         if not isinstance(projects, dict):
             return cls()
-        return cls({gid: entry for gid, entry in projects.items() if _valid(entry)})
+        tokens = tokens if isinstance(tokens, dict) else {}
+        return cls({gid: entry for gid, entry in projects.items() if _valid(entry)},
+                   {gid: entry for gid, entry in tokens.items() if _valid_token(entry)})
 
 
 def _valid(entry) -> bool:
@@ -94,3 +108,7 @@ def _valid(entry) -> bool:
         and (entry[0] is None or isinstance(entry[0], int | float))
         and all(isinstance(value, int | float) for value in entry[1:])
     )
+
+
+def _valid_token(entry) -> bool:
+    return isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in ("sync", "taken_at"))

@@ -29,9 +29,13 @@ there and back between two reconciles; a section that holds no task added, renam
 and sections reordered; a field added to a project without tasks, and a field's settings or
 options changed (its name and a task's values excepted).
 
-Every project's token is renewed, although the events sensor keeps those of active projects
-alive: a token lives 24 hours and the next reconcile comes 24 hours later, so a token left
-unrenewed would expire before it, and the sensor would then re-list its project whole.
+A project whose token is younger than ``KEEP_TOKEN_FOR`` keeps it and its feed is not read: the
+events sensor renews the token of every project it polls that has nothing pending
+(`PollSchedule.tokens`), and an event pending there makes the sensor start an incremental sync,
+which applies it (a change it names that the listing already caught is read once more, nothing
+worse). Older tokens (archived projects, which the sensor does not poll, or every project where
+no sensor runs) are read and renewed: a token lives 24 hours and the next reconcile comes 24
+hours later.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
 from asana_assets.lib.asana.crawl import PROJECT_FIELDS
 from asana_assets.lib.asana.incremental import FeedChanges, IncrementalCrawler, IncrementalResult, archived, gid_array
-from asana_assets.lib.asana.state import SyncState
+from asana_assets.lib.asana.state import TOKEN_LIFE, SyncState
+
+KEEP_TOKEN_FOR = TOKEN_LIFE / 2  # a younger token outlives the next reconcile's first hours
 
 
 class ReconcileCrawler(IncrementalCrawler):
@@ -95,7 +101,11 @@ class ReconcileCrawler(IncrementalCrawler):
             self._spawn(self._story_changed(gid))
 
     async def _feed(self, project_gid: str) -> FeedChanges | None:
-        """The project's events since its token (None without a usable token), and its next token."""
+        """The project's events since its token, and its next token; None without a usable token,
+        or for a young one, which is kept (its pending events are the next incremental's)."""
+        age = self.state.age(project_gid, self.now)
+        if age is not None and age < KEEP_TOKEN_FOR:
+            return None
         token = self.state.token(project_gid, self.now)
         if token is not None:
             try:

@@ -33,6 +33,20 @@ class SyncState:
             return None
         return entry["sync"]
 
+    def age(self, project_gid: str, now: datetime) -> timedelta | None:
+        """How old the project's token is (None without one)."""
+        entry = self.tokens.get(project_gid)
+        return now - datetime.fromisoformat(entry["taken_at"]) if entry else None
+
+    def renew(self, renewed: dict[str, dict[str, str]]) -> None:
+        """Take the tokens the events sensor was handed by polls that found nothing pending
+        (`PollSchedule.tokens`) where they are younger than this state's: each stands for the
+        same place in its feed as the token it was polled with, or a later one."""
+        for gid, entry in renewed.items():
+            mine = self.tokens.get(gid)
+            if mine and datetime.fromisoformat(entry["taken_at"]) > datetime.fromisoformat(mine["taken_at"]):
+                self.tokens[gid] = dict(entry)
+
     def advance(self, tokens: dict[str, str], projects: Iterable[str], now: datetime, full: bool,
                 archived: Iterable[str] = ()) -> None:
         live = set(projects)

@@ -5,6 +5,7 @@ the cursor."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -35,8 +36,9 @@ def deployment(tmp_path, monkeypatch, requests_per_minute):
     configured["warehouse"].state_store().save(state)
     asked: list[list[str]] = []
 
-    def changed_projects(self, state, projects=None, within=None):
+    def changed_projects(self, state, projects=None, within=None, renewed=None):
         asked.append(list(projects))
+        renewed.update({gid: f"renewed-{gid}" for gid in projects if gid not in ACTIVE})
         return {gid: (f"sync-{gid}:pending" if gid in ACTIVE else None) for gid in projects}
 
     monkeypatch.setattr(AsanaResource, "changed_projects", changed_projects)
@@ -87,7 +89,13 @@ def test_300_projects_are_polled_by_activity_within_the_budget(tmp_path, monkeyp
     assert len({key for minute, key in keys if minute >= 160}) == 1
     # The cursor holds one time per connection; the schedule is kept beside the sync state.
     assert len(cursor) < 100
-    assert (tmp_path / "state" / "event_polls.json").exists()
+    saved = json.loads((tmp_path / "state" / "event_polls.json").read_text())
+    # The tokens handed to polls that found nothing pending are kept (the quiet projects'), with
+    # the time of the tick that polled them last; a project with events pending keeps its own.
+    assert set(saved["tokens"]) == tracked - ACTIVE
+    last = START + timedelta(minutes=259)
+    assert all(START < datetime.fromisoformat(entry["taken_at"]) <= last for entry in saved["tokens"].values())
+    assert {entry["sync"] for entry in saved["tokens"].values()} == {f"renewed-{gid}" for gid in tracked - ACTIVE}
 
 
 def test_a_failed_poll_leaves_its_projects_due(tmp_path, monkeypatch):
@@ -96,7 +104,7 @@ def test_a_failed_poll_leaves_its_projects_due(tmp_path, monkeypatch):
     register(instance, [DEFAULT])
     working = AsanaResource.changed_projects
 
-    def failing(self, state, projects=None, within=None):
+    def failing(self, state, projects=None, within=None, renewed=None):
         asked.append(list(projects))
         raise RuntimeError("throttled")
 

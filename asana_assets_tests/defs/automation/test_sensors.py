@@ -74,7 +74,7 @@ def test_an_unexpected_poll_failure_is_told_by_cause_and_fix_never_by_its_text(t
     never repeats the error's own text, which may quote a token."""
     from asana_assets.defs.resources import AsanaResource
 
-    def broken(self, state, projects=None, within=None):
+    def broken(self, state, projects=None, within=None, renewed=None):
         raise RuntimeError(f"request to /events failed with Authorization: Bearer {FAKE_TOKEN}")
 
     monkeypatch.setattr(AsanaResource, "changed_projects", broken)

@@ -7,6 +7,7 @@ import random
 from itertools import pairwise
 
 from asana_assets.lib.asana.polls import PollPolicy, PollSchedule
+from asana_assets.lib.asana.state import SyncState
 
 POLICY = PollPolicy(every=1, budget=10, active_for=10, max_factor=64, slack=0.5)
 
@@ -76,3 +77,24 @@ def test_the_bound_with_5000_projects_at_1500_requests_a_minute():
         assert all(minutes and minutes[0] < 67 for minutes in polls.values())  # the first sweep
         assert max(gaps[gid] for gid in active) <= 67
         assert max(gaps[gid] for gid in set(tracked) - active) <= 130
+
+
+def test_renewed_tokens_are_kept_and_only_younger_ones_replace_a_states():
+    """The schedule keeps the tokens polls were handed (and forgets untracked projects'); a state
+    takes one only where it is younger than its own, and only for a project it tracks."""
+    schedule = PollSchedule()
+    schedule.due(["1", "2", "3"], POLICY, 0.0)
+    schedule.renewed({"1": "polled-1", "2": "polled-2", "9": "polled-9"}, "2026-06-01T12:30:00+00:00")
+    schedule.due(["1", "2"], POLICY, 60.0)  # "3" archived, "9" never tracked
+    saved = PollSchedule.from_json(schedule.to_json())
+    assert saved.tokens == {"1": {"sync": "polled-1", "taken_at": "2026-06-01T12:30:00+00:00"},
+                            "2": {"sync": "polled-2", "taken_at": "2026-06-01T12:30:00+00:00"}}
+    state = SyncState(tokens={
+        "1": {"sync": "run-1", "taken_at": "2026-06-01T12:00:00+00:00"},  # older: replaced
+        "2": {"sync": "run-2", "taken_at": "2026-06-01T12:30:00+00:00"},  # as old: kept
+        "3": {"sync": "run-3", "taken_at": "2026-06-01T11:00:00+00:00"},  # nothing renewed
+    })
+    state.renew(saved.tokens | {"4": {"sync": "polled-4", "taken_at": "2026-06-01T13:00:00+00:00"}})
+    assert {gid: entry["sync"] for gid, entry in state.tokens.items()} == {"1": "polled-1", "2": "run-2", "3": "run-3"}
+    garbage = {"projects": {}, "tokens": {"1": "x", "2": {"sync": 3, "taken_at": "t"}, "3": {"sync": "s"}}}
+    assert PollSchedule.from_json(garbage).tokens == {}

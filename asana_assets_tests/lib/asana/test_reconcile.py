@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -52,6 +52,14 @@ def world():
     project = next(p["gid"] for p in truth["projects"] if not p["archived"])
     world.add_section(project, "Parked (empty)", actor=world.default_user)  # removed later, unseen
     return world
+
+
+def aged(state: SyncState, hours: float) -> SyncState:
+    """The state with its tokens taken ``hours`` earlier: a day on which no events sensor renewed
+    them (past 12 hours the reconcile reads the feeds and renews the tokens)."""
+    for entry in state.tokens.values():
+        entry["taken_at"] = (datetime.fromisoformat(entry["taken_at"]) - timedelta(hours=hours)).isoformat()
+    return state
 
 
 def held(truth: dict) -> dict[str, list[str]]:
@@ -170,7 +178,7 @@ def test_pending_events_are_applied_not_dropped(world):
         comment = next(s for s in truth["stories"] if s["resource_subtype"] == "comment_added")
         world.complete_task(subtask["gid"], actor=world.default_user)  # its parent's modified_at stays
         world.edit_comment(comment["gid"], "Edited after the full sync", actor=world.default_user)
-        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, aged(state, 13), first.tables))
     assert_matches_truth(reconciled.result.tables, world.ground_truth())
     tasks = reconciled.result.tables["tasks"].to_pandas().set_index("gid")
     assert tasks.loc[subtask["gid"], "completed"]
@@ -186,8 +194,8 @@ def test_every_project_leaves_with_a_token_that_sees_the_next_change(world):
         state = SyncState()
         record_full_sync(state, first)
         lose_events(world)
-        sim.expire_sync_tokens()
-        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        sim.expire_sync_tokens()  # refused sooner than their life says: Asana may, under load
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, aged(state, 13), first.tables))
         projects = {p["gid"] for p in world.ground_truth()["projects"]}
         assert set(state.tokens) == projects
         assert set(state.archived) == {p["gid"] for p in world.ground_truth()["projects"] if p["archived"]}
@@ -214,16 +222,48 @@ def test_a_reconcile_of_an_unchanged_workspace_reads_no_task_again(world):
     assert comparable(reconciled.result.tables) == comparable(first.tables)
 
 
-def reconcile_after(world, change) -> tuple[dict[str, pa.Table], dict[str, pa.Table], dict[str, int]]:
-    """The tables of a full sync, then of a reconcile after ``change(world)``, and its requests by route."""
+def reconcile_after(world, change, hours: float = 13) -> tuple[dict[str, pa.Table], dict[str, pa.Table], dict[str, int]]:
+    """The tables of a full sync, then of a reconcile ``hours`` later after ``change(world)``, and
+    its requests by route."""
     with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
         first = run(sim.base_url, lambda client: crawl(client, track_events=True))
         state = SyncState()
         record_full_sync(state, first)
         change(world)
         sim.stats.reset()
-        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, aged(state, hours), first.tables))
         return first.tables, reconciled.result.tables, dict(sim.stats.by_route)
+
+
+@pytest.mark.parametrize("hours, feeds_read", [(11.9, False), (12.1, True)])
+def test_a_young_token_is_kept_and_its_pending_events_left_to_the_incremental(world, hours, feeds_read):
+    """Under 12 hours old (the events sensor renews the tokens of the projects it polls), a
+    project's token is kept and its feed not read: a subtask completed since (its parent's
+    ``modified_at`` stays) is not seen by the reconcile, and the incremental sync the sensor then
+    starts applies it. Past 12 hours the feed is read, the change applied, the token renewed."""
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        aged(state, hours)
+        before = {gid: dict(entry) for gid, entry in state.tokens.items()}
+        subtask = next(t for t in world.ground_truth()["tasks"]
+                       if t["parent"] and not t["completed"] and not t["num_subtasks"])
+        world.complete_task(subtask["gid"], actor=world.default_user)
+        sim.stats.reset()
+        reconciled = run(sim.base_url, lambda client: reconcile_sync(client, state, first.tables))
+        events = dict(sim.stats.by_route).get("/api/1.0/events", 0)
+        tasks = reconciled.result.tables["tasks"].to_pandas().set_index("gid")
+        live = {p["gid"] for p in world.ground_truth()["projects"]}
+        if feeds_read:
+            assert events >= len(live) and tasks.loc[subtask["gid"], "completed"]
+            assert all(state.tokens[gid] != before[gid] for gid in live)
+            return
+        assert events == 0 and not tasks.loc[subtask["gid"], "completed"]
+        assert state.tokens == before
+        later = run(sim.base_url, lambda client: incremental_sync(client, state, reconciled.result.tables))
+    assert later.result.tables["tasks"].to_pandas().set_index("gid").loc[subtask["gid"], "completed"]
+    assert_matches_truth(later.result.tables, world.ground_truth())
 
 
 def section_rows(tables: dict[str, pa.Table]) -> list[tuple]:

@@ -73,7 +73,9 @@ def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaReso
 
 
 @dg.asset_check(
-    asset=table_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary, and every reference resolves."
+    asset=table_key("quarantine"), partitions_def=CONNECTIONS,
+    additional_deps=[table_key("audit_log_events")],  # after the audit log's refusals join it
+    description="No record was refused at the API boundary, and every reference resolves.",
 )
 def quarantine_is_empty(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     refused = run_warehouse(context, warehouse).read("quarantine")

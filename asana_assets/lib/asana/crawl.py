@@ -428,6 +428,15 @@ class WorkspaceCrawler:
                     self._add("stories", row)
 
 
+def with_others_refused(current: pa.Table, fresh: pa.Table) -> pa.Table:
+    """A sync's quarantine: ``fresh``'s rows about the raw tables, and ``current``'s about the
+    tables other assets fill (the audit log's), which a sync neither reads again nor may drop."""
+    raw = pa.array(list(RAW_TABLES))
+    ours = fresh.filter(pc.fill_null(pc.is_in(fresh["table"], value_set=raw), True))
+    others = current.filter(pc.invert(pc.fill_null(pc.is_in(current["table"], value_set=raw), True)))
+    return pa.concat_tables([ours, others.cast(ours.schema)])
+
+
 def with_unresolved(tables: dict[str, pa.Table], observed_at: datetime,
                     wanted: Iterable[str] = RAW_TABLES) -> dict[str, pa.Table]:
     """``tables`` with a quarantine row for every broken reference among the ``wanted`` tables."""

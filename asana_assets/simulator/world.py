@@ -334,6 +334,38 @@ class World:
         members = (self.objects[m] for m in project.memberships)
         return any(m.user == user or (m.member_type == "team" and m.user in teams) for m in members)
 
+    def can_see_task(self, user: str, task: Ref) -> bool:
+        """A task is read through any of its projects, or its parent's (level by level), or by its
+        collaborators: assignee and followers (its creator among them), of it or of an ancestor."""
+        node: Task | None = self.objects[task] if isinstance(task, str) else task
+        if self.sees_everything(user, node.workspace):
+            return True
+        while node is not None:
+            if user == node.assignee or user in node.followers:
+                return True
+            if any(project in self.objects and self.can_see_project(user, project) for project, _ in node.memberships):
+                return True
+            node = self.objects[node.parent] if node.parent else None
+        return False
+
+    def can_see(self, user: str, obj: Any) -> bool:
+        """Whether a token acting for ``user`` may read ``obj`` by its gid: a project's sections,
+        members and field settings as the project, a story as its task, a team's memberships as
+        the team; workspaces, users, tags and field definitions are seen by all."""
+        if isinstance(obj, Task):
+            return self.can_see_task(user, obj)
+        if isinstance(obj, Story):
+            return self.can_see_task(user, self.objects[obj.target])
+        if isinstance(obj, Project):
+            return self.can_see_project(user, obj)
+        if isinstance(obj, Section | ProjectMembership | CustomFieldSetting):
+            return self.can_see_project(user, obj.project)
+        if isinstance(obj, TeamMembership):
+            return self.can_see_team(user, obj.team)
+        if isinstance(obj, Team):
+            return self.can_see_team(user, obj)
+        return True
+
     def can_see_team(self, user: str, team: Ref) -> bool:
         """Secret teams are seen by their members only (and by an Enterprise service account)."""
         team = self.get(team, Team)

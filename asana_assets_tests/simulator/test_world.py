@@ -489,3 +489,33 @@ def test_visibility_of_private_projects_and_secret_teams():
     assert w.can_see_team(outsider.gid, team)  # not secret: everyone sees it
     ws.plan = "business"  # below Enterprise the service account is like anyone else
     assert not w.can_see_project(robot.gid, private) and not w.can_see_team(robot.gid, secret)
+
+
+def test_visibility_of_tasks_and_their_stories():
+    """A task is read through a visible project or parent, or by its collaborators; by hand."""
+    w = World()
+    ws = w.add_workspace("Acme", ["acme.com"])
+    owner, follower, outsider = (w.add_user(n, f"{n}@acme.com") for n in ("owner", "follower", "outsider"))
+    for user in (owner, follower, outsider):
+        w.add_workspace_membership(user, ws)
+    robot = w.add_service_account(ws, "Robot", "robot@acme.com")
+    public, private = w.add_project(ws, "Public"), w.add_project(ws, "Private", privacy_setting="private")
+    w.add_project_membership(private, owner)
+    secret = w.create_task("Salaries", project=private, actor=owner)
+    child = w.create_task("Budget", parent=secret, actor=owner)
+    story = w.add_comment(secret, "Draft attached", actor=owner)
+    both = w.create_task("Shared", project=private, actor=owner)
+    w.add_task_to_project(both, public, actor=owner)
+    followed = w.create_task("Followed", project=private, actor=owner)
+    followed.followers.append(follower.gid)  # a collaborator on one task of the project
+    seen = {
+        user.name: {o.name if hasattr(o, "name") else "story" for o in (secret, child, story, both, followed)
+                    if w.can_see(user.gid, o)}
+        for user in (owner, follower, outsider, robot)
+    }
+    assert seen == {
+        "owner": {"Salaries", "Budget", "story", "Shared", "Followed"},
+        "follower": {"Shared", "Followed"},  # through the public project, and as a collaborator
+        "outsider": {"Shared"},  # multi-homed in a public project
+        "Robot": {"Salaries", "Budget", "story", "Shared", "Followed"},
+    }

@@ -125,7 +125,7 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
         changes = asana.sync_incremental(state, dict(current), config.projects)
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "
-            f"{len(changes.relisted)} project(s) re-listed"
+            f"{len(changes.hidden)} out of the connection's view, {len(changes.relisted)} project(s) re-listed"
         )
     elif config.mode == "reconcile" and previous:
         changes = asana.sync_reconcile(state, dict(current))

@@ -53,7 +53,7 @@ TASK_FIELDS = (
     # each custom field value, in the same listing (no request per task)
     "custom_fields.resource_subtype", "custom_fields.display_value", "custom_fields.text_value",
     "custom_fields.number_value", "custom_fields.enum_value.name", "custom_fields.multi_enum_values.name",
-    "custom_fields.date_value", "custom_fields.people_value",
+    "custom_fields.date_value", "custom_fields.people_value", "custom_fields.reference_value",
 )
 CUSTOM_FIELD_SETTING_FIELDS = (
     "project", "parent", "is_important", "custom_field.name", "custom_field.resource_subtype",

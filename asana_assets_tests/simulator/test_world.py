@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.simulator import UnknownObject, World, generate_world
 from asana_assets.simulator.clock import iso
 
@@ -519,3 +521,29 @@ def test_visibility_of_tasks_and_their_stories():
         "outsider": {"Shared"},  # multi-homed in a public project
         "Robot": {"Salaries", "Budget", "story", "Shared", "Followed"},
     }
+
+
+def test_generated_worlds_carry_custom_fields(truth):
+    """Every field type is defined and used; a share of tickets is filled in (milestones and
+    approvals never typed); "Change" only where the project is a change project already, so
+    typing plants nothing; and some values change later, with their stories."""
+    assert {f["resource_subtype"] for f in truth["custom_fields"]} == {
+        "enum", "number", "date", "text", "people", "multi_enum"}
+    changes = {p["gid"] for p in truth["projects"] if re.search(CHANGE_PROJECT_PATTERN, p["name"], re.I)}
+    typed = Counter()
+    for task in truth["tasks"]:
+        kinds = {f["name"]: f["display_value"] for f in task["custom_fields"] if f["display_value"]}
+        if "Ticket type" in kinds:
+            typed[kinds["Ticket type"]] += 1
+            assert task["resource_subtype"] == "default_task" and not task["parent"]
+            if kinds["Ticket type"] == "Change":
+                assert {m["project"]["gid"] for m in task["memberships"]} & changes, task["gid"]
+    assert {"Change", "Bug", "Incident", "Task"} <= set(typed)
+    values = [f for t in truth["tasks"] for f in t["custom_fields"]]
+    assert 0.2 < sum(bool(f["display_value"]) for f in values) / len(values) < 0.9  # a share, not all
+    stories = Counter(s["resource_subtype"] for s in truth["stories"] if s["resource_subtype"].endswith("field_changed"))
+    assert set(stories) == {f"{kind}_custom_field_changed" for kind in
+                            ("enum", "number", "date", "text", "people", "multi_enum")}
+    later = [s for s in truth["stories"] if s["resource_subtype"] == "enum_custom_field_changed"
+             and s.get("old_enum_value")]  # a priority changed after it was first set
+    assert later

@@ -523,10 +523,11 @@ def test_visibility_of_tasks_and_their_stories():
     }
 
 
-def test_generated_worlds_carry_custom_fields(truth):
+def test_generated_worlds_carry_custom_fields(world):
     """Every field type is defined and used; a share of tickets is filled in (milestones and
     approvals never typed); "Change" only where the project is a change project already, so
     typing plants nothing; and some values change later, with their stories."""
+    truth = world.ground_truth()  # afresh: another test edits the shared copy
     assert {f["resource_subtype"] for f in truth["custom_fields"]} == {
         "enum", "number", "date", "text", "people", "multi_enum"}
     changes = {p["gid"] for p in truth["projects"] if re.search(CHANGE_PROJECT_PATTERN, p["name"], re.I)}

@@ -530,7 +530,7 @@ def test_generated_worlds_carry_custom_fields(world):
     truth = world.ground_truth()  # afresh: another test edits the shared copy
     assert {f["resource_subtype"] for f in truth["custom_fields"]} == {
         "enum", "number", "date", "text", "people", "multi_enum"}
-    changes = {p["gid"] for p in truth["projects"] if re.search(CHANGE_PROJECT_PATTERN, p["name"], re.I)}
+    changes = {p["gid"] for p in truth["projects"] if re.search(CHANGE_PROJECT_PATTERN, p["name"], re.IGNORECASE)}
     typed = Counter()
     for task in truth["tasks"]:
         kinds = {f["name"]: f["display_value"] for f in task["custom_fields"] if f["display_value"]}

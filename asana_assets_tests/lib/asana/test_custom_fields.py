@@ -60,6 +60,18 @@ def synced():
     return w, ws, fields, unused, project, task, blank, result
 
 
+def one_project():
+    """A world of one user, Ann (whom the token acts for), and one project with one section."""
+    w = World(now=NOW)
+    ws = w.add_workspace("Acme", ["acme.com"])
+    ann = w.add_user("Ann", "ann@acme.com")
+    w.add_workspace_membership(ann, ws)
+    w.default_user = ann.gid
+    project = w.add_project(ws, "Platform")
+    w.add_section(project, "To do")
+    return w, ws, ann, project
+
+
 def rows(result, table):
     return result.tables[table].to_pylist()
 
@@ -137,13 +149,7 @@ def test_an_incremental_sync_picks_up_a_value_change_and_its_story():
     from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
     from asana_assets.lib.asana.state import SyncState
 
-    w = World(now=NOW)
-    ws = w.add_workspace("Acme", ["acme.com"])
-    ann = w.add_user("Ann", "ann@acme.com")
-    w.add_workspace_membership(ann, ws)
-    w.default_user = ann.gid
-    project = w.add_project(ws, "Platform")
-    w.add_section(project, "To do")
+    w, ws, ann, project = one_project()
     kind = w.add_custom_field(ws, "Type", "enum", enum_options=["Bug", "Change"])
     w.add_custom_field_setting(project, kind)
     task = w.create_task("Rotate keys", project=project, actor=ann)
@@ -170,13 +176,7 @@ def test_an_incremental_sync_picks_up_a_value_change_and_its_story():
 def test_reference_and_formula_fields():
     """A reference field keeps the gids of the tasks it points at; a formula field's computed
     value is synced as Asana shows it, and the simulator refuses to write it (read-only)."""
-    w = World(now=NOW)
-    ws = w.add_workspace("Acme", ["acme.com"])
-    ann = w.add_user("Ann", "ann@acme.com")
-    w.add_workspace_membership(ann, ws)
-    w.default_user = ann.gid
-    project = w.add_project(ws, "Platform")
-    w.add_section(project, "To do")
+    w, ws, ann, project = one_project()
     hours, extra = w.add_custom_field(ws, "Hours", "number"), w.add_custom_field(ws, "Extra", "number")
     total = w.add_custom_field(ws, "Total", "number", formula=(hours, extra))
     blocks = w.add_custom_field(ws, "Blocked by", "reference")

@@ -30,7 +30,7 @@ from asana_assets.lib.compliance.remediation import Remediation, remediate
 from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
-from asana_assets.lib.connections.coverage import Coverage, coverage
+from asana_assets.lib.connections.coverage import DECLARED_BY_AUTH_METHOD, Coverage, coverage
 from asana_assets.lib.connections.records import Connection, StoredRecord
 from asana_assets.lib.connections.store import TokenStore, load_records, storage_at
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
@@ -263,8 +263,10 @@ class AsanaResource(dg.ConfigurableResource):
         return self._run(lambda client: client.get_data("/users/me", fields=("name", "email")))
 
     def coverage(self, workspace_gids: list[str]) -> Coverage:
-        """Who the credentials act for, and whether they read every project of these workspaces."""
-        return self._run(lambda client: coverage(client, workspace_gids))
+        """Who the credentials act for, and whether they read every project of these workspaces.
+        A stored connection declares its kind by how it was connected; a bare token declares none."""
+        declared = DECLARED_BY_AUTH_METHOD[self._stored()[1].auth_method] if self.connection_id else None
+        return self._run(lambda client: coverage(client, workspace_gids, declared))
 
     def _points_at_asana(self) -> bool:
         """A token, a stored connection, an API base or a connection store is configured here."""

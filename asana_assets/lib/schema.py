@@ -169,7 +169,7 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("gid", GID, "Custom field gid (a task's value of the field has the same gid)"),
         ("workspace_gid", GID, "Workspace of the projects that use the field"),
         ("name", STR, "Field name"),
-        ("resource_subtype", STR, "text, number, enum, multi_enum, date, people or reference"),
+        ("resource_subtype", STR, "text, number, enum, multi_enum, date, people or reference (a formula: number)"),
         ("description", STR, "Field description"),
         ("enum_option_gids", pa.list_(GID), "Options of an enum or multi_enum field, in order"),
         ("enum_option_names", pa.list_(STR), "Their names, in the same order"),
@@ -201,7 +201,8 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("multi_enum_option_gids", pa.list_(GID), "Options chosen in a multi_enum field"),
         ("multi_enum_option_names", pa.list_(STR), "Their names"),
         ("people_gids", pa.list_(GID), "Users in a people field"),
-        ("display_value", STR, "The value as Asana displays it; null when unset"),
+        ("reference_gids", pa.list_(GID), "Objects (tasks, projects...) in a reference field"),
+        ("display_value", STR, "The value as Asana displays it (a formula field's result); null when unset"),
     ),
     "tags": _schema(
         ("gid", GID, "Tag gid"),

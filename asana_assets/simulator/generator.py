@@ -20,7 +20,7 @@ from typing import Any
 
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, classify
 
-from .models import Project, Section, Task, User
+from .models import CustomField, Project, Section, Task, User
 from .world import World
 
 # fmt: off
@@ -90,6 +90,32 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
                ("Onboard {vendor}", "Security questionnaire: {vendor}", "DPA review: {vendor}")),
 }
 APPROVAL_KINDS = frozenset({"change", "access", "review", "vendor"})
+# Custom fields of each workspace: (name, type, enum options). The ticket-type field is the
+# first enum with "type" in its name, as the compliance layer finds it.
+FIELDS = (
+    ("Ticket type", "enum", ("Change", "Bug", "Task", "Incident", "Request")),
+    ("Priority", "enum", ("P1", "P2", "P3", "P4")),
+    ("Estimate (h)", "number", ()),
+    ("Target date", "date", ()),
+    ("External ref", "text", ()),
+    ("Reviewers", "people", ()),
+    ("Affected systems", "multi_enum", ("API", "Database", "Web", "Mobile", "Infrastructure")),
+)
+# The fields each project kind uses, and the ticket types its tickets take: "Change" only in
+# change projects, so typing adds no change the project would not already make (and the
+# planted ground truth stays whole).
+KIND_FIELDS = {
+    "change": ("Ticket type", "Priority", "Estimate (h)", "Target date", "External ref", "Reviewers",
+               "Affected systems"),
+    "bugs": ("Ticket type", "Priority", "Affected systems"),
+    "sprint": ("Ticket type", "Priority", "Estimate (h)"),
+    "incident": ("Ticket type", "Priority", "Affected systems", "External ref"),
+    "helpdesk": ("Priority",),
+    "release": ("Target date",),
+}
+KIND_TYPES = {"change": ("Change",), "bugs": ("Bug",), "sprint": ("Task", "Task", "Bug"), "incident": ("Incident",)}
+VALUED_SHARE = 0.6  # of a project's tickets, those whose fields are filled in
+RETYPED_SHARE = 0.1  # of those, the ones whose priority or estimate changes later
 # Teams in the order projects are dealt to them, each with the projects it runs.
 TEAMS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Engineering", (("Change Management", "change"), ("Release {year}.{n}", "release"), ("Deployments", "change"),
@@ -146,7 +172,9 @@ def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None,
     world = World(now=now)
     world.record_events = False  # events become visible only after a sync token is taken
     for index in range(workspaces):
-        _Organisation(world, rng, now, index).build(tasks // workspaces + (index < tasks % workspaces))
+        # Field values draw from a stream of their own, so the rest of the world is as without them.
+        fields = random.Random(f"custom-fields:{seed}:{index}")
+        _Organisation(world, rng, now, index, fields).build(tasks // workspaces + (index < tasks % workspaces))
     world.record_events = True
     return world
 
@@ -177,8 +205,9 @@ def plant_membership_changes(world: World) -> dict[str, str]:
 class _Organisation:
     """Builds one workspace: people, teams, projects, then every task's replayed life."""
 
-    def __init__(self, world: World, rng: random.Random, now: datetime, index: int) -> None:
-        self.world, self.rng, self.now = world, rng, now
+    def __init__(self, world: World, rng: random.Random, now: datetime, index: int, fields: random.Random) -> None:
+        self.world, self.rng, self.now, self.fields_rng = world, rng, now, fields
+        self.fields: dict[str, CustomField] = {}  # by name, defined with the first project that uses one
         name, domain = COMPANIES[index % len(COMPANIES)]
         suffix = "" if index < len(COMPANIES) else f" {index // len(COMPANIES) + 1}"
         self.workspace = world.add_workspace(name + suffix, [domain])
@@ -303,6 +332,8 @@ class _Organisation:
             ]
             self.kinds[project.gid] = kind
             self.flows[project.gid] = (sections[: len(flow)], sections[len(flow) :])
+            for field in KIND_FIELDS.get(kind, ()):
+                world.add_custom_field_setting(project, self._field(field), is_important=field == "Ticket type")
             projects.append(project)
         return projects
 
@@ -403,6 +434,7 @@ class _Organisation:
             at=created,
             tags=tuple(rng.sample(self._tags(), rng.choice((1, 1, 2)))) if rng.random() < 0.3 else (),
         )
+        valued = subtype == "default_task" and self._fill_fields(task, project, creator, created)
         other = rng.choice(elsewhere) if not plant and elsewhere and rng.random() < 0.03 else None
         projects = [project] + ([other] if other else [])
         change = subtype != "approval" and any(map(_is_change, projects))
@@ -523,6 +555,8 @@ class _Organisation:
             for _ in range(rng.randint(100, 140)):
                 self._float(moments, ("add_comment", {"text": rng.choice(COMMENTS), "actor": rng.choice(workers)}))
         self._replay(task, moments, created, end)
+        if valued:
+            self._change_fields(task, project, actor, end)
         if planted:
             monitor, _plant, text = planted
             people = (("assignee", assignee), ("approver", approver), ("completer", completer))
@@ -531,6 +565,67 @@ class _Organisation:
             self._plant(monitor, task.gid, text.format(section=section, **names))
         made = 1 + (approval == "subtask")
         return made + self._subtasks(task, end, budget - made)
+
+    # ------------------------------------------------------------------ custom fields
+    def _field(self, name: str) -> CustomField:
+        if name not in self.fields:
+            kind, options = next((kind, options) for field, kind, options in FIELDS if field == name)
+            self.fields[name] = self.world.add_custom_field(
+                self.workspace, name, kind, enum_options=list(options), description=f"{name} of the ticket."
+            )
+        return self.fields[name]
+
+    def _fill_fields(self, task: Task, project: Project, creator: str, created: datetime) -> bool:
+        """Fill in a share of a ticket's fields as it is filed (before its life's first step, a
+        second in); returns whether it was. Milestones and approvals are left untyped."""
+        rng, kind = self.fields_rng, self.kinds[project.gid]
+        if kind not in KIND_FIELDS or rng.random() >= VALUED_SHARE:
+            return False
+        at = created + timedelta(seconds=0.1)
+        for name in KIND_FIELDS[kind]:
+            field = self.fields[name]
+            value = self._value(field, kind)
+            if value == "Change" and not _is_change(project):  # typed a change only where it is one
+                value = "Task"
+            if value is not None:
+                self.world.set_custom_field(task, field, value, actor=creator, at=at)
+                at += MS
+        return True
+
+    def _value(self, field: CustomField, kind: str) -> Any:
+        rng = self.fields_rng
+        if field.name == "Ticket type":
+            return rng.choice(KIND_TYPES[kind])
+        if field.resource_subtype == "enum":
+            return rng.choice([option["name"] for option in field.enum_options])
+        if rng.random() < 0.3:  # the optional fields are often left empty
+            return None
+        if field.resource_subtype == "number":
+            return rng.choice((1, 2, 3, 5, 8, 13))
+        if field.resource_subtype == "date":
+            return (self.now + timedelta(days=rng.randint(-60, 60))).date().isoformat()
+        if field.resource_subtype == "text":
+            return f"{kind.upper()}-{rng.randint(100, 9999)}"
+        if field.resource_subtype == "people":
+            return rng.sample(self.staff, min(len(self.staff), rng.choice((1, 1, 2))))
+        return rng.sample([option["name"] for option in field.enum_options], rng.choice((1, 1, 2)))
+
+    def _change_fields(self, task: Task, project: Project, actor: str, end: datetime) -> None:
+        """Now and then, a later change of priority (or estimate): after the life's last story,
+        within its span, so stories stay in order."""
+        rng = self.fields_rng
+        if rng.random() >= RETYPED_SHARE:
+            return
+        last = datetime.fromisoformat(self.world.objects[task.stories[-1]].created_at) if task.stories else end
+        if last + timedelta(minutes=2) >= end:
+            return
+        name = "Estimate (h)" if "Estimate (h)" in KIND_FIELDS[self.kinds[project.gid]] and rng.random() < 0.5 else (
+            "Priority")
+        field = self.fields[name]
+        value = self._value(field, self.kinds[project.gid]) if name == "Priority" else rng.choice((2, 3, 5, 8, 13, 21))
+        start = last + timedelta(minutes=1)
+        at = start + timedelta(seconds=rng.uniform(0, (end - start).total_seconds()))
+        self.world.set_custom_field(task, field, value, actor=actor, at=at)
 
     def _path(self, middle: list[Section], done: bool, include: set, exclude: set) -> list[Section]:
         """The workflow sections a ticket passes through between intake and done, in order."""

@@ -185,11 +185,16 @@ class CustomField:
     gid: str
     name: str
     workspace: str
-    resource_subtype: str  # text, number, enum, multi_enum, date or people
+    resource_subtype: str  # text, number, enum, multi_enum, date, people or reference (to tasks)
     description: str = ""
     precision: int | None = None  # number fields only
     enum_options: list[dict[str, Any]] = field(default_factory=list)
     created_by: str | None = None
+    formula: tuple[str, ...] = ()  # a formula (number) field: the number fields whose sum it shows
+
+    @property
+    def representation_type(self) -> str:
+        return "formula" if self.formula else self.resource_subtype
 
 
 @dataclass(slots=True, eq=False)
@@ -204,7 +209,8 @@ class CustomFieldSetting:
 @dataclass(slots=True, eq=False)
 class CustomFieldValue:
     """A task's value of one field, kept as the API renders it: text (str), number (int or float),
-    enum (the option dict), multi_enum (option dicts), date ({date, date_time}), people (user gids)."""
+    enum (the option dict), multi_enum (option dicts), date ({date, date_time}), people (user gids),
+    reference (task gids)."""
 
     resource_type: ClassVar[str] = "custom_field"
     definition: CustomField

@@ -78,7 +78,7 @@ _ENUMS = frozenset({"enum", "multi_enum"})
 # The story subtype that records a change of each custom field type.
 _FIELD_CHANGES = {
     subtype: f"{subtype}_custom_field_changed"
-    for subtype in ("text", "number", "enum", "multi_enum", "date", "people")
+    for subtype in ("text", "number", "enum", "multi_enum", "date", "people", "reference")
 }
 
 
@@ -252,17 +252,19 @@ TABLES: dict[str, dict[str, Field]] = {
     | _attrs("name", "description", "resource_subtype")
     | {
         "type": Field(attrgetter("resource_subtype")),  # deprecated twin of resource_subtype
-        "representation_type": Field(attrgetter("resource_subtype")),
+        "representation_type": Field(attrgetter("representation_type")),
         "enum_options": Field(
             lambda f: f.enum_options if f.resource_subtype in _ENUMS else MISSING, JSON, conditional=True
         ),
         "precision": Field(lambda f: MISSING if f.precision is None else f.precision, conditional=True),
         "format": Field(lambda f: "none" if f.resource_subtype == "number" else MISSING, conditional=True),
+        "input_restrictions": Field(lambda f: ["task"] if f.resource_subtype == "reference" else MISSING,
+                                    conditional=True),
         "enabled": _const(True),
-        "is_formula_field": _const(False),
+        "is_formula_field": Field(lambda f: bool(f.formula)),
         "is_global_to_workspace": _const(True),
         "has_notifications_enabled": _const(True),
-        "is_value_read_only": _const(False),
+        "is_value_read_only": Field(lambda f: bool(f.formula)),
         "created_by": _ref("created_by", "user"),
     },
     "custom_field_setting": BASE
@@ -279,9 +281,9 @@ TABLES: dict[str, dict[str, Field]] = {
         "name": Field(lambda v: v.definition.name),
         "resource_subtype": Field(lambda v: v.definition.resource_subtype),
         "type": Field(lambda v: v.definition.resource_subtype),
-        "representation_type": Field(lambda v: v.definition.resource_subtype),
+        "representation_type": Field(lambda v: v.definition.representation_type),
         "enabled": _const(True),
-        "is_formula_field": _const(False),
+        "is_formula_field": Field(lambda v: bool(v.definition.formula)),
         "enum_options": Field(
             lambda v: v.definition.enum_options if v.definition.resource_subtype in _ENUMS else MISSING,
             JSON,
@@ -297,6 +299,7 @@ TABLES: dict[str, dict[str, Field]] = {
                 ("multi_enum_values", "multi_enum", JSON, None),
                 ("date_value", "date", JSON, None),
                 ("people_value", "people", REFS, "user"),
+                ("reference_value", "reference", REFS, "task"),
             )
         },
     },

@@ -326,7 +326,19 @@ class AsanaApi:
         }
 
     def _find(self, call: Call, param: str, kind: type) -> Any:
-        return self.world.get(call.path_gid(param), kind)
+        return self._visible(call, self.world.get(call.path_gid(param), kind))
+
+    def _seen(self, call: Call, tasks: Sequence[Any]) -> list[Any]:
+        """The tasks (objects or gids) of a cross-project list the caller may read."""
+        objects = self.world.objects
+        return [t for t in tasks if self.world.can_see_task(call.user, objects[t] if isinstance(t, str) else t)]
+
+    def _visible(self, call: Call, obj: Any) -> Any:
+        """``obj`` if the caller may read it; else 403, as the API answers an object that exists
+        but is not shared with the token's user (a deleted one is a 404)."""
+        if not self.world.can_see(call.user, obj):
+            raise ApiError(403, f"{obj.resource_type}: Forbidden: {obj.gid} is not visible to this user")
+        return obj
 
     def _query_ref(self, call: Call, name: str, kind: type, required: bool = False) -> Any:
         value = call.query.get(name)
@@ -338,7 +350,7 @@ class AsanaApi:
             return self._user(call, value)
         if not _DIGITS.fullmatch(value):
             raise ApiError(400, f"{name}: Not a Long: {value}")
-        return self.world.get(value, kind)
+        return self._visible(call, self.world.get(value, kind))
 
     def _user(self, call: Call, ref: str) -> User:
         """A user named as the API allows: ``me``, an email address or a gid."""
@@ -425,7 +437,11 @@ class AsanaApi:
             ("GET", "/workspaces/{workspace_gid}/tags", children(Workspace, "workspace_gid", "tag", lambda w: w.tags)),
             ("GET", "/tags", lambda c: self._page(c, "tag", self._query_ref(c, "workspace", Workspace, True).tags)),
             ("GET", "/tags/{tag_gid}", one(Tag, "tag_gid")),
-            ("GET", "/tags/{tag_gid}/tasks", children(Tag, "tag_gid", "task", lambda t: t.tasks)),
+            (
+                "GET",
+                "/tags/{tag_gid}/tasks",
+                lambda c: self._page(c, "task", self._seen(c, self._find(c, "tag_gid", Tag).tasks)),
+            ),
             (
                 "GET",
                 "/workspaces/{workspace_gid}/custom_fields",
@@ -546,7 +562,7 @@ class AsanaApi:
             gids = self._query_ref(call, "section", Section).tasks
         elif "assignee" in query:
             workspace = self._query_ref(call, "workspace", Workspace, required=True)
-            gids = self.world.tasks_assigned_to(self._query_ref(call, "assignee", User), workspace)
+            gids = self._seen(call, self.world.tasks_assigned_to(self._query_ref(call, "assignee", User), workspace))
         else:
             raise ApiError(400, "workspace: Missing input" if "workspace" not in query else "assignee: Missing input")
         return self._tasks(call, gids, call.time("modified_since"))
@@ -645,6 +661,7 @@ class AsanaApi:
             raise ApiError(400, "resource: Missing input")
         if not isinstance(self.world.objects.get(resource), Task | Project):
             raise UnknownObject(f"resource: Unknown object: {resource}")
+        self._visible(call, self.world.objects[resource])
         feed = self.world.events.get(resource, [])
         position = self._sync_position(call.query.get("sync"), resource)
         if position is None:

@@ -73,8 +73,8 @@ _COLLECTIONS = {
     "custom_field": "custom_fields",
     "custom_field_setting": "custom_field_settings",
 }
-CUSTOM_FIELD_TYPES = ("text", "number", "enum", "multi_enum", "date", "people")
-_LIST_VALUED = frozenset({"multi_enum", "people"})  # unset reads [] rather than null
+CUSTOM_FIELD_TYPES = ("text", "number", "enum", "multi_enum", "date", "people", "reference")
+_LIST_VALUED = frozenset({"multi_enum", "people", "reference"})  # unset reads [] rather than null
 # What update_task (and PUT /tasks/{gid}) may change.
 UPDATABLE_TASK_FIELDS = frozenset(
     {"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"}
@@ -334,6 +334,38 @@ class World:
         members = (self.objects[m] for m in project.memberships)
         return any(m.user == user or (m.member_type == "team" and m.user in teams) for m in members)
 
+    def can_see_task(self, user: str, task: Ref) -> bool:
+        """A task is read through any of its projects, or its parent's (level by level), or by its
+        collaborators: assignee and followers (its creator among them), of it or of an ancestor."""
+        node: Task | None = self.objects[task] if isinstance(task, str) else task
+        if self.sees_everything(user, node.workspace):
+            return True
+        while node is not None:
+            if user == node.assignee or user in node.followers:
+                return True
+            if any(project in self.objects and self.can_see_project(user, project) for project, _ in node.memberships):
+                return True
+            node = self.objects[node.parent] if node.parent else None
+        return False
+
+    def can_see(self, user: str, obj: Any) -> bool:
+        """Whether a token acting for ``user`` may read ``obj`` by its gid: a project's sections,
+        members and field settings as the project, a story as its task, a team's memberships as
+        the team; workspaces, users, tags and field definitions are seen by all."""
+        if isinstance(obj, Task):
+            return self.can_see_task(user, obj)
+        if isinstance(obj, Story):
+            return self.can_see_task(user, self.objects[obj.target])
+        if isinstance(obj, Project):
+            return self.can_see_project(user, obj)
+        if isinstance(obj, Section | ProjectMembership | CustomFieldSetting):
+            return self.can_see_project(user, obj.project)
+        if isinstance(obj, TeamMembership):
+            return self.can_see_team(user, obj.team)
+        if isinstance(obj, Team):
+            return self.can_see_team(user, obj)
+        return True
+
     def can_see_team(self, user: str, team: Ref) -> bool:
         """Secret teams are seen by their members only (and by an Enterprise service account)."""
         team = self.get(team, Team)
@@ -352,11 +384,17 @@ class World:
         precision: int | None = None,
         description: str = "",
         created_by: Ref | None = None,
+        formula: tuple[Ref, ...] = (),
     ) -> CustomField:
-        """Define a custom field; enum and multi_enum fields take their option names in order."""
+        """Define a custom field; enum and multi_enum fields take their option names in order. A
+        reference field holds tasks. A ``formula`` field is a read-only number: the sum of the
+        task's values of those number fields, kept up to date by Asana (no story)."""
         if resource_subtype not in CUSTOM_FIELD_TYPES:
             raise ValueError(f"resource_subtype must be one of {CUSTOM_FIELD_TYPES}")
         with self.lock:
+            inputs = tuple(self.get(f, CustomField) for f in formula)
+            if inputs and (resource_subtype != "number" or any(f.resource_subtype != "number" for f in inputs)):
+                raise ValueError("a formula field is a number field summing number fields")
             workspace = self.get(workspace, Workspace)
             options = [
                 {"gid": self._gid(), "resource_type": "enum_option", "name": option, "enabled": True, "color": "none"}
@@ -367,7 +405,7 @@ class World:
             field = self._add(
                 CustomField(
                     self._gid(), name, workspace.gid, resource_subtype, description, precision, options,
-                    self._user_gid(created_by),
+                    self._user_gid(created_by), tuple(f.gid for f in inputs),
                 )
             )
             workspace.custom_fields.append(field.gid)
@@ -389,10 +427,13 @@ class World:
         """Set a task's value of a field, with the ``<type>_custom_field_changed`` story.
 
         ``value`` by type: text (str), number (int or float), enum (an option name), multi_enum
-        (option names), date (``YYYY-MM-DD``), people (users); None (or []) clears it.
+        (option names), date (``YYYY-MM-DD``), people (users), reference (tasks); None (or [])
+        clears it. A formula field refuses: Asana computes it.
         """
         with self.lock:
             task, field = self.get(task, Task), self.get(field, CustomField)
+            if field.formula:
+                raise ValueError(f"{field.name}: a formula field's value is read-only")
             when, actor = self._stamp(at, actor)
             new = self._field_value(field, self._stored(field, value))
             old = task.custom_fields.get(field.gid)
@@ -408,6 +449,17 @@ class World:
             story = self._story(task, subtype, actor, when, text, old=old_value, new=new.value)
             story.custom_field = field.gid
             self._changed(task, "custom_fields", actor, when)
+            self._compute_formulas(task, field)
+
+    def _compute_formulas(self, task: Task, changed: CustomField) -> None:
+        """Recompute the task's formula fields that read ``changed`` (unset inputs count 0; none
+        set: unset), as Asana does, without a story."""
+        for value in task.custom_fields.values():
+            field = value.definition
+            if changed.gid in field.formula:
+                inputs = [task.custom_fields[g].value for g in field.formula if g in task.custom_fields]
+                known = [number for number in inputs if number is not None]
+                task.custom_fields[field.gid] = self._field_value(field, sum(known) if known else None)
 
     def _stored(self, field: CustomField, value: Any) -> Any:
         """A value given by name, as the API renders it (options as dicts, people as gids)."""
@@ -424,6 +476,8 @@ class World:
             return chosen[0] if kind == "enum" else chosen
         if kind == "people":
             return [self.get(user, User).gid for user in value]
+        if kind == "reference":
+            return [self.get(item, Task).gid for item in value]
         if kind == "date":
             return {"date": str(value), "date_time": None}
         if kind == "number":
@@ -450,7 +504,7 @@ class World:
             return ", ".join(option["name"] for option in value)
         if kind == "date":
             return value["date"]
-        if kind == "people":
+        if kind in ("people", "reference"):
             return ", ".join(self.objects[gid].name for gid in value)
         return value
 

@@ -231,6 +231,43 @@ def test_workspace_users_are_alphabetical(shared):
 
 
 # ---------------------------------------------------------------------- deletion
+def test_direct_reads_of_what_the_token_may_not_see_are_403(fresh):
+    """A person's token reads a private project's task, its stories, subtasks, section and feed
+    by gid no more than it lists them: 403 (the object exists; a deleted one is a 404). The demo
+    token, a service account of an Enterprise organisation, reads them all."""
+    simulator, client = fresh()
+    world = simulator.world
+    outsider = world.add_user("Outsider", "outsider@northwind.example.com")
+    world.add_workspace_membership(outsider, world.workspaces[0])
+    simulator.config.tokens["outsider-token"] = outsider.gid
+    with world.lock:
+        hidden = _project(simulator)
+        hidden.privacy_setting = "private"  # and the outsider is in none of its teams
+        task = world.objects[next(g for g in world.project_tasks(hidden) if world.objects[g].stories)]
+        story, section = task.stories[0], hidden.sections[0]
+        shown = world.add_project(world.workspaces[0], "Open to all").gid
+    paths = [f"/tasks/{task.gid}", f"/tasks/{task.gid}/stories", f"/tasks/{task.gid}/subtasks",
+             f"/tasks/{task.gid}/tags", f"/stories/{story}", f"/projects/{hidden.gid}", f"/sections/{section}",
+             f"/sections/{section}/tasks", f"/projects/{hidden.gid}/sections", f"/projects/{hidden.gid}/tasks",
+             f"/tasks?project={hidden.gid}", f"/memberships?parent={hidden.gid}"]
+    as_outsider = {"Authorization": "Bearer outsider-token"}
+    for path in paths:
+        assert client.get(path).status_code == 200, path  # the service account
+        refused = client.get(path, headers=as_outsider)
+        assert refused.status_code == 403, path
+        assert refused.json()["errors"][0]["message"].endswith("is not visible to this user")
+    assert client.get(f"/projects/{shown}", headers=as_outsider).status_code == 200  # no alarm: a public one
+    sync = client.get("/events", params={"resource": hidden.gid}).json()["sync"]
+    assert client.get("/events", params={"resource": hidden.gid, "sync": sync}, headers=as_outsider).status_code == 403
+    # Edge: once the outsider follows the task, that task (not its project) opens to them.
+    with world.lock:
+        task.followers.append(outsider.gid)
+    assert client.get(f"/tasks/{task.gid}/stories", headers=as_outsider).status_code == 200
+    assert client.get(f"/projects/{hidden.gid}", headers=as_outsider).status_code == 403
+    world.delete_task(task)
+    assert client.get(f"/tasks/{task.gid}", headers=as_outsider).status_code == 404  # gone is not hidden
+
+
 def test_deleted_tasks_vanish_everywhere(fresh):
     simulator, client = fresh()
     world, project = simulator.world, _project(simulator)

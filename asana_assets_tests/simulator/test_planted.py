@@ -19,6 +19,7 @@ from asana_assets.simulator import generate_world, plant_membership_changes
 from asana_assets.simulator.clock import iso
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+CHANGE_TYPES = {"Change"}  # the ticket types of a change among the generator's (see CHANGE_TICKET_TYPES)
 STATE_STORIES = {
     "assigned", "unassigned", "section_changed", "added_to_project", "removed_from_project", "marked_complete",
     "marked_incomplete", "marked_approved", "marked_rejected", "marked_changes_requested",
@@ -108,7 +109,8 @@ def alarms(world) -> dict[str, set[str]]:
             if not any(at < cancel and (start is None or cancel < start) for cancel in cancels)
         )
         projects = {_gid(m["project"]) for m in task["memberships"]}
-        change = not task["parent"] and task["resource_subtype"] != "approval" and projects & changes
+        typed = any(f["name"] == "Ticket type" and f["display_value"] in CHANGE_TYPES for f in task["custom_fields"])
+        change = not task["parent"] and task["resource_subtype"] != "approval" and (projects & changes or typed)
         if change and start and not (standing and standing[0][0] <= start):
             found["changes_approved"].add(gid)
         people = {_gid(task["created_by"]), at_completion, _gid(task["completed_by"])}

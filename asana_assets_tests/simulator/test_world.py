@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.simulator import UnknownObject, World, generate_world
 from asana_assets.simulator.clock import iso
 
@@ -489,3 +491,60 @@ def test_visibility_of_private_projects_and_secret_teams():
     assert w.can_see_team(outsider.gid, team)  # not secret: everyone sees it
     ws.plan = "business"  # below Enterprise the service account is like anyone else
     assert not w.can_see_project(robot.gid, private) and not w.can_see_team(robot.gid, secret)
+
+
+def test_visibility_of_tasks_and_their_stories():
+    """A task is read through a visible project or parent, or by its collaborators; by hand."""
+    w = World()
+    ws = w.add_workspace("Acme", ["acme.com"])
+    owner, follower, outsider = (w.add_user(n, f"{n}@acme.com") for n in ("owner", "follower", "outsider"))
+    for user in (owner, follower, outsider):
+        w.add_workspace_membership(user, ws)
+    robot = w.add_service_account(ws, "Robot", "robot@acme.com")
+    public, private = w.add_project(ws, "Public"), w.add_project(ws, "Private", privacy_setting="private")
+    w.add_project_membership(private, owner)
+    secret = w.create_task("Salaries", project=private, actor=owner)
+    child = w.create_task("Budget", parent=secret, actor=owner)
+    story = w.add_comment(secret, "Draft attached", actor=owner)
+    both = w.create_task("Shared", project=private, actor=owner)
+    w.add_task_to_project(both, public, actor=owner)
+    followed = w.create_task("Followed", project=private, actor=owner)
+    followed.followers.append(follower.gid)  # a collaborator on one task of the project
+    seen = {
+        user.name: {o.name if hasattr(o, "name") else "story" for o in (secret, child, story, both, followed)
+                    if w.can_see(user.gid, o)}
+        for user in (owner, follower, outsider, robot)
+    }
+    assert seen == {
+        "owner": {"Salaries", "Budget", "story", "Shared", "Followed"},
+        "follower": {"Shared", "Followed"},  # through the public project, and as a collaborator
+        "outsider": {"Shared"},  # multi-homed in a public project
+        "Robot": {"Salaries", "Budget", "story", "Shared", "Followed"},
+    }
+
+
+def test_generated_worlds_carry_custom_fields(world):
+    """Every field type is defined and used; a share of tickets is filled in (milestones and
+    approvals never typed); "Change" only where the project is a change project already, so
+    typing plants nothing; and some values change later, with their stories."""
+    truth = world.ground_truth()  # afresh: another test edits the shared copy
+    assert {f["resource_subtype"] for f in truth["custom_fields"]} == {
+        "enum", "number", "date", "text", "people", "multi_enum"}
+    changes = {p["gid"] for p in truth["projects"] if re.search(CHANGE_PROJECT_PATTERN, p["name"], re.IGNORECASE)}
+    typed = Counter()
+    for task in truth["tasks"]:
+        kinds = {f["name"]: f["display_value"] for f in task["custom_fields"] if f["display_value"]}
+        if "Ticket type" in kinds:
+            typed[kinds["Ticket type"]] += 1
+            assert task["resource_subtype"] == "default_task" and not task["parent"]
+            if kinds["Ticket type"] == "Change":
+                assert {m["project"]["gid"] for m in task["memberships"]} & changes, task["gid"]
+    assert {"Change", "Bug", "Incident", "Task"} <= set(typed)
+    values = [f for t in truth["tasks"] for f in t["custom_fields"]]
+    assert 0.2 < sum(bool(f["display_value"]) for f in values) / len(values) < 0.9  # a share, not all
+    stories = Counter(s["resource_subtype"] for s in truth["stories"] if s["resource_subtype"].endswith("field_changed"))
+    assert set(stories) == {f"{kind}_custom_field_changed" for kind in
+                            ("enum", "number", "date", "text", "people", "multi_enum")}
+    later = [s for s in truth["stories"] if s["resource_subtype"] == "enum_custom_field_changed"
+             and s.get("old_enum_value")]  # a priority changed after it was first set
+    assert later

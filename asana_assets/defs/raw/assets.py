@@ -12,6 +12,7 @@ from asana_assets.defs.publish import commit_if_last, run_warehouse
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.asana.client import AsanaError
+from asana_assets.lib.asana.crawl import with_others_refused
 from asana_assets.lib.asana.incremental import record_full_sync
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, describe
 from asana_assets.lib.preflight import check_postgres, check_workspace_gid, check_writable
@@ -45,8 +46,8 @@ DESCRIPTIONS = {
     "task_followers": "Followers of each task: who sees it even where its projects are private.",
     "tags": "Tags of each workspace.",
     "task_tags": "Tags on each task.",
-    "quarantine": "Records the API returned that failed validation, and records whose references do not resolve "
-                  "(those stay in their tables too): each with the reason, never dropped.",
+    "quarantine": "Records the API returned that failed validation (audit log events included), and records whose "
+                  "references do not resolve (those stay in their tables too): each with the reason, never dropped.",
 }
 
 
@@ -125,7 +126,7 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
         changes = asana.sync_incremental(state, dict(current), config.projects)
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "
-            f"{len(changes.relisted)} project(s) re-listed"
+            f"{len(changes.hidden)} out of the connection's view, {len(changes.relisted)} project(s) re-listed"
         )
     elif config.mode == "reconcile" and previous:
         changes = asana.sync_reconcile(state, dict(current))
@@ -139,6 +140,8 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
                                   expected_requests=state.last_full_sync_requests if whole else None), "full"
         if whole:
             record_full_sync(state, result)
+    if "quarantine" in current:  # the audit log's refusals stay until their own asset replaces them
+        result.tables["quarantine"] = with_others_refused(current["quarantine"], result.tables["quarantine"])
     if not config.allow_mass_deletion:
         try:
             check_replacement(current, result.tables, config.max_deletion_share)

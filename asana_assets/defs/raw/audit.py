@@ -9,9 +9,8 @@ from asana_assets.defs.publish import commit_if_last, run_warehouse
 from asana_assets.defs.raw.assets import FRESHNESS, RAW_GROUP
 from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
+from asana_assets.lib.asana.audit_log import TABLE, quarantined
 from asana_assets.lib.schema import AUDIT_TABLES
-
-TABLE = "audit_log_events"
 
 
 @dg.asset(
@@ -33,8 +32,16 @@ def audit_log_events(context: dg.AssetExecutionContext, asana: AsanaResource,
     current = warehouse.read(TABLE) if warehouse.parquet().exists(TABLE) else None
     state = warehouse.run_state()
     read = asana.read_audit_log(workspaces, state.audit_log, current, datetime.now(UTC))
-    for refused in read.quarantine:  # the audit table has no quarantine of its own: each is logged
+    for refused in read.quarantine:
         context.log.warning(f"Audit log event {refused['gid']} refused: {refused['error']}")
+    if read.quarantine:  # into the quarantine the raw sync wrote in this run (it keeps them in later ones)
+        quarantine = quarantined(warehouse.read("quarantine") if warehouse.parquet().exists("quarantine") else None,
+                                 read.quarantine)
+        warehouse.publish("quarantine", quarantine)
+        context.log_event(dg.AssetObservation(
+            asset_key=table_key("quarantine"), partition=context.partition_key,
+            metadata={"quarantined": quarantine.num_rows, "audit_log_events_refused": len(read.quarantine)},
+        ))
     if fresh := sorted(set(read.unavailable) - set(state.audit_log_unavailable)):
         # Noted once, when a workspace is first found without it (it is asked again each sync,
         # so a plan that gains it is read from then on).

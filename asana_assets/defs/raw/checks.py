@@ -14,7 +14,7 @@ from asana_assets.defs.resources import AsanaResource, WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.asana.client import AsanaError
 from asana_assets.lib.connections.coverage import FIX as COVERAGE_FIX
-from asana_assets.lib.connections.coverage import SERVICE_ACCOUNT
+from asana_assets.lib.connections.coverage import UNKNOWN
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, troubleshoot
 from asana_assets.lib.schema import RAW_TABLES
 
@@ -44,8 +44,9 @@ def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResourc
 )
 def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaResource,
                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """WARN unless the connection is a service account of an Enterprise organisation: any other
-    token reads only public projects and the private ones its user belongs to."""
+    """WARN unless the audit log confirms a service account of an Enterprise organisation in every
+    workspace: any other token reads only public projects and the private ones its user belongs
+    to, and a token the API cannot place is never assumed to read everything."""
     key = partition_key(context)
     warehouse = run_warehouse(context, warehouse)
     workspaces = warehouse.read("workspaces")["gid"].to_pylist()
@@ -57,21 +58,24 @@ def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaReso
         trouble = troubleshoot(error)
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
                                    description=f"Coverage unknown: {trouble.cause}: {trouble.fix}")
-    full = seen.kind == SERVICE_ACCOUNT
+    who = "an account of unknown kind" if seen.kind == UNKNOWN else f"a {seen.kind}"
     description = (
-        f"Connected as {seen.user}, a {seen.kind} (plan: {seen.plan}); it reads {private} private project(s)"
-        + ("; it sees every project." if full else
-           f", only those its user belongs to: private tickets elsewhere may be missed. Fix: {COVERAGE_FIX}.")
+        f"Connected as {seen.user}, {who} ({seen.basis}; plan: {seen.plan}); it reads {private} private project(s)"
+        + ("; it sees every project." if seen.full else
+           f", and it is not confirmed to read the others: private tickets elsewhere may be missed. Fix: {COVERAGE_FIX}.")
     )
     return dg.AssetCheckResult(
-        passed=full, severity=dg.AssetCheckSeverity.WARN, description=description,
-        metadata={"acting_as": seen.user, "user_kind": seen.kind, "plan": seen.plan,
+        passed=seen.full, severity=dg.AssetCheckSeverity.WARN, description=description,
+        metadata={"acting_as": seen.user, "user_kind": seen.kind, "user_kind_basis": seen.basis, "plan": seen.plan,
+                  "audit_log_answers": dg.MetadataValue.json(seen.audit_log),
                   "private_projects_read": private, "admin_of_workspaces": list(seen.admin_of)},
     )
 
 
 @dg.asset_check(
-    asset=table_key("quarantine"), partitions_def=CONNECTIONS, description="No record was refused at the API boundary, and every reference resolves."
+    asset=table_key("quarantine"), partitions_def=CONNECTIONS,
+    additional_deps=[table_key("audit_log_events")],  # after the audit log's refusals join it
+    description="No record was refused at the API boundary, and every reference resolves.",
 )
 def quarantine_is_empty(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     refused = run_warehouse(context, warehouse).read("quarantine")

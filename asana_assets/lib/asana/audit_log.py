@@ -4,7 +4,8 @@ Asana keeps audit events for 90 days and serves them oldest first. Each sync ask
 workspace, for the events from the last one it kept (``start_at`` is inclusive, so events
 sharing that instant are read again and deduplicated by gid) and adds them to the table, which
 thus keeps events beyond Asana's retention. A workspace without the audit log (402 or 403: not
-Enterprise+, or a token that is not a service account's) is noted, never a failure.
+Enterprise+, or a token that is not a service account's) is noted, never a failure. An event
+that fails validation goes to the quarantine table with its reason (``quarantined``), once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from asana_assets.lib.asana.client import AsanaClient, ForbiddenError, PaymentRequiredError
 from asana_assets.lib.schema import TABLES, to_arrow
 
+TABLE = "audit_log_events"
 PAGE_SIZE = 100  # the spec's largest limit for this endpoint
 USER_EVENTS = frozenset({
     "user_invited", "user_deprovisioned", "user_reprovisioned", "user_workspace_admin_role_changed",
@@ -103,7 +105,7 @@ async def read_audit_log(client: AsanaClient, workspace_gids: Iterable[str], cur
                 except ValidationError as error:
                     gid = raw.get("gid") if isinstance(raw, dict) else None
                     refused.append({
-                        "table": "audit_log_events", "gid": gid if isinstance(gid, str) else None,
+                        "table": TABLE, "gid": gid if isinstance(gid, str) else None,
                         "error": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()),
                         "raw": orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode(), "observed_at": observed_at,
                     })
@@ -113,7 +115,7 @@ async def read_audit_log(client: AsanaClient, workspace_gids: Iterable[str], cur
         mine = [row["created_at"] for row in rows if row["workspace_gid"] == workspace_gid]
         if mine:
             fresh[workspace_gid] = max(mine).astimezone(UTC).isoformat()
-    new = to_arrow("audit_log_events", rows)
+    new = to_arrow(TABLE, rows)
     table = new if current is None else _merged(current, new)
     previous = 0 if current is None else current.num_rows
     return AuditLogRead(table, fresh, refused, unavailable, table.num_rows - previous)
@@ -137,9 +139,21 @@ async def _events(client: AsanaClient, workspace_gid: str, since: str | None):
         query = {**query, "offset": offset}
 
 
+def quarantined(quarantine: pa.Table | None, refused: list[dict[str, Any]]) -> pa.Table:
+    """The quarantine table with the refused audit events in it, each once: an event read again
+    (``start_at`` is inclusive, and one whose time does not parse sorts anywhere) replaces its
+    row, matched by its record since it may lack a gid."""
+    new = to_arrow("quarantine", refused)
+    if quarantine is None:
+        return new
+    again = pc.and_(pc.equal(quarantine["table"], TABLE), pc.is_in(quarantine["raw"], value_set=new["raw"]))
+    kept = quarantine.cast(new.schema).filter(pc.invert(pc.fill_null(again, False)))
+    return pa.concat_tables([kept, new])
+
+
 def _merged(current: pa.Table, new: pa.Table) -> pa.Table:
     """The kept events plus the new ones, one row per gid (a re-read event replaces its copy)."""
-    kept = current.cast(TABLES["audit_log_events"]).filter(pc.invert(pc.is_in(current["gid"], new["gid"])))
+    kept = current.cast(TABLES[TABLE]).filter(pc.invert(pc.is_in(current["gid"], new["gid"])))
     return pa.concat_tables([kept, new]).sort_by([("created_at", "ascending"), ("gid", "ascending")])
 
 

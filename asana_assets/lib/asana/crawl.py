@@ -55,7 +55,7 @@ TASK_FIELDS = (
     # each custom field value, in the same listing (no request per task)
     "custom_fields.resource_subtype", "custom_fields.display_value", "custom_fields.text_value",
     "custom_fields.number_value", "custom_fields.enum_value.name", "custom_fields.multi_enum_values.name",
-    "custom_fields.date_value", "custom_fields.people_value",
+    "custom_fields.date_value", "custom_fields.people_value", "custom_fields.reference_value",
 )
 CUSTOM_FIELD_SETTING_FIELDS = (
     "project", "parent", "is_important", "custom_field.name", "custom_field.resource_subtype",
@@ -428,6 +428,15 @@ class WorkspaceCrawler:
                     row = story.row()
                     row["task_gid"] = task_gid
                     self._add("stories", row)
+
+
+def with_others_refused(current: pa.Table, fresh: pa.Table) -> pa.Table:
+    """A sync's quarantine: ``fresh``'s rows about the raw tables, and ``current``'s about the
+    tables other assets fill (the audit log's), which a sync neither reads again nor may drop."""
+    raw = pa.array(list(RAW_TABLES))
+    ours = fresh.filter(pc.fill_null(pc.is_in(fresh["table"], value_set=raw), True))
+    others = current.filter(pc.invert(pc.fill_null(pc.is_in(current["table"], value_set=raw), True)))
+    return pa.concat_tables([ours, others.cast(ours.schema)])
 
 
 def with_unresolved(tables: dict[str, pa.Table], observed_at: datetime,

@@ -8,7 +8,10 @@ incremental sync then:
 - reads each project's events in order (see ``FeedChanges``): the last action on a task wins,
   so a task deleted then restored is re-read, and a task whose last event is ``deleted`` is
   removed with its subtasks. It re-reads the tasks the events name (the task, its stories, its
-  subtasks; a 404 means deleted) and the parent of a subtask that came, left or came back;
+  subtasks; a 404 means deleted, a 403 that the task left the token's view, e.g. moved into a
+  private project its user is not in: it leaves the tables as from a full crawl, which would not
+  list it, but is reported apart, never as deleted) and the parent of a subtask that came, left
+  or came back;
 - re-lists a project's sections and members when any of its events is about something other
   than a task or a story (a section added, renamed or removed; a membership, however the
   resource is named; the project itself), or when a task re-read sits in a section the tables
@@ -29,6 +32,7 @@ same tokens by the next one and, the merge being idempotent, loses nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asana_assets.lib.asana import models
-from asana_assets.lib.asana.client import AsanaClient, NotFoundError, SyncTokenExpiredError
+from asana_assets.lib.asana.client import AsanaClient, ForbiddenError, NotFoundError, SyncTokenExpiredError
 from asana_assets.lib.asana.crawl import (
     PROJECT_FIELDS,
     TASK_FIELDS,
@@ -52,6 +56,7 @@ from asana_assets.lib.asana.models import gid_of
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import RAW_TABLES
 
+log = logging.getLogger(__name__)
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
 WORKSPACE_TABLES = ("workspaces", "users", "workspace_memberships", "teams", "team_memberships", "tags", "projects")
 # A project's containers: re-listed whole, per project, when they may have changed.
@@ -134,6 +139,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         self.current = current
         self.now = datetime.now(UTC)
         self.deleted: set[str] = set()
+        self.hidden: set[str] = set()  # tasks that exist but the token may no longer read (403)
         self.stories_read: set[str] = set()
         self.relisted: set[str] = set()  # projects whose sections, members and tasks were re-listed
         # Per container table, the projects whose rows of it were re-listed.
@@ -191,12 +197,12 @@ class IncrementalCrawler(WorkspaceCrawler):
             if not more:
                 return changes, sync
 
-    def _forget(self, gids: set[str]) -> None:
-        """Tasks deleted at the source: removed from the tables, and their parents (in the current
-        tables) re-read, since their subtask counts changed."""
+    def _forget(self, gids: set[str], hidden: bool = False) -> None:
+        """Tasks deleted at the source (or ``hidden`` from the token): removed from the tables,
+        and their parents (in the current tables) re-read, since their subtask counts changed."""
         if not gids:
             return
-        self.deleted |= gids
+        (self.hidden if hidden else self.deleted).update(gids)
         tasks = self.current["tasks"]
         parents = tasks.filter(pc.is_in(tasks["gid"], gid_array(gids)))["parent_gid"].drop_null()
         for gid in set(parents.to_pylist()) - gids:
@@ -238,6 +244,10 @@ class IncrementalCrawler(WorkspaceCrawler):
         except NotFoundError:
             self._forget({gid})
             return
+        except ForbiddenError:
+            log.info("Asana task %s is out of this connection's view (403): leaving it out, as a full sync would", gid)
+            self._forget({gid}, hidden=True)
+            return
         self.forced.add(gid)
         self._task(raw, None)
         row = self.rows["tasks"].get((gid,))
@@ -259,8 +269,8 @@ class IncrementalCrawler(WorkspaceCrawler):
         if not known:
             try:
                 story = await self.client.get_data(f"/stories/{gid}", fields=("target",))
-            except NotFoundError:
-                return  # gone, and never in the tables: nothing to remove
+            except (NotFoundError, ForbiddenError):
+                return  # gone or out of view, and never in the tables: nothing to remove
             known = [task for task in [_gid(_object(_object(story).get("target")))] if task]
         for task in known:
             await self._reread(task)
@@ -290,14 +300,16 @@ class IncrementalCrawler(WorkspaceCrawler):
         deleted or moved to another parent: re-read it (a 404 removes it)."""
         await super()._subtasks(gid)
         for child in self.known_children.get(gid, ()):
-            if child not in self._seen_tasks and child not in self.deleted:
+            if child not in self._seen_tasks and child not in self.deleted | self.hidden:
                 self._spawn(self._reread(child))
 
     # -- merging ----------------------------------------------------------------------
     def _finish(self, fresh: dict[str, pa.Table]) -> dict[str, pa.Table]:
         """The current tables with this sync's changes applied, broken references quarantined."""
-        self.deleted -= set(fresh["tasks"]["gid"].to_pylist())  # read just now: it exists
-        removed = self._with_subtasks(self.deleted)
+        read_now = set(fresh["tasks"]["gid"].to_pylist())  # it exists, and the token reads it
+        self.deleted -= read_now
+        self.hidden -= read_now
+        removed = self._with_subtasks(self.deleted | self.hidden)
         q = fresh["quarantine"]
         refused = set(q.filter(pc.equal(q["table"], "tasks"))["gid"].drop_null().to_pylist())
         read = (set(fresh["tasks"]["gid"].to_pylist()) | refused) - removed
@@ -384,6 +396,7 @@ class IncrementalResult:
     reread: int  # tasks fetched one by one, or named by an event
     relisted: set[str]
     changed: int = 0  # tasks whose stories and subtasks were read again
+    hidden: set[str] = field(default_factory=set)  # tasks that left the token's view (403), left out
 
 
 def archived(projects: pa.Table) -> list[str]:
@@ -401,7 +414,8 @@ async def incremental_sync(
     fresh = await crawler.run(workspace_gid)
     listed = fresh.tables["projects"]
     state.advance(fresh.tokens, listed["gid"].to_pylist(), crawler.now, full=False, archived=archived(listed))
-    return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted, len(crawler.stories_read))
+    return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted, len(crawler.stories_read),
+                             crawler.hidden)
 
 
 def record_full_sync(state: SyncState, result: SyncResult) -> None:

@@ -303,7 +303,8 @@ class CustomFieldValue(Record):
     multi_enum_values: list[EnumOption] | None = None
     date_value: DateValue | None = None
     people_value: list[Ref] | None = None
-    display_value: str | None = None
+    reference_value: list[Ref] | None = None  # the objects a reference field points at (tasks, projects...)
+    display_value: str | None = None  # a formula field's computed value too (read-only in Asana)
 
     def row(self) -> dict[str, Any]:
         multi, people, day = self.multi_enum_values or [], self.people_value or [], self.date_value or DateValue()
@@ -319,6 +320,7 @@ class CustomFieldValue(Record):
             "multi_enum_option_gids": [o.gid for o in multi],
             "multi_enum_option_names": [o.name for o in multi],
             "people_gids": [p.gid for p in people],
+            "reference_gids": [r.gid for r in self.reference_value or []],
             "display_value": self.display_value,
         }
 

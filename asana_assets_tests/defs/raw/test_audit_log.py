@@ -108,3 +108,53 @@ def test_a_workspace_without_the_audit_log_is_noted_once_and_the_sync_succeeds(t
     revoke = changes(tmp_path).set_index(["user_gid", "change_type"]).loc[(uma.gid, "admin_revoked")]
     assert (revoke["actor_gid"], revoke["occurred_at"], revoke["evidence"]) == (
         admin.gid, pd.Timestamp(revoked_at), "audit log")
+
+
+def refused(directory) -> list[dict]:
+    quarantine = WarehouseResource(directory=str(directory)).read("quarantine").to_pylist()
+    return [row for row in quarantine if row["table"] == "audit_log_events"]
+
+
+def quarantine_check(run):
+    (evaluation,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "quarantine_is_empty"]
+    return evaluation
+
+
+def test_an_invalid_audit_event_is_quarantined_once_and_the_valid_ones_still_sync(tmp_path):
+    world, acme, admin, uma, _vic, _web = organisation(enterprise=True)
+    first = run_pipeline(world, tmp_path, T0)
+    assert first.success and refused(tmp_path) == [] and quarantine_check(first).passed  # no alarm
+    world.set_workspace_admin(uma, acme, actor=admin, at=T0 + timedelta(hours=1))
+    # A malformed event, as a broken API would send it: no actor, a time that does not parse.
+    broken = {"gid": "9990001", "created_at": "yesterday", "event_type": "user_deprovisioned",
+              "event_category": "user_access", "resource": {"resource_type": "user", "gid": uma.gid},
+              "details": {}, "context": {}, "workspace": acme.gid}
+    world.audit_log.append(broken)
+    second = run_pipeline(world, tmp_path, T0 + timedelta(days=1))
+    assert second.success
+    [row] = refused(tmp_path)
+    assert row["gid"] == "9990001"
+    assert "actor" in row["error"] and "created_at" in row["error"]  # the reason names both fields
+    check = quarantine_check(second)
+    assert not check.passed and check.metadata["by_table"].value == {"audit_log_events": 1}
+    events = WarehouseResource(directory=str(tmp_path)).read("audit_log_events").to_pandas()
+    assert set(events["gid"]) == {e["gid"] for e in world.audit_log} - {"9990001"}  # the valid ones synced
+    # Edge: the next syncs read it again ("yesterday" sorts after every date, so it is always
+    # after the cursor), full and incremental alike: it stays quarantined, once.
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=2)).success
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=3), mode="incremental").success
+    assert [r["gid"] for r in refused(tmp_path)] == ["9990001"]
+
+
+def test_a_refused_audit_event_read_once_stays_through_a_full_sync(tmp_path):
+    """The crawl rebuilds the quarantine of the raw tables; the audit log's rows are not its own
+    to drop (the event, once behind the cursor, is never read again)."""
+    world, acme, admin, uma, _vic, _web = organisation(enterprise=True)
+    world.audit_log.append({"gid": "9990002", "created_at": "2026-03-02T08:00:00.000Z", "event_type": "user_invited",
+                            "actor": "not an object", "resource": {"gid": uma.gid}, "workspace": acme.gid})
+    assert run_pipeline(world, tmp_path, T0).success
+    assert [r["gid"] for r in refused(tmp_path)] == ["9990002"]
+    world.set_workspace_admin(uma, acme, actor=admin, at=T0 + timedelta(hours=1))  # moves the cursor past it
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=1)).success
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=2)).success
+    assert [r["gid"] for r in refused(tmp_path)] == ["9990002"]

@@ -89,3 +89,7 @@ def test_a_service_account_below_enterprise_is_warned_about(tmp_path):
     assert ParquetWarehouse(tmp_path).read("projects")["gid"].to_pylist() == [containers["helpdesk"].gid]
     check = coverage_check(run)
     assert not check.passed and check.metadata["private_projects_read"].value == 0
+    # The audit log's 402 says the plan may lack it, not who the token acts for: never "person".
+    assert check.metadata["user_kind"].text == "unknown"
+    assert "Compliance bot <compliance-bot@acme.example>, an account of unknown kind" in check.description
+    assert "connect with a service account on an Enterprise organisation" in check.description

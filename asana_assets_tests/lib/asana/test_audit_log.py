@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from asana_assets.lib.asana.audit_log import read_audit_log
+from asana_assets.lib.asana.audit_log import quarantined, read_audit_log
 from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.schema import to_arrow
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -72,3 +73,15 @@ def test_a_workspace_without_the_audit_log_is_noted_and_the_others_are_read():
     assert all("402" in why for why in lapsed.unavailable.values())
     assert lapsed.table.num_rows == 0
     assert lapsed.cursors == {acme.gid: "2026-05-01T00:00:00+00:00"}  # kept for when it comes back
+
+
+def test_a_refused_event_joins_the_quarantine_once_even_without_a_gid():
+    """Matched by its record: read again, a gid-less event replaces its row; others are kept."""
+    crawl_row = {"table": "tasks", "gid": "1", "error": "name: bad", "raw": "{}", "observed_at": NOW}
+    event = {"table": "audit_log_events", "gid": None, "error": "gid: Field required", "raw": '{"x":1}',
+             "observed_at": NOW}
+    first = quarantined(to_arrow("quarantine", [crawl_row]), [event])
+    again = quarantined(first, [{**event, "observed_at": NOW + timedelta(days=1)}])
+    assert [(r["table"], r["observed_at"]) for r in again.to_pylist()] == [
+        ("tasks", NOW), ("audit_log_events", NOW + timedelta(days=1))]
+    assert quarantined(None, [event]).num_rows == 1  # no quarantine table yet

@@ -60,6 +60,18 @@ def synced():
     return w, ws, fields, unused, project, task, blank, result
 
 
+def one_project():
+    """A world of one user, Ann (whom the token acts for), and one project with one section."""
+    w = World(now=NOW)
+    ws = w.add_workspace("Acme", ["acme.com"])
+    ann = w.add_user("Ann", "ann@acme.com")
+    w.add_workspace_membership(ann, ws)
+    w.default_user = ann.gid
+    project = w.add_project(ws, "Platform")
+    w.add_section(project, "To do")
+    return w, ws, ann, project
+
+
 def rows(result, table):
     return result.tables[table].to_pylist()
 
@@ -137,13 +149,7 @@ def test_an_incremental_sync_picks_up_a_value_change_and_its_story():
     from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
     from asana_assets.lib.asana.state import SyncState
 
-    w = World(now=NOW)
-    ws = w.add_workspace("Acme", ["acme.com"])
-    ann = w.add_user("Ann", "ann@acme.com")
-    w.add_workspace_membership(ann, ws)
-    w.default_user = ann.gid
-    project = w.add_project(ws, "Platform")
-    w.add_section(project, "To do")
+    w, ws, ann, project = one_project()
     kind = w.add_custom_field(ws, "Type", "enum", enum_options=["Bug", "Change"])
     w.add_custom_field_setting(project, kind)
     task = w.create_task("Rotate keys", project=project, actor=ann)
@@ -165,3 +171,36 @@ def test_an_incremental_sync_picks_up_a_value_change_and_its_story():
     changed = [s for s in tables["stories"].to_pylist() if s["resource_subtype"] == "enum_custom_field_changed"]
     assert {(s["old_enum_option_name"], s["new_enum_option_name"]) for s in changed} == {(None, "Bug"), ("Bug", "Change")}
     assert [r["gid"] for r in tables["custom_fields"].to_pylist()] == [kind.gid]
+
+
+def test_reference_and_formula_fields():
+    """A reference field keeps the gids of the tasks it points at; a formula field's computed
+    value is synced as Asana shows it, and the simulator refuses to write it (read-only)."""
+    w, ws, ann, project = one_project()
+    hours, extra = w.add_custom_field(ws, "Hours", "number"), w.add_custom_field(ws, "Extra", "number")
+    total = w.add_custom_field(ws, "Total", "number", formula=(hours, extra))
+    blocks = w.add_custom_field(ws, "Blocked by", "reference")
+    for field in (hours, extra, total, blocks):
+        w.add_custom_field_setting(project, field)
+    first, second = (w.create_task(n, project=project, actor=ann) for n in ("Migrate DB", "Freeze writes"))
+    task = w.create_task("Cut over", project=project, actor=ann)
+    blank = w.create_task("Nothing set", project=project, actor=ann)
+    w.set_custom_field(task, blocks, [first, second], actor=ann)
+    w.set_custom_field(task, hours, 5, actor=ann)
+    w.set_custom_field(task, extra, 2, actor=ann)
+    with pytest.raises(ValueError, match="read-only"):
+        w.set_custom_field(task, total, 99, actor=ann)
+    with Simulator(w, FAST) as sim:
+        result = sync(sim.base_url)
+    assert rows(result, "quarantine") == []
+    defs = {r["gid"]: r for r in rows(result, "custom_fields")}
+    assert (defs[total.gid]["resource_subtype"], defs[total.gid]["is_formula_field"]) == ("number", True)
+    assert (defs[hours.gid]["is_formula_field"], defs[blocks.gid]["resource_subtype"]) == (False, "reference")
+    values = {(r["task_gid"], r["custom_field_gid"]): r for r in rows(result, "task_custom_fields")}
+    reference = values[(task.gid, blocks.gid)]
+    assert reference["reference_gids"] == [first.gid, second.gid]
+    assert reference["display_value"] == "Migrate DB, Freeze writes"
+    assert (values[(task.gid, total.gid)]["number_value"], values[(task.gid, total.gid)]["display_value"]) == (7, "7")
+    # Edge: nothing set, nothing computed; the reference is empty, not null.
+    assert values[(blank.gid, total.gid)]["display_value"] is None
+    assert values[(blank.gid, blocks.gid)]["reference_gids"] == []

@@ -15,7 +15,7 @@ from asana_assets.lib.asana.incremental import FeedChanges, incremental_sync, re
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import RAW_TABLES, primary_key
 from asana_assets.lib.storage.files import StateStore
-from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
 
@@ -340,3 +340,36 @@ def test_events_in_every_form(events, tasks, deleted, stories, containers):
 def test_an_event_without_a_usable_resource_has_its_project_reconciled(event):
     changes = FeedChanges().read([event, ev("changed", TASK)])
     assert changes.unreadable and changes.reread == {"10"}
+
+
+def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
+    """A person's token (Pat) syncs Helpdesk; Gil moves one ticket into a private project Pat is
+    not in, renames another and deletes a third. The moved ticket answers 403: it leaves the
+    tables as it would leave a full sync's, reported as out of view, never as deleted."""
+    w = World(now=NOW - timedelta(days=5))
+    ws = w.add_workspace("Acme", ["acme.example"])
+    pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
+    for user in (pat, gil):
+        w.add_workspace_membership(user, ws)
+    helpdesk = w.add_project(ws, "Helpdesk")
+    w.add_section(helpdesk, "New")
+    salaries = w.add_project(ws, "Salaries", privacy_setting="private")
+    w.add_section(salaries, "New")
+    w.add_project_membership(salaries, gil)
+    moved, renamed, deleted = (w.create_task(n, project=helpdesk, actor=gil) for n in ("Raise", "Printer", "Spam"))
+    w.create_task("Check budget", parent=moved, actor=gil)
+    w.default_user = pat.gid  # the demo token acts for Pat
+    sim, first, state = synced(w)
+    try:
+        assert moved.gid in first.tables["tasks"]["gid"].to_pylist()
+        w.add_task_to_project(moved, salaries, actor=gil)
+        w.remove_task_from_project(moved, helpdesk, actor=gil)
+        w.update_task(renamed, name="Printer on fire", actor=gil)  # no alarm: still in view, re-read
+        w.delete_task(deleted, actor=gil)  # the edge: gone, which is not hidden
+        result = incremental(sim.base_url, state, first.tables)
+        assert result.hidden == {moved.gid} and result.deleted == {deleted.gid}
+        names = dict(zip(*(result.result.tables["tasks"][c].to_pylist() for c in ("gid", "name"))))
+        assert names == {renamed.gid: "Printer on fire"}  # the subtask left with its parent
+        assert_same_as_a_full_sync(result.result.tables, sim.base_url)
+    finally:
+        sim.stop()

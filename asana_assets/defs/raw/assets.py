@@ -132,7 +132,7 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
         changes = asana.sync_reconcile(state, dict(current))
         result, mode = changes.result, (
             f"reconcile: {changes.changed} task(s) changed, {len(changes.deleted)} deleted, "
-            f"{len(changes.relisted)} project(s) listed"
+            f"{len(changes.hidden)} out of the connection's view, {len(changes.relisted)} project(s) listed"
         )
     else:
         # A first sync, a subset, or the weekly full sync: crawl everything selected.

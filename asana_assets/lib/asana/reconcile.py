@@ -215,4 +215,5 @@ async def reconcile_sync(
     fresh = await crawler.run(workspace_gid)
     listed = fresh.tables["projects"]
     state.advance(fresh.tokens, listed["gid"].to_pylist(), crawler.now, full=False, archived=archived(listed))
-    return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted, len(crawler.stories_read))
+    return IncrementalResult(fresh, crawler.deleted, len(crawler.forced), crawler.relisted, len(crawler.stories_read),
+                             crawler.hidden)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from asana_assets.lib.compliance import access, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
-from asana_assets.lib.compliance.tickets import TIMESTAMP, isin, lookup
+from asana_assets.lib.compliance.tickets import TIMESTAMP, isin, lookup, sort_rows
 from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -181,7 +181,7 @@ def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.Dat
     moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
     before = moves[moves["occurred_at"] <= moves["first_done"]]
     # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.
-    last_before = before.sort_values(["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
+    last_before = sort_rows(before, ["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
         "ticket_gid", keep="last").set_index("ticket_gid")["new_value"]
     has_before = isin(completed.index, before["ticket_gid"])
     has_any = isin(completed.index, moves["ticket_gid"])

@@ -27,9 +27,13 @@ TIMESTAMP = "datetime64[us, UTC]"  # how the warehouse's timestamps read into pa
 
 
 def lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
-    """``keys.map(mapping)`` for a uniquely indexed mapping; unlike ``map`` it also works when
-    the mapping is an empty datetime series (pandas 3 refuses that cast)."""
-    return mapping.reindex(keys.to_numpy()).set_axis(keys.index)
+    """``keys.map(mapping)`` for a mapping uniquely indexed by text (gids), as ``reindex`` gives
+    it (a missing key is null, an int column turns float); unlike ``map`` it also works when the
+    mapping is an empty datetime series (pandas 3 refuses that cast). The keys are found with
+    Arrow: pandas hashes a text index several times slower."""
+    positions = pc.index_in(_arrow_array(keys), value_set=_arrow_array(mapping.index)).fill_null(-1).to_numpy()
+    found = pd.api.extensions.take(mapping.array, positions, allow_fill=True)
+    return pd.Series(found, index=keys.index, dtype=found.dtype, name=mapping.name)
 
 
 def isin(keys: pd.Series | pd.Index, values) -> pd.Series | np.ndarray:
@@ -38,6 +42,14 @@ def isin(keys: pd.Series | pd.Index, values) -> pd.Series | np.ndarray:
     milliseconds. A Series gives a Series on its index, an Index an array."""
     found = pc.is_in(_arrow_array(keys), value_set=_arrow_array(values)).to_numpy(zero_copy_only=False)
     return pd.Series(found, index=keys.index) if isinstance(keys, pd.Series) else found
+
+
+def sort_rows(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``frame.sort_values(by, ignore_index=True)`` (stable, nulls last) through Arrow's sort,
+    several times faster than pandas' on text keys."""
+    keys = pa.table({c: pa.array(frame[c], from_pandas=True) for c in by})
+    order = pc.sort_indices(keys, sort_keys=[(c, "ascending", "at_end") for c in by])
+    return frame.take(order.to_numpy()).reset_index(drop=True)
 
 
 def _arrow_array(values) -> pa.Array:
@@ -151,7 +163,7 @@ def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
         }),
     })
     events = pd.concat([events, _approval_completions(events), _created(raw["tasks"])], ignore_index=True)
-    events = events.sort_values(["ticket_gid", "occurred_at", "event_id"], kind="stable", ignore_index=True)
+    events = sort_rows(events, ["ticket_gid", "occurred_at", "event_id"])
     # The previous assignee is the one the last assignment set.
     assignment = events["event_type"].isin(["assigned", "unassigned"])
     previous = events[assignment].groupby("ticket_gid")["new_value"].shift()
@@ -214,7 +226,7 @@ def completions(raw: Raw, events: pd.DataFrame) -> pd.DataFrame:
         "ticket_gid": silent["gid"], "at": silent["completed_at"], "completed": True,
         "actor_gid": silent["completed_by_gid"], "seq": "completed:" + silent["gid"],
     })
-    return pd.concat([out, silent], ignore_index=True).sort_values(["ticket_gid", "at", "seq"], ignore_index=True)
+    return sort_rows(pd.concat([out, silent], ignore_index=True), ["ticket_gid", "at", "seq"])
 
 
 def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
@@ -258,7 +270,7 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     by_section = states.set_index("section_gid")
     timeline["stage"] = timeline["section_gid"].map(by_section["stage"])
     timeline["state"] = timeline["section_gid"].map(by_section["state"])
-    return timeline.sort_values(["ticket_gid", "project_gid", "at", "seq"], ignore_index=True)
+    return sort_rows(timeline, ["ticket_gid", "project_gid", "at", "seq"])
 
 
 # -- status history ---------------------------------------------------------------------
@@ -280,7 +292,7 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
         places[["ticket_gid", "project_gid", "at", "seq", "actor_gid", "state"]].assign(kind=0),
         flips[["ticket_gid", "project_gid", "at", "seq", "actor_gid", "completed"]].assign(kind=1),
     ], ignore_index=True)
-    rows = rows.sort_values(["ticket_gid", "project_gid", "at", "seq", "kind"], ignore_index=True)
+    rows = sort_rows(rows, ["ticket_gid", "project_gid", "at", "seq", "kind"])
     keys = [rows["ticket_gid"], rows["project_gid"]]
     # Section state and completion each hold until changed; a removed ticket has no state.
     rows["section_state"] = rows["state"].where(rows["kind"] == 0).groupby(keys).ffill()
@@ -451,4 +463,4 @@ def approvals(raw: Raw, events: pd.DataFrame, timeline: pd.DataFrame) -> pd.Data
         "decided_at": entered["at"], "approver_gid": entered["actor_gid"],
     })
     out = pd.concat([decided, silent, sections], ignore_index=True)
-    return out.sort_values(["ticket_gid", "decided_at", "approval_id"], ignore_index=True)
+    return sort_rows(out, ["ticket_gid", "decided_at", "approval_id"])

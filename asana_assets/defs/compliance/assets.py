@@ -110,7 +110,8 @@ def workflow_states(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 @_asset("ticket_events", ["stories", "tasks", "workflow_states"])
 def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
-    t = read_tables(warehouse, "stories", "tasks", "workflow_states")
+    t = read_tables(warehouse, "tasks", "workflow_states")
+    t["stories"] = warehouse.read("stories", tickets.STORY_COLUMNS).to_pandas()
     events = tickets.ticket_events(t, t["workflow_states"])
     return _publish(context, warehouse, "ticket_events", events,
                     event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))

@@ -107,6 +107,10 @@ EVENT_OF_SUBTYPE = {
 APPROVAL_OF_SUBTYPE = {"marked_approved": "approved", "marked_rejected": "rejected",
                        "marked_changes_requested": "changes_requested"}
 DUE_FIELDS = ["old_due_on", "new_due_on", "old_due_at", "new_due_at", "old_start_on", "new_start_on"]
+# What ticket_events reads of stories (not the text nor the custom field values: half the table).
+STORY_COLUMNS = ["gid", "task_gid", "created_at", "created_by_gid", "resource_subtype", "project_gid",
+                 "old_section_gid", "new_section_gid", "assignee_gid", "old_approval_status", "new_approval_status",
+                 "old_name", "new_name", *DUE_FIELDS]
 
 
 def story_kinds(s: pd.DataFrame) -> pd.Series:

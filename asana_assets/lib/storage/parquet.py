@@ -101,8 +101,8 @@ class ParquetWarehouse:
             raise
         return target
 
-    def read(self, table: str) -> pa.Table:
-        return pq.read_table(self.path(table))
+    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.path(table), columns=columns)
 
     def exists(self, table: str) -> bool:
         return self.path(table).exists()

@@ -15,13 +15,7 @@ from asana_assets.defs.quality import quality_checks as build_quality_checks
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.compliance import monitors
-from asana_assets.lib.compliance.report import (
-    EXCEPTION_COLUMNS,
-    EXCEPTION_HEADERS,
-    exception_cells,
-    md_link,
-    md_text,
-)
+from asana_assets.lib.compliance.report import EXCEPTION_COLUMNS, EXCEPTION_HEADERS, exception_cells, md_link, md_text
 from asana_assets.lib.schema import DERIVED_TABLES
 
 FIRST_FAILURES = 20

@@ -21,6 +21,12 @@ interval's peak attributed to the steps it overlaps. Check steps are summed in o
 
     python benchmarks/scale.py                   # 100,000 tasks: 4 to 8 minutes on two cores
     python benchmarks/scale.py --tasks 10000 --no-postgres
+    python benchmarks/scale.py --home /tmp/bench                    # keeps the warehouse, then:
+    python benchmarks/scale.py --home /tmp/bench --derived-only     # run 3 alone, again, in seconds
+
+``--derived-only`` runs the derived layer alone over the raw tables a previous run left in
+``--home`` (no world, no simulator: the derived layer sends no request); each such run adds a
+``monitor_results`` part, as a daily run does.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import uuid
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
+import pyarrow.parquet as pq
 from incremental_sync import change  # a sibling script: benchmarks/ is on sys.path
 
 from asana_assets.lib.storage.postgres import ident, libpq_url
@@ -179,10 +186,17 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("ASANA_TEST_POSTGRES_URL", DEFAULT_URL))
     parser.add_argument("--no-postgres", action="store_true", help="publish to Parquet only")
     parser.add_argument("--home", help="keep the Dagster home and the warehouse in this new folder (default: a temporary one)")
+    parser.add_argument("--derived-only", action="store_true",
+                        help="only the derived layer, over the warehouse a previous run left in --home")
     parser.add_argument("--run-job", choices=sorted(RUNS), help=argparse.SUPPRESS)  # a run's own process
     args = parser.parse_args()
     if args.run_job:
         print(json.dumps(run_job(args.run_job)))
+        return
+    if args.derived_only:
+        if not args.home or not (Path(args.home) / "warehouse").is_dir():
+            parser.error("--derived-only needs --home, with the warehouse of a previous run")
+        derived_only(args)
         return
 
     started = time.perf_counter()
@@ -193,26 +207,53 @@ def main() -> None:
     with (contextlib.nullcontext(args.home) if args.home else tempfile.TemporaryDirectory()) as home, \
             Simulator(world, config) as sim:
         Path(home).mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DAGSTER_HOME": home, "ASANA_BASE_URL": sim.base_url, "ASANA_ACCESS_TOKEN": DEMO_TOKEN,
-               "ASANA_WAREHOUSE_DIR": str(Path(home) / "warehouse"), "ASANA_REQUESTS_PER_MINUTE": str(QUOTA)}
-        if not args.no_postgres:
-            env |= {"ASANA_POSTGRES_URL": args.postgres, "ASANA_POSTGRES_SCHEMA": schema}
+        env = job_env(args, home, schema, sim.base_url)
         Path(home, "dagster.yaml").touch()  # the default instance, without a warning that it has no file
         try:
             for label in RUNS:
                 if label.startswith("incremental"):
                     print(f"changed {change(world, args.changed)} tasks")
                 sim.stats.reset()
-                child = subprocess.run([sys.executable, __file__, "--run-job", label], env=env, check=False,
-                                       capture_output=True, text=True)
-                if child.returncode:
-                    sys.exit(f"{label}: the run's process failed:\n{child.stderr[-4000:]}")
-                print_run(label, args.tasks, sim.stats.snapshot()["total"], json.loads(child.stdout.splitlines()[-1]))
+                report = run_child(label, env)
+                print_run(label, args.tasks, sim.stats.snapshot()["total"], report)
         finally:
-            if not args.no_postgres:
-                with adbc.connect(libpq_url(args.postgres)) as connection, connection.cursor() as cur:
-                    cur.execute(f"DROP SCHEMA IF EXISTS {ident(schema)} CASCADE")
-                    connection.commit()
+            drop_schema(args, schema)
+
+
+def job_env(args, home: str, schema: str, base_url: str) -> dict[str, str]:
+    """The run processes' environment: the home, the warehouse, the source and the publication."""
+    env = {**os.environ, "DAGSTER_HOME": home, "ASANA_BASE_URL": base_url, "ASANA_ACCESS_TOKEN": DEMO_TOKEN,
+           "ASANA_WAREHOUSE_DIR": str(Path(home) / "warehouse"), "ASANA_REQUESTS_PER_MINUTE": str(QUOTA)}
+    if not args.no_postgres:
+        env |= {"ASANA_POSTGRES_URL": args.postgres, "ASANA_POSTGRES_SCHEMA": schema}
+    return env
+
+
+def run_child(label: str, env: dict[str, str]) -> dict:
+    """One run, in a process of its own; its report."""
+    child = subprocess.run([sys.executable, __file__, "--run-job", label], env=env, check=False,
+                           capture_output=True, text=True)
+    if child.returncode:
+        sys.exit(f"{label}: the run's process failed:\n{child.stderr[-4000:]}")
+    return json.loads(child.stdout.splitlines()[-1])
+
+
+def derived_only(args) -> None:
+    """Run 3 alone over the warehouse in ``--home``. The Postgres publication goes to a new
+    schema (dropped after), so it loads the derived tables into empty ones."""
+    label, schema = "derived layer alone", f"bench_{uuid.uuid4().hex[:8]}"
+    tasks = pq.read_metadata(Path(args.home) / "warehouse" / "asana" / "tasks.parquet").num_rows
+    try:
+        print_run(label, tasks, 0, run_child(label, job_env(args, args.home, schema, "http://127.0.0.1:9/api/1.0")))
+    finally:
+        drop_schema(args, schema)
+
+
+def drop_schema(args, schema: str) -> None:
+    if not args.no_postgres:
+        with adbc.connect(libpq_url(args.postgres)) as connection, connection.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {ident(schema)} CASCADE")
+            connection.commit()
 
 
 if __name__ == "__main__":

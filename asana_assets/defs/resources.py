@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
 
@@ -414,10 +415,18 @@ class WarehouseResource(dg.ConfigurableResource):
         metadata["published_version"] = dg.MetadataValue.path(str(version))
         return metadata
 
-    def read(self, table: str) -> pa.Table:
-        """A table as of now (this run's staged one first); a history table with all its parts."""
+    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        """A table (those ``columns``) as of now (this run's staged one first); a history table
+        with all its parts."""
         store = self.parquet()
-        return store.read_history(table, TABLES[table]) if table in HISTORY_TABLES else store.read(table)
+        if table in HISTORY_TABLES:
+            return store.read_history(table, TABLES[table], columns)
+        return store.read(table, columns)
+
+    def read_history(self, table: str, columns: list[str] | None = None,
+                     filters: pc.Expression | None = None) -> pa.Table:
+        """Those columns and rows of a history table's parts (see ``ParquetWarehouse.read_history``)."""
+        return self.parquet().read_history(table, TABLES[table], columns, filters)
 
 
 class ComplianceResource(dg.ConfigurableResource, MonitorParams):

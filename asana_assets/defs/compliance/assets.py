@@ -12,6 +12,7 @@ from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
+from asana_assets.lib.compliance.report import COUNTED, status_counts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -109,7 +110,8 @@ def workflow_states(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 @_asset("ticket_events", ["stories", "tasks", "workflow_states"])
 def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
-    t = read_tables(warehouse, "stories", "tasks", "workflow_states")
+    t = read_tables(warehouse, "tasks", "workflow_states")
+    t["stories"] = warehouse.read("stories", tickets.STORY_COLUMNS).to_pandas()
     events = tickets.ticket_events(t, t["workflow_states"])
     return _publish(context, warehouse, "ticket_events", events,
                     event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))
@@ -200,7 +202,8 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
     root = warehouse.parquet().root
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
                                              evidence.former_people(root, run_id, as_of))
-    earlier = read_tables(warehouse, "monitor_results")["monitor_results"]  # the runs already published
+    # The runs already published, counted (the trend): four columns read, not every result.
+    earlier = status_counts(warehouse.read_history("monitor_results", columns=COUNTED))
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size()
     verdicts = {monitor_id: verdict for monitor_id, (verdict, _) in evidence.verdicts(results).items()}
     per_monitor = {

@@ -4,15 +4,18 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
-from asana_assets.defs.compliance.assets import EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT, read_tables
+from asana_assets.defs.compliance.assets import EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks as build_quality_checks
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.compliance import monitors
-from asana_assets.lib.compliance.report import EXCEPTION_HEADERS, exception_cells, md_link, md_text
+from asana_assets.lib.compliance.report import EXCEPTION_COLUMNS, EXCEPTION_HEADERS, exception_cells, md_link, md_text
 from asana_assets.lib.schema import DERIVED_TABLES
 
 FIRST_FAILURES = 20
@@ -39,8 +42,10 @@ def failure_table(failures: pd.DataFrame, pack: str | None, monitor_id: str) -> 
     reason), read from the evaluation's evidence pack; the bare rows when the pack is gone."""
     named = Path(pack or "") / "monitors" / f"{monitor_id}.csv"
     if pack and named.exists():
-        rows = pd.read_csv(named, dtype=str, keep_default_na=False)
-        failures = rows[rows["status"] == "alarm"].replace("", None)
+        shown = ["status", *EXCEPTION_COLUMNS]
+        rows = pa_csv.read_csv(named, convert_options=pa_csv.ConvertOptions(
+            include_columns=shown, column_types=dict.fromkeys(shown, pa.string())))
+        failures = rows.filter(pc.field("status") == "alarm").to_pandas().replace("", None)
     else:
         failures = failures.assign(name=failures["resource_type"] + " " + failures["resource_gid"],
                                    project=None, people=None)
@@ -59,8 +64,10 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         evaluation = evaluated_run(context)
         run = evaluation.get(EVALUATED_RUN)
-        results = read_tables(run_warehouse(context, warehouse), "monitor_results")["monitor_results"]
-        mine = results[(results["monitor_id"] == monitor.id) & (results["run_id"] == run)]
+        # Only this monitor's rows of the evaluated run: the other runs' parts are not read.
+        mine = run_warehouse(context, warehouse).read_history(
+            "monitor_results", filters=(pc.field("run_id") == str(run)) & (pc.field("monitor_id") == monitor.id),
+        ).to_pandas()
         if run is None:
             result, why = monitors.NOT_EVALUATED, "Not evaluated: no monitor results yet: materialize monitor_results."
         else:

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from asana_assets.lib.compliance.monitors import MONITORS, STATUSES, verdict
 from asana_assets.lib.compliance.report import (
@@ -62,8 +65,9 @@ def write_evidence_pack(
     connection: str | None = None,
     as_of_configured: bool = False,
 ) -> Path:
-    """Write the pack of one run. ``history`` is the warehouse's ``monitor_results`` (every run's,
-    for the trend); ``connection`` names the connection the run synced."""
+    """Write the pack of one run. ``history`` is ``report.status_counts`` of the warehouse's
+    ``monitor_results`` (every run's, for the trend); ``connection`` names the connection the
+    run synced."""
     folder = root / "evidence" / pack_name(run_id, as_of)
     (folder / "monitors").mkdir(parents=True, exist_ok=True)
     (folder / "populations").mkdir(parents=True, exist_ok=True)
@@ -199,14 +203,16 @@ def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataF
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> int:
-    """CSV with list columns joined by ';' (CSV has no lists); returns the row count."""
-    out = frame.copy()
-    for column in out.columns[out.dtypes == object]:
-        first = out[column].dropna().head(1).tolist()
-        if first and hasattr(first[0], "__len__") and not isinstance(first[0], str):
-            out[column] = out[column].map(list, na_action="ignore").str.join(";")
-    out.to_csv(path, index=False)
-    return len(out)
+    """CSV with list columns joined by ';' (CSV has no lists); returns the row count. Arrow's
+    writer: a pack at 100,000 tickets is some 300 MB of CSV, which pandas takes seconds to write.
+    It quotes every text value, so an empty text ("") stays apart from a null (nothing)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, column in enumerate(table.schema):
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            joined = pc.binary_join(table.column(i).cast(pa.list_(pa.string())), ";")
+            table = table.set_column(i, column.name, joined)
+    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
+    return table.num_rows
 
 
 def _sha256(path: Path) -> str:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from asana_assets.lib.compliance import access, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
-from asana_assets.lib.compliance.tickets import TIMESTAMP, lookup
+from asana_assets.lib.compliance.tickets import TIMESTAMP, isin, lookup, sort_rows
 from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -181,10 +181,10 @@ def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.Dat
     moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
     before = moves[moves["occurred_at"] <= moves["first_done"]]
     # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.
-    last_before = before.sort_values(["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
+    last_before = sort_rows(before, ["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
         "ticket_gid", keep="last").set_index("ticket_gid")["new_value"]
-    has_before = completed.index.isin(before["ticket_gid"])
-    has_any = completed.index.isin(moves["ticket_gid"])
+    has_before = isin(completed.index, before["ticket_gid"])
+    has_any = isin(completed.index, moves["ticket_gid"])
     return pd.DataFrame({
         "assignee_gid": np.where(has_before, lookup(completed.index.to_series(), last_before), completed["assignee_gid"]),
         "known": has_before | ~has_any,
@@ -195,7 +195,7 @@ def is_active_member(raw, users: pd.Series, workspaces: pd.Series) -> pd.Series:
     """Whether each user has an active membership of the workspace beside it."""
     wm = raw["workspace_memberships"]
     active = wm[wm["is_active"].fillna(False).astype(bool)]
-    return (users + ":" + workspaces).isin(active["user_gid"] + ":" + active["workspace_gid"])
+    return isin(users + ":" + workspaces, active["user_gid"] + ":" + active["workspace_gid"])
 
 
 # -- ticket rules -----------------------------------------------------------------------
@@ -246,7 +246,7 @@ def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorP
                          roles(owner=names.person(p["owner_gid"])))
     listed = pd.concat([raw["tasks"][["gid", "name", "permalink_url"]], _quarantined_tasks(raw["quarantine"])])
     listed = listed.dropna(subset=["gid"]).drop_duplicates("gid")
-    missing = listed[~listed["gid"].isin(tix["gid"])]
+    missing = listed[~isin(listed["gid"], tix["gid"])]
     lost = rule_rows(
         "ticket", missing["gid"], "alarm",
         "Task " + quoted(missing["name"], missing["gid"]) + ": the source listed it but it is not in tickets "

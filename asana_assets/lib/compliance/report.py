@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from asana_assets.lib.compliance.monitors import CONTROLS, MONITORS, STATUSES, verdict
 from asana_assets.lib.compliance.rule_output import COLUMNS, NAMED
@@ -26,6 +27,17 @@ EXCEPTION_STATUSES = ("alarm", "error")
 # stays closed, so its time there only grows).
 STATES = ("OPEN", "IN_PROGRESS", "ON_HOLD")
 SIGN_OFF = ("Reviewer", "Date", "Management response")
+
+
+COUNTED = ["run_id", "evaluated_at", "monitor_id", "status"]
+
+
+def status_counts(results: pa.Table) -> pd.DataFrame:
+    """How many monitor_results rows each run has per monitor and status (``COUNTED`` and
+    ``rows``): what the trend reads of the runs before, a few rows per run however many
+    resources they judged."""
+    return results.select(COUNTED).group_by(COUNTED).aggregate([([], "count_all")]).rename_columns(
+        [*COUNTED, "rows"]).to_pandas()
 
 
 def _time(ts) -> str:
@@ -42,7 +54,8 @@ class Evidence:
     parameters: Mapping[str, Any]
     results: pd.DataFrame
     populations: Mapping[str, pd.DataFrame]
-    # monitor_results of the runs in the warehouse (this run's rows are taken from ``results``)
+    # the runs in the warehouse, as ``status_counts`` of their monitor_results (this run's are
+    # taken from ``results``)
     history: pd.DataFrame | None = None
     connection: str | None = None
     as_of_configured: bool = False
@@ -135,16 +148,15 @@ class Evidence:
     def trend(self) -> pd.DataFrame:
         """Alarms per monitor (columns) per run (index: evaluated_at, run_id), oldest first; this
         run's counts from ``results``."""
-        parts = [self.results[["run_id", "evaluated_at", "monitor_id", "status"]]]
+        parts = [self.results[COUNTED].assign(rows=1)]
         if self.history is not None and len(self.history):
-            earlier = self.history[self.history["run_id"] != self.run_id]
-            parts.insert(0, earlier[["run_id", "evaluated_at", "monitor_id", "status"]])
+            parts.insert(0, self.history[self.history["run_id"] != self.run_id])
         rows = pd.concat(parts, ignore_index=True)
         rows["evaluated_at"] = pd.to_datetime(rows["evaluated_at"], utc=True)
         runs = rows.drop_duplicates("run_id").set_index("run_id")["evaluated_at"]
         if self.run_id not in runs.index:
             runs[self.run_id] = self.as_of
-        alarms = rows[rows["status"] == "alarm"].groupby(["run_id", "monitor_id"]).size().unstack(fill_value=0)
+        alarms = rows[rows["status"] == "alarm"].groupby(["run_id", "monitor_id"])["rows"].sum().unstack(fill_value=0)
         table = alarms.reindex(index=runs.index, columns=list(MONITORS), fill_value=0).fillna(0).astype(int)
         table.index = pd.MultiIndex.from_arrays([runs.to_numpy(), runs.index], names=["evaluated_at", "run_id"])
         return table.sort_index()
@@ -299,12 +311,14 @@ def _controls_html(e: Evidence) -> str:
 EXCEPTION_HEADERS = ["resource", "project", "people", "link", "reason"]
 
 
+EXCEPTION_COLUMNS = ["name", "project", "people", "resource_url", "reason"]  # what they show, in order
+
+
 def exception_cells(rows: pd.DataFrame, text, link) -> list[list[str]]:
     """Exception rows as the report's and the summary's failure tables show them (``EXCEPTION_HEADERS``),
     each value through ``text`` and the URL through ``link``."""
     return [[text(name), text(project), text(people), link(url), text(reason)]
-            for name, project, people, url, reason in
-            zip(rows["name"], rows["project"], rows["people"], rows["resource_url"], rows["reason"], strict=True)]
+            for name, project, people, url, reason in zip(*(rows[c] for c in EXCEPTION_COLUMNS), strict=True)]
 
 
 def _exceptions_html(e: Evidence) -> str:

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 SCHEMA = "asana"
@@ -57,6 +59,10 @@ class ParquetWarehouse:
     def path(self, table: str) -> Path:
         return self._home(f"{table}.parquet")
 
+    def part_path(self, table: str, part: str) -> Path:
+        """Where a history table's part is read (this run's stage first)."""
+        return self._home(f"{table}/{part}.parquet")
+
     def folder(self, table: str) -> Path:
         return self.published / table
 
@@ -66,17 +72,21 @@ class ParquetWarehouse:
     def write_part(self, table: str, part: str, data: pa.Table) -> Path:
         return self._write((self.staged or self.published) / table / f"{part}.parquet", data)
 
-    def read_history(self, table: str, schema: pa.Schema) -> pa.Table:
+    def read_history(self, table: str, schema: pa.Schema, columns: list[str] | None = None,
+                     filters: pc.Expression | None = None) -> pa.Table:
         """Every part of a history table (empty, with its schema, before the first run); this
-        run's staged part replaces a published part of the same name."""
+        run's staged part replaces a published part of the same name. ``columns`` and
+        ``filters`` read only those columns and rows: a part whose statistics rule the filter
+        out (one run's part, when filtering on another run) is not read beyond its footer, so a
+        reader of one run does not pay for the whole history."""
         parts = {p.name: p for p in self.folder(table).glob("*.parquet")}
         if self.staged is not None:
             parts |= {p.name: p for p in (self.staged / table).glob("*.parquet")}
         files = [parts[name] for name in sorted(parts)]
         if not files:
-            return schema.empty_table()
-        # Parts written before a column was added lack it: it reads as null there.
-        return pa.concat_tables([pq.read_table(p) for p in files], promote_options="default")
+            return (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
+        # Read with the table's schema: a part written before a column was added reads null there.
+        return ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns, filter=filters)
 
     def _write(self, target: Path, data: pa.Table) -> Path:
         table = target.stem
@@ -91,8 +101,8 @@ class ParquetWarehouse:
             raise
         return target
 
-    def read(self, table: str) -> pa.Table:
-        return pq.read_table(self.path(table))
+    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.path(table), columns=columns)
 
     def exists(self, table: str) -> bool:
         return self.path(table).exists()
@@ -142,3 +152,4 @@ class ParquetWarehouse:
         done = [p for p in entries if not p.name.endswith(PARTIAL) and p != current]
         for old in done[: max(0, len(done) - (keep - 1))]:
             shutil.rmtree(old, ignore_errors=True)
+

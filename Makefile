@@ -30,7 +30,8 @@ ui: setup .demo_home/dagster.yaml
 test: setup
 	$(BIN)/python -m pytest
 
-# Every benchmark, each printing its table (8 to 15 minutes on two cores; Postgres as for make test).
+# Every benchmark, each printing its figures, then the table of targets against the latest figures
+# (about 25 minutes on two cores; Postgres as for make test).
 bench: setup
 	$(BIN)/python benchmarks/full_sync.py
 	$(BIN)/python benchmarks/incremental_sync.py
@@ -38,3 +39,4 @@ bench: setup
 	$(BIN)/python benchmarks/postgres_load.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/quota.py
+	$(BIN)/python benchmarks/targets.py

@@ -22,6 +22,8 @@ import sys
 import time
 from collections import Counter
 
+from targets import record
+
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.asana.client import run as run_async
 from asana_assets.lib.asana.crawl import crawl
@@ -121,6 +123,7 @@ def run(name: str) -> None:
     print(f"  wall time              {wall:.2f} s")
     print(f"  floor                  {floor:.2f} s")
     print(f"  wall / floor           {wall / floor:.3f}")
+    record("full_sync", **({"requests_ratio": requests / minimum} if name == "a" else {"quota_wall_ratio": wall / floor}))
 
 
 def main() -> None:

@@ -301,6 +301,7 @@ def main() -> None:
     print(f"  all processes          {total} requests ({by_status})")
     print(f"  busiest 60 s           {busiest_minute(answered)} requests (quota {args.quota})")
     print(f"  429s                   {by_status.get(429, 0)}")
+    record("quota", rate_limited=by_status.get(429, 0), busiest_minute=busiest_minute(answered))
     changes = made["changes"]
     incremental = sum(r["requests"] for r in runs if r["kind"] == "incremental")
     print(f"  changes                {changes}; synced by {sum(r['kind'] == 'incremental' for r in runs)} incremental run(s)")

@@ -20,6 +20,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from targets import record
+
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.asana.client import run as run_async
 from asana_assets.lib.asana.crawl import crawl
@@ -117,8 +119,11 @@ def main() -> None:
     print(f"workspace: {args.tasks} tasks, {projects} projects ({args.tasks / projects:.0f} tasks a project, "
           f"{len(archived)} archived); changed {changed} tasks unseen")
     print(f"  full sync   {full:7d} requests  {full_s:6.2f} s")
+    ratios = {day: routes.total() / full for day, (_, _, routes) in runs.items()}
+    record("reconcile", ratio_with_sensor=ratios["with the events sensor"],
+           ratio_without_sensor=ratios["without the sensor"])
     for day, (_, seconds, routes) in runs.items():
-        ratio = routes.total() / full
+        ratio = ratios[day]
         print(f"  reconcile   {routes.total():7d} requests  {seconds:6.2f} s  ratio {ratio:.3f} "
               f"(target {TARGET:.3f}: {'met' if ratio <= TARGET else 'not met'})  {day}")
     for day, (_, _, routes) in runs.items():

@@ -1,0 +1,67 @@
+"""The targets the benchmarks measure, and the table `make bench` ends with.
+
+Each benchmark records its headline figures with `record` (in `.bench/results.json`, beside the
+checkout, with the time it was measured); `python benchmarks/targets.py` prints every target
+beside its latest figure, and says which are met. A figure never measured reads "not measured".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent.parent / ".bench" / "results.json"
+
+# (figure, key recorded, the most it may be; None: printed, no target)
+TARGETS = [
+    ("full sync requests / minimum (20,000 tasks)", "full_sync.requests_ratio", 1.02),
+    ("full sync wall / quota floor (2,000 tasks, 1,500/min)", "full_sync.quota_wall_ratio", None),
+    ("reconcile after 1% changed / full sync requests (100 tasks a project), with the events sensor",
+     "reconcile.ratio_with_sensor", 0.03),
+    ("reconcile after 1% changed / full sync requests (100 tasks a project), without the sensor",
+     "reconcile.ratio_without_sensor", None),
+    ("Postgres first load / bare ingest (stories)", "postgres_load.first_stories", 1.5),
+    ("Postgres first load / bare ingest (tasks)", "postgres_load.first_tasks", 1.5),
+    ("Postgres reload, 1% changed / bare ingest (stories)", "postgres_load.reload_stories", 1.0),
+    ("Postgres reload, 1% changed / bare ingest (tasks)", "postgres_load.reload_tasks", 1.0),
+    ("derived tables + monitors + evidence pack, 100k tasks (s)", "scale.derived_seconds", 10.0),
+    ("full sync job's peak memory, 100k tasks (GB)", "scale.full_peak_gb", 2.0),
+    ("429s, sensor + runs of one token at 1,500/min over the day", "quota.rate_limited", 0),
+    ("busiest 60 s of that day (requests)", "quota.busiest_minute", 1500),
+]
+
+
+def record(benchmark: str, **figures: float) -> None:
+    """Keep a benchmark's latest figures (``benchmark.figure`` keys) for the summary."""
+    results = _load()
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    results.update({f"{benchmark}.{name}": {"value": value, "at": at} for name, value in figures.items()})
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True))
+
+
+def _load() -> dict:
+    try:
+        return json.loads(RESULTS.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def main() -> None:
+    results = _load()
+    width = max(len(figure) for figure, *_ in TARGETS)
+    print(f"{'figure':{width}}  {'measured':>10}  {'target':>8}  verdict    measured at")
+    for figure, key, target in TARGETS:
+        found = results.get(key)
+        if found is None:
+            print(f"{figure:{width}}  {'':>10}  {'' if target is None else target:>8}  not measured")
+            continue
+        value = found["value"]
+        verdict = "printed" if target is None else ("met" if value <= target else "NOT MET")
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{figure:{width}}  {shown:>10}  {'' if target is None else target:>8}  {verdict:9}  {found['at']}")
+
+
+if __name__ == "__main__":
+    main()

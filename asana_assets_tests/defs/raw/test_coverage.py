@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import World
@@ -93,3 +94,46 @@ def test_a_service_account_below_enterprise_is_warned_about(tmp_path):
     assert check.metadata["user_kind"].text == "unknown"
     assert "Compliance bot <compliance-bot@acme.example>, an account of unknown kind" in check.description
     assert "connect with a service account on an Enterprise organisation" in check.description
+
+
+def multi_homed(w, people, containers):
+    """A task of the public Helpdesk also in the private Salaries, moved between Salaries' sections."""
+    gil, secret = people["gil"], containers["secret"]
+    paid = w.add_section(secret, "Paid", at=T0)
+    task = w.create_task("Payroll printer", project=containers["helpdesk"], actor=gil, at=T0)
+    w.add_task_to_project(task, secret, actor=gil, at=T0 + timedelta(hours=1))
+    w.move_task_to_section(task, paid, actor=gil, at=T0 + timedelta(hours=2))
+    return task, paid
+
+
+@pytest.mark.parametrize("reader", ["pat", "robot"])
+def test_a_task_in_a_public_and_a_private_project_syncs_without_quarantine(tmp_path, reader):
+    """Pat's token is shown the task's public membership only, and none of the private project's
+    stories: nothing is left unresolved, so nothing is quarantined (a full sync, then an
+    incremental one after another move inside Salaries). The service account on Enterprise is
+    shown both memberships and the moves, resolved too. Expectations written by hand."""
+    w, people, containers, _tasks = org()
+    w.default_user = people[reader].gid
+    task, paid = multi_homed(w, people, containers)
+    helpdesk_new, salaries_new = containers["helpdesk"].sections[0], containers["secret"].sections[0]
+    assert run_pipeline(w, tmp_path, AS_OF).success
+    w.move_task_to_section(task, salaries_new, actor=people["gil"], at=T0 + timedelta(days=1))
+    w.add_comment(task, "Toner ordered", actor=people["gil"], at=T0 + timedelta(days=1))
+    run = run_pipeline(w, tmp_path, AS_OF + timedelta(hours=1), mode="incremental")
+    assert run.success
+    warehouse = ParquetWarehouse(tmp_path)
+    memberships = {(r["project_gid"], r["section_gid"])
+                   for r in warehouse.read("task_memberships").to_pylist() if r["task_gid"] == task.gid}
+    moves = [(r["resource_subtype"], r["old_section_gid"], r["new_section_gid"])
+             for r in warehouse.read("stories").to_pylist() if r["task_gid"] == task.gid]
+    public = {(containers["helpdesk"].gid, helpdesk_new)}
+    if reader == "pat":
+        assert memberships == public
+        assert moves == [("comment_added", None, None)]
+    else:
+        assert memberships == public | {(containers["secret"].gid, salaries_new)}
+        assert moves == [("added_to_project", None, None), ("section_changed", salaries_new, paid.gid),
+                         ("section_changed", paid.gid, salaries_new), ("comment_added", None, None)]
+    assert warehouse.read("quarantine").to_pylist() == []
+    (check,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "quarantine_is_empty"]
+    assert check.passed

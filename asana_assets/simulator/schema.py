@@ -27,7 +27,8 @@ class Plan(NamedTuple):
     keys: tuple[str, ...]  # plain attributes, all read by ``attrs``
     attrs: Callable[[Any], tuple[Any, ...]]
     computed: tuple[tuple[str, Callable[[Any], Any]], ...]  # derived values, never MISSING
-    complex: tuple[tuple[str, Callable[[Any], Any], int, Any], ...]  # references, conditionals
+    # references and conditionals: (name, getter, kind, child plan, scope)
+    complex: tuple[tuple[str, Callable[[Any], Any], int, Any, Callable[[Any], str] | None], ...]
 
 
 class Field(NamedTuple):
@@ -37,6 +38,7 @@ class Field(NamedTuple):
     via: str | None = None  # VIA: attribute of the linked membership that names the target
     attr: str | None = None  # set when the value is this attribute, as is
     conditional: bool = False  # the getter may answer MISSING
+    scope: Callable[[Any], str] | None = None  # REFS/EMBEDS: the project an item belongs to (see render)
 
 
 def _attrs(*names: str) -> dict[str, Field]:
@@ -190,8 +192,8 @@ TABLES: dict[str, dict[str, Field]] = {
         "created_by": _ref("created_by", "user"),
         "start_at": _const(None),
         "parent": _ref("parent", "task"),
-        "memberships": Field(attrgetter("memberships"), EMBEDS, "task_membership"),
-        "projects": Field(lambda t: [p for p, _s in t.memberships], REFS, "project"),
+        "memberships": Field(attrgetter("memberships"), EMBEDS, "task_membership", scope=itemgetter(0)),
+        "projects": Field(lambda t: [p for p, _s in t.memberships], REFS, "project", scope=lambda gid: gid),
         "tags": _ref("tags", "tag", REFS),
         "followers": _ref("followers", "user", REFS),
         "workspace": _ref("workspace", "workspace"),
@@ -416,7 +418,7 @@ def _compile(rtype: str, spec: Spec) -> Plan:
         if field is None:  # unknown fields are skipped, not refused
             continue
         if field.kind != VALUE or field.conditional:
-            complex_.append((name, field.get, field.kind, _compile_child(field, child)))
+            complex_.append((name, field.get, field.kind, _compile_child(field, child), field.scope))
         elif field.attr is not None:
             keys.append(name)
         else:
@@ -437,26 +439,34 @@ def _compile_child(field: Field, child: Spec | None) -> Any:
     return child  # JSON: the sub-spec prunes the stored value; VALUE: unused
 
 
-def render(obj: Any, compiled: Plan, objects: dict[str, Any]) -> dict[str, Any]:
-    """Render one object with a compiled plan; ``objects`` resolves gid references."""
+def render(
+    obj: Any, compiled: Plan, objects: dict[str, Any], sees: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """Render one object with a compiled plan; ``objects`` resolves gid references.
+
+    ``sees`` (a project gid -> whether the caller may read it; None: everything) leaves out the
+    items of a scoped list (a task's memberships and projects) in projects the caller may not
+    read, as the API does not reveal them."""
     out = dict(zip(compiled.keys, compiled.attrs(obj)))
     for key, get in compiled.computed:
         out[key] = get(obj)
-    for key, get, kind, sub in compiled.complex:
+    for key, get, kind, sub, scope in compiled.complex:
         value = get(obj)
         if value is MISSING:
             continue
+        if scope is not None and sees is not None:
+            value = [item for item in value if sees(scope(item))]
         if kind == REF:
-            out[key] = None if value is None else render(objects[value], sub, objects)
+            out[key] = None if value is None else render(objects[value], sub, objects, sees)
         elif kind == REFS:
-            out[key] = [render(objects[gid], sub, objects) for gid in value]
+            out[key] = [render(objects[gid], sub, objects, sees) for gid in value]
         elif kind == EMBEDS:
-            out[key] = [render(item, sub, objects) for item in value]
+            out[key] = [render(item, sub, objects, sees) for item in value]
         elif kind == EMBED:
-            out[key] = render(value, sub, objects)
+            out[key] = render(value, sub, objects, sees)
         elif kind == VIA:
             link, target_plan = sub
-            out[key] = [render(objects[link(objects[gid])], target_plan, objects) for gid in value]
+            out[key] = [render(objects[link(objects[gid])], target_plan, objects, sees) for gid in value]
         elif kind == JSON:
             out[key] = _prune(value, sub)
         else:  # a conditional plain value

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 import orjson
@@ -275,11 +276,15 @@ class AsanaApi:
     # ------------------------------------------------------------------ rendering and paging
     def _one(self, call: Call, obj: Any, names: tuple[str, ...] | None = None) -> dict[str, Any]:
         rtype = obj.resource_type
-        return {"data": self._render([obj], rtype, call.spec(rtype, names or FULL[rtype]))[0]}
+        return {"data": self._render(call, [obj], rtype, call.spec(rtype, names or FULL[rtype]))[0]}
 
-    def _render(self, items: Sequence[Any], rtype: str, spec: Spec) -> list[dict[str, Any]]:
-        compiled, objects = plan(rtype, spec), self.world.objects
-        records = [render(objects[item] if isinstance(item, str) else item, compiled, objects) for item in items]
+    def _render(self, call: Call, items: Sequence[Any], rtype: str, spec: Spec) -> list[dict[str, Any]]:
+        """Records as the caller is shown them: without memberships in projects it may not read
+        (nothing to leave out for a caller that reads everything, the demo's service account)."""
+        compiled, objects, world = plan(rtype, spec), self.world.objects, self.world
+        everything = all(world.sees_everything(call.user, workspace) for workspace in world.workspaces)
+        sees = None if everything else cache(partial(world.can_see_project, call.user))
+        records = [render(objects[item] if isinstance(item, str) else item, compiled, objects, sees) for item in items]
         if rtype in _MALFORMABLE and self.config.malformed_rate:
             for record in records:
                 if self.faults.is_malformed(record["gid"]):
@@ -297,7 +302,7 @@ class AsanaApi:
             raise ApiError(400, TOO_LARGE)
         end = len(items) if limit is None else min(start + limit, len(items))
         payload: dict[str, Any] = {
-            "data": self._render(items[start:end], rtype, call.spec(rtype, names or COMPACT[rtype]))
+            "data": self._render(call, items[start:end], rtype, call.spec(rtype, names or COMPACT[rtype]))
         }
         if limit is not None:
             payload["next_page"] = self._next_page(call.request, end, fingerprint) if end < len(items) else None
@@ -328,10 +333,11 @@ class AsanaApi:
     def _find(self, call: Call, param: str, kind: type) -> Any:
         return self._visible(call, self.world.get(call.path_gid(param), kind))
 
-    def _seen(self, call: Call, tasks: Sequence[Any]) -> list[Any]:
-        """The tasks (objects or gids) of a cross-project list the caller may read."""
+    def _seen(self, call: Call, items: Sequence[Any]) -> list[Any]:
+        """The items (objects or gids) of a list the caller may read: the tasks of a cross-project
+        list, a task's stories and projects."""
         objects = self.world.objects
-        return [t for t in tasks if self.world.can_see_task(call.user, objects[t] if isinstance(t, str) else t)]
+        return [i for i in items if self.world.can_see(call.user, objects[i] if isinstance(i, str) else i)]
 
     def _visible(self, call: Call, obj: Any) -> Any:
         """``obj`` if the caller may read it; else 403, as the API answers an object that exists
@@ -426,11 +432,15 @@ class AsanaApi:
             ),
             ("GET", "/tasks/{task_gid}", one(Task, "task_gid")),
             ("GET", "/tasks/{task_gid}/subtasks", children(Task, "task_gid", "task", lambda t: t.subtasks)),
-            ("GET", "/tasks/{task_gid}/stories", children(Task, "task_gid", "story", lambda t: t.stories)),
+            (
+                "GET",
+                "/tasks/{task_gid}/stories",
+                lambda c: self._page(c, "story", self._seen(c, self._find(c, "task_gid", Task).stories)),
+            ),
             (
                 "GET",
                 "/tasks/{task_gid}/projects",
-                children(Task, "task_gid", "project", lambda t: [p for p, _s in t.memberships]),
+                lambda c: self._page(c, "project", self._seen(c, [p for p, _ in self._find(c, "task_gid", Task).memberships])),
             ),
             ("GET", "/tasks/{task_gid}/tags", children(Task, "task_gid", "tag", lambda t: t.tags)),
             ("GET", "/stories/{story_gid}", one(Story, "story_gid")),
@@ -488,7 +498,7 @@ class AsanaApi:
         users = sorted(
             (self.world.objects[self.world.objects[m].user] for m in workspace.memberships), key=lambda u: u.name
         )
-        return {"data": self._render(users[:WORKSPACE_USERS_CAP], "user", call.spec("user", COMPACT["user"]))}
+        return {"data": self._render(call, users[:WORKSPACE_USERS_CAP], "user", call.spec("user", COMPACT["user"]))}
 
     def workspace_memberships(self, call: Call) -> dict[str, Any]:
         workspace = self._find(call, "workspace_gid", Workspace)
@@ -668,10 +678,11 @@ class AsanaApi:
             raise ApiError(412, SYNC_INVALID, sync=self._sync_token(resource, len(feed)))
         batch = feed[position : position + MAX_EVENTS]
         end = position + len(batch)
+        batch = [event for event in batch if self.world.can_see_event(call.user, event)]
         if self.config.membership_events == "membership":
             batch = [_as_membership(event) for event in batch]
         return {
-            "data": self._render(batch, "event", call.spec("event", COMPACT["event"])),
+            "data": self._render(call, batch, "event", call.spec("event", COMPACT["event"])),
             "sync": self._sync_token(resource, end),
             "has_more": end < len(feed),
         }

@@ -350,12 +350,16 @@ class World:
 
     def can_see(self, user: str, obj: Any) -> bool:
         """Whether a token acting for ``user`` may read ``obj`` by its gid: a project's sections,
-        members and field settings as the project, a story as its task, a team's memberships as
-        the team; workspaces, users, tags and field definitions are seen by all."""
+        members and field settings as the project, a story as its task (and as the project it
+        names, see ``story_project``), a team's memberships as the team; workspaces, users, tags
+        and field definitions are seen by all."""
         if isinstance(obj, Task):
             return self.can_see_task(user, obj)
         if isinstance(obj, Story):
-            return self.can_see_task(user, self.objects[obj.target])
+            project = self.story_project(obj)
+            return self.can_see_task(user, self.objects[obj.target]) and (
+                project is None or self.can_see_project(user, project)
+            )
         if isinstance(obj, Project):
             return self.can_see_project(user, obj)
         if isinstance(obj, Section | ProjectMembership | CustomFieldSetting):
@@ -365,6 +369,27 @@ class World:
         if isinstance(obj, Team):
             return self.can_see_team(user, obj)
         return True
+
+    def story_project(self, story: Story) -> str | None:
+        """The project a story names: the one a task joined or left, or the one whose sections a
+        move was between. Its text names the project (and sections) too, so a caller who may not
+        read that project is not shown the story at all, rather than a story with a hole in it."""
+        if story.resource_subtype in ("added_to_project", "removed_from_project"):
+            return story.new
+        if story.resource_subtype == "section_changed":
+            return self.objects[story.new].project  # a removed section still names its project
+        return None
+
+    def can_see_event(self, user: str, event: Event) -> bool:
+        """Whether an events feed shows ``event`` to ``user``: not when it is about a story the
+        user may not read, nor when its parent is a project or section the user may not read
+        (a task of a readable project moved within, added to or removed from a hidden one)."""
+        refs = (event.resource, event.parent) if event.parent else (event.resource,)
+        return all(
+            ref["resource_type"] not in ("story", "project", "section")
+            or self.can_see(user, self.objects[ref["gid"]])
+            for ref in refs
+        )
 
     def can_see_team(self, user: str, team: Ref) -> bool:
         """Secret teams are seen by their members only (and by an Enterprise service account)."""

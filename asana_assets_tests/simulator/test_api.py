@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {DEMO_TOKEN}"}
@@ -228,6 +228,92 @@ def test_workspace_users_are_alphabetical(shared):
     body = client.get(f"/workspaces/{simulator.world.workspaces[0]}/users", params={"limit": 5}).json()
     names = [u["name"] for u in body["data"]]
     assert names == sorted(names) and len(names) > 5 and "next_page" not in body
+
+
+# ---------------------------------------------------------------------- visibility
+def _multi_homed():
+    """A task in a public project and in a private one, moved between the private one's sections,
+    with a comment; Pat is in no private project, the robot is a service account on Enterprise."""
+    w = World(now=NOW)
+    ws = w.add_workspace("Acme", ["acme.example"])
+    pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
+    for user in (pat, gil):
+        w.add_workspace_membership(user, ws)
+    robot = w.add_service_account(ws, "Robot", "robot@acme.example")
+    helpdesk, salaries = w.add_project(ws, "Helpdesk"), w.add_project(ws, "Salaries", privacy_setting="private")
+    w.add_project_membership(salaries, gil)
+    new, (todo, done) = w.add_section(helpdesk, "New"), (w.add_section(salaries, n) for n in ("To do", "Done"))
+    task = w.create_task("Printer for payroll", project=helpdesk, actor=gil)
+    w.add_task_to_project(task, salaries, section=todo, actor=gil)
+    w.move_task_to_section(task, done, actor=gil)
+    w.add_comment(task, "Fixed", actor=gil)
+    tokens = {"pat-token": pat.gid, "robot-token": robot.gid}
+    return w, tokens, {"helpdesk": helpdesk, "salaries": salaries, "new": new, "done": done, "task": task, "gil": gil}
+
+
+def test_a_task_shows_only_the_projects_the_token_may_read():
+    """Asana does not reveal what a user cannot access: a person's token is shown the task's public
+    membership only, and none of the private project's stories (adding to it, moving between its
+    sections: their text names it) or events; the service account is shown everything. Edge: once
+    Pat joins the private project, Pat is shown it too. Expectations are written by hand."""
+    w, tokens, o = _multi_homed()
+    task = o["task"]
+    public = [{"project": o["helpdesk"].gid, "section": o["new"].gid}]
+    both = public + [{"project": o["salaries"].gid, "section": o["done"].gid}]
+    with Simulator(w, SimulatorConfig(tokens=tokens)) as simulator, httpx.Client(base_url=simulator.base_url) as client:
+        def read(token, path, **params):
+            response = client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, (path, response.text)
+            return response.json()["data"]
+
+        def places(record):
+            return [{k: m[k]["gid"] for k in ("project", "section")} for m in record["memberships"]]
+
+        fields = "memberships.project,memberships.section,projects"
+        for token, expected in (("pat-token", public), ("robot-token", both)):
+            projects = [m["project"] for m in expected]
+            listed = read(token, f"/projects/{o['helpdesk'].gid}/tasks", opt_fields=fields)
+            assert [places(t) for t in listed] == [expected], token
+            assert [[p["gid"] for p in t["projects"]] for t in listed] == [projects], token
+            full = read(token, f"/tasks/{task.gid}")
+            assert places(full) == expected and [p["gid"] for p in full["projects"]] == projects, token
+            assert [p["gid"] for p in read(token, f"/tasks/{task.gid}/projects")] == projects, token
+            in_section = read(token, "/tasks", section=o["new"].gid, opt_fields="memberships.project.name")
+            assert [[m["project"]["name"] for m in t["memberships"]] for t in in_section] == [
+                ["Helpdesk", "Salaries"][: len(expected)]], token
+
+        stories = {token: [s["resource_subtype"] for s in read(token, f"/tasks/{task.gid}/stories")]
+                   for token in tokens}
+        assert stories == {"pat-token": ["comment_added"],
+                           "robot-token": ["added_to_project", "section_changed", "comment_added"]}
+        hidden = [g for g in task.stories if w.objects[g].resource_subtype != "comment_added"]
+        for gid in hidden:
+            refused = client.get(f"/stories/{gid}", headers={"Authorization": "Bearer pat-token"})
+            assert refused.status_code == 403 and "not visible to this user" in refused.text
+
+        # Events: Pat's feeds of the task and of the public project hold neither the private
+        # project's moves nor its stories; the robot's hold them.
+        before = {}
+        for token in tokens:
+            for resource in (task.gid, o["helpdesk"].gid):
+                body = client.get("/events", params={"resource": resource},
+                                  headers={"Authorization": f"Bearer {token}"}).json()
+                before[token, resource] = body["sync"]
+        w.move_task_to_section(task, w.objects[o["salaries"].sections[0]], actor=o["gil"])
+        w.add_task_to_project(task, w.add_project(w.workspaces[0], "Open"), actor=o["gil"])
+        for (token, resource), sync in before.items():
+            events = read(token, "/events", resource=resource, sync=sync)
+            seen = [(e["type"], e["action"], (e["parent"] or {}).get("resource_type"),
+                     w.objects[e["resource"]["gid"]].resource_subtype if e["type"] == "story" else None)
+                    for e in events]
+            assert seen == ([] if token == "pat-token" else [
+                ("story", "added", "task", "section_changed"), ("task", "added", "section", None)]) + [
+                ("story", "added", "task", "added_to_project"), ("task", "added", "project", None)], (token, resource)
+
+        w.add_project_membership(o["salaries"], tokens["pat-token"])  # edge: now Pat may read it
+        assert [m["project"]["gid"] for m in read("pat-token", f"/tasks/{task.gid}")["memberships"]] == [
+            o["helpdesk"].gid, o["salaries"].gid, w.objects[w.workspaces[0]].projects[-1]]
+        assert len(read("pat-token", f"/tasks/{task.gid}/stories")) == 5
 
 
 # ---------------------------------------------------------------------- deletion

@@ -271,11 +271,11 @@ def main() -> None:
     config = SimulatorConfig(requests_per_minute=args.quota, latency_ms=args.latency_ms, secret=SECRET)
     with Simulator(world, config) as sim:
         answered: list[float] = []
-        record = sim.stats.record
+        log_request = sim.stats.record
 
         def logged(route: str, status: int | None) -> None:  # the simulator's request log
             answered.append(time.monotonic())
-            record(route, status)
+            log_request(route, status)
 
         sim.stats.record = logged
         day.env |= {"ASANA_BASE_URL": sim.base_url, "ASANA_REQUESTS_PER_MINUTE": str(args.quota)}

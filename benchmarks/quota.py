@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from targets import record
+
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
 
 SECRET = "quota-benchmark"  # one signing secret: the setup's sync tokens stay valid in the day's simulator

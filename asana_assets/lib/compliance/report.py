@@ -287,7 +287,8 @@ def render_html(e: Evidence) -> str:
         "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated: the run shows "
         "nothing about the control. Files: <code>monitors/&lt;monitor&gt;.csv</code> (every evaluated resource), "
         "<code>populations/</code> (the rows the rules read), <code>users.csv</code> (the people), "
-        "<code>manifest.json</code> (sha256 of every file).</p>"),
+        "<code>manifest.json</code> (sha256 of every file). In the CSVs times are ISO 8601 in UTC "
+        "(<code>2026-03-04T09:00:00Z</code>) and lists are joined by <code>;</code>.</p>"),
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -279,7 +279,10 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     old = (as_of - tix["created_at"]) > timedelta(hours=params.assignment_grace_hours)
     done_by = lookup(tix["gid"], at_completion["assignee_gid"])
     known = lookup(tix["gid"], at_completion["known"]).fillna(True).astype(bool)
-    milestone = tix["ticket_type"] == "milestone"
+    # Asana's milestone kind, not the ticket type: a custom field can type a milestone "Change",
+    # and a task typed "Milestone" is still work someone must own.
+    tasks = raw["tasks"].drop_duplicates("gid").set_index("gid")
+    milestone = lookup(tix["gid"], tasks["resource_subtype"]).eq("milestone").fillna(False).astype(bool)
     completed, unassigned = tix["completed"], tix["assignee_gid"].isna()
     assignee, implementer = names.person(tix["assignee_gid"]), names.person(done_by)
     closer = (" by " + names.person(tix["completed_by_gid"])).fillna("")

@@ -114,16 +114,16 @@ STORY_COLUMNS = ["gid", "task_gid", "created_at", "created_by_gid", "resource_su
 
 
 def story_kinds(s: pd.DataFrame) -> pd.Series:
-    """The ticket event type of each story, "" for stories that are not one."""
-    subtype = s["resource_subtype"].fillna("").astype(object)
-    known = subtype.map(EVENT_OF_SUBTYPE).fillna("")
+    """The ticket event type of each story, "" for stories that are not one (Arrow-backed text)."""
+    subtype = s["resource_subtype"].fillna("").astype("str")
+    known = lookup(subtype, pd.Series(EVENT_OF_SUBTYPE)).fillna("")
     by_fields = np.select(
         [s["new_section_gid"].notna(), s["assignee_gid"].notna(), s[DUE_FIELDS].notna().any(axis=1),
          s["new_name"].notna() | s["old_name"].notna()],
         ["section_changed", "assigned", "due_changed", "name_changed"], default="",
     )
-    kind = pd.Series(np.where(known != "", known, by_fields), index=s.index, dtype=object)
-    kind[s["new_approval_status"].notna()] = "approval_changed"
+    kind = known.where(known != "", pd.Series(by_fields, index=s.index, dtype="str"))
+    kind = kind.mask(s["new_approval_status"].notna(), "approval_changed")
     # A kind whose structured field is missing says nothing usable.
     unusable = (
         ((kind == "section_changed") & s["new_section_gid"].isna())
@@ -176,19 +176,21 @@ def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
 
 
 def _per_kind(kind: pd.Series, values: Mapping[str, pd.Series]) -> pd.Series:
-    """Each row's value from the series of its kind; null for other kinds."""
-    out = pd.Series(None, index=kind.index, dtype=object)
-    for event_type, value in values.items():
-        out = out.mask(kind == event_type, value)
-    return out
+    """Each row's value from the series of its kind; null for other kinds. Chosen by Arrow, as text."""
+    conditions = pa.StructArray.from_arrays([pa.array(np.asarray(kind == k)) for k in values], names=list(values))
+    chosen = pc.case_when(conditions, *(pa.array(v, from_pandas=True).cast(pa.string()) for v in values.values()))
+    return pd.Series(chosen.to_pandas().array, index=kind.index)
 
 
 def _first_of(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """The first non-null of several columns, as text."""
-    out = pd.Series(pd.NA, index=frame.index, dtype="object")
+    """The first non-null of several columns, as text (a time or a date as pandas writes it)."""
+    texts = []
     for column in columns:
-        out = out.fillna(frame[column].astype("str").where(frame[column].notna()))
-    return out.astype("str").where(out.notna())
+        values = frame[column]
+        if not isinstance(values.dtype, pd.StringDtype):
+            values = values.dropna().astype("str").reindex(values.index)
+        texts.append(pa.array(values, from_pandas=True).cast(pa.string()))
+    return pd.Series(pc.coalesce(*texts).to_pandas().array, index=frame.index)
 
 
 def _approval_completions(events: pd.DataFrame) -> pd.DataFrame:
@@ -200,7 +202,7 @@ def _approval_completions(events: pd.DataFrame) -> pd.DataFrame:
         a[left].assign(event_type="completed", event_id=a["event_id"] + ":completed"),
         a[back].assign(event_type="reopened", event_id=a["event_id"] + ":reopened"),
     ])
-    return out.assign(old_value=None, new_value=None)
+    return out.assign(old_value=pd.Series(index=out.index, dtype="str"), new_value=pd.Series(index=out.index, dtype="str"))
 
 
 def _created(tasks: pd.DataFrame) -> pd.DataFrame:

@@ -431,6 +431,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """Those columns and rows of a history table's parts (see ``ParquetWarehouse.read_history``)."""
         return self.parquet().read_history(table, TABLES[table], columns, filters)
 
+    def count_history(self, table: str, keys: list[str]) -> pa.Table:
+        """Rows per distinct ``keys`` of a history table (see ``ParquetWarehouse.count_history``)."""
+        return self.parquet().count_history(table, TABLES[table], keys)
+
 
 class ComplianceResource(dg.ConfigurableResource, MonitorParams):
     """What the compliance layer treats as a change, how sections map to stages, and the

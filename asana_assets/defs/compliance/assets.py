@@ -12,7 +12,7 @@ from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
-from asana_assets.lib.compliance.report import COUNTED, status_counts
+from asana_assets.lib.compliance.report import COUNTED
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -203,7 +203,7 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
                                              evidence.former_people(root, run_id, as_of))
     # The runs already published, counted (the trend): four columns read, not every result.
-    earlier = status_counts(warehouse.read_history("monitor_results", columns=COUNTED))
+    earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size()
     verdicts = {monitor_id: verdict for monitor_id, (verdict, _) in evidence.verdicts(results).items()}
     per_monitor = {

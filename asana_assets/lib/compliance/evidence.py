@@ -67,8 +67,8 @@ def write_evidence_pack(
     connection: str | None = None,
     as_of_configured: bool = False,
 ) -> Path:
-    """Write the pack of one run. ``history`` is ``report.status_counts`` of the warehouse's
-    ``monitor_results`` (every run's, for the trend); ``connection`` names the connection the
+    """Write the pack of one run. ``history`` counts the warehouse's ``monitor_results`` rows
+    by ``report.COUNTED`` (every run's, for the trend); ``connection`` names the connection the
     run synced."""
     folder = root / "evidence" / pack_name(run_id, as_of)
     (folder / "monitors").mkdir(parents=True, exist_ok=True)

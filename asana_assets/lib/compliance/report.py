@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from asana_assets.lib.compliance.monitors import CONTROLS, MONITORS, STATUSES, verdict
 from asana_assets.lib.compliance.rule_output import COLUMNS, NAMED
@@ -29,15 +28,9 @@ STATES = ("OPEN", "IN_PROGRESS", "ON_HOLD")
 SIGN_OFF = ("Reviewer", "Date", "Management response")
 
 
+# What the trend reads of the runs before: their monitor_results rows counted by these (and
+# ``rows``), a few rows per run however many resources they judged.
 COUNTED = ["run_id", "evaluated_at", "monitor_id", "status"]
-
-
-def status_counts(results: pa.Table) -> pd.DataFrame:
-    """How many monitor_results rows each run has per monitor and status (``COUNTED`` and
-    ``rows``): what the trend reads of the runs before, a few rows per run however many
-    resources they judged."""
-    return results.select(COUNTED).group_by(COUNTED).aggregate([([], "count_all")]).rename_columns(
-        [*COUNTED, "rows"]).to_pandas()
 
 
 def _time(ts) -> str:
@@ -54,8 +47,8 @@ class Evidence:
     parameters: Mapping[str, Any]
     results: pd.DataFrame
     populations: Mapping[str, pd.DataFrame]
-    # the runs in the warehouse, as ``status_counts`` of their monitor_results (this run's are
-    # taken from ``results``)
+    # the runs in the warehouse: their monitor_results rows counted by ``COUNTED`` (``rows``);
+    # this run's are taken from ``results``
     history: pd.DataFrame | None = None
     connection: str | None = None
     as_of_configured: bool = False

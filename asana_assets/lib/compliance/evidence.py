@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from asana_assets.lib.compliance.monitors import MONITORS, STATUSES, verdict
+from asana_assets.lib.compliance.monitors import MONITORS, STATUSES
 from asana_assets.lib.compliance.report import (
     EXCEPTION_HEADERS,
     SIGN_OFF,
@@ -106,11 +106,6 @@ def write_evidence_pack(
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return folder
-
-
-def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """(verdict, why) of every monitor, from its rows in ``results`` (one run's)."""
-    return {m: verdict(results[results["monitor_id"] == m]) for m in MONITORS}
 
 
 def summary(e: Evidence) -> str:

@@ -33,6 +33,13 @@ SIGN_OFF = ("Reviewer", "Date", "Management response")
 COUNTED = ["run_id", "evaluated_at", "monitor_id", "status"]
 
 
+def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """(verdict, why) of every monitor, from its rows in ``results`` (one run's): the two columns
+    a verdict reads, not every column of half a million rows per monitor."""
+    judged = results[["monitor_id", "status", "reason"]]
+    return {m: verdict(judged[judged["monitor_id"] == m]) for m in MONITORS}
+
+
 def _time(ts) -> str:
     return "unknown" if ts is None or pd.isna(ts) else pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
@@ -61,7 +68,7 @@ class Evidence:
     # -- scope ----------------------------------------------------------------------------
     @cached_property
     def verdicts(self) -> dict[str, tuple[str, str]]:
-        return {m: verdict(self.results[self.results["monitor_id"] == m]) for m in MONITORS}
+        return verdicts(self.results)
 
     def workspace_names(self) -> list[str]:
         known = self.populations.get("workspaces", pd.DataFrame(columns=["gid", "name"]))
@@ -121,9 +128,12 @@ class Evidence:
         return [(str(k), shown(v)) for k, v in self.parameters.items()]
 
     # -- results --------------------------------------------------------------------------
+    @cached_property
+    def _counts(self) -> pd.Series:
+        return self.results.groupby(["monitor_id", "status"]).size()
+
     def counts(self, monitor_id: str) -> dict[str, int]:
-        mine = self.results.loc[self.results["monitor_id"] == monitor_id, "status"].value_counts()
-        return {s: int(mine.get(s, 0)) for s in STATUSES}
+        return {s: int(self._counts.get((monitor_id, s), 0)) for s in STATUSES}
 
     def controls(self) -> list[tuple[str, str, list[str]]]:
         """(control, what it asks, its monitors), in the order of ``CONTROLS``."""
@@ -132,8 +142,13 @@ class Evidence:
 
     def exceptions(self, monitor_id: str | None = None) -> pd.DataFrame:
         """The rows an auditor must look at: alarms and errors, with names and links."""
+        rows = self._exceptions
+        return rows[rows["monitor_id"] == monitor_id] if monitor_id else rows
+
+    @cached_property
+    def _exceptions(self) -> pd.DataFrame:
         r = self.results
-        rows = r[r["status"].isin(EXCEPTION_STATUSES) & ((r["monitor_id"] == monitor_id) if monitor_id else True)]
+        rows = r[r["status"].isin(EXCEPTION_STATUSES)]
         rows = rows.assign(name=rows["name"].fillna(rows["resource_type"] + " " + rows["resource_gid"]))
         return rows[["monitor_id", "status", "resource_type", "resource_gid", *NAMED, "resource_url", "reason"]]
 

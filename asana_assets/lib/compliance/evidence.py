@@ -31,6 +31,7 @@ from asana_assets.lib.compliance.report import (
     exception_cells,
     md_link,
     md_text,
+    monitor_rows,
     render_html,
 )
 
@@ -78,7 +79,7 @@ def write_evidence_pack(
                         as_of_configured, reviewed)
     rows: dict[str, int] = {}
     digests: dict[str, str] = {}
-    tables = {f"monitors/{m}.csv": evidence.results[evidence.results["monitor_id"] == m] for m in MONITORS}
+    tables = {f"monitors/{m}.csv": monitor_rows(evidence.results, m) for m in MONITORS}
     tables |= {USERS if name == "users" else f"populations/{name}.csv": frame
                for name, frame in {**populations, **reviewed}.items()}
     # Two at a time: Arrow formats, writes and hashes outside the GIL.
@@ -194,7 +195,7 @@ def _trend_lines(e: Evidence) -> list[str]:
 def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The membership changes awaiting review (``alarm``) apart from those acknowledged (``ok``),
     each with the monitor's reason (which says how it was acknowledged)."""
-    judged = results[results["monitor_id"] == "membership_changes"][["resource_gid", "status", "reason"]]
+    judged = monitor_rows(results, "membership_changes")[["resource_gid", "status", "reason"]]
     changes = populations["membership_changes"].merge(
         judged.rename(columns={"resource_gid": "change_id"}), on="change_id")
     return {

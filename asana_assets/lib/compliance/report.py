@@ -34,10 +34,18 @@ COUNTED = ["run_id", "evaluated_at", "monitor_id", "status"]
 
 
 def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """(verdict, why) of every monitor, from its rows in ``results`` (one run's): the two columns
-    a verdict reads, not every column of half a million rows per monitor."""
-    judged = results[["monitor_id", "status", "reason"]]
-    return {m: verdict(judged[judged["monitor_id"] == m]) for m in MONITORS}
+    """(verdict, why) of every monitor, from its rows in ``results`` (one run's)."""
+    return {m: verdict(monitor_rows(results[["monitor_id", "status", "reason"]], m)) for m in MONITORS}
+
+
+def monitor_rows(results: pd.DataFrame, monitor_id: str) -> pd.DataFrame:
+    """One monitor's rows of ``results``. A run's results hold each monitor's rows together (as
+    ``monitors.evaluate`` concatenates them): those are a slice, not a copy of half a million
+    rows' texts; rows spread out are gathered."""
+    where = np.flatnonzero((results["monitor_id"] == monitor_id).to_numpy(dtype=bool, na_value=False))
+    if len(where) and where[-1] - where[0] + 1 == len(where):
+        return results.iloc[where[0]:where[-1] + 1]
+    return results.iloc[where]
 
 
 def _time(ts) -> str:

@@ -183,7 +183,8 @@ def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.Dat
     them after completion: unknown."""
     first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
     completed = tix[tix["completed"]].set_index("gid")
-    moves = events[events["event_type"].isin(["assigned", "unassigned"])]
+    moves = events.loc[events["event_type"].isin(["assigned", "unassigned"]),
+                       ["ticket_gid", "occurred_at", "event_id", "new_value"]]
     moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
     before = moves[moves["occurred_at"] <= moves["first_done"]]
     # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.

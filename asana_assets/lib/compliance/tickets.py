@@ -170,7 +170,7 @@ def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
     events = sort_rows(events, ["ticket_gid", "occurred_at", "event_id"])
     # The previous assignee is the one the last assignment set.
     assignment = events["event_type"].isin(["assigned", "unassigned"])
-    previous = events[assignment].groupby("ticket_gid")["new_value"].shift()
+    previous = events.loc[assignment, ["ticket_gid", "new_value"]].groupby("ticket_gid")["new_value"].shift()
     events.loc[assignment, "old_value"] = previous
     return events
 
@@ -221,7 +221,8 @@ def completions(raw: Raw, events: pd.DataFrame) -> pd.DataFrame:
 
     A completed task whose completion left no story completes at its completed_at.
     """
-    c = events[events["event_type"].isin(["completed", "reopened"])]
+    c = events.loc[events["event_type"].isin(["completed", "reopened"]),
+                   ["ticket_gid", "occurred_at", "event_type", "actor_gid", "event_id"]]
     out = pd.DataFrame({
         "ticket_gid": c["ticket_gid"], "at": c["occurred_at"],
         "completed": c["event_type"] == "completed", "actor_gid": c["actor_gid"], "seq": c["event_id"],
@@ -243,7 +244,8 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     follows; removal from a project ends it with a null section.
     """
     t = raw["tasks"].set_index("gid")
-    moves = events[events["event_type"] == "section_changed"]
+    moves = events.loc[events["event_type"] == "section_changed", [
+        "ticket_gid", "project_gid", "occurred_at", "new_section_gid", "actor_gid", "event_id", "old_section_gid"]]
     moves = pd.DataFrame({
         "ticket_gid": moves["ticket_gid"], "project_gid": moves["project_gid"], "at": moves["occurred_at"],
         "section_gid": moves["new_section_gid"], "actor_gid": moves["actor_gid"], "seq": moves["event_id"],
@@ -257,7 +259,7 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     starts = pd.concat([first, current], ignore_index=True).groupby(
         ["ticket_gid", "project_gid"], as_index=False, dropna=False, sort=False)[["first_left", "current_section"]].first()
     added = (
-        events[events["event_type"] == "added_to_project"]
+        events.loc[events["event_type"] == "added_to_project", ["ticket_gid", "project_gid", "occurred_at"]]
         .groupby(["ticket_gid", "project_gid"], as_index=False)["occurred_at"].min()
     )
     starts = starts.merge(added, on=["ticket_gid", "project_gid"], how="left")
@@ -265,7 +267,8 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     starts["section_gid"] = starts["first_left"].fillna(starts["current_section"])
     starts["actor_gid"] = starts["ticket_gid"].map(t["created_by_gid"])
     starts["seq"] = ""  # a start sorts before any move at the same instant
-    removed = events[events["event_type"] == "removed_from_project"]
+    removed = events.loc[events["event_type"] == "removed_from_project",
+                         ["ticket_gid", "project_gid", "occurred_at", "actor_gid", "event_id"]]
     removed = pd.DataFrame({
         "ticket_gid": removed["ticket_gid"], "project_gid": removed["project_gid"], "at": removed["occurred_at"],
         "section_gid": None, "actor_gid": removed["actor_gid"], "seq": removed["event_id"],

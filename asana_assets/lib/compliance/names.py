@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
+import pyarrow.compute as pc
 
-from asana_assets.lib.compliance.tickets import lookup
+from asana_assets.lib.compliance.tickets import group_lists, lookup
 
 APP_URL = "https://app.asana.com/0"
 
@@ -106,8 +107,9 @@ class Directory:
                             "in_users_table": gids.isin(self.current)})
         for column, mask in (("workspaces", None), ("active_in", "is_active"), ("admin_in", "is_admin"),
                              ("guest_in", "is_guest")):
-            rows = m if mask is None else m[m[mask].eq(True)]
-            listed = rows.groupby("user_gid")["workspace"].agg("; ".join)
+            grouped = group_lists(m if mask is None else m[m[mask].eq(True)], ["user_gid"], "workspace")
+            listed = pd.Series(pc.binary_join(grouped["workspace"], "; ").to_pandas().array,
+                               index=grouped["user_gid"].to_pandas().array)
             out[column] = lookup(gids, listed)
         return out.astype(object).where(out.notna(), None)
 

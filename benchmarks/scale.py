@@ -15,10 +15,12 @@ code location's jobs, each run in a process of its own as `asana-connections syn
 
 Each run prints the requests the simulator served; the derived layer's time (its steps: derived
 tables, monitors and evidence pack, the Parquet publication included) without the Postgres
-publication, and the Postgres publication's own time and slowest tables; and per step the requests the crawl counted, the wall time from the step's start to its end
-events, and the peak memory: the run process's peak resident set size, read from ``VmHWM`` in
-``/proc/self/status`` and reset (``/proc/self/clear_refs``) every 10 ms by a thread, each
-interval's peak attributed to the steps it overlaps. Check steps are summed in one row.
+publication, and the Postgres publication's own time and slowest tables; and per step the
+requests the crawl counted, the wall time from the step's start to its end events, and the peak
+memory: the run process's peak resident set size, read from ``VmHWM`` in ``/proc/self/status``
+and reset (``/proc/self/clear_refs``) every 10 ms by a thread, each interval's peak attributed
+to the steps it overlaps. Check steps are summed in one row. At 100,000 tasks it records, for
+``targets.py``, the derived layer's time (run 3) and the full sync's peak memory (run 1).
 
     python benchmarks/scale.py                   # 100,000 tasks: 4 to 8 minutes on two cores
     python benchmarks/scale.py --tasks 10000 --no-postgres
@@ -47,6 +49,7 @@ from pathlib import Path
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
 from incremental_sync import change  # a sibling script: benchmarks/ is on sys.path
+from targets import record
 
 from asana_assets.lib.storage.postgres import ident, libpq_url
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
@@ -160,6 +163,14 @@ def asset_steps() -> tuple[set[str], set[str]]:
     return {asana_raw_sync.node_def.name}, {definition.node_def.name for definition in compliance_assets}
 
 
+def derived_seconds(report: dict) -> float:
+    """The derived layer's time (derived tables, monitors, evidence pack, the Parquet publication):
+    its steps run one after the other; the Postgres publication (of every table the run wrote)
+    happens inside the last of them, and is left out."""
+    _, derived = asset_steps()
+    return sum(s["seconds"] for s in report["steps"] if s["step"] in derived) - report["publication"]
+
+
 def print_run(label: str, tasks: int, requests: int, report: dict) -> None:
     crawl, derived = asset_steps()
     assets = crawl | derived
@@ -168,12 +179,10 @@ def print_run(label: str, tasks: int, requests: int, report: dict) -> None:
           f"run peak {report['run_peak_mb']:,.0f} MB{status}")
     for failure in report["failures"]:
         print(f"  {failure}")
-    # The derived layer's steps run one after the other; the Postgres publication (of every table
-    # the run wrote) happens inside the last of them, and is told apart.
-    layer = sum(s["seconds"] for s in report["steps"] if s["step"] in derived)
-    if layer:
-        print(f"  derived tables + monitors + evidence pack: {layer - report['publication']:.1f} s "
-              f"without the Postgres publication; the publication: {report['publication']:.1f} s")
+    if any(s["step"] in derived for s in report["steps"]):
+        published = f"{report['publication']:.1f} s" if report["postgres"] else "none (--no-postgres)"
+        print(f"  derived tables + monitors + evidence pack: {derived_seconds(report):.1f} s without the "
+              f"Postgres publication; the Postgres publication: {published}")
     if loads := report["postgres"]:
         slowest = sorted(loads.items(), key=lambda item: -item[1]["seconds"])[:4]
         print(f"  Postgres publication's loads, inside the last step: {sum(s['seconds'] for s in loads.values()):.1f} s; "
@@ -227,6 +236,7 @@ def main() -> None:
                 sim.stats.reset()
                 report = run_child(label, env)
                 print_run(label, args.tasks, sim.stats.snapshot()["total"], report)
+                record_targets(label, args.tasks, report)
         finally:
             drop_schema(args, schema)
 
@@ -255,9 +265,22 @@ def derived_only(args) -> None:
     label, schema = "derived layer alone", f"bench_{uuid.uuid4().hex[:8]}"
     tasks = pq.read_metadata(Path(args.home) / "warehouse" / "asana" / "tasks.parquet").num_rows
     try:
-        print_run(label, tasks, 0, run_child(label, job_env(args, args.home, schema, "http://127.0.0.1:9/api/1.0")))
+        report = run_child(label, job_env(args, args.home, schema, "http://127.0.0.1:9/api/1.0"))
+        print_run(label, tasks, 0, report)
+        record_targets(label, tasks, report)
     finally:
         drop_schema(args, schema)
+
+
+def record_targets(label: str, tasks: int, report: dict) -> None:
+    """The figures the targets name (at 100,000 tasks, of a run that succeeded): the derived layer's
+    time, from the run of it alone; the full sync's peak memory."""
+    if tasks != 100_000 or not report["success"]:
+        return
+    if label == "derived layer alone":
+        record("scale", derived_seconds=round(derived_seconds(report), 2))
+    elif label == "full sync":
+        record("scale", full_peak_gb=round(report["run_peak_mb"] / 1024, 2))
 
 
 def drop_schema(args, schema: str) -> None:

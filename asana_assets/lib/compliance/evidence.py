@@ -77,16 +77,14 @@ def write_evidence_pack(
     reviewed = _reviewed_changes(populations, results)
     evidence = Evidence(run_id, as_of, workspaces, parameters, results, populations, history, connection,
                         as_of_configured, reviewed)
-    rows: dict[str, int] = {}
-    digests: dict[str, str] = {}
     tables = {f"monitors/{m}.csv": monitor_rows(evidence.results, m) for m in MONITORS}
     tables |= {USERS if name == "users" else f"populations/{name}.csv": frame
                for name, frame in {**populations, **reviewed}.items()}
     # Two at a time: Arrow formats, writes and hashes outside the GIL.
     with ThreadPoolExecutor(2) as pool:
-        written = list(pool.map(lambda item: _csv(item[1], folder / item[0]), tables.items()))
-    for path, (count, digest) in zip(tables, written, strict=True):
-        rows[path], digests[path] = count, digest
+        written = dict(zip(tables, pool.map(lambda item: _csv(item[1], folder / item[0]), tables.items()), strict=True))
+    rows = {path: count for path, (count, _) in written.items()}
+    digests = {path: digest for path, (_, digest) in written.items()}
     (folder / "summary.md").write_text(summary(evidence))
     (folder / REPORT).write_text(render_html(evidence), encoding="utf-8")
     judged = evidence.verdicts

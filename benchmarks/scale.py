@@ -13,11 +13,14 @@ code location's jobs, each run in a process of its own as `asana-connections syn
 3. ``derived layer alone``: ``asana_full_sync`` restricted to the compliance tables (and the
    checks on them): tables, monitors, evidence pack, publication, from the published raw tables.
 
-Each run prints the requests the simulator served, the Postgres publication's slowest tables,
-and per step the requests the crawl counted, the wall time from the step's start to its end
-events, and the peak memory: the run process's peak resident set size, read from ``VmHWM`` in
-``/proc/self/status`` and reset (``/proc/self/clear_refs``) every 10 ms by a thread, each
-interval's peak attributed to the steps it overlaps. Check steps are summed in one row.
+Each run prints the requests the simulator served; the derived layer's time (its steps: derived
+tables, monitors and evidence pack, the Parquet publication included) without the Postgres
+publication, and the Postgres publication's own time and slowest tables; and per step the
+requests the crawl counted, the wall time from the step's start to its end events, and the peak
+memory: the run process's peak resident set size, read from ``VmHWM`` in ``/proc/self/status``
+and reset (``/proc/self/clear_refs``) every 10 ms by a thread, each interval's peak attributed
+to the steps it overlaps. Check steps are summed in one row. At 100,000 tasks it records, for
+``targets.py``, the derived layer's time (run 3) and the full sync's peak memory (run 1).
 
     python benchmarks/scale.py                   # 100,000 tasks: 4 to 8 minutes on two cores
     python benchmarks/scale.py --tasks 10000 --no-postgres
@@ -46,6 +49,7 @@ from pathlib import Path
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
 from incremental_sync import change  # a sibling script: benchmarks/ is on sys.path
+from targets import record
 
 from asana_assets.lib.storage.postgres import ident, libpq_url
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
@@ -120,6 +124,7 @@ def run_job(label: str) -> dict:
         spans: dict[str, list[float]] = {}
         requests: dict[str, int] = {}
         postgres: dict[str, dict] = {}
+        publication = 0.0
         failures = []
         for entry in instance.all_logs(result.run_id):
             event = entry.dagster_event
@@ -139,33 +144,48 @@ def run_job(label: str) -> dict:
                     requests[event.step_key] = metadata["sync_requests"].value
                 if "postgres_loads" in metadata:
                     postgres = metadata["postgres_loads"].value
+                if "postgres_seconds" in metadata:
+                    publication = metadata["postgres_seconds"].value
     steps = [
         {"step": step, "seconds": max(times) - min(times), "peak_mb": sampler.peak_between(min(times), max(times)),
          "requests": requests.get(step)}
         for step, times in spans.items()
     ]
     return {"success": result.success, "failures": failures, "wall": wall, "steps": steps, "postgres": postgres,
-            "run_peak_mb": max(mb for _, mb in sampler.samples)}
+            "publication": publication, "run_peak_mb": max(mb for _, mb in sampler.samples)}
 
 
-def asset_steps() -> set[str]:
-    """The step keys of the assets (the others are checks)."""
+def asset_steps() -> tuple[set[str], set[str]]:
+    """The step keys of the assets (the others are checks): the crawl's, the derived layer's."""
     from asana_assets.defs.compliance.assets import compliance_assets
     from asana_assets.defs.raw.assets import asana_raw_sync
 
-    return {definition.node_def.name for definition in (asana_raw_sync, *compliance_assets)}
+    return {asana_raw_sync.node_def.name}, {definition.node_def.name for definition in compliance_assets}
+
+
+def derived_seconds(report: dict) -> float:
+    """The derived layer's time (derived tables, monitors, evidence pack, the Parquet publication):
+    its steps run one after the other; the Postgres publication (of every table the run wrote)
+    happens inside the last of them, and is left out."""
+    _, derived = asset_steps()
+    return sum(s["seconds"] for s in report["steps"] if s["step"] in derived) - report["publication"]
 
 
 def print_run(label: str, tasks: int, requests: int, report: dict) -> None:
-    assets = asset_steps()
+    crawl, derived = asset_steps()
+    assets = crawl | derived
     status = "" if report["success"] else "  (FAILED)"
     print(f"\n{label}: {tasks:,} tasks, {requests:,} requests, {report['wall']:.1f} s, "
           f"run peak {report['run_peak_mb']:,.0f} MB{status}")
     for failure in report["failures"]:
         print(f"  {failure}")
+    if any(s["step"] in derived for s in report["steps"]):
+        published = f"{report['publication']:.1f} s" if report["postgres"] else "none (--no-postgres)"
+        print(f"  derived tables + monitors + evidence pack: {derived_seconds(report):.1f} s without the "
+              f"Postgres publication; the Postgres publication: {published}")
     if loads := report["postgres"]:
         slowest = sorted(loads.items(), key=lambda item: -item[1]["seconds"])[:4]
-        print(f"  Postgres publication, inside the last step: {sum(s['seconds'] for s in loads.values()):.1f} s; "
+        print(f"  Postgres publication's loads, inside the last step: {sum(s['seconds'] for s in loads.values()):.1f} s; "
               + ", ".join(f"{table} {s['seconds']:.1f} s ({s['staged']:,} rows, {s['inserted']:,} inserted, "
                           f"{s['updated']:,} updated)" for table, s in slowest))
     print(f"  {'step':34} {'requests':>9} {'seconds':>8} {'peak MB':>8}")
@@ -216,6 +236,7 @@ def main() -> None:
                 sim.stats.reset()
                 report = run_child(label, env)
                 print_run(label, args.tasks, sim.stats.snapshot()["total"], report)
+                record_targets(label, args.tasks, report)
         finally:
             drop_schema(args, schema)
 
@@ -244,9 +265,22 @@ def derived_only(args) -> None:
     label, schema = "derived layer alone", f"bench_{uuid.uuid4().hex[:8]}"
     tasks = pq.read_metadata(Path(args.home) / "warehouse" / "asana" / "tasks.parquet").num_rows
     try:
-        print_run(label, tasks, 0, run_child(label, job_env(args, args.home, schema, "http://127.0.0.1:9/api/1.0")))
+        report = run_child(label, job_env(args, args.home, schema, "http://127.0.0.1:9/api/1.0"))
+        print_run(label, tasks, 0, report)
+        record_targets(label, tasks, report)
     finally:
         drop_schema(args, schema)
+
+
+def record_targets(label: str, tasks: int, report: dict) -> None:
+    """The figures the targets name (at 100,000 tasks, of a run that succeeded): the derived layer's
+    time, from the run of it alone; the full sync's peak memory."""
+    if tasks != 100_000 or not report["success"]:
+        return
+    if label == "derived layer alone":
+        record("scale", derived_seconds=round(derived_seconds(report), 2))
+    elif label == "full sync":
+        record("scale", full_peak_gb=round(report["run_peak_mb"] / 1024, 2))
 
 
 def drop_schema(args, schema: str) -> None:

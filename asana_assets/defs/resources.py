@@ -4,6 +4,7 @@ their configuration from the settings."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -403,9 +404,11 @@ class WarehouseResource(dg.ConfigurableResource):
                     yield relative.parts[0].removesuffix(".parquet"), pq.read_table(store.staged / relative)
 
             named_state = (PostgresStateStore.NAME, asdict(state)) if state else None
+            started = time.perf_counter()
             with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
                 loaded = postgres.publish(tables(), state=named_state)
             metadata["postgres_views"] = dg.MetadataValue.json(refresh_views(self.postgres_url, self.postgres_schema))
+            metadata["postgres_seconds"] = round(time.perf_counter() - started, 3)  # the publication, views included
             metadata["postgres_loads"] = dg.MetadataValue.json({
                 s.table: {k: v for k, v in asdict(s).items() if k != "table"} for s in loaded
             })
@@ -427,6 +430,10 @@ class WarehouseResource(dg.ConfigurableResource):
                      filters: pc.Expression | None = None) -> pa.Table:
         """Those columns and rows of a history table's parts (see ``ParquetWarehouse.read_history``)."""
         return self.parquet().read_history(table, TABLES[table], columns, filters)
+
+    def count_history(self, table: str, keys: list[str]) -> pa.Table:
+        """Rows per distinct ``keys`` of a history table (see ``ParquetWarehouse.count_history``)."""
+        return self.parquet().count_history(table, TABLES[table], keys)
 
 
 class ComplianceResource(dg.ConfigurableResource, MonitorParams):

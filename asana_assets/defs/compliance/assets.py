@@ -12,7 +12,7 @@ from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
-from asana_assets.lib.compliance.report import COUNTED, status_counts
+from asana_assets.lib.compliance.report import COUNTED, verdicts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -203,16 +203,16 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
                                              evidence.former_people(root, run_id, as_of))
     # The runs already published, counted (the trend): four columns read, not every result.
-    earlier = status_counts(warehouse.read_history("monitor_results", columns=COUNTED))
+    earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
     alarms = results[results["status"] == "alarm"].groupby("monitor_id").size()
-    verdicts = {monitor_id: verdict for monitor_id, (verdict, _) in evidence.verdicts(results).items()}
+    judged = {monitor_id: verdict for monitor_id, (verdict, _) in verdicts(results).items()}
     per_monitor = {
         **{f"alarms/{m}": int(alarms.get(m, 0)) for m in monitors.MONITORS},
-        **{f"verdict/{m}": verdicts[m] for m in monitors.MONITORS},
+        **{f"verdict/{m}": judged[m] for m in monitors.MONITORS},
     }
     published = _publish(
         context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
-        alarms=dg.MetadataValue.json(alarms.to_dict()), verdicts=dg.MetadataValue.json(verdicts),
+        alarms=dg.MetadataValue.json(alarms.to_dict()), verdicts=dg.MetadataValue.json(judged),
         **per_monitor, **{EVALUATED_RUN: run_id},
     )
     if "published_version" in published.metadata:

@@ -14,11 +14,13 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from asana_assets.lib.compliance.attribution import attribute
 from asana_assets.lib.compliance.names import Directory, profile_url, quoted
 from asana_assets.lib.compliance.rule_output import rule_rows, when
-from asana_assets.lib.compliance.tickets import lookup
+from asana_assets.lib.compliance.tickets import group_lists, lookup
 from asana_assets.lib.schema import DERIVED_TABLES
 
 ACCESS_COLUMNS = DERIVED_TABLES["user_access"].names
@@ -283,12 +285,19 @@ def _held(user_gid, workspace_gid, kind, clause, item, record_type, record_gid, 
 
 def _describe(placed: pd.DataFrame) -> pd.DataFrame:
     """Per user and workspace, what they still hold, the first few of each kind by name:
-    'member of team "A", project "B"; owner of project "C"; assignee of ticket "D"'."""
+    'member of team "A", project "B"; owner of project "C"; assignee of ticket "D"'. Joined by
+    Arrow: pandas would call Python once per user and kind."""
     # Teams before projects, then by name: the groups below keep this order.
     listed = placed[[*PAIR, "kind", "clause", "item"]].drop_duplicates().sort_values([*PAIR, "kind", "item"])
-    clauses = listed.groupby([*PAIR, "clause"], sort=False, as_index=False)["item"].agg(_listing)
-    clauses["holdings"] = clauses["clause"] + " " + clauses["item"]
-    return clauses.groupby(PAIR, sort=False, as_index=False)["holdings"].agg("; ".join)
+    clauses = group_lists(listed, [*PAIR, "clause"], "item")
+    items, rest = clauses["item"], pc.subtract(pc.list_value_length(clauses["item"]), LISTED_NAMES)
+    shown = pc.binary_join(pc.list_slice(items, 0, LISTED_NAMES), ", ")
+    shown = pc.if_else(pc.greater(rest, 0), pc.binary_join_element_wise(
+        shown, " and ", rest.cast(pa.string()), " more", ""), shown)  # the first few only: one readable sentence
+    holdings = clauses.select(PAIR).append_column("holdings", pc.binary_join_element_wise(
+        clauses["clause"].cast(pa.string()), shown, " "))
+    per_user = group_lists(holdings, PAIR, "holdings")
+    return per_user.set_column(2, "holdings", pc.binary_join(per_user["holdings"], "; ")).to_pandas()
 
 
 def _unplaced(held: pd.DataFrame, odd: pd.DataFrame, names: Directory) -> list[pd.DataFrame]:
@@ -317,13 +326,6 @@ def _first_snapshot_after(times: pd.Series, moments: pd.Series, default: pd.Time
     position = snapshots.searchsorted(pd.DatetimeIndex(moments.fillna(default)), side="right")
     after = pd.Series(snapshots.append(pd.DatetimeIndex([default]))[position], index=moments.index)
     return after.where(moments.notna())
-
-
-def _listing(items: pd.Series) -> str:
-    """The first few names only, so a reason stays one readable sentence."""
-    names = items.tolist()
-    rest = len(names) - LISTED_NAMES
-    return ", ".join(names[:LISTED_NAMES]) + (f" and {rest} more" if rest > 0 else "")
 
 
 def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str] | None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from asana_assets.lib.compliance.monitors import MONITORS, STATUSES, verdict
+from asana_assets.lib.compliance.monitors import MONITORS, STATUSES
 from asana_assets.lib.compliance.report import (
     EXCEPTION_HEADERS,
     SIGN_OFF,
@@ -30,6 +31,7 @@ from asana_assets.lib.compliance.report import (
     exception_cells,
     md_link,
     md_text,
+    monitor_rows,
     render_html,
 )
 
@@ -37,6 +39,7 @@ REPORT = "report.html"
 USERS = "users.csv"
 FIRST_EXCEPTIONS = 10  # summary.md lists this many exceptions per monitor; report.html lists all
 TREND_RUNS = 6  # summary.md's trend shows this many latest runs
+TIME_UNITS = ("s", "ms", "us", "ns")  # as Arrow names them, coarsest first
 # No PDF library is a dependency (the pure-Python ones need compiled imaging packages): the
 # manifest says so, and report.html prints to PDF from any browser.
 PDF_NOTE = "report.pdf not written: no PDF library is installed; print report.html to PDF instead"
@@ -65,8 +68,8 @@ def write_evidence_pack(
     connection: str | None = None,
     as_of_configured: bool = False,
 ) -> Path:
-    """Write the pack of one run. ``history`` is ``report.status_counts`` of the warehouse's
-    ``monitor_results`` (every run's, for the trend); ``connection`` names the connection the
+    """Write the pack of one run. ``history`` counts the warehouse's ``monitor_results`` rows
+    by ``report.COUNTED`` (every run's, for the trend); ``connection`` names the connection the
     run synced."""
     folder = root / "evidence" / pack_name(run_id, as_of)
     (folder / "monitors").mkdir(parents=True, exist_ok=True)
@@ -74,17 +77,18 @@ def write_evidence_pack(
     reviewed = _reviewed_changes(populations, results)
     evidence = Evidence(run_id, as_of, workspaces, parameters, results, populations, history, connection,
                         as_of_configured, reviewed)
-    rows: dict[str, int] = {}
-    for monitor_id in MONITORS:
-        part = evidence.results[evidence.results["monitor_id"] == monitor_id]
-        rows[f"monitors/{monitor_id}.csv"] = _csv(part, folder / "monitors" / f"{monitor_id}.csv")
-    for name, frame in {**populations, **reviewed}.items():
-        path = USERS if name == "users" else f"populations/{name}.csv"
-        rows[path] = _csv(frame, folder / path)
+    tables = {f"monitors/{m}.csv": monitor_rows(evidence.results, m) for m in MONITORS}
+    tables |= {USERS if name == "users" else f"populations/{name}.csv": frame
+               for name, frame in {**populations, **reviewed}.items()}
+    # Two at a time: Arrow formats, writes and hashes outside the GIL.
+    with ThreadPoolExecutor(2) as pool:
+        written = dict(zip(tables, pool.map(lambda item: _csv(item[1], folder / item[0]), tables.items()), strict=True))
+    rows = {path: count for path, (count, _) in written.items()}
+    digests = {path: digest for path, (_, digest) in written.items()}
     (folder / "summary.md").write_text(summary(evidence))
     (folder / REPORT).write_text(render_html(evidence), encoding="utf-8")
     judged = evidence.verdicts
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
         "run_id": run_id,
         "as_of": as_of.isoformat(),
@@ -97,15 +101,10 @@ def write_evidence_pack(
         "verdicts": {monitor_id: v for monitor_id, (v, _) in judged.items()},
         "row_counts": rows,
         "report": {"html": REPORT, "pdf": None, "note": PDF_NOTE},
-        "files": {str(p.relative_to(folder)): _sha256(p) for p in files},
+        "files": {name: digests.get(name) or _sha256(folder / name) for name in map(str, files)},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return folder
-
-
-def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """(verdict, why) of every monitor, from its rows in ``results`` (one run's)."""
-    return {m: verdict(results[results["monitor_id"] == m]) for m in MONITORS}
 
 
 def summary(e: Evidence) -> str:
@@ -166,7 +165,8 @@ def summary(e: Evidence) -> str:
         "",
         ("Each `monitors/<id>.csv` lists every evaluated resource with its status and reason; "
          f"`populations/` holds the rows the rules read; `{USERS}` names every person; `{REPORT}` is the "
-         "full report; `manifest.json` has the sha256 of every file."),
+         "full report; `manifest.json` has the sha256 of every file. In the CSVs times are ISO 8601 in UTC "
+         "(`2026-03-04T09:00:00Z`) and lists are joined by `;`."),
         "",
         "## Sign-off",
         "",
@@ -193,7 +193,7 @@ def _trend_lines(e: Evidence) -> list[str]:
 def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The membership changes awaiting review (``alarm``) apart from those acknowledged (``ok``),
     each with the monitor's reason (which says how it was acknowledged)."""
-    judged = results[results["monitor_id"] == "membership_changes"][["resource_gid", "status", "reason"]]
+    judged = monitor_rows(results, "membership_changes")[["resource_gid", "status", "reason"]]
     changes = populations["membership_changes"].merge(
         judged.rename(columns={"resource_gid": "change_id"}), on="change_id")
     return {
@@ -202,17 +202,40 @@ def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataF
     }
 
 
-def _csv(frame: pd.DataFrame, path: Path) -> int:
-    """CSV with list columns joined by ';' (CSV has no lists); returns the row count. Arrow's
-    writer: a pack at 100,000 tickets is some 300 MB of CSV, which pandas takes seconds to write.
-    It quotes every text value, so an empty text ("") stays apart from a null (nothing)."""
+def _csv(frame: pd.DataFrame, path: Path) -> tuple[int, str]:
+    """CSV with list columns joined by ';' (CSV has no lists) and times in ISO 8601 (``iso_times``);
+    returns the row count and the file's sha256. Arrow's writer: a pack at 100,000 tickets is some
+    300 MB of CSV, which pandas takes seconds to write. It quotes every text value, so an empty
+    text ("") stays apart from a null (nothing). The file is hashed from memory, not read back."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for i, column in enumerate(table.schema):
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            joined = pc.binary_join(table.column(i).cast(pa.list_(pa.string())), ";")
-            table = table.set_column(i, column.name, joined)
-    pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
-    return table.num_rows
+            table = table.set_column(i, column.name, pc.binary_join(table.column(i).cast(pa.list_(pa.string())), ";"))
+        elif pa.types.is_timestamp(column.type):
+            table = table.set_column(i, column.name, iso_times(table.column(i)))
+    out = pa.BufferOutputStream()
+    pa_csv.write_csv(table, out, pa_csv.WriteOptions(quoting_style="needed"))
+    data = out.getvalue()
+    path.write_bytes(data)
+    return table.num_rows, hashlib.sha256(data).hexdigest()
+
+
+def iso_times(times: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Timestamps as ISO 8601 text: ``2026-03-04T09:00:00Z``, with the fraction of a second only
+    when there is one, as short as it is exact (``.250Z``, ``.250001Z``: never rounded); the
+    ``Z`` only for times with a time zone (their instant is UTC's). Formatted as times without a
+    zone (their UTC wall time): Arrow formats a zoned time some 30 times slower."""
+    unit = times.type.unit
+    naive = times.cast(pa.timestamp(unit))
+    ticks = naive.cast(pa.int64())
+    text = naive.cast(pa.string())  # the longest form
+    finest = TIME_UNITS.index(unit)
+    for coarser in reversed(TIME_UNITS[:finest]):  # the coarsest exact form wins
+        per = 1000 ** (finest - TIME_UNITS.index(coarser))
+        whole = pc.equal(pc.subtract(ticks, pc.multiply(pc.divide(ticks, per), per)), 0)
+        text = pc.if_else(whole, naive.cast(pa.timestamp(coarser), safe=False).cast(pa.string()), text)
+    text = pc.replace_substring(text, " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(text, "Z", "") if times.type.tz is not None else text
 
 
 def _sha256(path: Path) -> str:

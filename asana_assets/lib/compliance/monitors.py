@@ -16,6 +16,8 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from asana_assets.lib.compliance import access, tickets
@@ -115,16 +117,20 @@ def finish(monitor_id: str, rows: pd.DataFrame, run_id: str, as_of: pd.Timestamp
     return out[[*DERIVED_TABLES["monitor_results"].names, *NAMED]].reset_index(drop=True)
 
 
-def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) -> tuple[np.ndarray, np.ndarray]:
-    """(status, reason) per row from (condition, status, reason) cases: the first that holds wins."""
-    conditions = [np.asarray(condition, dtype=bool) for condition, _, _ in cases]
+def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) -> tuple[pd.Series, pd.Series]:
+    """(status, reason) per row from (condition, status, reason) cases: the first that holds
+    wins. Chosen by Arrow, so the texts stay Arrow-backed (no Python object per row)."""
+    conditions = pa.StructArray.from_arrays(
+        [pa.array(np.asarray(condition, dtype=bool)) for condition, _, _ in cases],
+        names=[str(i) for i in range(len(cases))])
 
-    def column(value) -> np.ndarray:
-        return pd.Series(value, index=index).astype(object).to_numpy()
+    def column(value) -> pa.Array:
+        return pa.array(pd.Series(value, index=index).astype("str"), from_pandas=True).cast(pa.string())
 
-    status = np.select(conditions, [column(s) for _, s, _ in cases], column(default[0]))
-    reason = np.select(conditions, [column(r) for _, _, r in cases], column(default[1]))
-    return status, reason
+    def pick(values) -> pd.Series:
+        return pd.Series(pc.case_when(conditions, *map(column, values)).to_pandas().array, index=index)
+
+    return (pick([s for _, s, _ in cases] + [default[0]]), pick([r for _, _, r in cases] + [default[1]]))
 
 
 # -- derived facts the rules share ------------------------------------------------------
@@ -177,7 +183,8 @@ def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.Dat
     them after completion: unknown."""
     first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
     completed = tix[tix["completed"]].set_index("gid")
-    moves = events[events["event_type"].isin(["assigned", "unassigned"])]
+    moves = events.loc[events["event_type"].isin(["assigned", "unassigned"]),
+                       ["ticket_gid", "occurred_at", "event_id", "new_value"]]
     moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
     before = moves[moves["occurred_at"] <= moves["first_done"]]
     # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.
@@ -279,7 +286,10 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     old = (as_of - tix["created_at"]) > timedelta(hours=params.assignment_grace_hours)
     done_by = lookup(tix["gid"], at_completion["assignee_gid"])
     known = lookup(tix["gid"], at_completion["known"]).fillna(True).astype(bool)
-    milestone = tix["ticket_type"] == "milestone"
+    # Asana's milestone kind, not the ticket type: a custom field can type a milestone "Change",
+    # and a task typed "Milestone" is still work someone must own.
+    tasks = raw["tasks"].drop_duplicates("gid").set_index("gid")
+    milestone = lookup(tix["gid"], tasks["resource_subtype"]).eq("milestone").fillna(False).astype(bool)
     completed, unassigned = tix["completed"], tix["assignee_gid"].isna()
     assignee, implementer = names.person(tix["assignee_gid"]), names.person(done_by)
     closer = (" by " + names.person(tix["completed_by_gid"])).fillna("")

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
+import pyarrow.compute as pc
 
-from asana_assets.lib.compliance.tickets import lookup
+from asana_assets.lib.compliance.tickets import group_lists, lookup
 
 APP_URL = "https://app.asana.com/0"
 
@@ -58,7 +59,7 @@ class Directory:
         email = users["email"].where(users["email"].fillna("").astype(str).str.strip() != "")
         self.emails = email
         self.user_names = name
-        self.labels = (name + " <" + email + ">").fillna(name).fillna(email)
+        self.labels = (name + " <" + email + ">").fillna(name).fillna(email).astype("str")  # Arrow-backed text
         self.workspaces = _table(t, "workspaces", ["gid", "name"])["name"]
         teams = _table(t, "teams", ["gid", "name", "permalink_url"])
         self.teams, self.team_links = teams["name"], teams["permalink_url"]
@@ -67,8 +68,8 @@ class Directory:
 
     def person(self, gids: pd.Series) -> pd.Series:
         """``Name <email>`` per user gid; ``user <gid>`` for a user the sync does not have; null for none."""
-        gids = gids.astype(object)
-        return lookup(gids, self.labels).fillna("user " + gids).where(gids.notna(), None)
+        gids = gids.astype("str")
+        return lookup(gids, self.labels).fillna("user " + gids).where(gids.notna())
 
     def workspace(self, gids: pd.Series) -> pd.Series:
         """``workspace "Acme"``; the gid alone when the workspace is unknown."""
@@ -106,8 +107,9 @@ class Directory:
                             "in_users_table": gids.isin(self.current)})
         for column, mask in (("workspaces", None), ("active_in", "is_active"), ("admin_in", "is_admin"),
                              ("guest_in", "is_guest")):
-            rows = m if mask is None else m[m[mask].eq(True)]
-            listed = rows.groupby("user_gid")["workspace"].agg("; ".join)
+            grouped = group_lists(m if mask is None else m[m[mask].eq(True)], ["user_gid"], "workspace")
+            listed = pd.Series(pc.binary_join(grouped["workspace"], "; ").to_pandas().array,
+                               index=grouped["user_gid"].to_pandas().array)
             out[column] = lookup(gids, listed)
         return out.astype(object).where(out.notna(), None)
 
@@ -124,6 +126,6 @@ def roles(**people: pd.Series) -> pd.Series:
     """``role: person; role: person`` from columns of person labels, nulls left out (null when all are)."""
     joined = None
     for role, who in people.items():
-        piece = role + ": " + who.astype(object)
+        piece = role + ": " + who.astype("str")
         joined = piece if joined is None else (joined + "; " + piece).fillna(joined).fillna(piece)
-    return joined.astype(object).where(joined.notna(), None)
+    return joined

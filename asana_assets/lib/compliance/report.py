@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from asana_assets.lib.compliance.monitors import CONTROLS, MONITORS, STATUSES, verdict
 from asana_assets.lib.compliance.rule_output import COLUMNS, NAMED
@@ -29,15 +28,24 @@ STATES = ("OPEN", "IN_PROGRESS", "ON_HOLD")
 SIGN_OFF = ("Reviewer", "Date", "Management response")
 
 
+# What the trend reads of the runs before: their monitor_results rows counted by these (and
+# ``rows``), a few rows per run however many resources they judged.
 COUNTED = ["run_id", "evaluated_at", "monitor_id", "status"]
 
 
-def status_counts(results: pa.Table) -> pd.DataFrame:
-    """How many monitor_results rows each run has per monitor and status (``COUNTED`` and
-    ``rows``): what the trend reads of the runs before, a few rows per run however many
-    resources they judged."""
-    return results.select(COUNTED).group_by(COUNTED).aggregate([([], "count_all")]).rename_columns(
-        [*COUNTED, "rows"]).to_pandas()
+def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """(verdict, why) of every monitor, from its rows in ``results`` (one run's)."""
+    return {m: verdict(monitor_rows(results[["monitor_id", "status", "reason"]], m)) for m in MONITORS}
+
+
+def monitor_rows(results: pd.DataFrame, monitor_id: str) -> pd.DataFrame:
+    """One monitor's rows of ``results``. A run's results hold each monitor's rows together (as
+    ``monitors.evaluate`` concatenates them): those are a slice, not a copy of half a million
+    rows' texts; rows spread out are gathered."""
+    where = np.flatnonzero((results["monitor_id"] == monitor_id).to_numpy(dtype=bool, na_value=False))
+    if len(where) and where[-1] - where[0] + 1 == len(where):
+        return results.iloc[where[0]:where[-1] + 1]
+    return results.iloc[where]
 
 
 def _time(ts) -> str:
@@ -54,8 +62,8 @@ class Evidence:
     parameters: Mapping[str, Any]
     results: pd.DataFrame
     populations: Mapping[str, pd.DataFrame]
-    # the runs in the warehouse, as ``status_counts`` of their monitor_results (this run's are
-    # taken from ``results``)
+    # the runs in the warehouse: their monitor_results rows counted by ``COUNTED`` (``rows``);
+    # this run's are taken from ``results``
     history: pd.DataFrame | None = None
     connection: str | None = None
     as_of_configured: bool = False
@@ -68,7 +76,7 @@ class Evidence:
     # -- scope ----------------------------------------------------------------------------
     @cached_property
     def verdicts(self) -> dict[str, tuple[str, str]]:
-        return {m: verdict(self.results[self.results["monitor_id"] == m]) for m in MONITORS}
+        return verdicts(self.results)
 
     def workspace_names(self) -> list[str]:
         known = self.populations.get("workspaces", pd.DataFrame(columns=["gid", "name"]))
@@ -128,9 +136,12 @@ class Evidence:
         return [(str(k), shown(v)) for k, v in self.parameters.items()]
 
     # -- results --------------------------------------------------------------------------
+    @cached_property
+    def _counts(self) -> pd.Series:
+        return self.results.groupby(["monitor_id", "status"]).size()
+
     def counts(self, monitor_id: str) -> dict[str, int]:
-        mine = self.results.loc[self.results["monitor_id"] == monitor_id, "status"].value_counts()
-        return {s: int(mine.get(s, 0)) for s in STATUSES}
+        return {s: int(self._counts.get((monitor_id, s), 0)) for s in STATUSES}
 
     def controls(self) -> list[tuple[str, str, list[str]]]:
         """(control, what it asks, its monitors), in the order of ``CONTROLS``."""
@@ -139,8 +150,13 @@ class Evidence:
 
     def exceptions(self, monitor_id: str | None = None) -> pd.DataFrame:
         """The rows an auditor must look at: alarms and errors, with names and links."""
+        rows = self._exceptions
+        return rows[rows["monitor_id"] == monitor_id] if monitor_id else rows
+
+    @cached_property
+    def _exceptions(self) -> pd.DataFrame:
         r = self.results
-        rows = r[r["status"].isin(EXCEPTION_STATUSES) & ((r["monitor_id"] == monitor_id) if monitor_id else True)]
+        rows = r[r["status"].isin(EXCEPTION_STATUSES)]
         rows = rows.assign(name=rows["name"].fillna(rows["resource_type"] + " " + rows["resource_gid"]))
         return rows[["monitor_id", "status", "resource_type", "resource_gid", *NAMED, "resource_url", "reason"]]
 
@@ -287,7 +303,8 @@ def render_html(e: Evidence) -> str:
         "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated: the run shows "
         "nothing about the control. Files: <code>monitors/&lt;monitor&gt;.csv</code> (every evaluated resource), "
         "<code>populations/</code> (the rows the rules read), <code>users.csv</code> (the people), "
-        "<code>manifest.json</code> (sha256 of every file).</p>"),
+        "<code>manifest.json</code> (sha256 of every file). In the CSVs times are ISO 8601 in UTC "
+        "(<code>2026-03-04T09:00:00Z</code>) and lists are joined by <code>;</code>.</p>"),
         "</body></html>",
     ]
     return "\n".join(parts)

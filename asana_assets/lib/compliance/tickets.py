@@ -8,6 +8,7 @@ Inputs are the raw tables as pandas frames; ``states`` is the ``workflow_states`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,17 @@ def sort_rows(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     keys = pa.table({c: pa.array(frame[c], from_pandas=True) for c in by})
     order = pc.sort_indices(keys, sort_keys=[(c, "ascending", "at_end") for c in by])
     return frame.take(order.to_numpy()).reset_index(drop=True)
+
+
+def group_lists(frame: pd.DataFrame | pa.Table, by: list[str], column: str) -> pa.Table:
+    """Per group of ``by`` (a row with a null key in none, as in pandas), its ``column`` values
+    in their order, as an Arrow list column of that name; groups in order of first appearance.
+    What pandas' ``groupby(by)[column].agg(list)`` or ``.agg(", ".join)`` gives, without calling
+    Python once per group."""
+    table = pa.table({c: _arrow_array(frame[c]) for c in dict.fromkeys([*by, column])})
+    keyed = table.filter(reduce(pc.and_, [pc.is_valid(table[c]) for c in by]))
+    grouped = keyed.group_by(by, use_threads=False).aggregate([(column, "list")])  # keeps the order
+    return grouped.select(by).append_column(column, grouped[f"{column}_list"].cast(pa.list_(pa.string())))
 
 
 def _arrow_array(values) -> pa.Array:
@@ -114,16 +126,16 @@ STORY_COLUMNS = ["gid", "task_gid", "created_at", "created_by_gid", "resource_su
 
 
 def story_kinds(s: pd.DataFrame) -> pd.Series:
-    """The ticket event type of each story, "" for stories that are not one."""
-    subtype = s["resource_subtype"].fillna("").astype(object)
-    known = subtype.map(EVENT_OF_SUBTYPE).fillna("")
+    """The ticket event type of each story, "" for stories that are not one (Arrow-backed text)."""
+    subtype = s["resource_subtype"].fillna("").astype("str")
+    known = lookup(subtype, pd.Series(EVENT_OF_SUBTYPE)).fillna("")
     by_fields = np.select(
         [s["new_section_gid"].notna(), s["assignee_gid"].notna(), s[DUE_FIELDS].notna().any(axis=1),
          s["new_name"].notna() | s["old_name"].notna()],
         ["section_changed", "assigned", "due_changed", "name_changed"], default="",
     )
-    kind = pd.Series(np.where(known != "", known, by_fields), index=s.index, dtype=object)
-    kind[s["new_approval_status"].notna()] = "approval_changed"
+    kind = known.where(known != "", pd.Series(by_fields, index=s.index, dtype="str"))
+    kind = kind.mask(s["new_approval_status"].notna(), "approval_changed")
     # A kind whose structured field is missing says nothing usable.
     unusable = (
         ((kind == "section_changed") & s["new_section_gid"].isna())
@@ -170,25 +182,27 @@ def ticket_events(raw: Raw, states: pd.DataFrame) -> pd.DataFrame:
     events = sort_rows(events, ["ticket_gid", "occurred_at", "event_id"])
     # The previous assignee is the one the last assignment set.
     assignment = events["event_type"].isin(["assigned", "unassigned"])
-    previous = events[assignment].groupby("ticket_gid")["new_value"].shift()
+    previous = events.loc[assignment, ["ticket_gid", "new_value"]].groupby("ticket_gid")["new_value"].shift()
     events.loc[assignment, "old_value"] = previous
     return events
 
 
 def _per_kind(kind: pd.Series, values: Mapping[str, pd.Series]) -> pd.Series:
-    """Each row's value from the series of its kind; null for other kinds."""
-    out = pd.Series(None, index=kind.index, dtype=object)
-    for event_type, value in values.items():
-        out = out.mask(kind == event_type, value)
-    return out
+    """Each row's value from the series of its kind; null for other kinds. Chosen by Arrow, as text."""
+    conditions = pa.StructArray.from_arrays([pa.array(np.asarray(kind == k)) for k in values], names=list(values))
+    chosen = pc.case_when(conditions, *(pa.array(v, from_pandas=True).cast(pa.string()) for v in values.values()))
+    return pd.Series(chosen.to_pandas().array, index=kind.index)
 
 
 def _first_of(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """The first non-null of several columns, as text."""
-    out = pd.Series(pd.NA, index=frame.index, dtype="object")
+    """The first non-null of several columns, as text (a time or a date as pandas writes it)."""
+    texts = []
     for column in columns:
-        out = out.fillna(frame[column].astype("str").where(frame[column].notna()))
-    return out.astype("str").where(out.notna())
+        values = frame[column]
+        if not isinstance(values.dtype, pd.StringDtype):
+            values = values.dropna().astype("str").reindex(values.index)
+        texts.append(pa.array(values, from_pandas=True).cast(pa.string()))
+    return pd.Series(pc.coalesce(*texts).to_pandas().array, index=frame.index)
 
 
 def _approval_completions(events: pd.DataFrame) -> pd.DataFrame:
@@ -200,7 +214,7 @@ def _approval_completions(events: pd.DataFrame) -> pd.DataFrame:
         a[left].assign(event_type="completed", event_id=a["event_id"] + ":completed"),
         a[back].assign(event_type="reopened", event_id=a["event_id"] + ":reopened"),
     ])
-    return out.assign(old_value=None, new_value=None)
+    return out.assign(old_value=pd.Series(index=out.index, dtype="str"), new_value=pd.Series(index=out.index, dtype="str"))
 
 
 def _created(tasks: pd.DataFrame) -> pd.DataFrame:
@@ -219,7 +233,8 @@ def completions(raw: Raw, events: pd.DataFrame) -> pd.DataFrame:
 
     A completed task whose completion left no story completes at its completed_at.
     """
-    c = events[events["event_type"].isin(["completed", "reopened"])]
+    c = events.loc[events["event_type"].isin(["completed", "reopened"]),
+                   ["ticket_gid", "occurred_at", "event_type", "actor_gid", "event_id"]]
     out = pd.DataFrame({
         "ticket_gid": c["ticket_gid"], "at": c["occurred_at"],
         "completed": c["event_type"] == "completed", "actor_gid": c["actor_gid"], "seq": c["event_id"],
@@ -241,7 +256,8 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     follows; removal from a project ends it with a null section.
     """
     t = raw["tasks"].set_index("gid")
-    moves = events[events["event_type"] == "section_changed"]
+    moves = events.loc[events["event_type"] == "section_changed", [
+        "ticket_gid", "project_gid", "occurred_at", "new_section_gid", "actor_gid", "event_id", "old_section_gid"]]
     moves = pd.DataFrame({
         "ticket_gid": moves["ticket_gid"], "project_gid": moves["project_gid"], "at": moves["occurred_at"],
         "section_gid": moves["new_section_gid"], "actor_gid": moves["actor_gid"], "seq": moves["event_id"],
@@ -255,7 +271,7 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     starts = pd.concat([first, current], ignore_index=True).groupby(
         ["ticket_gid", "project_gid"], as_index=False, dropna=False, sort=False)[["first_left", "current_section"]].first()
     added = (
-        events[events["event_type"] == "added_to_project"]
+        events.loc[events["event_type"] == "added_to_project", ["ticket_gid", "project_gid", "occurred_at"]]
         .groupby(["ticket_gid", "project_gid"], as_index=False)["occurred_at"].min()
     )
     starts = starts.merge(added, on=["ticket_gid", "project_gid"], how="left")
@@ -263,7 +279,8 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     starts["section_gid"] = starts["first_left"].fillna(starts["current_section"])
     starts["actor_gid"] = starts["ticket_gid"].map(t["created_by_gid"])
     starts["seq"] = ""  # a start sorts before any move at the same instant
-    removed = events[events["event_type"] == "removed_from_project"]
+    removed = events.loc[events["event_type"] == "removed_from_project",
+                         ["ticket_gid", "project_gid", "occurred_at", "actor_gid", "event_id"]]
     removed = pd.DataFrame({
         "ticket_gid": removed["ticket_gid"], "project_gid": removed["project_gid"], "at": removed["occurred_at"],
         "section_gid": None, "actor_gid": removed["actor_gid"], "seq": removed["event_id"],
@@ -297,7 +314,11 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
         flips[["ticket_gid", "project_gid", "at", "seq", "actor_gid", "completed"]].assign(kind=1),
     ], ignore_index=True)
     rows = sort_rows(rows, ["ticket_gid", "project_gid", "at", "seq", "kind"])
-    keys = [rows["ticket_gid"], rows["project_gid"]]
+    # Each (ticket, project) as a number, from the sorted keys: grouping by it spares hashing two
+    # text columns for every groupby below.
+    rows["group"] = (rows["ticket_gid"].ne(rows["ticket_gid"].shift())
+                     | rows["project_gid"].ne(rows["project_gid"].shift())).cumsum()
+    keys = rows["group"]
     # Section state and completion each hold until changed; a removed ticket has no state.
     rows["section_state"] = rows["state"].where(rows["kind"] == 0).groupby(keys).ffill()
     rows.loc[(rows["kind"] == 0) & rows["state"].isna(), "section_state"] = "__removed__"
@@ -306,10 +327,10 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
     effective = np.where(rows["is_done"], CLOSED, rows["section_state"])
     rows["effective"] = pd.Series(effective, index=rows.index).replace("__removed__", None)
     # Several changes at one instant leave the state after the last of them.
-    rows = rows.drop_duplicates(["ticket_gid", "project_gid", "at"], keep="last")
-    changed = rows["effective"].ne(rows.groupby(["ticket_gid", "project_gid"])["effective"].shift())
+    rows = rows.drop_duplicates(["group", "at"], keep="last")
+    changed = rows["effective"].ne(rows.groupby("group")["effective"].shift())
     starts = rows[changed].copy()
-    starts["left_at"] = starts.groupby(["ticket_gid", "project_gid"])["at"].shift(-1)
+    starts["left_at"] = starts.groupby("group")["at"].shift(-1)
     starts = starts[starts["effective"].notna()]
     history = pd.DataFrame({
         "ticket_gid": starts["ticket_gid"],
@@ -427,9 +448,8 @@ def _lists(keys: pd.Series, by: pd.Series, values: pd.Series) -> pd.Series:
     """Each key's ``values`` (those whose ``by`` is the key, in their order) as a list, [] where
     it has none: an object column even when empty, as Arrow's list type needs. Grouped by Arrow:
     pandas' groupby().agg(list) takes seconds at 100,000 tickets."""
-    pairs = pa.table({"by": _arrow_array(by), "value": _arrow_array(values)})
-    grouped = pairs.group_by("by", use_threads=False).aggregate([("value", "list")])  # keeps the order
-    lists = pd.Series(grouped["value_list"].to_pylist(), index=grouped["by"].to_pylist(), dtype=object)
+    grouped = group_lists(pd.DataFrame({"by": by.array, "value": values.array}), ["by"], "value")
+    lists = pd.Series(grouped["value"].to_pylist(), index=grouped["by"].to_pylist(), dtype=object)
     out = lookup(keys, lists).astype(object)
     return out.where(out.notna(), pd.Series([[]] * len(out), index=out.index, dtype=object))
 

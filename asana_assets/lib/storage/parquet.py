@@ -79,14 +79,34 @@ class ParquetWarehouse:
         ``filters`` read only those columns and rows: a part whose statistics rule the filter
         out (one run's part, when filtering on another run) is not read beyond its footer, so a
         reader of one run does not pay for the whole history."""
-        parts = {p.name: p for p in self.folder(table).glob("*.parquet")}
-        if self.staged is not None:
-            parts |= {p.name: p for p in (self.staged / table).glob("*.parquet")}
-        files = [parts[name] for name in sorted(parts)]
+        files = self._parts(table)
         if not files:
             return (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
         # Read with the table's schema: a part written before a column was added reads null there.
         return ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns, filter=filters)
+
+    def count_history(self, table: str, schema: pa.Schema, keys: list[str]) -> pa.Table:
+        """How many rows of a history table have each distinct value of ``keys`` (the ``keys``
+        and ``rows``). Counted part by part with the text keys read dictionary-encoded: a part
+        decodes each distinct text once rather than once per row, so counting a growing history
+        (a run's part holds a row per judged resource) stays cheap."""
+        fields = [schema.field(k) for k in keys]
+        text = [f.name for f in fields if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        encoded = pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in text else f for f in fields])
+        parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
+        counts = [ds.dataset([part], schema=encoded, format=parquet).to_table().group_by(keys).aggregate(
+            [([], "count_all")]) for part in self._parts(table)]
+        counted = pa.schema([*fields, pa.field("count_all", pa.int64())])
+        merged = pa.concat_tables([c.cast(counted) for c in counts]) if counts else counted.empty_table()
+        # A run's rows are in its own part; summed again all the same, should two parts share a key.
+        return merged.group_by(keys).aggregate([("count_all", "sum")]).rename_columns([*keys, "rows"])
+
+    def _parts(self, table: str) -> list[Path]:
+        """A history table's parts, by name; this run's staged part replaces a published one of that name."""
+        parts = {p.name: p for p in self.folder(table).glob("*.parquet")}
+        if self.staged is not None:
+            parts |= {p.name: p for p in (self.staged / table).glob("*.parquet")}
+        return [parts[name] for name in sorted(parts)]
 
     def _write(self, target: Path, data: pa.Table) -> Path:
         table = target.stem

@@ -4,6 +4,7 @@ directory names users the sync no longer lists from an earlier pack."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from html.parser import HTMLParser
 
@@ -99,3 +100,27 @@ def test_a_user_the_sync_no_longer_lists_is_named_from_the_earlier_pack(tmp_path
         columns=["workspace_gid", "user_gid", "is_active", "is_admin", "is_guest"]), [pd.Series(["gone"])])
     assert people.set_index("gid")["in_users_table"].to_dict() == {"gone": False, "kept": True}
     assert evidence.former_people(tmp_path / "elsewhere", "r1", AS_OF) is None
+
+
+def test_pack_csvs_write_times_in_iso_8601_utc_as_precise_as_they_are(tmp_path):
+    # Hand-written times: whole second, milliseconds, microseconds, a null; lists joined by ";",
+    # an empty text quoted apart from a null.
+    at = pd.Series(pd.to_datetime(["2026-03-04 09:00:00", "2026-03-04 09:00:00.250", "2026-03-04 09:00:00.250001",
+                                   None], utc=True, format="ISO8601"))
+    stays = pd.DataFrame({"ticket_gid": ["t1", "t2", "t3", "t4"], "entered_at": at,
+                          "note": ["", None, "a", "b"], "tags": [["x", "y"], [], ["z"], ["w"]]})
+    results = pd.DataFrame([result("tickets_assigned", "t1", "ok", "Ticket x: assigned.")])
+    pack = evidence.write_evidence_pack(tmp_path, "r1", AS_OF, [], {}, results, {
+        "ticket_status_history": stays, "membership_changes": pd.DataFrame(columns=["change_id", "user_gid"]),
+        "users": pd.DataFrame(columns=["gid", "name", "email", "profile_url"])})
+    assert (pack / "populations" / "ticket_status_history.csv").read_text().splitlines() == [
+        '"ticket_gid","entered_at","note","tags"',
+        '"t1","2026-03-04T09:00:00Z","","x;y"',
+        '"t2","2026-03-04T09:00:00.250Z",,""',
+        '"t3","2026-03-04T09:00:00.250001Z","a","z"',
+        '"t4",,"b","w"',
+    ]
+    assert '"r2","2026-03-10T09:00:00Z","tickets_assigned"' in (pack / "monitors" / "tickets_assigned.csv").read_text()
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["files"]["populations/ticket_status_history.csv"] == hashlib.sha256(
+        (pack / "populations" / "ticket_status_history.csv").read_bytes()).hexdigest()

@@ -285,6 +285,31 @@ def test_a_section_story_without_a_section_is_not_a_move():
     assert history.loc[history["ticket_gid"] == "t1", "state"].tolist() == ["IN_PROGRESS"]
 
 
+# -- tickets_assigned: milestones ----------------------------------------------------------
+def test_only_asana_milestones_are_exempt_from_assignment_whatever_their_ticket_type():
+    org = Org()
+    # Created 10 days before as_of: past the 24 h grace, open and unassigned.
+    org.task("m-typed", subtype="milestone", assignee=None)  # a milestone the Type field calls "Change"
+    org.task("m-plain", subtype="milestone", assignee=None)  # a milestone with no type: the edge
+    org.task("t-typed", assignee=None)  # a task the Type field calls "Milestone": still work to own
+    org.task("t-plain", assignee=None)
+    org.rows["custom_fields"].append({"gid": "cf-type", "workspace_gid": "w1", "name": "Type",
+                                      "resource_subtype": "enum"})
+    for task, value in (("m-typed", "Change"), ("t-typed", "Milestone")):
+        org.rows["task_custom_fields"].append({"task_gid": task, "custom_field_gid": "cf-type",
+                                               "resource_subtype": "enum", "enum_option_name": value})
+    t, _ = derive(org.raw())
+    typed = t["tickets"].set_index("gid")["ticket_type"]
+    assert typed[["m-typed", "m-plain", "t-typed"]].tolist() == ["Change", "milestone", "Milestone"]
+    unassigned = "open and unassigned for longer than the grace period (created 2026-03-02 09:00 UTC)."
+    assert results_of(t, "tickets_assigned") == {
+        "m-typed": ("skip", ticket("m-typed") + "milestones are not assigned work."),
+        "m-plain": ("skip", ticket("m-plain") + "milestones are not assigned work."),
+        "t-typed": ("alarm", ticket("t-typed") + unassigned),
+        "t-plain": ("alarm", ticket("t-plain") + unassigned),
+    }
+
+
 # -- tickets_synced -----------------------------------------------------------------------
 def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
     org = Org()

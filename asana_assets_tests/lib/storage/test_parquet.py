@@ -82,3 +82,24 @@ def test_a_warehouse_written_before_versions_becomes_the_first_version(tmp_path)
     staged.commit()
     assert rows(plain, "a") == [{"run_id": "new", "n": 1}] and rows(plain, "b") == [{"run_id": "old", "n": 0}]
     assert len(list((tmp_path / "versions").iterdir())) == 2  # the adopted folder and the new version
+
+
+def test_count_history_counts_every_part_by_key_and_a_staged_part_replaces_its_published_one(tmp_path):
+    schema = pa.schema([("run_id", pa.string()), ("status", pa.string()), ("n", pa.int64())])
+    store = ParquetWarehouse(tmp_path)
+    assert store.count_history("h", schema, ["run_id", "status"]).to_pylist() == []  # no part yet
+    store.write_part("h", "r1", pa.table({"run_id": ["r1"] * 3, "status": ["ok", "alarm", "ok"], "n": [1, 2, 3]},
+                                         schema=schema))
+    # A second part with a row of r1 too: counted with r1's own (hand-counted: r1 ok 3, alarm 1).
+    store.write_part("h", "r2", pa.table({"run_id": ["r2", "r1"], "status": ["ok", "ok"], "n": [4, 5]},
+                                         schema=schema))
+    staged = ParquetWarehouse(tmp_path, stage="r3")
+    staged.write_part("h", "r2", pa.table({"run_id": ["r2", "r2"], "status": [None, None], "n": [6, 7]},
+                                          schema=schema))
+
+    def counts(warehouse):
+        table = warehouse.count_history("h", schema, ["run_id", "status"])
+        return sorted((r["run_id"], r["status"] or "", r["rows"]) for r in table.to_pylist())
+
+    assert counts(store) == [("r1", "alarm", 1), ("r1", "ok", 3), ("r2", "ok", 1)]
+    assert counts(staged) == [("r1", "alarm", 1), ("r1", "ok", 2), ("r2", "", 2)]

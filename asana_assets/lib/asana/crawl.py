@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -96,6 +97,12 @@ _OWNER_COLUMNS = {
     "task_followers": ("task_gid",),
 }
 
+# The tables that grow with the stories and tasks and are never looked up during a crawl: their
+# rows are converted to Arrow every CHUNK_ROWS rows, so a large crawl does not hold them all as
+# Python dicts beside their Arrow copy.
+STREAMED = ("stories", "task_memberships", "task_tags", "task_custom_fields", "task_followers")
+CHUNK_ROWS = 10_000
+
 # Which crawl each table needs: selecting a subset of tables crawls only what they need.
 _NEEDS = {
     "memberships": {"users", "workspace_memberships"},
@@ -143,7 +150,8 @@ class WorkspaceCrawler:
         # listed, so a later incremental sync sees every change made from then on.
         self.track_events = track_events
         self.tokens: dict[str, str] = {}
-        self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)
+        self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)  # the tables not STREAMED
+        self.streamed = {table: _Chunks(table) for table in STREAMED}
         self.started_at = datetime.now(UTC)
         self.quarantine: list[dict] = []
         self._seen_tasks: set[str] = set()
@@ -190,7 +198,7 @@ class WorkspaceCrawler:
             if self.expected_requests and rate and requests < self.expected_requests:
                 left = f", about {(self.expected_requests - requests) / rate:.0f} s left"
             log.info("Crawling: %d tasks and %d stories read, %d requests in %.0f s (%.1f/s)%s",
-                     len(self.rows["tasks"]), len(self.rows["stories"]), requests, elapsed, rate, left)
+                     len(self.rows["tasks"]), self.streamed["stories"].read, requests, elapsed, rate, left)
 
     # -- scheduling -------------------------------------------------------------------
     def _spawn(self, coro, container: str | None = None) -> None:
@@ -212,7 +220,8 @@ class WorkspaceCrawler:
             return None
 
     def _drop_gone(self) -> None:
-        """Remove objects deleted during the crawl, and the rows that hang off them."""
+        """Remove objects deleted during the crawl, and the rows that hang off them (those of the
+        streamed tables when they are converted)."""
         if not self._gone:
             return
         for table, rows in self.rows.items():
@@ -261,12 +270,22 @@ class WorkspaceCrawler:
 
     def _add(self, table: str, row: dict) -> None:
         """Keep one row per primary key, so a page read twice never duplicates a row."""
-        if table in self.wanted:
+        if table not in self.wanted:
+            return
+        if table in self.streamed:
+            self.streamed[table].add(row)
+        else:
             self.rows[table][tuple(row[k] for k in primary_key(table))] = row
 
     def _tables(self) -> dict[str, pa.Table]:
-        """What this crawl read: its rows, and the records it refused."""
-        tables = {name: to_arrow(name, self.rows[name].values()) for name in RAW_TABLES}
+        """What this crawl read: its rows, and the records it refused. Each table's dicts are
+        freed once converted, so no two tables' rows are held twice at once."""
+        tables = {}
+        for name in RAW_TABLES:
+            if name in self.streamed:
+                tables[name] = self.streamed.pop(name).table(_OWNER_COLUMNS.get(name, ("gid",)), self._gone)
+            else:
+                tables[name] = to_arrow(name, self.rows.pop(name, {}).values())
         tables["quarantine"] = to_arrow("quarantine", self.quarantine)
         return tables
 
@@ -430,6 +449,51 @@ class WorkspaceCrawler:
                     self._add("stories", row)
 
 
+class _Chunks:
+    """One table's rows as Arrow tables of CHUNK_ROWS rows, converted as they come."""
+
+    def __init__(self, table: str):
+        self.name = table
+        self.pending: list[dict] = []
+        self.chunks: list[pa.Table] = []
+        self.read = 0  # rows added, a key read twice counted twice
+
+    def add(self, row: dict) -> None:
+        self.pending.append(row)
+        self.read += 1
+        if len(self.pending) >= CHUNK_ROWS:
+            self._convert()
+
+    def _convert(self) -> None:
+        if self.pending:
+            self.chunks.append(to_arrow(self.name, self.pending))
+            self.pending = []
+
+    def table(self, owners: tuple[str, ...], gone: set[str]) -> pa.Table:
+        """One row per primary key, as a dict keyed by it keeps them: the last row read, in the
+        place of the first; then without the rows whose ``owners`` columns name a ``gone`` object."""
+        self._convert()
+        data = pa.concat_tables(self.chunks) if self.chunks else to_arrow(self.name, [])
+        self.chunks = []
+        data = _last_per_key(data, primary_key(self.name))
+        if gone:
+            hit = [pc.fill_null(pc.is_in(data[c], value_set=gid_array(gone)), False) for c in owners]
+            mask = hit[0]
+            for more in hit[1:]:
+                mask = pc.or_(mask, more)
+            data = data.filter(pc.invert(mask))
+        return data.combine_chunks()
+
+
+def _last_per_key(data: pa.Table, key: tuple[str, ...]) -> pa.Table:
+    """``data`` with, per ``key``, its last row in the place of its first."""
+    positions = data.select(list(key)).append_column("_at", pa.array(np.arange(data.num_rows, dtype=np.int64)))
+    groups = positions.group_by(list(key), use_threads=False).aggregate([("_at", "min"), ("_at", "max")])
+    if groups.num_rows == data.num_rows:
+        return data  # no key read twice
+    return data.take(pc.take(groups["_at_max"], pc.sort_indices(groups["_at_min"])))
+
+
 def with_others_refused(current: pa.Table, fresh: pa.Table) -> pa.Table:
     """A sync's quarantine: ``fresh``'s rows about the raw tables, and ``current``'s about the
     tables other assets fill (the audit log's), which a sync neither reads again nor may drop."""
@@ -500,6 +564,10 @@ def _flagged(table: str, data: pa.Table, gid_column: str, mask: pa.ChunkedArray,
          "raw": orjson.dumps(row, option=orjson.OPT_SORT_KEYS).decode()}
         for row, error in zip(bad.to_pylist(), errors, strict=True)
     ]
+
+
+def gid_array(values: Iterable[str]) -> pa.Array:
+    return pa.array(sorted(values), pa.string())
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -50,6 +50,7 @@ from asana_assets.lib.asana.crawl import (
     UNRESOLVED,
     SyncResult,
     WorkspaceCrawler,
+    gid_array,
     with_unresolved,
 )
 from asana_assets.lib.asana.models import gid_of
@@ -383,10 +384,6 @@ def _keep_sync_times(fresh: pa.Table, current: pa.Table) -> pa.Table:
     return joined.drop_columns(["previous"]).set_column(
         joined.schema.get_field_index("synced_at"), fresh.schema.field("synced_at"), synced
     ).select(fresh.column_names).cast(fresh.schema)
-
-
-def gid_array(values: Iterable[str]) -> pa.Array:
-    return pa.array(sorted(values), pa.string())
 
 
 @dataclass

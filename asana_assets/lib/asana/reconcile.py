@@ -48,8 +48,8 @@ import pyarrow.compute as pc
 
 from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
-from asana_assets.lib.asana.crawl import PROJECT_FIELDS
-from asana_assets.lib.asana.incremental import FeedChanges, IncrementalCrawler, IncrementalResult, archived, gid_array
+from asana_assets.lib.asana.crawl import PROJECT_FIELDS, gid_array
+from asana_assets.lib.asana.incremental import FeedChanges, IncrementalCrawler, IncrementalResult, archived
 from asana_assets.lib.asana.state import TOKEN_LIFE, SyncState
 
 KEEP_TOKEN_FOR = TOKEN_LIFE / 2  # a younger token outlives the next reconcile's first hours

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from asana_assets.lib.asana import crawl as crawl_module
 from asana_assets.lib.asana.client import AsanaClient, AuthenticationError
-from asana_assets.lib.asana.crawl import crawl
+from asana_assets.lib.asana.crawl import _Chunks, crawl
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 from asana_assets_tests.support.truth import assert_matches_truth
 
@@ -45,6 +46,49 @@ def test_full_sync_equals_ground_truth(world):
     assert subtasks and subtasks <= {s["task_gid"] for s in result.tables["stories"].to_pylist()} | {
         t["gid"] for t in tasks if not t["num_subtasks"]
     }
+
+
+def test_tables_read_in_many_chunks_equal_ground_truth(world, monkeypatch):
+    """Stories and task rows converted to Arrow every 7 rows: the same tables as in one piece."""
+    monkeypatch.setattr(crawl_module, "CHUNK_ROWS", 7)
+    with Simulator(world, fast()) as sim:
+        result = sync(sim.base_url)
+    assert result.tables["stories"].num_rows > 7
+    assert_matches_truth(result.tables, world.ground_truth())
+
+
+def membership(task: str, project: str, section: str) -> dict:
+    return {"task_gid": task, "project_gid": project, "section_gid": section, "position": 0}
+
+
+def test_a_key_read_twice_keeps_its_last_row_in_the_place_of_its_first(monkeypatch):
+    # Chunks of two rows, so the key's two readings are in different chunks.
+    monkeypatch.setattr(crawl_module, "CHUNK_ROWS", 2)
+    chunks = _Chunks("task_memberships")
+    for row in [membership("1", "10", "100"), membership("2", "10", "100"), membership("1", "10", "101"),
+                membership("3", "20", "200")]:
+        chunks.add(row)
+    rows = chunks.table(("task_gid", "project_gid"), set()).to_pylist()
+    assert rows == [membership("1", "10", "101"), membership("2", "10", "100"), membership("3", "20", "200")]
+
+
+def test_rows_read_once_keep_their_order(monkeypatch):
+    monkeypatch.setattr(crawl_module, "CHUNK_ROWS", 2)
+    chunks = _Chunks("task_memberships")
+    read = [membership("2", "10", "100"), membership("1", "10", "100"), membership("1", "20", "200")]
+    for row in read:
+        chunks.add(row)
+    assert chunks.table(("task_gid", "project_gid"), set()).to_pylist() == read
+
+
+def test_rows_of_an_object_gone_during_the_crawl_are_dropped(monkeypatch):
+    """Either owner column naming a gone object drops the row; a row naming none stays."""
+    monkeypatch.setattr(crawl_module, "CHUNK_ROWS", 2)
+    chunks = _Chunks("task_memberships")
+    for row in [membership("1", "10", "100"), membership("2", "20", "200"), membership("3", "30", "300")]:
+        chunks.add(row)
+    rows = chunks.table(("task_gid", "project_gid"), {"1", "20"}).to_pylist()
+    assert rows == [membership("3", "30", "300")]
 
 
 def test_requests_stay_at_the_minimum(world):

@@ -8,9 +8,11 @@ code location's jobs, each run in a process of its own as `asana-connections syn
    the monitors and their evidence pack, and the publication (Parquet, and Postgres unless
    ``--no-postgres``);
 2. ``incremental, 1% changed``: ``asana_incremental_sync`` after 1% of the tasks were renamed,
-   completed, commented on or moved. The project has no reconcile mode besides the daily full
-   sync (run 1), so the run after a change measured is the incremental one;
-3. ``derived layer alone``: ``asana_full_sync`` restricted to the compliance tables (and the
+   completed, commented on or moved;
+3. ``reconcile, 1% changed unseen``: ``asana_reconcile_sync`` (the daily run) after another 1%
+   changed with their events lost (edits, completions, comments, moves, deletions, new tasks);
+   the tokens are the earlier runs' (minutes old, as the events sensor keeps them);
+4. ``derived layer alone``: ``asana_full_sync`` restricted to the compliance tables (and the
    checks on them): tables, monitors, evidence pack, publication, from the published raw tables.
 
 Each run prints the requests the simulator served; the derived layer's time (its steps: derived
@@ -20,12 +22,12 @@ requests the crawl counted, the wall time from the step's start to its end event
 memory: the run process's peak resident set size, read from ``VmHWM`` in ``/proc/self/status``
 and reset (``/proc/self/clear_refs``) every 10 ms by a thread, each interval's peak attributed
 to the steps it overlaps. Check steps are summed in one row. At 100,000 tasks it records, for
-``targets.py``, the derived layer's time (run 3) and the full sync's peak memory (run 1).
+``targets.py``, the derived layer's time (run 4) and the full sync's peak memory (run 1).
 
     python benchmarks/scale.py                   # 100,000 tasks: 4 to 8 minutes on two cores
     python benchmarks/scale.py --tasks 10000 --no-postgres
     python benchmarks/scale.py --home /tmp/bench                    # keeps the warehouse, then:
-    python benchmarks/scale.py --home /tmp/bench --derived-only     # run 3 alone, again, in seconds
+    python benchmarks/scale.py --home /tmp/bench --derived-only     # run 4 alone, again, in seconds
 
 ``--derived-only`` runs the derived layer alone over the raw tables a previous run left in
 ``--home`` (no world, no simulator: the derived layer sends no request); each such run adds a
@@ -48,7 +50,8 @@ from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
-from incremental_sync import change  # a sibling script: benchmarks/ is on sys.path
+from incremental_sync import change  # sibling scripts: benchmarks/ is on sys.path
+from reconcile import change as change_unseen
 from targets import record
 
 from asana_assets.lib.storage.postgres import ident, libpq_url
@@ -61,6 +64,7 @@ SAMPLE_SECONDS = 0.01
 RUNS = {  # label -> (job, derived tables only)
     "full sync": ("asana_full_sync", False),
     "incremental, 1% changed": ("asana_incremental_sync", False),
+    "reconcile, 1% changed unseen": ("asana_reconcile_sync", False),
     "derived layer alone": ("asana_full_sync", True),
 }
 
@@ -233,6 +237,8 @@ def main() -> None:
             for label in RUNS:
                 if label.startswith("incremental"):
                     print(f"changed {change(world, args.changed)} tasks")
+                if label.startswith("reconcile"):
+                    print(f"changed {change_unseen(world, args.changed)} tasks, their events lost")
                 sim.stats.reset()
                 report = run_child(label, env)
                 print_run(label, args.tasks, sim.stats.snapshot()["total"], report)
@@ -260,7 +266,7 @@ def run_child(label: str, env: dict[str, str]) -> dict:
 
 
 def derived_only(args) -> None:
-    """Run 3 alone over the warehouse in ``--home``. The Postgres publication goes to a new
+    """Run 4 alone over the warehouse in ``--home``. The Postgres publication goes to a new
     schema (dropped after), so it loads the derived tables into empty ones."""
     label, schema = "derived layer alone", f"bench_{uuid.uuid4().hex[:8]}"
     tasks = pq.read_metadata(Path(args.home) / "warehouse" / "asana" / "tasks.parquet").num_rows

@@ -49,14 +49,10 @@ def browser_type_launch_args(browser_type_launch_args):
 def pytest_collection_modifyitems(items):
     """Browser tests last: Playwright's sync API keeps an event loop marked running in the main
     thread for the rest of the session, where ``asyncio.run`` would then refuse to start. Under
-    pytest-xdist (``--dist loadgroup``) they also stay together on one worker, last there too,
-    so one worker starts Chromium and each module's browser fixtures run once."""
-    for item in items:
-        if uses_browser(item):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+    pytest-xdist each worker runs its tests in this order too, so they stay last on each."""
     items.sort(key=uses_browser)
 
 
 def uses_browser(item) -> bool:
-    """Whether the test drives Playwright (its ``page`` fixture, not a fixture of that name)."""
+    """Whether the test drives Playwright (its ``page`` fixture, not another fixture of that name)."""
     return "playwright" in getattr(item, "fixturenames", ())

@@ -144,7 +144,6 @@ def test_a_broken_connection_shows_its_cause_and_fix(simulator):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("repository_instance")  # one at a time: the first creates the instance's tables
 @pytest.mark.parametrize("command", [["dagster", "definitions", "validate", "-w", "workspace.yaml"], ["dg", "check", "defs"]])
 def test_the_code_location_loads_from_the_repository_root(tmp_path, command):
     """Run where ./dagster.yaml (the Postgres production instance) applies, with nothing set:

@@ -47,6 +47,14 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 def pytest_collection_modifyitems(items):
-    """Browser tests last: Playwright's sync API keeps an event loop marked running in the main
-    thread for the rest of the session, where ``asyncio.run`` would then refuse to start."""
-    items.sort(key=lambda item: "page" in getattr(item, "fixturenames", ()))
+    """Slow tests first, browser tests last; pytest-xdist's workers take tests in this order.
+
+    Slow first, so the workers share out the long tests and finish together on short ones.
+    Browser last: Playwright's sync API keeps an event loop marked running in the main thread
+    for the rest of the session (of each worker), where ``asyncio.run`` would refuse to start."""
+    items.sort(key=lambda item: (uses_browser(item), item.get_closest_marker("slow") is None))
+
+
+def uses_browser(item) -> bool:
+    """Whether the test drives Playwright (its ``page`` fixture, not another fixture of that name)."""
+    return "playwright" in getattr(item, "fixturenames", ())

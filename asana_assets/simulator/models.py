@@ -209,7 +209,7 @@ class CustomFieldSetting:
 @dataclass(slots=True, eq=False)
 class CustomFieldValue:
     """A task's value of one field, kept as the API renders it: text (str), number (int or float),
-    enum (the option dict), multi_enum (option dicts), date ({date, date_time}), people (user gids),
+    enum (the option dict), multi_enum (option dicts), date ({date}), people (user gids),
     reference (task gids)."""
 
     resource_type: ClassVar[str] = "custom_field"

@@ -504,7 +504,7 @@ class World:
         if kind == "reference":
             return [self.get(item, Task).gid for item in value]
         if kind == "date":
-            return {"date": str(value), "date_time": None}
+            return {"date": str(value)}  # a day without a time: the spec has date_time a string, when present
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{field.name}: expected a number")

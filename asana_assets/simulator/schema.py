@@ -84,6 +84,19 @@ _FIELD_CHANGES = {
 }
 
 
+# A value's key, field type, serialisation and target per custom field type; a change story
+# carries the same keys as old_ and new_ (a reference field's changes record no values).
+_TYPED_VALUES = (
+    ("text_value", "text", VALUE, None),
+    ("number_value", "number", VALUE, None),
+    ("enum_value", "enum", JSON, None),
+    ("multi_enum_values", "multi_enum", JSON, None),
+    ("date_value", "date", JSON, None),
+    ("people_value", "people", REFS, "user"),
+)
+_REFERENCE_VALUE = ("reference_value", "reference", REFS, "task")
+
+
 def _typed_value(subtype: str) -> Callable[[Any], Any]:
     """A task value's ``<type>_value`` key: present only for a field of that type."""
     return lambda v: v.value if v.definition.resource_subtype == subtype else MISSING
@@ -240,14 +253,7 @@ TABLES: dict[str, dict[str, Field]] = {
         **{
             f"{side}_{name}": _story_field(side, frozenset({_FIELD_CHANGES[subtype]}), kind, target)
             for side in ("old", "new")
-            for name, subtype, kind, target in (
-                ("text_value", "text", VALUE, None),
-                ("number_value", "number", VALUE, None),
-                ("enum_value", "enum", JSON, None),
-                ("multi_enum_values", "multi_enum", JSON, None),
-                ("date_value", "date", JSON, None),
-                ("people_value", "people", REFS, "user"),
-            )
+            for name, subtype, kind, target in _TYPED_VALUES
         },
     },
     "custom_field": BASE
@@ -294,15 +300,7 @@ TABLES: dict[str, dict[str, Field]] = {
         "display_value": Field(attrgetter("display")),
         **{
             name: Field(_typed_value(subtype), kind, target, conditional=True)
-            for name, subtype, kind, target in (
-                ("text_value", "text", VALUE, None),
-                ("number_value", "number", VALUE, None),
-                ("enum_value", "enum", JSON, None),
-                ("multi_enum_values", "multi_enum", JSON, None),
-                ("date_value", "date", JSON, None),
-                ("people_value", "people", REFS, "user"),
-                ("reference_value", "reference", REFS, "task"),
-            )
+            for name, subtype, kind, target in (*_TYPED_VALUES, _REFERENCE_VALUE)
         },
     },
     "event": {

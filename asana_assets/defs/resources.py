@@ -29,7 +29,7 @@ from asana_assets.lib.asana.reconcile import reconcile_sync
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.compliance.monitors import MonitorParams
 from asana_assets.lib.compliance.remediation import Remediation, remediate
-from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES
+from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES, CHANGE_TYPE_PATTERN
 from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
 from asana_assets.lib.connections.coverage import DECLARED_BY_AUTH_METHOD, Coverage, coverage
@@ -448,11 +448,14 @@ class ComplianceResource(dg.ConfigurableResource, MonitorParams):
         default=CHANGE_PROJECT_PATTERN, description="Regex (case-insensitive) for change project names"
     )
     ticket_type_field: str | None = Field(
-        default=None, description="The enum custom field that types tickets, by gid or name; unset: each workspace's "
-                                  "first enum field whose name has the word 'type'")
+        default=None, description="The enum or multi-enum custom field that types tickets, by gid or name; unset: "
+                                  "every enum and multi-enum field whose name has the word 'type'")
     change_ticket_types: list[str] = Field(
         default_factory=lambda: list(CHANGE_TICKET_TYPES),
         description="Ticket types (case-insensitive) that make a ticket a change, wherever it sits")
+    change_type_pattern: str = Field(
+        default=CHANGE_TYPE_PATTERN, description="Regex (case-insensitive): type options it matches make a change "
+                                                 "too (default: a word starting 'change'); empty: the list alone")
     section_overrides: dict[str, str] = Field(default_factory=dict, description="Section gid -> workflow stage")
     project_section_overrides: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Project gid -> {section name -> workflow stage}"

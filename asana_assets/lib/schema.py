@@ -250,9 +250,10 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("project_gid", GID, "Project"),
         ("name", STR, "Section name"),
         ("position", pa.int32(), "Order in the project, from 0"),
-        ("stage", STR, "BACKLOG, TODO, IN_PROGRESS, IN_REVIEW, APPROVED, BLOCKED or DONE"),
-        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
-        ("rule", STR, "What decided the stage: a default rule, an override, or default"),
+        ("stage", STR, "BACKLOG, TODO, IN_PROGRESS, IN_REVIEW, APPROVED, BLOCKED, DONE, or UNKNOWN where the name "
+         "says no known stage"),
+        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD, CLOSED, or UNKNOWN"),
+        ("rule", STR, "What decided the stage: rule:<stage>:<words>, override:section, override:project, or unmapped"),
     ),
     "tickets": _schema(
         ("gid", GID, "Task gid"),
@@ -280,7 +281,8 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("url", STR, "Link to the task in Asana"),
         ("approval_status", STR, "Approval status (approval tasks)"),
         ("tags", pa.list_(STR), "Tag names"),
-        ("is_change", BOOL, "Top-level, not an approval, and in a change project or of a change ticket type"),
+        ("is_change", BOOL, "Top-level, not an approval, and in a change project or typed as a change at any time up "
+         "to its implementation start"),
         ("visibility", STR, "public when one of its projects (a subtask: its parent's) is public to the workspace, "
          "else private"),
     ),
@@ -303,7 +305,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("interval_id", STR, "<ticket gid>/<project gid or none>/<entered_at in epoch microseconds>"),
         ("ticket_gid", GID, "Ticket"),
         ("project_gid", GID, "Project whose sections give the state"),
-        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD or CLOSED"),
+        ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD, CLOSED, or UNKNOWN (a section of no known stage)"),
         ("entered_at", TS, "When the ticket entered the state"),
         ("left_at", TS, "When it left; null while current"),
         ("entered_by_gid", GID, "Who moved it there"),
@@ -331,14 +333,15 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
     ),
     "membership_changes": _schema(
         ("change_id", STR, "Stable id: sha256 of window_end|user_gid|resource_type|resource_gid|change_type, "
-         "window_end as 2026-03-01T09:00:00.000000Z, first 16 hex digits"),
+         "window_end as 2026-03-01T09:00:00.000000Z, first 16 hex digits; a change only the audit log shows "
+         "appends |<event gid>"),
         ("user_gid", GID, "User"),
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
         ("change_type", STR, "granted, revoked, role_changed, deactivated, reactivated (also: back in a workspace "
          "after a snapshot without a membership), admin_granted, admin_revoked or guest_added"),
-        ("old_role", STR, "Role before"),
-        ("new_role", STR, "Role after"),
+        ("old_role", STR, "Role before; null when unknown (an event only the audit log shows, but an admin role's)"),
+        ("new_role", STR, "Role after; null when unknown"),
         ("window_start", TS, "Previous snapshot: the change happened after this"),
         ("window_end", TS, "This snapshot: the change happened at or before this"),
         ("run_id", STR, "Run that observed it"),
@@ -354,7 +357,7 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("resource_type", STR, "ticket, project, user, user_in_workspace (gid user/workspace), membership_change, "
          "or the raw record an access alarm names (team_membership, project_membership, task)"),
         ("resource_gid", STR, "The resource evaluated"),
-        ("status", STR, "ok, alarm, info, skip or error"),
+        ("status", STR, "ok, alarm, unknown (the data cannot decide), info (not yet due), skip or error"),
         ("reason", STR, "One sentence"),
         ("severity", STR, "ERROR or WARN"),
         ("control_refs", pa.list_(STR), "Controls the monitor evidences"),
@@ -377,6 +380,29 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "membership_changes": ("change_id",),
     "monitor_results": ("run_id", "monitor_id", "resource_type", "resource_gid"),
 }
+
+# Columns no derived row may leave null besides its key: what the row is about. A null there is
+# a bug upstream, refused when the table is built rather than published as a row of nulls.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tickets": ("status", "is_change"),
+    "workflow_states": ("stage", "state"),
+    "ticket_events": ("ticket_gid", "event_type"),
+    "ticket_status_history": ("ticket_gid", "state", "entered_at"),
+    "approvals": ("ticket_gid", "source", "decision"),
+    "user_access": ("role",),
+    "monitor_results": ("status", "reason", "severity"),
+}
+
+
+def require_columns(table: str, data: pa.Table) -> pa.Table:
+    """``data`` when its key and required columns hold no null; else a ValueError naming them."""
+    empty = {c: data[c].null_count for c in (*primary_key(table), *REQUIRED_COLUMNS.get(table, ()))
+             if data[c].null_count}
+    if empty:
+        counts = ", ".join(f"{c} ({n} rows)" for c, n in empty.items())
+        raise ValueError(f"{table}: null in required column(s) {counts} of {data.num_rows} rows")
+    return data
+
 
 # Enterprise+ only: read from the workspace's audit log and kept beyond Asana's 90 days.
 AUDIT_TABLES: dict[str, pa.Schema] = {

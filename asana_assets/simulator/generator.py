@@ -5,7 +5,7 @@ approvals, completion, reopening, renames, date changes, comments) is replayed t
 world's own mutations on a backdated clock, so a task's state is exactly what its stories say.
 
 Lives are compliant by construction too, by the rules the compliance monitors apply (section
-meaning comes from ``asana_assets.workflow``): every ticket is assigned while open (a ticket under
+meaning is ``SECTION_MEANING``): every ticket is assigned while open (a ticket under
 a day old may wait) and at completion, a change is approved by a third person before work
 starts, and a ticket sits in a done section exactly while it is completed, in each of its
 projects. The exceptions are planted on purpose and listed in ``World.planted``.
@@ -17,8 +17,6 @@ import random
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, classify
 
 from .models import CustomField, Project, Section, Task, User
 from .world import World
@@ -90,6 +88,45 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
                ("Onboard {vendor}", "Security questionnaire: {vendor}", "DPA review: {vendor}")),
 }
 APPROVAL_KINDS = frozenset({"change", "access", "review", "vendor"})
+# What each section name above means to the compliance rules, (stage, state): the simulator's
+# ground truth, written out so that it does not lean on the classifier it is used to test. The
+# classifier reads Provisioning, Investigating, Contracting and Mitigated as IN_PROGRESS and
+# Postmortem as IN_REVIEW; here they stay TODO, the meaning the seeded worlds are built on (no
+# rule the simulator plants depends on them: none is in a change project).
+SECTION_MEANING = {
+    "Triage": ("BACKLOG", "OPEN"),
+    "Backlog": ("BACKLOG", "OPEN"),
+    "Ideas": ("BACKLOG", "OPEN"),
+    "New Requests": ("BACKLOG", "OPEN"),
+    "New": ("BACKLOG", "OPEN"),
+    "Intake": ("BACKLOG", "OPEN"),
+    "To Do": ("TODO", "OPEN"),
+    "Planned": ("TODO", "OPEN"),
+    "Requested": ("TODO", "OPEN"),
+    "Open": ("TODO", "OPEN"),
+    "Provisioning": ("TODO", "OPEN"),
+    "Investigating": ("TODO", "OPEN"),
+    "Mitigated": ("TODO", "OPEN"),
+    "Postmortem": ("TODO", "OPEN"),
+    "Contracting": ("TODO", "OPEN"),
+    "Approved": ("APPROVED", "OPEN"),
+    "In Progress": ("IN_PROGRESS", "IN_PROGRESS"),
+    "In Review": ("IN_REVIEW", "IN_PROGRESS"),
+    "QA": ("IN_REVIEW", "IN_PROGRESS"),
+    "Security Review": ("IN_REVIEW", "IN_PROGRESS"),
+    "Blocked": ("BLOCKED", "ON_HOLD"),
+    "Changes Requested": ("BLOCKED", "ON_HOLD"),
+    "Awaiting Approval": ("BLOCKED", "ON_HOLD"),
+    "Waiting on vendor": ("BLOCKED", "ON_HOLD"),
+    "Released to prod": ("DONE", "CLOSED"),
+    "Done": ("DONE", "CLOSED"),
+    "Shipped": ("DONE", "CLOSED"),
+    "Closed": ("DONE", "CLOSED"),
+    "Onboarding complete": ("DONE", "CLOSED"),
+}
+# Change projects by name, as the compliance layer's default pattern finds them: Change
+# Management, Deployments and the Release projects.
+CHANGE_PROJECT = re.compile(r"\b(?:change|release|deploy)", re.IGNORECASE)
 # Custom fields of each workspace: (name, type, enum options). The ticket-type field is the
 # first enum with "type" in its name, as the compliance layer finds it.
 FIELDS = (
@@ -750,15 +787,15 @@ def _is_guest(user: User) -> bool:
 
 
 def _is_change(project: Project) -> bool:
-    return re.search(CHANGE_PROJECT_PATTERN, project.name, re.IGNORECASE) is not None
+    return CHANGE_PROJECT.search(project.name) is not None
 
 
 def _stage(section: Section) -> str:
-    return classify(section.name)[0]
+    return SECTION_MEANING[section.name][0]
 
 
 def _state(section: Section) -> str:
-    return STATE_OF_STAGE[_stage(section)]
+    return SECTION_MEANING[section.name][1]
 
 
 def _first_state(sections: list[Section], state: str) -> Section | None:

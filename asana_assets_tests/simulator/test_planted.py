@@ -8,15 +8,14 @@ independently of how the pipeline reads history.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, classify
 from asana_assets.simulator import generate_world, plant_membership_changes
 from asana_assets.simulator.clock import iso
+from asana_assets.simulator.generator import CHANGE_PROJECT, SECTION_MEANING
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CHANGE_TYPES = {"Change"}  # the ticket types of a change among the generator's (see CHANGE_TICKET_TYPES)
@@ -64,9 +63,9 @@ def alarms(world) -> dict[str, set[str]]:
     """Every monitor's alarms on the world as of its generation (``world.now``), by the rules alone."""
     truth = world.ground_truth()
     day_ago = iso(world.now - timedelta(hours=24))
-    stage = {s["gid"]: classify(s["name"])[0] for s in truth["sections"]}
-    state = {gid: STATE_OF_STAGE[value] for gid, value in stage.items()}
-    changes = {p["gid"] for p in truth["projects"] if re.search(CHANGE_PROJECT_PATTERN, p["name"], re.I)}
+    stage = {s["gid"]: SECTION_MEANING[s["name"]][0] for s in truth["sections"]}
+    state = {s["gid"]: SECTION_MEANING[s["name"]][1] for s in truth["sections"]}
+    changes = {p["gid"] for p in truth["projects"] if CHANGE_PROJECT.search(p["name"])}
     membership = {(_gid(m["user"]), _gid(m["workspace"])): m for m in truth["workspace_memberships"]}
     children = defaultdict(list)
     for task in truth["tasks"]:
@@ -193,7 +192,7 @@ def test_plants_are_what_they_say(world):
     for gid, text in world.planted["workflow_consistent"].items():
         (section,) = world.timeline(gid)[-1]["memberships"].values()
         assert sections[section] in text
-        assert truth[gid]["completed"] == (classify(sections[section])[0] != "DONE")
+        assert truth[gid]["completed"] == (SECTION_MEANING[sections[section]][0] != "DONE")
     texts = world.planted["approval_segregation"].values()
     assert [sum(role in text for text in texts) for role in ("its creator", "its assignee", "completed it")] == [1, 1, 1]
 

@@ -12,9 +12,9 @@ from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
-from asana_assets.lib.compliance.report import COUNTED, verdicts
+from asana_assets.lib.compliance.report import COUNTED, alarm_counts, verdicts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
-from asana_assets.lib.schema import DERIVED_TABLES
+from asana_assets.lib.schema import DERIVED_TABLES, require_columns
 
 GROUP = "asana_compliance"
 # monitor_results metadata: the evaluation its checks judge, and that evaluation's evidence
@@ -29,7 +29,8 @@ DESCRIPTIONS = {
     "approvals": "Every approval decision: approval subtasks' status changes (a return to pending withdraws) and "
                  "moves into Approved sections.",
     "user_access": "Who can reach what, one snapshot per run; history accumulates.",
-    "membership_changes": "What changed between consecutive access snapshots.",
+    "membership_changes": "What changed between consecutive access snapshots, and every access change the audit "
+                          "log shows between them (also one undone before the next snapshot).",
     "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
 }
 
@@ -40,7 +41,7 @@ def read_tables(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.Data
 
 def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     schema = DERIVED_TABLES[table]
-    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    return require_columns(table, pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
 
 
 def _publish(context, warehouse: WarehouseResource, table: str, frame: pd.DataFrame | pa.Table,
@@ -118,14 +119,16 @@ def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
 
 @_asset("tickets", ["tasks", "task_memberships", "task_tags", "tags", "custom_fields", "task_custom_fields",
-                     "projects", "workflow_states", "collections"])
+                     "projects", "workflow_states", "collections", "ticket_events", "stories"])
 def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   compliance: ComplianceResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
     t = read_tables(warehouse, "tasks", "task_memberships", "task_tags", "tags", "custom_fields", "task_custom_fields",
-                    "projects", "workflow_states", "collections")
-    frame = tickets.tickets(t, t["workflow_states"], t["collections"], compliance.ticket_type_field,
-                            compliance.change_ticket_types)
+                    "projects", "workflow_states", "collections", "ticket_events")
+    t["stories"] = warehouse.read("stories", tickets.TYPE_STORY_COLUMNS).to_pandas()
+    frame = tickets.tickets(t, t["workflow_states"], t["collections"], t["ticket_events"],
+                            compliance.ticket_type_field, compliance.change_ticket_types,
+                            compliance.change_type_pattern)
     return _publish(context, warehouse, "tickets", frame,
                     statuses=dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
                     change_tickets=int(frame["is_change"].sum()))
@@ -196,23 +199,25 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
                      t: dict[str, pd.DataFrame], history) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack.
 
-    Each monitor's alarm count is a numeric metadata entry (``alarms/<monitor>``) and its
-    verdict a text one (``verdict/<monitor>``), so Dagster plots them across runs."""
+    Each monitor's alarm count is a numeric metadata entry (``alarms/<monitor>``, left out for a
+    monitor NOT EVALUATED) and its verdict a text one (``verdict/<monitor>``), so Dagster plots
+    them across runs."""
     run_id, as_of = evaluation(context, compliance)
     root = warehouse.parquet().root
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
                                              evidence.former_people(root, run_id, as_of))
     # The runs already published, counted (the trend): four columns read, not every result.
     earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
-    alarms = results[results["status"] == "alarm"].groupby("monitor_id").size()
+    alarms = alarm_counts(results)
     judged = {monitor_id: verdict for monitor_id, (verdict, _) in verdicts(results).items()}
+    # A monitor that judged nothing has no alarm count: its plot shows a gap, not 0.
     per_monitor = {
-        **{f"alarms/{m}": int(alarms.get(m, 0)) for m in monitors.MONITORS},
+        **{f"alarms/{m}": n for m, n in alarms.items() if n is not None},
         **{f"verdict/{m}": judged[m] for m in monitors.MONITORS},
     }
     published = _publish(
         context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
-        alarms=dg.MetadataValue.json(alarms.to_dict()), verdicts=dg.MetadataValue.json(judged),
+        alarms=dg.MetadataValue.json({m: n for m, n in alarms.items() if n}), verdicts=dg.MetadataValue.json(judged),
         **per_monitor, **{EVALUATED_RUN: run_id},
     )
     if "published_version" in published.metadata:

@@ -14,7 +14,7 @@ from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks as build_quality_checks
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.defs.tables import table_key
-from asana_assets.lib.compliance import monitors
+from asana_assets.lib.compliance import monitors, tickets
 from asana_assets.lib.compliance.report import EXCEPTION_COLUMNS, EXCEPTION_HEADERS, exception_cells, md_link, md_text
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -96,5 +96,32 @@ def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
     return check
 
 
-monitor_checks = [_monitor_check(m) for m in monitors.MONITORS.values()]
+@dg.asset_check(
+    asset=table_key("workflow_states"), name="workflow_mapping", additional_deps=[table_key("collections")],
+    partitions_def=CONNECTIONS,
+    description="Every section of a change project maps to a known workflow stage",
+)
+def workflow_mapping(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """WARN, listing each section of a change project whose name says no known stage and the
+    override that maps it: the changes that entered one are unknown until it is mapped."""
+    warehouse = run_warehouse(context, warehouse)
+    unmapped = tickets.unmapped_change_sections(
+        warehouse.read("workflow_states").to_pandas(),
+        warehouse.read("collections", ["gid", "name", "is_change_project"]).to_pandas())
+    listed = unmapped.head(FIRST_FAILURES)
+    table = "\n".join(["| project | section | section gid | override to add |", "|---|---|---|---|"] + [
+        f"| {md_text(r.project)} | {md_text(r.section)} | {r.section_gid} | {md_text(r.override)} |"
+        for r in listed.itertuples()])
+    return dg.AssetCheckResult(
+        passed=unmapped.empty, severity=dg.AssetCheckSeverity.WARN,
+        description="Every section of the change projects maps to a stage." if unmapped.empty else (
+            f"{len(unmapped)} section(s) of change projects say no known stage: the changes that entered them are "
+            "unknown. Add each to project_section_overrides (or section_overrides) of the compliance settings with "
+            "its stage (BACKLOG, TODO, APPROVED, IN_PROGRESS, IN_REVIEW, BLOCKED or DONE)."),
+        metadata={"unmapped_sections": len(unmapped),
+                  "first_unmapped": dg.MetadataValue.md(table if len(listed) else "none")},
+    )
+
+
+monitor_checks = [_monitor_check(m) for m in monitors.MONITORS.values()] + [workflow_mapping]
 quality_checks = build_quality_checks(DERIVED_TABLES, table_key)

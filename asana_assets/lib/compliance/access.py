@@ -2,8 +2,10 @@
 monitors (SOC 2 CC6.2/CC6.3, ISO 27001:2022 5.18).
 
 Asana keeps no history of memberships, so every sync records a snapshot of access and changes
-are the differences between consecutive snapshots. A change is therefore known to lie within a
-window (after the previous snapshot, at or before this one), never at an exact time.
+are the differences between consecutive snapshots: each known to lie within a window (after the
+previous snapshot, at or before this one). Where the workspace's audit log (Enterprise+) dates a
+change it gives the actor and the time, and it also shows what the snapshots cannot: access
+granted and taken back again between two syncs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.lib.compliance.attribution import attribute
+from asana_assets.lib.compliance.attribution import ADMIN_EVENT, AUDIT_LOG, MATCH, _candidates, attribute
 from asana_assets.lib.compliance.names import Directory, profile_url, quoted
 from asana_assets.lib.compliance.rule_output import rule_rows, when
 from asana_assets.lib.compliance.tickets import group_lists, lookup
@@ -32,6 +34,8 @@ PAIR = ["user_gid", "workspace_gid"]
 # project roles (owner to viewer) for the same resource, so one order ranks both.
 ROLE_ORDER = ("owner", "admin", "editor", "member", "commenter", "viewer", "guest")
 # Changes a reviewer must confirm: new admin rights, outsiders let in, accounts coming back.
+# Every other change (a plain grant or removal, a deactivation, an admin revoked) is listed for
+# the record but is not subject to review.
 ALARMING_CHANGES = ("admin_granted", "guest_added", "reactivated")
 LISTED_NAMES = 5  # a reason names this many resources of a kind, then counts the rest
 
@@ -90,8 +94,10 @@ def _role(memberships: pd.DataFrame) -> pd.Series:
 
 
 def membership_changes(history: pd.DataFrame, audit: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``membership_changes`` between each pair of consecutive snapshots; the first is a baseline.
-    Each takes its actor and time from the ``audit`` log's matching event, when there is one."""
+    """``membership_changes`` in each window between consecutive snapshots; the first snapshot is a
+    baseline. A change the snapshots show takes its actor and time from the ``audit`` log's
+    matching event, when there is one; every other access event the log dates inside a window is
+    a change of its own, even when the snapshots around it are equal."""
     times = _times(history)
     if len(times) < 2:
         return DERIVED_TABLES["membership_changes"].empty_table().to_pandas()
@@ -133,20 +139,50 @@ def membership_changes(history: pd.DataFrame, audit: pd.DataFrame | None = None)
         [pairs[mask].assign(change_type=kind) for kind, mask in kinds.items()], ignore_index=True
     ).rename(columns={"role_old": "old_role", "role_new": "new_role"})
     changes["window_start"] = changes["window_end"].map(preceding).astype(history["snapshot_at"].dtype)
-    changes["run_id"] = changes["window_end"].map(run_of).astype("str")
     changes["change_id"] = _change_ids(changes)
-    changes = attribute(changes, audit)
-    return changes[CHANGE_COLUMNS].sort_values(["window_end", *KEY, "change_type"], ignore_index=True)
+    changes = pd.concat([attribute(changes, audit), _logged_only(changes, audit, times)], ignore_index=True)
+    changes["run_id"] = changes["window_end"].map(run_of).astype("str")
+    return changes[CHANGE_COLUMNS].sort_values(
+        ["window_end", *KEY, "change_type", "occurred_at", "change_id"], ignore_index=True)
 
 
-def _change_ids(changes: pd.DataFrame) -> pd.Series:
+def _logged_only(changes: pd.DataFrame, audit: pd.DataFrame | None, times: pd.Series) -> pd.DataFrame:
+    """A change per access event of the ``audit`` log that lies in a window (after the baseline,
+    at or before the latest snapshot) and dates none of the snapshots' ``changes``: access
+    granted and taken back between two syncs, or an earlier event of a kind whose latest one
+    dates a change (that one ``attribute`` takes). Events at or before the baseline precede the
+    monitoring; those after the latest snapshot belong to the next run's window. Only the admin
+    role event gives roles (its old and new value); the others leave them null."""
+    events = _candidates(audit)
+    position = pd.DatetimeIndex(times).searchsorted(pd.DatetimeIndex(events["occurred_at"]), side="left")
+    inside = (position > 0) & (position < len(times))
+    events = events[inside].assign(window_start=times.array[position[inside] - 1],
+                                   window_end=times.array[position[inside]])
+    window = [*MATCH, "window_end"]
+    taken = events.merge(changes[window], on=window).sort_values(["occurred_at", "event_gid"]).drop_duplicates(
+        window, keep="last")
+    events = events[~events["event_gid"].isin(taken["event_gid"])]
+    # An invitation evidences a grant, or a guest added when a snapshot shows the guest; alone it
+    # does not say which: it is one grant, of unknown role (the review monitor cannot clear it).
+    events = events[events["change_type"].ne("guest_added")]
+    recorded = pd.DataFrame(columns=["gid", "event_type", "old_value", "new_value"]) if audit is None else audit
+    said = recorded[recorded["event_type"].eq(ADMIN_EVENT)].drop_duplicates("gid").set_index("gid")
+    events = events.assign(old_role=lookup(events["event_gid"], said["old_value"]),
+                           new_role=lookup(events["event_gid"], said["new_value"]), evidence=AUDIT_LOG)
+    return events.assign(change_id=_change_ids(events, events["event_gid"])).drop(columns="event_gid")
+
+
+def _change_ids(changes: pd.DataFrame, event_gid: pd.Series | None = None) -> pd.Series:
     """What identifies a change, hashed: the first 16 hex digits of the sha256 of
     ``window_end|user_gid|resource_type|resource_gid|change_type``, the snapshot that detected
-    it written ``2026-03-01T09:00:00.000000Z``. Every later run derives the same id, so a
-    reviewer's acknowledgement keeps pointing at it."""
+    it written ``2026-03-01T09:00:00.000000Z``; a change only the audit log shows appends
+    ``|<event gid>`` (one window may hold several such events of a kind). Every later run derives
+    the same id, so a reviewer's acknowledgement keeps pointing at it."""
     key = changes["window_end"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for column in [*KEY, "change_type"]:
         key = key + "|" + changes[column]
+    if event_gid is not None:
+        key = key + "|" + event_gid
     return key.map(lambda text: hashlib.sha256(text.encode()).hexdigest()[:16]).astype("str")
 
 
@@ -333,8 +369,9 @@ def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str
     """Workspace admins against the approved list (CC6.3): guests never, others only if listed.
 
     ``approved_admins`` holds user gids or emails, compared case-insensitively. ``None`` means
-    no list is configured: admins are reported for review, not judged. A reason names the user
-    and the workspaces where the user is an active admin.
+    no list is configured: whether an admin is approved cannot be decided (unknown), though a
+    guest admin still alarms. A reason names the user and the workspaces where the user is an
+    active admin.
     """
     names = names or Directory(raw)
     memberships = raw["workspace_memberships"]
@@ -348,13 +385,14 @@ def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str
     listed = _approved(users["user_gid"], raw["users"], approved_admins)
     unconfigured = pd.Series(approved_admins is None, index=users.index)
     cases = [~users["admin"].eq(True), users["guest"].eq(True), unconfigured, listed]
-    status = np.select(cases, ["skip", "alarm", "info", "ok"], "alarm")
+    status = np.select(cases, ["skip", "alarm", "unknown", "ok"], "alarm")
     person = names.person(users["user_gid"])
     who = person + ", admin of " + lookup(users["user_gid"], admin_of).fillna("no workspace") + ","
     reason = np.select(
         cases,
         [person + " is not an active workspace admin", who + " is a guest",
-         who + " is not judged: no approved admin list is configured", who + " is on the approved admin list"],
+         who + " cannot be judged: no approved admin list is configured (set approved_admins of the compliance "
+         "resource)", who + " is on the approved admin list"],
         who + " is not on the approved admin list",
     )
     return _results("user", users["user_gid"], status, reason, users["user_gid"], names)
@@ -372,9 +410,12 @@ def membership_change_results(
 
     An admin grant, a guest added or a reactivation is a finding from the run that detects it
     until a reviewer acknowledges it: its ``change_id`` in ``acknowledged``, or, for an admin
-    grant, the user (gid or email) on ``approved_admins``. Every other change of the latest window
-    is information. A reason names the user and the workspace, team or project, and dates the
-    change by its window (between the two snapshots that show it).
+    grant, the user (gid or email) on ``approved_admins``. An admin grant revoked again still
+    happened: it stays a finding, its reason naming the revocation. A workspace grant of unknown
+    role (an invitation only the audit log shows, which may have let a guest in) is unknown until
+    acknowledged. Every other change of the latest window is listed, as not subject to review
+    (skip). A reason names the user and the workspace, team or project, dates the change by its
+    window (between the two snapshots that show it) and, from the audit log, by its actor and time.
     """
     names = names or Directory({"users": users})
     times = _times(history)
@@ -383,27 +424,66 @@ def membership_change_results(
     if len(times) < 2:
         reason = "Baseline snapshot: membership changes are reported from the next sync on"
         return _results("membership_change", [scope or "baseline"], ["skip"], [reason])
-    alarming = changes["change_type"].isin(ALARMING_CHANGES)
-    listed = changes[alarming | changes["window_end"].eq(times.iloc[-1])]
+    changes = changes.reset_index(drop=True)  # rows are matched by index below
+    role_unknown = (changes["change_type"].eq("granted") & changes["resource_type"].eq("workspace")
+                    & changes["new_role"].isna())
+    review = changes["change_type"].isin(ALARMING_CHANGES) | role_unknown
+    listed = changes.assign(review=review, role_unknown=role_unknown)[review | changes["window_end"].eq(times.iloc[-1])]
     if listed.empty:
         start, end = when(times.iloc[-2:]).tolist()
         reason = f"No membership changed between {start} and {end}"
         return _results("membership_change", [scope or "no_changes"], ["ok"], [reason])
     by_id = listed["change_id"].isin(list(acknowledged))
     by_list = listed["change_type"].eq("admin_granted") & _approved(listed["user_gid"], users, approved_admins)
-    status = np.select([~listed["change_type"].isin(ALARMING_CHANGES), by_id, by_list], ["info", "ok", "ok"], "alarm")
+    # A change not subject to review is skip: info would say "not yet due", which it never becomes.
+    cases = [~listed["review"], by_id, by_list, listed["role_unknown"]]
+    status = np.select(cases, ["skip", "ok", "ok", "unknown"], "alarm")
     old, new = listed["old_role"].fillna("no access"), listed["new_role"].fillna("no access")
-    roles = np.where(old.eq(new), "(" + new + ")", "(" + old + " -> " + new + ")")
-    review = np.select([status == "info", by_id, by_list],
-                       ["", "; acknowledged in acknowledged_changes", "; the user is on the approved admin list"],
-                       "; not acknowledged yet")
+    roles = np.select([listed["old_role"].isna() & listed["new_role"].isna(), old.eq(new)],
+                      ["", " (" + new + ")"], " (" + old + " -> " + new + ")")
+    outcome = np.select(cases, [
+        "", "; acknowledged in acknowledged_changes", "; the user is on the approved admin list",
+        ("; whether it let a guest in cannot be told (the audit log gives no role, no snapshot shows the "
+         "membership): review it, then add its change_id to acknowledged_changes"),
+    ], "; not acknowledged yet")
     reason = (
         names.person(listed["user_gid"]) + ": " + listed["change_type"].str.replace("_", " ") + " on "
-        + names.resource(listed["resource_type"], listed["resource_gid"]) + " " + roles
-        + ", between " + when(listed["window_start"]) + " and " + when(listed["window_end"]) + review
+        + names.resource(listed["resource_type"], listed["resource_gid"]) + roles + ", " + _window(listed)
+        + (", " + _logged(listed, names)).fillna("")
+        + _revoked_again(listed, changes, names) + outcome
     )
     project = names.project_name(listed["resource_gid"].where(listed["resource_type"].eq("project")))
     return _results("membership_change", listed["change_id"], status, reason, listed["user_gid"], names, project)
+
+
+def _window(changes: pd.DataFrame) -> pd.Series:
+    """``between <window start> and <window end>``: the snapshots around each change."""
+    return "between " + when(changes["window_start"]) + " and " + when(changes["window_end"])
+
+
+def _logged(changes: pd.DataFrame, names: Directory) -> pd.Series:
+    """``by <actor> at <time> (audit log)`` for a change the audit log dates, else null. The actor
+    is named as the sync knows the user, else as the log names it."""
+    actor = (lookup(changes["actor_gid"].astype("str"), names.labels).fillna(changes["actor_name"])
+             .fillna(names.person(changes["actor_gid"])).fillna("an actor the audit log does not name"))
+    return ("by " + actor + " at " + when(changes["occurred_at"]) + " (audit log)").where(
+        changes["occurred_at"].notna())
+
+
+def _revoked_again(listed: pd.DataFrame, changes: pd.DataFrame, names: Directory) -> pd.Series:
+    """Per admin grant of ``listed``, ``; revoked again <when>``: the first admin revocation of the
+    user in the workspace after it among ``changes`` (each placed at its audit time, else at the
+    end of its window); empty for other changes and grants still in force."""
+    def moments(frame):
+        return frame.assign(at=frame["occurred_at"].fillna(frame["window_end"]), row=frame.index)
+
+    grants = moments(listed[listed["change_type"].eq("admin_granted")])
+    revokes = moments(changes[changes["change_type"].eq("admin_revoked")])
+    revokes = revokes.assign(text="; revoked again " + _logged(revokes, names).fillna(_window(revokes)))
+    paired = pd.merge_asof(grants[["user_gid", "resource_gid", "at", "row"]].sort_values("at"),
+                           revokes[["user_gid", "resource_gid", "at", "text"]].sort_values("at"), on="at",
+                           by=["user_gid", "resource_gid"], direction="forward", allow_exact_matches=False)
+    return paired.set_index("row")["text"].reindex(listed.index).fillna("")
 
 
 def _approved(user_gid: pd.Series, users: pd.DataFrame, approved_admins: Sequence[str] | None) -> pd.Series:

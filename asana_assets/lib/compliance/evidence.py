@@ -5,8 +5,9 @@
 read), ``users.csv`` (every person the populations name: name, email, profile link, workspace
 memberships), ``report.html`` (the report: scope, controls and verdicts, every exception, the
 access review, charts, a sign-off block), a ``summary.md`` with the same in short, and a
-``manifest.json`` with the run, the parameters, the verdicts, row counts and the sha256 of
-every file. An empty run (no tasks, no change project) still writes every file.
+``manifest.json`` with the run, the parameters, the verdicts (and what each means), each
+monitor's rows per status, row counts and the sha256 of every file. An empty run (no tasks, no
+change project) still writes every file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from asana_assets.lib.compliance.monitors import MONITORS, STATUSES
 from asana_assets.lib.compliance.report import (
     EXCEPTION_HEADERS,
     SIGN_OFF,
+    STATUS_MEANINGS,
+    VERDICT_MEANINGS,
     Evidence,
+    by_status,
     exception_cells,
     md_link,
     md_text,
@@ -39,6 +43,7 @@ REPORT = "report.html"
 USERS = "users.csv"
 FIRST_EXCEPTIONS = 10  # summary.md lists this many exceptions per monitor; report.html lists all
 TREND_RUNS = 6  # summary.md's trend shows this many latest runs
+GAP = "n/e"  # summary.md's trend for a run in which the monitor judged no resource (NOT EVALUATED)
 TIME_UNITS = ("s", "ms", "us", "ns")  # as Arrow names them, coarsest first
 # No PDF library is a dependency (the pure-Python ones need compiled imaging packages): the
 # manifest says so, and report.html prints to PDF from any browser.
@@ -85,7 +90,7 @@ def write_evidence_pack(
         written = dict(zip(tables, pool.map(lambda item: _csv(item[1], folder / item[0]), tables.items()), strict=True))
     rows = {path: count for path, (count, _) in written.items()}
     digests = {path: digest for path, (_, digest) in written.items()}
-    (folder / "summary.md").write_text(summary(evidence))
+    (folder / "summary.md").write_text(summary(evidence), encoding="utf-8")
     (folder / REPORT).write_text(render_html(evidence), encoding="utf-8")
     judged = evidence.verdicts
     files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
@@ -96,8 +101,9 @@ def write_evidence_pack(
         "scope": dict(evidence.scope()),
         "parameters": dict(parameters),
         "monitors": {m.id: {"severity": m.severity, "control_refs": list(m.control_refs), "table": m.table,
-                            "verdict": judged[m.id][0], "why": judged[m.id][1]}
+                            "verdict": judged[m.id][0], "why": judged[m.id][1], "statuses": evidence.counts(m.id)}
                      for m in MONITORS.values()},
+        "verdict_meanings": VERDICT_MEANINGS,
         "verdicts": {monitor_id: v for monitor_id, (v, _) in judged.items()},
         "row_counts": rows,
         "report": {"html": REPORT, "pdf": None, "note": PDF_NOTE},
@@ -130,12 +136,9 @@ def summary(e: Evidence) -> str:
         )
     lines += [
         "",
-        ("Statuses: alarm = non-compliant; info = not yet decidable (e.g. inside a grace period); "
-         "skip = the rule does not apply (the reason says why); ok = compliant."),
+        "Statuses: " + "; ".join(f"{s} = {meaning}" for s, meaning in STATUS_MEANINGS.items()) + ".",
         "",
-        ("Results: FAIL = at least one alarm; ERROR = at least one resource could not be judged; "
-         "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated "
-         "(none, or every one skipped): the run shows nothing about the control."),
+        "Results: " + "; ".join(f"{v} = {meaning}" for v, meaning in VERDICT_MEANINGS.items()) + ".",
         "",
         *_trend_lines(e),
         "## Exceptions",
@@ -151,11 +154,16 @@ def summary(e: Evidence) -> str:
             + (f", the first {len(shown)} below (all in `{REPORT}` and `monitors/{monitor_id}.csv`)"
                if len(rows) > len(shown) else ""),
             "",
-            "| " + " | ".join(EXCEPTION_HEADERS) + " |",
-            "|" + "---|" * len(EXCEPTION_HEADERS),
-            *["| " + " | ".join(cells) + " |" for cells in exception_cells(shown, md_text, md_link)],
-            "",
         ]
+        for heading, part in by_status(shown):
+            lines += [
+                f"#### {md_text(heading)}",
+                "",
+                "| " + " | ".join(EXCEPTION_HEADERS) + " |",
+                "|" + "---|" * len(EXCEPTION_HEADERS),
+                *["| " + " | ".join(cells) + " |" for cells in exception_cells(part, md_text, md_link)],
+                "",
+            ]
     if not len(e.exceptions()):
         lines += ["No exception in this run.", ""]
     lines += [
@@ -177,7 +185,7 @@ def summary(e: Evidence) -> str:
 
 
 def _trend_lines(e: Evidence) -> list[str]:
-    """Alarms per monitor in the latest runs, oldest first."""
+    """Alarms per monitor in the latest runs, oldest first; ``GAP`` where it did not evaluate."""
     trend = e.trend.tail(TREND_RUNS)
     dates = [pd.Timestamp(at).strftime("%Y-%m-%d %H:%M") for at, _ in trend.index]
     return [
@@ -185,7 +193,9 @@ def _trend_lines(e: Evidence) -> list[str]:
         "",
         "| monitor | " + " | ".join(dates) + " |",
         "|---|" + "---|" * len(dates),
-        *[f"| `{m}` | " + " | ".join(str(v) for v in trend[m]) + " |" for m in trend.columns],
+        *[f"| `{m}` | " + " | ".join(GAP if pd.isna(v) else str(v) for v in trend[m]) + " |" for m in trend.columns],
+        "",
+        f"{GAP} = not evaluated: the monitor judged no resource in that run; no count, not 0 alarms.",
         "",
     ]
 

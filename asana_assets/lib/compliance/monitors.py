@@ -2,9 +2,10 @@
 
 A rule returns one row per evaluated resource (``resource_type, resource_gid, status, reason,
 resource_url``); ``finish`` stamps the run, the monitor's severity and its control mapping on
-them, giving ``monitor_results`` rows. Statuses: ok, alarm, info (not yet decidable), skip (the
-rule does not apply, with the reason), error. ``verdict`` sums one monitor's rows up for an
-auditor: PASS, FAIL, ERROR or NOT EVALUATED.
+them, giving ``monitor_results`` rows. Statuses: ok, alarm, unknown (the data cannot decide it:
+never read as ok), info (not yet due, e.g. inside a grace period), skip (the rule does not
+apply, with the reason), error. ``verdict`` sums one monitor's rows up for an auditor: FAIL,
+ERROR, INCOMPLETE, NOT EVALUATED or PASS.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pydantic import BaseModel, Field
 from asana_assets.lib.compliance import access, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
-from asana_assets.lib.compliance.tickets import TIMESTAMP, isin, lookup, sort_rows
-from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES
+from asana_assets.lib.compliance.tickets import TIMESTAMP, implementation_start, isin, lookup, sort_rows
+from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES, UNKNOWN
 from asana_assets.lib.schema import DERIVED_TABLES
 
 
@@ -64,32 +65,45 @@ CONTROLS = {
     "ISO27001:2022:5.3": "Segregation of duties",
     "ISO27001:2022:5.18": "Access rights are provisioned, reviewed, modified and removed",
 }
-STATUSES = ("alarm", "error", "info", "ok", "skip")
-PASS, FAIL, ERROR, NOT_EVALUATED = "PASS", "FAIL", "ERROR", "NOT EVALUATED"
+STATUSES = ("alarm", "error", "unknown", "info", "ok", "skip")
+# Rows that judged their resource: an info row is not due yet and a skip row out of scope.
+JUDGED = ("alarm", "error", "unknown", "ok")
+PASS, FAIL, ERROR, INCOMPLETE, NOT_EVALUATED = "PASS", "FAIL", "ERROR", "INCOMPLETE", "NOT EVALUATED"
+VERDICTS = (FAIL, ERROR, INCOMPLETE, NOT_EVALUATED, PASS)  # worst first
+UNKNOWN_FIX = ("fix what each unknown row names (map the section, identify the approver, "
+               "grant the connection access), then re-run")
 
 
 def verdict(rows: pd.DataFrame) -> tuple[str, str]:
     """(verdict, why) for one monitor's rows of one run (``status`` and ``reason`` columns).
 
-    The evaluated population is every row but the skipped ones. When it is empty (no rows, or
-    every row skip) the monitor is NOT EVALUATED, never PASS: an auditor reads PASS as "the
-    control worked", which no evaluated resource can show. Otherwise FAIL on any alarm, ERROR on
-    any error, else PASS (info rows are evaluated: recorded, or inside a grace period).
+    FAIL on any alarm; else ERROR on any error; else INCOMPLETE on any unknown (not passed: what
+    the data could not show may hide a violation); else PASS when at least one resource was
+    judged ok. No judged row (no rows, or only info and skip rows) is NOT EVALUATED, never PASS:
+    an auditor reads PASS as "the control worked", which no judged resource can show.
     """
     n = rows["status"].value_counts()
     count = {status: int(n.get(status, 0)) for status in STATUSES}
-    judged = len(rows) - count["skip"]
-    if not judged:
-        if not count["skip"]:
-            return NOT_EVALUATED, "Not evaluated: the population is empty."
-        reasons = rows["reason"].fillna("no reason").value_counts()
-        top = "; ".join(f"{k} ({v})" for k, v in reasons.head(3).items())
-        return NOT_EVALUATED, f"Not evaluated: the rule applies to none of its {count['skip']} resource(s): {top}"
+    judged = sum(count[s] for s in JUDGED)
     if count["alarm"]:
-        return FAIL, f"{count['alarm']} of {judged} evaluated resource(s) alarm."
+        return FAIL, f"{count['alarm']} of {judged} judged resource(s) alarm."
     if count["error"]:
-        return ERROR, f"{count['error']} of {judged} evaluated resource(s) could not be judged (error)."
-    return PASS, f"None of {judged} evaluated resource(s) alarms ({count['ok']} ok, {count['info']} info)."
+        return ERROR, f"{count['error']} of {judged} judged resource(s) could not be judged (error)."
+    if count["unknown"]:
+        return INCOMPLETE, (f"{count['unknown']} of {judged} judged resource(s) are unknown (the data cannot "
+                            f"decide them) and none alarms: {UNKNOWN_FIX}. {_top(rows, 'unknown')}")
+    if not judged:
+        if not len(rows):
+            return NOT_EVALUATED, "Not evaluated: the population is empty."
+        return NOT_EVALUATED, (f"Not evaluated: no resource could be judged ({count['info']} not yet due, "
+                               f"{count['skip']} out of scope): {_top(rows, 'info', 'skip')}")
+    return PASS, f"None of {judged} judged resource(s) alarms ({count['ok']} ok, {count['info']} not yet due)."
+
+
+def _top(rows: pd.DataFrame, *statuses: str) -> str:
+    """The commonest reasons among rows of these statuses, with their counts."""
+    reasons = rows.loc[rows["status"].isin(statuses), "reason"].fillna("no reason").value_counts()
+    return "; ".join(f"{k} ({v})" for k, v in reasons.head(3).items())
 
 
 class MonitorParams(BaseModel):
@@ -134,16 +148,6 @@ def _decide(index: pd.Index, cases: list[tuple], default: tuple[str, object]) ->
 
 
 # -- derived facts the rules share ------------------------------------------------------
-def implementation_start(tix: pd.DataFrame, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.Series:
-    """The first of: the first entry into a section whose stage is IN_PROGRESS, IN_REVIEW or DONE,
-    in any of the ticket's projects; the first completion. A ticket that sits in such a section
-    with no story moving it there entered it when it was created (or added to the project)."""
-    started = timeline[timeline["stage"].isin(IMPLEMENTATION_STAGES)].groupby("ticket_gid")["at"].min()
-    first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
-    both = pd.concat([lookup(tix["gid"], started), lookup(tix["gid"], first_done)], axis=1)
-    return both.min(axis=1).astype(TIMESTAMP).set_axis(tix["gid"])
-
-
 def section_exits(timeline: pd.DataFrame) -> pd.DataFrame:
     """For each move into a section (by its story gid): when the ticket next left that section
     in that project (a move, or removal from the project) and the stage it went to (null when
@@ -153,14 +157,24 @@ def section_exits(timeline: pd.DataFrame) -> pd.DataFrame:
     return exits[(exits["seq"] != "") & exits["left_at"].notna()].set_index("seq")
 
 
-def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: pd.DataFrame) -> pd.DataFrame:
-    """Per ticket, the first approval not cancelled before implementation start (or at all, if
-    it has not started).
+def first_unmapped(timeline: pd.DataFrame) -> pd.Series:
+    """Per ticket, its first entry into a section whose name says no known stage (UNKNOWN): from
+    then on, when its implementation started cannot be told."""
+    return timeline[timeline["stage"] == UNKNOWN].groupby("ticket_gid")["at"].min()
+
+
+def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: pd.DataFrame,
+                      tasks: pd.DataFrame) -> pd.DataFrame:
+    """Per ticket, the approval that counts: the first not cancelled before implementation start
+    (or at all, if it has not started), preferring one nothing casts doubt on.
 
     A subtask's approval is cancelled by any later change of the same subtask away from approved
     (to pending, rejected or changes_requested); an approval by entering an APPROVED section is
     cancelled when the ticket leaves that section for one that is not an implementation stage
-    (back to To Do, to Blocked, out of the project, ...).
+    (back to To Do, to Blocked, out of the project, ...). ``doubt`` says why an approval cannot
+    be relied on: no person is known to have given it, it has no date, the ticket left its
+    approved section for one of no known stage, or its subtask now reads other than approved
+    with no dated change saying when that happened.
     """
     a = approvals.assign(impl_start=lookup(approvals["ticket_gid"], impl_start))
     a = a.sort_values(["approval_task_gid", "decided_at", "approval_id"], na_position="first", kind="stable")
@@ -170,11 +184,28 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: 
     leave_at = lookup(a["approval_id"], exits["left_at"])
     left_to = lookup(a["approval_id"], exits["left_to"])
     left = (a["source"] == "section") & leave_at.notna() & ~left_to.isin(IMPLEMENTATION_STAGES)
-    cancel_at = cancel_at.where(~left, leave_at)
+    # Left for a section of no known stage: the work started there, or the approval was taken back.
+    left_unmapped = left & (left_to == UNKNOWN) & (a["impl_start"].isna() | (leave_at < a["impl_start"]))
+    cancel_at = cancel_at.where(~left | left_unmapped, leave_at)
     cancelled = cancel_at.notna() & (a["impl_start"].isna() | (cancel_at < a["impl_start"]))
-    valid = a[(a["decision"] == "approved") & ~cancelled]
-    return valid.sort_values(["ticket_gid", "decided_at", "approval_id"]).drop_duplicates("ticket_gid").set_index(
-        "ticket_gid")[["approval_id", "source", "approval_task_gid", "decided_at", "approver_gid"]]
+    subtasks = tasks.drop_duplicates("gid").set_index("gid")
+    last = a.drop_duplicates("approval_task_gid", keep="last")
+    last = last[last["approval_task_gid"].notna()].set_index("approval_task_gid")
+    status_now = lookup(last.index.to_series(), subtasks["approval_status"])
+    reset = status_now.index[(last["decision"] == "approved").values & (status_now != "approved").fillna(True).values]
+    undated = isin(a["approval_task_gid"], reset) & (a["source"] == "subtask")
+    doubt = _decide(a.index, [
+        (a["approver_gid"].isna(), "doubt", "no person is known to have given it (a rule or an app, or a story "
+                                            "without an author)"),
+        (a["decided_at"].isna(), "doubt", "it has no date"),
+        (left_unmapped, "doubt", "the ticket left the approved section for a section of no known stage"),
+        (undated, "doubt", "its approval subtask now reads " + lookup(a["approval_task_gid"], subtasks[
+            "approval_status"]).fillna("unknown") + " and no dated change says when it left approved"),
+    ], (None, None))[1]
+    valid = a[(a["decision"] == "approved") & ~cancelled].assign(doubt=doubt, doubtful=doubt.notna())
+    valid = valid.sort_values(["ticket_gid", "doubtful", "decided_at", "approval_id"])
+    return valid.drop_duplicates("ticket_gid").set_index("ticket_gid")[
+        ["approval_id", "source", "approval_task_gid", "decided_at", "approver_gid", "doubt"]]
 
 
 def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
@@ -296,7 +327,7 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     created = " (created " + when(tix["created_at"]) + ")"
     status, reason = _decide(tix.index, [
         (milestone, "skip", "milestones are not assigned work."),
-        (completed & ~known, "info",
+        (completed & ~known, "unknown",
          "every assignment story comes after the completion: the assignee at completion is unknown."),
         (completed & done_by.isna(), "alarm",
          "completed at " + when(tix["completed_at"]) + closer + " without an assignee at completion."),
@@ -310,20 +341,33 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     return label.rows(tix, status, reason, people)
 
 
-def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame, names: Directory,
-                     label: TicketNames) -> pd.DataFrame:
-    """A change that started implementation had an approval at or before the start."""
+def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.DataFrame, unmapped: pd.Series,
+                     names: Directory, label: TicketNames) -> pd.DataFrame:
+    """A change that started implementation had an approval at or before the start.
+
+    Unknown, never ok or skip, where the data cannot decide: the approval is in doubt (see
+    ``counting_approval``), or the change entered a section whose stage is unknown before its
+    approval (that section may have started the work) or before any start at all."""
     start = lookup(tix["gid"], impl_start)
     approved_at = lookup(tix["gid"], counting["decided_at"])
+    doubt = lookup(tix["gid"], counting["doubt"])
+    entered = lookup(tix["gid"], unmapped)
     approver = names.person(lookup(tix["gid"], counting["approver_gid"]))
     by = (" by " + approver).fillna("")
     change = tix["is_change"]
+    unmapped_at = "it entered a section of no known stage at " + when(entered)
     status, reason = _decide(tix.index, [
         (~change, "skip", "not a change ticket."),
+        (start.isna() & entered.notna(), "unknown",
+         unmapped_at + ", which may have started the work: map that section (workflow_mapping)."),
         (start.isna(), "skip", "implementation has not started."),
         (approved_at.isna(), "alarm", "implementation started at " + when(start) + " without an approval."),
         (approved_at > start, "alarm",
          "approved" + by + " at " + when(approved_at) + ", after implementation started at " + when(start) + "."),
+        (doubt.notna(), "unknown", "an approval at " + when(approved_at) + " precedes implementation start ("
+         + when(start) + "), but " + doubt.fillna("") + "."),
+        (entered < approved_at, "unknown", unmapped_at + ", before its approval" + by + " at " + when(approved_at)
+         + ": map that section (workflow_mapping)."),
     ], ("ok", "approved" + by + " at " + when(approved_at) + ", at or before implementation start ("
         + when(start) + ")."))
     people = roles(requester=names.person(tix["creator_gid"]), assignee=names.person(tix["assignee_gid"]),
@@ -333,8 +377,11 @@ def changes_approved(tix: pd.DataFrame, impl_start: pd.Series, counting: pd.Data
 
 def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completion: pd.DataFrame,
                          names: Directory, label: TicketNames) -> pd.DataFrame:
-    """The approver that counts is neither the creator, the assignee (at completion) nor the closer."""
+    """The approver that counts is neither the creator, the assignee (at completion) nor the closer.
+    An approval no person is known to have given cannot be judged: unknown, never skip."""
+    approval = lookup(tix["gid"], counting["approval_id"])
     approver = lookup(tix["gid"], counting["approver_gid"])
+    doubt = lookup(tix["gid"], counting["doubt"])
     assignee = lookup(tix["gid"], at_completion["assignee_gid"]).where(tix["completed"], tix["assignee_gid"])
     roles_of = [("creator", tix["creator_gid"]), ("assignee", assignee), ("closer", tix["completed_by_gid"])]
     clash = pd.Series("", index=tix.index)
@@ -345,8 +392,9 @@ def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completio
     change = tix["is_change"]
     status, reason = _decide(tix.index, [
         (~change, "skip", "not a change ticket."),
-        (approver.isna(), "skip", "no approval to judge."),
+        (approval.isna(), "skip", "no approval to judge."),
         (clash != "", "alarm", "the approver " + who + " is also its " + clash + "."),
+        (doubt.notna(), "unknown", "its approval cannot be relied on: " + doubt.fillna("") + "."),
     ], ("ok", "the approver " + who + " is independent of the creator, assignee and closer."))
     people = roles(approver=names.person(approver), creator=names.person(tix["creator_gid"]),
                    assignee=names.person(assignee), closer=names.person(tix["completed_by_gid"]))
@@ -367,18 +415,22 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
     last_reopen = done[~done["completed"]].groupby("ticket_gid")["at"].max()
     flip = lookup(m["ticket_gid"], last_done).where(m["completed"], lookup(m["ticket_gid"], last_reopen))
     since = pd.concat([m["at"], flip], axis=1).max(axis=1)
-    drift = np.where(m["completed"], m["state"] != "CLOSED", m["state"] == "CLOSED")
+    # A section of no known stage (or none the sync has) agrees or disagrees: nobody can tell.
+    unclear = (m["state"].isna() | (m["state"] == UNKNOWN)).to_numpy(dtype=bool)
+    drift = ~unclear & np.where(m["completed"], m["state"] != "CLOSED", m["state"] == "CLOSED")
     late = (as_of - since) > timedelta(hours=params.drift_grace_hours)
-    m["rank"] = np.select([drift & late, drift], [2, 1], 0)
-    m["why"] = np.where(
-        m["completed"], "completed but in a section whose state is " + m["state"].fillna("unknown"),
+    m["rank"] = np.select([drift & late, unclear, drift], [3, 2, 1], 0)
+    m["why"] = np.select(
+        [unclear, m["completed"].to_numpy(dtype=bool)],
+        ["in a section of no known stage", "completed but in a section whose state is " + m["state"].astype(str)],
         "open but in a CLOSED section",
     ) + " in " + names.project(m["project_gid"]) + " since " + when(since)
     worst = m.sort_values("rank", kind="stable").drop_duplicates("ticket_gid", keep="last").set_index("ticket_gid")
     rank = lookup(tix["gid"], worst["rank"])
     status, reason = _decide(tix.index, [
         (rank.isna(), "skip", "in no project: no section to compare."),
-        (rank == 2, "alarm", "drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+        (rank == 3, "alarm", "drift past the grace: " + lookup(tix["gid"], worst["why"]) + "."),
+        (rank == 2, "unknown", lookup(tix["gid"], worst["why"]) + ": map that section (workflow_mapping)."),
         (rank == 1, "info", "drift within the grace: " + lookup(tix["gid"], worst["why"]) + "."),
     ], ("ok", "completion and section agree in every project."))
     people = roles(assignee=names.person(tix["assignee_gid"]), closer=names.person(tix["completed_by_gid"]))
@@ -395,8 +447,8 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     people an earlier pack named (see ``names.Directory``)."""
     tix, states, events = t["tickets"], t["workflow_states"], t["ticket_events"]
     timeline, done = shared or history_inputs(t, states, events)
-    impl = implementation_start(tix, timeline, done)
-    counting = counting_approval(t["approvals"], impl, timeline)
+    impl = implementation_start(tix["gid"], timeline, done)
+    counting = counting_approval(t["approvals"], impl, timeline, t["tasks"])
     at_completion = assignee_at_completion(tix, events, done)
     history, changes = t["user_access"], t["membership_changes"]
     names = Directory(t, former_people)
@@ -404,7 +456,7 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     rules = {
         "tickets_synced": tickets_synced(t, tix, as_of, params, names),
         "tickets_assigned": tickets_assigned(t, tix, at_completion, as_of, params, names, label),
-        "changes_approved": changes_approved(tix, impl, counting, names, label),
+        "changes_approved": changes_approved(tix, impl, counting, first_unmapped(timeline), names, label),
         "approval_segregation": approval_segregation(tix, counting, at_completion, names, label),
         "offboarding_access_removed": access.offboarding_results(
             history, t, as_of, timedelta(hours=params.offboarding_grace_hours), names),
@@ -463,4 +515,5 @@ def change_population(tix, impl, counting, at_completion) -> pd.DataFrame:
         "approval_task_gid": lookup(c["gid"], counting["approval_task_gid"]),
         "approved_at": lookup(c["gid"], counting["decided_at"]),
         "approver_gid": lookup(c["gid"], counting["approver_gid"]),
+        "approval_doubt": lookup(c["gid"], counting["doubt"]),
     })

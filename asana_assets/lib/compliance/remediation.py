@@ -1,11 +1,15 @@
 """Findings as Asana tasks (opt-in): each alarm a task in a remediation project, kept up to date
-while the alarm lasts and completed with a comment when it clears.
+while the alarm lasts and completed with a comment once a run judges the resource ok.
 
 A task is keyed by (monitor, resource). Its gid is remembered in the sync state, and its notes
 carry a marker line naming the key, so a lost state is rebuilt from the project's open tasks
-instead of opening a second task. An alarm clears only when its monitor judged the resource
-again and found it ok, or judged its population and the resource is no longer in it: a monitor
-that erred or did not run leaves its tasks open (a lapse in evaluation is never a remediation).
+instead of opening a second task. Only an ``ok`` row for the resource in this run completes a
+task: a lapse in evaluation is never a remediation, so skip (the rule no longer applies, say a
+renamed change project), unknown, info, error, a monitor NOT EVALUATED and a missing row all
+leave it open. A resource deleted at the source has no row any more: a person completes its task
+in Asana, having checked, as a reviewer would anyway. An open task whose resource is unknown in
+this run gets notes saying the run could not decide it and why (the finding it was opened for
+stays in its name), so its notes never show a stale alarm as current.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ def finding_key(monitor_id, resource_type, resource_gid):
 
 @dataclass
 class Remediation:
-    """What one pass did: keys opened, updated and closed, and the open tasks (key -> gid)."""
+    """What one pass did: keys opened, updated (still alarming), undecided (open, their resource
+    unknown in this run: notes rewritten to say so) and closed, and the open tasks (key -> gid)."""
 
     tasks: dict[str, str]
     opened: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     reconciled: int = 0  # open tasks found by their marker rather than in the state
 
@@ -49,26 +55,41 @@ def alarms(results: pd.DataFrame) -> pd.DataFrame:
     return _keyed(results[results["status"].eq("alarm")]).drop_duplicates("key").set_index("key")
 
 
+def _rows_of(results: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
+    keyed = _keyed(results)
+    return keyed[keyed["key"].isin(keys)]
+
+
 def cleared(results: pd.DataFrame, keys: set[str]) -> set[str]:
-    """The open findings this run shows resolved: the resource judged ok, or out of the
-    monitor's population (skip, or no row at all from a monitor that ran without error)."""
-    judged = _keyed(results)
-    status = judged.drop_duplicates("key").set_index("key")["status"]
-    evaluated = set(judged["monitor_id"]) - set(judged.loc[judged["status"].eq("error"), "monitor_id"])
-    return {key for key in keys if (status[key] in ("ok", "skip") if key in status.index
-                                    else key.split("/", 1)[0] in evaluated)}
+    """The open findings this run shows resolved: their resource judged ok, and by no other row.
+    Any other status, or no row at all, keeps a finding open (see the module's docstring)."""
+    rows = _rows_of(results, keys)
+    ok = rows["status"].eq("ok")
+    return set(rows.loc[ok, "key"]) - set(rows.loc[~ok, "key"])
+
+
+def undecided(results: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
+    """The open findings whose resource this run could not decide (unknown), one row per key."""
+    rows = _rows_of(results, keys)
+    return rows[rows["status"].eq("unknown")].drop_duplicates("key").set_index("key")
 
 
 def notes(key: str, row: pd.Series, run_id: str, as_of: pd.Timestamp, evidence: str) -> str:
-    """The task's notes: the finding, where to see it, and the marker line."""
+    """The task's notes: the finding (an alarm row) or why this run could not decide it (an
+    unknown row), where to see it, and the marker line."""
     controls = ", ".join(row["control_refs"]) if row["control_refs"] is not None else ""
+    run = f"run {run_id} as of {as_of.isoformat()}"
+    state = ([f"Finding: {row['reason']}", f"Last seen: {run}"] if row["status"] == "alarm" else [
+        f"Undecided: {row['reason']}",
+        (f"Latest run: {run} could not decide this resource (unknown); the task stays open until a run "
+         "judges it ok. The finding it was opened for is in its name."),
+    ])
     return "\n".join([
         f"Monitor: {row['monitor_id']} ({row['severity']})",
         f"Controls: {controls}",
         f"Resource: {row['resource_type']} {row['resource_gid']}",
         f"Link: {row['resource_url'] or ''}",
-        f"Finding: {row['reason']}",
-        f"Last seen: run {run_id} as of {as_of.isoformat()}",
+        *state,
         f"Evidence: {evidence}",
         "",
         f"{MARKER}: {key}",
@@ -110,24 +131,35 @@ async def remediate(client: AsanaClient, project_gid: str, assignee_gid: str | N
         tasks[key] = created["gid"]
         outcome.opened.append(key)
 
+    async def mark_undecided(key: str) -> None:
+        try:
+            await write("PUT", f"/tasks/{tasks[key]}", {"notes": notes(key, pending.loc[key], run_id, as_of, evidence)})
+            outcome.undecided.append(key)
+        except NotFoundError:  # deleted in Asana, and no alarm to file again
+            del tasks[key]
+
     async def close(key: str) -> None:
         # The comment first: a retry after a failure in between comments again, never closes silently.
         try:
             await write("POST", f"/tasks/{tasks[key]}/stories", {
-                "text": f"Cleared: run {run_id} as of {as_of.isoformat()} no longer finds this. Evidence: {evidence}"})
+                "text": f"Cleared: run {run_id} as of {as_of.isoformat()} judged this resource ok. Evidence: {evidence}"})
             await write("PUT", f"/tasks/{tasks[key]}", {"completed": True})
             outcome.closed.append(key)
         except NotFoundError:  # deleted in Asana: nothing left to close
             pass
         del tasks[key]
 
-    ending = cleared(results, set(tasks) - set(found.index))
+    standing = set(tasks) - set(found.index)
+    ending, pending = cleared(results, standing), undecided(results, standing)
     async with asyncio.TaskGroup() as group:
         for key in found.index:
             group.create_task(open_or_update(key))
+        for key in pending.index:
+            group.create_task(mark_undecided(key))
         for key in ending:
             group.create_task(close(key))
-    outcome.opened.sort(), outcome.updated.sort(), outcome.closed.sort()
+    for keys in (outcome.opened, outcome.updated, outcome.undecided, outcome.closed):
+        keys.sort()
     return outcome
 
 

@@ -18,10 +18,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asana_assets.lib.compliance.monitors import CONTROLS, MONITORS, STATUSES, verdict
+from asana_assets.lib.compliance.monitors import (
+    CONTROLS,
+    ERROR,
+    FAIL,
+    INCOMPLETE,
+    JUDGED,
+    MONITORS,
+    NOT_EVALUATED,
+    PASS,
+    STATUSES,
+    UNKNOWN_FIX,
+    verdict,
+)
 from asana_assets.lib.compliance.rule_output import COLUMNS, NAMED
 
-EXCEPTION_STATUSES = ("alarm", "error")
+# What an auditor must look at, in the order listed: unknown rows too, since what the data could
+# not decide may hide a violation.
+EXCEPTION_STATUSES = ("alarm", "error", "unknown")
+# What each verdict means, worst first, as the report and summary.md explain them.
+VERDICT_MEANINGS = {
+    FAIL: "at least one alarm",
+    ERROR: "at least one resource could not be judged (error)",
+    INCOMPLETE: f"the data could not decide some resources; not passed: {UNKNOWN_FIX}",
+    NOT_EVALUATED: ("no resource was judged (none, or only ones not yet due or out of scope): the run shows "
+                    "nothing about the control"),
+    PASS: "resources were judged and none alarms",
+}
+# What each status means, as the summary explains them.
+STATUS_MEANINGS = {
+    "alarm": "non-compliant",
+    "error": "the resource could not be judged (the rule failed)",
+    "unknown": "the data cannot decide it (never read as ok; the reason names what is missing)",
+    "info": "not yet due (e.g. inside a grace period)",
+    "ok": "compliant",
+    "skip": "the rule does not apply (the reason says why)",
+}
 # The order states are read in; CLOSED is left out of the time-in-state chart (a closed ticket
 # stays closed, so its time there only grows).
 STATES = ("OPEN", "IN_PROGRESS", "ON_HOLD")
@@ -31,6 +63,28 @@ SIGN_OFF = ("Reviewer", "Date", "Management response")
 # What the trend reads of the runs before: their monitor_results rows counted by these (and
 # ``rows``), a few rows per run however many resources they judged.
 COUNTED = ["run_id", "evaluated_at", "monitor_id", "status"]
+
+
+def counted(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` counted by ``COUNTED`` (``rows``): the form ``Evidence.history`` takes."""
+    return results.groupby(COUNTED, observed=True).size().reset_index(name="rows")
+
+
+def alarms_per_run(counts: pd.DataFrame) -> pd.DataFrame:
+    """Alarms per run (index: run_id) and monitor (columns: every one of ``MONITORS``) from rows
+    counted by ``COUNTED``. <NA> where the monitor judged no resource in the run (no ok, alarm,
+    unknown or error row: NOT EVALUATED): a gap in the trend, since 0 would read as compliant."""
+    judged = counts[counts["status"].isin(JUDGED)]
+    alarms = judged["rows"].where(judged["status"].eq("alarm"), 0)
+    table = alarms.groupby([judged["run_id"], judged["monitor_id"]]).sum().unstack()
+    return table.reindex(columns=list(MONITORS)).astype("Int64")
+
+
+def alarm_counts(results: pd.DataFrame) -> dict[str, int | None]:
+    """One run's alarms per monitor (every one of ``MONITORS``), None for a monitor that judged
+    no resource (NOT EVALUATED): a point to leave out of a trend rather than plot as 0."""
+    per_monitor = alarms_per_run(counted(results)).sum(min_count=1)
+    return {m: None if pd.isna(n) else int(n) for m, n in per_monitor.items()}
 
 
 def verdicts(results: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -141,6 +195,7 @@ class Evidence:
         return self.results.groupby(["monitor_id", "status"]).size()
 
     def counts(self, monitor_id: str) -> dict[str, int]:
+        """The monitor's rows per status (every one of ``STATUSES``)."""
         return {s: int(self._counts.get((monitor_id, s), 0)) for s in STATUSES}
 
     def controls(self) -> list[tuple[str, str, list[str]]]:
@@ -149,7 +204,7 @@ class Evidence:
                 for ref, title in CONTROLS.items()]
 
     def exceptions(self, monitor_id: str | None = None) -> pd.DataFrame:
-        """The rows an auditor must look at: alarms and errors, with names and links."""
+        """The rows an auditor must look at (``EXCEPTION_STATUSES``, in that order), with names and links."""
         rows = self._exceptions
         return rows[rows["monitor_id"] == monitor_id] if monitor_id else rows
 
@@ -157,14 +212,16 @@ class Evidence:
     def _exceptions(self) -> pd.DataFrame:
         r = self.results
         rows = r[r["status"].isin(EXCEPTION_STATUSES)]
+        order = pd.Categorical(rows["status"], categories=EXCEPTION_STATUSES)
+        rows = rows.iloc[order.argsort(kind="stable")]
         rows = rows.assign(name=rows["name"].fillna(rows["resource_type"] + " " + rows["resource_gid"]))
         return rows[["monitor_id", "status", "resource_type", "resource_gid", *NAMED, "resource_url", "reason"]]
 
     @cached_property
     def trend(self) -> pd.DataFrame:
-        """Alarms per monitor (columns) per run (index: evaluated_at, run_id), oldest first; this
-        run's counts from ``results``."""
-        parts = [self.results[COUNTED].assign(rows=1)]
+        """Alarms per monitor (columns) per run (index: evaluated_at, run_id), oldest first, <NA>
+        where the monitor did not evaluate (``alarms_per_run``); this run's from ``results``."""
+        parts = [counted(self.results)]
         if self.history is not None and len(self.history):
             parts.insert(0, self.history[self.history["run_id"] != self.run_id])
         rows = pd.concat(parts, ignore_index=True)
@@ -172,8 +229,7 @@ class Evidence:
         runs = rows.drop_duplicates("run_id").set_index("run_id")["evaluated_at"]
         if self.run_id not in runs.index:
             runs[self.run_id] = self.as_of
-        alarms = rows[rows["status"] == "alarm"].groupby(["run_id", "monitor_id"])["rows"].sum().unstack(fill_value=0)
-        table = alarms.reindex(index=runs.index, columns=list(MONITORS), fill_value=0).fillna(0).astype(int)
+        table = alarms_per_run(rows).reindex(runs.index)
         table.index = pd.MultiIndex.from_arrays([runs.to_numpy(), runs.index], names=["evaluated_at", "run_id"])
         return table.sort_index()
 
@@ -214,10 +270,11 @@ class Evidence:
         return out.sort_values(["workspace", "name", "user_gid"], na_position="last")
 
     def leavers(self) -> pd.DataFrame:
-        """Users without an active membership who still hold access: alarms and those in grace."""
+        """Users without an active membership who still hold access (alarms), may (unknown), or
+        do inside the grace (info)."""
         r = self.results
         rows = r[(r["monitor_id"] == "offboarding_access_removed") & (r["resource_type"] == "user_in_workspace")
-                 & r["status"].isin(["alarm", "info"])]
+                 & r["status"].isin(["alarm", "unknown", "info"])]
         return rows[["status", "name", "resource_url", "reason"]]
 
 
@@ -273,7 +330,8 @@ th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top
 th{background:#f3f3f3}td.n{text-align:right}
 .verdict{font-weight:bold;padding:.1em .4em;border-radius:3px}
 .pass{background:#d9f2dd;color:#14521e}.fail{background:#fbd9d9;color:#7a1010}
-.error{background:#ffe7c2;color:#6b3d00}.not-evaluated{background:#e4e4ef;color:#2c2c59}
+.error{background:#ffe7c2;color:#6b3d00}.incomplete{background:#fff3b0;color:#5c4a00}
+.not-evaluated{background:#e4e4ef;color:#2c2c59}
 .none{color:#666;font-style:italic}.signoff td{height:3em}.signoff td.big{height:9em}
 svg{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
 @media print{a{color:inherit}h2{page-break-after:avoid}table{page-break-inside:auto}}
@@ -299,9 +357,9 @@ def render_html(e: Evidence) -> str:
         + "".join(f'<tr><th style="width:14em">{_text(label)}</th><td{" class=big" if i == 2 else ""}></td></tr>'
                   for i, label in enumerate(SIGN_OFF))
         + "</tbody></table></section>",
-        ('<p class="none">Results: FAIL = at least one alarm; ERROR = at least one resource could not be judged; '
-        "PASS = resources were evaluated and none alarms; NOT EVALUATED = no resource was evaluated: the run shows "
-        "nothing about the control. Files: <code>monitors/&lt;monitor&gt;.csv</code> (every evaluated resource), "
+        ('<p class="none">Results: ' + "; ".join(f"<b>{_text(v)}</b> = {_text(meaning)}"
+                                                 for v, meaning in VERDICT_MEANINGS.items())
+         + ". Files: <code>monitors/&lt;monitor&gt;.csv</code> (every evaluated resource), "
         "<code>populations/</code> (the rows the rules read), <code>users.csv</code> (the people), "
         "<code>manifest.json</code> (sha256 of every file). In the CSVs times are ISO 8601 in UTC "
         "(<code>2026-03-04T09:00:00Z</code>) and lists are joined by <code>;</code>.</p>"),
@@ -318,9 +376,10 @@ def _controls_html(e: Evidence) -> str:
             monitor, (result, why), n = MONITORS[monitor_id], e.verdicts[monitor_id], e.counts(monitor_id)
             rows.append([f"<code>{_text(monitor_id)}</code>", _text(monitor.title), _text(monitor.severity),
                          _verdict(result), f'<span class="n">{n["alarm"]}</span>',
-                         f'<span class="n">{sum(n.values()) - n["skip"]}</span>', _text(why)])
+                         f'<span class="n">{n["unknown"]}</span>',
+                         f'<span class="n">{sum(n[s] for s in JUDGED)}</span>', _text(why)])
         out += [f"<h3>{_text(ref)}: {_text(title)}</h3>",
-                _table(["monitor", "checks that", "severity", "verdict", "alarms", "evaluated", "why"], rows)]
+                _table(["monitor", "checks that", "severity", "verdict", "alarms", "unknown", "judged", "why"], rows)]
     out.append("</section>")
     return "\n".join(out)
 
@@ -338,15 +397,25 @@ def exception_cells(rows: pd.DataFrame, text, link) -> list[list[str]]:
             for name, project, people, url, reason in zip(*(rows[c] for c in EXCEPTION_COLUMNS), strict=True)]
 
 
+def by_status(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Exception rows apart by status, in the order of ``EXCEPTION_STATUSES``, with a heading
+    saying how many and what the status means; statuses without a row left out."""
+    parts = [(status, rows[rows["status"] == status]) for status in EXCEPTION_STATUSES]
+    return [(f"{status} ({len(part)}): {STATUS_MEANINGS[status]}", part) for status, part in parts if len(part)]
+
+
 def _exceptions_html(e: Evidence) -> str:
     out = ['<section id="exceptions"><h2>Exceptions</h2>',
-           "<p>Every alarm and error of this run, by monitor, with the people involved and a link to Asana.</p>"]
+           ("<p>Every alarm, error and unknown of this run, by monitor, with the people involved and a link to "
+            "Asana. An unknown row is not passed: its reason names what the data lacks.</p>")]
     for monitor_id in MONITORS:
         rows = e.exceptions(monitor_id)
         if rows.empty:
             continue
-        out += [f"<h3><code>{_text(monitor_id)}</code>: {len(rows)} exception(s)</h3>",
-                _table(EXCEPTION_HEADERS, exception_cells(rows, _text, lambda url: _link(url, "open in Asana")))]
+        out.append(f"<h3><code>{_text(monitor_id)}</code>: {len(rows)} exception(s)</h3>")
+        for heading, part in by_status(rows):
+            out += [f"<h4>{_text(heading)}</h4>",
+                    _table(EXCEPTION_HEADERS, exception_cells(part, _text, lambda url: _link(url, "open in Asana")))]
     if len(out) == 2:
         out.append('<p class="none">No exception in this run.</p>')
     out.append("</section>")
@@ -397,7 +466,8 @@ def _charts_html(e: Evidence) -> str:
     return "\n".join([
         '<section id="charts"><h2>Charts</h2>',
         f"<h3>Alarms per monitor across the {len(trend)} run(s) in the warehouse</h3>",
-        line_chart(labels, {m: trend[m].tolist() for m in trend.columns}, "alarms"),
+        "<p>A run in which a monitor judged no resource (NOT EVALUATED) is a gap in its line, not 0 alarms.</p>",
+        line_chart(labels, {m: [None if pd.isna(v) else int(v) for v in trend[m]] for m in trend.columns}, "alarms"),
         "<h3>Time change tickets spent in each state</h3>",
         "<p>Median hours per stay (current stays counted up to as_of); CLOSED is left out.</p>",
         bar_chart([f"{s} ({int(row.stays)} stays, {row.total_hours:.0f} h in all)" for s, row in states.iterrows()],
@@ -424,10 +494,11 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) -> str:
-    """One line per series over the labelled points, with markers, axes and a legend."""
+def line_chart(labels: list[str], series: Mapping[str, list[float | None]], unit: str) -> str:
+    """One line per series over the labelled points, with markers, axes and a legend. A None
+    value is no point: the line breaks there (a polyline per run of points)."""
     width, height, left, right, top, bottom = 900, 340, 130, 230, 20, 80
-    ticks = _ticks(max([v for values in series.values() for v in values] or [0]), whole=True)
+    ticks = _ticks(max([v for values in series.values() for v in values if v is not None] or [0]), whole=True)
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
 
@@ -451,11 +522,12 @@ def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) 
                        f'transform="rotate(-30 {x(i):.1f} {top + plot_h + 14})">{_text(label)}</text>')
     for k, (name, values) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
-        if n > 1:
-            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        for segment in _segments(values):
+            if len(segment) > 1:
+                points = " ".join(f"{x(i):.1f},{y(values[i]):.1f}" for i in segment)
+                out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
         out += [f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"><title>{_text(name)}: '
-                f'{_number(v)} {_text(unit)}</title></circle>' for i, v in enumerate(values)]
+                f'{_number(v)} {_text(unit)}</title></circle>' for i, v in enumerate(values) if v is not None]
         ly = top + 14 + k * 18
         out.append(f'<rect x="{width - right + 15}" y="{ly - 9}" width="12" height="12" fill="{colour}"/>'
                    f'<text x="{width - right + 32}" y="{ly + 1}">{_text(name)}</text>')
@@ -463,6 +535,19 @@ def line_chart(labels: list[str], series: Mapping[str, list[float]], unit: str) 
     out.append(f'<text x="{left - 40}" y="{top + plot_h / 2:.0f}" transform="rotate(-90 {middle})" '
                f'text-anchor="middle">{_text(unit)}</text></svg>')
     return "".join(out)
+
+
+def _segments(values: list[float | None]) -> list[list[int]]:
+    """The indexes of each run of consecutive values that are not None."""
+    runs: list[list[int]] = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
 
 
 def bar_chart(labels: list[str], values: list[float], unit: str) -> str:

@@ -7,6 +7,7 @@ Inputs are the raw tables as pandas frames; ``states`` is the ``workflow_states`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
@@ -15,14 +16,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN, STATE_OF_STAGE, is_change_project
+from asana_assets.lib.compliance.workflow import (
+    CHANGE_PROJECT_PATTERN,
+    IMPLEMENTATION_STAGES,
+    STATE_OF_STAGE,
+    UNKNOWN,
+    is_change_project,
+)
 
 Raw = Mapping[str, pd.DataFrame]
 
 CLOSED = "CLOSED"
-# The enum field that types tickets, unless configured: the first (oldest) per workspace whose name
+# The fields that type tickets, unless one is configured: every enum and multi-enum field whose name
 # has the word "type" ("Type", "Ticket type", "Change type"; not "Prototype").
 TICKET_TYPE_FIELD_PATTERN = r"(?i)\btype\b"
+CHANGE_TYPE_PATTERN = r"\bchange"
 CHANGE_TICKET_TYPES = ("Change", "Change request", "Normal change", "Standard change", "Emergency change")
 TIMESTAMP = "datetime64[us, UTC]"  # how the warehouse's timestamps read into pandas
 
@@ -95,11 +103,36 @@ def collections(raw: Raw, change_projects: Sequence[str] | None = None,
 
 def change_project_mask(projects: pd.DataFrame, change_projects: Sequence[str] | None,
                         change_pattern: str) -> pd.Series:
-    """Projects named in configuration (gid or name), else those matching the pattern."""
+    """Projects named in configuration (gid or name), else those matching the pattern. A
+    configured name that matches no project is refused: a typo would silently take that
+    project's changes out of the change monitors."""
     if change_projects:
         wanted = {str(v).casefold() for v in change_projects}
-        return projects["gid"].isin(wanted) | projects["name"].fillna("").str.casefold().isin(wanted)
+        names = projects["name"].fillna("").str.casefold()
+        unmatched = sorted(str(v) for v in change_projects
+                           if str(v).casefold() not in set(names) | set(projects["gid"]))
+        if unmatched:
+            raise ValueError(f"change_projects names {', '.join(map(repr, unmatched))}, which match(es) no synced "
+                             "project by gid or name: correct the compliance setting change_projects")
+        return projects["gid"].isin(wanted) | names.isin(wanted)
     return is_change_project(projects["name"], change_pattern)
+
+
+def unmapped_change_sections(states: pd.DataFrame, collections_: pd.DataFrame) -> pd.DataFrame:
+    """The sections of change projects whose name says no known stage, each with the override
+    that maps it (``project_section_overrides``): until mapped, a change that entered one is
+    judged unknown."""
+    change = collections_.loc[collections_["is_change_project"].fillna(False), ["gid", "name"]]
+    found = states[(states["stage"] == UNKNOWN) & isin(states["project_gid"], change["gid"])]
+    return pd.DataFrame({
+        "project_gid": found["project_gid"].values,
+        "project": lookup(found["project_gid"], change.drop_duplicates("gid").set_index("gid")["name"]).values,
+        "section_gid": found["section_gid"].values,
+        "section": found["name"].values,
+        # Few sections: one JSON text each, quoted as the setting takes it.
+        "override": [json.dumps({"project_section_overrides": {project: {name or "": "<STAGE>"}}})
+                     for project, name in zip(found["project_gid"], found["name"])],
+    })
 
 
 # -- ticket events ----------------------------------------------------------------------
@@ -123,6 +156,10 @@ DUE_FIELDS = ["old_due_on", "new_due_on", "old_due_at", "new_due_at", "old_start
 STORY_COLUMNS = ["gid", "task_gid", "created_at", "created_by_gid", "resource_subtype", "project_gid",
                  "old_section_gid", "new_section_gid", "assignee_gid", "old_approval_status", "new_approval_status",
                  "old_name", "new_name", *DUE_FIELDS]
+
+# What tickets reads of stories: the custom field changes that may retype a ticket.
+TYPE_STORY_COLUMNS = ["task_gid", "created_at", "custom_field_gid", "old_enum_option_name", "new_enum_option_name",
+                      "old_multi_enum_option_names", "new_multi_enum_option_names"]
 
 
 def story_kinds(s: pd.DataFrame) -> pd.Series:
@@ -210,9 +247,12 @@ def _approval_completions(events: pd.DataFrame) -> pd.DataFrame:
     a = events[events["event_type"] == "approval_changed"]
     left = (a["old_value"] == "pending") & (a["new_value"] != "pending")
     back = (a["old_value"] != "pending") & (a["new_value"] == "pending")
+    # Each part's id from its own rows: pandas gives an empty frame the index of a Series
+    # assigned to it, which turned every approval story into a row of nulls.
+    completing, reopening = a[left], a[back]
     out = pd.concat([
-        a[left].assign(event_type="completed", event_id=a["event_id"] + ":completed"),
-        a[back].assign(event_type="reopened", event_id=a["event_id"] + ":reopened"),
+        completing.assign(event_type="completed", event_id=completing["event_id"] + ":completed"),
+        reopening.assign(event_type="reopened", event_id=reopening["event_id"] + ":reopened"),
     ])
     return out.assign(old_value=pd.Series(index=out.index, dtype="str"), new_value=pd.Series(index=out.index, dtype="str"))
 
@@ -348,38 +388,117 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
 
 # -- tickets ----------------------------------------------------------------------------
 def ticket_type_fields(fields: pd.DataFrame, configured: str | None = None) -> pd.Series:
-    """The gids of the custom fields that type tickets.
+    """The gids of the custom fields that type tickets, oldest (lowest gid) first.
 
     ``configured`` names the field by gid or by name (case-insensitive), in any workspace;
-    unset, each workspace's first enum field (by gid: the oldest) whose name has the word "type".
+    unset, every enum and multi-enum field whose name has the word "type": any of them ("Bug
+    type" beside "Change type") can make a ticket a change.
     """
-    enums = fields[fields["resource_subtype"] == "enum"]
+    enums = fields[fields["resource_subtype"].isin(["enum", "multi_enum"])]
     if configured:
         wanted = enums["name"].str.casefold().eq(configured.casefold()) | enums["gid"].eq(configured)
-        found = enums.loc[wanted.fillna(False), "gid"]
+        found = enums[wanted.fillna(False)]
         if found.empty:  # typed changes would silently escape the change monitors
-            raise ValueError(f"ticket_type_field {configured!r} names no enum custom field of the synced projects")
-        return found
-    typed = enums[enums["name"].str.contains(TICKET_TYPE_FIELD_PATTERN, regex=True, na=False)]
-    first = typed.sort_values("gid", key=lambda g: g.str.zfill(32)).drop_duplicates("workspace_gid")
-    return first["gid"]
+            raise ValueError(f"ticket_type_field {configured!r} names no enum custom field (nor multi-enum) of the "
+                             "synced projects: correct the compliance setting ticket_type_field")
+    else:
+        found = enums[enums["name"].str.contains(TICKET_TYPE_FIELD_PATTERN, regex=True, na=False)]
+    return found.sort_values("gid", key=lambda g: g.str.zfill(32))["gid"]
 
 
-def ticket_types(raw: Raw, field: str | None = None) -> pd.Series:
-    """Each task's value of its ticket-type field (the option's name), by task gid."""
+def _option_names(frame: pd.DataFrame, enum: str, multi: str) -> pd.DataFrame:
+    """(row, option name) for each option an enum column and a multi-enum list column hold."""
+    lists = pa.array(frame[multi], from_pandas=True, type=pa.list_(pa.string()))
+    parents = pc.list_parent_indices(lists).to_numpy()
+    return pd.concat([
+        pd.DataFrame({"row": np.arange(len(frame)), "option": frame[enum].array}),
+        pd.DataFrame({"row": parents, "option": pc.list_flatten(lists).to_pandas().array}),
+    ], ignore_index=True).dropna()
+
+
+def is_change_type(names: pd.Series, change_ticket_types: Sequence[str], pattern: str = CHANGE_TYPE_PATTERN
+                   ) -> pd.Series:
+    """Option names that type a change: one of ``change_ticket_types`` (case-insensitive), or one
+    ``pattern`` matches (by default a word starting "change": "Change Request (CAB)", not
+    "Exchange"; empty: the list alone)."""
+    listed = names.str.casefold().isin({str(v).casefold() for v in change_ticket_types})
+    if pattern:
+        listed = listed | names.str.contains(pattern, case=False, regex=True)
+    return listed.fillna(False).astype(bool)
+
+
+def ticket_types(raw: Raw, fields: pd.Series) -> pd.Series:
+    """Each task's ticket type as shown: its value of the oldest typing field that has one."""
     values = raw["task_custom_fields"]
-    chosen = values[values["custom_field_gid"].isin(ticket_type_fields(raw["custom_fields"], field))]
+    chosen = values[isin(values["custom_field_gid"], fields)]
+    order = lookup(chosen["custom_field_gid"], pd.Series(np.arange(len(fields)), index=fields.values))
+    chosen = chosen.assign(order=order.values).sort_values("order", kind="stable")
     named = chosen["enum_option_name"].fillna(chosen["display_value"])
     return named.set_axis(chosen["task_gid"]).dropna().groupby(level=0).first()
 
 
-def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame, ticket_type_field: str | None = None,
-            change_ticket_types: Sequence[str] = CHANGE_TICKET_TYPES) -> pd.DataFrame:
+def change_typed(raw: Raw, stories: pd.DataFrame, fields: pd.Series, start: pd.Series,
+                 change_ticket_types: Sequence[str], pattern: str = CHANGE_TYPE_PATTERN) -> pd.Series:
+    """The gids of the tasks typed as a change at some time up to their implementation start
+    (``start``, by task gid): now, before a type change a story records (its old value), or by
+    a story at or before the start (its new value). Retyping a change later changes nothing."""
+    values = raw["task_custom_fields"]
+    values = values[isin(values["custom_field_gid"], fields)].reset_index(drop=True)
+    now = _option_names(values, "enum_option_name", "multi_enum_option_names")
+    typed = [values["task_gid"].iloc[now.loc[is_change_type(now["option"], change_ticket_types, pattern).values, "row"]]]
+    changed = stories[isin(stories["custom_field_gid"], fields)].reset_index(drop=True)
+    began = lookup(changed["task_gid"], start)
+    in_time = (began.isna() | (changed["created_at"] <= began)).to_numpy(dtype=bool)
+    for side in ("old", "new"):
+        options = _option_names(changed, f"{side}_enum_option_name", f"{side}_multi_enum_option_names")
+        rows = options.loc[is_change_type(options["option"], change_ticket_types, pattern).values, "row"].to_numpy()
+        typed.append(changed["task_gid"].iloc[rows[in_time[rows]] if side == "new" else rows])
+    return pd.concat(typed, ignore_index=True).drop_duplicates()
+
+
+def change_project_entries(raw: Raw, events: pd.DataFrame, timeline: pd.DataFrame,
+                           change_projects: pd.Series) -> pd.Series:
+    """Per task, when it first was in a change project, as far as the history shows: a place
+    in the section timeline, an addition, or (for a removal with no earlier addition) its
+    creation. Leaving the project later does not undo it."""
+    placed = timeline[isin(timeline["project_gid"], change_projects) & timeline["section_gid"].notna()]
+    moved = events[isin(events["project_gid"], change_projects)]
+    added = moved[moved["event_type"] == "added_to_project"]
+    removed = moved[moved["event_type"] == "removed_from_project"]
+    created = raw["tasks"].drop_duplicates("gid").set_index("gid")["created_at"]
+    first_added = added["occurred_at"].groupby(added["ticket_gid"] + "/" + added["project_gid"]).min()
+    was_added = lookup(removed["ticket_gid"] + "/" + removed["project_gid"], first_added).astype(TIMESTAMP)
+    entered = was_added.where(was_added <= removed["occurred_at"], lookup(removed["ticket_gid"], created))
+    times = pd.concat([
+        pd.Series(times.astype(TIMESTAMP).array, index=gids.array)
+        for times, gids in ((placed["at"], placed["ticket_gid"]), (added["occurred_at"], added["ticket_gid"]),
+                            (entered, removed["ticket_gid"]))
+    ])
+    return times.groupby(level=0).min()
+
+
+def implementation_start(gids: pd.Series, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.Series:
+    """Per ticket gid, the first of: the first entry into a section whose stage is IN_PROGRESS,
+    IN_REVIEW or DONE, in any of the ticket's projects; the first completion. A ticket that sits
+    in such a section with no story moving it there entered it when it was created (or added
+    to the project)."""
+    started = timeline[timeline["stage"].isin(IMPLEMENTATION_STAGES)].groupby("ticket_gid")["at"].min()
+    first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
+    both = pd.concat([lookup(gids, started), lookup(gids, first_done)], axis=1)
+    return both.min(axis=1).astype(TIMESTAMP).set_axis(gids)
+
+
+def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame, events: pd.DataFrame,
+            ticket_type_field: str | None = None, change_ticket_types: Sequence[str] = CHANGE_TICKET_TYPES,
+            change_type_pattern: str = CHANGE_TYPE_PATTERN) -> pd.DataFrame:
     """One row per task, subtasks included, in a ticketing common model.
 
-    The ticket type is the task's value of the ticket-type field, else its kind (task,
-    milestone, approval). A top-level ticket that is not an approval is a change when it sits in
-    a change project or its type is one of ``change_ticket_types`` (case-insensitive).
+    The ticket type is the task's value of its oldest ticket-type field, else its kind (task,
+    milestone, approval). A top-level ticket that is not an approval is a change when, at any
+    time up to its implementation start (or ever, if it has not started), it was in a change
+    project or typed as a change (``change_typed``): scope is history, so moving a change to an
+    archive project or retyping it afterwards does not take it out of the change monitors.
+    ``raw["stories"]`` needs the custom field change columns (``TYPE_STORY_COLUMNS``).
     """
     t = raw["tasks"]
     m = raw["task_memberships"].sort_values(["task_gid", "position"])
@@ -388,12 +507,18 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame, ticket_t
     section = t["gid"].map(primary["section_gid"])
     stage = section.map(by_section["stage"])
     completed = t["completed"].fillna(False).astype(bool)
-    change_projects = set(collections_.loc[collections_["is_change_project"].fillna(False), "gid"])
-    in_change = m[m["project_gid"].isin(change_projects)]["task_gid"]
     tag_names = raw["task_tags"].merge(raw["tags"][["gid", "name"]], left_on="tag_gid", right_on="gid")
     subtype = t["resource_subtype"].fillna("default_task")
-    typed = lookup(t["gid"], ticket_types(raw, ticket_type_field))
-    change_type = typed.str.casefold().isin({str(v).casefold() for v in change_ticket_types}).fillna(False)
+    fields = ticket_type_fields(raw["custom_fields"], ticket_type_field)
+    typed = lookup(t["gid"], ticket_types(raw, fields))
+    timeline = section_timeline(raw, states, events)
+    start = implementation_start(t["gid"], timeline, completions(raw, events))
+    change_projects = collections_.loc[collections_["is_change_project"].fillna(False), "gid"]
+    entered = lookup(t["gid"], change_project_entries(raw, events, timeline, change_projects)).set_axis(t.index)
+    began = start.set_axis(t.index)
+    in_change = entered.notna() & (began.isna() | (entered <= began))
+    change_type = isin(t["gid"], change_typed(raw, raw["stories"], fields, start, change_ticket_types,
+                                              change_type_pattern))
     return pd.DataFrame({
         "gid": t["gid"],
         "workspace_gid": t["workspace_gid"],
@@ -421,8 +546,7 @@ def tickets(raw: Raw, states: pd.DataFrame, collections_: pd.DataFrame, ticket_t
         "url": t["permalink_url"],
         "approval_status": t["approval_status"],
         "tags": _lists(t["gid"], tag_names["task_gid"], tag_names["name"]),
-        "is_change": t["parent_gid"].isna() & (subtype != "approval")
-        & (isin(t["gid"], in_change) | change_type.astype(bool)),
+        "is_change": t["parent_gid"].isna() & (subtype != "approval") & (in_change | change_type),
         "visibility": _visibility(t, m, raw["projects"]),
     })
 
@@ -457,21 +581,34 @@ def _lists(keys: pd.Series, by: pd.Series, values: pd.Series) -> pd.Series:
 # -- approvals --------------------------------------------------------------------------
 def approvals(raw: Raw, events: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
     """Every approval decision on a ticket: its approval subtasks' status changes (read from
-    new_approval_status; a change back to pending is kept, as it withdraws an approval), and
-    entries into APPROVED-stage sections by a move (a ticket created there was never moved
-    there by anyone, so that is no decision)."""
+    new_approval_status; a change back to pending is kept, as it withdraws an approval, and so is
+    a reopening story that carries no approval fields), and entries into APPROVED-stage sections
+    by a move (a ticket created there was never moved there by anyone, so that is no decision).
+
+    The approver is the story's author; a story without one (a rule or an app made it) is
+    attributed to the subtask's ``completed_by`` only when it is the subtask's last decision and
+    agrees with its status now; else the approver is null (no person is known to have decided).
+    """
     t = raw["tasks"]
-    subtasks = t[(t["resource_subtype"] == "approval") & t["parent_gid"].notna()].set_index("gid")
-    changes = events[(events["event_type"] == "approval_changed") & isin(events["ticket_gid"], subtasks.index)]
+    subtasks = t[(t["resource_subtype"] == "approval") & t["parent_gid"].notna()].drop_duplicates("gid").set_index(
+        "gid")
+    # A reopening the completions derived from an approval story ("<story>:reopened") repeats it.
+    withdrawn = (events["event_type"] == "reopened") & ~events["event_id"].str.contains(":", regex=False)
+    changes = events[((events["event_type"] == "approval_changed") | withdrawn) & isin(events["ticket_gid"], subtasks.index)]
+    changes = sort_rows(changes, ["ticket_gid", "occurred_at", "event_id"])
+    decision = changes["new_value"].where(changes["event_type"] == "approval_changed", "pending")
+    last = ~changes["ticket_gid"].duplicated(keep="last")
+    agrees = last & (decision == lookup(changes["ticket_gid"], subtasks["approval_status"])).fillna(False)
+    completer = lookup(changes["ticket_gid"], subtasks["completed_by_gid"]).where(agrees)
     decided = pd.DataFrame({
         "approval_id": changes["event_id"],
         "ticket_gid": lookup(changes["ticket_gid"], subtasks["parent_gid"]),
         "source": "subtask",
         "approval_task_gid": changes["ticket_gid"],
         "section_gid": None,
-        "decision": changes["new_value"],
+        "decision": decision,
         "decided_at": changes["occurred_at"],
-        "approver_gid": changes["actor_gid"],
+        "approver_gid": changes["actor_gid"].fillna(completer),
     })
     # An approval subtask approved without any story: its completion is the decision.
     silent = subtasks[(subtasks["approval_status"] == "approved") & ~isin(subtasks.index, changes["ticket_gid"])]

@@ -61,8 +61,10 @@ def test_a_finding_opens_one_task_that_follows_the_alarm_and_closes_with_a_comme
     assert [t.gid for t in tasks_in(world, findings)] == [task.gid]  # no second task
     assert task.notes != first_notes and not task.completed  # updated: the later run is named
 
-    world.set_workspace_admin(uma, acme, False, actor=ada, at=day(1.5))
-    run = run_pipeline(world, tmp_path, day(2), **enabled(findings, ada))
+    # Approving Uma's admin role judges her ok: only an evaluated ok closes a finding (a demotion
+    # would make her row skip, which leaves the task open for a person to close).
+    approved = {**enabled(findings, ada), "approved_admins": [ada.gid, uma.gid]}
+    run = run_pipeline(world, tmp_path, day(2), **approved)
     assert run.success
     assert task.completed
     with world.lock:
@@ -70,7 +72,7 @@ def test_a_finding_opens_one_task_that_follows_the_alarm_and_closes_with_a_comme
     assert len(comments) == 1 and comments[0].startswith("Cleared")
     assert [t.gid for t in tasks_in(world, findings)] == [task.gid]
 
-    assert run_pipeline(world, tmp_path, day(3), **enabled(findings, ada)).success  # nothing left to do
+    assert run_pipeline(world, tmp_path, day(3), **approved).success  # nothing left to do
     assert [t.gid for t in tasks_in(world, findings)] == [task.gid] and task.completed
 
 

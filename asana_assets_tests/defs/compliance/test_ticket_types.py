@@ -79,18 +79,23 @@ def test_a_ticket_typed_change_outside_change_projects_is_judged_as_a_change(tmp
     assert status(results, "changes_approved", t["approved"].gid) == "ok"
 
 
-def test_configured_field_and_change_types(tmp_path):
-    """Configured: the "Prototype" field types tickets, and only "Other" is a change."""
+@pytest.mark.parametrize(("pattern", "decoy_is_change"), [
+    ("", False),  # the list alone: only "Other" is a change
+    (None, True),  # the default pattern: an option named "Change" says change whatever the list
+])
+def test_configured_field_and_change_types(tmp_path, pattern, decoy_is_change):
+    """Configured: the "Prototype" field types tickets, and "Other" is a change."""
     world, t = helpdesk_world()
-    run = run_pipeline(world, tmp_path, AS_OF, ticket_type_field="prototype", change_ticket_types=["other"])
+    run = run_pipeline(world, tmp_path, AS_OF, ticket_type_field="prototype", change_ticket_types=["other"],
+                       **({} if pattern is None else {"change_type_pattern": pattern}))
     assert run.success
     table = ParquetWarehouse(tmp_path).read("tickets").to_pandas().set_index("gid")
     assert table.loc[t["decoy"].gid, "ticket_type"] == "Change"  # its Prototype value
     assert table.loc[t["change"].gid, "ticket_type"] == "task"  # no Prototype value
-    assert not table["is_change"].any()
+    assert set(table.index[table["is_change"]]) == ({t["decoy"].gid} if decoy_is_change else set())
 
 
-def test_the_default_field_is_each_workspaces_first_enum_named_type():
+def test_the_typing_fields_are_every_enum_named_type():
     from asana_assets.lib.compliance.tickets import ticket_type_fields
 
     fields = pd.DataFrame({
@@ -99,12 +104,13 @@ def test_the_default_field_is_each_workspaces_first_enum_named_type():
         "name": ["Change type", "Type", "Prototype", "Types", "TYPE", "Ticket type"],
         "resource_subtype": ["enum", "text", "enum", "enum", "enum", "multi_enum"],
     })
-    # Workspace 1: "Type" is text, "Prototype" and "Types" lack the word; "Change type" (gid 30) wins.
-    # Workspace 2: "TYPE" (7); "Ticket type" is multi_enum.
-    assert sorted(ticket_type_fields(fields)) == ["30", "7"]
+    # Every enum or multi-enum field with the word "type" counts, oldest (lowest gid) first:
+    # "Type" is text, "Prototype" and "Types" lack the word.
+    assert list(ticket_type_fields(fields)) == ["7", "8", "30"]
     assert list(ticket_type_fields(fields, "types")) == ["6"]
     assert list(ticket_type_fields(fields, "7")) == ["7"]
+    assert list(ticket_type_fields(fields, "Ticket type")) == ["8"]  # a multi-enum may be configured
     assert list(ticket_type_fields(fields.iloc[:0])) == []
     # A configured field that is not there is a clear error, never a silent "no change tickets".
-    with pytest.raises(ValueError, match="names no enum custom field"):
-        ticket_type_fields(fields, "Ticket type")  # multi_enum, not enum
+    with pytest.raises(ValueError, match="names no enum custom field.*ticket_type_field"):
+        ticket_type_fields(fields, "Priority")  # no such field

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from asana_assets.lib.compliance import monitors
 from asana_assets.lib.compliance.access import (
     access_snapshot,
     admin_results,
@@ -392,16 +393,20 @@ ADMINS = tables(
 )
 
 
-def test_admins_without_an_approved_list_are_reported():
-    results = by_gid(admin_results(ADMINS, None))
-    unjudged = "is not judged: no approved admin list is configured"
-    assert results == {
-        "u1": ("info", f"Alice <Alice@Example.com>, admin of workspace w1, {unjudged}"),
-        "u2": ("info", f"Bob, admin of workspace w1, {unjudged}"),
+def test_admins_without_an_approved_list_are_unknown_and_a_guest_admin_still_alarms():
+    results = admin_results(ADMINS, None)
+    unjudged = ("cannot be judged: no approved admin list is configured (set approved_admins of the compliance "
+                "resource)")
+    assert by_gid(results) == {
+        "u1": ("unknown", f"Alice <Alice@Example.com>, admin of workspace w1, {unjudged}"),
+        "u2": ("unknown", f"Bob, admin of workspace w1, {unjudged}"),
         "u3": ("alarm", "guest@outside.org, admin of workspace w1, is a guest"),
         "u4": ("skip", "user u4 is not an active workspace admin"),
         "u5": ("skip", "user u5 is not an active workspace admin"),
     }
+    assert monitors.verdict(results)[0] == "FAIL"  # the guest admin
+    # Without the guest admin, nothing alarms and nothing is approved: incomplete, never a pass.
+    assert monitors.verdict(results[results["resource_gid"] != "u3"])[0] == "INCOMPLETE"
 
 
 @pytest.mark.parametrize("approved", [["alice@example.COM", "U2", "u3"], ["u1", "BOB", "u2"]])
@@ -410,6 +415,9 @@ def test_admins_on_the_approved_list_by_gid_or_email(approved):
     assert (results["resource_url"] == PROFILE + results["resource_gid"]).all()
     statuses = {gid: status for gid, (status, _) in by_gid(results).items()}
     assert statuses == {"u1": "ok", "u2": "ok", "u3": "alarm", "u4": "skip", "u5": "skip"}
+    # u3 is on the first list, yet a guest admin alarms whatever the list says.
+    assert by_gid(results)["u3"] == ("alarm", "guest@outside.org, admin of workspace w1, is a guest")
+    assert monitors.verdict(results[results["resource_gid"] != "u3"])[0] == "PASS"
 
 
 def test_admins_off_the_approved_list_alarm():
@@ -444,7 +452,8 @@ def test_membership_change_statuses_for_the_latest_window_and_open_findings():
         ("b", "w1", "admin_granted", T0): "alarm",
         ("c", "w1", "reactivated", T0): "alarm",
         ("i", "w1", "guest_added", T0): "alarm",
-        # The latest window: every change, the findings alarming, the rest information.
+        # The latest window: every change, the findings alarming, the rest listed but not
+        # subject to review (skip).
         ("c", "w1", "admin_granted", T1): "alarm",
         ("d", "w1", "reactivated", T1): "alarm",
         ("e", "w1", "guest_added", T1): "alarm",
@@ -453,23 +462,25 @@ def test_membership_change_statuses_for_the_latest_window_and_open_findings():
         # g and h were members at T0 - 1 day, gone at T0 and are back: reactivations.
         ("g", "w1", "reactivated", T1): "alarm",
         ("h", "w1", "reactivated", T1): "alarm",
-        ("a", "t1", "role_changed", T1): "info",
-        ("a", "p1", "role_changed", T1): "info",
-        ("b", "w1", "admin_revoked", T1): "info",
-        ("c", "w1", "deactivated", T1): "info",
-        ("e", "p1", "revoked", T1): "info",
-        ("f", "t1", "revoked", T1): "info",
-        ("f", "p2", "granted", T1): "info",
-        ("g", "w1", "granted", T1): "info",
-        ("h", "w1", "granted", T1): "info",
-        ("i", "w1", "role_changed", T1): "info",
+        ("a", "t1", "role_changed", T1): "skip",
+        ("a", "p1", "role_changed", T1): "skip",
+        ("b", "w1", "admin_revoked", T1): "skip",
+        ("c", "w1", "deactivated", T1): "skip",
+        ("e", "p1", "revoked", T1): "skip",
+        ("f", "t1", "revoked", T1): "skip",
+        ("f", "p2", "granted", T1): "skip",
+        ("g", "w1", "granted", T1): "skip",
+        ("h", "w1", "granted", T1): "skip",
+        ("i", "w1", "role_changed", T1): "skip",
     }
     assert results[("h", "w1", "admin_granted", T1)][1] == (
         "user h: admin granted on workspace w1 (no access -> admin), "
         "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC; not acknowledged yet")
+    # b was made admin before T0 and lost it by T1: the grant still happened and is still a finding.
     assert results[("b", "w1", "admin_granted", T0)][1] == (
         "user b: admin granted on workspace w1 (member -> admin), "
-        "between 2026-02-28 00:00 UTC and 2026-03-01 00:00 UTC; not acknowledged yet")
+        "between 2026-02-28 00:00 UTC and 2026-03-01 00:00 UTC; "
+        "revoked again between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC; not acknowledged yet")
 
 
 def test_membership_change_baseline_and_quiet_window():
@@ -529,6 +540,169 @@ def test_findings_stay_alarms_until_acknowledged():
     assert {gid: status for gid, (status, _) in unrelated.items()} == {A_GRANT: "alarm", G_GUEST: "alarm"}
     by_gid_list = membership_change_results(changes, hist, GRANT_USERS, approved_admins=["A"])
     assert dict(zip(by_gid_list["resource_gid"], by_gid_list["status"])) == {A_GRANT: "ok", G_GUEST: "alarm"}
+
+
+# The audit log of w1 (Ada, an admin, acting). QUIET: two equal snapshots, a member at T0 and T1.
+ADMIN_ROLE = "user_workspace_admin_role_changed"
+H = timedelta(hours=1)
+QUIET = history(GRANT_BEFORE, restamp(GRANT_BEFORE, T1, "r1"))
+AUDIT_USERS = tables(users=[{"gid": "a", "email": "Ann@Example.com"},
+                            {"gid": "ada", "name": "Ada", "email": "ada@example.com"}])["users"]
+BY_ADA = "by Ada <ada@example.com> at"
+WINDOW = "between 2026-03-01 00:00 UTC and 2026-03-02 00:00 UTC"
+
+
+def event(gid, at, event_type, subject, resource=None, old=None, new=None):
+    """An audit_log_events row of w1 by Ada about ``subject``; its resource is the subject user
+    unless given (a team or project for a membership event)."""
+    return {"gid": gid, "workspace_gid": "w1", "created_at": at, "event_type": event_type, "actor_gid": "ada",
+            "actor_name": "Ada", "subject_user_gid": subject, "resource_gid": resource or subject,
+            "old_value": old, "new_value": new}
+
+
+def audit_log(*events):
+    return to_arrow("audit_log_events", list(events)).to_pandas()
+
+
+def logged_rows(changes):
+    """(change_id, user, resource, change type, old role, new role, actor, time, evidence) per change."""
+    columns = ["change_id", "user_gid", "resource_gid", "change_type", "old_role", "new_role", "actor_gid",
+               "occurred_at", "evidence"]
+    return {tuple(None if pd.isna(v) else v for v in row) for row in changes[columns].itertuples(index=False)}
+
+
+LOGGED = "2026-03-02T00:00:00.000000Z|a|workspace|w1"  # the window ending T1, user a's workspace w1
+GRANT = event("e1", T0 + 1 * H, ADMIN_ROLE, "a", old="member", new="admin")
+REVOKE = event("e2", T0 + 2 * H, ADMIN_ROLE, "a", old="admin", new="member")
+A_LOGGED_GRANT = change_id(f"{LOGGED}|admin_granted|e1")
+A_LOGGED_REVOKE = change_id(f"{LOGGED}|admin_revoked|e2")
+GRANTED_AND_REVOKED = (f"Ann@Example.com: admin granted on workspace w1 (member -> admin), {WINDOW}, "
+                       f"{BY_ADA} 2026-03-01 01:00 UTC (audit log); revoked again {BY_ADA} 2026-03-01 02:00 UTC "
+                       "(audit log)")
+
+
+def test_an_admin_granted_and_revoked_between_two_equal_snapshots_is_a_finding():
+    changes = membership_changes(QUIET, audit_log(GRANT, REVOKE))
+    pa.Table.from_pandas(changes, schema=DERIVED_TABLES["membership_changes"], preserve_index=False)
+    # The snapshots show nothing; each event is a change of its own, in the window that holds it.
+    assert logged_rows(changes) == {
+        (A_LOGGED_GRANT, "a", "w1", "admin_granted", "member", "admin", "ada", T0 + 1 * H, "audit log"),
+        (A_LOGGED_REVOKE, "a", "w1", "admin_revoked", "admin", "member", "ada", T0 + 2 * H, "audit log"),
+    }
+    assert (changes["window_start"] == T0).all() and (changes["window_end"] == T1).all()
+    assert (changes["run_id"] == "r1").all()
+    results = membership_change_results(changes, QUIET, AUDIT_USERS)
+    assert by_gid(results) == {
+        # The grant happened, so it needs review though it was undone; the revocation needs none.
+        A_LOGGED_GRANT: ("alarm", f"{GRANTED_AND_REVOKED}; not acknowledged yet"),
+        A_LOGGED_REVOKE: ("skip", (f"Ann@Example.com: admin revoked on workspace w1 (admin -> member), {WINDOW}, "
+                                   f"{BY_ADA} 2026-03-01 02:00 UTC (audit log)")),
+    }
+    assert monitors.verdict(results)[0] == "FAIL"
+    # A quiet window later the grant is still a finding and still names its revocation.
+    later = history(QUIET, restamp(GRANT_BEFORE, T2, "r2"))
+    assert by_gid(membership_change_results(membership_changes(later, audit_log(GRANT, REVOKE)), later,
+                                            AUDIT_USERS)) == {
+        A_LOGGED_GRANT: ("alarm", f"{GRANTED_AND_REVOKED}; not acknowledged yet")}
+    # The snapshots alone cannot see it: without the audit log the window is quiet.
+    assert by_gid(membership_change_results(membership_changes(QUIET), QUIET, AUDIT_USERS)) == {
+        "w1": ("ok", f"No membership changed {WINDOW}")}
+
+
+def test_an_admin_granted_and_revoked_is_cleared_by_acknowledging_the_grant():
+    changes = membership_changes(QUIET, audit_log(GRANT, REVOKE))
+    results = membership_change_results(changes, QUIET, AUDIT_USERS, acknowledged=[A_LOGGED_GRANT])
+    assert {gid: status for gid, (status, _) in by_gid(results).items()} == {A_LOGGED_GRANT: "ok",
+                                                                           A_LOGGED_REVOKE: "skip"}
+    assert by_gid(results)[A_LOGGED_GRANT][1] == f"{GRANTED_AND_REVOKED}; acknowledged in acknowledged_changes"
+    assert monitors.verdict(results)[0] == "PASS"
+    # Acknowledging the revocation instead clears nothing: the grant is the finding.
+    unrelated = membership_change_results(changes, QUIET, AUDIT_USERS, acknowledged=[A_LOGGED_REVOKE])
+    assert by_gid(unrelated)[A_LOGGED_GRANT][0] == "alarm"
+
+
+def test_a_change_the_snapshots_show_is_listed_once_dated_by_its_latest_event():
+    # a: made admin at 01:00, back to member at 02:00, admin again at 03:00 (as T1 shows her);
+    # g: invited at 04:00 (a guest, as T1 shows).
+    events = audit_log(GRANT, REVOKE, event("e3", T0 + 3 * H, ADMIN_ROLE, "a", old="member", new="admin"),
+                       event("e4", T0 + 4 * H, "user_invited", "g"))
+    changes = membership_changes(history(GRANT_BEFORE, GRANT_AFTER), events)
+    assert logged_rows(changes) == {
+        # The snapshots' changes keep their ids and take the latest matching event's actor and time.
+        (A_GRANT, "a", "w1", "admin_granted", "member", "admin", "ada", T0 + 3 * H, "audit log"),
+        (G_GUEST, "g", "w1", "guest_added", None, "guest", "ada", T0 + 4 * H, "audit log"),
+        (G_GRANTED, "g", "w1", "granted", None, "guest", "ada", T0 + 4 * H, "audit log"),
+        # The earlier grant and its revocation only the audit log shows.
+        (A_LOGGED_GRANT, "a", "w1", "admin_granted", "member", "admin", "ada", T0 + 1 * H, "audit log"),
+        (A_LOGGED_REVOKE, "a", "w1", "admin_revoked", "admin", "member", "ada", T0 + 2 * H, "audit log"),
+    }
+    results = by_gid(membership_change_results(changes, history(GRANT_BEFORE, GRANT_AFTER), GRANT_USERS))
+    assert {gid: status for gid, (status, _) in results.items()} == {
+        A_GRANT: "alarm", A_LOGGED_GRANT: "alarm", A_LOGGED_REVOKE: "skip", G_GUEST: "alarm", G_GRANTED: "skip"}
+    # The grant in force names no revocation; the earlier one names the revocation after it.
+    assert results[A_GRANT][1] == (
+        f"Ann@Example.com: admin granted on workspace w1 (member -> admin), {WINDOW}, by Ada at 2026-03-01 03:00 UTC "
+        "(audit log); not acknowledged yet")  # GRANT_USERS has no email for Ada: named as the log names her
+    assert "; revoked again by Ada at 2026-03-01 02:00 UTC (audit log); not acknowledged yet" in (
+        results[A_LOGGED_GRANT][1])
+
+
+def test_audit_events_count_after_the_previous_snapshot_up_to_this_one():
+    at_baseline = event("e0", T0, ADMIN_ROLE, "a", old="member", new="admin")  # before any window
+    at_end = event("e5", T1, ADMIN_ROLE, "a", old="member", new="admin")  # the window's last instant
+    after = event("e6", T1 + timedelta(microseconds=1), ADMIN_ROLE, "a", old="admin", new="member")  # next window
+    changes = membership_changes(QUIET, audit_log(at_baseline, at_end, after))
+    assert logged_rows(changes) == {
+        (change_id(f"{LOGGED}|admin_granted|e5"), "a", "w1", "admin_granted", "member", "admin", "ada", T1,
+         "audit log")}
+
+
+def test_every_access_event_the_snapshots_miss_is_a_change():
+    # Between T0 and T1: z invited and gone again, a deprovisioned and reprovisioned, b added to
+    # and removed from team t1 and project p1. The snapshots are equal.
+    events = audit_log(
+        event("e1", T0 + 1 * H, "user_invited", "z"),
+        event("e2", T0 + 2 * H, "user_deprovisioned", "a"),
+        event("e3", T0 + 3 * H, "user_reprovisioned", "a"),
+        event("e4", T0 + 4 * H, "team_member_added", "b", resource="t1"),
+        event("e5", T0 + 5 * H, "team_member_removed", "b", resource="t1"),
+        event("e6", T0 + 6 * H, "project_member_added", "b", resource="p1"),
+        event("e7", T0 + 7 * H, "project_member_removed", "b", resource="p1"),
+    )
+    changes = membership_changes(QUIET, events)
+    end = "2026-03-02T00:00:00.000000Z"
+    ids = {
+        "z": change_id(f"{end}|z|workspace|w1|granted|e1"),
+        "a-": change_id(f"{end}|a|workspace|w1|deactivated|e2"),
+        "a+": change_id(f"{end}|a|workspace|w1|reactivated|e3"),
+        "t+": change_id(f"{end}|b|team|t1|granted|e4"), "t-": change_id(f"{end}|b|team|t1|revoked|e5"),
+        "p+": change_id(f"{end}|b|project|p1|granted|e6"), "p-": change_id(f"{end}|b|project|p1|revoked|e7"),
+    }
+    assert logged_rows(changes) == {
+        # An invitation alone does not say whether a guest came in: a grant of unknown role.
+        (ids["z"], "z", "w1", "granted", None, None, "ada", T0 + 1 * H, "audit log"),
+        (ids["a-"], "a", "w1", "deactivated", None, None, "ada", T0 + 2 * H, "audit log"),
+        (ids["a+"], "a", "w1", "reactivated", None, None, "ada", T0 + 3 * H, "audit log"),
+        (ids["t+"], "b", "t1", "granted", None, None, "ada", T0 + 4 * H, "audit log"),
+        (ids["t-"], "b", "t1", "revoked", None, None, "ada", T0 + 5 * H, "audit log"),
+        (ids["p+"], "b", "p1", "granted", None, None, "ada", T0 + 6 * H, "audit log"),
+        (ids["p-"], "b", "p1", "revoked", None, None, "ada", T0 + 7 * H, "audit log"),
+    }
+    results = membership_change_results(changes, QUIET, AUDIT_USERS)
+    assert {gid: status for gid, (status, _) in by_gid(results).items()} == {
+        ids["z"]: "unknown", ids["a-"]: "skip", ids["a+"]: "alarm", ids["t+"]: "skip", ids["t-"]: "skip",
+        ids["p+"]: "skip", ids["p-"]: "skip"}
+    assert by_gid(results)[ids["z"]][1] == (
+        f"user z: granted on workspace w1, {WINDOW}, {BY_ADA} 2026-03-01 01:00 UTC (audit log); whether it let a "
+        "guest in cannot be told (the audit log gives no role, no snapshot shows the membership): review it, then "
+        "add its change_id to acknowledged_changes")
+    # Reviewed: the reactivation and the invitation acknowledged, the monitor passes.
+    reviewed_all = membership_change_results(changes, QUIET, AUDIT_USERS, acknowledged=[ids["z"], ids["a+"]])
+    assert by_gid(reviewed_all)[ids["z"]][0] == "ok"
+    assert monitors.verdict(reviewed_all)[0] == "PASS"
+    # The invitation alone unreviewed: nothing alarms, yet the monitor cannot pass.
+    assert monitors.verdict(membership_change_results(changes, QUIET, AUDIT_USERS, acknowledged=[ids["a+"]]))[0] == (
+        "INCOMPLETE")
 
 
 def test_a_membership_back_after_a_snapshot_without_it_is_a_reactivation():

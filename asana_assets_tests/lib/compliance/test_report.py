@@ -1,6 +1,8 @@
 """The evidence report and pack on small hand-built results: hostile Asana text stays text,
-links are only http(s), an empty run still gets its charts and sign-off, and the people
-directory names users the sync no longer lists from an earlier pack."""
+links are only http(s), an empty run still gets its charts and sign-off, the people directory
+names users the sync no longer lists from an earlier pack, an INCOMPLETE monitor and its unknown
+rows show wherever verdicts and exceptions do, and a run in which a monitor judged nothing is a
+gap in the trend, not 0 alarms."""
 
 from __future__ import annotations
 
@@ -13,23 +15,38 @@ import pandas as pd
 from asana_assets.lib.compliance import evidence
 from asana_assets.lib.compliance.monitors import MONITORS
 from asana_assets.lib.compliance.names import Directory
-from asana_assets.lib.compliance.report import Evidence, render_html
+from asana_assets.lib.compliance.report import COUNTED, Evidence, alarm_counts, render_html
 
 AS_OF = pd.Timestamp("2026-03-10 09:00", tz="UTC")
 HOSTILE = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
 
 
 class Tags(HTMLParser):
+    """Tags with their attributes, the text, and each table's rows of cell texts."""
+
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.data: list[str] = []
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
 
     def handle_data(self, data):
         self.data.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
 
 
 def result(monitor_id: str, gid: str, status: str, reason: str, url=None, **named) -> dict:
@@ -124,3 +141,132 @@ def test_pack_csvs_write_times_in_iso_8601_utc_as_precise_as_they_are(tmp_path):
     manifest = json.loads((pack / "manifest.json").read_text())
     assert manifest["files"]["populations/ticket_status_history.csv"] == hashlib.sha256(
         (pack / "populations" / "ticket_status_history.csv").read_bytes()).hexdigest()
+
+
+NO_POPULATIONS = {"membership_changes": pd.DataFrame(columns=["change_id", "user_gid"]),
+                  "users": pd.DataFrame(columns=["gid", "name", "email", "profile_url"])}
+UNMAPPED = 'Ticket "Deploy": section "Review" is mapped to no workflow state: map it'
+
+
+def test_an_undecided_monitor_is_incomplete_in_the_report_summary_and_manifest(tmp_path):
+    results = pd.DataFrame([
+        result("workflow_consistent", "t1", "ok", "Ticket x: consistent."),
+        result("workflow_consistent", "t2", "unknown", UNMAPPED, "https://app.asana.com/0/0/t2", name="Deploy",
+               project="Change Management"),
+        result("changes_approved", "t3", "alarm", "Ticket y: no approval.", name="y"),
+    ])
+    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, [], {}, results, NO_POPULATIONS)
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["verdicts"]["workflow_consistent"] == "INCOMPLETE"
+    assert manifest["monitors"]["workflow_consistent"]["verdict"] == "INCOMPLETE"
+    assert manifest["monitors"]["workflow_consistent"]["statuses"] == {
+        "alarm": 0, "error": 0, "unknown": 1, "info": 0, "ok": 1, "skip": 0}
+    assert UNMAPPED in manifest["monitors"]["workflow_consistent"]["why"]  # the fix, from the row's reason
+    assert manifest["verdict_meanings"]["INCOMPLETE"].startswith(
+        "the data could not decide some resources; not passed")
+
+    page = Tags()
+    page.feed((pack / "report.html").read_text())
+    # A table per control: workflow_consistent evidences SOC2:CC8.1 and ISO27001:2022:8.32.
+    assert [attrs["class"] for tag, attrs in page.tags if tag == "span" and "incomplete" in attrs.get("class", "")
+            ] == ["verdict incomplete", "verdict incomplete"]
+    [row, _] = [r for r in page.rows if r and r[0] == "workflow_consistent"]
+    assert row[:7] == ["workflow_consistent", "Completion and workflow section agree", "WARN", "INCOMPLETE",
+                       "0", "1", "2"]  # alarms, unknown, judged
+    assert UNMAPPED in row[7]
+    assert ["monitor", "checks that", "severity", "verdict", "alarms", "unknown", "judged", "why"] in page.rows
+    text = "".join(page.data)
+    assert "INCOMPLETE = the data could not decide some resources; not passed: fix what each unknown row" in text
+    # The unknown row is an exception, under its status, with its reason.
+    assert "workflow_consistent: 1 exception(s)" in text
+    assert "unknown (1): the data cannot decide it" in text
+    assert ["Deploy", "Change Management", "", "open in Asana", UNMAPPED] in page.rows
+    assert "changes_approved: 1 exception(s)\nalarm (1): non-compliant" in text
+
+    summary = (pack / "summary.md").read_text(encoding="utf-8")
+    assert "| monitor | severity | controls | result | alarm | error | unknown | info | ok | skip | why |" in summary
+    assert ("| `workflow_consistent`: Completion and workflow section agree | WARN | SOC2:CC8.1, ISO27001:2022:8.32 | "
+            "**INCOMPLETE** | 0 | 0 | 1 | 0 | 1 | 0 | ") in summary
+    assert "INCOMPLETE = the data could not decide some resources; not passed: fix what each unknown row" in summary
+    assert "unknown = the data cannot decide it (never read as ok; the reason names what is missing)" in summary
+    assert ("### `workflow_consistent`: 1 exception(s)\n\n#### unknown (1): the data cannot decide it (never read "
+            "as ok; the reason names what is missing)\n\n| resource | project | people | link | reason |\n"
+            "|---|---|---|---|---|\n"
+            "| Deploy | Change Management |  | [open in Asana](https://app.asana.com/0/0/t2) | "
+            'Ticket "Deploy": section "Review" is mapped to no workflow state: map it |') in summary
+
+
+def test_exceptions_list_alarms_then_errors_then_unknowns():
+    results = pd.DataFrame([
+        result("changes_approved", "t1", "unknown", "Ticket a: approver unknown.", name="a"),
+        result("changes_approved", "t2", "ok", "Ticket b: approved.", name="b"),
+        result("changes_approved", "t3", "alarm", "Ticket c: no approval.", name="c"),
+        result("changes_approved", "t4", "error", "Ticket d: rule failed.", name="d"),
+        result("changes_approved", "t5", "info", "Ticket e: not started.", name="e"),
+    ])
+    e = Evidence("r2", AS_OF, [], {}, results, {})
+    assert e.exceptions("changes_approved")[["name", "status"]].values.tolist() == [
+        ["c", "alarm"], ["d", "error"], ["a", "unknown"]]
+
+
+def counts(run: str, day: int, *counted: tuple[str, str, int]) -> list[dict]:
+    at = pd.Timestamp(f"2026-03-{day:02d} 09:00", tz="UTC")
+    return [{"run_id": run, "evaluated_at": at, "monitor_id": m, "status": s, "rows": n} for m, s, n in counted]
+
+
+def test_a_run_in_which_a_monitor_judged_nothing_is_a_gap_in_the_trend_not_zero(tmp_path):
+    history = pd.DataFrame([
+        *counts("h1", 6, ("changes_approved", "alarm", 2), ("changes_approved", "ok", 5)),
+        *counts("h2", 7, ("changes_approved", "alarm", 3), ("workflow_consistent", "unknown", 4)),
+        # NOT EVALUATED: every change ticket out of scope (a renamed change project, say).
+        *counts("h3", 8, ("changes_approved", "skip", 7), ("workflow_consistent", "info", 1)),
+        *counts("h4", 9, ("changes_approved", "ok", 4), ("workflow_consistent", "ok", 2)),
+    ], columns=[*COUNTED, "rows"])
+    results = pd.DataFrame([result("changes_approved", "t1", "alarm", "Ticket c: no approval."),
+                            result("changes_approved", "t2", "ok", "Ticket d: approved.")])
+    e = Evidence("r2", AS_OF, [], {}, results, {}, history)
+    trend = e.trend
+    assert [run for _, run in trend.index] == ["h1", "h2", "h3", "h4", "r2"]
+    assert [None if pd.isna(v) else v for v in trend["changes_approved"]] == [2, 3, None, 0, 1]
+    # Unknown rows judged (INCOMPLETE): 0 alarms; info only: not evaluated.
+    assert [None if pd.isna(v) else v for v in trend["workflow_consistent"]] == [None, 0, None, 0, None]
+    assert [None if pd.isna(v) else v for v in trend["tickets_synced"]] == [None] * 5
+
+    page = render_html(e)
+    chart = page[page.index("<h3>Alarms per monitor"):page.index("<h3>Time change tickets")]
+    parsed = Tags()
+    parsed.feed(chart)
+    # x: 130 + 135 * run over five runs; y: 260 - 80 * alarms on the axis 0..3. changes_approved's
+    # line breaks at h3; workflow_consistent's two lone points draw no line.
+    assert [attrs["points"] for tag, attrs in parsed.tags if tag == "polyline"] == [
+        "130.0,100.0 265.0,20.0", "535.0,260.0 670.0,180.0"]
+    assert [(attrs["cx"], attrs["cy"]) for tag, attrs in parsed.tags if tag == "circle"] == [
+        ("130.0", "100.0"), ("265.0", "20.0"), ("535.0", "260.0"), ("670.0", "180.0"),  # changes_approved
+        ("265.0", "260.0"), ("535.0", "260.0")]  # workflow_consistent
+
+    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, [], {}, results, NO_POPULATIONS, history)
+    summary = (pack / "summary.md").read_text(encoding="utf-8")
+    assert "| monitor | 2026-03-06 09:00 | 2026-03-07 09:00 | 2026-03-08 09:00 | 2026-03-09 09:00 | " \
+           "2026-03-10 09:00 |" in summary
+    assert "| `changes_approved` | 2 | 3 | n/e | 0 | 1 |" in summary
+    assert "| `workflow_consistent` | n/e | 0 | n/e | 0 | n/e |" in summary
+    assert "n/e = not evaluated: the monitor judged no resource in that run; no count, not 0 alarms." in summary
+
+
+def test_alarm_counts_are_none_for_a_monitor_that_judged_nothing():
+    results = pd.DataFrame([
+        result("changes_approved", "t1", "alarm", "Ticket c: no approval."),
+        result("changes_approved", "t2", "alarm", "Ticket d: no approval."),
+        result("changes_approved", "t3", "ok", "Ticket e: approved."),
+        result("tickets_assigned", "t1", "info", "Ticket c: new."),
+        result("workflow_consistent", "t1", "unknown", UNMAPPED),
+        result("tickets_synced", "p1", "error", "Project p: rule failed."),
+        result("approval_segregation", "t1", "ok", "Ticket c: segregated."),
+        result("admin_access_restricted", "u1", "skip", "not an admin"),
+    ])
+    assert alarm_counts(results) == {
+        "tickets_synced": 0, "tickets_assigned": None, "changes_approved": 2, "approval_segregation": 0,
+        "offboarding_access_removed": None, "admin_access_restricted": None, "membership_changes": None,
+        "workflow_consistent": 0,
+    }
+    assert alarm_counts(results.iloc[:0]) == dict.fromkeys(MONITORS)

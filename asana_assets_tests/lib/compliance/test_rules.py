@@ -13,7 +13,7 @@ import pytest
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
 from asana_assets.lib.compliance.monitors import MONITORS, MonitorParams
 from asana_assets.lib.compliance.workflow import workflow_states
-from asana_assets.lib.schema import DERIVED_TABLES, RAW_TABLES, to_arrow
+from asana_assets.lib.schema import DERIVED_TABLES, RAW_TABLES, require_columns, to_arrow
 
 T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
 AS_OF = T0 + timedelta(days=10)
@@ -35,12 +35,13 @@ def derive(raw: dict[str, pd.DataFrame], **params) -> tuple[dict[str, pd.DataFra
 
     def keep(name: str, frame: pd.DataFrame) -> None:
         schema = DERIVED_TABLES[name]
-        t[name] = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).to_pandas()
+        t[name] = require_columns(
+            name, pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)).to_pandas()
 
     keep("collections", tickets.collections(t))
     keep("workflow_states", workflow_states(t["sections"]))
     keep("ticket_events", tickets.ticket_events(t, t["workflow_states"]))
-    keep("tickets", tickets.tickets(t, t["workflow_states"], t["collections"]))
+    keep("tickets", tickets.tickets(t, t["workflow_states"], t["collections"], t["ticket_events"]))
     timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     keep("ticket_status_history", tickets.status_history(t, timeline, done))
     keep("approvals", tickets.approvals(t, t["ticket_events"], timeline))
@@ -351,16 +352,20 @@ def test_tickets_synced_passes_when_every_project_is_fresh_and_nothing_is_lost()
 @pytest.mark.parametrize(("statuses", "expected"), [
     ([], "NOT EVALUATED"),
     (["skip", "skip"], "NOT EVALUATED"),
-    (["info"], "PASS"),  # evaluated: recorded, or inside a grace period
-    (["info", "skip"], "PASS"),
+    (["info"], "NOT EVALUATED"),  # not yet due: nothing was judged
+    (["info", "skip"], "NOT EVALUATED"),
     (["ok"], "PASS"),
     (["ok", "skip", "info"], "PASS"),
+    (["unknown"], "INCOMPLETE"),
+    (["ok", "unknown"], "INCOMPLETE"),  # one the data cannot decide is enough to withhold PASS
+    (["unknown", "alarm"], "FAIL"),
+    (["unknown", "error"], "ERROR"),
     (["ok", "alarm"], "FAIL"),
     (["alarm", "skip"], "FAIL"),
     (["error", "ok"], "ERROR"),
     (["error", "alarm"], "FAIL"),
 ])
-def test_a_verdict_needs_an_evaluated_population(statuses, expected):
+def test_a_verdict_needs_a_judged_population(statuses, expected):
     rows = pd.DataFrame({"status": pd.Series(statuses, dtype=object),
                          "reason": pd.Series(["why"] * len(statuses), dtype=object)})
     result, why = monitors.verdict(rows)
@@ -372,8 +377,18 @@ def test_a_population_of_skips_says_why_it_was_not_evaluated():
     rows = pd.DataFrame({"status": ["skip"] * 3, "reason": ["Not a change ticket."] * 2 + ["Milestone."]})
     assert monitors.verdict(rows) == (
         "NOT EVALUATED",
-        "Not evaluated: the rule applies to none of its 3 resource(s): Not a change ticket. (2); Milestone. (1)",
+        "Not evaluated: no resource could be judged (0 not yet due, 3 out of scope): Not a change ticket. (2); "
+        "Milestone. (1)",
     )
+
+
+def test_an_incomplete_verdict_names_the_unknowns_and_the_fix():
+    rows = pd.DataFrame({"status": ["ok", "unknown", "unknown"],
+                         "reason": ["fine.", "no approver.", "no approver."]})
+    result, why = monitors.verdict(rows)
+    assert result == "INCOMPLETE"
+    assert why.startswith("2 of 3 judged resource(s) are unknown")
+    assert why.endswith("no approver. (2)") and "map the section" in why
 
 
 # -- empty is valid -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The analysts' views answer their questions on a hand-built organisation, after a sync into
-Postgres through the Dagster job."""
+"""The analysts' views answer their questions: on a hand-built organisation after a sync into
+Postgres through the Dagster job, and on hand-built tables loaded straight into Postgres, where
+change_tickets must say of each change exactly what the monitors' rows say."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from asana_assets.lib.storage.postgres import ident, libpq_url
+from asana_assets.lib.schema import to_arrow
+from asana_assets.lib.storage.postgres import PostgresWarehouse, ident, libpq_url
+from asana_assets.lib.storage.views import refresh_views
 from asana_assets.simulator import World
 from asana_assets_tests.support import POSTGRES_URL
 from asana_assets_tests.support.pipeline import run_pipeline
@@ -44,16 +47,20 @@ def test_findings_change_tickets_and_access_review_name_people_and_tickets(schem
 
     changes = {r["ticket_name"]: r for r in query(f"SELECT * FROM {s}.change_tickets")}
     assert set(changes) == {"Rotate keys", "Open the firewall"}
+    # Carol approved "Rotate keys" (T0+2h) before Bob started it (T0+3h): the monitor says ok.
     rotate = changes["Rotate keys"]
-    assert (rotate["latest_decision"], rotate["approver_name"], rotate["approver_email"]) == (
+    assert (rotate["latest_decision"], rotate["latest_approver_name"], rotate["latest_approver_email"]) == (
         "approved", "Carol", "carol@acme.example")
-    assert rotate["implementation_started_at"] == T0 + timedelta(hours=3) and rotate["approved_before_start"]
+    assert (rotate["changes_approved_status"], rotate["approved_before_start"]) == ("ok", True)
     assert rotate["project_name"] == "Change Management"
+    # "Open the firewall" started (T0+4h) with no approval at all: an alarm.
     firewall = changes["Open the firewall"]
-    assert firewall["latest_decision"] is None and firewall["implementation_started_at"] == T0 + timedelta(hours=4)
+    assert firewall["latest_decision"] is None
+    assert (firewall["changes_approved_status"], firewall["approved_before_start"]) == ("alarm", False)
 
     findings = query(f"SELECT * FROM {s}.open_findings WHERE monitor_id = 'changes_approved'")
-    assert [(f["ticket_name"], f["project_name"]) for f in findings] == [("Open the firewall", "Change Management")]
+    assert [(f["status"], f["ticket_name"], f["project_name"]) for f in findings] == [
+        ("alarm", "Open the firewall", "Change Management")]
 
     review = query(f"SELECT * FROM {s}.access_review WHERE resource_type = 'workspace' ORDER BY user_name")
     assert [(r["user_name"], r["user_email"], r["resource_name"], r["role"]) for r in review] == [
@@ -61,3 +68,145 @@ def test_findings_change_tickets_and_access_review_name_people_and_tickets(schem
         ("Bob", "bob@acme.example", "Acme", "member"), ("Carol", "carol@acme.example", "Acme", "member")]
     comments = query(f"SELECT obj_description(to_regclass('{s}.change_tickets'), 'pg_class') AS c")
     assert "approval" in comments[0]["c"]
+
+
+# Two evaluations: the older has the greater run id, so only its as_of can make the other latest.
+OLDER, LATEST = ("run-b", datetime(2026, 3, 1, 9, 0, tzinfo=UTC)), ("run-a", datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+FEB = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
+
+
+def ticket(gid: str, name: str, status: str, is_change: bool = True) -> dict:
+    return {"gid": gid, "workspace_gid": "w1", "name": name, "status": status, "primary_project_gid": "p1",
+            "url": f"https://app.asana.com/0/p1/{gid}", "is_change": is_change}
+
+
+def result(run: tuple, monitor_id: str, gid: str, status: str, reason: str, resource_type: str = "ticket") -> dict:
+    run_id, evaluated_at = run
+    return {"run_id": run_id, "evaluated_at": evaluated_at, "monitor_id": monitor_id, "resource_type": resource_type,
+            "resource_gid": gid, "status": status, "reason": reason, "severity": "ERROR",
+            "control_refs": ["SOC2:CC8.1"], "resource_url": f"https://app.asana.com/0/0/{gid}"}
+
+
+def approval(approval_id: str, ticket_gid: str, source: str, decision: str, decided_at, approver_gid) -> dict:
+    return {"approval_id": approval_id, "ticket_gid": ticket_gid, "source": source, "decision": decision,
+            "decided_at": decided_at, "approver_gid": approver_gid,
+            "approval_task_gid": f"s{ticket_gid}" if source == "subtask" else None,
+            "section_gid": "approved-section" if source == "section" else None}
+
+
+def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unknowns(schema):
+    tables = {
+        "users": [{"gid": "u1", "name": "Ann", "email": "ann@acme.example"},
+                  {"gid": "u2", "name": "Ben", "email": "ben@acme.example"},
+                  {"gid": "u3", "name": "Cy", "email": "cy@acme.example"}],
+        "collections": [{"gid": "p1", "name": "Change Management", "is_change_project": True}],
+        "tickets": [
+            ticket("101", "Deploy v2", "IN_PROGRESS"),
+            ticket("102", "Rotate keys", "CLOSED"),
+            ticket("103", "Migrate DB", "IN_PROGRESS"),
+            ticket("104", "Open the firewall", "IN_PROGRESS"),
+            ticket("105", "Update docs", "OPEN", is_change=False),
+            ticket("106", "Add index", "OPEN"),
+            ticket("107", "Patch kernel", "OPEN"),
+            ticket("108", "Resize cluster", "IN_PROGRESS"),
+        ],
+        "approvals": [
+            approval("a102", "102", "subtask", "approved", FEB, "u2"),
+            approval("a103", "103", "subtask", "approved", FEB + timedelta(days=1), None),
+            # Entered the APPROVED section, then moved back to To Do before it started: withdrawn,
+            # though the approvals table holds only the approval.
+            approval("a104", "104", "section", "approved", FEB + timedelta(days=2), "u2"),
+            approval("a108-1", "108", "subtask", "approved", FEB + timedelta(days=4), "u2"),
+            approval("a108-2", "108", "subtask", "pending", FEB + timedelta(days=4, hours=1), "u1"),
+        ],
+        "monitor_results": [
+            # The older run judged 101 and 104 ok: the views must not read it.
+            result(OLDER, "changes_approved", "101", "ok", "approved (older run)."),
+            result(OLDER, "changes_approved", "104", "ok", "approved (older run)."),
+            result(LATEST, "changes_approved", "101", "alarm", "started at 2026-02-20 10:00 UTC without an approval."),
+            result(LATEST, "approval_segregation", "101", "skip", "no approval to judge."),
+            result(LATEST, "changes_approved", "102", "ok", "approved by Ben before implementation start."),
+            result(LATEST, "approval_segregation", "102", "ok", "the approver Ben is independent."),
+            result(LATEST, "workflow_consistent", "102", "error", "its sections could not be read."),
+            result(LATEST, "changes_approved", "103", "unknown", "approved by someone nobody can identify."),
+            result(LATEST, "approval_segregation", "103", "unknown", "the approver cannot be identified."),
+            result(LATEST, "changes_approved", "104", "alarm", "started at 2026-02-23 09:00 UTC without an approval."),
+            result(LATEST, "approval_segregation", "104", "skip", "no approval to judge."),
+            result(LATEST, "changes_approved", "105", "skip", "not a change ticket."),
+            # 106 was created after the latest run: no row of its own.
+            result(LATEST, "changes_approved", "107", "skip", "implementation has not started."),
+            result(LATEST, "approval_segregation", "107", "skip", "no approval to judge."),
+            result(LATEST, "tickets_assigned", "107", "info", "unassigned, within the grace."),
+            result(LATEST, "changes_approved", "108", "alarm", "the approval was withdrawn before the start."),
+            result(LATEST, "approval_segregation", "108", "skip", "no approval to judge."),
+            result(LATEST, "offboarding_access_removed", "u3", "alarm", "deactivated but keeps access.", "user"),
+        ],
+        "user_access": [], "workspaces": [], "teams": [], "projects": [],
+    }
+    with PostgresWarehouse(POSTGRES_URL, schema) as warehouse:
+        warehouse.publish((name, to_arrow(name, rows)) for name, rows in tables.items())
+    assert refresh_views(POSTGRES_URL, schema) == ["open_findings", "change_tickets", "access_review"]
+    s = ident(schema)
+
+    rows = {r.pop("ticket_gid"): r for r in query(f"SELECT * FROM {s}.change_tickets")}
+    assert sorted(rows) == ["101", "102", "103", "104", "106", "107", "108"]  # 105 is no change
+    for gid, row in rows.items():  # every change ticket is read against the latest evaluation
+        assert (row.pop("run_id"), row.pop("evaluated_at"), row.pop("project_name"), row.pop("url")) == (
+            "run-a", datetime(2026, 3, 2, 9, 0, tzinfo=UTC), "Change Management", f"https://app.asana.com/0/p1/{gid}")
+    columns = ("ticket_name", "status", "approved_before_start", "changes_approved_status", "changes_approved_reason",
+               "approval_segregation_status", "approval_segregation_reason", "latest_decision",
+               "latest_decision_source", "latest_decided_at", "latest_approver_gid", "latest_approver_name",
+               "latest_approver_email")
+    assert {gid: tuple(row[c] for c in columns) for gid, row in rows.items()} == {
+        # No approval: the monitor alarms, so false (the older run's ok is not read).
+        "101": ("Deploy v2", "IN_PROGRESS", False,
+                "alarm", "started at 2026-02-20 10:00 UTC without an approval.", "skip", "no approval to judge.",
+                None, None, None, None, None, None),
+        "102": ("Rotate keys", "CLOSED", True,
+                "ok", "approved by Ben before implementation start.", "ok", "the approver Ben is independent.",
+                "approved", "subtask", datetime(2026, 2, 20, 9, 0, tzinfo=UTC), "u2", "Ben", "ben@acme.example"),
+        # The data cannot decide: null, neither passed nor failed.
+        "103": ("Migrate DB", "IN_PROGRESS", None,
+                "unknown", "approved by someone nobody can identify.", "unknown", "the approver cannot be identified.",
+                "approved", "subtask", datetime(2026, 2, 21, 9, 0, tzinfo=UTC), None, None, None),
+        # Withdrawn: false, though the latest decision in approvals is an approval.
+        "104": ("Open the firewall", "IN_PROGRESS", False,
+                "alarm", "started at 2026-02-23 09:00 UTC without an approval.", "skip", "no approval to judge.",
+                "approved", "section", datetime(2026, 2, 22, 9, 0, tzinfo=UTC), "u2", "Ben", "ben@acme.example"),
+        # Not judged by the latest run: null.
+        "106": ("Add index", "OPEN", None, None, None, None, None, None, None, None, None, None, None),
+        # The rule does not apply yet: null.
+        "107": ("Patch kernel", "OPEN", None,
+                "skip", "implementation has not started.", "skip", "no approval to judge.",
+                None, None, None, None, None, None),
+        # Withdrawn by a later pending decision of the same subtask, which is the latest decision.
+        "108": ("Resize cluster", "IN_PROGRESS", False,
+                "alarm", "the approval was withdrawn before the start.", "skip", "no approval to judge.",
+                "pending", "subtask", datetime(2026, 2, 24, 10, 0, tzinfo=UTC), "u1", "Ann", "ann@acme.example"),
+    }
+    alarms = query(f"SELECT ticket_gid FROM {s}.change_tickets WHERE NOT approved_before_start ORDER BY 1")
+    assert [r["ticket_gid"] for r in alarms] == ["101", "104", "108"]  # exactly the latest run's alarms
+
+    findings = query(f"SELECT * FROM {s}.open_findings")
+    assert {(f["status"], f["monitor_id"], f["resource_gid"], f["ticket_name"], f["user_name"], f["run_id"])
+            for f in findings} == {
+        ("alarm", "changes_approved", "101", "Deploy v2", None, "run-a"),
+        ("error", "workflow_consistent", "102", "Rotate keys", None, "run-a"),
+        ("unknown", "changes_approved", "103", "Migrate DB", None, "run-a"),
+        ("unknown", "approval_segregation", "103", "Migrate DB", None, "run-a"),
+        ("alarm", "changes_approved", "104", "Open the firewall", None, "run-a"),
+        ("alarm", "changes_approved", "108", "Resize cluster", None, "run-a"),
+        ("alarm", "offboarding_access_removed", "u3", None, "Cy", "run-a"),
+    } and len(findings) == 7
+
+    comments = query(f"""
+        SELECT c.table_name, c.column_name, col_description(to_regclass(format('%I.%I', c.table_schema, c.table_name)),
+               c.ordinal_position) AS comment
+        FROM information_schema.columns c JOIN information_schema.views v USING (table_schema, table_name)
+        WHERE c.table_schema = '{schema}' ORDER BY c.table_name, c.ordinal_position""")
+    assert {r["table_name"] for r in comments} == {"open_findings", "change_tickets", "access_review"}
+    assert [(r["table_name"], r["column_name"]) for r in comments if not r["comment"]] == []
+    views = {r["table_name"]: r["c"] for r in query(
+        f"SELECT table_name, obj_description(to_regclass(format('%I.%I', table_schema, table_name)), 'pg_class') AS c"
+        f" FROM information_schema.views WHERE table_schema = '{schema}'")}
+    assert all(views.values()) and "true when ok, false when alarm, null otherwise" in views["change_tickets"]

@@ -1,19 +1,44 @@
 # Two entry points: `make demo` (set up, then sync the demo workspace into ./warehouse)
 # and `make test` (set up, then run the test suite).
+# Setup installs the exact set in requirements.lock (versions and sha256 hashes, pip included).
+# make lock: regenerate requirements.lock from pyproject.toml (keeps the locked versions that still fit;
+#   LOCK_FLAGS=--upgrade for the newest allowed, LOCK_FLAGS='--upgrade-package pandas' for one).
+# make test-latest: the suite in .venv-latest, on the newest releases pyproject.toml allows.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+LOCK_FLAGS ?=
 
-.PHONY: setup demo ui test bench
+.PHONY: setup demo ui test bench lock test-latest
 
-$(STAMP): pyproject.toml
+# The lock lists every package (--no-deps: installed as listed, hashes checked), then the project
+# goes in editable without dependencies; pip check confirms the set is consistent.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $@
 
 setup: $(STAMP)
+
+# The lock resolves for every platform and Python 3.11+ (--universal), from PyPI, with uv in
+# .venv-lock. pip is in it (read from stdin) so setup pins the installer too.
+lock:
+	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==$(UV_VERSION); }
+	echo pip | .venv-lock/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--extra dev --custom-compile-command 'make lock' $(LOCK_FLAGS) -o $(LOCK) pyproject.toml -
+
+# Re-resolved on every run, so it meets each new release; .venv stays on the lock.
+test-latest:
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --upgrade pip
+	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	.venv-latest/bin/pip freeze --exclude-editable > .venv-latest/freeze.txt
+	.venv-latest/bin/python -m pytest
 
 # The demo runs on an instance of its own, so ./dagster.yaml stays the production config.
 demo: setup .demo_home/dagster.yaml

@@ -45,8 +45,9 @@ def pages(n: int) -> int:
 def minimum_requests(seed: int, tasks: int) -> tuple[int, int]:
     """The fewest GETs that read every table, and the number of tasks, from ground truth.
 
-    One page per 100 items of each listing; stories need one listing per task and subtasks one
-    per task that has any (num_subtasks tells leaves apart for free).
+    One page per 100 items of each listing, and one task count per project (what tickets_synced
+    compares the rows with); stories need one listing per task and subtasks one per task that
+    has any (num_subtasks tells leaves apart for free).
     """
     truth = generate_world(seed=seed, tasks=tasks).ground_truth()
     per_parent = Counter(t["parent"]["gid"] for t in truth["tasks"] if t.get("parent"))
@@ -63,7 +64,7 @@ def minimum_requests(seed: int, tasks: int) -> tuple[int, int]:
         + sum(pages(per_team[t["gid"]]) for t in truth["teams"])
         + pages(len(truth["tags"]))
         + pages(len(projects))
-        + sum(pages(sections[p]) + pages(project_members[p]) + pages(per_project[p]) for p in projects)
+        + sum(pages(sections[p]) + pages(project_members[p]) + pages(per_project[p]) + 1 for p in projects)
         + sum(pages(n) for n in per_parent.values())
         + sum(pages(per_task_stories[t["gid"]]) for t in truth["tasks"])
     )

@@ -406,6 +406,7 @@ class AsanaApi:
             ),
             ("GET", "/projects/{project_gid}", one(Project, "project_gid")),
             ("GET", "/projects/{project_gid}/project_memberships", self.project_memberships),
+            ("GET", "/projects/{project_gid}/task_counts", self.task_counts),
             ("GET", "/project_memberships/{project_membership_gid}", one(ProjectMembership, "project_membership_gid")),
             ("GET", "/memberships", self.memberships),
             (
@@ -543,6 +544,13 @@ class AsanaApi:
         if archived is not None:
             gids = [gid for gid in gids if self.world.objects[gid].archived == archived]
         return self._page(call, "project", gids)
+
+    def task_counts(self, call: Call) -> dict[str, Any]:
+        """GET /projects/{gid}/task_counts: every field is opt-in, so without opt_fields the
+        object is empty; the record has no gid. Unknown fields are skipped, as elsewhere."""
+        counts = self.world.task_counts(self._find(call, "project_gid", Project))
+        wanted = {name for name, _sub in parse_opt_fields(call.query.get("opt_fields", ""))}
+        return {"data": {name: value for name, value in counts.items() if name in wanted}}
 
     def project_memberships(self, call: Call) -> dict[str, Any]:
         project = self._find(call, "project_gid", Project)

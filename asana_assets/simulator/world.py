@@ -1070,6 +1070,21 @@ class World:
                 snapshot[attr] = getattr(obj, attr)
         return snapshot
 
+    def task_counts(self, project: Ref) -> dict[str, int]:
+        """A project's TaskCountResponse: every task placed in it (subtasks added to it too),
+        completed or not; milestones are tasks, so they count in both families."""
+        tasks = [self.objects[gid] for gid in self.project_tasks(project)]
+        milestones = [task for task in tasks if task.resource_subtype == "milestone"]
+        done, milestones_done = (sum(task.completed for task in group) for group in (tasks, milestones))
+        return {
+            "num_tasks": len(tasks),
+            "num_incomplete_tasks": len(tasks) - done,
+            "num_completed_tasks": done,
+            "num_milestones": len(milestones),
+            "num_incomplete_milestones": len(milestones) - milestones_done,
+            "num_completed_milestones": milestones_done,
+        }
+
 
 def _dates(task: Task) -> dict[str, str | None] | None:
     """A story's old/new dates; None when the task has no due date (the field is then omitted)."""

@@ -109,7 +109,8 @@ def test_the_same_code_runs_each_step_in_its_own_process(executor, schema, tmp_p
         for name, value in (("ASANA_BASE_URL", sim.base_url), ("WAREHOUSE_DIR", str(tmp_path)),
                             ("POSTGRES_URL", URL), ("POSTGRES_SCHEMA", schema), ("EXECUTOR", executor)):
             monkeypatch.setenv(f"TEST_{name}", value)
-        selection = [dg.AssetKey(["asana", t]) for t in (*RAW_TABLES, "collections", "workflow_states", "tickets")]
+        selection = [dg.AssetKey(["asana", t])
+                     for t in (*RAW_TABLES, "collections", "workflow_states", "ticket_events", "tickets")]
         job = dg.reconstructable(full_sync_job)
         if executor == "multiprocess":
             # A step here starts a fresh interpreter, seconds each: the assets' steps show it, without

@@ -371,6 +371,59 @@ def test_deleted_tasks_vanish_everywhere(fresh):
     assert parent.gid in world.deleted
 
 
+# ---------------------------------------------------------------------- task counts
+TASK_COUNT_FIELDS = ("num_tasks", "num_incomplete_tasks", "num_completed_tasks", "num_milestones",
+                     "num_incomplete_milestones", "num_completed_milestones")  # the spec's opt_fields enum
+
+
+def test_task_counts_follow_the_spec_and_count_what_asana_counts():
+    """GET /projects/{gid}/task_counts is a TaskCountResponse: every field opt-in (nothing without
+    opt_fields), exactly the fields asked for, no gid, unknown names skipped. It counts every task
+    placed in the project: completed ones, milestones (tasks too) and a subtask added to it; not a
+    subtask left out of it nor a deleted task. 404, 403 and 400 as for the project itself.
+    Expected numbers are counted by hand from the tasks made here."""
+    w = World(now=NOW)
+    ws = w.add_workspace("Acme", ["acme.example"])
+    pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
+    for user in (pat, gil):
+        w.add_workspace_membership(user, ws)
+    board, secret = w.add_project(ws, "Board"), w.add_project(ws, "Secret", privacy_setting="private")
+    w.add_project_membership(secret, gil)
+    first = w.create_task("Open", project=board, actor=gil)
+    w.create_task("Open too", project=board, actor=gil)
+    w.complete_task(w.create_task("Done", project=board, actor=gil), actor=gil)
+    w.create_task("Launch", project=board, resource_subtype="milestone", actor=gil)
+    w.complete_task(w.create_task("Shipped", project=board, resource_subtype="milestone", actor=gil), actor=gil)
+    w.add_task_to_project(w.create_task("Subtask in the board", parent=first, actor=gil), board, actor=gil)
+    w.create_task("Subtask left out", parent=first, actor=gil)
+    w.delete_task(w.create_task("Deleted", project=board, actor=gil), actor=gil)
+    tokens = {"gil-token": gil.gid, "pat-token": pat.gid}
+    with (
+        Simulator(w, SimulatorConfig(tokens=tokens)) as simulator,
+        httpx.Client(base_url=simulator.base_url, headers={"Authorization": "Bearer gil-token"}) as client,
+    ):
+        path = f"/projects/{board.gid}/task_counts"
+        assert client.get(path).json() == {"data": {}}
+        every = client.get(path, params={"opt_fields": ",".join(TASK_COUNT_FIELDS)})
+        assert every.status_code == 200
+        assert every.json() == {"data": {
+            "num_tasks": 6, "num_incomplete_tasks": 4, "num_completed_tasks": 2,
+            "num_milestones": 2, "num_incomplete_milestones": 1, "num_completed_milestones": 1,
+        }}
+        assert client.get(path, params={"opt_fields": "num_tasks,gid,no_such_field"}).json() == {
+            "data": {"num_tasks": 6}}
+        w.create_task("Added", project=board, actor=gil)  # edge: the count follows at once
+        assert client.get(path, params={"opt_fields": "num_tasks"}).json() == {"data": {"num_tasks": 7}}
+
+        hidden = f"/projects/{secret.gid}/task_counts"
+        assert client.get(hidden, params={"opt_fields": "num_tasks"}).json() == {"data": {"num_tasks": 0}}
+        refused = client.get(hidden, params={"opt_fields": "num_tasks"}, headers={"Authorization": "Bearer pat-token"})
+        assert refused.status_code == 403 and refused.json()["errors"][0]["message"].endswith("not visible to this user")
+        assert client.get("/projects/123/task_counts").status_code == 404
+        bad = client.get("/projects/board/task_counts")
+        assert bad.status_code == 400 and bad.json()["errors"][0]["message"] == "project: Not a Long: board"
+
+
 # ---------------------------------------------------------------------- rate limits
 def test_quota_answers_429_with_retry_after(fresh):
     simulator, client = fresh(requests_per_minute=5)

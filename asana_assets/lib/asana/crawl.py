@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from asana_assets.lib.asana import models
-from asana_assets.lib.asana.client import AsanaClient, NotFoundError, SyncTokenExpiredError
+from asana_assets.lib.asana.client import (
+    AsanaClient,
+    ForbiddenError,
+    NotFoundError,
+    PaymentRequiredError,
+    SyncTokenExpiredError,
+)
 from asana_assets.lib.schema import RAW_TABLES, primary_key, to_arrow
 
 # opt_fields per resource: exactly what the tables store, so one list call per page suffices.
@@ -43,6 +49,9 @@ PROJECT_FIELDS = (
     "workspace", "privacy_setting", "default_access_level", "completed", "completed_at",
     "due_on", "start_on", "permalink_url",
 )
+# The source's own count of a project's tasks, which the tickets_synced monitor compares with
+# the rows (every field of this endpoint is opt-in, and each is costly).
+TASK_COUNT_FIELDS = ("num_tasks",)
 PROJECT_MEMBERSHIP_FIELDS = ("parent", "member.name", "member.resource_type", "access_level")
 SECTION_FIELDS = ("name", "created_at", "project")
 TAG_FIELDS = ("name", "color", "notes", "created_at", "workspace", "permalink_url")
@@ -166,10 +175,7 @@ class WorkspaceCrawler:
         reporter = asyncio.create_task(self._report_progress(start))
         try:
             workspaces = await self._workspaces(workspace_gid)
-            async with asyncio.TaskGroup() as tasks:
-                self._tasks = tasks
-                for ws in workspaces:
-                    self._workspace(ws)
+            await self._read(workspaces)
         except BaseExceptionGroup as group:
             # One clear error (401: reconnect, 403: admin needed...) rather than a group of
             # the same failure seen by fifty concurrent requests.
@@ -201,6 +207,13 @@ class WorkspaceCrawler:
                      len(self.rows["tasks"]), self.streamed["stories"].read, requests, elapsed, rate, left)
 
     # -- scheduling -------------------------------------------------------------------
+    async def _read(self, workspaces: list[models.Workspace]) -> None:
+        """Read everything the wanted tables need, in one task group."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            for ws in workspaces:
+                self._workspace(ws)
+
     def _spawn(self, coro, container: str | None = None) -> None:
         """Run a fetch in the crawl's task group.
 
@@ -258,8 +271,10 @@ class WorkspaceCrawler:
             self._quarantine(table, raw, _explain(exc))
             return None
 
-    def _quarantine(self, table: str, raw: Any, error: str) -> None:
-        gid = raw.get("gid") if isinstance(raw, dict) else None
+    def _quarantine(self, table: str, raw: Any, error: str, gid: str | None = None) -> None:
+        """Keep a refused record; ``gid`` names its object when the record itself has no gid."""
+        if gid is None and isinstance(raw, dict):
+            gid = raw.get("gid")
         self.quarantine.append({
             "table": table,
             "gid": gid if isinstance(gid, str) else None,
@@ -346,11 +361,34 @@ class WorkspaceCrawler:
             self.tokens[project_gid] = await self._fresh_token(project_gid)
         await self._task_pages("/tasks", {"project": project_gid}, None)
         self._synced(project_gid)
+        await self._count_tasks(project_gid)
 
     def _synced(self, project_gid: str) -> None:
         project = self.rows["projects"].get((project_gid,))
         if project is not None:
             project["synced_at"] = datetime.now(UTC)
+
+    async def _count_tasks(self, project_gid: str) -> None:
+        """Store the number of tasks Asana counts in a listed project, with when it was asked
+        for. A refusal (the endpoint has its own limits and plans) or a malformed answer leaves
+        the number null, so the monitor reads it as unknown, never as a match."""
+        project = self.rows["projects"].get((project_gid,))
+        if project is None:
+            return  # the projects table is not wanted, or the project was not listed
+        asked_at = datetime.now(UTC)
+        try:
+            raw = await self.client.get_data(f"/projects/{project_gid}/task_counts", fields=TASK_COUNT_FIELDS)
+        except (ForbiddenError, PaymentRequiredError) as refused:
+            log.warning("Asana refused the task count of project %s (%s)", project_gid, refused)
+            counts = None
+        else:
+            try:
+                counts = models.TaskCounts.model_validate(raw)
+            except ValidationError as exc:
+                self._quarantine("projects", raw, "task_counts: " + _explain(exc), gid=project_gid)
+                counts = None
+        project["num_tasks"] = None if counts is None else counts.num_tasks
+        project["tasks_counted_at"] = asked_at
 
     async def _fresh_token(self, resource_gid: str) -> str:
         """A new events sync token: the API hands one out with a 412 to a call without one."""

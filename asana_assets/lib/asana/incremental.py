@@ -32,6 +32,7 @@ same tokens by the next one and, the merge being idempotent, loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -146,6 +147,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         # Per container table, the projects whose rows of it were re-listed.
         self.refreshed: dict[str, set[str]] = {table: set() for table in CONTAINER_TABLES}
         self.forced: set[str] = set()  # tasks an event named: re-read whatever their modified_at
+        self.touched: set[str] = set()  # projects a task entered or left: counted again
         tasks, places = current["tasks"], current["task_memberships"]
         self.known_modified = dict(zip(tasks["gid"].to_pylist(), tasks["modified_at"].to_pylist()))
         self.known_subtasks = dict(zip(tasks["gid"].to_pylist(), tasks["num_subtasks"].to_pylist()))
@@ -160,6 +162,25 @@ class IncrementalCrawler(WorkspaceCrawler):
             self.known_places.setdefault(gid, set()).add((project, section))
 
     # -- what to read -----------------------------------------------------------------
+    async def _read(self, workspaces: list[models.Workspace]) -> None:
+        """Read the changes, then Asana's task count of every listed project a task entered or
+        left (new, moved, deleted or out of view) that no listing counted already: once the rows
+        are read, so both describe the same moment. The other projects keep their count (see
+        ``_keep_unread``): an edit leaves a count as it was."""
+        await super()._read(workspaces)
+        for gid in self._with_subtasks(self.deleted | self.hidden):
+            self.touched |= self._known_projects(gid)
+        projects = self.rows["projects"]
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            for gid in sorted(self.touched - self._gone):
+                if (gid,) in projects and projects[(gid,)].get("tasks_counted_at") is None:
+                    self._spawn(self._count_tasks(gid), gid)
+
+    def _known_projects(self, gid: str) -> set[str]:
+        """The projects the current tables place a task in."""
+        return {project for project, _section in self.known_places.get(gid, ())}
+
     async def _projects(self, workspace_gid: str) -> None:
         projects = await self._listing(
             "projects", models.Project, "/projects", {"workspace": workspace_gid}, PROJECT_FIELDS
@@ -291,6 +312,9 @@ class IncrementalCrawler(WorkspaceCrawler):
         )
         if changed:
             self.stories_read.add(gid)
+            # Only a task entering or leaving a project changes that project's count.
+            after = set() if task is None else {m.project.gid for m in task.memberships}
+            self.touched |= self._known_projects(gid) ^ after
         return changed
 
     def _has_subtasks(self, gid: str, num_subtasks: int | None) -> bool:
@@ -316,7 +340,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         read = (set(fresh["tasks"]["gid"].to_pylist()) | refused) - removed
         gone = set(self.current["projects"]["gid"].to_pylist()) - set(fresh["projects"]["gid"].to_pylist())
         out = {name: fresh[name] for name in WORKSPACE_TABLES}
-        out["projects"] = _keep_sync_times(fresh["projects"], self.current["projects"])
+        out["projects"] = _keep_unread(fresh["projects"], self.current["projects"])
         for name in CONTAINER_TABLES:
             out[name] = _replace(self.current[name], fresh[name], "project_gid", self.refreshed[name])
         out["custom_fields"] = _replace(
@@ -376,14 +400,20 @@ def _container(raw: str, key: str | None) -> str | None:
     return _gid(_object(_object(record).get(key)))
 
 
-def _keep_sync_times(fresh: pa.Table, current: pa.Table) -> pa.Table:
-    """A project not read this time keeps the time of its last successful sync."""
-    before = current.select(["gid", "synced_at"]).rename_columns(["gid", "previous"])
+def _keep_unread(fresh: pa.Table, current: pa.Table) -> pa.Table:
+    """A project not listed this time keeps the time of its last successful sync; one not
+    counted this time keeps its task count (a count asked for and refused replaces it: null)."""
+    kept = ["synced_at", "num_tasks", "tasks_counted_at"]
+    before = current.select(["gid", *kept]).rename_columns(["gid", *(f"previous_{c}" for c in kept)])
     joined = fresh.join(before, "gid", join_type="left outer").sort_by("gid")
-    synced = pc.coalesce(joined["synced_at"], joined["previous"])
-    return joined.drop_columns(["previous"]).set_column(
-        joined.schema.get_field_index("synced_at"), fresh.schema.field("synced_at"), synced
-    ).select(fresh.column_names).cast(fresh.schema)
+    counted = pc.is_valid(joined["tasks_counted_at"])
+    values = {
+        "synced_at": pc.coalesce(joined["synced_at"], joined["previous_synced_at"]),
+        **{c: pc.if_else(counted, joined[c], joined[f"previous_{c}"]) for c in ("num_tasks", "tasks_counted_at")},
+    }
+    for column, value in values.items():
+        joined = joined.set_column(joined.schema.get_field_index(column), fresh.schema.field(column), value)
+    return joined.select(fresh.column_names).cast(fresh.schema)
 
 
 @dataclass

@@ -183,6 +183,15 @@ class Project(Record):
         }
 
 
+class TaskCounts(BaseModel):
+    """A project's TaskCountResponse (``GET /projects/{gid}/task_counts``), which has no gid.
+    num_tasks was asked for, so its absence is a malformed record, not a zero."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    num_tasks: int = Field(strict=True, ge=0)
+
+
 class ProjectMembership(Record):
     parent: Ref
     member: Ref

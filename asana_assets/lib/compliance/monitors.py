@@ -1,4 +1,5 @@
-"""The compliance monitors: one rule each, evaluated over whole tables.
+"""The compliance monitors: one record each in ``MONITORS`` (id, severity, controls, the table its
+check sits on, title, rule), the rules evaluated over whole tables.
 
 A rule returns one row per evaluated resource (``resource_type, resource_gid, status, reason,
 resource_url``); ``finish`` stamps the run, the monitor's severity and its control mapping on
@@ -11,7 +12,7 @@ ERROR, INCOMPLETE, NOT EVALUATED or PASS.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,35 +25,66 @@ from pydantic import BaseModel, Field
 from asana_assets.lib.compliance import access, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
-from asana_assets.lib.compliance.tickets import TIMESTAMP, implementation_start, isin, lookup, sort_rows
+from asana_assets.lib.compliance.tickets import implementation_start, isin, lookup, sort_rows
 from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES, UNKNOWN
 from asana_assets.lib.schema import DERIVED_TABLES
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """What the rules of one evaluation read, each computed once (see ``evaluate``)."""
+
+    t: Mapping[str, pd.DataFrame]
+    params: MonitorParams
+    as_of: pd.Timestamp
+    tix: pd.DataFrame
+    timeline: pd.DataFrame
+    done: pd.DataFrame
+    impl: pd.Series
+    counting: pd.DataFrame
+    at_completion: pd.DataFrame
+    names: Directory
+    label: TicketNames
+
+
+@dataclass(frozen=True)
 class Monitor:
+    """A monitor, whole: adding one is adding its record here and its rule function."""
+
     id: str
     severity: str  # ERROR or WARN, as Dagster check severities
     control_refs: tuple[str, ...]
     table: str  # the table the monitor judges (its asset check sits there)
     title: str
+    rule: Callable[[Evaluation], pd.DataFrame]  # rule output (rule_output.COLUMNS), one row per resource
 
 
 CHANGE = ("SOC2:CC8.1", "ISO27001:2022:8.32")
 ACCESS = ("SOC2:CC6.2", "SOC2:CC6.3", "ISO27001:2022:5.18")
 MONITORS: dict[str, Monitor] = {m.id: m for m in (
-    Monitor("tickets_synced", "ERROR", CHANGE, "tickets", "Every ticket the source lists is synced, and recently"),
-    Monitor("tickets_assigned", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "tickets", "Tickets have an active assignee"),
-    Monitor("changes_approved", "ERROR", CHANGE, "approvals", "Changes are approved before implementation starts"),
+    Monitor("tickets_synced", "ERROR", CHANGE, "tickets", "Every ticket the source lists is synced, and recently",
+            lambda e: tickets_synced(e.t, e.tix, e.as_of, e.params, e.names)),
+    Monitor("tickets_assigned", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "tickets", "Tickets have an active assignee",
+            lambda e: tickets_assigned(e.t, e.tix, e.at_completion, e.as_of, e.params, e.names, e.label)),
+    Monitor("changes_approved", "ERROR", CHANGE, "approvals", "Changes are approved before implementation starts",
+            lambda e: changes_approved(e.tix, e.impl, e.counting, first_unmapped(e.timeline), e.names, e.label)),
     Monitor("approval_segregation", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "approvals",
-            "The approver of a change is not its requester, implementer or closer"),
-    Monitor("offboarding_access_removed", "ERROR", ACCESS, "user_access", "Deactivated users keep no access"),
+            "The approver of a change is not its requester, implementer or closer",
+            lambda e: approval_segregation(e.tix, e.counting, e.at_completion, e.names, e.label)),
+    Monitor("offboarding_access_removed", "ERROR", ACCESS, "user_access", "Deactivated users keep no access",
+            lambda e: access.offboarding_results(e.t["user_access"], e.t, e.as_of,
+                                                 timedelta(hours=e.params.offboarding_grace_hours), e.names)),
     Monitor("admin_access_restricted", "ERROR", ("SOC2:CC6.3", "ISO27001:2022:5.18"), "user_access",
-            "Workspace admins are approved and are not guests"),
+            "Workspace admins are approved and are not guests",
+            lambda e: access.admin_results(e.t, e.params.approved_admins, e.names)),
     Monitor("membership_changes", "WARN", ACCESS, "membership_changes",
-            "Admin grants, new guests and reactivations are reviewed"),
-    Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history",
-            "Completion and workflow section agree"),
+            "Admin grants, new guests and reactivations are reviewed",
+            lambda e: access.membership_change_results(e.t["membership_changes"], e.t["user_access"], e.t["users"],
+                                                       e.params.acknowledged_changes, e.params.approved_admins,
+                                                       e.names)),
+    Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history", "Completion and workflow section agree",
+            lambda e: workflow_consistent(e.t, e.tix, e.t["workflow_states"], e.timeline, e.done, e.as_of, e.params,
+                                          e.names, e.label)),
 )}
 
 
@@ -195,8 +227,8 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: 
     reset = status_now.index[(last["decision"] == "approved").values & (status_now != "approved").fillna(True).values]
     undated = isin(a["approval_task_gid"], reset) & (a["source"] == "subtask")
     doubt = _decide(a.index, [
-        (a["approver_gid"].isna(), "doubt", "no person is known to have given it (a rule or an app, or a story "
-                                            "without an author)"),
+        (a["approver_gid"].isna(), "doubt",
+         "no person is known to have given it (a rule or an app, or a story without an author)"),
         (a["decided_at"].isna(), "doubt", "it has no date"),
         (left_unmapped, "doubt", "the ticket left the approved section for a section of no known stage"),
         (undated, "doubt", "its approval subtask now reads " + lookup(a["approval_task_gid"], subtasks[
@@ -271,14 +303,27 @@ class TicketNames:
 
 def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorParams,
                    names: Directory) -> pd.DataFrame:
-    """Projects synced within max_sync_age; every task the source listed made it to tickets."""
+    """Projects synced within max_sync_age and holding as many tasks as Asana counts in them;
+    every task the source listed made it to tickets.
+
+    The count is the source's own (``num_tasks``, read by every full crawl and by any sync that
+    changes the project's tasks), so a task the sync lost without a trace still alarms. The warehouse side counts the
+    tasks placed in the project, as Asana does: completed ones and subtasks added to it included.
+    A count never read or refused is unknown, never a match."""
     p = raw["projects"]
     age = as_of - p["synced_at"]
     stale = p["synced_at"].isna() | (age > timedelta(hours=params.max_sync_age_hours))
+    counted, held = _task_counts(p, raw["task_memberships"])
+    synced = "last synced at " + when(p["synced_at"])
     status, reason = _decide(p.index, [
         (p["synced_at"].isna(), "alarm", "its tasks were never listed completely."),
-        (stale, "alarm", "last synced at " + when(p["synced_at"]) + ", longer ago than allowed."),
-    ], ("ok", "last synced at " + when(p["synced_at"]) + "."))
+        (stale, "alarm", synced + ", longer ago than allowed."),
+        (p["num_tasks"].notna() & (p["num_tasks"] != held), "alarm",
+         "Asana counts " + counted + ", the warehouse holds " + held.astype("str") + "."),
+        (p["tasks_counted_at"].isna(), "unknown", synced + ", but Asana's count of its tasks was never read."),
+        (p["num_tasks"].isna(), "unknown", "Asana's count of its tasks was asked for at " + when(p["tasks_counted_at"])
+         + " and not read (refused or malformed)."),
+    ], ("ok", synced + "; Asana counts " + counted + ", the warehouse holds " + held.astype("str") + "."))
     projects = rule_rows("project", p["gid"], status, "Project " + quoted(p["name"], p["gid"]) + ": " + reason,
                          names.project_link(p["gid"]), p["name"], p["name"],
                          roles(owner=names.person(p["owner_gid"])))
@@ -290,6 +335,16 @@ def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorP
         "Task " + quoted(missing["name"], missing["gid"]) + ": the source listed it but it is not in tickets "
         "(see quarantine).", missing["permalink_url"], missing["name"])
     return pd.concat([projects, lost], ignore_index=True)
+
+
+def _task_counts(projects: pd.DataFrame, memberships: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per project: Asana's count as a reason quotes it ("12 tasks"), and the number of distinct
+    tasks the warehouse places in it."""
+    per_project = memberships.drop_duplicates(["task_gid", "project_gid"])["project_gid"].value_counts()
+    held = lookup(projects["gid"], per_project).fillna(0).astype("int64")
+    number = projects["num_tasks"].astype("Int64")
+    counted = number.astype("str") + np.where((number == 1).fillna(False), " task", " tasks")
+    return counted, held
 
 
 def _quarantined_tasks(quarantine: pd.DataFrame) -> pd.DataFrame:
@@ -452,19 +507,9 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     at_completion = assignee_at_completion(tix, events, done)
     history, changes = t["user_access"], t["membership_changes"]
     names = Directory(t, former_people)
-    label = TicketNames.of(tix, names)
-    rules = {
-        "tickets_synced": tickets_synced(t, tix, as_of, params, names),
-        "tickets_assigned": tickets_assigned(t, tix, at_completion, as_of, params, names, label),
-        "changes_approved": changes_approved(tix, impl, counting, first_unmapped(timeline), names, label),
-        "approval_segregation": approval_segregation(tix, counting, at_completion, names, label),
-        "offboarding_access_removed": access.offboarding_results(
-            history, t, as_of, timedelta(hours=params.offboarding_grace_hours), names),
-        "admin_access_restricted": access.admin_results(t, params.approved_admins, names),
-        "membership_changes": access.membership_change_results(
-            changes, history, t["users"], params.acknowledged_changes, params.approved_admins, names),
-        "workflow_consistent": workflow_consistent(t, tix, states, timeline, done, as_of, params, names, label),
-    }
+    e = Evaluation(t, params, as_of, tix, timeline, done, impl, counting, at_completion, names,
+                   TicketNames.of(tix, names))
+    rules = {monitor_id: monitor.rule(e) for monitor_id, monitor in MONITORS.items()}
     results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)
     latest = history[history["snapshot_at"] == history["snapshot_at"].max()] if len(history) else history
     populations = {

@@ -329,8 +329,11 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     timeline = pd.concat([starts[columns], moves[columns], removed[columns]], ignore_index=True)
     timeline = timeline[isin(timeline["ticket_gid"], t.index)]
     by_section = states.set_index("section_gid")
-    timeline["stage"] = timeline["section_gid"].map(by_section["stage"])
-    timeline["state"] = timeline["section_gid"].map(by_section["state"])
+    # A section the sync does not have (of a project the connection cannot see, or deleted) says
+    # no known stage: UNKNOWN, never read as a stage that starts nothing.
+    unseen = timeline["section_gid"].notna() & ~isin(timeline["section_gid"], by_section.index)
+    timeline["stage"] = timeline["section_gid"].map(by_section["stage"]).mask(unseen, UNKNOWN)
+    timeline["state"] = timeline["section_gid"].map(by_section["state"]).mask(unseen, UNKNOWN)
     return sort_rows(timeline, ["ticket_gid", "project_gid", "at", "seq"])
 
 

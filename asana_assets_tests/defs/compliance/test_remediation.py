@@ -47,7 +47,7 @@ def tasks_in(world: World, project) -> list[Task]:
 
 
 def test_a_finding_opens_one_task_that_follows_the_alarm_and_closes_with_a_comment(tmp_path):
-    world, acme, ada, uma, findings = organisation()
+    world, _acme, ada, uma, findings = organisation()
     key = f"admin_access_restricted/user/{uma.gid}"  # the monitor, and the resource it names
     assert run_pipeline(world, tmp_path, day(0), **enabled(findings, ada)).success
     [task] = tasks_in(world, findings)

@@ -13,12 +13,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 import pandas as pd
 import pytest
 
 from asana_assets.defs.resources import WarehouseResource
+from asana_assets.lib.storage.postgres import ident, libpq_url
 from asana_assets_tests.defs.compliance.test_no_false_pass import Org, checks, hours, pack_of, run
+from asana_assets_tests.support import POSTGRES_URL
 from asana_assets_tests.support.pipeline import results_of
 
 ODD = "Zebra crossing"  # a section name with no known stage word
@@ -64,7 +67,7 @@ def judged(frame: pd.DataFrame, monitor_id: str) -> dict[str, str]:
     return dict(zip(mine["resource_gid"].astype(str), mine["status"], strict=True))
 
 
-def build(directory, with_alarms: bool) -> Evaluated:
+def build(directory, with_alarms: bool, **options) -> Evaluated:
     org = Org()
     w = org.world
     todo, tobe, approved, doing, waiting, implementado, odd = org.change_project(
@@ -118,7 +121,7 @@ def build(directory, with_alarms: bool) -> Evaluated:
                                  resource_subtype="approval", assignee=org.carol, at=hours(0.5))
         w.set_approval_status(approval, "approved", actor=None, at=hours(1))
         org.move(by_rule, doing, hours(2))
-    return Evaluated(org, run(org, directory), directory, names, odd.gid)
+    return Evaluated(org, run(org, directory, **options), directory, names, odd.gid)
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +229,18 @@ def test_without_an_alarm_an_unknown_change_makes_the_verdict_incomplete_not_pas
     assert not check.passed and check.severity.value == "WARN"
     manifest = json.loads((quiet_world.pack / "manifest.json").read_text())
     assert manifest["verdicts"]["changes_approved"] == "INCOMPLETE"
+
+
+# -- one reading of a change: the Postgres view says what the monitor said ------------------------------
+def test_the_change_tickets_view_agrees_with_the_monitor_ticket_by_ticket(tmp_path):
+    schema = "unknown_e2e_view"
+    build(tmp_path, True, postgres=(POSTGRES_URL, schema))
+    with adbc.connect(libpq_url(POSTGRES_URL)) as connection, connection.cursor() as cur:
+        cur.execute(f"SELECT ticket_name, changes_approved_status, approved_before_start FROM {ident(schema)}"
+                    ".change_tickets")
+        rows = {name: (status, before) for name, status, before in cur.fetchall()}
+        cur.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
+        connection.commit()
+    # approved_before_start is the monitor's status: true for ok, false for alarm, null for unknown.
+    as_boolean = {"ok": True, "alarm": False, "unknown": None}
+    assert rows == {name: (status, as_boolean[status]) for name, status in CHANGES_APPROVED.items()}

@@ -124,7 +124,8 @@ def comparable(tables) -> dict[str, list]:
     """Each table's rows in key order, without the columns that say when a sync ran."""
     out = {}
     for name in RAW_TABLES:
-        rows = [{k: v for k, v in row.items() if k not in ("synced_at", "observed_at")} for row in tables[name].to_pylist()]
+        rows = [{k: v for k, v in row.items() if k not in ("synced_at", "observed_at", "tasks_counted_at")}
+                for row in tables[name].to_pylist()]
         key = primary_key(name) or ("table", "gid", "error")
         out[name] = sorted(rows, key=lambda row: tuple(str(row[k]) for k in key))
     return out

@@ -289,3 +289,38 @@ def test_the_change_population_says_why_an_approval_is_in_doubt(approvals):
     c = approvals["tickets"]
     assert c.loc[c["gid"] == "nobody", "is_change"].item()
     assert pd.isna(approvals["approvals"].set_index("approval_task_gid").loc["nobody-approval", "approver_gid"])
+
+
+def test_a_move_into_a_section_the_sync_cannot_see_is_no_known_stage():
+    o = org()
+    # Moved into a section of a project the connection cannot read: not in the sections table.
+    o.task("hidden")
+    o.move("hidden", "s-todo", "s-private", h(1))
+    # Edge: the same move into a section the sync has.
+    o.task("seen")
+    o.move("seen", "s-todo", "s-doing", h(1))
+    t, _ = derive(o.raw())
+    assert statuses(t, "changes_approved")["hidden"] == "unknown"
+    assert statuses(t, "changes_approved")["seen"] == "alarm"
+
+
+# -- no row of nulls -----------------------------------------------------------------------------------
+def test_approval_stories_give_no_event_rows_of_nulls():
+    o = org()
+    o.task("approved-once")
+    o.approval("approved-once", (1, "approved"))  # pending -> approved: a completion, no reopening
+    t, _ = derive(o.raw())  # derive refuses a derived row with a null key or required column
+    events = t["ticket_events"]
+    assert sorted(events.loc[events["ticket_gid"] == "approved-once-approval", "event_type"]) == [
+        "approval_changed", "completed", "created"]
+
+
+def test_a_derived_row_with_a_null_required_column_is_refused():
+    from asana_assets.lib.schema import DERIVED_TABLES, require_columns
+    import pyarrow as pa
+
+    schema = DERIVED_TABLES["ticket_events"]
+    rows = pa.Table.from_pylist([{"event_id": "s1:reopened"}], schema=schema)  # every other column null
+    with pytest.raises(ValueError, match=r"ticket_events: null in required column\(s\) ticket_gid \(1 rows\), "
+                                         r"event_type \(1 rows\) of 1 rows"):
+        require_columns("ticket_events", rows)

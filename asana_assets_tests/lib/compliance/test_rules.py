@@ -315,8 +315,12 @@ def test_only_asana_milestones_are_exempt_from_assignment_whatever_their_ticket_
 def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
     org = Org()
     org.rows["projects"] = [
-        {"gid": "fresh", "workspace_gid": "w1", "name": "Fresh", "synced_at": AS_OF - timedelta(hours=23)},
-        {"gid": "edge", "workspace_gid": "w1", "name": "Edge", "synced_at": AS_OF - timedelta(hours=24)},
+        {"gid": "fresh", "workspace_gid": "w1", "name": "Fresh", "synced_at": AS_OF - timedelta(hours=23),
+         "num_tasks": 0, "tasks_counted_at": AS_OF - timedelta(hours=23)},
+        {"gid": "edge", "workspace_gid": "w1", "name": "Edge", "synced_at": AS_OF - timedelta(hours=24),
+         "num_tasks": 0, "tasks_counted_at": AS_OF - timedelta(hours=24)},
+        # Fresh, but Asana's count was never read: whether a task is missing cannot be told.
+        {"gid": "uncounted", "workspace_gid": "w1", "name": "Uncounted", "synced_at": AS_OF - timedelta(hours=1)},
         {"gid": "stale", "workspace_gid": "w1", "name": "Stale",
          "synced_at": AS_OF - timedelta(hours=24, seconds=1)},
         {"gid": "never", "workspace_gid": "w1", "name": "Never", "synced_at": None},
@@ -329,8 +333,13 @@ def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
     ]
     t, _ = derive(org.raw())
     assert results_of(t, "tickets_synced") == {
-        "fresh": ("ok", 'Project "Fresh": last synced at 2026-03-11 10:00 UTC.'),
-        "edge": ("ok", 'Project "Edge": last synced at 2026-03-11 09:00 UTC.'),  # exactly the allowed age
+        "fresh": ("ok", 'Project "Fresh": last synced at 2026-03-11 10:00 UTC; Asana counts 0 tasks, the warehouse '
+                        'holds 0.'),
+        # exactly the allowed age
+        "edge": ("ok", 'Project "Edge": last synced at 2026-03-11 09:00 UTC; Asana counts 0 tasks, the warehouse '
+                       'holds 0.'),
+        "uncounted": ("unknown", 'Project "Uncounted": last synced at 2026-03-12 08:00 UTC, but Asana\'s count of '
+                                 "its tasks was never read."),
         "stale": ("alarm", 'Project "Stale": last synced at 2026-03-11 08:59 UTC, longer ago than allowed.'),
         "never": ("alarm", 'Project "Never": its tasks were never listed completely.'),
         # The quarantined record carries no name: the task is named by its gid.
@@ -340,10 +349,16 @@ def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
 
 def test_tickets_synced_passes_when_every_project_is_fresh_and_nothing_is_lost():
     org = Org()
+    org.rows["projects"][0].update(num_tasks=1, tasks_counted_at=AS_OF - timedelta(hours=1))
     org.task("kept")
     t, _ = derive(org.raw())
     assert results_of(t, "tickets_synced") == {"p1": ("ok", ('Project "Change Management": last synced at '
-                                                            '2026-03-12 08:00 UTC.'))}
+                                                            '2026-03-12 08:00 UTC; Asana counts 1 task, the '
+                                                            'warehouse holds 1.'))}
+    org.rows["projects"][0].update(num_tasks=2)  # Asana holds a task the sync lost: an alarm
+    t, _ = derive(org.raw())
+    assert results_of(t, "tickets_synced")["p1"] == ("alarm", 'Project "Change Management": Asana counts 2 tasks, '
+                                                              "the warehouse holds 1.")
     t, _ = derive(org.raw(), max_sync_age_hours=0.5)
     assert results_of(t, "tickets_synced")["p1"][0] == "alarm"
 
@@ -377,8 +392,8 @@ def test_a_population_of_skips_says_why_it_was_not_evaluated():
     rows = pd.DataFrame({"status": ["skip"] * 3, "reason": ["Not a change ticket."] * 2 + ["Milestone."]})
     assert monitors.verdict(rows) == (
         "NOT EVALUATED",
-        "Not evaluated: no resource could be judged (0 not yet due, 3 out of scope): Not a change ticket. (2); "
-        "Milestone. (1)",
+        ("Not evaluated: no resource could be judged (0 not yet due, 3 out of scope): Not a change ticket. (2); "
+         "Milestone. (1)"),
     )
 
 

@@ -84,7 +84,7 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("modified_at", TS, "Last modification time"),
         ("permalink_url", STR, "Link to the project in Asana"),
         ("synced_at", TS, "When this sync finished listing the project's tasks"),
-        ("num_tasks", pa.int64(), "Tasks Asana counts in the project (task_counts)"),
+        ("num_tasks", pa.int32(), "Tasks Asana counts in the project (task_counts)"),
         ("tasks_counted_at", TS, "When num_tasks was asked for; null num_tasks then means refused or malformed"),
     ),
     "project_memberships": _schema(

@@ -8,7 +8,8 @@ Lives are compliant by construction too, by the rules the compliance monitors ap
 meaning is ``SECTION_MEANING``): every ticket is assigned while open (a ticket under
 a day old may wait) and at completion, a change is approved by a third person before work
 starts, and a ticket sits in a done section exactly while it is completed, in each of its
-projects. The exceptions are planted on purpose and listed in ``World.planted``.
+projects. The exceptions are planted on purpose and listed in ``World.planted``: as alarms, or
+where the data cannot decide as unknowns (see ``planted_statuses``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ SUFFIXES = ("EU", "US", "APAC", "Platform", "Payments", "Mobile", "Internal Tool
 
 # Project kinds: (sections in workflow order: intake first, done last; side sections; task names).
 # The last workflow section is the only one whose stage is DONE; a change is approved before work.
+# A ticket's life passes through the workflow and now and then a side section (of stage BLOCKED).
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "change": (("Triage", "To Do", "Approved", "In Progress", "In Review", "Released to prod"), ("Blocked",),
                ("CHG-{n}: Rotate TLS certificates on {system}", "CHG-{n}: Upgrade {system}",
@@ -88,11 +90,14 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
                ("Onboard {vendor}", "Security questionnaire: {vendor}", "DPA review: {vendor}")),
 }
 APPROVAL_KINDS = frozenset({"change", "access", "review", "vendor"})
+# Side sections of the "change" projects that only planted tickets enter: a name that waits for an
+# approval, one that says the work is done in words the workflow does not use, one of no known stage.
+TO_BE_APPROVED, DEPLOYED_WAITING, PARKING_LOT = PLANT_SECTIONS = (
+    "To be approved", "Deployed - waiting for verification", "Parking lot")
+ARCHIVE = "Archive"  # the project a planted change is moved to after its work: no change project by name
 # What each section name above means to the compliance rules, (stage, state): the simulator's
-# ground truth, written out so that it does not lean on the classifier it is used to test. The
-# classifier reads Provisioning, Investigating, Contracting and Mitigated as IN_PROGRESS and
-# Postmortem as IN_REVIEW; here they stay TODO, the meaning the seeded worlds are built on (no
-# rule the simulator plants depends on them: none is in a change project).
+# ground truth, written out so that it does not lean on the classifier it is used to test.
+# UNKNOWN: no word of the name says a stage, so nobody can tell whether the work started there.
 SECTION_MEANING = {
     "Triage": ("BACKLOG", "OPEN"),
     "Backlog": ("BACKLOG", "OPEN"),
@@ -104,17 +109,18 @@ SECTION_MEANING = {
     "Planned": ("TODO", "OPEN"),
     "Requested": ("TODO", "OPEN"),
     "Open": ("TODO", "OPEN"),
-    "Provisioning": ("TODO", "OPEN"),
-    "Investigating": ("TODO", "OPEN"),
-    "Mitigated": ("TODO", "OPEN"),
-    "Postmortem": ("TODO", "OPEN"),
-    "Contracting": ("TODO", "OPEN"),
     "Approved": ("APPROVED", "OPEN"),
     "In Progress": ("IN_PROGRESS", "IN_PROGRESS"),
+    "Provisioning": ("IN_PROGRESS", "IN_PROGRESS"),
+    "Investigating": ("IN_PROGRESS", "IN_PROGRESS"),
+    "Mitigated": ("IN_PROGRESS", "IN_PROGRESS"),
+    "Contracting": ("IN_PROGRESS", "IN_PROGRESS"),
     "In Review": ("IN_REVIEW", "IN_PROGRESS"),
     "QA": ("IN_REVIEW", "IN_PROGRESS"),
     "Security Review": ("IN_REVIEW", "IN_PROGRESS"),
+    "Postmortem": ("IN_REVIEW", "IN_PROGRESS"),
     "Blocked": ("BLOCKED", "ON_HOLD"),
+    TO_BE_APPROVED: ("BLOCKED", "ON_HOLD"),
     "Changes Requested": ("BLOCKED", "ON_HOLD"),
     "Awaiting Approval": ("BLOCKED", "ON_HOLD"),
     "Waiting on vendor": ("BLOCKED", "ON_HOLD"),
@@ -123,6 +129,8 @@ SECTION_MEANING = {
     "Shipped": ("DONE", "CLOSED"),
     "Closed": ("DONE", "CLOSED"),
     "Onboarding complete": ("DONE", "CLOSED"),
+    DEPLOYED_WAITING: ("DONE", "CLOSED"),
+    PARKING_LOT: ("UNKNOWN", "UNKNOWN"),
 }
 # Change projects by name, as the compliance layer's default pattern finds them: Change
 # Management, Deployments and the Release projects.
@@ -173,13 +181,19 @@ MS = timedelta(milliseconds=1)
 RECENT = timedelta(hours=23)  # an open ticket this young may be unassigned: the monitor allows a day
 PLANT_AGE = timedelta(days=4)  # planted tickets start at least this long ago and settle by half of it
 # Planted violations, (monitor, plant, description), taken in this order by the next top-level
-# ticket of a project that fits (see _take_plant).
+# ticket of a project that fits (see _take_plant): the monitor alarms on the ticket, unless the
+# plant is UNDECIDABLE.
 PLANTS = (
     ("tickets_assigned", "leaver", "open and assigned to {assignee}, who was deactivated"),
     ("changes_approved", "no_approval", "implemented without any approval"),
     ("changes_approved", "no_approval", "implemented without any approval"),
     ("changes_approved", "late_approval", "approved by {approver} only after implementation started"),
     ("changes_approved", "withdrawn_approval", "{approver} approved it, then requested changes before work started"),
+    ("changes_approved", "to_be_approved", f'moved to "{TO_BE_APPROVED}", then implemented without any approval'),
+    ("changes_approved", "implemented_section", 'moved into "{section}" without any approval'),
+    ("changes_approved", "archived", f"implemented and completed without any approval, then moved to {ARCHIVE}"),
+    ("changes_approved", "parked", 'left unapproved in "{section}", a section of no known stage'),
+    ("changes_approved", "unattributed_approval", "approved before work started, by no person on record"),
     ("approval_segregation", "creator_approves", "approved by its creator, {approver}"),
     ("approval_segregation", "assignee_approves", "approved by its assignee, {approver}"),
     ("approval_segregation", "completer_approves", "approved by {approver}, who also completed it"),
@@ -189,10 +203,21 @@ PLANTS = (
     ("workflow_consistent", "completed_in_progress", "completed days ago but left in {section}"),
     ("workflow_consistent", "reopened_in_done", "reopened days ago but left in {section}"),
 )
+# The plants the data cannot decide, with the monitors that must say unknown (and not alarm) on them:
+# a change that entered a section of no known stage unstarted, and an approval subtask approved by
+# a system change (its story has no author, the subtask no completed_by).
+UNDECIDABLE = {
+    "parked": ("changes_approved", "workflow_consistent"),
+    "unattributed_approval": ("changes_approved", "approval_segregation"),
+}
+UNKNOWN = ":unknown"  # after a monitor's id, the key of World.planted for what it must find unknown
 CHANGE_PLANTS = frozenset(p for monitor, p, _text in PLANTS if monitor in ("changes_approved", "approval_segregation"))
+UNAPPROVED_PLANTS = frozenset(("no_approval", "to_be_approved", "implemented_section", "archived", "parked"))
+SECTION_PLANTS = frozenset(("to_be_approved", "implemented_section", "parked"))  # need PLANT_SECTIONS
+UNSTARTED_PLANTS = frozenset(("implemented_section", "parked"))  # never enter the workflow's work sections
 DONE_PLANTS = frozenset(
     ("creator_approves", "assignee_approves", "completer_approves", "completed_unassigned", "completed_in_progress",
-     "reopened_in_done")
+     "reopened_in_done", "implemented_section", "archived")
 )
 # A change about to start ends approved, at times after changes were requested, a rejection, or a
 # first approval that was withdrawn (weights).
@@ -239,6 +264,17 @@ def plant_membership_changes(world: World) -> dict[str, str]:
         return dict(changes)
 
 
+def planted_statuses(world: World) -> dict[str, dict[str, str]]:
+    """What each monitor must find on the world's planted resources, by monitor and resource gid:
+    "alarm" for those ``World.planted`` lists under the monitor's id, "unknown" for those under
+    the id followed by ``UNKNOWN``."""
+    found: dict[str, dict[str, str]] = {}
+    for key, resources in world.planted.items():
+        status = "unknown" if key.endswith(UNKNOWN) else "alarm"
+        found.setdefault(key.removesuffix(UNKNOWN), {}).update(dict.fromkeys(resources, status))
+    return found
+
+
 class _Organisation:
     """Builds one workspace: people, teams, projects, then every task's replayed life."""
 
@@ -254,6 +290,8 @@ class _Organisation:
         self.members: dict[str, list[str]] = {}  # project -> users who can work on it
         self.kinds: dict[str, str] = {}  # project -> its kind
         self.flows: dict[str, tuple[list[Section], list[Section]]] = {}  # project -> (workflow, side sections)
+        self.plant_sections: dict[str, dict[str, Section]] = {}  # change project -> PLANT_SECTIONS by name
+        self.archive: Section | None = None  # the ARCHIVE project's one section, once a plant needs it
         self.staff: list[str] = []  # active regular users, for roles a project's own workers cannot fill
         self.leaver = self.leaver_home = ""  # the user to deprovision, and the project of their open ticket
         self.plants = list(PLANTS)  # the violations still to plant
@@ -281,8 +319,9 @@ class _Organisation:
         self._plant("offboarding_access_removed", leaver.gid, f"{leaver.name} was deactivated but keeps {kept}")
         self._plant("admin_access_restricted", guest.gid, f"the guest {guest.email} is a workspace admin")
 
-    def _plant(self, monitor: str, gid: str, description: str) -> None:
-        self.world.planted.setdefault(monitor, {})[gid] = description
+    def _plant(self, monitor: str, gid: str, description: str, unknown: bool = False) -> None:
+        key = monitor + UNKNOWN if unknown else monitor
+        self.world.planted.setdefault(key, {})[gid] = description
 
     # ------------------------------------------------------------------ people and structure
     def _people(self, count: int) -> list[User]:
@@ -363,12 +402,15 @@ class _Organisation:
             guests = [m.user for m in memberships if m.is_guest and rng.random() < 0.5]
             self._staff(project, owner, members, guests, created)
             flow, side = KINDS[kind][0], KINDS[kind][1]
+            extra = PLANT_SECTIONS if kind == "change" else ()
             sections = [
                 world.add_section(project, section, at=created + timedelta(minutes=offset))
-                for offset, section in enumerate(flow + side)
+                for offset, section in enumerate(flow + side + extra)
             ]
             self.kinds[project.gid] = kind
-            self.flows[project.gid] = (sections[: len(flow)], sections[len(flow) :])
+            self.flows[project.gid] = (sections[: len(flow)], sections[len(flow) : len(flow) + len(side)])
+            if extra:
+                self.plant_sections[project.gid] = {s.name: s for s in sections[len(flow) + len(side) :]}
             for field in KIND_FIELDS.get(kind, ()):
                 world.add_custom_field_setting(project, self._field(field), is_important=field == "Ticket type")
             projects.append(project)
@@ -433,7 +475,7 @@ class _Organisation:
             if plant == "leaver":
                 fits = project.gid == self.leaver_home
             elif plant in CHANGE_PLANTS:
-                fits = change and can_start
+                fits = change and can_start and (plant not in SECTION_PLANTS or project.gid in self.plant_sections)
             else:
                 fits = not change and (can_start or plant != "completed_in_progress")
             if fits:
@@ -471,7 +513,9 @@ class _Organisation:
             at=created,
             tags=tuple(rng.sample(self._tags(), rng.choice((1, 1, 2)))) if rng.random() < 0.3 else (),
         )
-        valued = subtype == "default_task" and self._fill_fields(task, project, creator, created)
+        # Untyped, the archived plant is a change by its history alone (a "Change" type would make it one).
+        typable = subtype == "default_task" and plant != "archived"
+        valued = typable and self._fill_fields(task, project, creator, created)
         other = rng.choice(elsewhere) if not plant and elsewhere and rng.random() < 0.03 else None
         projects = [project] + ([other] if other else [])
         change = subtype != "approval" and any(map(_is_change, projects))
@@ -481,7 +525,7 @@ class _Organisation:
         approved = next((s for s in middle if _stage(s) == "APPROVED"), None)
         by_section = approved is not None and (implement is None or middle.index(approved) < middle.index(implement))
         room = budget > 1 and subtype != "approval"
-        if plant == "no_approval":
+        if plant in UNAPPROVED_PLANTS:
             approval = None
         elif plant in CHANGE_PLANTS:  # the assignee approves by a move where the workflow has Approved
             approval = "section" if plant == "assignee_approves" and by_section else "subtask"
@@ -490,7 +534,7 @@ class _Organisation:
         else:
             approval = "subtask" if room and kind in APPROVAL_KINDS and rng.random() < 0.3 else None
         unapproved = change and approval is None and plant not in CHANGE_PLANTS  # so it must not start
-        if plant in ("leaver", "unassigned") or unapproved:
+        if plant in ("leaver", "unassigned", "parked") or unapproved:
             done = False
         elif plant:
             done = plant in DONE_PLANTS or rng.random() < 0.5
@@ -498,17 +542,21 @@ class _Organisation:
             done = project.archived or rng.random() < (0.8 if end < self.now - timedelta(days=30) else 0.45)
         include: set[Section | None] = set()
         exclude: set[Section | None] = set()
-        if plant in CHANGE_PLANTS or plant == "completed_in_progress":
+        if plant in CHANGE_PLANTS - UNSTARTED_PLANTS or plant == "completed_in_progress":
             include.add(implement)
         if approval == "section":
             include.add(approved)
         elif plant in CHANGE_PLANTS:
             exclude.add(approved)  # approved only the planted way
-        if unapproved:
+        if unapproved or plant in UNSTARTED_PLANTS:
             exclude.update(s for s in middle if _state(s) == "IN_PROGRESS")
         if plant == "completed_in_progress":
             exclude.update(middle[middle.index(implement) + 1 :])
         path = self._path(middle, done, include, exclude)
+        if plant == "to_be_approved":  # waits there for an approval that never comes, then starts
+            path.insert(path.index(implement), self.plant_sections[project.gid][TO_BE_APPROVED])
+        elif plant == "parked":
+            path.append(self.plant_sections[project.gid][PARKING_LOT])
         reopen = plant == "reopened_in_done" or (not plant and done and subtype != "approval" and rng.random() < 0.05)
         ends_open = not done or (reopen and (plant is not None or rng.random() < 0.4))
 
@@ -556,20 +604,29 @@ class _Organisation:
             else:
                 statuses = self._statuses(decided=done, approve=change and (done or started > 0))
             at = started if plant == "late_approval" else int(assignee is not None)  # after the assignment
+            decider = None if plant == "unattributed_approval" else approver  # None: a system change
             moments[at:at] = [
-                [("set_approval_status", {"task": request, "status": status, "actor": approver})] for status in statuses
+                [("set_approval_status", {"task": request, "status": status, "actor": decider})] for status in statuses
             ]
         if other:
             self._float(moments, ("add_task_to_project", {"project": other, "actor": actor}))
         close = [_move(self.flows[p.gid][0][-1], completer) for p in projects]  # into done, everywhere
         if done:
             left = [] if plant == "completed_in_progress" else close
+            if plant == "implemented_section":
+                left = [_move(self.plant_sections[project.gid][DEPLOYED_WAITING], completer)]
             if subtype == "approval":
                 first, *rest = self._statuses(decided=True)
                 moments.append(left + [("set_approval_status", {"status": first, "actor": completer})])
                 moments += [[("set_approval_status", {"status": s, "actor": completer})] for s in rest]
             else:
                 moments.append(left + [("complete_task", {"actor": completer})])
+        if plant == "archived":
+            archive = self._archive(project)
+            moments.append([
+                ("add_task_to_project", {"project": archive.project, "section": archive, "actor": actor}),
+                ("remove_task_from_project", {"project": project, "actor": actor}),
+            ])
         if plant == "completed_unassigned":
             moments.insert(rng.randint(1, len(moments) - 1), [("update_task", {"assignee": None, "actor": creator})])
         if reopen:
@@ -598,10 +655,26 @@ class _Organisation:
             monitor, _plant, text = planted
             people = (("assignee", assignee), ("approver", approver), ("completer", completer))
             names = {role: world.objects[gid].name for role, gid in people if gid}
-            section = world.objects[dict(task.memberships)[project.gid]].name
-            self._plant(monitor, task.gid, text.format(section=section, **names))
+            section = world.objects[task.memberships[0][1]].name  # plants are in one project
+            description = text.format(section=section, **names)
+            for undecided in UNDECIDABLE.get(plant, ()):
+                self._plant(undecided, task.gid, description, unknown=True)
+            if plant not in UNDECIDABLE:
+                self._plant(monitor, task.gid, description)
         made = 1 + (approval == "subtask")
         return made + self._subtasks(task, end, budget - made)
+
+    def _archive(self, project: Project) -> Section:
+        """The one section of the workspace's ARCHIVE project, made as first needed (as old as
+        ``project``, with its team and owner)."""
+        if self.archive is None:
+            at = datetime.fromisoformat(project.created_at)
+            archive = self.world.add_project(
+                self.workspace, ARCHIVE, team=project.team, owner=project.owner, at=at,
+                notes="Finished work, moved out of the active projects.",
+            )
+            self.archive = self.world.add_section(archive, "Done", at=at)
+        return self.archive
 
     # ------------------------------------------------------------------ custom fields
     def _field(self, name: str) -> CustomField:

@@ -24,7 +24,7 @@ from asana_assets.lib.storage.postgres import PostgresWarehouse, ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
 from asana_assets_tests.support import POSTGRES_URL as URL
-from asana_assets_tests.support.pipeline import ASSETS, CHECKS, QUOTA, materialize
+from asana_assets_tests.support.pipeline import ASSETS, QUOTA, RUN_CHECKS, materialize
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
 
@@ -58,7 +58,7 @@ def deployment(tmp_path, schema, server, monkeypatch):
 
 def sync(d, key, run_config=None, as_of=NOW):
     resources = {**d["resources"], "compliance": ComplianceResource(as_of=as_of.isoformat())}
-    result = materialize([*ASSETS, *CHECKS], instance=d["instance"], partition=key, resources=resources,
+    result = materialize([*ASSETS, *RUN_CHECKS], instance=d["instance"], partition=key, resources=resources,
                          run_config=run_config)
     assert result.success
     assert not [c for c in result.get_asset_check_evaluations() if c.check_name == "unique_keys" and not c.passed]

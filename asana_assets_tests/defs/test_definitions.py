@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,10 +26,9 @@ from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.schema import RAW_TABLES, TABLES
 from asana_assets.lib.storage.postgres import ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets_tests.support import POSTGRES_URL, REPO
+from asana_assets_tests.support import BIN, POSTGRES_URL, REPO, cli_env
 from asana_assets_tests.support.pipeline import ASSETS, materialize
 
-BIN = Path(sys.executable).parent
 QUOTA = 1_000_000
 
 
@@ -83,13 +81,6 @@ def test_a_subset_crawls_only_what_it_needs(simulator, tmp_path):
     assert set(simulator.stats.by_route) <= {"/api/1.0/workspaces", "/api/1.0/workspaces/{workspace_gid}/workspace_memberships"}
 
 
-def _cli_env(tmp_path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {**env, "DAGSTER_HOME": str(home), "ASANA_WAREHOUSE_DIR": str(tmp_path / "wh"), **extra}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
@@ -100,7 +91,7 @@ def _cli_env(tmp_path, **extra) -> dict:
     ],
 )
 def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
-    env = _cli_env(
+    env = cli_env(
         tmp_path, ASANA_BASE_URL=simulator.base_url, ASANA_ACCESS_TOKEN=DEMO_TOKEN,
         ASANA_REQUESTS_PER_MINUTE=str(QUOTA),
     )
@@ -119,7 +110,7 @@ def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
 def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
     done = subprocess.run(
         [str(BIN / "asana-connections"), "sync"],
-        env=_cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+        env=cli_env(tmp_path), capture_output=True, text=True, timeout=300,
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -181,7 +172,7 @@ def _schema_exists(server, name: str) -> bool:
 
 @pytest.mark.slow
 def test_the_demo_never_writes_into_a_configured_warehouse(tmp_path, schema, server):
-    done = _sync_default(_cli_env(tmp_path, ASANA_POSTGRES_URL=POSTGRES_URL, ASANA_POSTGRES_SCHEMA=schema))
+    done = _sync_default(cli_env(tmp_path, ASANA_POSTGRES_URL=POSTGRES_URL, ASANA_POSTGRES_SCHEMA=schema))
     assert done.returncode == 1
     assert (
         "ASANA_POSTGRES_URL is set but no Asana credentials are: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID "
@@ -198,7 +189,7 @@ def test_the_demo_never_runs_beside_a_production_instance(tmp_path, schema, serv
     with server.cursor() as cur:
         cur.execute(f"CREATE SCHEMA {ident(schema)}")
     server.commit()
-    env = _cli_env(tmp_path)
+    env = cli_env(tmp_path)
     url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1) + f"?options=-csearch_path%3D{schema}"
     (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: '{url}'\n")
     done = _sync_default(env)

@@ -1,9 +1,10 @@
 """Planted violations and state timelines: the generated world breaks the compliance rules exactly
-where ``World.planted`` says, and each task's timeline is its true history.
+where ``World.planted`` says (and leaves them undecidable exactly where it says so), and each
+task's timeline is its true history.
 
-``alarms`` re-derives every monitor's verdict by brute force from the rules, reading only the
-world's full records and task timelines (never its stories), so it checks the generator
-independently of how the pipeline reads history.
+``findings`` re-derives every monitor's alarms and unknowns by brute force from the rules,
+reading only the world's full records and task timelines (never its stories), so it checks the
+generator independently of how the pipeline reads history.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import pytest
 
 from asana_assets.simulator import generate_world, plant_membership_changes
 from asana_assets.simulator.clock import iso
-from asana_assets.simulator.generator import CHANGE_PROJECT, SECTION_MEANING
+from asana_assets.simulator.generator import ARCHIVE, CHANGE_PROJECT, PLANT_SECTIONS, SECTION_MEANING, planted_statuses
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CHANGE_TYPES = {"Change"}  # the ticket types of a change among the generator's (see CHANGE_TICKET_TYPES)
+WORK_STAGES = ("IN_PROGRESS", "IN_REVIEW", "DONE")  # entering a section of these starts the work (or ends it)
 STATE_STORIES = {
     "assigned", "unassigned", "section_changed", "added_to_project", "removed_from_project", "marked_complete",
     "marked_incomplete", "marked_approved", "marked_rejected", "marked_changes_requested",
@@ -48,19 +50,29 @@ def _decisions(timeline):
     return [(s["at"], s["actor"], s["approval_status"]) for s, _was in _changes(timeline, "approval_status")][1:]
 
 
-def _entries(timeline):
-    """(time, actor, section, moved) each time the task entered a section of a project; ``moved``
-    when it came from another section of that project (a section story), not placed there."""
-    previous: dict[str, str] = {}
+def _stays(timeline):
+    """[time, actor, section, moved, left] each time the task entered a section of a project, in
+    order: ``moved`` when it came from another section of that project (a section story), not
+    placed there; ``left`` (time, the section it went to, None when taken out of the project)
+    when it next left that section, else None."""
+    stays, staying, previous = [], {}, {}
     for state in timeline:
-        for project, section in state["memberships"].items():
-            if previous.get(project) != section:
-                yield state["at"], state["actor"], section, project in previous
-        previous = state["memberships"]
+        now = state["memberships"]
+        for project, stay in list(staying.items()):
+            if now.get(project) != stay[2]:
+                stay[4] = (state["at"], now.get(project))
+                del staying[project]
+        for project, section in now.items():
+            if project not in staying:
+                staying[project] = [state["at"], state["actor"], section, project in previous, None]
+                stays.append(staying[project])
+        previous = now
+    return stays
 
 
-def alarms(world) -> dict[str, set[str]]:
-    """Every monitor's alarms on the world as of its generation (``world.now``), by the rules alone."""
+def findings(world) -> dict[str, dict[str, str]]:
+    """Every monitor's alarms and unknowns on the world as of its generation (``world.now``), by
+    the rules alone: monitor -> {resource gid: "alarm" or "unknown"}."""
     truth = world.ground_truth()
     day_ago = iso(world.now - timedelta(hours=24))
     stage = {s["gid"]: SECTION_MEANING[s["name"]][0] for s in truth["sections"]}
@@ -71,7 +83,7 @@ def alarms(world) -> dict[str, set[str]]:
     for task in truth["tasks"]:
         if task["parent"]:
             children[task["parent"]["gid"]].append(task)
-    found: dict[str, set[str]] = defaultdict(set)
+    found: dict[str, dict[str, str]] = defaultdict(dict)
 
     for task in truth["tasks"]:
         gid, timeline = task["gid"], world.timeline(task["gid"])
@@ -80,49 +92,79 @@ def alarms(world) -> dict[str, set[str]]:
         reopenings = [s["at"] for s, _was in flips if not s["completed"]]
         assignments = _assignees(timeline)
         assignee = _gid(task["assignee"])
-        at_completion = assignee
-        if task["completed"]:
+        at_completion, known = assignee, True
+        if task["completed"]:  # the last assignment up to the first completion; none at all: the current one
             before = [who for at, who in assignments if at <= completions[0]]
-            at_completion = before[-1] if before else assignee if not assignments else "unknown"
+            at_completion, known = before[-1] if before else assignee, bool(before) or not assignments
 
         if task["resource_subtype"] != "milestone":
-            if task["completed"] and at_completion is None:
-                found["tickets_assigned"].add(gid)
             active = membership.get((assignee, _gid(task["workspace"])), {}).get("is_active")
-            if not task["completed"] and task["created_at"] < day_ago and not active:
-                found["tickets_assigned"].add(gid)
+            if task["completed"]:
+                status = "unknown" if not known else "alarm" if at_completion is None else None
+            else:
+                status = "alarm" if task["created_at"] < day_ago and not active else None
+            if status:
+                found["tickets_assigned"][gid] = status
 
-        entries = list(_entries(timeline))
-        starts = [at for at, _actor, section, _moved in entries if state[section] == "IN_PROGRESS"]
-        start = starts[0] if starts else completions[0] if completions else None
-        # (time, approver, when it was cancelled): moves into Approved, approval subtasks approving.
-        approvals = [(at, actor, []) for at, actor, section, moved in entries if moved and stage[section] == "APPROVED"]
+        stays = _stays(timeline)
+        start = min([at for at, _actor, section, _moved, _left in stays if stage[section] in WORK_STAGES][:1]
+                    + completions[:1], default=None)
+        unmapped = next((at for at, _actor, section, _moved, _left in stays if stage[section] == "UNKNOWN"), None)
+        # (time, approver, when it was cancelled, in doubt): moves into an APPROVED section, cancelled
+        # by leaving it for a section that starts no work (or the project); approval subtasks
+        # approving, cancelled by their next change away from approved. In doubt: no approver is
+        # known, or the ticket left the approved section for one of no known stage before starting.
+        approvals = []
+        for at, actor, section, moved, left in stays:
+            if moved and stage[section] == "APPROVED":
+                to = stage[left[1]] if left and left[1] else None
+                unsure = left is not None and to == "UNKNOWN" and (start is None or left[0] < start)
+                cancel = left[0] if left and to not in WORK_STAGES and not unsure else None
+                approvals.append((at, actor, cancel, unsure))
         for sub in children[gid]:
             if sub["resource_subtype"] == "approval":
                 decisions = _decisions(world.timeline(sub["gid"]))
-                cancels = [at for at, _actor, status in decisions if status in ("rejected", "changes_requested")]
-                approvals += [(at, actor, cancels) for at, actor, status in decisions if status == "approved"]
-        standing = sorted(
-            (at, actor)
-            for at, actor, cancels in approvals
-            if not any(at < cancel and (start is None or cancel < start) for cancel in cancels)
-        )
-        projects = {_gid(m["project"]) for m in task["memberships"]}
+                for index, (at, actor, status) in enumerate(decisions):
+                    if status == "approved":
+                        cancel = next((later for later, _actor, s in decisions[index + 1 :] if s != "approved"), None)
+                        # A decision without an author is the subtask's completer's, if it is its standing status.
+                        last = index == len(decisions) - 1 and sub["approval_status"] == status
+                        approver = actor or (_gid(sub["completed_by"]) if last else None)
+                        approvals.append((at, approver, cancel, approver is None))
+        standing = [
+            (unsure, at, approver)
+            for at, approver, cancel, unsure in approvals
+            if cancel is None or (start is not None and cancel >= start)
+        ]
+        counted = min(standing, key=lambda a: a[:2], default=None)  # the first, preferring one not in doubt
+        in_change = [s["at"] for s in timeline if changes & set(s["memberships"])]
         typed = any(f["name"] == "Ticket type" and f["display_value"] in CHANGE_TYPES for f in task["custom_fields"])
-        change = not task["parent"] and task["resource_subtype"] != "approval" and (projects & changes or typed)
-        if change and start and not (standing and standing[0][0] <= start):
-            found["changes_approved"].add(gid)
-        people = {_gid(task["created_by"]), at_completion, _gid(task["completed_by"])}
-        if standing and standing[0][1] in people:  # every ticket judged, change or not: stricter
-            found["approval_segregation"].add(gid)
+        scoped = bool(in_change) and (start is None or in_change[0] <= start)  # in a change project by its start
+        change = not task["parent"] and task["resource_subtype"] != "approval" and (scoped or typed)
+        if change and start is None and unmapped:
+            found["changes_approved"][gid] = "unknown"
+        elif change and start and (counted is None or counted[1] > start):
+            found["changes_approved"][gid] = "alarm"
+        elif change and start and (counted[0] or (unmapped and unmapped < counted[1])):
+            found["changes_approved"][gid] = "unknown"
+        people = {_gid(task["created_by"]), at_completion, _gid(task["completed_by"])} - {None}
+        if counted and counted[2] in people:  # every ticket judged, change or not: stricter
+            found["approval_segregation"][gid] = "alarm"
+        elif change and counted and counted[0]:
+            found["approval_segregation"][gid] = "unknown"
 
+        drift = set()
         for section in timeline[-1]["memberships"].values():
-            entered = max(at for at, _actor, s, _moved in entries if s == section)
-            closed = state[section] == "CLOSED"
-            if task["completed"] != closed:
+            if state[section] == "UNKNOWN":  # agrees or disagrees with completion: nobody can tell
+                drift.add("unknown")
+                continue
+            entered = max(at for at, _actor, s, _moved, _left in stays if s == section)
+            if task["completed"] != (state[section] == "CLOSED"):
                 since = max([entered, task["completed_at"]] if task["completed"] else [entered, *reopenings])
                 if since < day_ago:
-                    found["workflow_consistent"].add(gid)
+                    drift.add("alarm")
+        if drift:
+            found["workflow_consistent"][gid] = "alarm" if "alarm" in drift else "unknown"
 
     team_workspace = {t["gid"]: _gid(t["organization"]) for t in truth["teams"]}
     project_workspace = {p["gid"]: _gid(p["workspace"]) for p in truth["projects"]}
@@ -139,14 +181,10 @@ def alarms(world) -> dict[str, set[str]]:
             held[_gid(t["assignee"]), _gid(t["workspace"])].add("ticket")
     for (user, workspace), m in membership.items():
         if not m["is_active"] and held[user, workspace]:
-            found["offboarding_access_removed"].add(user)
+            found["offboarding_access_removed"][user] = "alarm"
         if m["is_active"] and m["is_admin"] and m["is_guest"]:
-            found["admin_access_restricted"].add(user)
+            found["admin_access_restricted"][user] = "alarm"
     return dict(found)
-
-
-def planted(world) -> dict[str, set[str]]:
-    return {monitor: set(resources) for monitor, resources in world.planted.items() if resources}
 
 
 @pytest.fixture(scope="module")
@@ -159,18 +197,21 @@ def world():
 )
 def test_the_rules_alarm_exactly_on_the_plants(seed, tasks, workspaces):
     generated = generate_world(seed=seed, tasks=tasks, now=NOW - timedelta(days=seed), workspaces=workspaces)
-    assert alarms(generated) == planted(generated)
+    assert findings(generated) == planted_statuses(generated)
 
 
 @pytest.mark.parametrize(("seed", "tasks"), [(1, 300), (2, 300), (6, 400), (7, 2000)])
 def test_every_monitor_has_plants(seed, tasks):
     generated = generate_world(seed=seed, tasks=tasks, now=NOW)
-    counts = {monitor: len(resources) for monitor, resources in generated.planted.items()}
+    counts = {key: len(resources) for key, resources in generated.planted.items()}
     assert counts == {
         "tickets_assigned": 4,
-        "changes_approved": 4,
+        "changes_approved": 7,
+        "changes_approved:unknown": 2,
         "approval_segregation": 3,
+        "approval_segregation:unknown": 1,
         "workflow_consistent": 2,
+        "workflow_consistent:unknown": 1,
         "offboarding_access_removed": 1,
         "admin_access_restricted": 1,
     }
@@ -197,6 +238,58 @@ def test_plants_are_what_they_say(world):
     assert [sum(role in text for text in texts) for role in ("its creator", "its assignee", "completed it")] == [1, 1, 1]
 
 
+def test_the_plants_of_the_new_rules_are_what_they_say(world):
+    """Spot checks of the plants that misleading section names, history and missing approvers
+    make: each took the path its description says, and only they entered the plant sections."""
+    truth = world.ground_truth()
+    tasks = {t["gid"]: t for t in truth["tasks"]}
+    names = {s["gid"]: s["name"] for s in truth["sections"]}
+    projects = {p["gid"]: p["name"] for p in truth["projects"]}
+    to_be_approved, deployed, parking = PLANT_SECTIONS
+
+    def planted_as(key: str, words: str) -> str:
+        (gid,) = [gid for gid, text in world.planted[key].items() if words in text]
+        return gid
+
+    def path(gid: str) -> list[str]:
+        return [names[section] for _at, _actor, section, _moved, _left in _stays(world.timeline(gid))]
+
+    def stage(name: str) -> str:
+        return SECTION_MEANING[name][0]
+
+    waited, implemented = planted_as("changes_approved", to_be_approved), planted_as("changes_approved", deployed)
+    archived, parked = planted_as("changes_approved", ARCHIVE), planted_as("changes_approved:unknown", parking)
+    nobody = planted_as("approval_segregation:unknown", "no person")
+    entered = {gid for gid in tasks if set(path(gid)) & set(PLANT_SECTIONS)}
+    assert entered == {waited, implemented, parked}
+    approvals = {t["parent"]["gid"] for t in tasks.values() if t["resource_subtype"] == "approval" and t["parent"]}
+    for gid in (waited, implemented, archived, parked):  # never approved, in any way
+        assert "Approved" not in path(gid) and gid not in approvals
+    steps = path(waited)
+    assert steps.index(to_be_approved) < min(i for i, name in enumerate(steps) if stage(name) == "IN_PROGRESS")
+    assert tasks[implemented]["completed"] and path(implemented)[-1] == deployed
+    assert not any(stage(name) in ("IN_PROGRESS", "IN_REVIEW") for name in path(implemented))
+    ((now,),) = [[names[m["section"]["gid"]] for m in tasks[parked]["memberships"]]]
+    assert now == parking and stage(parking) == "UNKNOWN" and not tasks[parked]["completed"]
+    assert all(stage(name) not in WORK_STAGES for name in path(parked))
+    # Completed in a change project, then moved to the archive, which no change project is; untyped.
+    assert [projects[m["project"]["gid"]] for m in tasks[archived]["memberships"]] == [ARCHIVE]
+    assert not CHANGE_PROJECT.search(ARCHIVE) and not any(f["display_value"] for f in tasks[archived]["custom_fields"])
+    done = next(s for s in world.timeline(archived) if s["completed"])
+    assert any(CHANGE_PROJECT.search(projects[project]) for project in done["memberships"])
+    # Approved by a system change (no story author, no completer), before the work started.
+    (sub,) = [t for t in tasks.values() if t["parent"] and t["parent"]["gid"] == nobody]
+    assert sub["resource_subtype"] == "approval" and sub["approval_status"] == "approved"
+    assert sub["completed_by"] is None and sub["assignee"] is not None
+    ((at, actor, status),) = _decisions(world.timeline(sub["gid"]))
+    assert (actor, status) == (None, "approved")
+    (story,) = [s for s in truth["stories"] if s["target"]["gid"] == sub["gid"] and s["resource_subtype"] ==
+                "marked_approved"]
+    assert story["created_by"] is None
+    stays = _stays(world.timeline(nobody))
+    assert at < next(when for when, _actor, name, _moved, _left in stays if stage(names[name]) in WORK_STAGES)
+
+
 def test_the_clean_part_stays_realistic(world):
     """Compliance does not flatten history: re-approvals, approvals by moving to Approved,
     reassignments, reopenings, tasks in two projects, subtasks."""
@@ -211,7 +304,7 @@ def test_the_clean_part_stays_realistic(world):
     again = {("changes_requested", "approved"), ("rejected", "approved"), ("approved", "changes_requested", "approved")}
     assert again <= decisions
     approved = {s["gid"] for s in truth["sections"] if s["name"] == "Approved"}
-    moves = (section for t in tasks for _at, _actor, section, moved in _entries(timelines[t["gid"]]) if moved)
+    moves = (section for t in tasks for _at, _actor, section, moved, _left in _stays(timelines[t["gid"]]) if moved)
     assert approved & set(moves)
     assert any(len({who for _at, who in _assignees(timelines[t["gid"]]) if who}) > 1 for t in tasks)
     assert any(len(list(_changes(timelines[t["gid"]], "completed"))) > 2 for t in tasks)  # completed, then reopened
@@ -269,7 +362,7 @@ def _snapshot(world) -> dict[str, dict]:
 
 def test_plant_membership_changes():
     generated = generate_world(seed=3, tasks=400, now=NOW)
-    before, alarms_before = _snapshot(generated), alarms(generated)
+    before, found_before = _snapshot(generated), findings(generated)
     expected = plant_membership_changes(generated)
     after = _snapshot(generated)
     granted = {m["user"] for gid, m in after.items() if gid in before and m["is_admin"] and not before[gid]["is_admin"]}
@@ -280,6 +373,6 @@ def test_plant_membership_changes():
     assert {gid: m for gid, m in after.items() if gid in before and m["user"] not in expected} == {
         gid: m for gid, m in before.items() if m["user"] not in expected
     }
-    assert alarms(generated) == alarms_before  # nothing else alarms after the changes
+    assert findings(generated) == found_before  # nothing else alarms after the changes
     with pytest.raises(ValueError):
         plant_membership_changes(generated)  # nobody left to reactivate

@@ -163,6 +163,8 @@ def _replay(task, stories, section_project):
             project = section_project[story["new_section"]["gid"]]
             assert state["sections"].get(project, story["old_section"]["gid"]) == story["old_section"]["gid"]
             state["sections"][project] = story["new_section"]["gid"]
+        elif subtype == "removed_from_project":
+            state["sections"].pop(story["project"]["gid"], None)
     return state
 
 

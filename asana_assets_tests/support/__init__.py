@@ -1,8 +1,20 @@
 """What several test modules share that is not a fixture: the pipeline runner, ground-truth
-comparisons, world changes, and where the repository and the test Postgres are."""
+comparisons, world changes, where the repository and the test Postgres are, and how to run a
+command as a user would."""
 
 import os
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("ASANA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BIN = Path(sys.executable).parent  # the virtualenv's commands (asana-connections, dagster, ...)
+
+
+def cli_env(tmp_path: Path, **extra) -> dict:
+    """The environment of a command run as a user would: no ASANA_ or DAGSTER_ setting but
+    ``extra``, a Dagster home and a warehouse of its own under ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**env, "DAGSTER_HOME": str(home), "ASANA_WAREHOUSE_DIR": str(tmp_path / "wh"), **extra}

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from asana_assets.lib.storage.postgres import PostgresWarehouse
-from asana_assets_tests.support.pipeline import ASSETS, CHECKS, materialize, resources
+from asana_assets_tests.support.pipeline import ASSETS, RUN_CHECKS, materialize, resources
 
 STALLED_TABLE = "tasks"
 
@@ -27,7 +27,7 @@ def main() -> None:
 
     PostgresWarehouse._remove_absent = stalled
     materialize(
-        [*ASSETS, *CHECKS],
+        [*ASSETS, *RUN_CHECKS],
         resources=resources(env["TEST_ASANA_BASE_URL"], Path(env["TEST_WAREHOUSE_DIR"]),
                             (env["TEST_POSTGRES_URL"], env["TEST_POSTGRES_SCHEMA"]), as_of=env["TEST_AS_OF"]),
         run_config={"ops": {"asana_raw_sync": {"config": {"mode": "incremental"}}}},

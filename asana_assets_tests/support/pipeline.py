@@ -10,14 +10,9 @@ import dagster as dg
 import pandas as pd
 from dagster_celery import celery_executor
 
+from asana_assets.definitions import ASSETS, RUN_CHECKS, build_defs
 from asana_assets.defs.automation.jobs import full_sync
-from asana_assets.defs.compliance.assets import compliance_assets
-from asana_assets.defs.compliance.checks import monitor_checks, quality_checks
-from asana_assets.defs.compliance.remediation import remediation_tasks
 from asana_assets.defs.partitions import DEFAULT, register
-from asana_assets.defs.raw.assets import asana_raw_sync
-from asana_assets.defs.raw.audit import audit_log_events
-from asana_assets.defs.raw.checks import connections_fresh, raw_checks
 from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
 
@@ -25,8 +20,6 @@ QUOTA = 1_000_000
 # One signing secret, so sync tokens taken through one simulator stay valid through the next.
 SIMULATOR = SimulatorConfig(requests_per_minute=QUOTA, secret="tests")
 CELERY_BROKER = os.environ.get("ASANA_TEST_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
-ASSETS = [asana_raw_sync, audit_log_events, *compliance_assets, remediation_tasks]
-CHECKS = [*raw_checks, *monitor_checks, *quality_checks]
 
 
 def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple[str, str] | None = None,
@@ -41,7 +34,7 @@ def run_pipeline(world: World, directory: Path, as_of: datetime, postgres: tuple
     """
     with Simulator(world, simulator) as sim:
         return materialize(
-            [*ASSETS, *CHECKS], instance=instance,
+            [*ASSETS, *RUN_CHECKS], instance=instance,
             resources=resources(sim.base_url, directory, postgres, as_of=as_of.isoformat(), **compliance),
             run_config=run_config or {"ops": {"asana_raw_sync": {"config": {"mode": mode}}}},
         )
@@ -94,9 +87,8 @@ def full_sync_job() -> dg.JobDefinition:
     module-level function, so Dagster can rebuild the job in another process (to re-execute a
     failed run, or to run each step in its own process)."""
     postgres = (os.environ["TEST_POSTGRES_URL"], os.environ["TEST_POSTGRES_SCHEMA"])
-    defs = dg.Definitions(
-        assets=ASSETS, asset_checks=[*CHECKS, connections_fresh], jobs=[full_sync],
-        executor=EXECUTORS[os.environ.get("TEST_EXECUTOR", "in_process")],
-        resources=resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
+    defs = build_defs(
+        resources(os.environ["TEST_ASANA_BASE_URL"], Path(os.environ["TEST_WAREHOUSE_DIR"]), postgres),
+        EXECUTORS[os.environ.get("TEST_EXECUTOR", "in_process")],
     )
     return defs.resolve_job_def(full_sync.name)

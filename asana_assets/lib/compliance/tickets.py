@@ -367,7 +367,9 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
     rows.loc[(rows["kind"] == 0) & rows["state"].isna(), "section_state"] = "__removed__"
     rows["section_state"] = rows["section_state"].groupby(keys).ffill()
     rows["is_done"] = rows["completed"].astype("object").groupby(keys).ffill().fillna(False).astype(bool)
-    effective = np.where(rows["is_done"], CLOSED, rows["section_state"])
+    # A completion before the ticket joined a project says nothing of that project.
+    placed = rows["kind"].eq(0).groupby(keys).cummax()
+    effective = np.where(~placed, None, np.where(rows["is_done"], CLOSED, rows["section_state"]))
     rows["effective"] = pd.Series(effective, index=rows.index).replace("__removed__", None)
     # Several changes at one instant leave the state after the last of them.
     rows = rows.drop_duplicates(["group", "at"], keep="last")

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from asana_assets.definitions import build_defs
 from asana_assets.defs.automation.jobs import reconcile_sync
 from asana_assets.defs.partitions import DEFAULT, register
-from asana_assets.defs.raw.checks import connections_fresh
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.simulator import Simulator, generate_world
-from asana_assets_tests.support.pipeline import ASSETS, CHECKS, SIMULATOR, resources, run_pipeline
+from asana_assets_tests.support.pipeline import SIMULATOR, resources, run_pipeline
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
 
@@ -35,11 +35,8 @@ def test_the_reconcile_job_applies_what_no_event_reported(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     register(instance, [DEFAULT])
     with Simulator(world, SIMULATOR) as sim:
-        defs = dg.Definitions(
-            assets=ASSETS, asset_checks=[*CHECKS, connections_fresh], jobs=[reconcile_sync],
-            resources=resources(sim.base_url, tmp_path, as_of=(NOW + timedelta(hours=1)).isoformat()),
-        )
-        run = defs.resolve_job_def("asana_reconcile_sync").execute_in_process(instance=instance, partition_key=DEFAULT)
+        defs = build_defs(resources(sim.base_url, tmp_path, as_of=(NOW + timedelta(hours=1)).isoformat()))
+        run = defs.resolve_job_def(reconcile_sync.name).execute_in_process(instance=instance, partition_key=DEFAULT)
     assert run.success
     assert sync_mode(run).startswith("reconcile: ")
     warehouse = WarehouseResource(directory=str(tmp_path))

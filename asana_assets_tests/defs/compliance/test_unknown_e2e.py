@@ -10,19 +10,22 @@ on hand-built raw tables are in asana_assets_tests/lib/compliance/test_no_guessi
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from asana_assets.defs.resources import WarehouseResource
 from asana_assets.lib.storage.postgres import ident, libpq_url
+from asana_assets.simulator import DEMO_TOKEN, Simulator
 from asana_assets_tests.defs.compliance.test_no_false_pass import Org, checks, hours, pack_of, run
-from asana_assets_tests.support import POSTGRES_URL
-from asana_assets_tests.support.pipeline import results_of
+from asana_assets_tests.support import BIN, POSTGRES_URL, REPO, cli_env
+from asana_assets_tests.support.pipeline import QUOTA, SIMULATOR, results_of
 
 ODD = "Zebra crossing"  # a section name with no known stage word
 
@@ -68,6 +71,13 @@ def judged(frame: pd.DataFrame, monitor_id: str) -> dict[str, str]:
 
 
 def build(directory, with_alarms: bool, **options) -> Evaluated:
+    """The world planted (see ``plant``), synced and evaluated by the Dagster job."""
+    org, names, odd = plant(with_alarms)
+    return Evaluated(org, run(org, directory, **options), directory, names, odd.gid)
+
+
+def plant(with_alarms: bool):
+    """(org, ticket gid -> name, the section of no known stage): cases 4 and 5, and with_alarms the others."""
     org = Org()
     w = org.world
     todo, tobe, approved, doing, waiting, implementado, odd = org.change_project(
@@ -121,7 +131,7 @@ def build(directory, with_alarms: bool, **options) -> Evaluated:
                                  resource_subtype="approval", assignee=org.carol, at=hours(0.5))
         w.set_approval_status(approval, "approved", actor=None, at=hours(1))
         org.move(by_rule, doing, hours(2))
-    return Evaluated(org, run(org, directory, **options), directory, names, odd.gid)
+    return org, names, odd
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +254,19 @@ def test_the_change_tickets_view_agrees_with_the_monitor_ticket_by_ticket(tmp_pa
     # approved_before_start is the monitor's status: true for ok, false for alarm, null for unknown.
     as_boolean = {"ok": True, "alarm": False, "unknown": None}
     assert rows == {name: (status, as_boolean[status]) for name, status in CHANGES_APPROVED.items()}
+
+
+# -- the same through the command users run --------------------------------------------------------
+@pytest.mark.slow
+def test_asana_connections_sync_gives_the_same_statuses(tmp_path):
+    org, names, _odd = plant(True)
+    with Simulator(org.world, SIMULATOR) as sim:
+        env = cli_env(tmp_path, ASANA_BASE_URL=sim.base_url, ASANA_ACCESS_TOKEN=DEMO_TOKEN,
+                       ASANA_REQUESTS_PER_MINUTE=str(QUOTA))
+        done = subprocess.run([str(BIN / "asana-connections"), "sync"], env=env, capture_output=True, text=True,
+                              timeout=300, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "changes_approved" in done.stdout  # named among the checks that did not pass
+    results = pq.read_table(tmp_path / "wh" / "asana" / "monitor_results").to_pandas()
+    statuses = judged(results, "changes_approved")
+    assert {names.get(gid, gid): s for gid, s in statuses.items()} == CHANGES_APPROVED

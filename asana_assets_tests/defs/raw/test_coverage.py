@@ -19,7 +19,7 @@ from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import Simulator, SimulatorConfig, World
 from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
-from asana_assets_tests.support.pipeline import ASSETS, CHECKS, QUOTA, materialize, resources, run_pipeline
+from asana_assets_tests.support.pipeline import ASSETS, QUOTA, RUN_CHECKS, materialize, resources, run_pipeline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AS_OF = T0 + timedelta(days=30)
@@ -171,7 +171,7 @@ def run_stored(w: World, people: dict, tmp_path, monkeypatch, auth_method: str, 
             connection = complete_authorization(app, pending, redirect, store)
         asana = AsanaResource(connection_id=connection.id, connections_file=str(tmp_path / "connections.json"),
                               requests_per_minute=QUOTA, **OAUTH)
-        run = materialize([*ASSETS, *CHECKS], resources={
+        run = materialize([*ASSETS, *RUN_CHECKS], resources={
             **resources(sim.base_url, tmp_path / "warehouse", as_of=AS_OF.isoformat()), "asana": asana})
     assert run.success and connection.auth_method == auth_method
     return coverage_check(run)

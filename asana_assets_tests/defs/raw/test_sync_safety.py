@@ -12,7 +12,7 @@ from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, World, generate_world
 from asana_assets_tests.support import POSTGRES_URL as URL
-from asana_assets_tests.support.pipeline import ASSETS, CHECKS, SIMULATOR, materialize, resources, run_pipeline
+from asana_assets_tests.support.pipeline import ASSETS, RUN_CHECKS, SIMULATOR, materialize, resources, run_pipeline
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -51,7 +51,7 @@ def test_an_empty_answer_is_refused_with_the_numbers_and_nothing_changes(schema,
 
     # A server that answers 200 with no workspace at all (another account's token, a proxy).
     with Simulator(World(now=NOW + timedelta(hours=1)), SIMULATOR) as empty:
-        refused = materialize([*ASSETS, *CHECKS], resources=resources(
+        refused = materialize([*ASSETS, *RUN_CHECKS], resources=resources(
             empty.base_url, tmp_path, (URL, schema), as_of=NOW.isoformat()), raise_on_error=False)
     assert not refused.success
     [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -92,8 +92,9 @@ def lose_events(world) -> tuple[int, set[str]]:
     member = next(m for m in truth["project_memberships"] if m["parent"]["gid"] == home)
     outsider = next(u for u in truth["users"] if u["gid"] != admin and u["gid"] not in
                     {m["member"]["gid"] for m in truth["project_memberships"] if m["parent"]["gid"] == home})
-    # A section of another project that holds tasks: emptied into its neighbour, then removed.
-    emptied = next(s for p in projects if p not in (home, other) for s in sections[p][1:] if s in tasks_in)
+    # The smallest section of another project that holds tasks: emptied into its neighbour, then removed.
+    emptied = min((s for p in projects if p not in (home, other) for s in sections[p][1:] if s in tasks_in),
+                  key=lambda s: len(tasks_in[s]))
     emptied_project = next(p for p, gids in sections.items() if emptied in gids)
     neighbour = next(s for s in sections[emptied_project] if s != emptied)
     # A project given a new field: its tasks carry the field, unset (Asana sends no event for it).

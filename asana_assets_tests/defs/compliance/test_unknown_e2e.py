@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Evaluated:
     directory: Path  # the warehouse (and evidence) directory
     names: dict[str, str]  # ticket gid -> name, for readable failures
     odd_gid: str  # the section of no known stage
+    schema: str | None  # the Postgres schema it was loaded into, if any
 
     @property
     def results(self) -> pd.DataFrame:
@@ -73,7 +75,8 @@ def judged(frame: pd.DataFrame, monitor_id: str) -> dict[str, str]:
 def build(directory, with_alarms: bool, **options) -> Evaluated:
     """The world planted (see ``plant``), synced and evaluated by the Dagster job."""
     org, names, odd = plant(with_alarms)
-    return Evaluated(org, run(org, directory, **options), directory, names, odd.gid)
+    schema = options.get("postgres", (None, None))[1]
+    return Evaluated(org, run(org, directory, **options), directory, names, odd.gid, schema)
 
 
 def plant(with_alarms: bool):
@@ -136,8 +139,12 @@ def plant(with_alarms: bool):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Evaluated:
-    """Cases 1 to 7."""
-    return build(tmp_path_factory.mktemp("alarms"), True)
+    """Cases 1 to 7, loaded into Postgres too (a schema of its own, dropped after)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield build(tmp_path_factory.mktemp("alarms"), True, postgres=(POSTGRES_URL, schema))
+    with adbc.connect(libpq_url(POSTGRES_URL)) as connection, connection.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {ident(schema)} CASCADE")
+        connection.commit()
 
 
 @pytest.fixture(scope="module")
@@ -242,15 +249,11 @@ def test_without_an_alarm_an_unknown_change_makes_the_verdict_incomplete_not_pas
 
 
 # -- one reading of a change: the Postgres view says what the monitor said ------------------------------
-def test_the_change_tickets_view_agrees_with_the_monitor_ticket_by_ticket(tmp_path):
-    schema = "unknown_e2e_view"
-    build(tmp_path, True, postgres=(POSTGRES_URL, schema))
+def test_the_change_tickets_view_agrees_with_the_monitor_ticket_by_ticket(world):
     with adbc.connect(libpq_url(POSTGRES_URL)) as connection, connection.cursor() as cur:
-        cur.execute(f"SELECT ticket_name, changes_approved_status, approved_before_start FROM {ident(schema)}"
+        cur.execute(f"SELECT ticket_name, changes_approved_status, approved_before_start FROM {ident(world.schema)}"
                     ".change_tickets")
         rows = {name: (status, before) for name, status, before in cur.fetchall()}
-        cur.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
-        connection.commit()
     # approved_before_start is the monitor's status: true for ok, false for alarm, null for unknown.
     as_boolean = {"ok": True, "alarm": False, "unknown": None}
     assert rows == {name: (status, as_boolean[status]) for name, status in CHANGES_APPROVED.items()}

@@ -379,7 +379,7 @@ class WorkspaceCrawler:
         try:
             raw = await self.client.get_data(f"/projects/{project_gid}/task_counts", fields=TASK_COUNT_FIELDS)
         except (ForbiddenError, PaymentRequiredError) as refused:
-            log.warning("Asana refused the task count of project %s (%s)", project_gid, refused)
+            log.warning("Asana refused the task count of project %s (%s)", project_gid, type(refused).__name__)
             counts = None
         else:
             try:

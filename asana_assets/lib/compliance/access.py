@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.lib.compliance.attribution import ADMIN_EVENT, AUDIT_LOG, MATCH, _candidates, attribute
+from asana_assets.lib.compliance.attribution import ADMIN_EVENT, AUDIT_LOG, MATCH, access_events, attribute
 from asana_assets.lib.compliance.names import Directory, profile_url, quoted
 from asana_assets.lib.compliance.rule_output import rule_rows, when
 from asana_assets.lib.compliance.tickets import group_lists, lookup
@@ -153,7 +153,7 @@ def _logged_only(changes: pd.DataFrame, audit: pd.DataFrame | None, times: pd.Se
     dates a change (that one ``attribute`` takes). Events at or before the baseline precede the
     monitoring; those after the latest snapshot belong to the next run's window. Only the admin
     role event gives roles (its old and new value); the others leave them null."""
-    events = _candidates(audit)
+    events = access_events(audit)
     position = pd.DatetimeIndex(times).searchsorted(pd.DatetimeIndex(events["occurred_at"]), side="left")
     inside = (position > 0) & (position < len(times))
     events = events[inside].assign(window_start=times.array[position[inside] - 1],

@@ -31,7 +31,7 @@ MATCH = ["user_gid", "resource_type", "resource_gid", "change_type"]
 
 def attribute(changes: pd.DataFrame, audit: pd.DataFrame | None) -> pd.DataFrame:
     """``changes`` with actor_gid, actor_name, occurred_at and evidence."""
-    candidates = _candidates(audit)
+    candidates = access_events(audit)
     pairs = changes[["change_id", *MATCH, "window_start", "window_end"]].merge(candidates, on=MATCH)
     at = pairs["occurred_at"]
     pairs = pairs[(at > pairs["window_start"]) & (at <= pairs["window_end"])]
@@ -42,7 +42,7 @@ def attribute(changes: pd.DataFrame, audit: pd.DataFrame | None) -> pd.DataFrame
     return out
 
 
-def _candidates(audit: pd.DataFrame | None) -> pd.DataFrame:
+def access_events(audit: pd.DataFrame | None) -> pd.DataFrame:
     """One row per (audit event, change type it evidences), keyed like a change."""
     columns = [*MATCH, "occurred_at", "event_gid", "actor_gid", "actor_name"]
     if audit is None or audit.empty:

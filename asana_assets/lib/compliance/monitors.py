@@ -307,8 +307,9 @@ def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorP
     every task the source listed made it to tickets.
 
     The count is the source's own (``num_tasks``, read by every full crawl and by any sync that
-    changes the project's tasks), so a task the sync lost without a trace still alarms. The warehouse side counts the
-    tasks placed in the project, as Asana does: completed ones and subtasks added to it included.
+    sees a task enter or leave the project), so a task the sync lost without a trace still
+    alarms. The warehouse side counts the tasks placed in the project, as Asana does: completed
+    ones and subtasks added to it included.
     A count never read or refused is unknown, never a match."""
     p = raw["projects"]
     age = as_of - p["synced_at"]

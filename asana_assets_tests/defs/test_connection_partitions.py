@@ -104,7 +104,7 @@ def test_connections_are_partitions_with_their_own_data_state_and_failures(deplo
     d["sim_b"].config.storm_retry_after = 60
     d["sim_b"].config.rate_limit_storm_rate = 1.0
     d["sim_a"].config.tokens = {DEMO_TOKEN: None}
-    started = time.monotonic()
+    started, polled_at = time.monotonic(), datetime.now(UTC)
     polled = evaluate(asana_events_sensor, d)
     assert time.monotonic() - started < 30  # nobody waited out B's minute
     [request] = polled.run_requests
@@ -130,9 +130,14 @@ def test_connections_are_partitions_with_their_own_data_state_and_failures(deplo
     assert f"{d['b']}: could not poll: no answer within 4 s" in slow and f"{d['a']}: no new events" in slow
     monkeypatch.setattr(sensors, "POLL_BUDGET", budget)
     d["sim_b"].config.latency_ms = 0
-    # B recovers: the next poll finds nothing new there.
+    # B recovers: the next poll finds nothing new there. A tick a minute less the slack after
+    # that poll (whatever the steps above took on a busy machine) finds no connection due.
+    clock = sensors._now
+    monkeypatch.setattr(sensors, "_now", lambda: polled_at + timedelta(minutes=1) - sensors.TICK_SLACK
+                        - timedelta(seconds=1))
     spaced = evaluate(asana_events_sensor, d, cursor=polled.cursor)
     assert "due" in spaced.skip_message  # polls are spaced by each connection's poll_minutes
+    monkeypatch.setattr(sensors, "_now", clock)
     looked = evaluate(asana_events_sensor, d).skip_reason.skip_message
     assert f"{d['a']}: no new events" in looked and f"{d['b']}: no new events" in looked
     assert f"{d['c']}: could not poll" in looked and "reconnect" in looked  # c's key is still refused

@@ -285,7 +285,8 @@ def test_a_reset_withdraws_the_approval_and_an_undated_one_is_unknown(approvals)
         "approved.")
 
 
-def test_the_change_population_says_why_an_approval_is_in_doubt(approvals):
+def test_an_approval_by_nobody_keeps_a_null_approver_on_a_change(approvals):
+    """The approvals table names no approver rather than a guessed one (the assignee, say)."""
     c = approvals["tickets"]
     assert c.loc[c["gid"] == "nobody", "is_change"].item()
     assert pd.isna(approvals["approvals"].set_index("approval_task_gid").loc["nobody-approval", "approver_gid"])

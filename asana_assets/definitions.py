@@ -16,7 +16,7 @@ from asana_assets.defs.compliance import remediation
 from asana_assets.defs.raw import assets as raw_assets
 from asana_assets.defs.raw import audit as raw_audit
 from asana_assets.defs.raw import checks as raw_checks
-from asana_assets.defs.resources import configured_resources
+from asana_assets.defs.resources.configured import configured_resources
 
 ASSETS = [raw_assets.asana_raw_sync, raw_audit.audit_log_events, *compliance_assets.compliance_assets,
           remediation.remediation_tasks]

@@ -125,7 +125,7 @@ def sensor_process(seconds: float, tick: float) -> None:
 
     from asana_assets.defs.automation.sensors import asana_events_sensor
     from asana_assets.defs.partitions import DEFAULT, register
-    from asana_assets.defs.resources import configured_resources
+    from asana_assets.defs.resources.configured import configured_resources
 
     totals = count_requests()
     resources = {k: v for k, v in configured_resources().items() if k in ("asana", "warehouse")}
@@ -151,7 +151,7 @@ def run_process(run_config: dict) -> None:
 
     from asana_assets.defs.partitions import DEFAULT, register
     from asana_assets.defs.raw.assets import asana_raw_sync
-    from asana_assets.defs.resources import configured_resources
+    from asana_assets.defs.resources.configured import configured_resources
 
     totals = count_requests()
     resources = {k: v for k, v in configured_resources().items() if k in ("asana", "warehouse")}

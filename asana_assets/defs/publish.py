@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from asana_assets.defs.partitions import partition_key
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 
 
 def root_run_id(context) -> str:

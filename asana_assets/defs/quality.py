@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import run_warehouse
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.schema import FOREIGN_KEYS, HISTORY_TABLES, primary_key
 
 SAMPLE = 10

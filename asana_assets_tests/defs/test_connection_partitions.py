@@ -16,7 +16,9 @@ from asana_assets.defs.automation.schedules import full_sync_at_connection_hour,
 from asana_assets.defs.automation.sensors import asana_connections_sensor, asana_events_sensor, asana_freshness_sensor
 from asana_assets.defs.raw.assets import asana_raw_sync
 from asana_assets.defs.raw.checks import freshness
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.schema import RAW_TABLES

@@ -18,7 +18,9 @@ from asana_assets import settings
 from asana_assets.defs.partitions import DEFAULT, register
 from asana_assets.defs.raw.assets import asana_raw_sync
 from asana_assets.defs.raw.checks import quarantine_is_empty
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem

@@ -11,7 +11,7 @@ import pytest
 
 from asana_assets.defs.compliance.checks import quality_checks
 from asana_assets.defs.partitions import CONNECTIONS
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.schema import to_arrow
 from asana_assets.lib.storage.parquet import ParquetWarehouse

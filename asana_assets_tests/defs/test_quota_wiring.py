@@ -11,7 +11,8 @@ import time
 import pytest
 
 from asana_assets import settings
-from asana_assets.defs.resources import AsanaResource, configured_resources
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.configured import configured_resources
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
 

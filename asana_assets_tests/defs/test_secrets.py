@@ -12,7 +12,9 @@ import dagster as dg
 from asana_assets.defs.compliance.assets import compliance_assets
 from asana_assets.defs.compliance.checks import monitor_checks
 from asana_assets.defs.raw.assets import asana_raw_sync
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
 from asana_assets_tests.support.pipeline import materialize
 

@@ -13,7 +13,9 @@ from dagster_celery import celery_executor
 from asana_assets.definitions import ASSETS, RUN_CHECKS, build_defs
 from asana_assets.defs.automation.jobs import full_sync
 from asana_assets.defs.partitions import DEFAULT, register
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
 
 QUOTA = 1_000_000

@@ -8,7 +8,7 @@ import dagster as dg
 
 from asana_assets.defs.automation.jobs import full_sync, reconcile_sync
 from asana_assets.defs.partitions import ConnectionSchedule, serving
-from asana_assets.defs.resources import AsanaResource
+from asana_assets.defs.resources.asana import AsanaResource
 
 # The weekday (Monday is 0) of the full sync, which also catches what a reconcile cannot see
 # without its events (an edit to a subtask, an edited comment, a move there and back).

@@ -29,7 +29,8 @@ from asana_assets.defs.automation.jobs import full_sync, incremental_sync
 from asana_assets.defs.partitions import ConnectionSchedule, connection_partitions, partition_requests, serving
 from asana_assets.defs.raw.assets import SyncConfig, asana_raw_sync
 from asana_assets.defs.raw.checks import freshness
-from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.asana.polls import PollPolicy
 from asana_assets.lib.connections.troubleshooting import describe
 

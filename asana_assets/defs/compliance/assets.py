@@ -9,7 +9,9 @@ import pyarrow as pa
 from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
 from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse
 from asana_assets.defs.raw.checks import freshness
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
 from asana_assets.lib.compliance.report import COUNTED, alarm_counts, verdicts

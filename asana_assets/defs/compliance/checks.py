@@ -12,7 +12,7 @@ from asana_assets.defs.compliance.assets import EVALUATED_RUN, EVIDENCE_PACK, EV
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks as build_quality_checks
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.compliance import monitors, tickets
 from asana_assets.lib.compliance.report import EXCEPTION_COLUMNS, EXCEPTION_HEADERS, exception_cells, md_link, md_text

@@ -7,7 +7,9 @@ import dagster as dg
 from asana_assets.defs.compliance.assets import GROUP, evaluation, read_tables
 from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import run_warehouse
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.compliance import evidence
 

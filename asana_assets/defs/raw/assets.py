@@ -9,7 +9,8 @@ from pydantic import Field
 
 from asana_assets.defs.partitions import CONNECTIONS
 from asana_assets.defs.publish import commit_if_last, run_warehouse
-from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.asana.client import AsanaError
 from asana_assets.lib.asana.crawl import with_others_refused

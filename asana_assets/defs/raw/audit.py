@@ -7,7 +7,8 @@ import dagster as dg
 from asana_assets.defs.partitions import CONNECTIONS
 from asana_assets.defs.publish import commit_if_last, run_warehouse
 from asana_assets.defs.raw.assets import FRESHNESS, RAW_GROUP
-from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.asana.audit_log import TABLE, quarantined
 from asana_assets.lib.schema import AUDIT_TABLES

@@ -10,7 +10,8 @@ from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, par
 from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks
 from asana_assets.defs.raw.assets import FRESHNESS_LIMIT
-from asana_assets.defs.resources import AsanaResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.asana.client import AsanaError
 from asana_assets.lib.connections.coverage import FIX as COVERAGE_FIX

@@ -14,7 +14,7 @@ import dagster as dg
 from asana_assets.defs.automation import sensors
 from asana_assets.defs.automation.sensors import asana_events_sensor
 from asana_assets.defs.partitions import DEFAULT, register
-from asana_assets.defs.resources import AsanaResource
+from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.simulator import DEMO_TOKEN
 from asana_assets_tests.support.pipeline import resources

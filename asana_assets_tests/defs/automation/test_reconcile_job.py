@@ -10,7 +10,7 @@ import dagster as dg
 from asana_assets.definitions import build_defs
 from asana_assets.defs.automation.jobs import reconcile_sync
 from asana_assets.defs.partitions import DEFAULT, register
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.simulator import Simulator, generate_world
 from asana_assets_tests.support.pipeline import SIMULATOR, resources, run_pipeline

@@ -72,7 +72,7 @@ FAKE_TOKEN = "2/1209000000000000/leaked:f4ke-t0ken-5e9a"
 def test_an_unexpected_poll_failure_is_told_by_cause_and_fix_never_by_its_text(tmp_path, monkeypatch, caplog, capfd):
     """Whatever one connection's poll raises, the tick says what went wrong and what to do, and
     never repeats the error's own text, which may quote a token."""
-    from asana_assets.defs.resources import AsanaResource
+    from asana_assets.defs.resources.asana import AsanaResource
 
     def broken(self, state, projects=None, within=None, renewed=None):
         raise RuntimeError(f"request to /events failed with Authorization: Bearer {FAKE_TOKEN}")
@@ -97,7 +97,7 @@ def test_an_unexpected_poll_failure_is_told_by_cause_and_fix_never_by_its_text(t
 
 def test_the_sensors_fail_with_the_missing_setting_beside_a_configured_warehouse(monkeypatch, tmp_path):
     """Nothing points at Asana but Postgres is configured: no demo, and the sensor says what to set."""
-    from asana_assets.defs.resources import AsanaResource
+    from asana_assets.defs.resources.asana import AsanaResource
     from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 
     monkeypatch.chdir(tmp_path)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.compliance.monitors import MONITORS
 from asana_assets.lib.schema import DERIVED_TABLES
 from asana_assets.simulator import SimulatorConfig, World

@@ -11,7 +11,9 @@ import dagster as dg
 import pytest
 
 from asana_assets.defs.compliance.remediation import remediation_tasks
-from asana_assets.defs.resources import AsanaResource, ComplianceResource, WarehouseResource
+from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.simulator import World
 from asana_assets.simulator.models import Task
 from asana_assets_tests.support.pipeline import materialize, run_pipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import World
 from asana_assets_tests.support.pipeline import results_of, run_pipeline, status

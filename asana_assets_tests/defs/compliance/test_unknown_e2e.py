@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.storage.postgres import ident, libpq_url
 from asana_assets.simulator import DEMO_TOKEN, Simulator
 from asana_assets_tests.defs.compliance.test_no_false_pass import Org, checks, hours, pack_of, run

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from asana_assets.defs.resources import WarehouseResource
+from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.simulator import World
 from asana_assets_tests.support.pipeline import run_pipeline
 

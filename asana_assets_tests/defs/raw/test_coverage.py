@@ -12,7 +12,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from asana_assets.defs.resources import AsanaResource
+from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.lib.connections.oauth import OAuthApp, complete_authorization, start_authorization
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.validation import connect_service_account

@@ -317,8 +317,9 @@ def test_approval_stories_give_no_event_rows_of_nulls():
 
 
 def test_a_derived_row_with_a_null_required_column_is_refused():
-    from asana_assets.lib.schema import DERIVED_TABLES, require_columns
     import pyarrow as pa
+
+    from asana_assets.lib.schema import DERIVED_TABLES, require_columns
 
     schema = DERIVED_TABLES["ticket_events"]
     rows = pa.Table.from_pylist([{"event_id": "s1:reopened"}], schema=schema)  # every other column null

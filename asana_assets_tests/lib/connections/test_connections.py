@@ -240,7 +240,7 @@ def point_elsewhere(path, connection_id, base_url):
 
 
 def test_an_edited_base_url_is_refused_and_nothing_is_sent_there(simulator, tmp_path, keys, monkeypatch, capsys):
-    from asana_assets.defs.resources import AsanaResource
+    from asana_assets.defs.resources.asana import AsanaResource
 
     path = tmp_path / "c.json"
     connection = connect_service_account(simulator.base_url, DEMO_TOKEN, TokenStore.at(path, keys))

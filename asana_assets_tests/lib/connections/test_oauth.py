@@ -179,7 +179,7 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
     """The Dagster resource syncs through a stored OAuth connection, refreshing its expired
     access token; once revoked, the sync and the connection check both say to reconnect."""
     from asana_assets.defs.raw.checks import connection_valid
-    from asana_assets.defs.resources import AsanaResource
+    from asana_assets.defs.resources.asana import AsanaResource
 
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("ASANA_CONNECTION_KEYS", key)

@@ -1,21 +1,16 @@
-"""Dagster resources: the Asana connection, the warehouse and the compliance parameters, and
-their configuration from the settings."""
+"""The Asana resource: one connection's credentials, and the library operations run with them."""
+
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
-from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
 
 from asana_assets import demo, settings
@@ -27,26 +22,17 @@ from asana_assets.lib.asana.crawl import SyncResult, crawl
 from asana_assets.lib.asana.incremental import IncrementalResult, incremental_sync
 from asana_assets.lib.asana.reconcile import reconcile_sync
 from asana_assets.lib.asana.state import SyncState
-from asana_assets.lib.compliance.monitors import MonitorParams
 from asana_assets.lib.compliance.remediation import Remediation, remediate
-from asana_assets.lib.compliance.tickets import CHANGE_TICKET_TYPES, CHANGE_TYPE_PATTERN
-from asana_assets.lib.compliance.workflow import CHANGE_PROJECT_PATTERN
 from asana_assets.lib.connections import oauth
 from asana_assets.lib.connections.coverage import DECLARED_BY_AUTH_METHOD, Coverage, coverage
 from asana_assets.lib.connections.records import Connection, StoredRecord
 from asana_assets.lib.connections.store import TokenStore, load_records, storage_at
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
-from asana_assets.lib.schema import HISTORY_TABLES, TABLES
-from asana_assets.lib.storage.files import StateStore
-from asana_assets.lib.storage.parquet import DEFAULT_KEEP, ParquetWarehouse
-from asana_assets.lib.storage.polls import PollStore, PostgresPollStore, poll_store
-from asana_assets.lib.storage.postgres import PostgresStateStore, PostgresWarehouse
 from asana_assets.lib.storage.quota import open_budget
-from asana_assets.lib.storage.views import refresh_views
 from asana_assets.settings import ASANA_API_BASE
 
-STAGED_STATE = "_sync_state.json"  # in a run's stage, until its commit
 PEEK_TIMEOUT = 20.0  # seconds a poll of the events feeds may wait for one response
+
 
 
 def _database_storage(instance: dg.DagsterInstance | None) -> str | None:
@@ -319,203 +305,3 @@ class AsanaResource(dg.ConfigurableResource):
         if token is None:
             return run_async(oauth.call_with_refresh(self._app(connection), store, connection.id, with_token))
         return run_async(with_token(token))
-
-
-class WarehouseResource(dg.ConfigurableResource):
-    """Where the tables land: a folder of Parquet files, and Postgres too when a URL is set.
-
-    A run writes into a stage of its own (`for_run`) and `commit` publishes all of its tables
-    at once: Postgres in one transaction (with the sync state), then the Parquet version."""
-
-    directory: str = Field(default="warehouse", description="Root folder of the Parquet warehouse")
-    postgres_url: str | None = Field(
-        default=None, description="e.g. postgresql://user@host:5432/db; unset: Parquet only"
-    )
-    postgres_schema: str = Field(default="asana", description="Postgres schema of the tables")
-    keep_versions: int = Field(
-        default=DEFAULT_KEEP, ge=1, description="Parquet versions kept for rollback, the published one included"
-    )
-    stage: str | None = Field(default=None, description="The run whose stage this warehouse writes (set per run)")
-
-    def for_connection(self, key: str) -> WarehouseResource:
-        """One partition's warehouse: the configured one for ``default``; for a stored
-        connection, a folder ``connections/<id>`` of its own and the schema ``<schema>_<id>``,
-        so connections never share a table, a state or an evidence pack."""
-        if key == DEFAULT:
-            return self
-        return self.model_copy(update={
-            "directory": str(Path(self.directory) / "connections" / key),
-            "postgres_schema": f"{self.postgres_schema}_{key}",
-        })
-
-    def for_run(self, run_id: str) -> WarehouseResource:
-        """This warehouse writing into run ``run_id``'s stage (and reading it back first)."""
-        return self.model_copy(update={"stage": run_id})
-
-    def parquet(self) -> ParquetWarehouse:
-        return ParquetWarehouse(self.directory, self.stage)
-
-    def poll_store(self) -> PollStore | PostgresPollStore:
-        """Where the events sensor keeps its poll schedule and the tokens its polls renewed."""
-        return poll_store(self.directory, self.postgres_url, self.postgres_schema)
-
-    def state_store(self) -> StateStore | PostgresStateStore:
-        """Where the incremental sync keeps its events tokens, beside the tables they describe:
-        in Postgres when it is configured, else in the warehouse folder."""
-        if self.postgres_url:
-            return PostgresStateStore(self.postgres_url, self.postgres_schema)
-        return StateStore(Path(self.directory) / "state" / "sync_state.json")
-
-    def _staged_state(self) -> StateStore:
-        return StateStore(self.parquet().staged / STAGED_STATE)
-
-    def stage_state(self, state: SyncState) -> None:
-        """The sync state this run reached, saved by `commit` with the tables it describes: a
-        run that dies before then is replayed from the previous state."""
-        self._staged_state().save(state)
-
-    def run_state(self) -> SyncState:
-        """The sync state as this run left it so far (staged), else as last published."""
-        staged = self._staged_state()
-        return staged.load() if staged.path.exists() else self.state_store().load()
-
-    def publish(self, table: str, data: pa.Table, part: str | None = None) -> dict[str, Any]:
-        """Stage a table (a history table: this run's ``part``); returns its metadata."""
-        store = self.parquet()
-        store.write_part(table, part, data) if part else store.write(table, data)
-        published = store.published / (f"{table}/{part}.parquet" if part else f"{table}.parquet")
-        metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(published))}
-        if self.postgres_url:
-            metadata["postgres_table"] = f"{self.postgres_schema}.{table}"
-        return metadata
-
-    def commit(self) -> dict[str, Any]:
-        """Publish every table this run staged, and its sync state: Postgres first, in one
-        transaction, then the Parquet version in one step. A failure before the end leaves the
-        previous state whole in both stores. Returns metadata about the publication."""
-        store = self.parquet()
-        files = store.staged_files()
-        staged_state = self._staged_state()
-        state = staged_state.load() if staged_state.path.exists() else None
-        metadata: dict[str, Any] = {"published_tables": dg.MetadataValue.json(sorted({f.parts[0].removesuffix(".parquet") for f in files}))}
-        if self.postgres_url:
-            def tables():
-                for relative in files:
-                    yield relative.parts[0].removesuffix(".parquet"), pq.read_table(store.staged / relative)
-
-            named_state = (PostgresStateStore.NAME, asdict(state)) if state else None
-            started = time.perf_counter()
-            with PostgresWarehouse(self.postgres_url, self.postgres_schema) as postgres:
-                loaded = postgres.publish(tables(), state=named_state)
-            metadata["postgres_views"] = dg.MetadataValue.json(refresh_views(self.postgres_url, self.postgres_schema))
-            metadata["postgres_seconds"] = round(time.perf_counter() - started, 3)  # the publication, views included
-            metadata["postgres_loads"] = dg.MetadataValue.json({
-                s.table: {k: v for k, v in asdict(s).items() if k != "table"} for s in loaded
-            })
-        version = store.commit(self.keep_versions)
-        if state and not self.postgres_url:
-            self.state_store().save(state)  # after the tables: a crash between replays, never skips
-        metadata["published_version"] = dg.MetadataValue.path(str(version))
-        return metadata
-
-    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
-        """A table (those ``columns``) as of now (this run's staged one first); a history table
-        with all its parts."""
-        store = self.parquet()
-        if table in HISTORY_TABLES:
-            return store.read_history(table, TABLES[table], columns)
-        return store.read(table, columns)
-
-    def read_history(self, table: str, columns: list[str] | None = None,
-                     filters: pc.Expression | None = None) -> pa.Table:
-        """Those columns and rows of a history table's parts (see ``ParquetWarehouse.read_history``)."""
-        return self.parquet().read_history(table, TABLES[table], columns, filters)
-
-    def count_history(self, table: str, keys: list[str]) -> pa.Table:
-        """Rows per distinct ``keys`` of a history table (see ``ParquetWarehouse.count_history``)."""
-        return self.parquet().count_history(table, TABLES[table], keys)
-
-
-class ComplianceResource(dg.ConfigurableResource, MonitorParams):
-    """What the compliance layer treats as a change, how sections map to stages, and the
-    monitors' parameters (see MonitorParams for those and their defaults)."""
-
-    as_of: str | None = Field(default=None, description="Evaluate as of this ISO time (default: the run's start)")
-    change_projects: list[str] | None = Field(
-        default=None, description="Change projects by gid or name; unset: names matching change_project_pattern"
-    )
-    change_project_pattern: str = Field(
-        default=CHANGE_PROJECT_PATTERN, description="Regex (case-insensitive) for change project names"
-    )
-    ticket_type_field: str | None = Field(
-        default=None, description="The enum or multi-enum custom field that types tickets, by gid or name; unset: "
-                                  "every enum and multi-enum field whose name has the word 'type'")
-    change_ticket_types: list[str] = Field(
-        default_factory=lambda: list(CHANGE_TICKET_TYPES),
-        description="Ticket types (case-insensitive) that make a ticket a change, wherever it sits")
-    change_type_pattern: str = Field(
-        default=CHANGE_TYPE_PATTERN, description="Regex (case-insensitive): type options it matches make a change "
-                                                 "too (default: a word starting 'change'); empty: the list alone")
-    section_overrides: dict[str, str] = Field(default_factory=dict, description="Section gid -> workflow stage")
-    project_section_overrides: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="Project gid -> {section name -> workflow stage}"
-    )
-    remediation_enabled: bool = Field(
-        default=False, description="Open an Asana task per alarm in remediation_project_gid (needs tasks:write, "
-                                   "stories:write); never for the demo"
-    )
-    remediation_project_gid: str | None = Field(default=None, description="The project findings are filed in")
-    remediation_assignee_gid: str | None = Field(default=None, description="Who findings' tasks are assigned to")
-
-    def params(self) -> MonitorParams:
-        return MonitorParams(**{name: getattr(self, name) for name in MonitorParams.model_fields})
-
-    def describe(self) -> dict:
-        """Every setting, for the evidence pack's manifest."""
-        return {name: getattr(self, name) for name in type(self).model_fields}
-
-
-def _from(setting: settings.Setting):
-    """An EnvVar when the variable is set (resolved at launch, so no value is baked in), else the default.
-    (A share is read now: Dagster has no EnvVar for a float.)"""
-    if not setting.is_set or isinstance(setting.default, float):
-        return setting.get()
-    return dg.EnvVar.int(setting.name) if isinstance(setting.default, int) else dg.EnvVar(setting.name)
-
-
-def _quota_store():
-    """Where the token budgets are shared: the setting, else the warehouse's Postgres, else a
-    folder of the warehouse (beside its sync state)."""
-    if settings.QUOTA_STORE.is_set:
-        return _from(settings.QUOTA_STORE)
-    if settings.POSTGRES_URL.is_set:
-        return _from(settings.POSTGRES_URL)
-    return str(Path(settings.WAREHOUSE_DIR.get()) / "state" / "quota")
-
-
-def configured_resources() -> dict[str, dg.ConfigurableResource]:
-    """The resources as the settings configure them."""
-    return {
-        "asana": AsanaResource(
-            access_token=_from(settings.ACCESS_TOKEN),
-            connection_id=_from(settings.CONNECTION_ID),
-            connections_file=_from(settings.CONNECTION_STORE),
-            oauth_client_id=_from(settings.OAUTH_CLIENT_ID),
-            oauth_client_secret=_from(settings.OAUTH_CLIENT_SECRET),
-            oauth_redirect_uri=_from(settings.OAUTH_REDIRECT_URI),
-            base_url=_from(settings.BASE_URL),
-            workspace_gid=_from(settings.WORKSPACE_GID),
-            requests_per_minute=_from(settings.REQUESTS_PER_MINUTE),
-            max_concurrency=_from(settings.MAX_CONCURRENCY),
-            quota_store=_quota_store(),
-            sensor_quota_share=_from(settings.SENSOR_QUOTA_SHARE),
-            full_sync_hour=_from(settings.FULL_SYNC_HOUR),
-            poll_minutes=_from(settings.POLL_MINUTES),
-        ),
-        "warehouse": WarehouseResource(
-            directory=_from(settings.WAREHOUSE_DIR),
-            postgres_url=_from(settings.POSTGRES_URL),
-            postgres_schema=_from(settings.POSTGRES_SCHEMA),
-        ),
-        "compliance": ComplianceResource(),
-    }

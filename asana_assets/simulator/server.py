@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
-from multidict import MultiMapping
 
 from . import audit
+from .calls import API, DIGITS, ApiError, Call, Offsets, page_limit
 from .clock import iso, parse_iso
 from .config import SimulatorConfig
 from .limits import Faults, RateLimiter, Stats
@@ -42,11 +42,10 @@ from .models import (
     WorkspaceMembership,
 )
 from .oauth import OAuthProvider
-from .schema import COMPACT, FULL, MEMBERSHIP_COMPACT, Spec, default_spec, parse_opt_fields, plan, render
+from .schema import COMPACT, FULL, MEMBERSHIP_COMPACT, Spec, parse_opt_fields, plan, render
 from .tokens import Signer
 from .world import UPDATABLE_TASK_FIELDS, UnknownObject, World
 
-API = "/api/1.0"
 HELP = "For more information on API status codes and how to handle them, read the docs on errors: https://developers.asana.com/docs/errors"
 RATE_LIMITED = "You've made too many requests and hit a rate limit. Please retry after the given amount of time."
 SYNC_INVALID = (
@@ -56,98 +55,16 @@ SYNC_INVALID = (
 TOO_LARGE = "The result is too large. You should use pagination (may require specifying a workspace)!"
 MAX_EVENTS = 100
 WORKSPACE_USERS_CAP = 2000  # GET /workspaces/{gid}/users is alphabetical, unpaginated and capped
-NOW = "9999-12-31T23:59:59.999Z"  # completed_since=now: nothing was completed after this
 _UNFINGERPRINTED = frozenset({"offset", "limit", "opt_fields", "opt_pretty"})
 _MALFORMABLE = frozenset({"task", "story"})
-_DIGITS = re.compile(r"[0-9]+")
 ACTING_USER = web.RequestKey("acting_user", str)
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An API failure, answered as ``{"errors": [...]}`` plus any extra top-level keys (``sync``)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        phrase: str | None = None,
-        **top_level: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers, self.phrase, self.top_level = (
-            status,
-            message,
-            headers,
-            phrase,
-            top_level,
-        )
 
 
 class Reply(NamedTuple):
     payload: dict[str, Any]
     status: int = 200
     headers: dict[str, str] | None = None
-
-
-class Call:
-    """One API call as a handler sees it: parameters, body and the acting user."""
-
-    __slots__ = ("body", "query", "request", "user")
-
-    def __init__(self, request: web.Request, user: str, body: dict[str, Any]) -> None:
-        self.request, self.query, self.user, self.body = request, request.query, user, body
-
-    @property
-    def data(self) -> dict[str, Any]:
-        data = self.body.get("data", {})
-        if not isinstance(data, dict):
-            raise ApiError(400, "data: Value is not an object")
-        return data
-
-    def path_gid(self, name: str) -> str:
-        value = self.request.match_info[name]
-        if not _DIGITS.fullmatch(value):
-            raise ApiError(400, f"{name.removesuffix('_gid')}: Not a Long: {value}")
-        return value
-
-    def flag(self, name: str) -> bool | None:
-        """A boolean query parameter; the SDK sends True/False, so case does not matter."""
-        value = self.query.get(name)
-        if value is None:
-            return None
-        lowered = value.lower()
-        if lowered not in ("true", "false"):
-            raise ApiError(400, f"{name}: Not a boolean: {value}")
-        return lowered == "true"
-
-    def time(self, name: str) -> str | None:
-        """A date-time query parameter as a comparable timestamp (``completed_since`` takes ``now``)."""
-        value = self.query.get(name)
-        if value is None:
-            return None
-        if name == "completed_since" and value.lower() == "now":
-            return NOW
-        try:
-            return iso(parse_iso(value))
-        except ValueError:
-            raise ApiError(400, f"{name}: Not a valid date-time: {value}") from None
-
-    @property
-    def pretty(self) -> bool:
-        value = self.query.get("opt_pretty")
-        options = self.body.get("options") or {}
-        return (value is not None and value.lower() != "false") or bool(options.get("pretty"))
-
-    def spec(self, rtype: str, names: tuple[str, ...]) -> Spec:
-        """opt_fields (query, or ``options.fields`` in a write body) or the default field set."""
-        raw = self.query.get("opt_fields")
-        fields = (self.body.get("options") or {}).get("fields")
-        if raw is None and fields:
-            raw = ",".join(fields)
-        return default_spec(rtype, names) if raw is None else parse_opt_fields(raw)
 
 
 Handler = Callable[[Call], "dict[str, Any] | Reply"]
@@ -163,6 +80,7 @@ class AsanaApi:
         self.limiter = RateLimiter(self.config)
         self.faults = Faults(self.config)
         self.stats = Stats()
+        self.offsets = Offsets(self.signer, self.config)
         self.sync_epoch = 0  # bumping it invalidates every sync token issued so far
         self.oauth = OAuthProvider(world, self.config)
 
@@ -295,9 +213,9 @@ class AsanaApi:
         self, call: Call, rtype: str, items: Sequence[Any], names: tuple[str, ...] | None = None
     ) -> dict[str, Any]:
         """One page of a list (objects or gids), compact unless opt_fields says otherwise."""
-        limit = _limit(call.query)
+        limit = page_limit(call.query)
         fingerprint = _fingerprint(call.request)
-        start = self._offset_position(call.query.get("offset"), fingerprint)
+        start = self.offsets.position(call.query.get("offset"), fingerprint)
         if limit is None and len(items) - start > self.config.max_unpaginated_results:
             raise ApiError(400, TOO_LARGE)
         end = len(items) if limit is None else min(start + limit, len(items))
@@ -305,30 +223,8 @@ class AsanaApi:
             "data": self._render(call, items[start:end], rtype, call.spec(rtype, names or COMPACT[rtype]))
         }
         if limit is not None:
-            payload["next_page"] = self._next_page(call.request, end, fingerprint) if end < len(items) else None
+            payload["next_page"] = self.offsets.next_page(call.request, end, fingerprint) if end < len(items) else None
         return payload
-
-    def _offset_position(self, offset: str | None, fingerprint: str) -> int:
-        if offset is None:
-            return 0
-        fields = self.signer.verify(offset)
-        if (
-            not fields
-            or fields[0] != "offset"
-            or fields[2] != fingerprint
-            or time.time() - fields[3] > self.config.offset_ttl_seconds
-        ):
-            raise ApiError(400, "offset: Your pagination token is invalid or has expired. Restart from the first page.")
-        return fields[1]
-
-    def _next_page(self, request: web.Request, position: int, fingerprint: str) -> dict[str, str]:
-        token = self.signer.sign("offset", position, fingerprint, time.time())
-        relative = str(request.rel_url.update_query(offset=token))
-        return {
-            "offset": token,
-            "path": relative.removeprefix(API),
-            "uri": f"{request.scheme}://{request.host}{relative}",
-        }
 
     def _find(self, call: Call, param: str, kind: type) -> Any:
         return self._visible(call, self.world.get(call.path_gid(param), kind))
@@ -354,7 +250,7 @@ class AsanaApi:
             return None
         if kind is User:
             return self._user(call, value)
-        if not _DIGITS.fullmatch(value):
+        if not DIGITS.fullmatch(value):
             raise ApiError(400, f"{name}: Not a Long: {value}")
         return self._visible(call, self.world.get(value, kind))
 
@@ -465,7 +361,11 @@ class AsanaApi:
                 children(Project, "project_gid", "custom_field_setting", lambda p: p.custom_field_settings),
             ),
             ("GET", "/events", self.events),
-            ("GET", "/workspaces/{workspace_gid}/audit_log_events", lambda c: audit.audit_log_events(self, c)),
+            (
+                "GET",
+                "/workspaces/{workspace_gid}/audit_log_events",
+                lambda c: audit.audit_log_events(self.world, c, self.offsets),
+            ),
             ("POST", "/tasks", self.create_task),
             ("PUT", "/tasks/{task_gid}", self.update_task),
             ("DELETE", "/tasks/{task_gid}", self.delete_task),
@@ -726,15 +626,6 @@ class _Dropped(Exception):
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
-
-
-def _limit(query: MultiMapping[str]) -> int | None:
-    raw = query.get("limit")
-    if raw is None:
-        return None
-    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 100:
-        raise ApiError(400, f"limit: Must be between 1 and 100, got {raw}")
-    return int(raw)
 
 
 def _fingerprint(request: web.Request) -> str:

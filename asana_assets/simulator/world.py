@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from . import audit
 from .clock import Clock, iso
 from .models import (
     CustomField,
@@ -80,6 +79,16 @@ UPDATABLE_TASK_FIELDS = frozenset(
     {"name", "notes", "assignee", "due_on", "due_at", "start_on", "completed", "approval_status"}
 )
 _GID_BASE = 1_209_000_000_000_000  # 16-digit gids, like the real API's
+_AUDIT_CATEGORIES = {  # each audit event type the world records (Asana's documented names) -> its category
+    "user_invited": "user_access",
+    "user_deprovisioned": "user_access",
+    "user_reprovisioned": "user_access",
+    "user_workspace_admin_role_changed": "roles",
+    "team_member_added": "access_control",
+    "team_member_removed": "access_control",
+    "project_member_added": "access_control",
+    "project_member_removed": "access_control",
+}
 
 
 class UnknownObject(KeyError):
@@ -127,7 +136,7 @@ class World:
         self.deleted: dict[str, str] = {}  # trashed task gid -> deletion time, for audit checks
         self.events: dict[str, list[Event]] = defaultdict(list)  # subscribed resource -> feed
         self.record_events = True
-        # Enterprise+ keeps an audit log (simulator/audit.py); other plans answer 402 for it.
+        # Enterprise+ keeps an audit log (served by simulator/audit.py); other plans answer 402 for it.
         self.enterprise = False
         self.audit_log: list[dict[str, Any]] = []
         self.default_user: str | None = None  # whom the demo token acts for
@@ -228,7 +237,7 @@ class World:
             )
             workspace.memberships.append(membership.gid)
             user.workspace_memberships.append(membership.gid)
-            audit.record(self, "user_invited", workspace.gid, user.gid, actor=actor, at=membership.created_at)
+            self._audit("user_invited", workspace.gid, user.gid, actor=actor, at=membership.created_at)
             return membership
 
     def add_team(
@@ -560,8 +569,7 @@ class World:
             )
             team.memberships.append(membership.gid)
             user.team_memberships.append(membership.gid)
-            audit.record(self, "team_member_added", team.organization, team.gid, user=user.gid,
-                         actor=actor, at=at)
+            self._audit("team_member_added", team.organization, team.gid, user=user.gid, actor=actor, at=at)
             return membership
 
     def remove_team_membership(self, membership: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
@@ -571,8 +579,8 @@ class World:
             team.memberships.remove(membership.gid)
             self.objects[membership.user].team_memberships.remove(membership.gid)
             del self.objects[membership.gid]
-            audit.record(self, "team_member_removed", team.organization, team.gid, user=membership.user,
-                         actor=actor, at=at)
+            self._audit("team_member_removed", team.organization, team.gid, user=membership.user,
+                        actor=actor, at=at)
 
     def add_project_membership(
         self,
@@ -589,8 +597,8 @@ class World:
             project.memberships.append(membership.gid)
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "added", parent=project)
-            audit.record(self, "project_member_added", project.workspace, project.gid, user=user.gid,
-                         actor=actor, at=when)
+            self._audit("project_member_added", project.workspace, project.gid, user=user.gid,
+                        actor=actor, at=when)
             return membership
 
     def add_project_team(
@@ -616,8 +624,8 @@ class World:
             del self.objects[membership.gid]
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "removed", parent=project)
-            audit.record(self, "project_member_removed", project.workspace, project.gid, user=membership.user,
-                         actor=actor, at=when)
+            self._audit("project_member_removed", project.workspace, project.gid, user=membership.user,
+                        actor=actor, at=when)
 
     # ------------------------------------------------------------------ task mutations
     def create_task(
@@ -868,6 +876,39 @@ class World:
     def _user_gid(self, ref: Ref | None) -> str | None:
         return None if ref is None else self.get(ref, User).gid
 
+    def _audit(self, event_type: str, workspace: str, resource: str, *, actor: Ref | None, at: datetime | str | None,
+               user: str | None = None, old_value: str | None = None, new_value: str | None = None) -> None:
+        """Append one event to an Enterprise world's audit log (other worlds keep none, and their
+        clock does not tick for it); no ``actor`` is Asana itself. For the membership events the member is named in
+        ``details.user`` (the details object allows extra properties): the simulator's choice,
+        not a documented placement."""
+        if not self.enterprise:
+            return
+        when, actor = self._stamp(at, actor)
+        details: dict[str, Any] = {"old_value": old_value, "new_value": new_value}
+        if user is not None:
+            details["user"] = {k: v for k, v in self._audit_party(user, "resource").items() if k != "resource_type"}
+        self.audit_log.append({
+            "gid": self._gid(),
+            "created_at": when,
+            "event_type": event_type,
+            "event_category": _AUDIT_CATEGORIES[event_type],
+            "actor": self._audit_party(actor, "actor"),
+            "resource": self._audit_party(resource, "resource"),
+            "details": details,
+            "context": {"context_type": "api" if actor else "asana"},
+            "workspace": workspace,
+        })
+
+    def _audit_party(self, gid: str | None, kind: str) -> dict[str, Any]:
+        """An actor or resource as the audit log names it (absent fields left out: the spec's are
+        not nullable); no gid is Asana itself."""
+        if gid is None:
+            return {f"{kind}_type": "asana"}
+        obj = self.objects[gid]
+        named = {"gid": gid, "name": getattr(obj, "name", None), "email": getattr(obj, "email", None)}
+        return {f"{kind}_type": obj.resource_type, **{k: v for k, v in named.items() if v is not None}}
+
     def _set_membership_flag(self, user: Ref, workspace: Ref | None, flag: str, value: bool,
                              actor: Ref | None = None, at: datetime | None = None, event: str = "") -> None:
         """Set a flag of the user's memberships; each change is an ``event`` of the audit log."""
@@ -881,8 +922,8 @@ class World:
                     setattr(membership, flag, value)
                     if old != value:
                         roles = ("member", "admin") if flag == "is_admin" else (None, None)
-                        audit.record(self, event, membership.workspace, user.gid, actor=actor, at=at,
-                                     old_value=roles[bool(old)], new_value=roles[value])
+                        self._audit(event, membership.workspace, user.gid, actor=actor, at=at,
+                                    old_value=roles[bool(old)], new_value=roles[value])
 
     def _place(self, task: Task, project: Project, section: Section | None) -> None:
         """Put a task at the end of a section (the project's first one by default)."""

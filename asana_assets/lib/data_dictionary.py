@@ -1,30 +1,24 @@
-"""The data dictionary: every table and column, written from the Arrow schemas, which are the
-single source of the warehouse's types and descriptions.
+"""The data dictionary: every table and column, written from the table registry (lib/schema.py),
+the single source of the warehouse's types and descriptions, and every Postgres view with its
+columns (lib/storage/views.py).
 
     python -m asana_assets.lib.data_dictionary > docs/data-dictionary.md
 
-A test checks that the committed file matches the schemas.
+A test checks that the committed file matches them.
 """
 
 from __future__ import annotations
 
-import pyarrow as pa
+from asana_assets.lib.schema import AUDIT, DERIVED, RAW, REGISTRY, TableSpec, describe
+from asana_assets.lib.storage.views import VIEWS, View
 
-from asana_assets.lib.schema import (
-    AUDIT_TABLES,
-    DERIVED_TABLES,
-    FOREIGN_KEYS,
-    HISTORY_TABLES,
-    RAW_TABLES,
-    describe,
-    primary_key,
-)
+LAYERS = ((RAW, "Raw tables"), (AUDIT, "Audit log (Enterprise+)"), (DERIVED, "Compliance tables"))
 
 
-def _kind(table: str) -> str:
-    if table in HISTORY_TABLES:
+def _kind(spec: TableSpec) -> str:
+    if spec.history:
         return "history: one part per run, appended"
-    if not primary_key(table):
+    if not spec.key:
         return "replaced whole by each sync; no key"
     return "current state: rows gone from the source are removed"
 
@@ -33,28 +27,40 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(name: str, schema: pa.Schema) -> list[str]:
-    key = primary_key(name)
-    references = dict(FOREIGN_KEYS.get(name, ()))
-    lines = [f"### `{name}`", "", f"Key: {', '.join(f'`{c}`' for c in key) or 'none'}; {_kind(name)}.", "",
+def _table(spec: TableSpec) -> list[str]:
+    references = dict(spec.references)
+    lines = [f"### `{spec.name}`", "", spec.description, "",
+             f"Key: {', '.join(f'`{c}`' for c in spec.key) or 'none'}; {_kind(spec)}.", "",
              "| column | type | description |", "|---|---|---|"]
-    for field in schema:
+    for field in spec.schema:
         note = f" References `{references[field.name]}`." if field.name in references else ""
-        lines.append(f"| `{field.name}` | `{field.type}` | {_cell(describe(schema, field.name))}{note} |")
+        lines.append(f"| `{field.name}` | `{field.type}` | {_cell(describe(spec.schema, field.name))}{note} |")
+    return [*lines, ""]
+
+
+def _view(name: str, view: View) -> list[str]:
+    lines = [f"### `{name}`", "", _cell(view.comment), "",
+             f"Over {', '.join(f'`{t}`' for t in view.tables)} (created when they all exist).", "",
+             "| column | description |", "|---|---|"]
+    lines += [f"| `{column}` | {_cell(text)} |" for column, text in view.columns.items()]
     return [*lines, ""]
 
 
 def data_dictionary() -> str:
     lines = ["# Data dictionary", "",
              "Every table of the warehouse, as Parquet (`warehouse/asana/`) and in Postgres (schema `asana`, "
-             "`asana_<connection id>` for a stored connection). gids are strings, timestamps UTC. Generated from "
-             "the Arrow schemas in `asana_assets/lib/schema.py`: "
+             "`asana_<connection id>` for a stored connection), and the Postgres views over them. gids are strings, "
+             "timestamps UTC. Generated from the table registry in `asana_assets/lib/schema.py` and the views in "
+             "`asana_assets/lib/storage/views.py`: "
              "`python -m asana_assets.lib.data_dictionary > docs/data-dictionary.md`.", ""]
-    for title, tables in (("Raw tables", RAW_TABLES), ("Audit log (Enterprise+)", AUDIT_TABLES),
-                          ("Compliance tables", DERIVED_TABLES)):
+    for layer, title in LAYERS:
         lines += [f"## {title}", ""]
-        for name, schema in tables.items():
-            lines += _table(name, schema)
+        for spec in REGISTRY.values():
+            if spec.layer == layer:
+                lines += _table(spec)
+    lines += ["## Views (Postgres)", ""]
+    for name, view in VIEWS.items():
+        lines += _view(name, view)
     return "\n".join(lines)
 
 

@@ -1,14 +1,17 @@
-"""The warehouse contract: one Arrow schema per table, the single source of column types.
+"""The warehouse contract: one record per table (``REGISTRY``), the single place for its facts.
 
-Analysts query these names. gids are strings, timestamps are UTC, dates are dates. The
-same schemas type the Parquet files, the Dagster column-schema metadata and (later) the
-Postgres DDL.
+A table's record holds its Arrow schema (the only source of column types and descriptions), its
+key and references, its description, whether it is history, and how the crawl and the
+incremental sync own it. The Parquet files, the Postgres DDL, the asset specs, the quality
+checks and the data dictionary are all derived from it. Analysts query these names: gids are
+strings, timestamps are UTC, dates are dates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -18,6 +21,30 @@ DATE = pa.date32()
 STR = pa.string()
 BOOL = pa.bool_()
 
+RAW, AUDIT, DERIVED = "raw", "audit", "derived"
+Layer = Literal["raw", "audit", "derived"]
+# How the incremental sync brings a raw table up to date: re-listed whole ("workspace"), re-listed
+# per project when the project may have changed ("project": rows keyed by project_gid), re-read
+# per task ("task": rows keyed by the task's gid); None where the sync treats the table by name.
+Resync = Literal["workspace", "project", "task"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    layer: Layer  # raw: crawled from the API; audit: the audit log; derived: the compliance layer
+    description: str  # the asset's, the data dictionary's and the Postgres table comment's
+    schema: pa.Schema
+    key: tuple[str, ...] = ("gid",)  # empty: no key (replaced whole)
+    references: tuple[tuple[str, str], ...] = ()  # (column, parent table); the parent's key is its gid
+    required: tuple[str, ...] = ()  # besides the key, never null in a derived row: what the row is about
+    history: bool = False  # appended per run (one Parquet part each), never overwritten
+    # Raw tables. The crawl step that reads it (see crawl.STEPS; None: read by every crawl):
+    crawled_by: str | None = None
+    owners: tuple[str, ...] = ("gid",)  # columns tying a row to a container: gone with it mid-crawl
+    streamed: bool = False  # grows with tasks and stories: converted to Arrow in chunks as the crawl reads
+    resync: Resync | None = None
+
 
 def _schema(*columns: tuple[str, pa.DataType, str]) -> pa.Schema:
     """A schema whose fields carry their description, so docs travel with the data."""
@@ -26,20 +53,33 @@ def _schema(*columns: tuple[str, pa.DataType, str]) -> pa.Schema:
     )
 
 
-RAW_TABLES: dict[str, pa.Schema] = {
-    "workspaces": _schema(
+def _table(name: str, layer: Layer, description: str, *columns: tuple[str, pa.DataType, str],
+           **facts: Any) -> TableSpec:
+    return TableSpec(name, layer, description, _schema(*columns), **facts)
+
+
+REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
+    _table(
+        "workspaces", RAW,
+        "Workspaces and organizations the token can see.",
         ("gid", GID, "Workspace or organization gid"),
         ("name", STR, "Workspace name"),
         ("is_organization", BOOL, "True for an organization (email-domain workspace)"),
         ("email_domains", pa.list_(STR), "Email domains of the organization"),
+        resync="workspace",
     ),
-    "users": _schema(
+    _table(
+        "users", RAW,
+        "Every user with a workspace membership, active or not.",
         ("gid", GID, "User gid"),
         ("name", STR, "Display name"),
         ("email", STR, "Email address"),
         ("photo_url", STR, "Avatar URL (128x128)"),
+        crawled_by="memberships", resync="workspace",
     ),
-    "workspace_memberships": _schema(
+    _table(
+        "workspace_memberships", RAW,
+        "Who belongs to each workspace, with admin, guest and active flags.",
         ("gid", GID, "Workspace membership gid"),
         ("workspace_gid", GID, "Workspace"),
         ("user_gid", GID, "Member"),
@@ -48,24 +88,38 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("is_guest", BOOL, "Guest (outside the organization's domains)"),
         ("is_view_only", BOOL, "View-only member"),
         ("created_at", TS, "When the membership was created"),
+        references=(("user_gid", "users"), ("workspace_gid", "workspaces")),
+        crawled_by="memberships",
+        resync="workspace",
     ),
-    "teams": _schema(
+    _table(
+        "teams", RAW,
+        "Teams of each organization.",
         ("gid", GID, "Team gid"),
         ("workspace_gid", GID, "Organization the team belongs to"),
         ("name", STR, "Team name"),
         ("description", STR, "Team description"),
         ("visibility", STR, "secret, request_to_join or public"),
         ("permalink_url", STR, "Link to the team in Asana"),
+        references=(("workspace_gid", "workspaces"),), crawled_by="teams", resync="workspace",
     ),
-    "team_memberships": _schema(
+    _table(
+        "team_memberships", RAW,
+        "Members of each team, with team-admin and guest flags.",
         ("gid", GID, "Team membership gid"),
         ("team_gid", GID, "Team"),
         ("user_gid", GID, "Member"),
         ("is_admin", BOOL, "Team admin"),
         ("is_guest", BOOL, "Guest member"),
         ("is_limited_access", BOOL, "Limited-access member"),
+        references=(("team_gid", "teams"), ("user_gid", "users")),
+        crawled_by="team_memberships",
+        owners=("team_gid",),
+        resync="workspace",
     ),
-    "projects": _schema(
+    _table(
+        "projects", RAW,
+        "Projects (archived ones included) with owner, team and privacy.",
         ("gid", GID, "Project gid"),
         ("workspace_gid", GID, "Workspace"),
         ("team_gid", GID, "Team that owns the project"),
@@ -86,22 +140,36 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("synced_at", TS, "When this sync finished listing the project's tasks"),
         ("num_tasks", pa.int32(), "Tasks Asana counts in the project (task_counts)"),
         ("tasks_counted_at", TS, "When num_tasks was asked for; null num_tasks then means refused or malformed"),
+        references=(("workspace_gid", "workspaces"), ("team_gid", "teams")),
+        crawled_by="projects",
+        resync="workspace",
     ),
-    "project_memberships": _schema(
+    _table(
+        "project_memberships", RAW,
+        "Direct project members and their access level.",
         ("gid", GID, "Project membership gid"),
         ("project_gid", GID, "Project"),
         ("member_gid", GID, "User or team gid"),
         ("member_type", STR, "user or team"),
         ("access_level", STR, "admin, editor, commenter or viewer"),
+        references=(("project_gid", "projects"),),
+        crawled_by="project_memberships",
+        owners=("project_gid",),
+        resync="project",
     ),
-    "sections": _schema(
+    _table(
+        "sections", RAW,
+        "Sections of each project in board order; the source of workflow states.",
         ("gid", GID, "Section gid"),
         ("project_gid", GID, "Project"),
         ("name", STR, "Section name"),
         ("position", pa.int32(), "Order of the section in its project, from 0"),
         ("created_at", TS, "Creation time"),
+        references=(("project_gid", "projects"),), crawled_by="sections", owners=("project_gid",), resync="project",
     ),
-    "tasks": _schema(
+    _table(
+        "tasks", RAW,
+        "Every task, subtasks included (parent_gid), with assignee, completion and approval status.",
         ("gid", GID, "Task gid"),
         ("workspace_gid", GID, "Workspace"),
         ("parent_gid", GID, "Parent task for subtasks, else null"),
@@ -121,14 +189,28 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("start_on", DATE, "Start date"),
         ("permalink_url", STR, "Link to the task in Asana"),
         ("num_subtasks", pa.int32(), "Number of direct subtasks"),
+        references=(("parent_gid", "tasks"), ("workspace_gid", "workspaces"), ("assignee_gid", "users")),
+        crawled_by="tasks",
+        owners=("gid", "parent_gid"),
+        resync="task",
     ),
-    "task_memberships": _schema(
+    _table(
+        "task_memberships", RAW,
+        "Which project and section each task sits in; position 0 is the primary project.",
         ("task_gid", GID, "Task"),
         ("project_gid", GID, "Project the task is in"),
         ("section_gid", GID, "Section of the task in that project"),
         ("position", pa.int32(), "Order among the task's memberships; 0 is the primary project"),
+        key=("task_gid", "project_gid"),
+        references=(("task_gid", "tasks"), ("project_gid", "projects"), ("section_gid", "sections")),
+        crawled_by="tasks",
+        owners=("task_gid", "project_gid"),
+        streamed=True,
+        resync="task",
     ),
-    "stories": _schema(
+    _table(
+        "stories", RAW,
+        "The changelog of every task and subtask, with the structured old/new fields.",
         ("gid", GID, "Story gid"),
         ("task_gid", GID, "Task the story belongs to"),
         ("created_at", TS, "When it happened"),
@@ -166,8 +248,11 @@ RAW_TABLES: dict[str, pa.Schema] = {
                 (f"{side}_people_gids", pa.list_(GID), f"People {when}"),
             )
         ),
+        references=(("task_gid", "tasks"),), crawled_by="stories", owners=("task_gid",), streamed=True,
     ),
-    "custom_fields": _schema(
+    _table(
+        "custom_fields", RAW,
+        "Custom field definitions (type, enum options, precision) of the fields projects use.",
         ("gid", GID, "Custom field gid (a task's value of the field has the same gid)"),
         ("workspace_gid", GID, "Workspace of the projects that use the field"),
         ("name", STR, "Field name"),
@@ -179,18 +264,35 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("format", STR, "Number format: currency, identifier, percentage, custom, duration or none"),
         ("enabled", BOOL, "False once the field is disabled"),
         ("is_formula_field", BOOL, "Computed by a formula"),
+        references=(("workspace_gid", "workspaces"),), crawled_by="custom_field_settings",
     ),
-    "custom_field_settings": _schema(
+    _table(
+        "custom_field_settings", RAW,
+        "Which project uses which custom field.",
         ("gid", GID, "Custom field setting gid"),
         ("project_gid", GID, "Project that uses the field"),
         ("custom_field_gid", GID, "The field"),
         ("is_important", BOOL, "Shown in the project's list view"),
+        references=(("project_gid", "projects"), ("custom_field_gid", "custom_fields")),
+        crawled_by="custom_field_settings",
+        owners=("project_gid",),
+        resync="project",
     ),
-    "task_followers": _schema(
+    _table(
+        "task_followers", RAW,
+        "Followers of each task: who sees it even where its projects are private.",
         ("task_gid", GID, "Task"),
         ("user_gid", GID, "Follower (collaborator): sees the task even where its projects are private"),
+        key=("task_gid", "user_gid"),
+        references=(("task_gid", "tasks"),),
+        crawled_by="tasks",
+        owners=("task_gid",),
+        streamed=True,
+        resync="task",
     ),
-    "task_custom_fields": _schema(
+    _table(
+        "task_custom_fields", RAW,
+        "Each task's value of each of its custom fields, in typed columns, with Asana's display value.",
         ("task_gid", GID, "Task"),
         ("custom_field_gid", GID, "Field"),
         ("resource_subtype", STR, "Type of the field, which says which value column holds the value"),
@@ -205,8 +307,16 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("people_gids", pa.list_(GID), "Users in a people field"),
         ("reference_gids", pa.list_(GID), "Objects (tasks, projects...) in a reference field"),
         ("display_value", STR, "The value as Asana displays it (a formula field's result); null when unset"),
+        key=("task_gid", "custom_field_gid"),
+        references=(("task_gid", "tasks"), ("custom_field_gid", "custom_fields")),
+        crawled_by="tasks",
+        owners=("task_gid",),
+        streamed=True,
+        resync="task",
     ),
-    "tags": _schema(
+    _table(
+        "tags", RAW,
+        "Tags of each workspace.",
         ("gid", GID, "Tag gid"),
         ("workspace_gid", GID, "Workspace"),
         ("name", STR, "Tag name"),
@@ -214,22 +324,34 @@ RAW_TABLES: dict[str, pa.Schema] = {
         ("notes", STR, "Tag description"),
         ("created_at", TS, "Creation time"),
         ("permalink_url", STR, "Link to the tag in Asana"),
+        crawled_by="tags", resync="workspace",
     ),
-    "task_tags": _schema(
+    _table(
+        "task_tags", RAW,
+        "Tags on each task.",
         ("task_gid", GID, "Task"),
         ("tag_gid", GID, "Tag on the task"),
+        key=("task_gid", "tag_gid"),
+        references=(("task_gid", "tasks"), ("tag_gid", "tags")),
+        crawled_by="tasks",
+        owners=("task_gid",),
+        streamed=True,
+        resync="task",
     ),
-    "quarantine": _schema(
+    _table(
+        "quarantine", RAW,
+        "Records the API returned that failed validation (audit log events included), and records whose "
+        "references do not resolve (those stay in their tables too): each with the reason, never dropped.",
         ("table", STR, "Table the record was meant for"),
         ("gid", GID, "gid of the record, when it had one"),
         ("error", STR, "Why the record was refused"),
         ("raw", STR, "The record as received, JSON"),
         ("observed_at", TS, "When the sync received it"),
+        key=(),
     ),
-}
-
-DERIVED_TABLES: dict[str, pa.Schema] = {
-    "collections": _schema(
+    _table(
+        "collections", DERIVED,
+        "One row per project, with its place in the hierarchy workspace > team > project.",
         ("gid", GID, "Project gid"),
         ("name", STR, "Project name"),
         ("description", STR, "Project description"),
@@ -247,7 +369,9 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("modified_at", TS, "Last modification time"),
         ("url", STR, "Link to the project in Asana"),
     ),
-    "workflow_states": _schema(
+    _table(
+        "workflow_states", DERIVED,
+        "One row per section: its stage and canonical state, and the rule or override that decided.",
         ("section_gid", GID, "Section gid"),
         ("project_gid", GID, "Project"),
         ("name", STR, "Section name"),
@@ -256,8 +380,11 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
          "says no known stage"),
         ("state", STR, "OPEN, IN_PROGRESS, ON_HOLD, CLOSED, or UNKNOWN"),
         ("rule", STR, "What decided the stage: rule:<stage>:<words>, override:section, override:project, or unmapped"),
+        key=("section_gid",), required=("stage", "state"),
     ),
-    "tickets": _schema(
+    _table(
+        "tickets", DERIVED,
+        "One row per task (subtasks included) in a ticketing common model, with a canonical status.",
         ("gid", GID, "Task gid"),
         ("workspace_gid", GID, "Workspace"),
         ("name", STR, "Title"),
@@ -287,8 +414,12 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
          "to its implementation start"),
         ("visibility", STR, "public when one of its projects (a subtask: its parent's) is public to the workspace, "
          "else private"),
+        references=(("primary_project_gid", "collections"), ("section_gid", "workflow_states")),
+        required=("status", "is_change"),
     ),
-    "ticket_events": _schema(
+    _table(
+        "ticket_events", DERIVED,
+        "The changelog from stories' structured fields: assignments, moves, completions, approvals.",
         ("event_id", STR, "Story gid, or created:<ticket gid>"),
         ("ticket_gid", GID, "Ticket"),
         ("event_type", STR, "created, assigned, unassigned, section_changed, completed, reopened, "
@@ -302,8 +433,11 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("new_state", STR, "State of the section entered"),
         ("old_value", STR, "Previous value (assignee, approval status, name, due date)"),
         ("new_value", STR, "New value"),
+        key=("event_id",), references=(("ticket_gid", "tickets"),), required=("ticket_gid", "event_type"),
     ),
-    "ticket_status_history": _schema(
+    _table(
+        "ticket_status_history", DERIVED,
+        "One interval per ticket, project and state, from entry to exit.",
         ("interval_id", STR, "<ticket gid>/<project gid or none>/<entered_at in epoch microseconds>"),
         ("ticket_gid", GID, "Ticket"),
         ("project_gid", GID, "Project whose sections give the state"),
@@ -312,8 +446,12 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("left_at", TS, "When it left; null while current"),
         ("entered_by_gid", GID, "Who moved it there"),
         ("duration_seconds", pa.float64(), "left_at - entered_at; null while current"),
+        key=("interval_id",), references=(("ticket_gid", "tickets"),), required=("ticket_gid", "state", "entered_at"),
     ),
-    "approvals": _schema(
+    _table(
+        "approvals", DERIVED,
+        "Every approval decision: approval subtasks' status changes (a return to pending withdraws) and moves "
+        "into Approved sections.",
         ("approval_id", STR, "Story gid of the decision, or subtask gid when no story records it"),
         ("ticket_gid", GID, "Ticket approved"),
         ("source", STR, "subtask (an approval subtask's status) or section (entering an APPROVED section)"),
@@ -322,8 +460,11 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("decision", STR, "approved, rejected, changes_requested, or pending (an approval withdrawn)"),
         ("decided_at", TS, "When"),
         ("approver_gid", GID, "Who decided"),
+        key=("approval_id",), references=(("ticket_gid", "tickets"),), required=("ticket_gid", "source", "decision"),
     ),
-    "user_access": _schema(
+    _table(
+        "user_access", DERIVED,
+        "Who can reach what, one snapshot per run; history accumulates.",
         ("snapshot_at", TS, "When this snapshot was taken (the run's as_of)"),
         ("run_id", STR, "Run that took the snapshot"),
         ("user_gid", GID, "User"),
@@ -332,8 +473,12 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("resource_gid", GID, "The workspace, team or project"),
         ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
         ("via_team_gid", GID, "The team a project is shared with, when the user reaches the project only through it"),
+        key=("snapshot_at", "user_gid", "resource_type", "resource_gid"), required=("role",), history=True,
     ),
-    "membership_changes": _schema(
+    _table(
+        "membership_changes", DERIVED,
+        "What changed between consecutive access snapshots, and every access change the audit log shows "
+        "between them (also one undone before the next snapshot).",
         ("change_id", STR, "Stable id: sha256 of window_end|user_gid|resource_type|resource_gid|change_type, "
          "window_end as 2026-03-01T09:00:00.000000Z, first 16 hex digits; a change only the audit log shows "
          "appends |<event gid>"),
@@ -351,8 +496,11 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("actor_name", STR, "The actor's name as the audit log gives it"),
         ("occurred_at", TS, "When the change happened, from the matching audit log event; null without one"),
         ("evidence", STR, "audit log (an audit event gives actor and time) or snapshots (only the window is known)"),
+        key=("change_id",),
     ),
-    "monitor_results": _schema(
+    _table(
+        "monitor_results", DERIVED,
+        "Every monitor's result per evaluated resource, one part per run.",
         ("run_id", STR, "Run that evaluated"),
         ("evaluated_at", TS, "The run's as_of"),
         ("monitor_id", STR, "Monitor"),
@@ -364,51 +512,14 @@ DERIVED_TABLES: dict[str, pa.Schema] = {
         ("severity", STR, "ERROR or WARN"),
         ("control_refs", pa.list_(STR), "Controls the monitor evidences"),
         ("resource_url", STR, "Link to the resource in Asana"),
+        key=("run_id", "monitor_id", "resource_type", "resource_gid"),
+        required=("status", "reason", "severity"),
+        history=True,
     ),
-}
-
-# Every other table is keyed by its gid; the quarantine has no key (a refused record may lack one).
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "task_memberships": ("task_gid", "project_gid"),
-    "task_tags": ("task_gid", "tag_gid"),
-    "task_custom_fields": ("task_gid", "custom_field_gid"),
-    "task_followers": ("task_gid", "user_gid"),
-    "quarantine": (),
-    "workflow_states": ("section_gid",),
-    "ticket_events": ("event_id",),
-    "ticket_status_history": ("interval_id",),
-    "approvals": ("approval_id",),
-    "user_access": ("snapshot_at", "user_gid", "resource_type", "resource_gid"),
-    "membership_changes": ("change_id",),
-    "monitor_results": ("run_id", "monitor_id", "resource_type", "resource_gid"),
-}
-
-# Columns no derived row may leave null besides its key: what the row is about. A null there is
-# a bug upstream, refused when the table is built rather than published as a row of nulls.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "tickets": ("status", "is_change"),
-    "workflow_states": ("stage", "state"),
-    "ticket_events": ("ticket_gid", "event_type"),
-    "ticket_status_history": ("ticket_gid", "state", "entered_at"),
-    "approvals": ("ticket_gid", "source", "decision"),
-    "user_access": ("role",),
-    "monitor_results": ("status", "reason", "severity"),
-}
-
-
-def require_columns(table: str, data: pa.Table) -> pa.Table:
-    """``data`` when its key and required columns hold no null; else a ValueError naming them."""
-    empty = {c: data[c].null_count for c in (*primary_key(table), *REQUIRED_COLUMNS.get(table, ()))
-             if data[c].null_count}
-    if empty:
-        counts = ", ".join(f"{c} ({n} rows)" for c, n in empty.items())
-        raise ValueError(f"{table}: null in required column(s) {counts} of {data.num_rows} rows")
-    return data
-
-
-# Enterprise+ only: read from the workspace's audit log and kept beyond Asana's 90 days.
-AUDIT_TABLES: dict[str, pa.Schema] = {
-    "audit_log_events": _schema(
+    _table(
+        "audit_log_events", AUDIT,
+        "The workspaces' audit log (Enterprise+): who granted, removed or changed access, and when. Read from "
+        "the last event kept; kept beyond Asana's 90 days. Empty where the plan has no audit log.",
         ("gid", GID, "Audit event gid"),
         ("workspace_gid", GID, "Workspace whose audit log holds the event"),
         ("created_at", TS, "When the event happened"),
@@ -430,15 +541,23 @@ AUDIT_TABLES: dict[str, pa.Schema] = {
         ("details", STR, "The whole details object, as JSON"),
         ("context", STR, "The whole context object, as JSON"),
     ),
-}
+)}
 
-TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **DERIVED_TABLES, **AUDIT_TABLES}
-# Appended per run (one Parquet part each), never overwritten.
-HISTORY_TABLES = frozenset({"user_access", "monitor_results"})
+
+def _layer(layer: Layer) -> dict[str, pa.Schema]:
+    return {name: spec.schema for name, spec in REGISTRY.items() if spec.layer == layer}
+
+
+RAW_TABLES = _layer(RAW)
+AUDIT_TABLES = _layer(AUDIT)  # Enterprise+ only: read from the audit log, kept beyond Asana's 90 days
+DERIVED_TABLES = _layer(DERIVED)
+TABLES: dict[str, pa.Schema] = {name: spec.schema for name, spec in REGISTRY.items()}
+HISTORY_TABLES = frozenset(name for name, spec in REGISTRY.items() if spec.history)
+FOREIGN_KEYS = {name: spec.references for name, spec in REGISTRY.items() if spec.references}
 
 
 def primary_key(table: str) -> tuple[str, ...]:
-    return PRIMARY_KEYS.get(table, ("gid",))
+    return REGISTRY[table].key
 
 
 def to_arrow(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -451,24 +570,13 @@ def describe(schema: pa.Schema, name: str) -> str:
     return meta.get(b"description", b"").decode()
 
 
-# child table -> (column, parent table); the parent's key is its gid.
-FOREIGN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
-    "workspace_memberships": (("user_gid", "users"), ("workspace_gid", "workspaces")),
-    "teams": (("workspace_gid", "workspaces"),),
-    "team_memberships": (("team_gid", "teams"), ("user_gid", "users")),
-    "projects": (("workspace_gid", "workspaces"), ("team_gid", "teams")),
-    "project_memberships": (("project_gid", "projects"),),
-    "sections": (("project_gid", "projects"),),
-    "tasks": (("parent_gid", "tasks"), ("workspace_gid", "workspaces"), ("assignee_gid", "users")),
-    "task_memberships": (("task_gid", "tasks"), ("project_gid", "projects"), ("section_gid", "sections")),
-    "stories": (("task_gid", "tasks"),),
-    "task_tags": (("task_gid", "tasks"), ("tag_gid", "tags")),
-    "custom_fields": (("workspace_gid", "workspaces"),),
-    "custom_field_settings": (("project_gid", "projects"), ("custom_field_gid", "custom_fields")),
-    "task_custom_fields": (("task_gid", "tasks"), ("custom_field_gid", "custom_fields")),
-    "task_followers": (("task_gid", "tasks"),),
-    "tickets": (("primary_project_gid", "collections"), ("section_gid", "workflow_states")),
-    "ticket_events": (("ticket_gid", "tickets"),),
-    "ticket_status_history": (("ticket_gid", "tickets"),),
-    "approvals": (("ticket_gid", "tickets"),),
-}
+def require_columns(table: str, data: pa.Table) -> pa.Table:
+    """``data`` when its key and required columns hold no null; else a ValueError naming them.
+    A null there is a bug upstream, refused when the table is built rather than published as a
+    row of nulls."""
+    spec = REGISTRY[table]
+    empty = {c: data[c].null_count for c in (*spec.key, *spec.required) if data[c].null_count}
+    if empty:
+        counts = ", ".join(f"{c} ({n} rows)" for c, n in empty.items())
+        raise ValueError(f"{table}: null in required column(s) {counts} of {data.num_rows} rows")
+    return data

@@ -34,7 +34,7 @@ from asana_assets.lib.asana.client import (
     PaymentRequiredError,
     SyncTokenExpiredError,
 )
-from asana_assets.lib.schema import RAW_TABLES, primary_key, to_arrow
+from asana_assets.lib.schema import RAW_TABLES, REGISTRY, primary_key, to_arrow
 
 # opt_fields per resource: exactly what the tables store, so one list call per page suffices.
 WORKSPACE_FIELDS = ("name", "is_organization", "email_domains")
@@ -90,45 +90,26 @@ MEMBER_TYPES = ("user", "team")  # what a project membership's member can be
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0  # the least time between two progress lines
 
-# Columns that tie a row to a container: when the container vanishes mid-crawl, so does the row.
-_OWNER_COLUMNS = {
-    "teams": ("gid",),
-    "team_memberships": ("team_gid",),
-    "projects": ("gid",),
-    "project_memberships": ("project_gid",),
-    "sections": ("project_gid",),
-    "tasks": ("gid", "parent_gid"),
-    "task_memberships": ("task_gid", "project_gid"),
-    "task_tags": ("task_gid",),
-    "stories": ("task_gid",),
-    "custom_field_settings": ("project_gid",),
-    "task_custom_fields": ("task_gid",),
-    "task_followers": ("task_gid",),
+# The crawl's steps, each under the step whose records it lists from (None: a workspace's own).
+# A table names the step that reads it (schema.TableSpec.crawled_by); a subset of tables runs only
+# the steps on their way.
+STEPS: dict[str, str | None] = {
+    "memberships": None, "teams": None, "team_memberships": "teams", "tags": None, "projects": None,
+    "project_memberships": "projects", "custom_field_settings": "projects", "sections": "projects",
+    "tasks": "projects", "stories": "tasks",
 }
-
-# The tables that grow with the stories and tasks and are never looked up during a crawl: their
-# rows are converted to Arrow every CHUNK_ROWS rows, so a large crawl does not hold them all as
-# Python dicts beside their Arrow copy.
-STREAMED = ("stories", "task_memberships", "task_tags", "task_custom_fields", "task_followers")
+# The tables that grow with the stories and tasks (schema.TableSpec.streamed) are converted to
+# Arrow every CHUNK_ROWS rows, so a large crawl does not hold them all as Python dicts beside
+# their Arrow copy.
 CHUNK_ROWS = 10_000
 
-# Which crawl each table needs: selecting a subset of tables crawls only what they need.
-_NEEDS = {
-    "memberships": {"users", "workspace_memberships"},
-    "teams": {"teams", "team_memberships"},
-    "team_memberships": {"team_memberships"},
-    "tags": {"tags"},
-    "projects": {
-        "projects", "project_memberships", "sections",
-        "tasks", "task_memberships", "task_tags", "stories",
-        "custom_fields", "custom_field_settings", "task_custom_fields", "task_followers",
-    },
-    "project_memberships": {"project_memberships"},
-    "custom_field_settings": {"custom_fields", "custom_field_settings"},
-    "sections": {"sections"},
-    "tasks": {"tasks", "task_memberships", "task_tags", "stories", "task_custom_fields", "task_followers"},
-    "stories": {"stories"},
-}
+
+def _path(step: str | None) -> set[str]:
+    """The step and every step above it."""
+    return set() if step is None else {step} | _path(STEPS[step])
+
+
+_NEEDS = {step: {t for t in RAW_TABLES if step in _path(REGISTRY[t].crawled_by)} for step in STEPS}
 
 
 @dataclass
@@ -159,8 +140,8 @@ class WorkspaceCrawler:
         # listed, so a later incremental sync sees every change made from then on.
         self.track_events = track_events
         self.tokens: dict[str, str] = {}
-        self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)  # the tables not STREAMED
-        self.streamed = {table: _Chunks(table) for table in STREAMED}
+        self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)  # the tables not streamed
+        self.streamed = {table: _Chunks(table) for table in RAW_TABLES if REGISTRY[table].streamed}
         self.started_at = datetime.now(UTC)
         self.quarantine: list[dict] = []
         self._seen_tasks: set[str] = set()
@@ -238,7 +219,7 @@ class WorkspaceCrawler:
         if not self._gone:
             return
         for table, rows in self.rows.items():
-            columns = _OWNER_COLUMNS.get(table, ("gid",))
+            columns = REGISTRY[table].owners
             self.rows[table] = {
                 key: row for key, row in rows.items() if not any(row.get(c) in self._gone for c in columns)
             }
@@ -298,7 +279,7 @@ class WorkspaceCrawler:
         tables = {}
         for name in RAW_TABLES:
             if name in self.streamed:
-                tables[name] = self.streamed.pop(name).table(_OWNER_COLUMNS.get(name, ("gid",)), self._gone)
+                tables[name] = self.streamed.pop(name).table(REGISTRY[name].owners, self._gone)
             else:
                 tables[name] = to_arrow(name, self.rows.pop(name, {}).values())
         tables["quarantine"] = to_arrow("quarantine", self.quarantine)

@@ -56,14 +56,20 @@ from asana_assets.lib.asana.crawl import (
 )
 from asana_assets.lib.asana.models import gid_of
 from asana_assets.lib.asana.state import SyncState
-from asana_assets.lib.schema import RAW_TABLES
+from asana_assets.lib.schema import RAW_TABLES, REGISTRY
 
 log = logging.getLogger(__name__)
+
+
+def _resynced(how: str) -> tuple[str, ...]:
+    return tuple(name for name in RAW_TABLES if REGISTRY[name].resync == how)
+
+
 # Re-listed whole on every incremental sync: their size follows people and projects, not tasks.
-WORKSPACE_TABLES = ("workspaces", "users", "workspace_memberships", "teams", "team_memberships", "tags", "projects")
+WORKSPACE_TABLES = _resynced("workspace")
 # A project's containers: re-listed whole, per project, when they may have changed.
-CONTAINER_TABLES = ("sections", "custom_field_settings", "project_memberships")
-TASK_TABLES = ("tasks", "task_memberships", "task_tags", "task_custom_fields", "task_followers")
+CONTAINER_TABLES = _resynced("project")
+TASK_TABLES = _resynced("task")  # re-read with their task
 TASK_SUBTYPES = frozenset({"default_task", "milestone", "approval"})
 # Where a quarantined record names its container: it is replaced when that container is read again.
 _CONTAINER_OF = {"stories": "target", "sections": "project", "project_memberships": "parent"}

@@ -40,13 +40,13 @@ test-latest:
 	.venv-latest/bin/pip freeze --exclude-editable > .venv-latest/freeze.txt
 	.venv-latest/bin/python -m pytest
 
-# The demo runs on an instance of its own, so ./dagster.yaml stays the production config.
+# The demo (ASANA_DEMO=1) runs on an instance of its own, so ./dagster.yaml stays the production config.
 demo: setup .demo_home/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/asana-connections sync default
+	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/asana-connections sync default
 
 # The UI (webserver and daemon: schedules and sensors tick) on the demo instance.
 ui: setup .demo_home/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml
+	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml
 
 .demo_home/dagster.yaml:
 	mkdir -p .demo_home

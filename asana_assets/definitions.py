@@ -1,10 +1,10 @@
 """The code location: every Dagster definition of the project, assembled from ``defs/``.
 
 Importing it starts nothing and writes nothing: the resources read their settings at launch,
-and the demo simulator starts only when a run or a sensor first needs it, where nothing else is
-configured (see demo.py). A deployment configured for production but missing its Asana
-credentials still loads, on purpose: the UI and `dagster definitions validate` keep working
-while it is set up, and every run or sensor that needs Asana fails with the setting to add.
+and the demo simulator, with ASANA_DEMO, starts only when a run or a sensor first needs it (see
+demo.py). A deployment configured for production but missing its Asana credentials still loads,
+on purpose: the UI and `dagster definitions validate` keep working while it is set up, and every
+run or sensor that needs Asana fails with the setting to add.
 """
 
 import dagster as dg

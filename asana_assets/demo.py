@@ -1,11 +1,10 @@
-"""The embedded default source: the demo simulator, served only where nothing is configured.
+"""The demo: the simulator's generated organisation as the Asana source, chosen by ASANA_DEMO.
 
-The demo starts the first time this process needs the Asana resource while nothing points at a
-real Asana (no ASANA_ACCESS_TOKEN, ASANA_CONNECTION_ID, ASANA_BASE_URL or connection store) nor at
-a real warehouse (no ASANA_POSTGRES_URL, and a Dagster instance that keeps its storage in no
-database server). Anywhere else it never starts: the code location still loads, and whatever
-needs Asana fails with `refusal`, which names the setting that made the difference. Nothing
-starts at import.
+The demo is never inferred: it serves only where ASANA_DEMO asks for it, and even then it
+refuses (`refusal`) while anything else points at a real Asana (ASANA_ACCESS_TOKEN,
+ASANA_CONNECTION_ID, ASANA_BASE_URL, a connection store) or at a warehouse's Postgres
+(ASANA_POSTGRES_URL): a demo never writes into a real warehouse. It starts the first time this
+process needs it; nothing starts at import.
 """
 
 from __future__ import annotations
@@ -32,71 +31,60 @@ DEMO_SEED = 1
 DEMO_TASKS = 400
 # The demo organisation is on a plan with ten times the paid quota, so the demo takes seconds.
 DEMO_REQUESTS_PER_MINUTE = 15_000
-CREDENTIALS = f"set {settings.ACCESS_TOKEN.name} or {settings.CONNECTION_ID.name}"
 
 _running: str | None = None  # the API base this process serves the demo at
 _simulators: list[Simulator] = []  # the one this process started, kept alive
 _starting = threading.Lock()
 
 
-def asana_setting() -> str | None:
-    """What in the environment points at a real Asana, in words; None when nothing does."""
+def _real_asana() -> tuple[str, str] | None:
+    """What in the environment points at a real Asana, and how to leave it out; None when nothing does."""
     for setting in (settings.ACCESS_TOKEN, settings.CONNECTION_ID, settings.BASE_URL, settings.CONNECTION_STORE):
         if setting.is_set:
-            return f"{setting.name} is set"
+            return f"{setting.name} is set", f"unset {setting.name}"
     if Path(settings.CONNECTION_STORE.default).exists():
-        return f"the connection store {settings.CONNECTION_STORE.default} exists"
+        store = settings.CONNECTION_STORE.default
+        return f"the connection store {store} exists", f"run the demo in a directory without {store}"
     return None
 
 
-def refusal(instance_storage: str | None = None) -> ConnectionProblem | None:
-    """Why the demo may not be the source here, as the error to raise; None when it may be.
-
-    ``instance_storage`` names the package with which the Dagster instance in use keeps its
-    storage in a database server (a production instance), when it does.
-    """
-    if _running is not None:
-        return None
-    if (asana := asana_setting()) is not None:
+def refusal() -> ConnectionProblem | None:
+    """Why the demo may not serve although ASANA_DEMO asks for it, as the error to raise; None when it may."""
+    credentials = f"set {settings.ACCESS_TOKEN.name} or {settings.CONNECTION_ID.name}"
+    if (asana := _real_asana()) is not None:
+        what, leave_out = asana
         return ConnectionProblem(
-            f"{asana} but no Asana credentials are",
-            f"{CREDENTIALS} (the demo simulator serves only where nothing points at a real Asana)",
+            f"{settings.DEMO.name} asks for the demo but {what}",
+            f"{leave_out} for the demo, or unset {settings.DEMO.name} to sync that Asana (the demo simulator "
+            "serves only where nothing points at a real Asana)",
         )
     if settings.POSTGRES_URL.is_set:
         return ConnectionProblem(
-            f"{settings.POSTGRES_URL.name} is set but no Asana credentials are",
-            f"{CREDENTIALS} (the demo simulator never writes into a configured warehouse)",
-        )
-    if instance_storage:
-        return ConnectionProblem(
-            f"the Dagster instance (dagster.yaml in DAGSTER_HOME) keeps its storage in a database server "
-            f"({instance_storage}) but no Asana credentials are set",
-            f"{CREDENTIALS} (the demo simulator never writes beside a production instance; for the demo, "
-            "point DAGSTER_HOME at an instance of its own, as `make demo` does)",
+            f"{settings.DEMO.name} asks for the demo but {settings.POSTGRES_URL.name} is set",
+            f"unset {settings.POSTGRES_URL.name} for the demo, or unset {settings.DEMO.name} and {credentials} "
+            "(the demo simulator never writes into a configured warehouse)",
         )
     return None
 
 
-def source(instance_storage: str | None = None) -> tuple[str, str]:
-    """(API base, token) of the demo simulator, started on first use; raises `refusal` where
-    the demo may not serve.
+def source() -> tuple[str, str]:
+    """(API base, token) of the demo simulator, started on first use; raises `refusal` where the
+    demo may not serve.
 
     The demo keeps its world and its port (``demo.json`` beside the warehouse's sync state):
     every process that serves it again (`make demo`, then `make ui`) serves the same
     organisation at the same address, so the events tokens a sync saved stay valid and no run
     starts that nobody asked for; a process that finds it already served there uses it. Its
-    address and token go into this process's environment, so run workers that this process
-    starts reach the same simulator instead of starting their own.
+    address goes into this process's environment (ASANA_DEMO_BASE_URL), so run workers that this
+    process starts reach the same simulator instead of starting their own.
     """
     global _running
     with _starting:
+        if (refused := refusal()) is not None:
+            raise refused
         if _running is None:
-            if (refused := refusal(instance_storage)) is not None:
-                raise refused
-            _running = _serve(_remembered())
-            os.environ[settings.BASE_URL.name] = _running
-            os.environ[settings.ACCESS_TOKEN.name] = DEMO_TOKEN
-            os.environ.setdefault(settings.REQUESTS_PER_MINUTE.name, str(DEMO_REQUESTS_PER_MINUTE))
+            _running = settings.DEMO_BASE_URL.get() or _serve(_remembered())
+            os.environ[settings.DEMO_BASE_URL.name] = _running
         return _running, DEMO_TOKEN
 
 
@@ -140,12 +128,12 @@ def _serve(state: dict) -> str:
     _simulators.append(simulator)
     write_atomically(_state_file(), json.dumps({**state, "port": int(base_url.split(":")[2].split("/")[0])}).encode())
     log.warning(
-        "%s is not set: serving the demo Asana workspace (simulator, seed %s, %s tasks) at %s",
-        settings.ACCESS_TOKEN.name, DEMO_SEED, DEMO_TASKS, base_url,
+        "%s is on: serving the demo Asana workspace (simulator, seed %s, %s tasks) at %s",
+        settings.DEMO.name, DEMO_SEED, DEMO_TASKS, base_url,
     )
     return base_url
 
 
 def running_base_url() -> str | None:
-    """The demo simulator's API base when this process serves it."""
-    return _running
+    """The demo simulator's API base when this process, or the process that started it, serves it."""
+    return _running or settings.DEMO_BASE_URL.get()

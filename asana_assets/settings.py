@@ -10,23 +10,28 @@ import os
 from dataclasses import dataclass
 
 ASANA_API_BASE = "https://app.asana.com/api/1.0"
+SWITCH = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    default: str | int | float | None
+    default: str | bool | int | float | None
     meaning: str
 
     @property
     def is_set(self) -> bool:
         return bool(os.environ.get(self.name))
 
-    def get(self) -> str | int | float | None:
-        """The environment's value (a number where the default is one), else the default."""
+    def get(self) -> str | bool | int | float | None:
+        """The environment's value (a switch or a number where the default is one), else the default."""
         raw = os.environ.get(self.name)
         if not raw:
             return self.default
+        if isinstance(self.default, bool):  # before the numbers: a bool is an int too
+            if raw.lower() not in SWITCH:
+                raise ValueError(f"{self.name} must be 1, true or yes (on), or 0, false or no (off), not {raw!r}")
+            return SWITCH[raw.lower()]
         if not isinstance(self.default, int | float):
             return raw
         try:
@@ -36,11 +41,19 @@ class Setting:
             raise ValueError(f"{self.name} must be {kind}, not {raw!r}") from None
 
 
-# -- the Asana connection configured in the environment (the partition `default`)
-ACCESS_TOKEN = Setting(
-    "ASANA_ACCESS_TOKEN", "",
-    "Personal access token or service-account token; none: the demo, where nothing else is configured",
+# -- the demo: the simulator's generated organisation instead of a real Asana (demo.py)
+DEMO = Setting(
+    "ASANA_DEMO", False,
+    "Sync the demo simulator's generated organisation (1, true or yes); refused while anything points at a "
+    "real Asana or ASANA_POSTGRES_URL is set",
 )
+DEMO_BASE_URL = Setting(
+    "ASANA_DEMO_BASE_URL", None,
+    "Set by the demo, not by hand: the API base of the simulator it serves, for the processes it starts",
+)
+
+# -- the Asana connection configured in the environment (the partition `default`)
+ACCESS_TOKEN = Setting("ASANA_ACCESS_TOKEN", "", "Personal access token or service-account token")
 CONNECTION_ID = Setting("ASANA_CONNECTION_ID", None, "A stored connection to use instead of a token")
 BASE_URL = Setting("ASANA_BASE_URL", ASANA_API_BASE, "API base URL")
 WORKSPACE_GID = Setting("ASANA_WORKSPACE_GID", None, "The workspace to sync; unset: every workspace the token sees")
@@ -85,7 +98,7 @@ POSTGRES_URL = Setting(
 POSTGRES_SCHEMA = Setting("ASANA_POSTGRES_SCHEMA", "asana", "Postgres schema of the default connection's tables")
 
 ALL = (
-    ACCESS_TOKEN, CONNECTION_ID, BASE_URL, WORKSPACE_GID, REQUESTS_PER_MINUTE, MAX_CONCURRENCY, FULL_SYNC_HOUR,
-    POLL_MINUTES, SENSOR_QUOTA_SHARE, QUOTA_STORE, CONNECTION_STORE, CONNECTION_KEYS, OAUTH_CLIENT_ID,
+    DEMO, DEMO_BASE_URL, ACCESS_TOKEN, CONNECTION_ID, BASE_URL, WORKSPACE_GID, REQUESTS_PER_MINUTE, MAX_CONCURRENCY,
+    FULL_SYNC_HOUR, POLL_MINUTES, SENSOR_QUOTA_SHARE, QUOTA_STORE, CONNECTION_STORE, CONNECTION_KEYS, OAUTH_CLIENT_ID,
     OAUTH_CLIENT_SECRET, OAUTH_REDIRECT_URI, SERVICE_ACCOUNT_KEY, WAREHOUSE_DIR, POSTGRES_URL, POSTGRES_SCHEMA,
 )

@@ -29,7 +29,7 @@ print("SKIP", getattr(getattr(result, "skip_reason", None), "skip_message", resu
 def test_a_demo_sync_then_the_sensor_in_a_new_process_starts_no_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
     (tmp_path / "home").mkdir()
-    env |= {"DAGSTER_HOME": str(tmp_path / "home"), "ASANA_WAREHOUSE_DIR": str(tmp_path / "wh")}
+    env |= {"DAGSTER_HOME": str(tmp_path / "home"), "ASANA_WAREHOUSE_DIR": str(tmp_path / "wh"), "ASANA_DEMO": "1"}
     synced = subprocess.run([str(BIN / "asana-connections"), "sync"], env=env, capture_output=True, text=True,
                             timeout=300, cwd=REPO)
     assert synced.returncode == 0, synced.stderr[-3000:]

@@ -17,9 +17,9 @@ import pytest
 
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.parquet import ParquetWarehouse
-from asana_assets.lib.storage.postgres import PostgresWarehouse
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 from asana_assets_tests.support import POSTGRES_URL, REPO
+from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
 
 BIN = Path(sys.executable).parent
@@ -73,7 +73,7 @@ def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_sour
         assert f"Run {stuck.dagster_run.run_id} of connection default was left in progress" in rerun.stdout
         truth = world.ground_truth()
     assert_matches_truth({t: ParquetWarehouse(tmp_path / "wh").read(t) for t in RAW_TABLES}, truth)
-    with PostgresWarehouse(POSTGRES_URL, schema) as postgres:
+    with PostgresTables(POSTGRES_URL, schema) as postgres:
         assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, truth)
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         assert instance.get_run_by_id(stuck.dagster_run.run_id).status == dg.DagsterRunStatus.FAILURE

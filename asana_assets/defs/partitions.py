@@ -5,7 +5,7 @@ customers: each connection has its own credentials, warehouse namespace, sync st
 schedule, and its runs are queued apart from the others' (see dagster.yaml).
 
 The partition ``default`` is the connection configured in the environment (ASANA_ACCESS_TOKEN
-or ASANA_CONNECTION_ID, or the demo simulator); every other connection stored with
+or ASANA_CONNECTION_ID, or the demo simulator with ASANA_DEMO); every other connection stored with
 ``asana-connections`` is a partition named by its id.
 """
 

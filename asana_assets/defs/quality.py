@@ -15,6 +15,7 @@ from asana_assets.defs.partitions import CONNECTIONS, partition_key
 from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.schema import FOREIGN_KEYS, HISTORY_TABLES, primary_key
+from asana_assets.lib.storage.warehouse import Warehouse
 
 SAMPLE = 10
 
@@ -69,7 +70,7 @@ def _unique_check(table, key, asset_key):
     return check
 
 
-def latest_run_keys(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, table: str,
+def latest_run_keys(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, table: str,
                     key: tuple[str, ...], asset: dg.AssetKey) -> pa.Table:
     """A history table's key columns, for the rows of the latest materialization's run (every
     part's rows that share its first key column, run_id or snapshot_at, with the part it wrote).
@@ -80,7 +81,7 @@ def latest_run_keys(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     if not records:
         return warehouse.read(table).select(list(key))
     part = Path(records[0].asset_materialization.metadata["path"].value).stem
-    written = pq.read_table(warehouse.parquet().part_path(table, part), columns=[key[0]])
+    written = pq.read_table(warehouse.part_path(table, part), columns=[key[0]])
     runs = pc.unique(written[key[0]]).to_pylist()
     matches = [pc.field(key[0]) == run for run in runs]
     return warehouse.read_history(table, columns=list(key), filters=reduce(operator.or_, matches, pc.scalar(False)))

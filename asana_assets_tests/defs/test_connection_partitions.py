@@ -22,11 +22,12 @@ from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.schema import RAW_TABLES
-from asana_assets.lib.storage.postgres import PostgresWarehouse, ident
+from asana_assets.lib.storage.postgres import ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
 from asana_assets_tests.support import POSTGRES_URL as URL
 from asana_assets_tests.support.pipeline import ASSETS, QUOTA, RUN_CHECKS, materialize
+from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
 
@@ -69,9 +70,9 @@ def sync(d, key, run_config=None, as_of=NOW):
 
 def tables(d, key):
     """The connection's Parquet and Postgres tables."""
-    warehouse = d["resources"]["warehouse"].for_connection(key)
+    warehouse = d["resources"]["warehouse"].for_connection(key).warehouse()
     parquet = {t: warehouse.read(t) for t in RAW_TABLES}
-    with PostgresWarehouse(URL, warehouse.postgres_schema) as postgres:
+    with PostgresTables(URL, warehouse.postgres_schema) as postgres:
         return parquet, {t: postgres.read(t) for t in RAW_TABLES}
 
 

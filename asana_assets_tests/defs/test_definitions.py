@@ -14,14 +14,16 @@ import pytest
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
-from asana_assets import settings
+from asana_assets import demo, settings
 from asana_assets.defs.partitions import DEFAULT, register
 from asana_assets.defs.raw.assets import asana_raw_sync
 from asana_assets.defs.raw.checks import quarantine_is_empty
-from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.asana import AsanaResource, DemoAsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
+from asana_assets.defs.resources.configured import configured_resources
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
+from asana_assets.lib.connections.session import whoami
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 from asana_assets.lib.connections.validation import connect_service_account
@@ -109,10 +111,10 @@ def test_cli_syncs_any_server_that_speaks_the_api(simulator, tmp_path, command):
 
 
 @pytest.mark.slow
-def test_without_a_token_the_demo_simulator_is_synced(tmp_path):
+def test_asana_demo_syncs_the_demo_simulator(tmp_path):
     done = subprocess.run(
         [str(BIN / "asana-connections"), "sync"],
-        env=cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+        env=cli_env(tmp_path, ASANA_DEMO="1"), capture_output=True, text=True, timeout=300,
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -158,7 +160,7 @@ def test_the_environment_wins_over_the_committed_env_file(monkeypatch):
     assert dotenv_values(env_file)["DAGSTER_PG_DB"] == "production"
 
 
-# -- the demo serves only where nothing is configured
+# -- the demo serves only where ASANA_DEMO asks for it and nothing else is configured
 
 def _sync_default(env) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "asana-connections"), "sync"], env=env, capture_output=True, text=True,
@@ -174,33 +176,16 @@ def _schema_exists(server, name: str) -> bool:
 
 @pytest.mark.slow
 def test_the_demo_never_writes_into_a_configured_warehouse(tmp_path, schema, server):
-    done = _sync_default(cli_env(tmp_path, ASANA_POSTGRES_URL=POSTGRES_URL, ASANA_POSTGRES_SCHEMA=schema))
+    done = _sync_default(cli_env(tmp_path, ASANA_DEMO="1", ASANA_POSTGRES_URL=POSTGRES_URL,
+                                 ASANA_POSTGRES_SCHEMA=schema))
     assert done.returncode == 1
     assert (
-        "ASANA_POSTGRES_URL is set but no Asana credentials are: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID "
-        "(the demo simulator never writes into a configured warehouse)"
+        "ASANA_DEMO asks for the demo but ASANA_POSTGRES_URL is set: unset ASANA_POSTGRES_URL for the demo, or "
+        "unset ASANA_DEMO and set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID (the demo simulator never writes into "
+        "a configured warehouse)"
     ) in done.stderr
     assert "demo Asana workspace" not in done.stderr + done.stdout
     assert not _schema_exists(server, schema)  # nothing written to Postgres, not even the sync state
-    assert not list((tmp_path / "wh").rglob("*.parquet"))
-
-
-@pytest.mark.slow
-def test_the_demo_never_runs_beside_a_production_instance(tmp_path, schema, server):
-    """DAGSTER_HOME's dagster.yaml keeps the instance in Postgres (here in a throwaway schema)."""
-    with server.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA {ident(schema)}")
-    server.commit()
-    env = cli_env(tmp_path)
-    url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1) + f"?options=-csearch_path%3D{schema}"
-    (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: '{url}'\n")
-    done = _sync_default(env)
-    assert done.returncode == 1
-    assert (
-        "the Dagster instance (dagster.yaml in DAGSTER_HOME) keeps its storage in a database server "
-        "(dagster-postgres) but no Asana credentials are set: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID"
-    ) in done.stderr
-    assert "demo Asana workspace" not in done.stderr + done.stdout
     assert not list((tmp_path / "wh").rglob("*.parquet"))
 
 
@@ -215,20 +200,65 @@ def test_the_code_location_loads_beside_a_configured_warehouse_without_credentia
     assert not list(tmp_path.glob("*.parquet")) and "demo Asana workspace" not in done.stderr
 
 
-def test_an_unconfigured_resource_beside_a_warehouse_names_the_setting(monkeypatch, tmp_path):
+NO_CREDENTIALS = (
+    "no Asana credentials are configured: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID (connect with "
+    "`asana-connections connect`, then set ASANA_CONNECTION_ID to the connection's id); for the demo simulator, "
+    "set ASANA_DEMO=1"
+)
+
+
+def refusals(asana: AsanaResource) -> list[ConnectionProblem]:
+    """What each use of the resource that needs Asana refuses with."""
+    found = []
+    for use in (lambda: asana.run(whoami), asana.connections, lambda: asana.for_connection(DEFAULT)):
+        with pytest.raises(ConnectionProblem) as refused:
+            use()
+        found.append(refused.value)
+    return found
+
+
+@pytest.fixture
+def nothing_set(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no connection store file here
     for setting in settings.ALL:
         monkeypatch.delenv(setting.name, raising=False)
-    monkeypatch.setenv("ASANA_POSTGRES_URL", POSTGRES_URL)
-    asana = AsanaResource()
-    for use in (asana.whoami, asana.connections, lambda: asana.for_connection(DEFAULT)):
-        with pytest.raises(ConnectionProblem) as refused:
-            use()
-        assert refused.value.cause == "ASANA_POSTGRES_URL is set but no Asana credentials are"
-    monkeypatch.delenv("ASANA_POSTGRES_URL")
-    monkeypatch.setenv("ASANA_BASE_URL", "http://127.0.0.1:9/api/1.0")  # pointing at an Asana, without a token
-    with pytest.raises(ConnectionProblem, match="no Asana credentials are configured"):
-        AsanaResource(base_url="http://127.0.0.1:9/api/1.0").whoami()
+    return monkeypatch
+
+
+def test_without_credentials_every_use_names_the_settings_the_demo_included(nothing_set):
+    """Without ASANA_DEMO nothing is inferred: no demo, whatever else is (or is not) configured."""
+    for name, value in (("ASANA_WAREHOUSE_DIR", "wh"), ("ASANA_POSTGRES_URL", POSTGRES_URL)):
+        nothing_set.setenv(name, value)
+        asana = configured_resources()["asana"].process_config_and_initialize()
+        assert type(asana) is AsanaResource
+        assert {str(refused) for refused in refusals(asana)} == {NO_CREDENTIALS}
+    # An API base without a token: a deployment being set up lists no connection, and uses refuse.
+    asana = AsanaResource(base_url="http://127.0.0.1:9/api/1.0")
+    assert asana.connections() == []
+    with pytest.raises(ConnectionProblem) as refused:
+        asana.run(whoami)
+    assert str(refused.value) == NO_CREDENTIALS
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("ASANA_ACCESS_TOKEN", "2/1/real"), ("ASANA_CONNECTION_ID", "c1"), ("ASANA_BASE_URL", "https://asana.example/api"),
+    ("ASANA_CONNECTION_STORE", "postgresql://db.example/store"),
+])
+def test_the_demo_refuses_beside_a_real_asana(nothing_set, name, value):
+    nothing_set.setenv("ASANA_DEMO", "1")
+    nothing_set.setenv(name, value)
+    for refused in refusals(configured_resources()["asana"]):
+        assert refused.cause == f"ASANA_DEMO asks for the demo but {name} is set"
+        assert refused.fix.startswith(f"unset {name} for the demo, or unset ASANA_DEMO to sync that Asana")
+    assert demo.running_base_url() is None  # nothing started
+
+
+def test_the_demo_refuses_beside_a_connection_store_file(nothing_set, tmp_path):
+    nothing_set.setenv("ASANA_DEMO", "1")
+    (tmp_path / "asana_connections.json").write_text("{}")
+    with pytest.raises(ConnectionProblem) as refused:
+        DemoAsanaResource().connections()
+    assert refused.value.cause == "ASANA_DEMO asks for the demo but the connection store asana_connections.json exists"
 
 
 # -- the evidence says where the data came from

@@ -23,6 +23,7 @@ from asana_assets.simulator import Simulator, generate_world
 from asana_assets_tests.support import POSTGRES_URL as URL
 from asana_assets_tests.support import REPO
 from asana_assets_tests.support.pipeline import SIMULATOR, full_sync_job, run_pipeline
+from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
 
@@ -45,7 +46,7 @@ def test_every_table_lands_in_postgres_and_follows_the_source(schema, tmp_path):
     assert run_pipeline(world, tmp_path, NOW + timedelta(hours=1), postgres=(URL, schema)).success
 
     parquet = ParquetWarehouse(tmp_path)
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         for name in TABLES:
             mirrored = postgres.read(name)
             local = parquet.read_history(name, TABLES[name]) if name in HISTORY_TABLES else parquet.read(name)
@@ -83,7 +84,7 @@ def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothin
             assert not failed.success
         # Nothing of the failed run is visible in either store: no Parquet version, no Postgres table.
         assert not (tmp_path / "asana").exists()
-        with PostgresWarehouse(URL, schema) as postgres:
+        with PostgresTables(URL, schema) as postgres:
             with pytest.raises(Exception, match="does not exist"):
                 postgres.read("tasks")
         options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
@@ -91,7 +92,7 @@ def test_a_run_that_dies_mid_load_and_is_re_executed_loses_and_duplicates_nothin
             assert retried.success
 
     parquet = ParquetWarehouse(tmp_path)
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         for name in HISTORY_TABLES:
             mirrored, local = postgres.read(name), parquet.read_history(name, TABLES[name])
             assert set(mirrored["run_id"].to_pylist()) == set(local["run_id"].to_pylist()) == {failed.run_id}
@@ -129,7 +130,7 @@ def test_the_same_code_runs_each_step_in_its_own_process(executor, schema, tmp_p
         assert pids <= workers  # in the Celery worker's processes
     else:
         assert len(pids) == len(steps) > 1  # a process per step
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         tickets = postgres.read("tickets")
     assert tickets.num_rows == len(world.ground_truth()["tasks"])
 
@@ -166,8 +167,8 @@ def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tm
     change_the_world(world)
     added = next(t["gid"] for t in world.ground_truth()["tasks"] if t["name"] == "Created between syncs")
     marker = tmp_path / "stalled"
-    with PostgresWarehouse(URL, schema) as postgres:
-        tokens_before = postgres.load_state("incremental_sync")
+    with PostgresTables(URL, schema) as postgres:
+        tokens_before = postgres.document("incremental_sync")
     with Simulator(world, SIMULATOR) as sim:
         env = {**os.environ, "TEST_MARKER": str(marker), "TEST_ASANA_BASE_URL": sim.base_url,
                "TEST_WAREHOUSE_DIR": str(tmp_path), "TEST_POSTGRES_URL": URL, "TEST_POSTGRES_SCHEMA": schema,
@@ -180,17 +181,17 @@ def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tm
         assert marker.exists(), "the run never reached the tasks load"
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         assert (added,) not in keys(postgres.read("tasks"), "tasks")  # the open transaction was rolled back
         assert added not in set(postgres.read("task_memberships")["task_gid"].to_pylist())  # loaded before it: too
-        assert postgres.load_state("incremental_sync") == tokens_before  # not advanced by the killed run
+        assert postgres.document("incremental_sync") == tokens_before  # not advanced by the killed run
     assert added not in set(ParquetWarehouse(tmp_path).read("task_memberships")["task_gid"].to_pylist())
     assert run_pipeline(world, tmp_path, NOW + timedelta(hours=2), postgres=(URL, schema), mode="incremental").success
     truth = world.ground_truth()
     assert_matches_truth({t: ParquetWarehouse(tmp_path).read(t) for t in RAW_TABLES}, truth)
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, truth)
-        assert postgres.load_state("incremental_sync") != tokens_before  # advanced by the rerun only
+        assert postgres.document("incremental_sync") != tokens_before  # advanced by the rerun only
         for name in TABLES:
             mirrored = postgres.read(name)
             assert len(keys(mirrored, name)) == mirrored.num_rows, name  # no duplicate

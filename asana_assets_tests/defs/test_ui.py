@@ -35,7 +35,7 @@ def demo(tmp_path_factory):
     (root / "home").mkdir()
     (root / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
-    env |= {"DAGSTER_HOME": str(root / "home"), "ASANA_WAREHOUSE_DIR": str(root / "wh")}
+    env |= {"DAGSTER_HOME": str(root / "home"), "ASANA_WAREHOUSE_DIR": str(root / "wh"), "ASANA_DEMO": "1"}
     synced = subprocess.run([str(BIN / "asana-connections"), "sync"], env=env, capture_output=True, text=True,
                             timeout=300, cwd=REPO)
     assert synced.returncode == 0, synced.stderr[-3000:]

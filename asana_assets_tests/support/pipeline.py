@@ -61,7 +61,7 @@ def resources(base_url: str, directory: Path, postgres: tuple[str, str] | None =
 
 def results_of(run: dg.ExecuteInProcessResult, directory: Path) -> pd.DataFrame:
     """The run's monitor_results rows."""
-    results = WarehouseResource(directory=str(directory)).read("monitor_results").to_pandas()
+    results = WarehouseResource(directory=str(directory)).warehouse().read("monitor_results").to_pandas()
     return results[results["run_id"] == run.run_id]
 
 

@@ -4,12 +4,8 @@ Each connection is a partition (see defs/partitions.py), and every request below
 
 - ``asana_connections_sensor`` keeps the partitions equal to the configured and stored
   connections, and asks for a new connection's first full sync;
-- ``asana_events_sensor`` polls each connection's project events feeds (reading, not consuming,
-  the pending events) and asks for an incremental run of the projects that changed; the run
-  applies exactly those changes and only then advances the saved tokens. Polls follow activity,
-  not the number of projects (lib/asana/polls.py): a project with recent events is polled at
-  every tick, a quiet one less and less often, an archived one never (the daily reconcile covers
-  it), and one tick's polls stay within POLL_SHARE of the connection's request quota;
+- ``asana_events_sensor`` polls each connection's project events feeds and asks for an
+  incremental run of the projects that changed, by the polling rules of lib/asana/polls.py;
 - ``asana_freshness_sensor`` records whether every connection's tables are younger than the
   freshness limit, naming each connection that stopped syncing.
 
@@ -31,7 +27,8 @@ from asana_assets.defs.raw.assets import SyncConfig, asana_raw_sync
 from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
-from asana_assets.lib.asana.polls import PollPolicy
+from asana_assets.lib.asana.polls import LOOK_CLIENT, PollPolicy, look_at_feeds
+from asana_assets.lib.connections.session import SENSOR
 from asana_assets.lib.connections.troubleshooting import describe
 
 EVENTS_INTERVAL = 60  # seconds between two ticks of the events sensor
@@ -41,8 +38,6 @@ POLL_BUDGET = 40.0  # seconds a tick waits for the polls (Dagster gives a sensor
 # The polls of a tick are sized to take this long at the sensor's share of the quota (one request
 # a project), so they are answered within POLL_BUDGET; what is still unanswered then stays due.
 POLL_SECONDS = 30.0
-ACTIVE_MINUTES = 10.0  # a project is polled at every tick this long after events were seen in its feed
-MAX_BACKOFF = 64  # a quiet project's interval doubles per quiet poll, up to poll_minutes x this
 
 
 @dg.sensor(
@@ -68,10 +63,7 @@ def poll_policy(asana: AsanaResource, connection: ConnectionSchedule) -> PollPol
     """How a connection's projects are polled: its poll interval, and as many polls a tick as the
     sensor's share of the quota allows in POLL_SECONDS (75 at 1,500 requests a minute and 10%)."""
     per_tick = asana.requests_per_minute * asana.sensor_quota_share * POLL_SECONDS / 60
-    return PollPolicy(
-        every=connection.poll_minutes, budget=max(1, int(per_tick)),
-        active_for=ACTIVE_MINUTES, max_factor=MAX_BACKOFF, slack=TICK_SLACK.total_seconds() / 60,
-    )
+    return PollPolicy(every=connection.poll_minutes, budget=max(1, int(per_tick)), slack=TICK_SLACK.total_seconds() / 60)
 
 
 def _now() -> datetime:
@@ -96,8 +88,9 @@ def _look(asana: AsanaResource, warehouse: WarehouseResource, connection: Connec
         if not due:
             return f"none of {len(tracked)} project(s) due for a poll ({len(state.archived)} archived, left to the reconcile)"
         renewed: dict[str, str] = {}
-        looked = asana.for_connection(connection.key).changed_projects(
-            state, due, within=POLL_BUDGET * 0.9, renewed=renewed)
+        looked = asana.for_connection(connection.key).run(
+            lambda client: look_at_feeds(client, state, due, within=POLL_BUDGET * 0.9, renewed=renewed),
+            pool=SENSOR, **LOOK_CLIENT)
         if not looked:
             return f"could not poll: no answer within {POLL_BUDGET:g} s"
         schedule.polled({gid: pending is not None for gid, pending in looked.items()}, policy, now.timestamp())

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 
 from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
-from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse
+from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse, stage
 from asana_assets.defs.raw.checks import freshness
 from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
@@ -16,28 +16,15 @@ from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.compliance import access, evidence, monitors, tickets
 from asana_assets.lib.compliance.report import COUNTED, alarm_counts, verdicts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
-from asana_assets.lib.schema import DERIVED_TABLES, require_columns
+from asana_assets.lib.schema import DERIVED_TABLES, REGISTRY, require_columns
+from asana_assets.lib.storage.warehouse import Warehouse
 
 GROUP = "asana_compliance"
 # monitor_results metadata: the evaluation its checks judge, and that evaluation's evidence
 EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT = "evaluated_run", "evidence_pack", "evidence_report"
 
-DESCRIPTIONS = {
-    "collections": "One row per project, with its place in the hierarchy workspace > team > project.",
-    "workflow_states": "One row per section: its stage and canonical state, and the rule or override that decided.",
-    "tickets": "One row per task (subtasks included) in a ticketing common model, with a canonical status.",
-    "ticket_events": "The changelog from stories' structured fields: assignments, moves, completions, approvals.",
-    "ticket_status_history": "One interval per ticket, project and state, from entry to exit.",
-    "approvals": "Every approval decision: approval subtasks' status changes (a return to pending withdraws) and "
-                 "moves into Approved sections.",
-    "user_access": "Who can reach what, one snapshot per run; history accumulates.",
-    "membership_changes": "What changed between consecutive access snapshots, and every access change the audit "
-                          "log shows between them (also one undone before the next snapshot).",
-    "monitor_results": "Every monitor's result per evaluated resource, one part per run.",
-}
 
-
-def read_tables(warehouse: WarehouseResource, *tables: str) -> dict[str, pd.DataFrame]:
+def read_tables(warehouse: Warehouse, *tables: str) -> dict[str, pd.DataFrame]:
     return {t: warehouse.read(t).to_pandas() for t in tables}
 
 
@@ -46,12 +33,12 @@ def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     return require_columns(table, pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
 
 
-def _publish(context, warehouse: WarehouseResource, table: str, frame: pd.DataFrame | pa.Table,
-             part: str | None = None, last: bool = True, **extra) -> dg.MaterializeResult:
-    """Stage the table; when it is the step's ``last`` and the step is the run's last, publish
+def _materialize(context, warehouse: Warehouse, table: str, frame: pd.DataFrame | pa.Table,
+                 part: str | None = None, last: bool = True, **extra) -> dg.MaterializeResult:
+    """Stage the table; when it is the step's ``last`` and the step is the run's last, commit
     the run's tables."""
     data = frame if isinstance(frame, pa.Table) else _arrow(table, frame)
-    staged = warehouse.publish(table, data, part)
+    staged = stage(warehouse, table, data, part)
     published = commit_if_last(context, warehouse) if last else {}
     return dg.MaterializeResult(
         asset_key=table_key(table),
@@ -78,7 +65,7 @@ def _definition(name: str, deps) -> dict:
     """What every derived table's asset (or spec in a multi-asset) declares."""
     return {
         "key": table_key(name), "group_name": GROUP, "deps": [table_key(d) for d in deps],
-        "description": DESCRIPTIONS[name], "kinds": {"pandas", "parquet"},
+        "description": REGISTRY[name].description, "kinds": {"pandas", "parquet"},
         "metadata": {"dagster/column_schema": column_schema(DERIVED_TABLES[name])},
     }
 
@@ -96,7 +83,7 @@ def collections(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 compliance: ComplianceResource) -> dg.MaterializeResult:
     warehouse = run_warehouse(context, warehouse)
     raw = read_tables(warehouse, "projects", "workspaces", "teams")
-    return _publish(context, warehouse, "collections", tickets.collections(
+    return _materialize(context, warehouse, "collections", tickets.collections(
         raw, compliance.change_projects, compliance.change_project_pattern))
 
 
@@ -106,7 +93,7 @@ def workflow_states(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     warehouse = run_warehouse(context, warehouse)
     sections = read_tables(warehouse, "sections")["sections"]
     states = classify_sections(sections, compliance.section_overrides, compliance.project_section_overrides)
-    return _publish(context, warehouse, "workflow_states", states,
+    return _materialize(context, warehouse, "workflow_states", states,
                     stages=dg.MetadataValue.json(states["stage"].value_counts().to_dict()))
 
 
@@ -116,7 +103,7 @@ def ticket_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     t = read_tables(warehouse, "tasks", "workflow_states")
     t["stories"] = warehouse.read("stories", tickets.STORY_COLUMNS).to_pandas()
     events = tickets.ticket_events(t, t["workflow_states"])
-    return _publish(context, warehouse, "ticket_events", events,
+    return _materialize(context, warehouse, "ticket_events", events,
                     event_types=dg.MetadataValue.json(events["event_type"].value_counts().to_dict()))
 
 
@@ -131,7 +118,7 @@ def tickets_table(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     frame = tickets.tickets(t, t["workflow_states"], t["collections"], t["ticket_events"],
                             compliance.ticket_type_field, compliance.change_ticket_types,
                             compliance.change_type_pattern)
-    return _publish(context, warehouse, "tickets", frame,
+    return _materialize(context, warehouse, "tickets", frame,
                     statuses=dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
                     change_tickets=int(frame["is_change"].sum()))
 
@@ -143,7 +130,7 @@ def user_access(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     raw = read_tables(warehouse, "workspace_memberships", "team_memberships", "project_memberships", "projects", "teams")
     run_id, as_of = evaluation(context, compliance)
     snapshot = access.access_snapshot(raw, as_of, run_id)
-    return _publish(context, warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
+    return _materialize(context, warehouse, "user_access", snapshot, part=evidence.pack_name(run_id, as_of))
 
 
 @_asset("membership_changes", ["user_access", "audit_log_events"])
@@ -151,10 +138,10 @@ def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     warehouse = run_warehouse(context, warehouse)
     history = read_tables(warehouse, "user_access")["user_access"]
     # No audit table yet (never synced): every change is dated by its snapshots.
-    audit = read_tables(warehouse, "audit_log_events")["audit_log_events"] if warehouse.parquet().exists(
+    audit = read_tables(warehouse, "audit_log_events")["audit_log_events"] if warehouse.exists(
         "audit_log_events") else None
     changes = access.membership_changes(history, audit)
-    return _publish(context, warehouse, "membership_changes", changes,
+    return _materialize(context, warehouse, "membership_changes", changes,
                     changes_from_audit_log=int(changes["evidence"].eq("audit log").sum()))
 
 
@@ -180,7 +167,7 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
                                 compliance: ComplianceResource, asana: AsanaResource):
     """The status history, the approvals, and the monitors' results with their evidence pack: one
     step, so the section timeline all three read is computed once per run. The monitors read
-    the history and approvals computed here, exactly as they are published."""
+    the history and approvals computed here, exactly as they are staged."""
     warehouse = run_warehouse(context, warehouse)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     t = read_tables(warehouse, *(MONITOR_INPUTS if "monitor_results" in selected else HISTORY_INPUTS))
@@ -192,12 +179,12 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
         data = _arrow(name, frame)
         t[name] = data.to_pandas()
         if name in selected:
-            yield _publish(context, warehouse, name, data, last=name == last)
+            yield _materialize(context, warehouse, name, data, last=name == last)
     if "monitor_results" in selected:
         yield _monitor_results(context, warehouse, compliance, asana, t, history)
 
 
-def _monitor_results(context, warehouse: WarehouseResource, compliance: ComplianceResource, asana: AsanaResource,
+def _monitor_results(context, warehouse: Warehouse, compliance: ComplianceResource, asana: AsanaResource,
                      t: dict[str, pd.DataFrame], history) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack.
 
@@ -205,10 +192,10 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
     monitor NOT EVALUATED) and its verdict a text one (``verdict/<monitor>``), so Dagster plots
     them across runs."""
     run_id, as_of = evaluation(context, compliance)
-    root = warehouse.parquet().root
+    root = warehouse.root
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
                                              evidence.former_people(root, run_id, as_of))
-    # The runs already published, counted (the trend): four columns read, not every result.
+    # The runs already committed, counted (the trend): four columns read, not every result.
     earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
     alarms = alarm_counts(results)
     judged = {monitor_id: verdict for monitor_id, (verdict, _) in verdicts(results).items()}
@@ -217,24 +204,24 @@ def _monitor_results(context, warehouse: WarehouseResource, compliance: Complian
         **{f"alarms/{m}": n for m, n in alarms.items() if n is not None},
         **{f"verdict/{m}": judged[m] for m in monitors.MONITORS},
     }
-    published = _publish(
+    materialized = _materialize(
         context, warehouse, "monitor_results", results, part=evidence.pack_name(run_id, as_of),
         alarms=dg.MetadataValue.json({m: n for m, n in alarms.items() if n}), verdicts=dg.MetadataValue.json(judged),
         **per_monitor, **{EVALUATED_RUN: run_id},
     )
-    if "published_version" in published.metadata:
+    if "published_version" in materialized.metadata:
         # Freshness judged after this run's raw tables were written, so the UI shows it evaluated.
         context.instance.report_runless_asset_event(
             freshness(context.instance, sorted(connection_partitions(context.instance)), datetime.now(UTC)))
-    # Written once the run's tables are published: a pack never describes tables nobody can read.
+    # Written once the run's tables are committed: a pack never describes tables nobody can read.
     connection = partition_key(context)
     pack = evidence.write_evidence_pack(
         root, run_id, as_of, t["workspaces"]["gid"].tolist(),
         {**compliance.describe(), **asana.provenance(connection)}, results, populations,
         history=earlier, connection=connection, as_of_configured=compliance.as_of is not None,
     )
-    return dg.MaterializeResult(asset_key=published.asset_key, metadata={
-        **published.metadata, EVIDENCE_PACK: dg.MetadataValue.path(str(pack)),
+    return dg.MaterializeResult(asset_key=materialized.asset_key, metadata={
+        **materialized.metadata, EVIDENCE_PACK: dg.MetadataValue.path(str(pack)),
         EVIDENCE_REPORT: dg.MetadataValue.path(str(pack / evidence.REPORT)),
     })
 

@@ -12,6 +12,7 @@ from asana_assets.defs.resources.compliance import ComplianceResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.compliance import evidence
+from asana_assets.lib.compliance.remediation import remediate
 
 KEY = dg.AssetKey(["asana", "remediation_tasks"])
 
@@ -43,11 +44,13 @@ def remediation_tasks(context: dg.AssetExecutionContext, compliance: ComplianceR
     run_id, as_of = evaluation(context, compliance)
     results = read_tables(warehouse, "monitor_results")["monitor_results"]
     results = results[results["run_id"] == run_id]
-    report = warehouse.parquet().root / "evidence" / evidence.pack_name(run_id, as_of) / evidence.REPORT
+    report = warehouse.root / "evidence" / evidence.pack_name(run_id, as_of) / evidence.REPORT
     store = warehouse.state_store()
-    outcome = asana.remediate(compliance.remediation_project_gid, compliance.remediation_assignee_gid, results,
-                              store.load().remediation, run_id, as_of, str(report))
-    state = store.load()  # saved directly: the run's tables were published before this step
+    known = store.load().remediation
+    outcome = asana.run(lambda client: remediate(
+        client, compliance.remediation_project_gid, compliance.remediation_assignee_gid, results, known, run_id, as_of,
+        str(report)))
+    state = store.load()  # saved directly: the run's tables were committed before this step
     state.remediation = outcome.tasks
     store.save(state)
     context.log.info(f"Findings as tasks: {len(outcome.opened)} opened, {len(outcome.updated)} updated, "

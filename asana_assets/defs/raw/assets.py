@@ -8,18 +8,20 @@ import pyarrow as pa
 from pydantic import Field
 
 from asana_assets.defs.partitions import CONNECTIONS
-from asana_assets.defs.publish import commit_if_last, run_warehouse
+from asana_assets.defs.publish import commit_if_last, run_warehouse, stage
 from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
 from asana_assets.lib.asana.client import AsanaError
-from asana_assets.lib.asana.crawl import with_others_refused
-from asana_assets.lib.asana.incremental import record_full_sync
+from asana_assets.lib.asana.crawl import crawl, with_others_refused
+from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
+from asana_assets.lib.asana.reconcile import reconcile_sync
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, describe
 from asana_assets.lib.preflight import check_postgres, check_workspace_gid, check_writable
-from asana_assets.lib.schema import RAW_TABLES
+from asana_assets.lib.schema import RAW_TABLES, REGISTRY
 from asana_assets.lib.storage.gate import DEFAULT_MAX_SHARE, MassDeletionRefused, check_replacement
 from asana_assets.lib.storage.text import nul_quarantine
+from asana_assets.lib.storage.warehouse import Warehouse
 
 RAW_GROUP = "asana_raw"
 # The daily reconcile (the full sync on its weekday) keeps every table younger than a day even
@@ -28,28 +30,6 @@ RAW_GROUP = "asana_raw"
 # raw/checks.connections_fresh judges each connection against the same limit.
 FRESHNESS_LIMIT = timedelta(hours=26)
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_LIMIT, warn_window=timedelta(hours=25))
-
-DESCRIPTIONS = {
-    "workspaces": "Workspaces and organizations the token can see.",
-    "users": "Every user with a workspace membership, active or not.",
-    "workspace_memberships": "Who belongs to each workspace, with admin, guest and active flags.",
-    "teams": "Teams of each organization.",
-    "team_memberships": "Members of each team, with team-admin and guest flags.",
-    "projects": "Projects (archived ones included) with owner, team and privacy.",
-    "project_memberships": "Direct project members and their access level.",
-    "sections": "Sections of each project in board order; the source of workflow states.",
-    "tasks": "Every task, subtasks included (parent_gid), with assignee, completion and approval status.",
-    "task_memberships": "Which project and section each task sits in; position 0 is the primary project.",
-    "stories": "The changelog of every task and subtask, with the structured old/new fields.",
-    "custom_fields": "Custom field definitions (type, enum options, precision) of the fields projects use.",
-    "custom_field_settings": "Which project uses which custom field.",
-    "task_custom_fields": "Each task's value of each of its custom fields, in typed columns, with Asana's display value.",
-    "task_followers": "Followers of each task: who sees it even where its projects are private.",
-    "tags": "Tags of each workspace.",
-    "task_tags": "Tags on each task.",
-    "quarantine": "Records the API returned that failed validation (audit log events included), and records whose "
-                  "references do not resolve (those stay in their tables too): each with the reason, never dropped.",
-}
 
 
 class SyncConfig(dg.Config):
@@ -77,7 +57,7 @@ class SyncConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             table_key(table),
-            description=DESCRIPTIONS[table],
+            description=REGISTRY[table].description,
             group_name=RAW_GROUP,
             kinds={"asana", "parquet"},
             skippable=True,
@@ -104,7 +84,7 @@ def asana_raw_sync(
         raise dg.Failure(description=describe(failure), allow_retries=False) from None
 
 
-def _preflight(asana: AsanaResource, warehouse: WarehouseResource) -> None:
+def _preflight(asana: AsanaResource, warehouse: Warehouse) -> None:
     """Settings that would fail the run after a long crawl fail it now, each with its fix."""
     check_workspace_gid(asana.workspace_gid)
     check_writable(warehouse.directory)
@@ -113,32 +93,33 @@ def _preflight(asana: AsanaResource, warehouse: WarehouseResource) -> None:
     # The API and the token need no check of their own: the crawl's first request fails in seconds.
 
 
-def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaResource, warehouse: WarehouseResource):
+def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaResource, warehouse: Warehouse):
     selected = {key.path[-1] for key in context.selected_asset_keys}
     store = warehouse.state_store()
     state = store.load()
     state.renew(warehouse.poll_store().load().tokens)  # the tokens the sensor's polls kept young
     whole = selected == set(RAW_TABLES)
-    current = {t: warehouse.read(t) for t in selected if warehouse.parquet().exists(t)}
+    current = {t: warehouse.read(t) for t in selected if warehouse.exists(t)}
     # A table written before a column was added needs a full sync to fill it.
     same_columns = all(current[t].schema.names == RAW_TABLES[t].names for t in current)
     previous = whole and len(current) == len(RAW_TABLES) and same_columns
+    workspace = asana.workspace_gid or None  # unset: every workspace the connection sees
     if config.mode == "incremental" and previous and state.tokens:
-        changes = asana.sync_incremental(state, dict(current), config.projects)
+        changes = asana.run(lambda client: incremental_sync(client, state, dict(current), workspace, config.projects))
         result, mode = changes.result, (
             f"incremental: {changes.reread} task(s) re-read, {len(changes.deleted)} deleted, "
             f"{len(changes.hidden)} out of the connection's view, {len(changes.relisted)} project(s) re-listed"
         )
     elif config.mode == "reconcile" and previous:
-        changes = asana.sync_reconcile(state, dict(current))
+        changes = asana.run(lambda client: reconcile_sync(client, state, dict(current), workspace))
         result, mode = changes.result, (
             f"reconcile: {changes.changed} task(s) changed, {len(changes.deleted)} deleted, "
             f"{len(changes.hidden)} out of the connection's view, {len(changes.relisted)} project(s) listed"
         )
     else:
         # A first sync, a subset, or the weekly full sync: crawl everything selected.
-        result, mode = asana.sync(selected, track_events=whole,
-                                  expected_requests=state.last_full_sync_requests if whole else None), "full"
+        expected = state.last_full_sync_requests if whole else None
+        result, mode = asana.run(lambda client: crawl(client, workspace, selected, whole, expected)), "full"
         if whole:
             record_full_sync(state, result)
     if "quarantine" in current:  # the audit log's refusals stay until their own asset replaces them
@@ -160,17 +141,17 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
         f"{result.tables['quarantine'].num_rows} record(s) quarantined"
     )
     if whole:
-        warehouse.stage_state(state)  # saved with the tables: a run that dies first replays from the old tokens
-    yield from _publish(context, selected, result, warehouse, mode)
+        warehouse.stage_state(state)  # committed with the tables: a run that dies first replays from the old tokens
+    yield from _materialize(context, selected, result, warehouse, mode)
     asana.record_sync()
 
 
-def _publish(context, selected, result, warehouse: WarehouseResource, mode: str):
+def _materialize(context, selected, result, warehouse: Warehouse, mode: str):
     stats = result.client_stats
-    staged = {table: warehouse.publish(table, result.tables[table]) for table in sorted(selected)}
+    staged = {table: stage(warehouse, table, result.tables[table]) for table in sorted(selected)}
     # The last table's metadata carries the publication (when this step is the run's last).
     staged[max(staged)] |= commit_if_last(context, warehouse)
-    for table, published in staged.items():
+    for table, metadata in staged.items():
         data = result.tables[table]
         yield dg.MaterializeResult(
             asset_key=table_key(table),
@@ -178,7 +159,7 @@ def _publish(context, selected, result, warehouse: WarehouseResource, mode: str)
                 table,
                 data,
                 warehouse.postgres_schema,
-                **published,
+                **metadata,
                 quarantined=result.quarantined(table),
                 sync_mode=mode,
                 sync_requests=int(stats.get("requests", 0)),

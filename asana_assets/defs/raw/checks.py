@@ -15,7 +15,8 @@ from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
 from asana_assets.lib.asana.client import AsanaError
 from asana_assets.lib.connections.coverage import FIX as COVERAGE_FIX
-from asana_assets.lib.connections.coverage import UNKNOWN
+from asana_assets.lib.connections.coverage import UNKNOWN, coverage
+from asana_assets.lib.connections.session import whoami
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, troubleshoot
 from asana_assets.lib.schema import RAW_TABLES
 
@@ -29,7 +30,7 @@ FRESHNESS_CHECK = dg.AssetCheckKey(table_key("workspaces"), "connections_fresh")
 def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResource) -> dg.AssetCheckResult:
     """Shows a broken connection in the UI with its cause and its fix (reconnect, admin needed...)."""
     try:
-        user = asana.for_connection(partition_key(context)).whoami()
+        user = asana.for_connection(partition_key(context)).run(whoami)
     except (AsanaError, ConnectionProblem) as error:
         trouble = troubleshoot(error)
         return dg.AssetCheckResult(
@@ -54,7 +55,8 @@ def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaReso
     projects = warehouse.read("projects").select(["privacy_setting"])
     private = int(pc.sum(pc.not_equal(projects["privacy_setting"], "public_to_workspace")).as_py() or 0)
     try:
-        seen = asana.for_connection(key).coverage(workspaces)
+        connection = asana.for_connection(key)
+        seen = connection.run(lambda client: coverage(client, workspaces, connection.declared_kind()))
     except (AsanaError, ConnectionProblem) as error:
         trouble = troubleshoot(error)
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,

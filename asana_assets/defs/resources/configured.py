@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from asana_assets import settings
-from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.asana import AsanaResource, DemoAsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 
@@ -31,25 +31,36 @@ def _quota_store():
     return str(Path(settings.WAREHOUSE_DIR.get()) / "state" / "quota")
 
 
+def _asana() -> AsanaResource:
+    """The demo's when ASANA_DEMO asks for it (the one place the demo is chosen), else the
+    connection the settings configure."""
+    shared = {
+        "workspace_gid": _from(settings.WORKSPACE_GID),
+        "max_concurrency": _from(settings.MAX_CONCURRENCY),
+        "quota_store": _quota_store(),
+        "sensor_quota_share": _from(settings.SENSOR_QUOTA_SHARE),
+        "full_sync_hour": _from(settings.FULL_SYNC_HOUR),
+        "poll_minutes": _from(settings.POLL_MINUTES),
+    }
+    if settings.DEMO.get():
+        return DemoAsanaResource(**shared)  # the demo organisation's quota is its own
+    return AsanaResource(
+        **shared,
+        access_token=_from(settings.ACCESS_TOKEN),
+        connection_id=_from(settings.CONNECTION_ID),
+        connections_file=_from(settings.CONNECTION_STORE),
+        oauth_client_id=_from(settings.OAUTH_CLIENT_ID),
+        oauth_client_secret=_from(settings.OAUTH_CLIENT_SECRET),
+        oauth_redirect_uri=_from(settings.OAUTH_REDIRECT_URI),
+        base_url=_from(settings.BASE_URL),
+        requests_per_minute=_from(settings.REQUESTS_PER_MINUTE),
+    )
+
+
 def configured_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources as the settings configure them."""
     return {
-        "asana": AsanaResource(
-            access_token=_from(settings.ACCESS_TOKEN),
-            connection_id=_from(settings.CONNECTION_ID),
-            connections_file=_from(settings.CONNECTION_STORE),
-            oauth_client_id=_from(settings.OAUTH_CLIENT_ID),
-            oauth_client_secret=_from(settings.OAUTH_CLIENT_SECRET),
-            oauth_redirect_uri=_from(settings.OAUTH_REDIRECT_URI),
-            base_url=_from(settings.BASE_URL),
-            workspace_gid=_from(settings.WORKSPACE_GID),
-            requests_per_minute=_from(settings.REQUESTS_PER_MINUTE),
-            max_concurrency=_from(settings.MAX_CONCURRENCY),
-            quota_store=_quota_store(),
-            sensor_quota_share=_from(settings.SENSOR_QUOTA_SHARE),
-            full_sync_hour=_from(settings.FULL_SYNC_HOUR),
-            poll_minutes=_from(settings.POLL_MINUTES),
-        ),
+        "asana": _asana(),
         "warehouse": WarehouseResource(
             directory=_from(settings.WAREHOUSE_DIR),
             postgres_url=_from(settings.POSTGRES_URL),

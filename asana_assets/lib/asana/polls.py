@@ -1,11 +1,20 @@
-"""Which projects' events feeds the sensor looks at in a tick: polls follow activity, not size.
+"""Which projects' events feeds the events sensor looks at in a tick, and the look itself: polls
+follow activity, not the number of projects.
+
+A look reads a project's pending events without consuming them (one request a project; the token
+may be sent again): it tells whether anything is pending, and a run then applies exactly those
+changes. It neither retries nor waits out a rate limit, and a tick waits for its looks a bounded
+time: a look that failed, or is still unanswered then, leaves its project due for the next tick,
+and one slow, throttled or refused connection never holds up the others' polls.
 
 A project is *active* for a while after a poll found events pending in its feed (or after it was
 first tracked): it is polled at every tick. A quiet one is polled again only once its interval
 has passed; the interval doubles with every quiet poll, from the connection's poll interval up to
-``max_factor`` times it, and falls back to the poll interval as soon as events show up. The polls
-of one tick are capped by a request budget: the projects due are taken oldest due first, and the
-rest wait for the next tick.
+``max_factor`` times it, and falls back to the poll interval as soon as events show up. An
+archived project is not polled (the daily reconcile covers it; unarchived, it is polled from the
+next sync that lists it). The polls of one tick are capped by a request budget, the sensor's share
+of the connection's request quota over the part of the tick given to polls: the projects due are
+taken oldest due first, and the rest wait for the next tick.
 
 Bound: a project due at time d is polled within ceil(N / budget) ticks of d, whatever the others
 do (N tracked projects). Every project polled before it in that time was due no later than d, and
@@ -15,16 +24,25 @@ quiet one within ``every`` x ``max_factor`` + ceil(N / budget) - 1.
 
 A poll that finds nothing pending is handed the feed's next token, and it stands for the same
 place as the one sent: the schedule keeps it (`renewed`), so the token a run resumes from stays
-young while the project is polled, however long the project has been quiet.
+young while the project is polled, however long the project has been quiet. The schedule is kept
+beside the sync state, not in the sensor's cursor.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
+from asana_assets.lib.asana.state import SyncState
 
 MINUTE = 60.0
+LOOK_TIMEOUT = 20.0  # seconds a look may wait for one response
+# How a look's client is opened: it neither retries nor waits out a rate limit (the next tick looks again).
+LOOK_CLIENT = {"max_retries": 0, "timeout": LOOK_TIMEOUT}
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,41 @@ class PollSchedule:
         tokens = tokens if isinstance(tokens, dict) else {}
         return cls({gid: entry for gid, entry in projects.items() if _valid(entry)},
                    {gid: entry for gid, entry in tokens.items() if _valid_token(entry)})
+
+
+async def look_at_feeds(client: AsanaClient, state: SyncState, projects: Iterable[str] | None = None,
+                        within: float | None = None, renewed: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Look at the events feeds of ``projects`` (default: every project with a token in
+    ``state``), with a client opened with LOOK_CLIENT: per project looked at, a digest of what is
+    pending, or None when nothing is; an expired token counts as pending. A project whose look
+    failed, or is still unanswered ``within`` seconds, is left out, to be looked at again; when
+    every look failed, the first failure is raised. A look finding nothing pending puts the
+    feed's next token in ``renewed``, when given."""
+
+    async def peek(gid: str, token: str) -> str | None:
+        try:
+            events, sync, more = await client.events(gid, token)
+        except SyncTokenExpiredError:
+            return f"{token}:expired"
+        if not events and renewed is not None:
+            renewed[gid] = sync
+        last = events[-1] if events else None
+        return last and f"{token}:{len(events)}:{more}:{last.get('created_at')}:{last['resource']['gid']}"
+
+    now = datetime.now(UTC)
+    gids = [gid for gid in (state.tokens if projects is None else projects) if gid in state.tokens]
+    tasks = {asyncio.ensure_future(peek(gid, state.token(gid, now) or "")): gid for gid in gids}
+    # The looks answered in time count (their schedule is saved); the rest stay due.
+    done, late = await asyncio.wait(tasks, timeout=within) if tasks else (set(), set())
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    found = {tasks[task]: task.exception() or task.result() for task in done}
+    failures = [outcome for outcome in found.values() if isinstance(outcome, BaseException)]
+    looked = {gid: outcome for gid, outcome in found.items() if not isinstance(outcome, BaseException)}
+    if failures and (not looked or not all(isinstance(f, Exception) for f in failures)):
+        raise failures[0]
+    return looked
 
 
 def _valid(entry) -> bool:

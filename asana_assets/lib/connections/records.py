@@ -1,7 +1,7 @@
-"""Connection records: what a connection is (safe to show), its secrets, and where records live.
+"""Connection records: what a connection is (safe to show), and its secrets.
 
 A `Connection` holds only what is safe to show; its `Tokens` are kept encrypted by the
-`TokenStore`, in a `RecordStorage`: a local JSON file, or a Postgres table. The API base the
+`TokenStore` (``store.py``), in a local JSON file or in Postgres. The API base the
 tokens were granted for is encrypted with them: the record's `base_url` can be edited by anyone
 who can write the store, the sealed one cannot.
 """
@@ -9,9 +9,8 @@ who can write the store, the sealed one cannot.
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -56,18 +55,3 @@ class Tokens(BaseModel):
 class StoredRecord(BaseModel):
     connection: Connection
     tokens: str | None = None  # Fernet ciphertext of the Tokens; None once revoked
-
-
-class RecordStorage(Protocol):
-    """Where records live, as JSON documents by connection id. Small on purpose, so a database
-    table can stand in for the file."""
-
-    def load(self) -> dict[str, dict]: ...
-
-    def save(self, records: dict[str, dict]) -> None: ...
-
-    def locked(self) -> AbstractContextManager[None]:
-        """Keep every other writer (process or thread) out: runs of several connections update
-        the store at once, and a load-change-save must not undo another's."""
-
-

@@ -10,24 +10,66 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
+import adbc_driver_postgresql.dbapi as adbc
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from asana_assets import settings
-from asana_assets.lib.connections.records import Connection, RecordStorage, StoredRecord, Tokens
+from asana_assets.lib.connections.records import Connection, StoredRecord, Tokens
 from asana_assets.lib.connections.troubleshooting import RECONNECT, ConnectionExpired, ConnectionProblem
-from asana_assets.lib.storage.files import JsonFileStorage
-from asana_assets.lib.storage.postgres import PostgresRecordStorage
+from asana_assets.lib.storage.documents import Documents, Table, open_documents
+from asana_assets.lib.storage.sql import ident
 
 KEYS_ENV = settings.CONNECTION_KEYS.name
+RECORDS = "connections"  # the document: every record by connection id
+# In Postgres, the table asana_connections.connections: a schema of its own, apart from the
+# warehouse's tables and whoever is granted them.
+SCHEMA, TABLE = "asana_connections", "connections"
+EARLIER = "asana"  # the schema where earlier versions kept the table
+T = TypeVar("T")
+
+
+class RecordStorage:
+    """The records, as one document: a file, or a row of a Postgres table."""
+
+    def __init__(self, documents: Documents) -> None:
+        self.documents = documents
+
+    def load(self) -> dict[str, dict]:
+        return self.documents.load(RECORDS) or {}
+
+    def change(self, edit: Callable[[dict[str, dict]], T]) -> T:
+        """``edit`` the records in place, no other writer (process or thread) in between: runs of
+        several connections update the store at once, and one must not undo another's change."""
+        return self.documents.change(RECORDS, lambda records, _now: edit(records))
 
 
 def storage_at(location: str | os.PathLike[str]) -> RecordStorage:
-    """A ``postgresql://`` URL stores the records in Postgres; anything else is a file path."""
-    text = str(location)
-    return PostgresRecordStorage(text) if text.startswith(("postgresql:", "postgresql+", "postgres:")) else JsonFileStorage(text)
+    """The records at a file path, or in Postgres at a ``postgresql://`` URL."""
+    table = Table(SCHEMA, TABLE, key="id", column="record", stamped=False)
+    return RecordStorage(open_documents(location, table, document=RECORDS, adopt=lambda cur: _adopt(cur, table)))
+
+
+def _adopt(cur: adbc.Cursor, table: Table) -> Mapping[str, dict]:
+    """The records as earlier versions kept them, brought in by the set-up transaction (all of
+    it or nothing): the table in the warehouse's schema is moved to the store's, and its rows,
+    one per connection, become the records document."""
+    earlier = f"{ident(EARLIER)}.{ident(table.name)}"
+    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(table.schema)}")
+    cur.execute("SELECT to_regclass($1) IS NULL AND to_regclass($2) IS NOT NULL", (table.qualified, earlier))
+    if cur.fetchone()[0]:
+        cur.execute(f"ALTER TABLE {earlier} SET SCHEMA {ident(table.schema)}")
+    cur.execute("SELECT to_regclass($1) IS NOT NULL", (table.qualified,))
+    if not cur.fetchone()[0]:
+        return {}
+    cur.execute(f"SELECT id, record::text FROM {table.qualified}")
+    rows = {cid: json.loads(record) for cid, record in cur.fetchall()}
+    if set(rows) <= {RECORDS}:
+        return {}
+    cur.execute(f"DELETE FROM {table.qualified} WHERE id <> $1", (RECORDS,))
+    return {RECORDS: {cid: record for cid, record in rows.items() if cid != RECORDS} | rows.get(RECORDS, {})}
 
 
 def load_records(storage: RecordStorage) -> dict[str, StoredRecord]:
@@ -63,27 +105,33 @@ class TokenStore:
     def save(self, connection: Connection, tokens: Tokens | None = None) -> None:
         """Add or update a connection; its tokens are replaced only when given, sealed with the
         connection's base URL."""
-        with self._editing() as records:
+        def edit(records: dict[str, StoredRecord]) -> None:
             record = records.get(connection.id) or StoredRecord(connection=connection)
             record.connection = connection
             if tokens is not None:
                 record.tokens = self._seal(tokens, connection.id, connection.base_url)
             records[connection.id] = record
 
+        self._edit(edit)
+
     def save_tokens(self, connection_id: str, tokens: Tokens) -> None:
         """Replace the tokens of the connection as it is stored now (a refresh must not undo a
         change made meanwhile); they stay sealed with the base URL they were granted for."""
-        with self._editing() as records:
+        def edit(records: dict[str, StoredRecord]) -> None:
             record = self._record(records, connection_id)
             record.tokens = self._seal(tokens, connection_id, record.connection.base_url)
+
+        self._edit(edit)
 
     def update(self, connection_id: str, **changes: object) -> Connection:
         """Change some fields of the connection as it is stored now, not as it was read
         earlier: a sync noting its time must not undo a revocation made meanwhile."""
-        with self._editing() as records:
+        def edit(records: dict[str, StoredRecord]) -> Connection:
             record = self._record(records, connection_id)
             record.connection = Connection.model_validate({**record.connection.model_dump(), **changes})
-        return record.connection
+            return record.connection
+
+        return self._edit(edit)
 
     def tokens(self, connection_id: str, base_url: str | None = None) -> Tokens:
         """The connection's tokens, to be sent to ``base_url`` (default: the record's): refused,
@@ -104,15 +152,17 @@ class TokenStore:
 
     def forget_tokens(self, connection: Connection) -> None:
         """Drop a connection's secrets and keep its record, for the history."""
-        with self._editing() as records:
+        def edit(records: dict[str, StoredRecord]) -> None:
             self._record(records, connection.id)
             records[connection.id] = StoredRecord(connection=connection)
+
+        self._edit(edit)
 
     def remove(self, connection_id: str) -> None:
         """Delete a connection's record and tokens (its synced data stays in the warehouse).
         An OAuth connection must be revoked first: deleting its refresh token here would leave
         the grant alive at Asana with no way left to revoke it."""
-        with self._editing() as records:
+        def edit(records: dict[str, StoredRecord]) -> None:
             record = self._record(records, connection_id)
             if record.connection.auth_method == "oauth" and record.tokens is not None:
                 raise ConnectionProblem(
@@ -121,25 +171,32 @@ class TokenStore:
                 )
             del records[connection_id]
 
+        self._edit(edit)
+
     def rotate(self) -> int:
         """Re-encrypt every token with the newest key; returns how many connections were.
 
         Tokens stored before base URLs were sealed with them are sealed with the base URL their
         record names now: run it once the records are checked (`asana-connections list`)."""
-        with self._editing() as records:
+        def edit(records: dict[str, StoredRecord]) -> int:
             encrypted = {cid: r for cid, r in records.items() if r.tokens is not None}
             for cid, record in encrypted.items():
                 tokens = self._open(record, cid)
                 record.tokens = self._seal(tokens, cid, tokens.base_url or record.connection.base_url)
-        return len(encrypted)
+            return len(encrypted)
 
-    @contextmanager
-    def _editing(self) -> Iterator[dict[str, StoredRecord]]:
-        """The records to change in place; saved on leaving, no other writer in between."""
-        with self.storage.locked():
-            records = load_records(self.storage)
-            yield records
-            self.storage.save({cid: record.model_dump(mode="json") for cid, record in records.items()})
+        return self._edit(edit)
+
+    def _edit(self, edit: Callable[[dict[str, StoredRecord]], T]) -> T:
+        """``edit`` the records in place; saved unless it raises, no other writer in between."""
+        def stored(raw: dict[str, dict]) -> T:
+            records = {cid: StoredRecord.model_validate(record) for cid, record in raw.items()}
+            result = edit(records)
+            raw.clear()
+            raw.update({cid: record.model_dump(mode="json") for cid, record in records.items()})
+            return result
+
+        return self.storage.change(stored)
 
     @staticmethod
     def _record(records: dict[str, StoredRecord], connection_id: str) -> StoredRecord:

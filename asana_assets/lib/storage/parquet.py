@@ -12,7 +12,7 @@ A run writes into a *stage* of its own, ``<root>/versions/<run>.partial/``, whic
 back in preference to the published tables; `commit` completes the stage with the published
 tables it did not rewrite (hard links, no copy), renames it to a version and switches the
 ``<root>/asana`` link to it in one step. Readers therefore see all of a run's tables or none
-of them, a run that fails publishes nothing (its snapshot included), and the previous versions
+of them, a run that fails commits nothing (its snapshot included), and the previous versions
 stay for rollback (point the link back) until the retention drops them.
 """
 
@@ -134,7 +134,7 @@ class ParquetWarehouse:
         return sorted(p.relative_to(self.staged) for p in self.staged.rglob("*.parquet"))
 
     def commit(self, keep: int = DEFAULT_KEEP) -> Path:
-        """Publish this run's stage in one step (see the module docstring); returns the version."""
+        """Commit this run's stage in one step (see the module docstring); returns the version."""
         if self.staged is None:
             raise ValueError("only a staged warehouse commits")
         versions = self.root / VERSIONS

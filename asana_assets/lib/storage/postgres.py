@@ -1,9 +1,10 @@
-"""Postgres warehouse: the tables of ``tables.py`` as typed Postgres tables, loaded fast and idempotently.
+"""Postgres warehouse: the tables of ``schema.py`` as typed Postgres tables, loaded fast and idempotently.
 
-Every load runs in one transaction (a publication: every table of a run and its sync state in
-one), so a reader sees the previous contents or the new ones, never half a load; other writers
-of its tables wait for it. Rows travel by ADBC (Arrow-native binary COPY, the fastest way
-measured), prepared (escaped, hashed) by a thread while the previous batch is sent:
+Every load runs in one transaction (a commit: every table of a run, and whatever the caller
+writes with them, in one), so a reader sees the previous contents or the new ones, never half a
+load; other writers of its tables wait for it. Rows travel by ADBC (Arrow-native binary COPY,
+the fastest way measured), prepared (escaped, hashed) by a thread while the previous batch is
+sent:
 
 - into a new or empty table, straight into the table, its primary key and indexes built after
   its rows in the same transaction (once costs less than row by row; an empty table's are
@@ -11,30 +12,26 @@ measured), prepared (escaped, hashed) by a thread while the previous batch is se
 - into a current-state table holding rows, only the rows that changed: each row carries a
   128-bit hash of its columns (``_row_hash``), the load reads the table's keys and hashes, and
   stages the rows whose hash differs or is new; they are upserted on the primary key (a row is
-  rewritten only when it differs), and the rows whose key the batch lacks are deleted, or stamped
-  ``_deleted_at`` by a soft delete, optionally only within a scope such as the projects an
-  incremental sync read;
+  rewritten only when it differs), and the rows whose key the batch lacks are deleted;
 - into a history table, a new run's rows straight in; the rows of a run it already holds (a
-  retried publication) only for the keys it lacks, so nothing is appended twice;
+  retried commit) only for the keys it lacks, so nothing is appended twice;
 - the quarantine, which has no key, is replaced whole.
 
 The DDL follows the Arrow schemas: a column the schema gains is added, none is ever dropped,
-and a column whose type no longer matches is refused rather than converted.
+and a column whose type no longer matches is refused rather than converted. A current-state
+table also has a ``_deleted_at`` column, always null, which the views and readers filter on.
 
 Text Postgres cannot hold (a NUL character) is written escaped: see ``text.py``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
 import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
@@ -42,8 +39,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import FOREIGN_KEYS, HISTORY_TABLES, TABLES, describe, primary_key
+from asana_assets.lib.storage.sql import ident, libpq_url
 from asana_assets.lib.storage.text import escape_nul
 
 DELETED_AT = "_deleted_at"
@@ -64,7 +61,6 @@ SCALAR_TYPES = {
 }
 STAGE = "_asana_stage"
 GONE = "_asana_gone"
-STATE_TABLE = "_sync_state"
 TEMP_BUFFERS = "256MB"  # a ceiling, allocated only as the staging table grows
 # Sorts for the primary key and indexes of a first load: with the default 64MB a large table's
 # key spills to disk. Set for the publication's transaction only.
@@ -91,25 +87,22 @@ class LoadStats:
     staged: int  # rows in the batch after de-duplication on the key
     inserted: int
     updated: int
-    deleted: int  # removed, or stamped _deleted_at by a soft delete
+    deleted: int  # rows whose key the batch lacks, removed
     seconds: float  # the whole load, a new table's key and indexes included
-
-
-def ident(name: str) -> str:
-    """A quoted identifier, as psycopg's ``sql.Identifier`` renders it."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 STAGED = f"pg_temp.{ident(STAGE)}"
 
 
 def pg_type(type_: pa.DataType) -> str:
-    """The Postgres type of an Arrow type; jsonb holds whatever has no closer match."""
+    """The Postgres type of an Arrow type of the tables' schemas (any other is refused)."""
     if pa.types.is_timestamp(type_) and type_.tz is not None:
         return TIMESTAMPTZ
     if pa.types.is_list(type_) and pa.types.is_string(type_.value_type):
         return "text[]"
-    return SCALAR_TYPES.get(type_, "jsonb")
+    if type_ not in SCALAR_TYPES:
+        raise TypeError(f"no Postgres type for the Arrow type {type_} (a timestamp needs a time zone)")
+    return SCALAR_TYPES[type_]
 
 
 def is_current(table: str) -> bool:
@@ -144,14 +137,14 @@ def table_comment(table: str) -> str:
         return f"History, appended per run; key ({key})."
     if not key:
         return "Replaced whole by each load; no key."
-    return f"Current state, keyed by ({key}); rows gone from the source are deleted, or stamped {DELETED_AT}."
+    return f"Current state, keyed by ({key}); rows gone from the source are deleted."
 
 
 def column_comments(table: str) -> dict[str, str]:
     schema = TABLES[table]
     comments = {name: describe(schema, name) for name in schema.names}
     if is_current(table):
-        comments[DELETED_AT] = "When a soft delete found the row gone from the source; null while it exists"
+        comments[DELETED_AT] = "Always null: a row gone from the source is deleted"
         comments[ROW_HASH] = "128-bit hash of the row's other columns as loaded: a reload sends only rows whose hash differs"
     return comments
 
@@ -173,28 +166,10 @@ def last_per_key(data: pa.Table, key: Sequence[str]) -> pa.Table:
     return data.take(last["position_max"].sort())
 
 
-def to_json_text(data: pa.Table) -> pa.Table:
-    """jsonb columns as JSON text: the staging table holds text, cast to jsonb by the merge."""
-    for i, field in enumerate(data.schema):
-        if pg_type(field.type) == "jsonb":
-            text = [None if value is None else json.dumps(value, default=str) for value in data[i].to_pylist()]
-            data = data.set_column(i, pa.field(field.name, pa.string()), pa.array(text, pa.string()))
-    return data
-
-
-def from_json_text(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """The inverse of ``to_json_text``, then the schema's types."""
-    for i, field in enumerate(schema):
-        if pg_type(field.type) == "jsonb":
-            values = [None if text is None else json.loads(text) for text in data[i].to_pylist()]
-            data = data.set_column(i, field, pa.array(values, field.type))
-    return data.cast(schema)
-
-
 def _encoded(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     """A column's values as text, null where null; distinct values give distinct text."""
     type_ = column.type
-    if pa.types.is_list(type_):  # of strings: jsonb columns are JSON text by now
+    if pa.types.is_list(type_):  # of strings
         column = column.combine_chunks()
         lengths = pc.list_value_length(column)
         offsets = pa.array(np.concatenate([[0], np.cumsum(pc.fill_null(lengths, 0).to_numpy())]), pa.int32())
@@ -208,7 +183,7 @@ def _encoded(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
 
 
 def row_hashes(data: pa.Table) -> pa.Array:
-    """A 128-bit hash of each row (16 bytes), of its NUL-escaped, JSON-texted values.
+    """A 128-bit hash of each row (16 bytes), of its NUL-escaped values.
 
     The row is encoded as one string (see FIELD), hashed twice with SipHash under two keys: no
     two rows met in practice share a hash, and crafting two that do is out of reach.
@@ -228,9 +203,8 @@ def row_text(columns: pa.Table) -> pa.ChunkedArray:
 
 
 def prepared(table: str, data: pa.Table) -> pa.Table:
-    """Rows as they go to Postgres: text NUL-escaped, jsonb as JSON text and, for a current-state
-    table, the row hash."""
-    data = to_json_text(escape_nul(data))
+    """Rows as they go to Postgres: text NUL-escaped and, for a current-state table, the row hash."""
+    data = escape_nul(data)
     return data.append_column(ROW_HASH, row_hashes(data)) if is_current(table) else data
 
 
@@ -253,11 +227,6 @@ def preparing(table: str, data: pa.Table) -> Iterator[pa.RecordBatchReader]:
         yield pa.RecordBatchReader.from_batches(prepared(table, data.schema.empty_table()).schema, batches())
     finally:
         pool.shutdown(cancel_futures=True)
-
-
-def libpq_url(url: str) -> str:
-    """Accept SQLAlchemy's ``postgresql+psycopg2://`` spelling (dagster.yaml's) as well as libpq's."""
-    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", url)
 
 
 def bind(**values: tuple[object, pa.DataType]) -> pa.RecordBatch:
@@ -381,38 +350,23 @@ class PostgresWarehouse:
         for (statement,) in cur.fetchall():
             cur.execute(statement)
 
-    def load(
-        self,
-        table: str,
-        data: pa.Table,
-        *,
-        deleted_at: datetime | None = None,
-        scope: tuple[str, Sequence[object]] | None = None,
-    ) -> LoadStats:
-        """Merge ``data`` into ``table`` in one transaction (see the module docstring).
-
-        For a current-state table, ``deleted_at`` turns the deletion of absent rows into a soft
-        delete stamping that time (a row that comes back is un-stamped), and ``scope`` =
-        ``(column, values)`` limits it to the rows whose column holds one of the values, so an
-        incremental sync of some projects leaves the others' rows alone.
-        """
-        if not is_current(table) and (deleted_at is not None or scope is not None):
-            raise ValueError(f"{table} never deletes absent rows: deleted_at and scope are for current-state tables")
+    def load(self, table: str, data: pa.Table) -> LoadStats:
+        """Merge ``data`` into ``table`` in one transaction (see the module docstring)."""
         with self._transaction() as cur:
-            return self._load(cur, table, data, deleted_at, scope)
+            return self._load(cur, table, data)
 
-    def publish(self, tables: Iterable[tuple[str, pa.Table]], state: tuple[str, dict] | None = None) -> list[LoadStats]:
-        """Merge every table, and save the named ``state`` document, in ONE transaction: readers
-        see all of the run's tables or none of them, and a failure anywhere (a dropped
+    def commit(self, tables: Iterable[tuple[str, pa.Table]],
+                then: Callable[[adbc.Cursor], None] | None = None) -> list[LoadStats]:
+        """Merge every table, then run ``then`` (a document saved with them), in ONE transaction:
+        readers see all of the run's tables or none of them, and a failure anywhere (a dropped
         connection, a kill) leaves the previous contents whole, new tables not created."""
         with self._transaction() as cur:
-            loaded = [self._load(cur, table, data, None, None) for table, data in tables]
-            if state is not None:
-                self._save_state(cur, *state)
+            loaded = [self._load(cur, table, data) for table, data in tables]
+            if then is not None:
+                then(cur)
         return loaded
 
-    def _load(self, cur: adbc.Cursor, table: str, data: pa.Table, deleted_at: datetime | None,
-              scope: tuple[str, Sequence[object]] | None) -> LoadStats:
+    def _load(self, cur: adbc.Cursor, table: str, data: pa.Table) -> LoadStats:
         started = time.perf_counter()
         created = self._ensure(cur, table)
         if not created:
@@ -428,17 +382,17 @@ class PostgresWarehouse:
         inserted = updated = deleted = 0
         with preparing(table, data) as rows:
             if first:
-                self._append(cur, table, rows)
+                cur.adbc_ingest(table, rows, mode="append", db_schema_name=self.schema)
                 inserted = data.num_rows
             elif is_current(table):
-                inserted, updated, deleted = self._merge(cur, table, rows, deleted_at, scope)
-            elif table in HISTORY_TABLES:  # a run published again: only the keys it lacks
+                inserted, updated, deleted = self._merge(cur, table, rows)
+            elif table in HISTORY_TABLES:  # a run committed again: only the keys it lacks
                 self._stage(cur, rows)
                 inserted, updated = self._insert(cur, table, f"ON CONFLICT ({self._key(table)}) DO NOTHING")
             else:
                 # DELETE rather than TRUNCATE: readers keep seeing the old rows until the commit.
                 deleted = self._count(cur, f"DELETE FROM {self.name(table)}")
-                self._append(cur, table, rows)
+                cur.adbc_ingest(table, rows, mode="append", db_schema_name=self.schema)
                 inserted = data.num_rows
         if rebuild:
             self._complete(cur, table, add_key=True)
@@ -474,29 +428,16 @@ class PostgresWarehouse:
             cur.execute(f"DROP INDEX IF EXISTS {ident(self.schema)}.{ident(f'{table}_{column}_idx')}")
         return True
 
-    def _append(self, cur: adbc.Cursor, table: str, rows: pa.RecordBatchReader) -> None:
-        """Insert every prepared row into the table as it is (a COPY: all of them or an error)."""
-        if any(pg_type(field.type) == "jsonb" for field in TABLES[table]):
-            # Binary COPY cannot write text into jsonb: these go through staging and a cast.
-            self._stage(cur, rows)
-            self._insert(cur, table, "")
-        else:
-            cur.adbc_ingest(table, rows, mode="append", db_schema_name=self.schema)
-
     def _stage(self, cur: adbc.Cursor, rows: pa.Table | pa.RecordBatchReader, name: str = STAGE) -> None:
         """The rows in a temporary table, analyzed (temporary tables are never auto-analyzed)."""
         cur.adbc_ingest(name, rows, mode="create", temporary=True)
         cur.execute(f"ANALYZE pg_temp.{ident(name)}")
 
-    def _merge(self, cur: adbc.Cursor, table: str, rows: pa.RecordBatchReader, deleted_at: datetime | None,
-               scope: tuple[str, Sequence[object]] | None) -> tuple[int, int, int]:
-        """Upsert the rows whose hash differs from the table's (new, changed, soft-deleted, or
-        loaded before hashes existed), then remove the rows whose key the batch lacks."""
+    def _merge(self, cur: adbc.Cursor, table: str, rows: pa.RecordBatchReader) -> tuple[int, int, int]:
+        """Upsert the rows whose hash differs from the table's (new, changed, or loaded before
+        hashes existed), then delete the rows whose key the batch lacks."""
         key = list(primary_key(table))
-        cur.execute(  # while the rows are prepared
-            f"SELECT {self._key(table)}, CASE WHEN {ident(DELETED_AT)} IS NULL THEN {ident(ROW_HASH)} END"
-            f" FROM {self.name(table)}"
-        )
+        cur.execute(f"SELECT {self._key(table)}, {ident(ROW_HASH)} FROM {self.name(table)}")  # while the rows are prepared
         held = cur.fetch_arrow_table()
         batch = rows.read_all()
         held = held.rename_columns([*key, ROW_HASH]).cast(pa.schema([*batch.select(key).schema, (ROW_HASH, pa.binary())]))
@@ -509,7 +450,7 @@ class PostgresWarehouse:
             inserted, updated = self._insert(cur, table, self._upsert_clause(table))
         kept = np.zeros(held.num_rows, bool)
         kept[pc.drop_null(found).to_numpy()] = True
-        deleted = self._remove_absent(cur, table, held.select(key).filter(pa.array(~kept)), deleted_at, scope)
+        deleted = self._remove_absent(cur, table, held.select(key).filter(pa.array(~kept)))
         return inserted, updated, deleted
 
     def _key(self, table: str) -> str:
@@ -531,33 +472,21 @@ class PostgresWarehouse:
         return inserted, updated
 
     def _upsert_clause(self, table: str) -> str:
-        """Update a conflicting row only when it differs (or was soft-deleted): no rewrite, no bloat."""
+        """Update a conflicting row only when it differs: no rewrite, no bloat."""
         changing = [name for name in loaded_columns(table) if name not in primary_key(table)]
-        assignments = [f"{ident(name)} = EXCLUDED.{ident(name)}" for name in changing] + [f"{ident(DELETED_AT)} = NULL"]
+        assignments = [f"{ident(name)} = EXCLUDED.{ident(name)}" for name in changing]
         old = ", ".join(f"t.{ident(name)}" for name in changing)
         new = ", ".join(f"EXCLUDED.{ident(name)}" for name in changing)
-        differs = f"ROW({old}) IS DISTINCT FROM ROW({new}) OR t.{ident(DELETED_AT)} IS NOT NULL"
+        differs = f"ROW({old}) IS DISTINCT FROM ROW({new})"
         return f"ON CONFLICT ({self._key(table)}) DO UPDATE SET {', '.join(assignments)} WHERE {differs}"
 
-    def _remove_absent(self, cur: adbc.Cursor, table: str, gone: pa.Table, deleted_at: datetime | None,
-                       scope: tuple[str, Sequence[object]] | None) -> int:
-        """Delete, or stamp ``deleted_at`` on, the rows (within scope) whose key is in ``gone``."""
+    def _remove_absent(self, cur: adbc.Cursor, table: str, gone: pa.Table) -> int:
+        """Delete the rows whose key is in ``gone``."""
         if not gone.num_rows:
             return 0
         self._stage(cur, gone, GONE)
-        conditions = [f"g.{ident(c)} = t.{ident(c)}" for c in primary_key(table)]
-        bound: dict[str, tuple[object, pa.DataType]] = {}
-        if scope is not None:
-            column, values = scope
-            bound["scope"] = (list(values), pa.list_(TABLES[table].field(column).type))
-            conditions.append(f"t.{ident(column)} = ANY(${len(bound)})")
-        if deleted_at is None:
-            statement = f"DELETE FROM {self.name(table)} AS t USING pg_temp.{ident(GONE)} g"
-        else:
-            bound["deleted_at"] = (deleted_at, pa.timestamp("us", tz="UTC"))
-            statement = f"UPDATE {self.name(table)} AS t SET {ident(DELETED_AT)} = ${len(bound)} FROM pg_temp.{ident(GONE)} g"
-            conditions.append(f"t.{ident(DELETED_AT)} IS NULL")
-        removed = self._count(cur, f"{statement} WHERE {' AND '.join(conditions)}", bind(**bound) if bound else None)
+        matches = " AND ".join(f"g.{ident(c)} = t.{ident(c)}" for c in primary_key(table))
+        removed = self._count(cur, f"DELETE FROM {self.name(table)} AS t USING pg_temp.{ident(GONE)} g WHERE {matches}")
         cur.execute(f"DROP TABLE pg_temp.{ident(GONE)}")
         return removed
 
@@ -566,119 +495,3 @@ class PostgresWarehouse:
         """Rows a DELETE or UPDATE touched (the driver's rowcount is -1 once parameters are bound)."""
         cur.execute(f"WITH touched AS ({statement} RETURNING 1) SELECT count(*) FROM touched", parameters=bound)
         return cur.fetchone()[0]
-
-    def load_state(self, name: str) -> dict | None:
-        """A named JSON document kept beside the tables (the incremental sync's tokens)."""
-        with self._transaction() as cur:
-            self._ensure_state(cur)
-            cur.execute(f"SELECT state::text FROM {self.name(STATE_TABLE)} WHERE name = $1", parameters=(name,))
-            row = cur.fetchone()
-        return json.loads(row[0]) if row else None
-
-    def save_state(self, name: str, state: dict) -> None:
-        with self._transaction() as cur:
-            self._save_state(cur, name, state)
-
-    def _save_state(self, cur: adbc.Cursor, name: str, state: dict) -> None:
-        self._ensure_state(cur)
-        cur.execute(
-            f"INSERT INTO {self.name(STATE_TABLE)} (name, state, updated_at) VALUES ($1, $2::jsonb, now()) "
-            "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-            parameters=(name, json.dumps(state)),
-        )
-
-    def _ensure_state(self, cur: adbc.Cursor) -> None:
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.name(STATE_TABLE)} "
-            "(name text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL)"
-        )
-
-    def read(self, table: str) -> pa.Table:
-        """The table typed by its Arrow schema: rows not soft-deleted, in key order."""
-        schema = TABLES[table]
-        selected = ", ".join(
-            f"{ident(field.name)}::text" if pg_type(field.type) == "jsonb" else ident(field.name) for field in schema
-        )
-        where = f" WHERE {ident(DELETED_AT)} IS NULL" if is_current(table) else ""
-        order = f" ORDER BY {self._key(table)}" if primary_key(table) else ""
-        with self._transaction() as cur:
-            cur.execute(f"SELECT {selected} FROM {self.name(table)}{where}{order}")
-            result = cur.fetch_arrow_table()
-        return from_json_text(result, schema)
-
-
-class PostgresStateStore:
-    """The sync state in the warehouse's Postgres schema, beside the tables it describes, for
-    deployments whose runs do not share a disk."""
-
-    NAME = "incremental_sync"
-
-    def __init__(self, url: str, schema: str):
-        self.url, self.schema = url, schema
-
-    def load(self) -> SyncState:
-        with PostgresWarehouse(self.url, self.schema) as postgres:
-            return SyncState(**(postgres.load_state(self.NAME) or {}))
-
-    def save(self, state: SyncState) -> None:
-        with PostgresWarehouse(self.url, self.schema) as postgres:
-            postgres.save_state(self.NAME, state.__dict__)
-
-
-class PostgresRecordStorage:
-    """Connection records (JSON documents, their tokens still Fernet-encrypted) in a Postgres
-    table, one row per connection, for deployments whose machines share no disk. Saved in one
-    transaction.
-
-    The table is ``connections`` in a schema of its own, ``asana_connections``: apart from the
-    warehouse's tables and whoever is granted them. A store kept in ``asana.connections`` by
-    earlier versions is moved there, whole, the first time the store is opened."""
-
-    SCHEMA = "asana_connections"
-    EARLIER = "asana"  # where earlier versions kept the table
-
-    def __init__(self, url: str, schema: str | None = None) -> None:
-        self._schema_name = schema or self.SCHEMA
-        self.url, self.schema = libpq_url(url), ident(self._schema_name)
-        self.table = f"{self.schema}.{ident('connections')}"
-
-    def _connect(self):
-        connection = adbc.connect(self.url)
-        with connection.cursor() as cur:
-            # One process at a time sets the store up (a key apart from `locked`'s, which a
-            # process may hold while it opens this connection).
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"{self.table} setup",))
-            cur.fetchall()
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            if self._schema_name == self.SCHEMA:
-                earlier = f"{ident(self.EARLIER)}.{ident('connections')}"
-                cur.execute("SELECT to_regclass($1) IS NULL AND to_regclass($2) IS NOT NULL", (self.table, earlier))
-                if cur.fetchone()[0]:
-                    cur.execute(f"ALTER TABLE {earlier} SET SCHEMA {self.schema}")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id text PRIMARY KEY, record jsonb NOT NULL)")
-        connection.commit()
-        return connection
-
-    def load(self) -> dict[str, dict]:
-        with self._connect() as connection, connection.cursor() as cur:
-            cur.execute(f"SELECT id, record::text FROM {self.table}")
-            return {cid: json.loads(record) for cid, record in cur.fetchall()}
-
-    def save(self, records: dict[str, dict]) -> None:
-        with self._connect() as connection, connection.cursor() as cur:
-            cur.execute(f"DELETE FROM {self.table}")
-            for cid, record in records.items():
-                cur.execute(f"INSERT INTO {self.table} VALUES ($1, $2::jsonb)", (cid, json.dumps(record)))
-            connection.commit()
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        with self._connect() as connection, connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtext($1))", (self.table,))
-            cur.fetchall()
-            try:
-                yield
-            finally:
-                cur.execute("SELECT pg_advisory_unlock(hashtext($1))", (self.table,))
-                cur.fetchall()

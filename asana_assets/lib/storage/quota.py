@@ -17,28 +17,20 @@ for every process of the token.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
-import tempfile
 import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
-
-import adbc_driver_postgresql.dbapi as adbc
 
 from asana_assets.lib.asana.client import Grant, Pool, SharedBudget
-from asana_assets.lib.storage.locks import exclusive
-from asana_assets.lib.storage.postgres import ident, libpq_url
+from asana_assets.lib.storage.documents import Documents, Table, open_documents
 
 # A pool's clock further ahead than this is a wall clock that went back: it starts again from now.
 MAX_AHEAD = 120.0
 # Seconds Postgres may take to connect, or to answer (waiting for the lock included), before the
 # budget counts as out of reach: a sync never hangs on it.
 POSTGRES_TIMEOUT = 5
+# The layout deployments hold: a row per token fingerprint, no updated_at.
+BUDGETS = Table("asana_quota", "budgets", key="fingerprint", stamped=False)
 T = TypeVar("T")
 State = dict[str, Any]
 
@@ -82,14 +74,15 @@ def leave(state: State, member: str) -> None:
     state.get("leases", {}).pop(member, None)
 
 
-class _Budget:
-    """A `SharedBudget` over a store of records, one per token, each changed under a lock; one
-    exchange at a time (a client calls it from worker threads)."""
+class Budget:
+    """A `SharedBudget` over a store of documents, one per token fingerprint, each changed under
+    the store's lock (``flock`` in a folder, for processes of one machine or of a filesystem with
+    working ``flock``; an advisory lock in Postgres, on the database's clock, for processes on
+    several machines). One exchange at a time: a client calls it from worker threads."""
 
-    where: str
-
-    def __init__(self, token_fingerprint: str) -> None:
-        self.fingerprint = token_fingerprint
+    def __init__(self, documents: Documents, token_fingerprint: str) -> None:
+        self.documents, self.fingerprint = documents, token_fingerprint
+        self.where = documents.where
         self._lock = threading.Lock()
 
     def take(self, member: str, pool: Pool, slots: int, reads: int, in_flight: int, lease: float) -> Grant:
@@ -102,119 +95,17 @@ class _Budget:
         self._change(lambda state, _now: leave(state, member))
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self.documents.close()
 
     def _change(self, change: Callable[[State, float], T]) -> T:
         with self._lock:
-            return self._exchange(change)
-
-    def _exchange(self, change: Callable[[State, float], T]) -> T:
-        """Read the token's record under its lock, apply ``change(state, now)``, write it back."""
-        raise NotImplementedError
-
-
-class FileBudget(_Budget):
-    """Records in a folder, a file per token fingerprint, changed under ``flock``: for processes
-    of one machine (or of a filesystem with working ``flock``). The wall clock is the budget's."""
-
-    def __init__(self, folder: str | os.PathLike[str], token_fingerprint: str) -> None:
-        super().__init__(token_fingerprint)
-        self.folder = Path(folder)
-        self.where = str(self.folder)
-        self._path = self.folder / f"{token_fingerprint}.json"
-
-    def _exchange(self, change: Callable[[State, float], T]) -> T:
-        with exclusive(self.folder / f"{self.fingerprint}.lock"):
-            try:
-                state = json.loads(self._path.read_text())
-            except (FileNotFoundError, ValueError):  # none yet (it is replaced whole, never half-written)
-                state = {}
-            result = change(state, time.time())
-            # Written beside, then renamed over: a reader never sees half a record.
-            fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".budget-")
-            try:
-                with os.fdopen(fd, "w") as file:
-                    json.dump(state, file)
-                os.replace(temporary, self._path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-            return result
-
-
-class PostgresBudget(_Budget):
-    """Records in Postgres, table ``budgets`` of a schema of its own (``asana_quota``), a row per
-    token fingerprint, changed under a transaction-scoped advisory lock on that fingerprint: for
-    processes on several machines. The database's clock is the budget's, so the machines' clocks
-    need not agree. One connection, opened on first use and kept until `close`."""
-
-    SCHEMA = "asana_quota"
-
-    def __init__(self, url: str, token_fingerprint: str) -> None:
-        super().__init__(token_fingerprint)
-        self._url = libpq_url(url)
-        self.table = f"{ident(self.SCHEMA)}.{ident('budgets')}"
-        address = urlsplit(self._url)  # named without its user or password
-        self.where = f"Postgres at {address.hostname}:{address.port or 5432}{address.path} (table {self.SCHEMA}.budgets)"
-        self._connection: adbc.Connection | None = None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-    def _connect(self) -> adbc.Connection:
-        url = self._url if "connect_timeout=" in self._url else (
-            f"{self._url}{'&' if '?' in self._url else '?'}connect_timeout={POSTGRES_TIMEOUT}"
-        )
-        connection = adbc.connect(url)
-        try:
-            with connection.cursor() as cur:
-                cur.execute(f"SET statement_timeout = '{POSTGRES_TIMEOUT}s'")
-                # One process at a time creates the table (CREATE ... IF NOT EXISTS races otherwise).
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"{self.table} setup",))
-                cur.fetchall()
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.SCHEMA)}")
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table} "
-                            "(fingerprint text PRIMARY KEY, state jsonb NOT NULL)")
-            connection.commit()
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _exchange(self, change: Callable[[State, float], T]) -> T:
-        if self._connection is None:
-            self._connection = self._connect()
-        connection = self._connection
-        try:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", (f"asana_quota {self.fingerprint}",))
-                cur.fetchall()
-                cur.execute(
-                    f"SELECT extract(epoch FROM clock_timestamp())::float8, "
-                    f"(SELECT state::text FROM {self.table} WHERE fingerprint = $1)", (self.fingerprint,),
-                )
-                now, text = cur.fetchone()
-                state = json.loads(text) if text else {}
-                result = change(state, now)
-                cur.execute(
-                    f"INSERT INTO {self.table} VALUES ($1, $2::jsonb) "
-                    "ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state",
-                    (self.fingerprint, json.dumps(state)),
-                )
-            connection.commit()
-        except BaseException:
-            self._connection = None  # a broken connection is not used again
-            connection.close()
-            raise
-        return result
+            return self.documents.change(self.fingerprint, change)
 
 
 def open_budget(location: str, token: str) -> SharedBudget:
-    """The budget of ``token`` kept at ``location``: a ``postgresql://`` URL, else a folder.
-    Opening reaches nothing: the first exchange does (and a client falls back if it fails)."""
-    if re.match(r"^postgres(?:ql)?(?:\+\w+)?://", location):
-        return PostgresBudget(location, fingerprint(token))
-    return FileBudget(location, fingerprint(token))
+    """The budget of ``token`` kept at ``location``: a ``postgresql://`` URL (table
+    ``asana_quota.budgets``, one connection kept open, never waiting on it more than
+    POSTGRES_TIMEOUT), else a folder (a file per token). Opening reaches nothing: the first
+    exchange does (and a client falls back if it fails)."""
+    return Budget(open_documents(location, BUDGETS, timeout=POSTGRES_TIMEOUT, persistent=True), fingerprint(token))

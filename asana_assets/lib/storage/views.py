@@ -14,7 +14,7 @@ import adbc_driver_postgresql.dbapi as adbc
 
 from asana_assets.lib.compliance.monitors import JUDGED
 from asana_assets.lib.schema import TABLES, describe
-from asana_assets.lib.storage.postgres import ident, libpq_url
+from asana_assets.lib.storage.sql import ident, libpq_url
 
 LIVE = "_deleted_at IS NULL"
 # The latest evaluation: the latest as_of, then the greatest run id (the evidence packs' order),

@@ -25,7 +25,7 @@ def test_a_ticket_moved_into_a_new_section_has_a_known_state(tmp_path):
     assert run.success
     [tasks] = [m for m in run.get_asset_materialization_events() if m.asset_key.path[-1] == "tasks"]
     assert tasks.materialization.metadata["sync_mode"].value.startswith("incremental")
-    tickets = WarehouseResource(directory=str(tmp_path)).read("tickets").to_pandas().set_index("gid")
+    tickets = WarehouseResource(directory=str(tmp_path)).warehouse().read("tickets").to_pandas().set_index("gid")
     ticket = tickets.loc[task["gid"]]
     assert ticket["section_gid"] == section.gid and ticket["section_name"] == "Waiting on vendor"
     # "waiting" is a blocked word of the default workflow rules: stage BLOCKED, state ON_HOLD.

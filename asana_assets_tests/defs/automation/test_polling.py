@@ -36,12 +36,12 @@ def deployment(tmp_path, monkeypatch, requests_per_minute):
     configured["warehouse"].state_store().save(state)
     asked: list[list[str]] = []
 
-    def changed_projects(self, state, projects=None, within=None, renewed=None):
+    async def look_at_feeds(client, state, projects=None, within=None, renewed=None):
         asked.append(list(projects))
         renewed.update({gid: f"renewed-{gid}" for gid in projects if gid not in ACTIVE})
         return {gid: (f"sync-{gid}:pending" if gid in ACTIVE else None) for gid in projects}
 
-    monkeypatch.setattr(AsanaResource, "changed_projects", changed_projects)
+    monkeypatch.setattr(sensors, "look_at_feeds", look_at_feeds)
     return configured, asked
 
 
@@ -102,15 +102,15 @@ def test_a_failed_poll_leaves_its_projects_due(tmp_path, monkeypatch):
     configured, asked = deployment(tmp_path, monkeypatch, requests_per_minute=300)
     instance = dg.DagsterInstance.ephemeral()
     register(instance, [DEFAULT])
-    working = AsanaResource.changed_projects
+    working = sensors.look_at_feeds
 
-    def failing(self, state, projects=None, within=None, renewed=None):
+    async def failing(client, state, projects=None, within=None, renewed=None):
         asked.append(list(projects))
         raise RuntimeError("throttled")
 
-    monkeypatch.setattr(AsanaResource, "changed_projects", failing)
+    monkeypatch.setattr(sensors, "look_at_feeds", failing)
     failed = evaluate(configured, instance, monkeypatch, START, None)
     assert "could not poll" in failed.skip_reason.skip_message
-    monkeypatch.setattr(AsanaResource, "changed_projects", working)
+    monkeypatch.setattr(sensors, "look_at_feeds", working)
     evaluate(configured, instance, monkeypatch, START + timedelta(minutes=1), failed.cursor)
     assert asked[1] == asked[0] == sorted(set(PROJECTS) - set(ARCHIVED))[:15]

@@ -39,7 +39,7 @@ def test_the_reconcile_job_applies_what_no_event_reported(tmp_path):
         run = defs.resolve_job_def(reconcile_sync.name).execute_in_process(instance=instance, partition_key=DEFAULT)
     assert run.success
     assert sync_mode(run).startswith("reconcile: ")
-    warehouse = WarehouseResource(directory=str(tmp_path))
+    warehouse = WarehouseResource(directory=str(tmp_path)).warehouse()
     assert_matches_truth({t: warehouse.read(t) for t in RAW_TABLES}, world.ground_truth())
     tickets = warehouse.read("tickets").to_pandas()
     assert deleted not in set(tickets["gid"])  # gone from the derived tables too

@@ -14,10 +14,10 @@ from asana_assets.defs.partitions import DEFAULT, register
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.parquet import ParquetWarehouse
-from asana_assets.lib.storage.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, generate_world
 from asana_assets_tests.support import POSTGRES_URL as URL
 from asana_assets_tests.support.pipeline import SIMULATOR, alarms, resources, results_of, run_pipeline
+from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
 
@@ -54,9 +54,9 @@ def test_the_sensor_requests_an_incremental_run_that_applies_the_changes(tmp_pat
     assert tasks.materialization.metadata["sync_mode"].value.startswith("incremental")
     store = ParquetWarehouse(tmp_path)
     assert_matches_truth({t: store.read(t) for t in RAW_TABLES}, world.ground_truth())
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         assert_matches_truth({t: postgres.read(t) for t in RAW_TABLES}, world.ground_truth())
-        assert postgres.load_state("incremental_sync")["tokens"]  # kept in Postgres, beside the tables
+        assert postgres.document("incremental_sync")["tokens"]  # kept in Postgres, beside the tables
         monitored = postgres.read("monitor_results").to_pandas()
     assert not (tmp_path / "state").exists()
     assert set(monitored["run_id"]) == set(results_of(run, tmp_path)["run_id"]) | {first_run}
@@ -72,12 +72,12 @@ FAKE_TOKEN = "2/1209000000000000/leaked:f4ke-t0ken-5e9a"
 def test_an_unexpected_poll_failure_is_told_by_cause_and_fix_never_by_its_text(tmp_path, monkeypatch, caplog, capfd):
     """Whatever one connection's poll raises, the tick says what went wrong and what to do, and
     never repeats the error's own text, which may quote a token."""
-    from asana_assets.defs.resources.asana import AsanaResource
+    from asana_assets.defs.automation import sensors
 
-    def broken(self, state, projects=None, within=None, renewed=None):
+    async def broken(client, state, projects=None, within=None, renewed=None):
         raise RuntimeError(f"request to /events failed with Authorization: Bearer {FAKE_TOKEN}")
 
-    monkeypatch.setattr(AsanaResource, "changed_projects", broken)
+    monkeypatch.setattr(sensors, "look_at_feeds", broken)
     configured = resources("http://127.0.0.1:9/api/1.0", tmp_path)
     state = SyncState()
     state.advance({"1": "sync-token"}, ["1"], datetime.now(UTC), full=True)
@@ -95,25 +95,36 @@ def test_an_unexpected_poll_failure_is_told_by_cause_and_fix_never_by_its_text(t
         assert FAKE_TOKEN not in text and "f4ke-t0ken" not in text
 
 
-def test_the_sensors_fail_with_the_missing_setting_beside_a_configured_warehouse(monkeypatch, tmp_path):
-    """Nothing points at Asana but Postgres is configured: no demo, and the sensor says what to set."""
-    from asana_assets.defs.resources.asana import AsanaResource
+def test_the_sensors_fail_with_the_missing_setting(monkeypatch, tmp_path):
+    """Nothing points at Asana: the sensors say what to set. The demo asked for beside a configured
+    warehouse refuses, and says why."""
+    from asana_assets.defs.resources.asana import AsanaResource, DemoAsanaResource
     from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ASANA_CONNECTION_STORE", raising=False)
-    monkeypatch.delenv("ASANA_ACCESS_TOKEN", raising=False)
+    for name in ("ASANA_CONNECTION_STORE", "ASANA_ACCESS_TOKEN", "ASANA_CONNECTION_ID", "ASANA_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ASANA_POSTGRES_URL", URL)
     instance = dg.DagsterInstance.ephemeral()
-    unconfigured = {"asana": AsanaResource(), "warehouse": resources("", tmp_path)["warehouse"]}
-    for sensor in (asana_connections_sensor, asana_events_sensor):
-        with (dg.build_sensor_context(instance=instance, resources=unconfigured) as context,
-              pytest.raises(ConnectionProblem) as refused):
-            sensor(context)
-        assert str(refused.value) == (
-            "ASANA_POSTGRES_URL is set but no Asana credentials are: set ASANA_ACCESS_TOKEN or "
-            "ASANA_CONNECTION_ID (the demo simulator never writes into a configured warehouse)"
-        )
+    warehouse = resources("", tmp_path)["warehouse"]
+    refusals = [
+        (AsanaResource(), (
+            "no Asana credentials are configured: set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID (connect with "
+            "`asana-connections connect`, then set ASANA_CONNECTION_ID to the connection's id); for the demo "
+            "simulator, set ASANA_DEMO=1"
+        )),
+        (DemoAsanaResource(), (
+            "ASANA_DEMO asks for the demo but ASANA_POSTGRES_URL is set: unset ASANA_POSTGRES_URL for the demo, or "
+            "unset ASANA_DEMO and set ASANA_ACCESS_TOKEN or ASANA_CONNECTION_ID (the demo simulator never writes "
+            "into a configured warehouse)"
+        )),
+    ]
+    for asana, refusal in refusals:
+        for sensor in (asana_connections_sensor, asana_events_sensor):
+            with (dg.build_sensor_context(instance=instance, resources={"asana": asana, "warehouse": warehouse})
+                  as context, pytest.raises(ConnectionProblem) as refused):
+                sensor(context)
+            assert str(refused.value) == refusal
 
 
 def test_a_sync_leaves_connections_fresh_evaluated_after_its_raw_tables(tmp_path):

@@ -109,7 +109,7 @@ def test_an_empty_workspace_materializes_everything_and_passes_nothing_it_did_no
     result = run(org, tmp_path)
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert set(DERIVED_TABLES) <= materialized
-    warehouse = WarehouseResource(directory=str(tmp_path))
+    warehouse = WarehouseResource(directory=str(tmp_path)).warehouse()
     for table in DERIVED_TABLES:
         assert warehouse.read(table).schema.names == DERIVED_TABLES[table].names
     # Nothing to judge for the change monitors: NOT EVALUATED everywhere an auditor looks.
@@ -200,7 +200,7 @@ def test_approvals_withdrawn_or_negated_before_the_start_do_not_count(tmp_path):
     results = results_of(run(org, tmp_path), tmp_path)
     rows = results[(results["monitor_id"] == "changes_approved") & results["resource_gid"].isin(expected)]
     assert {r.resource_gid: (r.status, r.reason) for r in rows.itertuples()} == expected
-    approvals = WarehouseResource(directory=str(tmp_path)).read("approvals").to_pandas()
+    approvals = WarehouseResource(directory=str(tmp_path)).warehouse().read("approvals").to_pandas()
     assert negated.gid not in set(approvals["ticket_gid"])  # entering "Not approved" is no approval
     assert status(results, "approval_segregation", by_section.gid) == "ok"
 

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from asana_assets.defs.compliance.remediation import remediation_tasks
-from asana_assets.defs.resources.asana import AsanaResource
+from asana_assets.defs.resources.asana import DemoAsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.simulator import World
@@ -103,13 +103,11 @@ def test_nothing_is_written_when_disabled(tmp_path):
     assert tasks_in(world, findings) == []
     assert not [m for m in run.get_asset_materialization_events() if m.asset_key.path[-1] == "remediation_tasks"]
     # The run still published its tables and its evidence.
-    assert WarehouseResource(directory=str(tmp_path)).read("monitor_results").num_rows > 0
+    assert WarehouseResource(directory=str(tmp_path)).warehouse().read("monitor_results").num_rows > 0
 
 
-def test_nothing_is_written_for_the_demo(tmp_path, monkeypatch):
-    for name in ("ASANA_POSTGRES_URL", "ASANA_ACCESS_TOKEN", "ASANA_BASE_URL", "ASANA_CONNECTION_ID"):
-        monkeypatch.delenv(name, raising=False)
-    asana = AsanaResource()  # nothing configured: the demo simulator is the source
+def test_nothing_is_written_for_the_demo(tmp_path):
+    asana = DemoAsanaResource()
     assert asana.provenance("default")["source"]["demo"]
     instance = dg.DagsterInstance.ephemeral()
     run = materialize([remediation_tasks], instance=instance, resources={
@@ -128,7 +126,7 @@ def test_enabled_without_a_project_fails_with_the_setting_to_add(tmp_path):
         run_pipeline(world, tmp_path, day(0), remediation_enabled=True)
     assert tasks_in(world, findings) == []
     # The tables were published before: a failure here costs no evidence.
-    assert WarehouseResource(directory=str(tmp_path)).read("monitor_results").num_rows > 0
+    assert WarehouseResource(directory=str(tmp_path)).warehouse().read("monitor_results").num_rows > 0
 
 
 def test_a_task_deleted_in_asana_while_the_alarm_lasts_is_filed_again(tmp_path):

@@ -34,7 +34,7 @@ def shared_world():
 
 
 def project_access(tmp_path, payroll):
-    access = WarehouseResource(directory=str(tmp_path)).read("user_access").to_pylist()
+    access = WarehouseResource(directory=str(tmp_path)).warehouse().read("user_access").to_pylist()
     return {r["user_gid"]: (r["role"], r["via_team_gid"]) for r in access
             if r["resource_type"] == "project" and r["resource_gid"] == payroll.gid}
 

@@ -183,7 +183,7 @@ def test_the_reasons_name_the_unknown_section_and_the_missing_approver(world):
 
 def test_the_planted_history_reached_the_warehouse(world):
     """What the statuses rest on was synced as planted, not lost on the way."""
-    warehouse = WarehouseResource(directory=str(world.directory))
+    warehouse = WarehouseResource(directory=str(world.directory)).warehouse()
     by_name = {name: gid for gid, name in world.names.items()}
     archived, by_rule = by_name["CHG-6 archived"], by_name["CHG-7 approved by a rule"]
     # CHG-6 is now only in "2025 Archive", yet a change (from its history).

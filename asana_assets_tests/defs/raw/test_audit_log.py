@@ -31,7 +31,7 @@ def organisation(enterprise: bool):
 
 
 def changes(directory) -> pd.DataFrame:
-    return WarehouseResource(directory=str(directory)).read("membership_changes").to_pandas()
+    return WarehouseResource(directory=str(directory)).warehouse().read("membership_changes").to_pandas()
 
 
 def test_an_admin_grant_takes_its_actor_and_time_from_the_audit_log(tmp_path):
@@ -60,7 +60,7 @@ def test_an_admin_grant_takes_its_actor_and_time_from_the_audit_log(tmp_path):
     assert pd.isna(guest["actor_gid"]) and pd.isna(guest["occurred_at"])
     # The events are kept; a third run reads only what came after the cursor (no duplicates).
     assert run_pipeline(world, tmp_path, T0 + timedelta(days=2)).success
-    events = WarehouseResource(directory=str(tmp_path)).read("audit_log_events").to_pandas()
+    events = WarehouseResource(directory=str(tmp_path)).warehouse().read("audit_log_events").to_pandas()
     assert events["gid"].is_unique
     assert set(events["gid"]) == {e["gid"] for e in world.audit_log}
 
@@ -111,7 +111,7 @@ def test_a_workspace_without_the_audit_log_is_noted_once_and_the_sync_succeeds(t
 
 
 def refused(directory) -> list[dict]:
-    quarantine = WarehouseResource(directory=str(directory)).read("quarantine").to_pylist()
+    quarantine = WarehouseResource(directory=str(directory)).warehouse().read("quarantine").to_pylist()
     return [row for row in quarantine if row["table"] == "audit_log_events"]
 
 
@@ -137,7 +137,7 @@ def test_an_invalid_audit_event_is_quarantined_once_and_the_valid_ones_still_syn
     assert "actor" in row["error"] and "created_at" in row["error"]  # the reason names both fields
     check = quarantine_check(second)
     assert not check.passed and check.metadata["by_table"].value == {"audit_log_events": 1}
-    events = WarehouseResource(directory=str(tmp_path)).read("audit_log_events").to_pandas()
+    events = WarehouseResource(directory=str(tmp_path)).warehouse().read("audit_log_events").to_pandas()
     assert set(events["gid"]) == {e["gid"] for e in world.audit_log} - {"9990001"}  # the valid ones synced
     # Edge: the next syncs read it again ("yesterday" sorts after every date, so it is always
     # after the cursor), full and incremental alike: it stays quarantined, once.

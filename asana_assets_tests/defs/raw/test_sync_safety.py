@@ -9,10 +9,10 @@ import pyarrow.compute as pc
 
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.parquet import ParquetWarehouse
-from asana_assets.lib.storage.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, World, generate_world
 from asana_assets_tests.support import POSTGRES_URL as URL
 from asana_assets_tests.support.pipeline import ASSETS, RUN_CHECKS, SIMULATOR, materialize, resources, run_pipeline
+from asana_assets_tests.support.postgres import PostgresTables
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -25,7 +25,7 @@ def test_a_task_named_with_a_nul_is_synced_into_both_stores_and_flagged(schema, 
     assert run.success  # every later table and every monitor ran
     tasks = ParquetWarehouse(tmp_path).read("tasks")
     assert tasks.filter(pc.equal(tasks["gid"], task))["name"].to_pylist() == ["before\x00after"]
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         stored = postgres.read("tasks")
         tickets = postgres.read("tickets")
     assert stored.filter(pc.equal(stored["gid"], task))["name"].to_pylist() == ["before\\0after"]
@@ -46,7 +46,7 @@ def test_an_empty_answer_is_refused_with_the_numbers_and_nothing_changes(schema,
     assert run_pipeline(world, tmp_path, NOW, postgres=(URL, schema)).success
     parquet = ParquetWarehouse(tmp_path)
     before = {t: parquet.read(t) for t in RAW_TABLES}
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         before_pg = {t: postgres.read(t).num_rows for t in RAW_TABLES}
 
     # A server that answers 200 with no workspace at all (another account's token, a proxy).
@@ -62,7 +62,7 @@ def test_an_empty_answer_is_refused_with_the_numbers_and_nothing_changes(schema,
     assert "--allow-mass-deletion" in message
     for table in RAW_TABLES:
         assert parquet.read(table).equals(before[table]), table
-    with PostgresWarehouse(URL, schema) as postgres:
+    with PostgresTables(URL, schema) as postgres:
         assert {t: postgres.read(t).num_rows for t in RAW_TABLES} == before_pg
 
 

@@ -14,7 +14,7 @@ from asana_assets.lib.asana.crawl import crawl
 from asana_assets.lib.asana.incremental import FeedChanges, incremental_sync, record_full_sync
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import RAW_TABLES, primary_key
-from asana_assets.lib.storage.files import StateStore
+from asana_assets.lib.storage.warehouse import Warehouse
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
 from asana_assets_tests.support.truth import assert_matches_truth
 from asana_assets_tests.support.worlds import change_the_world
@@ -49,10 +49,10 @@ def test_an_incremental_sync_applies_every_change(world, tmp_path):
         first = full(sim.base_url)
         state = SyncState()
         record_full_sync(state, first)
-        StateStore(tmp_path / "state.json").save(state)
+        Warehouse(tmp_path, None, "asana").state_store().save(state)
         deleted = change_the_world(world)
         sim.stats.reset()
-        state = StateStore(tmp_path / "state.json").load()
+        state = Warehouse(tmp_path, None, "asana").state_store().load()
         result = incremental(sim.base_url, state, first.tables)
         requests = sim.stats.total
     assert deleted in result.deleted
@@ -86,7 +86,7 @@ def test_a_token_past_its_life_is_not_trusted(world):
 def test_a_crashed_run_is_replayed_from_the_saved_tokens(world, tmp_path):
     """The state is saved only after a successful load: a run that dies keeps the old tokens,
     and the next run, reading the same changes again, ends with the same tables."""
-    store = StateStore(tmp_path / "state.json")
+    store = Warehouse(tmp_path, None, "asana").state_store()
     with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
         first = full(sim.base_url)
         state = SyncState()

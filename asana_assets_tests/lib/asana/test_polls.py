@@ -1,15 +1,23 @@
 """The poll schedule: active projects at every tick, quiet ones backing off, the polls of a tick
-within the budget, oldest due first, and every project polled within the stated bound."""
+within the budget, oldest due first, and every project polled within the stated bound; and the
+look at the events feeds: what was answered in time counts, a quiet feed's token is renewed."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from itertools import pairwise
 
-from asana_assets.lib.asana.polls import PollPolicy, PollSchedule
+import httpx
+
+from asana_assets.lib.asana.client import AsanaClient, run
+from asana_assets.lib.asana.polls import LOOK_CLIENT, PollPolicy, PollSchedule, look_at_feeds
 from asana_assets.lib.asana.state import SyncState
+from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
 
 POLICY = PollPolicy(every=1, budget=10, active_for=10, max_factor=64, slack=0.5)
+TOKEN = "2/1209000000000000/polls"
 
 
 def ticks(schedule: PollSchedule, policy: PollPolicy, tracked, pending, minutes: int) -> dict[str, list[int]]:
@@ -98,3 +106,53 @@ def test_renewed_tokens_are_kept_and_only_younger_ones_replace_a_states():
     assert {gid: entry["sync"] for gid, entry in state.tokens.items()} == {"1": "polled-1", "2": "run-2", "3": "run-3"}
     garbage = {"projects": {}, "tokens": {"1": "x", "2": {"sync": 3, "taken_at": "t"}, "3": {"sync": "s"}}}
     assert PollSchedule.from_json(garbage).tokens == {}
+
+
+def look(base_url: str, state: SyncState, projects=None, **options) -> dict:
+    async def looking():
+        async with AsanaClient(base_url, TOKEN, **LOOK_CLIENT) as client:
+            return await look_at_feeds(client, state, projects, **options)
+
+    return run(looking())
+
+
+def test_a_look_keeps_what_was_answered_in_time_and_leaves_the_rest_due(monkeypatch):
+    """Feeds still unanswered `within` the tick's time are left out (so they stay due), and the
+    looks answered are returned, not lost with the late ones."""
+    world = generate_world(seed=1, tasks=20)
+    projects = [p["gid"] for p in world.ground_truth()["projects"]][:3]
+    slow = projects[0]
+    events = AsanaClient.events
+
+    async def answering(self, project_gid, token):
+        if project_gid == slow:
+            await asyncio.sleep(30)  # far past the look's time
+        return await events(self, project_gid, token)
+
+    monkeypatch.setattr(AsanaClient, "events", answering)
+    with Simulator(world, SimulatorConfig(tokens={TOKEN: None}, requests_per_minute=10**6)) as sim:
+        state = SyncState(tokens={gid: {"sync": "not-a-token", "taken_at": "2999-01-01T00:00:00+00:00"}
+                                  for gid in projects})
+        started = time.monotonic()
+        looked = look(sim.base_url, state, projects, within=2.0)
+    assert set(looked) == set(projects[1:])  # invalid tokens: both answered as changed
+    assert time.monotonic() - started < 10
+
+
+def test_a_look_finding_nothing_pending_renews_the_token_and_one_with_events_does_not():
+    """The sensor keeps the token a quiet feed hands out (so a quiet project's token stays young);
+    a feed with events pending keeps its old token, from which the run will read them."""
+    world = generate_world(seed=1, tasks=20)
+    quiet, busy = [p["gid"] for p in world.ground_truth()["projects"] if not p["archived"]][:2]
+    task = next(t["gid"] for t in world.ground_truth()["tasks"]
+                if any(m["project"]["gid"] == busy for m in t["memberships"]))
+    with Simulator(world, SimulatorConfig(tokens={TOKEN: None}, requests_per_minute=10**6)) as sim:
+        first = {gid: httpx.get(f"{sim.base_url}/events", params={"resource": gid},
+                                headers={"Authorization": f"Bearer {TOKEN}"}).json()["sync"] for gid in (quiet, busy)}
+        world.update_task(task, name="Renamed", actor=world.default_user)
+        state = SyncState(tokens={gid: {"sync": sync, "taken_at": "2999-01-01T00:00:00+00:00"}
+                                  for gid, sync in first.items()})
+        renewed: dict[str, str] = {}
+        looked = look(sim.base_url, state, [quiet, busy], renewed=renewed)
+    assert looked[quiet] is None and looked[busy] is not None
+    assert set(renewed) == {quiet} and renewed[quiet] not in (first[quiet], first[busy])

@@ -171,25 +171,29 @@ def test_cli_schedules_and_removes_a_connection(simulator, tmp_path, keys, monke
     assert "there is no connection" in capsys.readouterr().err
 
 
-def test_the_store_can_live_in_postgres_encrypted(schema):
+def test_the_store_can_live_in_postgres_encrypted(schema, monkeypatch):
     """Records can live in a Postgres table; the tokens stay Fernet-encrypted there."""
     import adbc_driver_postgresql.dbapi as adbc
 
+    from asana_assets.lib.connections import store as stores
     from asana_assets.lib.connections.records import Connection, Tokens
-    from asana_assets.lib.connections.store import TokenStore, storage_at
-    from asana_assets.lib.storage.postgres import PostgresRecordStorage, ident, libpq_url
+    from asana_assets.lib.connections.store import TokenStore
+    from asana_assets.lib.storage.documents import PostgresDocuments
+    from asana_assets.lib.storage.sql import ident, libpq_url
     from asana_assets_tests.support import POSTGRES_URL as URL
 
-    assert isinstance(storage_at(URL), PostgresRecordStorage)
+    monkeypatch.setattr(stores, "SCHEMA", schema)
+    assert isinstance(stores.storage_at(URL).documents, PostgresDocuments)
     secret = "2/1209/postgres-store:do-not-leak-9d3"
-    store = TokenStore(PostgresRecordStorage(URL, schema), Fernet.generate_key().decode())
+    store = TokenStore.at(URL, Fernet.generate_key().decode())
     connection = Connection(auth_method="service_account", base_url="http://x/api/1.0", workspace_gid="1",
                             user_gid="2", user_name="Admin", user_email="admin@example.com")
     store.save(connection, Tokens(access_token=secret))
     assert store.tokens(connection.id).access_token.get_secret_value() == secret
     with adbc.connect(libpq_url(URL)) as db, db.cursor() as cur:
-        cur.execute(f"SELECT record::text FROM {ident(schema)}.{ident('connections')}")
-        [(stored,)] = cur.fetchall()
+        cur.execute(f"SELECT id, record::text FROM {ident(schema)}.{ident('connections')}")
+        [(name, stored)] = cur.fetchall()
+    assert name == "connections"  # one document holds every record
     assert connection.id in stored and secret not in stored and "do-not-leak" not in stored
 
 
@@ -241,6 +245,7 @@ def point_elsewhere(path, connection_id, base_url):
 
 def test_an_edited_base_url_is_refused_and_nothing_is_sent_there(simulator, tmp_path, keys, monkeypatch, capsys):
     from asana_assets.defs.resources.asana import AsanaResource
+    from asana_assets.lib.connections.session import whoami
 
     path = tmp_path / "c.json"
     connection = connect_service_account(simulator.base_url, DEMO_TOKEN, TokenStore.at(path, keys))
@@ -257,7 +262,7 @@ def test_an_edited_base_url_is_refused_and_nothing_is_sent_there(simulator, tmp_
         monkeypatch.setenv("ASANA_CONNECTION_KEYS", keys)
         asana = AsanaResource(connection_id=connection.id, connections_file=str(path))
         with pytest.raises(ConnectionProblem, match="nothing was sent"):
-            asana.whoami()
+            asana.run(whoami)
         assert cli.main(["--store", str(path), "validate", connection.id]) == 0  # recorded, not raised
         assert other.api.stats.total == 0 and other.api.oauth.requests.total() == 0
     validated = TokenStore.at(path, keys).get(connection.id)
@@ -291,30 +296,49 @@ def test_tokens_stored_before_sealing_ask_for_rotate_key_then_work(simulator, tm
         TokenStore.at(path, keys).tokens(connection.id)
 
 
-def test_the_postgres_store_has_a_schema_of_its_own_and_adopts_the_earlier_table(schema, server, monkeypatch):
-    """Records live in <store schema>.connections, apart from the warehouse; a table an earlier
-    version kept in the warehouse's schema is moved there the first time the store is opened."""
+def test_the_postgres_store_adopts_the_records_earlier_versions_kept(schema, server, monkeypatch, tmp_path):
+    """Earlier versions kept a row per connection, first in the warehouse's schema, then in the
+    store's own: the first opening moves the table to the store's schema and its rows into the
+    one document, every record and token intact; a store already adopted is left as it is."""
     import adbc_driver_postgresql.dbapi as adbc
 
-    from asana_assets.lib.connections.store import storage_at
-    from asana_assets.lib.storage.postgres import PostgresRecordStorage, ident, libpq_url
+    from asana_assets.lib.connections import store as stores
+    from asana_assets.lib.storage.sql import ident, libpq_url
     from asana_assets_tests.support import POSTGRES_URL as URL
 
     own = f"{schema}_connections"  # throwaway stand-ins for asana_connections and asana
-    monkeypatch.setattr(PostgresRecordStorage, "SCHEMA", own)
-    monkeypatch.setattr(PostgresRecordStorage, "EARLIER", schema)
+    monkeypatch.setattr(stores, "SCHEMA", own)
+    monkeypatch.setattr(stores, "EARLIER", schema)
+    keys = Fernet.generate_key().decode()
+    sealer = TokenStore.at(tmp_path / "sealed.json", keys)  # seals the records as a store writes them
     try:
-        before = TokenStore(PostgresRecordStorage(URL, schema), keys := Fernet.generate_key().decode())
-        connection = Connection(auth_method="service_account", base_url="http://x/api/1.0", workspace_gid="1",
-                                user_gid="2", user_name="Admin", user_email="admin@example.com")
-        before.save(connection, Tokens(access_token=SecretStr("k")))
-        now = TokenStore(storage_at(URL), keys)
-        assert now.get(connection.id) == connection
-        assert now.tokens(connection.id).access_token.get_secret_value() == "k"
+        records = {}
+        for name, secret in (("Admin", "k1"), ("Other", "k2")):
+            connection = Connection(auth_method="service_account", base_url="http://x/api/1.0", workspace_gid="1",
+                                    user_gid="2", user_name=name, user_email="admin@example.com")
+            sealer.save(connection, Tokens(access_token=SecretStr(secret)))
+            records[connection.id] = (connection, secret)
         with adbc.connect(libpq_url(URL)) as db, db.cursor() as cur:
-            cur.execute("SELECT to_regclass($1) IS NULL, to_regclass($2) IS NOT NULL",
-                        (f"{ident(schema)}.connections", f"{ident(own)}.connections"))
-            assert cur.fetchone() == (True, True)
+            cur.execute(f"CREATE SCHEMA {ident(schema)}")
+            cur.execute(f"CREATE TABLE {ident(schema)}.connections (id text PRIMARY KEY, record jsonb NOT NULL)")
+            for cid, record in sealer.storage.load().items():
+                cur.execute(f"INSERT INTO {ident(schema)}.connections VALUES ($1, $2::jsonb)", (cid, json.dumps(record)))
+            db.commit()
+
+        now = TokenStore.at(URL, keys)
+        assert sorted(c.id for c in now.connections()) == sorted(records)
+        for cid, (connection, secret) in records.items():
+            assert now.get(cid) == connection
+            assert now.tokens(cid).access_token.get_secret_value() == secret
+        with adbc.connect(libpq_url(URL)) as db, db.cursor() as cur:
+            cur.execute("SELECT to_regclass($1) IS NULL", (f"{ident(schema)}.connections",))
+            assert cur.fetchone() == (True,)
+            cur.execute(f"SELECT id FROM {ident(own)}.connections")
+            assert cur.fetchall() == [("connections",)]
+
+        gone, *kept = records
+        now.remove(gone)
+        assert sorted(c.id for c in TokenStore.at(URL, keys).connections()) == sorted(kept)  # not adopted again
     finally:
         with server.cursor() as cur:
             cur.execute(f"DROP SCHEMA IF EXISTS {ident(own)} CASCADE")

@@ -180,6 +180,7 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
     access token; once revoked, the sync and the connection check both say to reconnect."""
     from asana_assets.defs.raw.checks import connection_valid
     from asana_assets.defs.resources.asana import AsanaResource
+    from asana_assets.lib.asana.crawl import crawl
 
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("ASANA_CONNECTION_KEYS", key)
@@ -190,14 +191,18 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
         connection_id=connection.id, connections_file=str(tmp_path / "connections.json"), requests_per_minute=60_000,
         oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET, oauth_redirect_uri=DEMO_REDIRECT_URI,
     )
-    assert asana.sync({"tasks"}).tables["tasks"].num_rows == len(simulator.world.ground_truth()["tasks"])
+
+    def sync(table: str):
+        return asana.run(lambda client: crawl(client, tables={table})).tables[table]
+
+    assert sync("tasks").num_rows == len(simulator.world.ground_truth()["tasks"])
     asana.record_sync()
     assert store.get(connection.id).last_synced_at is not None
     simulator.api.oauth.advance(3601)  # expired at Asana: the resource refreshes on the 401 and retries
-    assert asana.sync({"users"}).tables["users"].num_rows > 0
+    assert sync("users").num_rows > 0
     revoke(store, connection.id, app)
     with pytest.raises(ConnectionExpired):
-        asana.sync({"users"})
+        sync("users")
     check = connection_valid(dg.build_asset_check_context(), asana)
     assert not check.passed and "reconnect" in check.description
 

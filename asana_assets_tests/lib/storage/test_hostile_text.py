@@ -13,6 +13,7 @@ from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresWarehouse
 from asana_assets.lib.storage.text import escape_nul, nul_quarantine, unescape_nul
 from asana_assets_tests.support import POSTGRES_URL as URL
+from asana_assets_tests.support.postgres import PostgresTables
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 # One code point from each Unicode plane in use (BMP, SMP, SIP, TIP, SSP, private use), avoiding
@@ -57,6 +58,7 @@ def test_postgres_keeps_every_string_and_escapes_only_nul(schema):
     names = hostile_strings(seed=2, count=400)
     with PostgresWarehouse(URL, schema) as postgres:
         postgres.load("users", users(names))
+    with PostgresTables(URL, schema) as postgres:
         stored = dict(zip(*(postgres.read("users")[c].to_pylist() for c in ("gid", "name"))))
     for i, name in enumerate(names):
         value = stored[str(1000 + i)]

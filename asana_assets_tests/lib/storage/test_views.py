@@ -144,7 +144,7 @@ def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unkn
         "user_access": [], "workspaces": [], "teams": [], "projects": [],
     }
     with PostgresWarehouse(POSTGRES_URL, schema) as warehouse:
-        warehouse.publish((name, to_arrow(name, rows)) for name, rows in tables.items())
+        warehouse.commit((name, to_arrow(name, rows)) for name, rows in tables.items())
     assert refresh_views(POSTGRES_URL, schema) == ["open_findings", "change_tickets", "access_review"]
     s = ident(schema)
 

@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.lib.schema import FOREIGN_KEYS, HISTORY_TABLES, TABLES, describe, primary_key
+from asana_assets.lib.schema import FOREIGN_KEYS, HISTORY_TABLES, REGISTRY, TABLES, describe, primary_key
 from asana_assets.lib.storage.sql import ident, libpq_url
 from asana_assets.lib.storage.text import escape_nul
 
@@ -132,12 +132,15 @@ def index_columns(table: str) -> list[str]:
 
 
 def table_comment(table: str) -> str:
+    """The table's description (its record's), then how it is kept."""
     key = ", ".join(primary_key(table))
     if table in HISTORY_TABLES:
-        return f"History, appended per run; key ({key})."
-    if not key:
-        return "Replaced whole by each load; no key."
-    return f"Current state, keyed by ({key}); rows gone from the source are deleted."
+        kept = f"History, appended per run; key ({key})."
+    elif not key:
+        kept = "Replaced whole by each load; no key."
+    else:
+        kept = f"Current state, keyed by ({key}); rows gone from the source are deleted."
+    return f"{REGISTRY[table].description} {kept}"
 
 
 def column_comments(table: str) -> dict[str, str]:

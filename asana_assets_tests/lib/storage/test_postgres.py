@@ -135,7 +135,8 @@ def test_ddl_types_keys_indexes_and_comments(warehouse, server, schema):
     [(table_comment, column_comment)] = query(
         server, "SELECT obj_description(to_regclass($1), 'pg_class'), col_description(to_regclass($1), 7)", (name,)
     )
-    assert table_comment.startswith("Current state, keyed by (gid)")
+    assert table_comment == ("One row per task (subtasks included) in a ticketing common model, with a canonical "
+                             "status. Current state, keyed by (gid); rows gone from the source are deleted.")
     assert column_comment == "First project of the task's memberships"  # a quote, safely quoted
 
 
@@ -350,7 +351,8 @@ def test_a_first_load_builds_the_same_table_new_or_empty(warehouse, server, sche
     assert tasks_catalog["columns"][0] == ("gid", "text", True)
     assert tasks_catalog["columns"][-2:] == [(DELETED_AT, "timestamp with time zone", False), (ROW_HASH, "bytea", False)]
     assert tasks_catalog["comments"][0] == (
-        0, "Current state, keyed by (gid); rows gone from the source are deleted.")
+        0, "Every task, subtasks included (parent_gid), with assignee, completion and approval status. "
+           "Current state, keyed by (gid); rows gone from the source are deleted.")
     assert len(tasks_catalog["comments"]) == 1 + len(TABLES["tasks"]) + 2  # the table, every column
 
 

@@ -245,6 +245,7 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
                 (f"{side}_multi_enum_option_gids", pa.list_(GID), f"Multi-enum options {when}"),
                 (f"{side}_multi_enum_option_names", pa.list_(STR), f"Names of the multi-enum options {when}"),
                 (f"{side}_date_value", DATE, f"Date value {when}"),
+                (f"{side}_date_time_value", TS, f"Time of the date value {when}, when it has one"),
                 (f"{side}_people_gids", pa.list_(GID), f"People {when}"),
             )
         ),
@@ -262,7 +263,7 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         ("enum_option_names", pa.list_(STR), "Their names, in the same order"),
         ("precision", pa.int32(), "Decimal places of a number field"),
         ("format", STR, "Number format: currency, identifier, percentage, custom, duration or none"),
-        ("enabled", BOOL, "False once the field is disabled"),
+        ("enabled", BOOL, "Null: Asana gives enabled on a field's values only (task_custom_fields.enabled)"),
         ("is_formula_field", BOOL, "Computed by a formula"),
         references=(("workspace_gid", "workspaces"),), crawled_by="custom_field_settings",
     ),
@@ -307,6 +308,7 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         ("people_gids", pa.list_(GID), "Users in a people field"),
         ("reference_gids", pa.list_(GID), "Objects (tasks, projects...) in a reference field"),
         ("display_value", STR, "The value as Asana displays it (a formula field's result); null when unset"),
+        ("enabled", BOOL, "False for a disabled value: kept from a field no longer on the task's projects"),
         key=("task_gid", "custom_field_gid"),
         references=(("task_gid", "tasks"), ("custom_field_gid", "custom_fields")),
         crawled_by="tasks",
@@ -340,8 +342,10 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
     ),
     _table(
         "quarantine", RAW,
-        "Records the API returned that failed validation (audit log events included), and records whose "
-        "references do not resolve (those stay in their tables too): each with the reason, never dropped.",
+        "Records the API returned that failed validation (audit log events included), records whose "
+        "references do not resolve (those stay in their tables too), and projects one of whose listings "
+        "Asana refused (402 or 403; table projects, error 'listing refused: <table>: ...', raw the listing, "
+        "path and status; that table lacks the project's rows): each with the reason, never dropped.",
         ("table", STR, "Table the record was meant for"),
         ("gid", GID, "gid of the record, when it had one"),
         ("error", STR, "Why the record was refused"),
@@ -480,9 +484,10 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         "What changed between consecutive access snapshots, and every access change the audit log shows "
         "between them (also one undone before the next snapshot).",
         ("change_id", STR, "Stable id: sha256 of window_end|user_gid|resource_type|resource_gid|change_type, "
-         "window_end as 2026-03-01T09:00:00.000000Z, first 16 hex digits; a change only the audit log shows "
-         "appends |<event gid>"),
-        ("user_gid", GID, "User"),
+         "window_end as 2026-03-01T09:00:00.000000Z, user_gid empty when unknown, first 16 hex digits; a change "
+         "only the audit log shows appends |<event gid>"),
+        ("user_gid", GID, "User; null for an audit event whose member neither the event nor a single snapshot "
+         "change names (unattributed: the review monitor reports it unknown)"),
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
         ("change_type", STR, "granted, revoked, role_changed, deactivated, reactivated (also: back in a workspace "
@@ -519,7 +524,8 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
     _table(
         "audit_log_events", AUDIT,
         "The workspaces' audit log (Enterprise+): who granted, removed or changed access, and when. Read from "
-        "the last event kept; kept beyond Asana's 90 days. Empty where the plan has no audit log.",
+        "where the last read ended (the log's offset); kept beyond Asana's 90 days. Empty where the plan has no "
+        "audit log.",
         ("gid", GID, "Audit event gid"),
         ("workspace_gid", GID, "Workspace whose audit log holds the event"),
         ("created_at", TS, "When the event happened"),
@@ -534,8 +540,9 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         ("resource_gid", GID, "The resource acted on"),
         ("resource_name", STR, "The resource's name"),
         ("resource_email", STR, "The resource's email (a user)"),
-        ("subject_user_gid", GID, "The user whose access changed: the resource for user events, "
-         "details.user for membership events"),
+        ("subject_user_gid", GID, "The user whose access changed, when the event names one: the resource of a user "
+         "or role event; null for a team or project membership event, which names the team or project "
+         "(membership_changes matches it to the snapshots)"),
         ("old_value", STR, "details.old_value"),
         ("new_value", STR, "details.new_value"),
         ("details", STR, "The whole details object, as JSON"),

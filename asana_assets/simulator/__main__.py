@@ -33,9 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     add("--drop-rate", type=float, default=0.0, help="share of connections closed without an answer")
     add("--malformed-rate", type=float, default=0.0, help="share of task/story gids served corrupted")
     add("--fault-seed", type=int, default=0)
+    add("--max-listing-results", type=int, default=None,
+        help="truncate larger result sets: the page reaching past this many answers 400")
+    add("--large-domain-projects", type=int, default=None,
+        help="a workspace with more projects times out (504) when they are listed all at once")
+    add("--refuse", action="append", default=[], metavar="PATH=STATUS", type=_refusal,
+        help="answer PATH (with ?params that must match) with 401, 402 or 403; repeatable")
     add("--membership-events", choices=("project_membership", "membership"), default="project_membership",
         help="resource_type of project-membership events (membership: with resource_subtype project_membership)")
     return parser
+
+
+def _refusal(value: str) -> tuple[str, int]:
+    path, _, status = value.rpartition("=")
+    if not path.startswith("/") or status not in ("401", "402", "403"):
+        raise argparse.ArgumentTypeError(f"expected PATH=401|402|403, got {value!r}")
+    return path, int(status)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         drop_rate=args.drop_rate,
         malformed_rate=args.malformed_rate,
         fault_seed=args.fault_seed,
+        max_listing_results=args.max_listing_results,
+        large_domain_projects=args.large_domain_projects,
+        refusals=dict(args.refuse),
         membership_events=args.membership_events,
     )
     world = generate_world(seed=args.seed, tasks=args.tasks, workspaces=args.workspaces)

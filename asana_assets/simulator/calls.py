@@ -19,6 +19,7 @@ from .tokens import Signer
 API = "/api/1.0"
 NOW = "9999-12-31T23:59:59.999Z"  # completed_since=now: nothing was completed after this
 DIGITS = re.compile(r"[0-9]+")
+INVALID_OFFSET = "offset: Your pagination token is invalid or has expired. Restart from the first page."
 
 
 class ApiError(Exception):
@@ -119,18 +120,22 @@ class Offsets:
             or fields[2] != fingerprint
             or time.time() - fields[3] > self.config.offset_ttl_seconds
         ):
-            raise ApiError(400, "offset: Your pagination token is invalid or has expired. Restart from the first page.")
+            raise ApiError(400, INVALID_OFFSET)
         return fields[1]
 
     def next_page(self, request: web.Request, position: int, fingerprint: str) -> dict[str, str]:
         """The ``next_page`` object of a page whose successor starts at ``position``."""
-        token = self.signer.sign("offset", position, fingerprint, time.time())
-        relative = str(request.rel_url.update_query(offset=token))
-        return {
-            "offset": token,
-            "path": relative.removeprefix(API),
-            "uri": f"{request.scheme}://{request.host}{relative}",
-        }
+        return next_page(request, self.signer.sign("offset", position, fingerprint, time.time()))
+
+
+def next_page(request: web.Request, token: str) -> dict[str, str]:
+    """The ``next_page`` object that resumes ``request`` at the offset ``token``."""
+    relative = str(request.rel_url.update_query(offset=token))
+    return {
+        "offset": token,
+        "path": relative.removeprefix(API),
+        "uri": f"{request.scheme}://{request.host}{relative}",
+    }
 
 
 def page_limit(query: MultiMapping[str]) -> int | None:

@@ -52,6 +52,12 @@ class SimulatorConfig(BaseModel):
     # Listing and token lifetimes.
     max_unpaginated_results: int = Field(default=1000, ge=1)  # above this, a list without limit is a 400
     offset_ttl_seconds: float = Field(default=3600.0, gt=0)
+    # Result sets "on the order of tens of thousands" are truncated even when paginated: the page
+    # that reaches past this many results answers 400 (None: never). Exactly this many are served.
+    max_listing_results: int | None = Field(default=None, ge=1)
+    # A workspace with more projects than this is a large domain: listing them all at once
+    # (/projects?workspace=, /workspaces/{gid}/projects) times out with a 504 (None: never).
+    large_domain_projects: int | None = Field(default=None, ge=0)
     sync_token_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
 
     # How a project-membership event names its resource: by resource_type project_membership, or
@@ -68,6 +74,9 @@ class SimulatorConfig(BaseModel):
     drop_rate: float = Share  # connection closed without a response
     malformed_rate: float = Share  # share of task and story gids served with a corrupted field
     fault_seed: int = 0
+    # Calls refused whatever the token: a path, with after "?" the query parameters that must match
+    # ("/projects/1/custom_field_settings", "/memberships?parent=1"), to the status that answers it.
+    refusals: dict[str, Literal[401, 402, 403]] = Field(default_factory=dict)
 
     # Signs offsets and sync tokens so clients cannot forge or tamper with them.
     secret: str = Field(default_factory=lambda: secrets.token_hex(16), repr=False)

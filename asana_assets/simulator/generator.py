@@ -712,8 +712,9 @@ class _Organisation:
             return None
         if field.resource_subtype == "number":
             return rng.choice((1, 2, 3, 5, 8, 13))
-        if field.resource_subtype == "date":
-            return (self.now + timedelta(days=rng.randint(-60, 60))).date().isoformat()
+        if field.resource_subtype == "date":  # a day; one in five with a time too (the value's date_time)
+            day = (self.now + timedelta(days=rng.randint(-60, 60))).date()
+            return f"{day.isoformat()}T17:00:00Z" if day.day % 5 == 0 else day.isoformat()
         if field.resource_subtype == "text":
             return f"{kind.upper()}-{rng.randint(100, 9999)}"
         if field.resource_subtype == "people":

@@ -6,7 +6,9 @@ import hashlib
 import math
 import random
 from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from .config import SimulatorConfig
 
@@ -69,6 +71,14 @@ class Faults:
             if roll < share:
                 return name
             roll -= share
+        return None
+
+    def refusal(self, path: str, query: Mapping[str, str]) -> int | None:
+        """The status a configured refusal answers this call with (``SimulatorConfig.refusals``), or None."""
+        for rule, status in self.config.refusals.items():
+            route, _, params = rule.partition("?")
+            if route == path and all(query.get(name) == value for name, value in parse_qsl(params)):
+                return status
         return None
 
     def delay(self) -> float:

@@ -154,6 +154,9 @@ class Task:
     start_on: str | None = None
     parent: str | None = None
     memberships: list[tuple[str, str]] = field(default_factory=list)  # (project, section)
+    # Memberships without a project (the spec: "more types of memberships may be added"): each a
+    # section or None, with the project whose readers see it (None: everyone).
+    unplaced: list[tuple[str | None, str | None]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     followers: list[str] = field(default_factory=list)
     subtasks: list[str] = field(default_factory=list)
@@ -209,13 +212,14 @@ class CustomFieldSetting:
 @dataclass(slots=True, eq=False)
 class CustomFieldValue:
     """A task's value of one field, kept as the API renders it: text (str), number (int or float),
-    enum (the option dict), multi_enum (option dicts), date ({date}), people (user gids),
+    enum (the option dict), multi_enum (option dicts), date ({date, date_time?}), people (user gids),
     reference (task gids)."""
 
     resource_type: ClassVar[str] = "custom_field"
     definition: CustomField
     value: Any = None
     display: str | None = None  # display_value, as the world formatted it when the value was set
+    enabled: bool = True  # false once the field is on none of the task's projects (a disabled value)
 
 
 @dataclass(slots=True, eq=False)

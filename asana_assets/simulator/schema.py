@@ -97,6 +97,32 @@ _TYPED_VALUES = (
 _REFERENCE_VALUE = ("reference_value", "reference", REFS, "task")
 
 
+def _story_dates(side: str) -> Field:
+    """A date field change's old or new value: the spec's StoryResponseDates ``{start_on, due_at,
+    due_on}``; one story in four carries the task value's ``{date, date_time}`` form instead, since
+    a reader must take either (the world stores the value's form)."""
+    get = _story_field(side, frozenset({_FIELD_CHANGES["date"]})).get
+
+    def dates(story: Any) -> Any:
+        value = get(story)
+        if value is MISSING or int(story.gid) % 4 == 0:
+            return value
+        return {"start_on": None, "due_at": value.get("date_time"), "due_on": value["date"]}
+
+    return Field(dates, JSON, conditional=True)
+
+
+def _membership_part(index: int, target: str) -> Field:
+    """A task membership's project or section; a membership without one leaves the key out."""
+    return Field(lambda m: MISSING if m[index] is None else m[index], REF, target, conditional=True)
+
+
+def _memberships(task: Any) -> list[tuple[str | None, str | None, str | None]]:
+    """(project, section, project whose readers see it): the task's projects, then its memberships
+    without a project."""
+    return [*((p, s, p) for p, s in task.memberships), *((None, s, p) for s, p in task.unplaced)]
+
+
 def _typed_value(subtype: str) -> Callable[[Any], Any]:
     """A task value's ``<type>_value`` key: present only for a field of that type."""
     return lambda v: v.value if v.definition.resource_subtype == subtype else MISSING
@@ -205,7 +231,7 @@ TABLES: dict[str, dict[str, Field]] = {
         "created_by": _ref("created_by", "user"),
         "start_at": _const(None),
         "parent": _ref("parent", "task"),
-        "memberships": Field(attrgetter("memberships"), EMBEDS, "task_membership", scope=itemgetter(0)),
+        "memberships": Field(_memberships, EMBEDS, "task_membership", scope=itemgetter(2)),
         "projects": Field(lambda t: [p for p, _s in t.memberships], REFS, "project", scope=lambda gid: gid),
         "tags": _ref("tags", "tag", REFS),
         "followers": _ref("followers", "user", REFS),
@@ -220,10 +246,7 @@ TABLES: dict[str, dict[str, Field]] = {
         "is_rendered_as_separator": _const(False),
         "permalink_url": Field(lambda t: f"https://app.asana.com/0/0/{t.gid}"),
     },
-    "task_membership": {
-        "project": Field(itemgetter(0), REF, "project"),
-        "section": Field(itemgetter(1), REF, "section"),
-    },
+    "task_membership": {"project": _membership_part(0, "project"), "section": _membership_part(1, "section")},
     "story": BASE
     | _attrs("created_at", "resource_subtype", "text")
     | {
@@ -254,7 +277,10 @@ TABLES: dict[str, dict[str, Field]] = {
             f"{side}_{name}": _story_field(side, frozenset({_FIELD_CHANGES[subtype]}), kind, target)
             for side in ("old", "new")
             for name, subtype, kind, target in _TYPED_VALUES
+            if subtype != "date"
         },
+        "old_date_value": _story_dates("old"),
+        "new_date_value": _story_dates("new"),
     },
     "custom_field": BASE
     | _attrs("name", "description", "resource_subtype")
@@ -268,7 +294,6 @@ TABLES: dict[str, dict[str, Field]] = {
         "format": Field(lambda f: "none" if f.resource_subtype == "number" else MISSING, conditional=True),
         "input_restrictions": Field(lambda f: ["task"] if f.resource_subtype == "reference" else MISSING,
                                     conditional=True),
-        "enabled": _const(True),
         "is_formula_field": Field(lambda f: bool(f.formula)),
         "is_global_to_workspace": _const(True),
         "has_notifications_enabled": _const(True),
@@ -290,7 +315,7 @@ TABLES: dict[str, dict[str, Field]] = {
         "resource_subtype": Field(lambda v: v.definition.resource_subtype),
         "type": Field(lambda v: v.definition.resource_subtype),
         "representation_type": Field(lambda v: v.definition.representation_type),
-        "enabled": _const(True),
+        "enabled": Field(attrgetter("enabled"), attr="enabled"),
         "is_formula_field": Field(lambda v: bool(v.definition.formula)),
         "enum_options": Field(
             lambda v: v.definition.enum_options if v.definition.resource_subtype in _ENUMS else MISSING,
@@ -323,7 +348,7 @@ COMPACT: dict[str, tuple[str, ...]] = {
     "project_membership": ("resource_type", "parent", "member", "access_level"),
     "event": tuple(TABLES["event"]),
     "custom_field": (
-        "resource_type", "name", "resource_subtype", "type", "enum_options", "enabled",
+        "resource_type", "name", "resource_subtype", "type", "enum_options",
         "representation_type", "is_formula_field",
     ),
     "custom_field_setting": ("resource_type", "project", "is_important", "parent", "custom_field"),
@@ -453,7 +478,7 @@ def render(
         if value is MISSING:
             continue
         if scope is not None and sees is not None:
-            value = [item for item in value if sees(scope(item))]
+            value = [item for item in value if (project := scope(item)) is None or sees(project)]
         if kind == REF:
             out[key] = None if value is None else render(objects[value], sub, objects, sees)
         elif kind == REFS:

@@ -53,6 +53,11 @@ SYNC_INVALID = (
     "dataset for this query now and use the new sync token for the next sync."
 )
 TOO_LARGE = "The result is too large. You should use pagination (may require specifying a workspace)!"
+# Asana's wording of these is not documented: a truncated result set (a 400), a large domain's
+# timeout (the OAS's GatewayTimeout) and a feature "only available to premium organizations".
+TRUNCATED = "The result is too large and was truncated. Split the query: by team, then projects; by section, then tasks."
+TIMED_OUT = "This request took too long to complete. Try filtering by team."
+REFUSED = {401: "Not Authorized", 402: "This feature is only available to premium organizations.", 403: "Forbidden"}
 MAX_EVENTS = 100
 WORKSPACE_USERS_CAP = 2000  # GET /workspaces/{gid}/users is alphabetical, unpaginated and capped
 _UNFINGERPRINTED = frozenset({"offset", "limit", "opt_fields", "opt_pretty"})
@@ -144,6 +149,9 @@ class AsanaApi:
             if delay:
                 await asyncio.sleep(delay)  # latency is spent holding a concurrency slot
             self._inject(fault, request)
+            refused = self.faults.refusal(request.path.removeprefix(API), request.query)
+            if refused is not None:
+                raise ApiError(refused, REFUSED[refused])
             request[ACTING_USER] = user
             return await handler(request)
         finally:
@@ -219,6 +227,8 @@ class AsanaApi:
         if limit is None and len(items) - start > self.config.max_unpaginated_results:
             raise ApiError(400, TOO_LARGE)
         end = len(items) if limit is None else min(start + limit, len(items))
+        if limit is not None and self.config.max_listing_results is not None and end > self.config.max_listing_results:
+            raise ApiError(400, TRUNCATED)  # the page reaching past the truncation, as Asana answers it
         payload: dict[str, Any] = {
             "data": self._render(call, items[start:end], rtype, call.spec(rtype, names or COMPACT[rtype]))
         }
@@ -298,7 +308,7 @@ class AsanaApi:
             (
                 "GET",
                 "/workspaces/{workspace_gid}/projects",
-                lambda c: self._projects(c, self._find(c, "workspace_gid", Workspace).projects),
+                lambda c: self._projects(c, self._domain_projects(self._find(c, "workspace_gid", Workspace))),
             ),
             ("GET", "/projects/{project_gid}", one(Project, "project_gid")),
             ("GET", "/projects/{project_gid}/project_memberships", self.project_memberships),
@@ -435,8 +445,17 @@ class AsanaApi:
 
     def list_projects(self, call: Call) -> dict[str, Any]:
         team = self._query_ref(call, "team", Team)
-        container = team or self._query_ref(call, "workspace", Workspace, required=True)
-        return self._projects(call, container.projects)
+        if team is not None:
+            return self._projects(call, team.projects)
+        return self._projects(call, self._domain_projects(self._query_ref(call, "workspace", Workspace, required=True)))
+
+    def _domain_projects(self, workspace: Workspace) -> list[str]:
+        """Every project of a workspace at once, which "may timeout for large domains": a 504 past
+        ``large_domain_projects``, whatever the page asked for."""
+        cap = self.config.large_domain_projects
+        if cap is not None and len(workspace.projects) > cap:
+            raise ApiError(504, TIMED_OUT)
+        return workspace.projects
 
     def _projects(self, call: Call, gids: list[str]) -> dict[str, Any]:
         gids = [gid for gid in gids if self.world.can_see_project(call.user, gid)]
@@ -457,9 +476,23 @@ class AsanaApi:
         return self._page(call, "project_membership", self._members_of(project, self._query_ref(call, "user", User)))
 
     def memberships(self, call: Call) -> dict[str, Any]:
+        """A parent's memberships (of one member, when named); without a parent, every project
+        membership of a team (``member`` a team, ``resource_subtype=project_membership``): the
+        projects shared with it that the caller may read, as the spec documents."""
         parent = call.query.get("parent")
         if parent is None:
-            raise ApiError(400, "parent: Missing input")
+            subtype = call.query.get("resource_subtype")
+            if subtype is None or call.query.get("member") is None:
+                raise ApiError(400, f"{'resource_subtype' if subtype is None else 'member'}: Missing input")
+            if subtype != "project_membership":
+                raise ApiError(400, f"resource_subtype: Not a supported value: {subtype}")
+            if not isinstance(self.world.objects.get(call.query["member"]), Team):
+                raise ApiError(400, "member: Must be a team when parent is absent")
+            team = self._query_ref(call, "member", Team)
+            projects = [p for p in self.world.objects[team.organization].projects
+                        if self.world.can_see_project(call.user, p)]
+            shared = [m for p in projects for m in self._members_of(self.world.objects[p], team)]
+            return self._page(call, "project_membership", shared, MEMBERSHIP_COMPACT)
         project = self._query_ref(call, "parent", Project)
         named = call.query.get("member")
         is_team = named is not None and isinstance(self.world.objects.get(named), Team)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .clock import Clock, iso
+from .clock import Clock, iso, parse_iso
 from .models import (
     CustomField,
     CustomFieldSetting,
@@ -461,7 +461,7 @@ class World:
         """Set a task's value of a field, with the ``<type>_custom_field_changed`` story.
 
         ``value`` by type: text (str), number (int or float), enum (an option name), multi_enum
-        (option names), date (``YYYY-MM-DD``), people (users), reference (tasks); None (or [])
+        (option names), date (``YYYY-MM-DD`` or an ISO-8601 moment), people (users), reference (tasks); None (or [])
         clears it. A formula field refuses: Asana computes it.
         """
         with self.lock:
@@ -475,6 +475,7 @@ class World:
             if old_value == new.value or (old is None and new.value in (None, [])):
                 task.custom_fields.setdefault(field.gid, new)
                 return
+            new.enabled = True if old is None else old.enabled
             task.custom_fields[field.gid] = new
             subtype = f"{field.resource_subtype}_custom_field_changed"
             text = f"changed {field.name} to {new.display}" if new.display else f"cleared {field.name}"
@@ -512,8 +513,12 @@ class World:
             return [self.get(user, User).gid for user in value]
         if kind == "reference":
             return [self.get(item, Task).gid for item in value]
-        if kind == "date":
-            return {"date": str(value)}  # a day without a time: the spec has date_time a string, when present
+        if kind == "date":  # a day, or a moment (the value then has both): the spec's {date, date_time}
+            text = str(value)
+            if "T" not in text:
+                return {"date": text}
+            moment = iso(parse_iso(text))
+            return {"date": moment[:10], "date_time": moment}
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{field.name}: expected a number")
@@ -569,7 +574,7 @@ class World:
             )
             team.memberships.append(membership.gid)
             user.team_memberships.append(membership.gid)
-            self._audit("team_member_added", team.organization, team.gid, user=user.gid, actor=actor, at=at)
+            self._audit("team_member_added", team.organization, team.gid, actor=actor, at=at)
             return membership
 
     def remove_team_membership(self, membership: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
@@ -579,8 +584,7 @@ class World:
             team.memberships.remove(membership.gid)
             self.objects[membership.user].team_memberships.remove(membership.gid)
             del self.objects[membership.gid]
-            self._audit("team_member_removed", team.organization, team.gid, user=membership.user,
-                        actor=actor, at=at)
+            self._audit("team_member_removed", team.organization, team.gid, actor=actor, at=at)
 
     def add_project_membership(
         self,
@@ -597,8 +601,7 @@ class World:
             project.memberships.append(membership.gid)
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "added", parent=project)
-            self._audit("project_member_added", project.workspace, project.gid, user=user.gid,
-                        actor=actor, at=when)
+            self._audit("project_member_added", project.workspace, project.gid, actor=actor, at=when)
             return membership
 
     def add_project_team(
@@ -624,8 +627,7 @@ class World:
             del self.objects[membership.gid]
             when, actor = self._stamp(at, actor)
             self._emit([project.gid], actor, when, membership, "removed", parent=project)
-            self._audit("project_member_removed", project.workspace, project.gid, user=membership.user,
-                        actor=actor, at=when)
+            self._audit("project_member_removed", project.workspace, project.gid, actor=actor, at=when)
 
     # ------------------------------------------------------------------ task mutations
     def create_task(
@@ -770,10 +772,20 @@ class World:
             audience = self._audience(task)  # the project losing the task still hears about it
             self.objects[section].tasks.remove(task.gid)
             task.memberships = [(p, s) for p, s in task.memberships if p != project.gid]
+            self._enable_fields(task)
             self._record(task, when, actor)
             text = f"removed this task from {project.name}"
             self._story(task, "removed_from_project", actor, when, text, new=project.gid, bump=False)
             self._emit(audience, actor, when, task, "removed", parent=project)
+
+    def add_unplaced_membership(self, task: Ref, section: Ref | None = None) -> None:
+        """Give a task a membership without a project, as the spec allows ("more types of
+        memberships may be added"): one naming only a ``section``, or one naming neither.
+        Readers of the section's project see the first; everyone sees the second."""
+        with self.lock:
+            task = self.get(task, Task)
+            found = None if section is None else self.get(section, Section)
+            task.unplaced.append((None, None) if found is None else (found.gid, found.project))
 
     def complete_task(self, task: Ref, *, actor: Ref | None = None, at: datetime | None = None) -> None:
         """Mark complete; completing an approval task approves it, as the API does."""
@@ -877,17 +889,14 @@ class World:
         return None if ref is None else self.get(ref, User).gid
 
     def _audit(self, event_type: str, workspace: str, resource: str, *, actor: Ref | None, at: datetime | str | None,
-               user: str | None = None, old_value: str | None = None, new_value: str | None = None) -> None:
+               details: dict[str, Any] | None = None) -> None:
         """Append one event to an Enterprise world's audit log (other worlds keep none, and their
-        clock does not tick for it); no ``actor`` is Asana itself. For the membership events the member is named in
-        ``details.user`` (the details object allows extra properties): the simulator's choice,
-        not a documented placement."""
+        clock does not tick for it); no ``actor`` is Asana itself. ``details`` holds only the
+        spec's documented keys (old_value, new_value, group): a team or project membership event
+        names the team or project as its resource and not the member, as Asana's does."""
         if not self.enterprise:
             return
         when, actor = self._stamp(at, actor)
-        details: dict[str, Any] = {"old_value": old_value, "new_value": new_value}
-        if user is not None:
-            details["user"] = {k: v for k, v in self._audit_party(user, "resource").items() if k != "resource_type"}
         self.audit_log.append({
             "gid": self._gid(),
             "created_at": when,
@@ -895,7 +904,7 @@ class World:
             "event_category": _AUDIT_CATEGORIES[event_type],
             "actor": self._audit_party(actor, "actor"),
             "resource": self._audit_party(resource, "resource"),
-            "details": details,
+            "details": details or {},
             "context": {"context_type": "api" if actor else "asana"},
             "workspace": workspace,
         })
@@ -921,9 +930,11 @@ class World:
                     old = getattr(membership, flag)
                     setattr(membership, flag, value)
                     if old != value:
-                        roles = ("member", "admin") if flag == "is_admin" else (None, None)
-                        self._audit(event, membership.workspace, user.gid, actor=actor, at=at,
-                                    old_value=roles[bool(old)], new_value=roles[value])
+                        details = None if flag != "is_admin" else {
+                            "old_value": _role(membership, old), "new_value": _role(membership, value),
+                            "group": self._audit_party(membership.workspace, "resource"),
+                        }
+                        self._audit(event, membership.workspace, user.gid, actor=actor, at=at, details=details)
 
     def _place(self, task: Task, project: Project, section: Section | None) -> None:
         """Put a task at the end of a section (the project's first one by default)."""
@@ -938,6 +949,15 @@ class World:
         for setting in project.custom_field_settings:  # the project's fields join the task, unset
             field = self.objects[self.objects[setting].custom_field]
             task.custom_fields.setdefault(field.gid, self._field_value(field, None))
+        self._enable_fields(task)
+
+    def _enable_fields(self, task: Task) -> None:
+        """A value whose field is on none of the task's projects stays, disabled, as Asana keeps
+        it (only a task that has left a project can hold one)."""
+        fields = {self.objects[setting].custom_field for project, _section in task.memberships
+                  for setting in self.objects[project].custom_field_settings}
+        for gid, value in task.custom_fields.items():
+            value.enabled = gid in fields
 
     def _record(self, task: Task, when: str, actor: str | None) -> None:
         """Append the task's state as this mutation leaves it to its timeline."""
@@ -1125,6 +1145,12 @@ class World:
             "num_incomplete_milestones": len(milestones) - milestones_done,
             "num_completed_milestones": milestones_done,
         }
+
+
+def _role(membership: WorkspaceMembership, admin: bool) -> str:
+    """A workspace role as the audit log's role change names it: the spec's role values (guest,
+    member, admin, super_admin); this world's admins are ``admin``."""
+    return "admin" if admin else "guest" if membership.is_guest else "member"
 
 
 def _dates(task: Task) -> dict[str, str | None] | None:

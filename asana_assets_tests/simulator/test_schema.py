@@ -17,7 +17,7 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
-from asana_assets.simulator import DEMO_TOKEN, Simulator, generate_world
+from asana_assets.simulator import DEMO_TOKEN, Simulator, World, generate_world
 from asana_assets_tests.support import REPO
 from asana_assets_tests.support.worlds import add_custom_fields
 
@@ -271,3 +271,41 @@ def test_errors_validate(oas, served, path, params, headers, status):
     assert response.status_code == status
     schema = {"components": oas["components"], "$ref": "#/components/schemas/ErrorResponse"}
     OAS30ReadValidator(schema).validate(response.json())
+
+
+def test_the_project_memberships_of_a_team_validate(oas):
+    """``GET /memberships?member=<team>&resource_subtype=project_membership`` (no parent): every
+    project shared with the team, as the spec documents it; without the subtype, or for a user,
+    the spec requires a parent (400)."""
+    world = World(now=NOW)
+    acme = world.add_workspace("Acme", ["acme.example"])
+    ada = world.add_user("Ada", "ada@acme.example")
+    world.add_workspace_membership(ada, acme, is_admin=True)
+    world.default_user = ada.gid
+    web, ops = world.add_team(acme, "Web"), world.add_team(acme, "Ops")
+    site, infra, other = (world.add_project(acme, name, team=web) for name in ("Site", "Infra", "Other"))
+    shared = [world.add_project_team(site, web, "commenter"), world.add_project_team(infra, web, "editor")]
+    world.add_project_team(other, ops, "viewer")  # another team's: not listed
+    world.add_project_membership(site, ada, "admin")  # a user's: not listed
+    with (
+        Simulator(world) as simulator,
+        httpx.Client(base_url=simulator.base_url, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}) as client,
+    ):
+        query = {"member": web.gid, "resource_subtype": "project_membership"}
+        response = client.get("/memberships", params={**query, "limit": "1"})
+        assert response.status_code == 200
+        _check(oas, "/memberships", "get", response)
+        rest = client.get("/memberships", params={**query, "limit": "1",
+                                                   "offset": response.json()["next_page"]["offset"]}).json()
+        found = [(m["gid"], m["parent"]["gid"], m["member"]["gid"], m["access_level"], m["resource_subtype"])
+                 for m in response.json()["data"] + rest["data"]]
+        assert found == [(shared[0].gid, site.gid, web.gid, "commenter", "project_membership"),
+                         (shared[1].gid, infra.gid, web.gid, "editor", "project_membership")]
+        assert rest["next_page"] is None
+        # Edge: without the subtype, or with a user as member, the spec requires a parent.
+        assert client.get("/memberships", params={"member": web.gid}).status_code == 400
+        assert client.get("/memberships", params={"member": ada.gid, "resource_subtype": "project_membership"}
+                          ).status_code == 400
+        # With a parent, the member filters that project's memberships, as before.
+        by_parent = client.get("/memberships", params={"parent": site.gid, "member": web.gid}).json()["data"]
+        assert [m["gid"] for m in by_parent] == [shared[0].gid]

@@ -164,5 +164,6 @@ def _materialize(context, selected, result, warehouse: Warehouse, mode: str):
                 sync_mode=mode,
                 sync_requests=int(stats.get("requests", 0)),
                 sync_seconds=round(result.duration_s, 3),
+                sync_listings=dg.MetadataValue.json(result.listings()),  # read in parts, and refused
             ),
         )

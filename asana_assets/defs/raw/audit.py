@@ -26,12 +26,13 @@ from asana_assets.lib.schema import AUDIT_TABLES, REGISTRY
 )
 def audit_log_events(context: dg.AssetExecutionContext, asana: AsanaResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Add the events since each workspace's cursor; the cursors are committed with the table."""
+    """Add the events since each workspace's offset; the offsets are committed with the table."""
     asana, warehouse = asana.for_connection(context.partition_key), run_warehouse(context, warehouse)
     workspaces = warehouse.read("workspaces")["gid"].to_pylist()
     current = warehouse.read(TABLE) if warehouse.exists(TABLE) else None
     state = warehouse.run_state()
-    read = asana.run(lambda client: read_audit_log(client, workspaces, state.audit_log, current, datetime.now(UTC)))
+    read = asana.run(lambda client: read_audit_log(client, workspaces, state.audit_log, state.audit_log_offsets,
+                                                   current, datetime.now(UTC)))
     for refused in read.quarantine:
         context.log.warning(f"Audit log event {refused['gid']} refused: {refused['error']}")
     if read.quarantine:  # into the quarantine the raw sync wrote in this run (it keeps them in later ones)
@@ -48,7 +49,7 @@ def audit_log_events(context: dg.AssetExecutionContext, asana: AsanaResource,
         context.log.warning(
             "Audit log not available for " + "; ".join(f"workspace {gid} ({read.unavailable[gid]})" for gid in fresh)
             + ": membership changes there are dated by snapshots only")
-    state.audit_log, state.audit_log_unavailable = read.cursors, read.unavailable
+    state.audit_log, state.audit_log_offsets, state.audit_log_unavailable = read.starts, read.offsets, read.unavailable
     warehouse.stage_state(state)
     metadata = stage(warehouse, TABLE, read.table) | commit_if_last(context, warehouse)
     return dg.MaterializeResult(metadata=table_metadata(

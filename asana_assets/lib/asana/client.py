@@ -92,6 +92,13 @@ class BadRequestError(AsanaError):
     )
 
 
+class ResultTooLargeError(BadRequestError):
+    """A listing Asana truncates: its result set is too large ("on the order of tens of
+    thousands"), so the page past the truncation answers 400 however often it is asked for."""
+
+    summary = "Asana refused a listing as too large to return whole: list it in smaller parts"
+
+
 class AuthenticationError(AsanaError):
     summary = (
         "Asana rejected the access token: reconnect the integration "
@@ -654,7 +661,10 @@ class AsanaClient:
 
         Offsets expire, so a 400 on a follow-up page restarts the listing from the first page
         (once). Objects already yielded are skipped by gid, which also drops the repeats a
-        listing can show while its data changes underneath it.
+        listing can show while its data changes underneath it. A 400 on a follow-up page again
+        after the restart is Asana truncating a result set too large to list whole: raised as
+        `ResultTooLargeError`, so the caller can list it in parts (the status alone tells the two
+        apart; Asana's messages are not parsed).
         """
         query = {**_query(params, fields), "limit": PAGE_SIZE}
         seen: set[str] = set()
@@ -664,14 +674,16 @@ class AsanaClient:
             try:
                 page_query = query if offset is None else {**query, "offset": offset}
                 body = await self.get(path, page_query)
-            except BadRequestError:
-                if offset is None or restarted:
+            except BadRequestError as refused:
+                if offset is None:
                     raise
+                if restarted:
+                    raise ResultTooLargeError("GET", path, refused.status, refused.messages) from refused
                 log.warning("offset expired while listing %s; restarting from page 1", path)
                 offset, restarted = None, True
                 continue
-            page = [item for item in body["data"] if item["gid"] not in seen]
-            seen.update(item["gid"] for item in page)
+            page = [item for item in body["data"] if (gid := _gid(item)) is None or gid not in seen]
+            seen.update(gid for item in page if (gid := _gid(item)) is not None)
             if page:
                 yield page
             offset = (body.get("next_page") or {}).get("offset")
@@ -813,6 +825,12 @@ def _query(params: Params | None, fields: Sequence[str] | None) -> dict[str, Any
     if fields:
         query["opt_fields"] = ",".join(fields)
     return query
+
+
+def _gid(item: Any) -> str | None:
+    """A listed object's gid; None for a record without one, which validation then refuses."""
+    gid = item.get("gid") if isinstance(item, dict) else None
+    return gid if isinstance(gid, str) else None
 
 
 def _retry_after(response: httpx.Response) -> float:

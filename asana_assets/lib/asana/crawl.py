@@ -7,6 +7,12 @@ to the quarantine table with its error and its children are still crawled, so on
 never costs the rest. Once every table is read, a record that points at what the tables lack
 (a section not listed, a member of no known type) is named in the quarantine too, and kept in
 its table: a broken reference is loud, never a silent gap in what is derived from it.
+
+A listing Asana refuses as too large (a project's tasks, a workspace's projects) is read in parts
+instead (section by section, team by team), and the result says which were. A project listing
+Asana refuses outright (402: the plan lacks the feature; 403: no access) is noted in the result
+and, as a ``projects`` quarantine row, beside the tables, and the crawl goes on: what it held is
+missing, and says so. A 401, or a refusal of a workspace's own listings, still stops the crawl.
 """
 
 from __future__ import annotations
@@ -29,9 +35,13 @@ from pydantic import ValidationError
 from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import (
     AsanaClient,
+    AsanaConnectionError,
+    AsanaError,
     ForbiddenError,
     NotFoundError,
     PaymentRequiredError,
+    ResultTooLargeError,
+    ServerError,
     SyncTokenExpiredError,
 )
 from asana_assets.lib.schema import RAW_TABLES, REGISTRY, primary_key, to_arrow
@@ -66,12 +76,13 @@ TASK_FIELDS = (
     "custom_fields.resource_subtype", "custom_fields.display_value", "custom_fields.text_value",
     "custom_fields.number_value", "custom_fields.enum_value.name", "custom_fields.multi_enum_values.name",
     "custom_fields.date_value", "custom_fields.people_value", "custom_fields.reference_value",
+    "custom_fields.enabled",
 )
 CUSTOM_FIELD_SETTING_FIELDS = (
     "project", "parent", "is_important", "custom_field.name", "custom_field.resource_subtype",
     "custom_field.type", "custom_field.description", "custom_field.enum_options.name",
-    "custom_field.enum_options.enabled", "custom_field.precision", "custom_field.format",
-    "custom_field.enabled", "custom_field.is_formula_field",
+    "custom_field.precision", "custom_field.format",
+    "custom_field.is_formula_field",  # not custom_field.enabled: the spec gives it on values only
 )
 STORY_FIELDS = (
     "created_at", "created_by", "type", "resource_subtype", "text", "source", "target",
@@ -85,6 +96,13 @@ STORY_FIELDS = (
 # Quarantine errors of broken references start with this: they are recomputed from the final
 # tables on every sync, unlike the records refused at the boundary.
 UNRESOLVED = "unresolved reference: "
+# Quarantine errors of a project's listing Asana refused (402, 403) start with this; the row's
+# gid is the project's, its raw record names the listing (the table it fills), path and status.
+REFUSED = "listing refused: "
+# The listings read in parts when Asana refuses them whole (SyncResult.split).
+TASKS_BY_SECTION = "tasks_by_section"  # a project's tasks, by its sections
+PROJECTS_BY_TEAM = "projects_by_team"  # a workspace's projects, by its teams
+NAMED_REFUSALS = 10  # projects a run's metadata names per refused listing
 MEMBER_TYPES = ("user", "team")  # what a project membership's member can be
 
 log = logging.getLogger(__name__)
@@ -112,6 +130,17 @@ def _path(step: str | None) -> set[str]:
 _NEEDS = {step: {t for t in RAW_TABLES if step in _path(REGISTRY[t].crawled_by)} for step in STEPS}
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A listing of one project Asana refused: 402 (the plan lacks the feature) or 403 (no access).
+    ``table`` is what the listing fills: its rows of the project are missing."""
+
+    table: str
+    project_gid: str
+    status: int | None
+    path: str
+
+
 @dataclass
 class SyncResult:
     """Typed tables of one crawl, with the quarantine and the crawl's own figures."""
@@ -122,10 +151,27 @@ class SyncResult:
     duration_s: float
     client_stats: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # project gid -> events sync token
+    # Listings Asana refused whole and the crawl read in parts: kind (TASKS_BY_SECTION,
+    # PROJECTS_BY_TEAM) -> the gids of the projects or workspaces so read.
+    split: dict[str, list[str]] = field(default_factory=dict)
+    refused: list[Refusal] = field(default_factory=list)  # also in the quarantine (REFUSED)
 
     def quarantined(self, table: str) -> int:
         q = self.tables["quarantine"]
         return int(pc.sum(pc.equal(q["table"], table)).as_py() or 0)
+
+    def listings(self) -> dict[str, Any]:
+        """How the listings were read, as plain values for run metadata: per kind, how many were
+        read in parts; per refused listing and status, how many projects, naming the first few (a
+        plan without a feature refuses it in every project; the quarantine names them all)."""
+        refused: dict[str, list[str]] = defaultdict(list)
+        for r in self.refused:
+            refused[f"{r.table} (HTTP {r.status})"].append(r.project_gid)
+        return {
+            "split": {kind: len(gids) for kind, gids in sorted(self.split.items())},
+            "refused": {listing: {"projects": len(gids), "first": sorted(gids)[:NAMED_REFUSALS]}
+                        for listing, gids in sorted(refused.items())},
+        }
 
 
 class WorkspaceCrawler:
@@ -144,7 +190,10 @@ class WorkspaceCrawler:
         self.streamed = {table: _Chunks(table) for table in RAW_TABLES if REGISTRY[table].streamed}
         self.started_at = datetime.now(UTC)
         self.quarantine: list[dict] = []
+        self.split: dict[str, list[str]] = defaultdict(list)
+        self.refused: list[Refusal] = []
         self._seen_tasks: set[str] = set()
+        self.unknown_memberships = 0  # task memberships of a type the tables do not hold (see _unplaced)
         self._gone: set[str] = set()
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -164,6 +213,9 @@ class WorkspaceCrawler:
         finally:
             reporter.cancel()
         self._drop_gone()
+        if self.unknown_memberships:
+            log.warning("%d task memberships of a type without a project or section: not task_memberships "
+                        "rows (their tasks are kept)", self.unknown_memberships)
         return SyncResult(
             tables=self._finish(self._tables()),
             workspace_gids=[ws.gid for ws in workspaces],
@@ -171,6 +223,8 @@ class WorkspaceCrawler:
             duration_s=time.perf_counter() - start,
             client_stats=_figures(self.client.stats),
             tokens=dict(self.tokens),
+            split={kind: sorted(gids) for kind, gids in self.split.items()},
+            refused=list(self.refused),
         )
 
     async def _report_progress(self, start: float) -> None:
@@ -195,23 +249,45 @@ class WorkspaceCrawler:
             for ws in workspaces:
                 self._workspace(ws)
 
-    def _spawn(self, coro, container: str | None = None) -> None:
+    def _spawn(self, coro, container: str | None = None, refusable: str | None = None) -> None:
         """Run a fetch in the crawl's task group.
 
         A 404 on a container's listing means it was deleted while the crawl ran: the
-        container is dropped from the tables and the crawl goes on with the rest.
+        container is dropped from the tables and the crawl goes on with the rest. A 402 or 403
+        on a project's listing that fills the ``refusable`` table is noted, and the crawl goes on.
         """
         assert self._tasks is not None
-        self._tasks.create_task(self._tolerate_gone(coro, container) if container else coro)
+        if not container:
+            self._tasks.create_task(coro)
+            return
+        task = self._tasks.create_task(self._tolerate_gone(coro, container, refusable))
+        # A crawl that fails cancels the fetches not yet started: their coroutines end unawaited.
+        task.add_done_callback(lambda _task: coro.close())
 
-    async def _tolerate_gone(self, coro, container: str) -> Any:
-        """``coro``'s result; None when ``container`` is gone."""
+    async def _tolerate_gone(self, coro, container: str, refusable: str | None = None) -> Any:
+        """``coro``'s result; None when ``container`` is gone, or when Asana refuses its
+        ``refusable`` listing."""
         try:
             return await coro
         except NotFoundError:
             log.info("Asana object %s is gone (404): leaving it out of this sync", container)
             self._gone.add(container)
             return None
+        except (ForbiddenError, PaymentRequiredError) as refused:
+            if refusable is None:
+                raise
+            self._refuse(refusable, container, refused)
+            return None
+
+    def _refuse(self, table: str, project_gid: str, error: AsanaError) -> None:
+        """Note a project's listing Asana refused: in the result, and in the quarantine, where the
+        warehouse keeps it beside the rows it lacks."""
+        log.warning("Asana refused the %s of project %s (HTTP %s): they are missing from this sync",
+                    table, project_gid, error.status)
+        refusal = Refusal(table, project_gid, error.status, error.path)
+        self.refused.append(refusal)
+        record = {"listing": table, "path": refusal.path, "status": refusal.status}
+        self._quarantine("projects", record, f"{REFUSED}{table}: {error}", gid=project_gid)
 
     def _drop_gone(self) -> None:
         """Remove objects deleted during the crawl, and the rows that hang off them (those of the
@@ -323,26 +399,67 @@ class WorkspaceCrawler:
 
     # -- projects and their contents --------------------------------------------------
     async def _projects(self, workspace_gid: str) -> None:
-        projects = await self._listing(
-            "projects", models.Project, "/projects", {"workspace": workspace_gid}, PROJECT_FIELDS
-        )
-        for project in projects:
+        for project in await self._list_projects(workspace_gid):
             if self.needs("sections"):
-                self._spawn(self._sections(project.gid), project.gid)
+                self._spawn(self._sections(project.gid), project.gid, "sections")
             if self.needs("custom_field_settings"):
-                self._spawn(self._custom_field_settings(project.gid, workspace_gid), project.gid)
+                self._spawn(self._custom_field_settings(project.gid, workspace_gid), project.gid,
+                            "custom_field_settings")
             if self.needs("project_memberships"):
+                # Not refusable: access snapshots are history, and a project read without its members
+                # would record every one of them as revoked.
                 self._spawn(self._project_members(project.gid), project.gid)
             if self.needs("tasks"):
-                self._spawn(self._project_tasks(project.gid), project.gid)
+                self._spawn(self._project_tasks(project.gid), project.gid, "tasks")
+
+    async def _list_projects(self, workspace_gid: str) -> list[models.Project]:
+        """The workspace's projects, into their table: listed whole, else team by team when Asana
+        refuses the whole listing as too large or keeps failing on it (its docs: it "may timeout
+        for large domains. Try filtering by team"). By team, a project in no team the token sees
+        is not listed: the references to it then show as unresolved."""
+        listed: dict[Any, models.Project | None] = {}
+        try:
+            await self._project_pages("/projects", {"workspace": workspace_gid}, listed)
+        except (ResultTooLargeError, ServerError, AsanaConnectionError) as failed:
+            teams = _part_gids(await self.client.list_all(f"/workspaces/{workspace_gid}/teams"), failed)
+            log.warning("Asana could not list the projects of workspace %s whole (%s): listing them by team",
+                        workspace_gid, type(failed).__name__)
+            self.split[PROJECTS_BY_TEAM].append(workspace_gid)
+            await _all(self._project_pages(f"/teams/{team}/projects", None, listed) for team in teams)
+        return [project for project in listed.values() if project is not None]
+
+    async def _project_pages(self, path: str, params: dict | None, listed: dict[Any, models.Project | None]) -> None:
+        """Validate and keep the projects of a listing not already in ``listed`` (by gid, or by
+        record when it has none): a listing read again in parts repeats what it read first."""
+        async for page in self.client.pages(path, params, fields=PROJECT_FIELDS):
+            for raw in page:
+                key = raw.get("gid") if isinstance(raw, dict) else None
+                key = key if isinstance(key, str) else orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+                if key in listed:
+                    continue
+                listed[key] = project = self._accept("projects", models.Project, raw)
+                if project is not None:
+                    self._add("projects", project.row())
 
     async def _project_tasks(self, project_gid: str) -> None:
         """List a project's tasks; the time it completes is the project's last successful sync."""
         if self.track_events:
             self.tokens[project_gid] = await self._fresh_token(project_gid)
-        await self._task_pages("/tasks", {"project": project_gid}, None)
+        await self._list_project_tasks(project_gid)
         self._synced(project_gid)
         await self._count_tasks(project_gid)
+
+    async def _list_project_tasks(self, project_gid: str) -> None:
+        """Read a project's tasks: listed whole, else section by section when Asana refuses the
+        listing as too large (each task of a project sits in one of its sections; a task already
+        read is not read again). Asana's count of the project's tasks still judges the result."""
+        try:
+            await self._task_pages("/tasks", {"project": project_gid}, None)
+        except ResultTooLargeError as failed:
+            sections = _part_gids(await self.client.list_all(f"/projects/{project_gid}/sections"), failed)
+            log.warning("Asana refused the tasks of project %s as too large: listing them by section", project_gid)
+            self.split[TASKS_BY_SECTION].append(project_gid)
+            await _all(self._task_pages(f"/sections/{section}/tasks", None, None) for section in sections)
 
     def _synced(self, project_gid: str) -> None:
         project = self.rows["projects"].get((project_gid,))
@@ -430,6 +547,7 @@ class WorkspaceCrawler:
             self._add("tasks", row)
             for m in task.membership_rows():
                 self._add("task_memberships", m)
+            self._unplaced(task)
             for t in task.tag_rows():
                 self._add("task_tags", t)
             for v in task.custom_field_rows():
@@ -439,6 +557,18 @@ class WorkspaceCrawler:
         if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
             return  # without a usable gid its children cannot be reached
         self._children(gid, None if task is None else task.num_subtasks)
+
+    def _unplaced(self, task: models.Task) -> None:
+        """A membership without a project (the spec says more types may come) is no row, and the
+        task stays. One that names a section holds what the tables model: it is quarantined,
+        never lost; any other is counted, and logged when the crawl ends."""
+        for membership in task.unplaced:
+            if membership.section is None:
+                self.unknown_memberships += 1
+                continue
+            self._quarantine("task_memberships", membership.model_dump(mode="json", exclude_none=True),
+                             f"memberships: section {membership.section.gid} without a project: not a "
+                             "task_memberships row (the task is kept)", gid=task.gid)
 
     def _crawl_children(self, gid: str, task: models.Task | None) -> bool:
         """Whether to fetch a task's stories and subtasks: always, in a full crawl."""
@@ -587,6 +717,22 @@ def _flagged(table: str, data: pa.Table, gid_column: str, mask: pa.ChunkedArray,
 
 def gid_array(values: Iterable[str]) -> pa.Array:
     return pa.array(sorted(values), pa.string())
+
+
+def _part_gids(records: list, failed: AsanaError) -> list[str]:
+    """The gids of the parts a listing refused whole is read in; ``failed`` when there are none,
+    or one lacks a gid, since the parts would then miss what the listing holds."""
+    gids = [record.get("gid") if isinstance(record, dict) else None for record in records]
+    if not gids or not all(isinstance(gid, str) and gid.isdigit() for gid in gids):
+        raise failed
+    return gids
+
+
+async def _all(coros: Iterable) -> None:
+    """Run ``coros`` at once, each to its end (none is left running), then raise the first failure."""
+    for outcome in await asyncio.gather(*coros, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient, ForbiddenError, NotFoundError, SyncTokenExpiredError
 from asana_assets.lib.asana.crawl import (
-    PROJECT_FIELDS,
+    REFUSED,
     TASK_FIELDS,
     UNRESOLVED,
     SyncResult,
@@ -188,13 +188,10 @@ class IncrementalCrawler(WorkspaceCrawler):
         return {project for project, _section in self.known_places.get(gid, ())}
 
     async def _projects(self, workspace_gid: str) -> None:
-        projects = await self._listing(
-            "projects", models.Project, "/projects", {"workspace": workspace_gid}, PROJECT_FIELDS
-        )
-        for project in projects:
+        for project in await self._list_projects(workspace_gid):
             token = self.state.token(project.gid, self.now)
             if token is None:
-                self._spawn(self._relist(project.gid), project.gid)
+                self._spawn(self._relist(project.gid), project.gid, "tasks")
             elif self.only is None or project.gid in self.only:
                 self._spawn(self._poll(project.gid, token), project.gid)
 
@@ -211,7 +208,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         for gid in changes.stories:
             self._spawn(self._story_changed(gid))
         if changes.unreadable:
-            self._spawn(self._relist(project_gid), project_gid)
+            self._spawn(self._relist(project_gid), project_gid, "tasks")
         elif changes.containers:
             self._refresh(project_gid)
         self._synced(project_gid)
@@ -244,10 +241,10 @@ class IncrementalCrawler(WorkspaceCrawler):
                 continue
             self.refreshed[table].add(project_gid)
             if table == "sections":
-                self._spawn(self._sections(project_gid), project_gid)
+                self._spawn(self._sections(project_gid), project_gid, table)
             elif table == "custom_field_settings":
                 workspace_gid = self.rows["projects"].get((project_gid,), {}).get("workspace_gid")
-                self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid)
+                self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid, table)
             else:
                 self._spawn(self._project_members(project_gid), project_gid)
 
@@ -360,7 +357,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         scopes = {"tasks": read | removed, "stories": self.stories_read | removed,
                   "sections": self.refreshed["sections"],
                   "project_memberships": self.refreshed["project_memberships"]}
-        kept = _unreplaced(self.current["quarantine"], scopes)
+        kept = _unreplaced(self.current["quarantine"], scopes, {**self.refreshed, "tasks": self.relisted})
         out["quarantine"] = _replace(kept, q, "gid", set())  # the rows kept, plus this sync's refusals
         return with_unresolved({name: out[name] for name in RAW_TABLES}, self.started_at)
 
@@ -381,29 +378,36 @@ def _replace(current: pa.Table, fresh: pa.Table, column: str, scope: set[str]) -
     return pa.concat_tables([current, fresh.select(current.column_names).cast(current.schema)])
 
 
-def _unreplaced(quarantine: pa.Table, scopes: dict[str, set[str]]) -> pa.Table:
+def _unreplaced(quarantine: pa.Table, scopes: dict[str, set[str]], listed: dict[str, set[str]]) -> pa.Table:
     """The quarantine rows this sync does not produce again: not a broken reference (recomputed),
-    not from a workspace-level listing (re-listed whole), not of a container read again.
+    not from a workspace-level listing (re-listed whole), not of a container read again, not a
+    refused listing of a project asked for again (``listed``: table -> the projects whose listing
+    of it this sync asked for; the refusals stand until then, as the rows they lack are missing).
 
     A loop over rows, as the quarantine holds only refused records.
     """
     keep = []
     for table, gid, error, raw in zip(*(quarantine[c].to_pylist() for c in ("table", "gid", "error", "raw"))):
+        if (error or "").startswith(REFUSED):
+            keep.append(gid not in listed.get(_record(raw).get("listing"), ()))
+            continue
         owner = gid if table == "tasks" else _container(raw, _CONTAINER_OF.get(table))
         replaced = (error or "").startswith(UNRESOLVED) or table in WORKSPACE_TABLES or owner in scopes.get(table, ())
         keep.append(not replaced)
     return quarantine.filter(pa.array(keep, pa.bool_()))
 
 
+def _record(raw: str) -> dict:
+    """A quarantined record, as the object it was (empty when it was not one)."""
+    try:
+        return _object(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return {}
+
+
 def _container(raw: str, key: str | None) -> str | None:
     """The gid a refused record names under ``key``, if it names one."""
-    if key is None:
-        return None
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return _gid(_object(_object(record).get(key)))
+    return None if key is None else _gid(_object(_record(raw).get(key)))
 
 
 def _keep_unread(fresh: pa.Table, current: pa.Table) -> pa.Table:

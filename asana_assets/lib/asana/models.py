@@ -7,10 +7,10 @@ the sync sends it to the quarantine with the validation error.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 Gid = str
 
@@ -234,9 +234,12 @@ class Tag(Record):
 
 
 class TaskMembership(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    """One of a task's memberships. The spec warns that more types may come, so an entry without
+    a project is not an error: it is not a ``task_memberships`` row (see ``Task.unplaced``)."""
 
-    project: Ref
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: what a new type carries, kept if quarantined
+
+    project: Ref | None = None
     section: Ref | None = None
 
 
@@ -249,10 +252,36 @@ class EnumOption(BaseModel):
 
 
 class DateValue(BaseModel):
+    """A date custom field's value, in either of its documented forms: ``{date, date_time}`` (a
+    task's value) or ``{start_on, due_at, due_on}`` (StoryResponseDates, a change story's
+    old/new value). A day given twice must agree, and a start day (a range) has no column: both
+    are refused rather than one reading picked."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     date: Day | None = None
     date_time: Timestamp | None = None
+    due_on: Day | None = None
+    due_at: Timestamp | None = None
+    start_on: Day | None = None
+
+    @model_validator(mode="after")
+    def _one_reading(self) -> DateValue:
+        if self.date is not None and self.due_on is not None and self.date != self.due_on:
+            raise ValueError("date and due_on name different days")
+        if self.date_time is not None and self.due_at is not None and self.date_time != self.due_at:
+            raise ValueError("date_time and due_at name different times")
+        if self.start_on is not None:
+            raise ValueError("a start day (a date range) has no column")
+        return self
+
+    @property
+    def day(self) -> date | None:
+        return self.date if self.date is not None else self.due_on
+
+    @property
+    def time(self) -> datetime | None:
+        return self.date_time if self.date_time is not None else self.due_at
 
 
 class CustomField(Record):
@@ -265,7 +294,6 @@ class CustomField(Record):
     enum_options: list[EnumOption] = []
     precision: int | None = None
     format: str | None = None
-    enabled: StrictBool | None = None
     is_formula_field: StrictBool | None = None
 
     def row(self, workspace_gid: str | None = None) -> dict[str, Any]:
@@ -279,7 +307,6 @@ class CustomField(Record):
             "enum_option_names": [o.name for o in self.enum_options],
             "precision": self.precision,
             "format": self.format,
-            "enabled": self.enabled,
             "is_formula_field": self.is_formula_field,
         }
 
@@ -312,6 +339,7 @@ class CustomFieldValue(Record):
     multi_enum_values: list[EnumOption] | None = None
     date_value: DateValue | None = None
     people_value: list[Ref] | None = None
+    enabled: StrictBool | None = None  # false: a value kept from a field no longer on the task's projects
     reference_value: list[Ref] | None = None  # the objects a reference field points at (tasks, projects...)
     display_value: str | None = None  # a formula field's computed value too (read-only in Asana)
 
@@ -322,8 +350,8 @@ class CustomFieldValue(Record):
             "resource_subtype": self.resource_subtype or self.type,
             "text_value": self.text_value,
             "number_value": self.number_value,
-            "date_value": day.date,
-            "date_time_value": day.date_time,
+            "date_value": day.day,
+            "date_time_value": day.time,
             "enum_option_gid": gid_of(self.enum_value),
             "enum_option_name": self.enum_value.name if self.enum_value else None,
             "multi_enum_option_gids": [o.gid for o in multi],
@@ -331,6 +359,7 @@ class CustomFieldValue(Record):
             "people_gids": [p.gid for p in people],
             "reference_gids": [r.gid for r in self.reference_value or []],
             "display_value": self.display_value,
+            "enabled": self.enabled,
         }
 
 
@@ -382,15 +411,17 @@ class Task(Record):
         }
 
     def membership_rows(self) -> list[dict[str, Any]]:
+        """A row per membership in a project, numbered among those (0: the primary project)."""
+        placed = [m for m in self.memberships if m.project is not None]
         return [
-            {
-                "task_gid": self.gid,
-                "project_gid": m.project.gid,
-                "section_gid": gid_of(m.section),
-                "position": i,
-            }
-            for i, m in enumerate(self.memberships)
+            {"task_gid": self.gid, "project_gid": m.project.gid, "section_gid": gid_of(m.section), "position": i}
+            for i, m in enumerate(placed)
         ]
+
+    @property
+    def unplaced(self) -> list[TaskMembership]:
+        """The memberships without a project: of a type the tables do not hold."""
+        return [m for m in self.memberships if m.project is None]
 
     def tag_rows(self) -> list[dict[str, Any]]:
         return [{"task_gid": self.gid, "tag_gid": t.gid} for t in self.tags]
@@ -483,6 +514,7 @@ class Story(Record):
             f"{side}_enum_option_name": enum.name if enum else None,
             f"{side}_multi_enum_option_gids": None if multi is None else [o.gid for o in multi],
             f"{side}_multi_enum_option_names": None if multi is None else [o.name for o in multi],
-            f"{side}_date_value": day.date if day else None,
+            f"{side}_date_value": day.day if day else None,
+            f"{side}_date_time_value": day.time if day else None,
             f"{side}_people_gids": None if people is None else [p.gid for p in people],
         }

@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 
 from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
-from asana_assets.lib.asana.crawl import PROJECT_FIELDS, gid_array
+from asana_assets.lib.asana.crawl import gid_array
 from asana_assets.lib.asana.incremental import FeedChanges, IncrementalCrawler, IncrementalResult, archived
 from asana_assets.lib.asana.state import TOKEN_LIFE, SyncState
 
@@ -73,10 +73,7 @@ class ReconcileCrawler(IncrementalCrawler):
         self.renamed: set[str] = set()  # fields a listed task names otherwise
 
     async def _projects(self, workspace_gid: str) -> None:
-        projects = await self._listing(
-            "projects", models.Project, "/projects", {"workspace": workspace_gid}, PROJECT_FIELDS
-        )
-        gids = [project.gid for project in projects]
+        gids = [project.gid for project in await self._list_projects(workspace_gid)]
         # Every feed is read before any listing, so an event's task is known as changed whichever
         # project lists it, and every token is taken before the listings it stands for.
         feeds = await asyncio.gather(*(self._tolerate_gone(self._feed(gid), gid) for gid in gids))
@@ -90,7 +87,7 @@ class ReconcileCrawler(IncrementalCrawler):
             self._refresh(gid, ("project_memberships",))
             if gid in edited or (changes is not None and (changes.containers or changes.unreadable)):
                 self._refresh(gid)
-        await asyncio.gather(*(self._tolerate_gone(self._list(gid), gid) for gid in listed))
+        await asyncio.gather(*(self._tolerate_gone(self._list(gid), gid, "tasks") for gid in listed))
         for gid in (self.stale_sections | self._emptied(listed)) & set(listed):
             self._refresh(gid, ("sections",))
         for gid in self._new_fields(listed):
@@ -140,7 +137,7 @@ class ReconcileCrawler(IncrementalCrawler):
     async def _list(self, project_gid: str) -> None:
         """List a project's tasks."""
         self.relisted.add(project_gid)
-        await self._task_pages("/tasks", {"project": project_gid}, None)
+        await self._list_project_tasks(project_gid)
         self._synced(project_gid)
 
     def _crawl_children(self, gid: str, task: models.Task | None) -> bool:

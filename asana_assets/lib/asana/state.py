@@ -19,8 +19,11 @@ class SyncState:
     last_sync_at: str | None = None
     archived: list[str] = field(default_factory=list)
     last_full_sync_requests: int | None = None  # the size of the next full crawl, for its time left
-    # Workspace gid -> created_at of the last audit log event read (Enterprise+ workspaces only).
+    # Workspace gid -> the start_at its audit log stream was opened with (Enterprise+ workspaces
+    # only; a state saved before audit_log_offsets holds the created_at of the last event read).
     audit_log: dict[str, str] = field(default_factory=dict)
+    # Workspace gid -> the audit log offset to resume from, sent with the same start_at (the spec's polling).
+    audit_log_offsets: dict[str, str] = field(default_factory=dict)
     # Workspace gid -> why it has no audit log (402/403), so that is noted once, not every sync.
     audit_log_unavailable: dict[str, str] = field(default_factory=dict)
     # Findings as tasks: finding key (monitor/resource type/resource gid) -> its open task's gid.

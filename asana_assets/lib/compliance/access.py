@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asana_assets.lib.compliance.attribution import ADMIN_EVENT, AUDIT_LOG, MATCH, access_events, attribute
+from asana_assets.lib.compliance.attribution import ADMIN_EVENT, AUDIT_LOG, KNOWN_ROLES, MATCH, access_events, attribute
 from asana_assets.lib.compliance.names import Directory, profile_url, quoted
 from asana_assets.lib.compliance.rule_output import rule_rows, when
 from asana_assets.lib.compliance.tickets import group_lists, lookup
@@ -140,20 +140,22 @@ def membership_changes(history: pd.DataFrame, audit: pd.DataFrame | None = None)
     ).rename(columns={"role_old": "old_role", "role_new": "new_role"})
     changes["window_start"] = changes["window_end"].map(preceding).astype(history["snapshot_at"].dtype)
     changes["change_id"] = _change_ids(changes)
-    changes = pd.concat([attribute(changes, audit), _logged_only(changes, audit, times)], ignore_index=True)
+    events = access_events(audit, changes)
+    changes = pd.concat([attribute(changes, events), _logged_only(changes, events, audit, times)], ignore_index=True)
     changes["run_id"] = changes["window_end"].map(run_of).astype("str")
     return changes[CHANGE_COLUMNS].sort_values(
         ["window_end", *KEY, "change_type", "occurred_at", "change_id"], ignore_index=True)
 
 
-def _logged_only(changes: pd.DataFrame, audit: pd.DataFrame | None, times: pd.Series) -> pd.DataFrame:
-    """A change per access event of the ``audit`` log that lies in a window (after the baseline,
-    at or before the latest snapshot) and dates none of the snapshots' ``changes``: access
-    granted and taken back between two syncs, or an earlier event of a kind whose latest one
-    dates a change (that one ``attribute`` takes). Events at or before the baseline precede the
-    monitoring; those after the latest snapshot belong to the next run's window. Only the admin
-    role event gives roles (its old and new value); the others leave them null."""
-    events = access_events(audit)
+def _logged_only(changes: pd.DataFrame, events: pd.DataFrame, audit: pd.DataFrame | None,
+                 times: pd.Series) -> pd.DataFrame:
+    """A change per access event (``events``, of the ``audit`` log) that lies in a window (after
+    the baseline, at or before the latest snapshot) and dates none of the snapshots' ``changes``:
+    access granted and taken back between two syncs, an earlier event of a kind whose latest one
+    dates a change (that one ``attribute`` takes), or an event no single user matches (its user
+    null). Events at or before the baseline precede the monitoring; those after the latest
+    snapshot belong to the next run's window. Only the admin role event gives roles (its old and
+    new value); the others leave them null."""
     position = pd.DatetimeIndex(times).searchsorted(pd.DatetimeIndex(events["occurred_at"]), side="left")
     inside = (position > 0) & (position < len(times))
     events = events[inside].assign(window_start=times.array[position[inside] - 1],
@@ -174,13 +176,13 @@ def _logged_only(changes: pd.DataFrame, audit: pd.DataFrame | None, times: pd.Se
 
 def _change_ids(changes: pd.DataFrame, event_gid: pd.Series | None = None) -> pd.Series:
     """What identifies a change, hashed: the first 16 hex digits of the sha256 of
-    ``window_end|user_gid|resource_type|resource_gid|change_type``, the snapshot that detected
+    ``window_end|user_gid|resource_type|resource_gid|change_type`` (an unknown user empty), the snapshot that detected
     it written ``2026-03-01T09:00:00.000000Z``; a change only the audit log shows appends
     ``|<event gid>`` (one window may hold several such events of a kind). Every later run derives
     the same id, so a reviewer's acknowledgement keeps pointing at it."""
     key = changes["window_end"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for column in [*KEY, "change_type"]:
-        key = key + "|" + changes[column]
+        key = key + "|" + changes[column].fillna("")
     if event_gid is not None:
         key = key + "|" + event_gid
     return key.map(lambda text: hashlib.sha256(text.encode()).hexdigest()[:16]).astype("str")
@@ -412,8 +414,10 @@ def membership_change_results(
     until a reviewer acknowledges it: its ``change_id`` in ``acknowledged``, or, for an admin
     grant, the user (gid or email) on ``approved_admins``. An admin grant revoked again still
     happened: it stays a finding, its reason naming the revocation. A workspace grant of unknown
-    role (an invitation only the audit log shows, which may have let a guest in) is unknown until
-    acknowledged. Every other change of the latest window is listed, as not subject to review
+    role (an invitation only the audit log shows, which may have let a guest in), an audit event
+    whose member no single snapshot change names, and a workspace role change whose role values
+    are not the documented ones are unknown until acknowledged: none is read as the reading that
+    passes. Every other change of the latest window is listed, as not subject to review
     (skip). A reason names the user and the workspace, team or project, dates the change by its
     window (between the two snapshots that show it) and, from the audit log, by its actor and time.
     """
@@ -425,10 +429,14 @@ def membership_change_results(
         reason = "Baseline snapshot: membership changes are reported from the next sync on"
         return _results("membership_change", [scope or "baseline"], ["skip"], [reason])
     changes = changes.reset_index(drop=True)  # rows are matched by index below
-    role_unknown = (changes["change_type"].eq("granted") & changes["resource_type"].eq("workspace")
-                    & changes["new_role"].isna())
-    review = changes["change_type"].isin(ALARMING_CHANGES) | role_unknown
-    listed = changes.assign(review=review, role_unknown=role_unknown)[review | changes["window_end"].eq(times.iloc[-1])]
+    workspace = changes["resource_type"].eq("workspace")
+    role_unknown = changes["change_type"].eq("granted") & workspace & changes["new_role"].isna()
+    member_unknown = changes["user_gid"].isna()
+    value_unknown = (changes["change_type"].eq("role_changed") & workspace
+                     & ~(changes["old_role"].isin(KNOWN_ROLES) & changes["new_role"].isin(KNOWN_ROLES)))
+    review = changes["change_type"].isin(ALARMING_CHANGES) | role_unknown | member_unknown | value_unknown
+    listed = changes.assign(review=review, role_unknown=role_unknown, member_unknown=member_unknown,
+                            value_unknown=value_unknown)[review | changes["window_end"].eq(times.iloc[-1])]
     if listed.empty:
         start, end = when(times.iloc[-2:]).tolist()
         reason = f"No membership changed between {start} and {end}"
@@ -436,18 +444,25 @@ def membership_change_results(
     by_id = listed["change_id"].isin(list(acknowledged))
     by_list = listed["change_type"].eq("admin_granted") & _approved(listed["user_gid"], users, approved_admins)
     # A change not subject to review is skip: info would say "not yet due", which it never becomes.
-    cases = [~listed["review"], by_id, by_list, listed["role_unknown"]]
-    status = np.select(cases, ["skip", "ok", "ok", "unknown"], "alarm")
+    cases = [~listed["review"], by_id, by_list, listed["member_unknown"], listed["value_unknown"],
+             listed["role_unknown"]]
+    status = np.select(cases, ["skip", "ok", "ok", "unknown", "unknown", "unknown"], "alarm")
     old, new = listed["old_role"].fillna("no access"), listed["new_role"].fillna("no access")
     roles = np.select([listed["old_role"].isna() & listed["new_role"].isna(), old.eq(new)],
                       ["", " (" + new + ")"], " (" + old + " -> " + new + ")")
     outcome = np.select(cases, [
         "", "; acknowledged in acknowledged_changes", "; the user is on the approved admin list",
+        ("; the audit log does not name the member and no single change between the snapshots matches it: "
+         "whose access changed cannot be told: review it, then add its change_id to acknowledged_changes"),
+        ("; the audit log's role values are not the documented ones (" + ", ".join(sorted(KNOWN_ROLES))
+         + "): whether admin rights changed cannot be told: review it, then add its change_id to "
+         "acknowledged_changes"),
         ("; whether it let a guest in cannot be told (the audit log gives no role, no snapshot shows the "
          "membership): review it, then add its change_id to acknowledged_changes"),
     ], "; not acknowledged yet")
     reason = (
-        names.person(listed["user_gid"]) + ": " + listed["change_type"].str.replace("_", " ") + " on "
+        names.person(listed["user_gid"]).fillna("A member the audit log does not name") + ": "
+        + listed["change_type"].str.replace("_", " ") + " on "
         + names.resource(listed["resource_type"], listed["resource_gid"]) + roles + ", " + _window(listed)
         + (", " + _logged(listed, names)).fillna("")
         + _revoked_again(listed, changes, names) + outcome

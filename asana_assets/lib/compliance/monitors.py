@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from asana_assets.lib.asana.crawl import REFUSED
 from asana_assets.lib.compliance import access, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
@@ -57,23 +58,32 @@ class Monitor:
     table: str  # the table the monitor judges (its asset check sits there)
     title: str
     rule: Callable[[Evaluation], pd.DataFrame]  # rule output (rule_output.COLUMNS), one row per resource
+    # The per-project listings its population comes from: a project whose listing Asana refused
+    # (402/403, see crawl.REFUSED) is judged unknown, never passed for want of its rows.
+    reads: tuple[str, ...] = ()
 
 
 CHANGE = ("SOC2:CC8.1", "ISO27001:2022:8.32")
+# Refusable listings (Monitor.reads): a project's tasks hold its tickets; its sections their
+# stages; its custom field settings the ticket-type fields that make a change.
+TICKETS = ("tasks",)
+CHANGES = ("tasks", "sections", "custom_field_settings")
 ACCESS = ("SOC2:CC6.2", "SOC2:CC6.3", "ISO27001:2022:5.18")
 MONITORS: dict[str, Monitor] = {m.id: m for m in (
     Monitor("tickets_synced", "ERROR", CHANGE, "tickets", "Every ticket the source lists is synced, and recently",
             lambda e: tickets_synced(e.t, e.tix, e.as_of, e.params, e.names)),
     Monitor("tickets_assigned", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "tickets", "Tickets have an active assignee",
-            lambda e: tickets_assigned(e.t, e.tix, e.at_completion, e.as_of, e.params, e.names, e.label)),
+            lambda e: tickets_assigned(e.t, e.tix, e.at_completion, e.as_of, e.params, e.names, e.label), TICKETS),
     Monitor("changes_approved", "ERROR", CHANGE, "approvals", "Changes are approved before implementation starts",
-            lambda e: changes_approved(e.tix, e.impl, e.counting, first_unmapped(e.timeline), e.names, e.label)),
+            lambda e: changes_approved(e.tix, e.impl, e.counting, first_unmapped(e.timeline), e.names, e.label),
+            CHANGES),
     Monitor("approval_segregation", "ERROR", (*CHANGE, "ISO27001:2022:5.3"), "approvals",
             "The approver of a change is not its requester, implementer or closer",
-            lambda e: approval_segregation(e.tix, e.counting, e.at_completion, e.names, e.label)),
+            lambda e: approval_segregation(e.tix, e.counting, e.at_completion, e.names, e.label), CHANGES),
     Monitor("offboarding_access_removed", "ERROR", ACCESS, "user_access", "Deactivated users keep no access",
             lambda e: access.offboarding_results(e.t["user_access"], e.t, e.as_of,
-                                                 timedelta(hours=e.params.offboarding_grace_hours), e.names)),
+                                                 timedelta(hours=e.params.offboarding_grace_hours), e.names),
+            TICKETS),
     Monitor("admin_access_restricted", "ERROR", ("SOC2:CC6.3", "ISO27001:2022:5.18"), "user_access",
             "Workspace admins are approved and are not guests",
             lambda e: access.admin_results(e.t, e.params.approved_admins, e.names)),
@@ -84,7 +94,7 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
                                                        e.names)),
     Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history", "Completion and workflow section agree",
             lambda e: workflow_consistent(e.t, e.tix, e.t["workflow_states"], e.timeline, e.done, e.as_of, e.params,
-                                          e.names, e.label)),
+                                          e.names, e.label), (*TICKETS, "sections")),
 )}
 
 
@@ -150,6 +160,28 @@ class MonitorParams(BaseModel):
     acknowledged_changes: list[str] = Field(
         default_factory=list, description="membership_changes: change_ids of reviewed grants, guests, reactivations")
     drift_grace_hours: float = Field(24, description="workflow_consistent: tolerated section/completion drift")
+
+
+def refused_listings(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The per-project listings Asana refused in the sync (the crawl's quarantine rows): one row
+    per project and listing, with the error as the crawl worded it."""
+    rows = quarantine[(quarantine["table"] == "projects") & quarantine["error"].str.startswith(REFUSED, na=False)]
+    error = rows["error"].str.slice(len(REFUSED))
+    return pd.DataFrame({"project_gid": rows["gid"].astype("str"), "listing": error.str.split(":").str[0],
+                         "error": error})
+
+
+def unread_projects(monitor: Monitor, refused: pd.DataFrame, names: Directory) -> pd.DataFrame:
+    """One unknown row per project whose listing of the monitor's population Asana refused: what
+    it holds is missing from the tables, so whether it passes cannot be told."""
+    mine = refused[refused["listing"].isin(monitor.reads)]
+    errors = mine.groupby("project_gid", sort=True)["error"].agg(lambda each: "; ".join(sorted(each)))
+    gids = errors.index.to_series()
+    name = names.project_name(gids)
+    reason = ("Project " + quoted(name, gids) + ": Asana refused its listing in the sync (" + errors
+              + "), so what it holds is missing from the tables and cannot be judged. Give the connection "
+              "access to the project (403) or the plan's feature (402), then sync again.")
+    return rule_rows("project", gids, "unknown", reason, names.project_link(gids), name, name)
 
 
 def finish(monitor_id: str, rows: pd.DataFrame, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -510,7 +542,9 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     names = Directory(t, former_people)
     e = Evaluation(t, params, as_of, tix, timeline, done, impl, counting, at_completion, names,
                    TicketNames.of(tix, names))
-    rules = {monitor_id: monitor.rule(e) for monitor_id, monitor in MONITORS.items()}
+    refused = refused_listings(t["quarantine"])
+    rules = {monitor_id: pd.concat([monitor.rule(e), unread_projects(monitor, refused, names)], ignore_index=True)
+             for monitor_id, monitor in MONITORS.items()}
     results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)
     latest = history[history["snapshot_at"] == history["snapshot_at"].max()] if len(history) else history
     populations = {

@@ -158,3 +158,29 @@ def test_a_refused_audit_event_read_once_stays_through_a_full_sync(tmp_path):
     assert run_pipeline(world, tmp_path, T0 + timedelta(days=1)).success
     assert run_pipeline(world, tmp_path, T0 + timedelta(days=2)).success
     assert [r["gid"] for r in refused(tmp_path)] == ["9990002"]
+
+
+def test_team_additions_the_log_cannot_tell_apart_end_unknown_in_the_review(tmp_path):
+    """Asana's team_member_added names the team, not the member. One addition between two runs
+    takes its member from the snapshots; two additions to one team cannot be told apart: each
+    event stays unattributed and the review is unknown, never ok."""
+    world, _acme, admin, uma, vic, web = organisation(enterprise=True)
+    assert run_pipeline(world, tmp_path, T0).success
+    world.add_team_membership(web, uma, actor=admin, at=T0 + timedelta(hours=1))
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=1)).success
+    one = changes(tmp_path).set_index(["user_gid", "resource_gid", "change_type"]).loc[(uma.gid, web.gid, "granted")]
+    assert (one["actor_gid"], one["occurred_at"], one["evidence"]) == (
+        admin.gid, pd.Timestamp(T0 + timedelta(hours=1)), "audit log")
+    world.add_team_membership(web, vic, actor=admin, at=T0 + timedelta(days=1, hours=1))
+    world.add_team_membership(web, admin, actor=admin, at=T0 + timedelta(days=1, hours=2))
+    assert run_pipeline(world, tmp_path, T0 + timedelta(days=2)).success
+    latest = changes(tmp_path)
+    latest = latest[latest["window_end"] == pd.Timestamp(T0 + timedelta(days=2))]
+    found = sorted((row.user_gid if isinstance(row.user_gid, str) else "", row.evidence) for row in latest.itertuples())
+    assert found == sorted([(vic.gid, "snapshots"), (admin.gid, "snapshots"), ("", "audit log"), ("", "audit log")])
+    results = WarehouseResource(directory=str(tmp_path)).warehouse().read("monitor_results").to_pandas()
+    review = results[results["monitor_id"].eq("membership_changes")
+                     & results["evaluated_at"].eq(pd.Timestamp(T0 + timedelta(days=2)))]
+    unattributed = set(latest.loc[latest["user_gid"].isna(), "change_id"])
+    assert set(review.loc[review["status"].eq("unknown"), "resource_gid"]) == unattributed
+    assert not review["status"].isin(["ok"]).any()

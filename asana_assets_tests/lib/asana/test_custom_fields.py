@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
+from asana_assets.lib.asana import models
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.asana.crawl import crawl
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
@@ -204,3 +207,84 @@ def test_reference_and_formula_fields():
     # Edge: nothing set, nothing computed; the reference is empty, not null.
     assert values[(blank.gid, total.gid)]["display_value"] is None
     assert values[(blank.gid, blocks.gid)]["reference_gids"] == []
+
+
+def test_date_values_are_read_in_either_documented_form():
+    """A change story serves StoryResponseDates {start_on, due_at, due_on} (one in four the task
+    value's {date, date_time}); the rows hold the same day and time whichever form came."""
+    w, ws, ann, project = one_project()
+    go_live = w.add_custom_field(ws, "Go-live", "date")
+    w.add_custom_field_setting(project, go_live)
+    task = w.create_task("Launch", project=project, actor=ann)
+    for value in ("2026-06-10", "2026-06-12T15:30:00Z", "2026-06-20", "2026-06-21"):
+        w.set_custom_field(task, go_live, value, actor=ann)
+    timed = w.create_task("Cut-over", project=project, actor=ann)
+    w.set_custom_field(timed, go_live, "2026-07-01T08:00:00Z", actor=ann)
+    with Simulator(w, FAST) as sim:
+        served = httpx.get(f"{sim.base_url}/tasks/{task.gid}/stories", headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+                           params={"opt_fields": "new_date_value"}).json()["data"]
+        result = sync(sim.base_url)
+    forms = {tuple(sorted(s["new_date_value"])) for s in served if "new_date_value" in s}
+    assert ("due_at", "due_on", "start_on") in forms and forms & {("date",), ("date", "date_time")}  # both served
+    assert rows(result, "quarantine") == []
+    stories = sorted((s for s in rows(result, "stories") if s["task_gid"] == task.gid and s["custom_field_gid"]),
+                     key=lambda s: s["created_at"])
+    at = datetime(2026, 6, 12, 15, 30, tzinfo=UTC)
+    assert [(s["old_date_value"], s["old_date_time_value"], s["new_date_value"], s["new_date_time_value"])
+            for s in stories] == [
+        (None, None, date(2026, 6, 10), None),
+        (date(2026, 6, 10), None, date(2026, 6, 12), at),
+        (date(2026, 6, 12), at, date(2026, 6, 20), None),
+        (date(2026, 6, 20), None, date(2026, 6, 21), None),
+    ]
+    values = {r["task_gid"]: r for r in rows(result, "task_custom_fields") if r["custom_field_gid"] == go_live.gid}
+    assert (values[task.gid]["date_value"], values[task.gid]["date_time_value"]) == (date(2026, 6, 21), None)
+    assert (values[timed.gid]["date_value"], values[timed.gid]["date_time_value"]) == (
+        date(2026, 7, 1), datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("value", "day", "time"), [
+    ({"date": "2026-06-10"}, date(2026, 6, 10), None),
+    ({"start_on": None, "due_on": "2026-06-10", "due_at": None}, date(2026, 6, 10), None),
+    ({"due_on": "2026-06-10", "due_at": "2026-06-10T09:00:00.000Z"}, date(2026, 6, 10),
+     datetime(2026, 6, 10, 9, tzinfo=UTC)),
+    ({"date": "2026-06-10", "due_on": "2026-06-10"}, date(2026, 6, 10), None),  # both forms, agreeing
+])
+def test_a_date_value_in_either_form_gives_one_day_and_time(value, day, time):
+    parsed = models.DateValue.model_validate(value)
+    assert (parsed.day, parsed.time) == (day, time)
+
+
+@pytest.mark.parametrize("value", [
+    {"date": "2026-06-10", "due_on": "2026-06-11"},  # two days: neither is picked
+    {"date_time": "2026-06-10T09:00:00Z", "due_at": "2026-06-10T10:00:00Z"},
+    {"start_on": "2026-06-01", "due_on": "2026-06-10"},  # a range has no column
+])
+def test_a_date_value_that_says_two_things_is_refused(value):
+    with pytest.raises(ValidationError):
+        models.DateValue.model_validate(value)
+
+
+def test_enabled_is_read_from_values_only():
+    """The spec gives enabled on a field's values, not on its definition: the definition row's is
+    null, and a value is disabled once the field is on none of the task's projects."""
+    w, ws, ann, project = one_project()
+    other = w.add_project(ws, "Ops")
+    w.add_section(other, "Queue")
+    risk = w.add_custom_field(ws, "Risk", "text")
+    w.add_custom_field_setting(project, risk)
+    kept, moved, shared = (w.create_task(name, project=project, actor=ann) for name in ("Kept", "Moved", "Shared"))
+    for task in (kept, moved, shared):
+        w.set_custom_field(task, risk, "high", actor=ann)
+    w.add_task_to_project(moved, other, actor=ann)
+    w.remove_task_from_project(moved, project, actor=ann)  # the field is on none of its projects now
+    w.add_task_to_project(shared, other, actor=ann)  # edge: in a project without the field, and one with it
+    with Simulator(w, FAST) as sim:
+        auth = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+        definition = httpx.get(f"{sim.base_url}/custom_fields/{risk.gid}", headers=auth).json()["data"]
+        result = sync(sim.base_url)
+    assert "enabled" not in definition
+    assert [r["enabled"] for r in rows(result, "custom_fields")] == [None]
+    values = {r["task_gid"]: r for r in rows(result, "task_custom_fields")}
+    assert {gid: (values[gid]["text_value"], values[gid]["enabled"]) for gid in values} == {
+        kept.gid: ("high", True), moved.gid: ("high", False), shared.gid: ("high", True)}

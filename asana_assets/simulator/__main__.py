@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     simulator = Simulator(world, config)
     url = simulator.start(args.host, args.port)
     print(f"Asana simulator serving {url}\ntoken: {args.token}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Both stop it, also where it was started with SIGINT ignored (as a background job inherits it).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: sys.exit(0))
     try:
         threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         simulator.stop()
 

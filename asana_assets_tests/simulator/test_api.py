@@ -659,7 +659,9 @@ def test_stats_routes(fresh):
 
 def test_command_line_serves_until_interrupted():
     command = [sys.executable, "-m", "asana_assets.simulator", "--port", "0", "--tasks", "60", "--token", "cli-token"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    # Started with SIGINT ignored, as a background job is: Ctrl-C (SIGINT) still stops it.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         url = re.search(r"http://\S+/api/1\.0", process.stdout.readline()).group(0)
         assert "cli-token" in process.stdout.readline()

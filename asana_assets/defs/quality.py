@@ -3,7 +3,7 @@
 import json
 import operator
 from collections.abc import Callable, Iterable
-from functools import reduce
+from functools import cache, partial, reduce
 from pathlib import Path
 
 import dagster as dg
@@ -38,36 +38,64 @@ def _json(value) -> dg.MetadataValue:
     return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
 
-def quality_checks(tables: Iterable[str], asset_key: Callable[[str], dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
-    """A unique-key check for every keyed table, and a foreign-key check where it has foreign keys."""
-    checks = []
+def quality_checks(tables: Iterable[str], asset_key: Callable[[str], dg.AssetKey],
+                   name: str) -> list[dg.AssetChecksDefinition]:
+    """A unique-key check for every keyed table, and a foreign-key check where it has foreign keys,
+    run in one step (``name``): each check its own result, a step each would cost more than the
+    checks themselves."""
+    judges: dict[dg.AssetCheckKey, Callable] = {}
+    specs = []
     for table in tables:
-        if primary_key(table):
-            checks.append(_unique_check(table, primary_key(table), asset_key))
-        if table in FOREIGN_KEYS:
-            checks.append(_foreign_check(table, asset_key))
-    return checks
+        if key := primary_key(table):
+            spec = dg.AssetCheckSpec("unique_keys", asset=asset_key(table), partitions_def=CONNECTIONS,
+                                     description=f"{', '.join(key)} is unique.")
+            specs.append(spec)
+            judges[spec.key] = partial(_unique_keys, table, key, asset_key(table))
+        if references := FOREIGN_KEYS.get(table):
+            spec = dg.AssetCheckSpec(
+                "foreign_keys", asset=asset_key(table), partitions_def=CONNECTIONS,
+                additional_deps=[asset_key(parent) for _, parent in references if parent != table],
+                description="Every " + ", ".join(f"{c} resolves in {p}" for c, p in references) + ".",
+            )
+            specs.append(spec)
+            judges[spec.key] = partial(_foreign_keys, table, references, asset_key(table))
 
-
-def _unique_check(table, key, asset_key):
-    @dg.asset_check(
-        asset=asset_key(table), name="unique_keys", partitions_def=CONNECTIONS,
-        description=f"{', '.join(key)} is unique.",
-    )
-    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    @dg.multi_asset_check(name=name, specs=specs, can_subset=True)
+    def checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         warehouse = run_warehouse(context, warehouse)
-        if table in HISTORY_TABLES:
-            rows = latest_run_keys(context, warehouse, table, key, asset_key(table))
-        else:
-            rows = warehouse.read(table).select(list(key))
-        duplicates = duplicate_keys(rows, key)
-        return dg.AssetCheckResult(
-            passed=duplicates.num_rows == 0,
-            metadata={"key": ", ".join(key), "duplicated_keys": duplicates.num_rows,
-                      "sample": _json(duplicates.slice(0, SAMPLE).to_pylist())},
-        )
+        keys = cache(lambda table: warehouse.read(table, columns=[primary_key(table)[0]]))  # a parent's, once
+        for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+            yield judges[check](context, warehouse, keys)
 
-    return check
+    return [checks]
+
+
+def _unique_keys(table: str, key: tuple[str, ...], asset: dg.AssetKey, context: dg.AssetCheckExecutionContext,
+                 warehouse: Warehouse, _keys) -> dg.AssetCheckResult:
+    if table in HISTORY_TABLES:
+        rows = latest_run_keys(context, warehouse, table, key, asset)
+    else:
+        rows = warehouse.read(table, columns=list(key))
+    duplicates = duplicate_keys(rows, key)
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name="unique_keys", passed=duplicates.num_rows == 0,
+        metadata={"key": ", ".join(key), "duplicated_keys": duplicates.num_rows,
+                  "sample": _json(duplicates.slice(0, SAMPLE).to_pylist())},
+    )
+
+
+def _foreign_keys(table: str, references: tuple[tuple[str, str], ...], asset: dg.AssetKey, _context,
+                  warehouse: Warehouse, keys: Callable[[str], pa.Table]) -> dg.AssetCheckResult:
+    child = warehouse.read(table, columns=list(dict.fromkeys(column for column, _ in references)))
+    missing = {f"{column} -> {parent}": dangling(child, column, keys(parent), primary_key(parent)[0])
+               for column, parent in references}
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name="foreign_keys",
+        passed=all(len(v) == 0 for v in missing.values()),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={name: _json({"dangling": len(v), "sample": v.slice(0, SAMPLE).to_pylist()})
+                  for name, v in missing.items()},
+    )
 
 
 def latest_run_keys(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, table: str,
@@ -85,28 +113,3 @@ def latest_run_keys(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     runs = pc.unique(written[key[0]]).to_pylist()
     matches = [pc.field(key[0]) == run for run in runs]
     return warehouse.read_history(table, columns=list(key), filters=reduce(operator.or_, matches, pc.scalar(False)))
-
-
-def _foreign_check(table, asset_key):
-    references = FOREIGN_KEYS[table]
-
-    @dg.asset_check(
-        asset=asset_key(table), name="foreign_keys", partitions_def=CONNECTIONS,
-        additional_deps=[asset_key(parent) for _, parent in references if parent != table],
-        description="Every " + ", ".join(f"{c} resolves in {p}" for c, p in references) + ".",
-    )
-    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        warehouse = run_warehouse(context, warehouse)
-        child = warehouse.read(table)
-        missing = {f"{column} -> {parent}": dangling(child, column, warehouse.read(parent), primary_key(parent)[0])
-                   for column, parent in references}
-        return dg.AssetCheckResult(
-            passed=all(len(v) == 0 for v in missing.values()),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={name: _json({"dangling": len(v), "sample": v.slice(0, SAMPLE).to_pylist()})
-                      for name, v in missing.items()},
-        )
-
-    return check
-
-

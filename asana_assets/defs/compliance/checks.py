@@ -56,44 +56,52 @@ def failure_table(failures: pd.DataFrame, pack: str | None, monitor_id: str) -> 
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in exception_cells(first, md_text, md_link)])
 
 
-def _monitor_check(monitor: monitors.Monitor) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=table_key(monitor.table), name=monitor.id, description=monitor.title,
-        additional_deps=[table_key("monitor_results")], partitions_def=CONNECTIONS,
-    )
-    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        evaluation = evaluated_run(context)
-        run = evaluation.get(EVALUATED_RUN)
-        # Only this monitor's rows of the evaluated run: the other runs' parts are not read.
-        mine = run_warehouse(context, warehouse).read_history(
-            "monitor_results", filters=(pc.field("run_id") == str(run)) & (pc.field("monitor_id") == monitor.id),
-        ).to_pandas()
-        if run is None:
-            result, why = monitors.NOT_EVALUATED, "Not evaluated: no monitor results yet: materialize monitor_results."
-        else:
-            result, why = monitors.verdict(mine)
-        failures = mine[mine["status"] == "alarm"]
-        # A check result is only passed or failed: NOT EVALUATED is not passed, as a warning.
-        severity = monitor.severity if result in (monitors.FAIL, monitors.ERROR) else "WARN"
-        report = evaluation.get(EVIDENCE_REPORT)
-        return dg.AssetCheckResult(
-            passed=result == monitors.PASS,
-            severity=dg.AssetCheckSeverity[severity],
-            description=why if result == monitors.NOT_EVALUATED else f"{monitor.title}: {why}",
-            metadata={
-                "verdict": result,
-                "evaluated_run": str(run),
-                "population": int((mine["status"] != "skip").sum()),
-                "failures": len(failures),
-                "statuses": dg.MetadataValue.json(mine["status"].value_counts().to_dict()),
-                "control_refs": ", ".join(monitor.control_refs),
-                "first_failures": dg.MetadataValue.md(
-                    failure_table(failures, evaluation.get(EVIDENCE_PACK), monitor.id)),
-                **({"evidence_report": dg.MetadataValue.path(report)} if report else {}),
-            },
-        )
+@dg.multi_asset_check(
+    name="monitor_verdicts", can_subset=True,
+    specs=[dg.AssetCheckSpec(m.id, asset=table_key(m.table), description=m.title,
+                             additional_deps=[table_key("monitor_results")], partitions_def=CONNECTIONS)
+           for m in monitors.MONITORS.values()],
+)
+def monitor_verdicts(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """Each monitor's verdict on the evaluated run, as its check on the table it judges; one step
+    reads the run's results once for them all."""
+    evaluation = evaluated_run(context)
+    run = evaluation.get(EVALUATED_RUN)
+    chosen = [m for m in monitors.MONITORS.values() if dg.AssetCheckKey(table_key(m.table), m.id)
+              in context.selected_asset_check_keys]
+    # Only the chosen monitors' rows of the evaluated run: the other runs' parts are not read.
+    wanted = (pc.field("run_id") == str(run)) & pc.field("monitor_id").isin([m.id for m in chosen])
+    results = run_warehouse(context, warehouse).read_history("monitor_results", filters=wanted).to_pandas()
+    for monitor in chosen:
+        yield _verdict(monitor, results[results["monitor_id"] == monitor.id], run, evaluation)
 
-    return check
+
+def _verdict(monitor: monitors.Monitor, mine: pd.DataFrame, run: str | None,
+             evaluation: dict[str, str]) -> dg.AssetCheckResult:
+    if run is None:
+        result, why = monitors.NOT_EVALUATED, "Not evaluated: no monitor results yet: materialize monitor_results."
+    else:
+        result, why = monitors.verdict(mine)
+    failures = mine[mine["status"] == "alarm"]
+    # A check result is only passed or failed: NOT EVALUATED is not passed, as a warning.
+    severity = monitor.severity if result in (monitors.FAIL, monitors.ERROR) else "WARN"
+    report = evaluation.get(EVIDENCE_REPORT)
+    return dg.AssetCheckResult(
+        asset_key=table_key(monitor.table), check_name=monitor.id,
+        passed=result == monitors.PASS,
+        severity=dg.AssetCheckSeverity[severity],
+        description=why if result == monitors.NOT_EVALUATED else f"{monitor.title}: {why}",
+        metadata={
+            "verdict": result,
+            "evaluated_run": str(run),
+            "population": int((mine["status"] != "skip").sum()),
+            "failures": len(failures),
+            "statuses": dg.MetadataValue.json(mine["status"].value_counts().to_dict()),
+            "control_refs": ", ".join(monitor.control_refs),
+            "first_failures": dg.MetadataValue.md(failure_table(failures, evaluation.get(EVIDENCE_PACK), monitor.id)),
+            **({"evidence_report": dg.MetadataValue.path(report)} if report else {}),
+        },
+    )
 
 
 @dg.asset_check(
@@ -123,5 +131,5 @@ def workflow_mapping(context: dg.AssetCheckExecutionContext, warehouse: Warehous
     )
 
 
-monitor_checks = [_monitor_check(m) for m in monitors.MONITORS.values()] + [workflow_mapping]
-quality_checks = build_quality_checks(DERIVED_TABLES, table_key)
+monitor_checks = [monitor_verdicts, workflow_mapping]
+quality_checks = build_quality_checks(DERIVED_TABLES, table_key, "compliance_table_quality")

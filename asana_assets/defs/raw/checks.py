@@ -132,4 +132,5 @@ def connections_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
 
 
 # connections_fresh stands apart: a sensor judges it between runs, no run does.
-raw_checks = [connection_valid, connection_coverage, quarantine_is_empty, *quality_checks(RAW_TABLES, table_key)]
+raw_checks = [connection_valid, connection_coverage, quarantine_is_empty,
+              *quality_checks(RAW_TABLES, table_key, "raw_table_quality")]

@@ -5,7 +5,8 @@ Each connection is a partition (see defs/partitions.py), and every request below
 - ``asana_connections_sensor`` keeps the partitions equal to the configured and stored
   connections, and asks for a new connection's first full sync;
 - ``asana_events_sensor`` polls each connection's project events feeds and asks for an
-  incremental run of the projects that changed, by the polling rules of lib/asana/polls.py;
+  incremental run of the projects that changed, by the polling rules (docs/operations.md, "The
+  events sensor"; lib/asana/polls.py);
 - ``asana_freshness_sensor`` records whether every connection's tables are younger than the
   freshness limit, naming each connection that stopped syncing.
 

@@ -1,31 +1,12 @@
 """Which projects' events feeds the events sensor looks at in a tick, and the look itself: polls
 follow activity, not the number of projects.
 
-A look reads a project's pending events without consuming them (one request a project; the token
-may be sent again): it tells whether anything is pending, and a run then applies exactly those
-changes. It neither retries nor waits out a rate limit, and a tick waits for its looks a bounded
-time: a look that failed, or is still unanswered then, leaves its project due for the next tick,
-and one slow, throttled or refused connection never holds up the others' polls.
-
-A project is *active* for a while after a poll found events pending in its feed (or after it was
-first tracked): it is polled at every tick. A quiet one is polled again only once its interval
-has passed; the interval doubles with every quiet poll, from the connection's poll interval up to
-``max_factor`` times it, and falls back to the poll interval as soon as events show up. An
-archived project is not polled (the daily reconcile covers it; unarchived, it is polled from the
-next sync that lists it). The polls of one tick are capped by a request budget, the sensor's share
-of the connection's request quota over the part of the tick given to polls: the projects due are
-taken oldest due first, and the rest wait for the next tick.
-
-Bound: a project due at time d is polled within ceil(N / budget) ticks of d, whatever the others
-do (N tracked projects). Every project polled before it in that time was due no later than d, and
-is due again only after the tick that polled it, so at most N polls stand before it. An active
-project is therefore polled within ``every`` + ceil(N / budget) - 1 ticks of its last poll, a
-quiet one within ``every`` x ``max_factor`` + ceil(N / budget) - 1.
-
-A poll that finds nothing pending is handed the feed's next token, and it stands for the same
-place as the one sent: the schedule keeps it (`renewed`), so the token a run resumes from stays
-young while the project is polled, however long the project has been quiet. The schedule is kept
-beside the sync state, not in the sensor's cursor.
+The rules (active and quiet projects, one tick's request budget, the bound on a project's wait,
+the young tokens a quiet poll keeps, where the schedule is kept) are stated once, for users and
+for this code, in docs/operations.md ("The events sensor"); ``PollPolicy`` holds their numbers.
+A look reads a project's pending events without consuming them (one request a project), neither
+retries nor waits out a rate limit, and is waited for a bounded time, so one slow, throttled or
+refused connection never holds up the others' polls.
 """
 
 from __future__ import annotations

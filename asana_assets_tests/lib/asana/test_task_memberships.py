@@ -4,27 +4,13 @@ never silently lost. Expected values are written by hand."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import UTC, datetime
 
 import httpx
 
 from asana_assets.lib.asana import models
-from asana_assets.lib.asana.client import AsanaClient
-from asana_assets.lib.asana.crawl import crawl
-from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-FAST = SimulatorConfig(requests_per_minute=1_000_000)
-
-
-def sync(base_url: str):
-    async def run():
-        async with AsanaClient(base_url, DEMO_TOKEN, requests_per_minute=1_000_000) as client:
-            return await crawl(client)
-
-    return asyncio.run(run())
+from asana_assets.simulator import DEMO_TOKEN, Simulator, World
+from asana_assets_tests.lib.asana.test_custom_fields import FAST, NOW, sync
 
 
 def test_a_task_with_a_membership_without_a_project_is_kept(caplog):

@@ -16,6 +16,7 @@ import pytest
 
 from asana_assets.lib.storage.documents import FileDocuments, PostgresDocuments, Table, open_documents
 from asana_assets.lib.storage.sql import ident
+from asana_assets_tests.lib.storage.test_postgres import query
 from asana_assets_tests.support import POSTGRES_URL as URL
 
 
@@ -28,14 +29,6 @@ def documents(request, tmp_path) -> Iterator[FileDocuments | PostgresDocuments]:
     store = PostgresDocuments(URL, Table(schema, "documents"))
     yield store
     store.close()
-
-
-def query(server, sql: str, parameters=None) -> list[tuple]:
-    with server.cursor() as cur:
-        cur.execute(sql, parameters)
-        rows = cur.fetchall() if cur.description else []
-    server.commit()
-    return rows
 
 
 def test_a_document_is_none_until_saved_then_read_back_whole(documents):

@@ -33,6 +33,8 @@ def snapshot(defs: dg.Definitions) -> dict:
 
 
 def test_the_definitions_match_their_snapshot():
+    """A change users see (an asset, a check, a job...) is a change of the snapshot too:
+    ``python -m asana_assets_tests.defs.test_layout`` rewrites it, for the diff to be reviewed."""
     from asana_assets.definitions import defs
 
     assert snapshot(defs) == json.loads(SNAPSHOT.read_text())
@@ -59,3 +61,9 @@ def test_the_import_contract_holds():
     done = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+if __name__ == "__main__":
+    from asana_assets.definitions import defs
+
+    SNAPSHOT.write_text(json.dumps(snapshot(defs), indent=2) + "\n")

@@ -45,7 +45,7 @@ def sync(env: dict, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["crawl", "derive", "publish"])
 def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_source(point, tmp_path, schema):
-    world = generate_world(seed=21, tasks=200, now=NOW)
+    world = generate_world(seed=21, tasks=80, now=NOW)  # some 150 requests: the 40th is well into the crawl
     marker = tmp_path / "stalled"
     with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
         env = env_for(tmp_path, sim.base_url, schema)
@@ -64,9 +64,10 @@ def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_sour
         killed.wait()
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             [stuck] = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-        listed = subprocess.run([str(BIN / "asana-connections"), "runs"], env=env, capture_output=True, text=True,
-                                timeout=120, cwd=REPO)
-        assert stuck.dagster_run.run_id in listed.stdout and "stuck: its process is gone" in listed.stdout
+        if point == "crawl":  # what `runs` shows of a stuck run is the same wherever it stopped
+            listed = subprocess.run([str(BIN / "asana-connections"), "runs"], env=env, capture_output=True,
+                                    text=True, timeout=120, cwd=REPO)
+            assert stuck.dagster_run.run_id in listed.stdout and "stuck: its process is gone" in listed.stdout
 
         rerun = sync(env)  # plain: no flag, no cleanup by hand
         assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -44,9 +44,11 @@ test-latest:
 demo: setup .demo_home/dagster.yaml
 	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/asana-connections sync default
 
-# The UI (webserver and daemon: schedules and sensors tick) on the demo instance.
+# The UI (webserver and daemon: schedules and sensors tick) on the demo instance, at
+# http://localhost:$(PORT) (make ui PORT=3001 when 3000 is taken).
+PORT ?= 3000
 ui: setup .demo_home/dagster.yaml
-	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml
+	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml -p $(PORT)
 
 .demo_home/dagster.yaml:
 	mkdir -p .demo_home

@@ -66,10 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     connect = commands.add_parser("connect", help="add a connection").add_subparsers(required=True)
     oauth = connect.add_parser("oauth", help="with an Asana login (recommended)")
     oauth.add_argument("--auto", action="store_true", help="follow the redirect without a browser (simulator, tests)")
-    oauth.add_argument("--scope", nargs="*", default=["default"])
+    oauth.add_argument("--scope", nargs="*", default=["default"], help="OAuth scopes to ask for (default: default)")
     service = connect.add_parser("service-account", help="with a service account key ($ASANA_SERVICE_ACCOUNT_KEY or prompt)")
     for sub in (oauth, service):
-        sub.add_argument("--base-url", default=settings.BASE_URL.get())
+        sub.add_argument("--base-url", default=settings.BASE_URL.get(),
+                         help=f"Asana API base URL (default: ${settings.BASE_URL.name}, else {settings.BASE_URL.default})")
         sub.add_argument("--workspace", help="workspace gid (needed when the user belongs to several)")
     oauth.set_defaults(run=_connect_oauth)
     service.set_defaults(run=_connect_service_account)
@@ -79,25 +80,28 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("ids", nargs="*", help="connection ids (default: all)")
     validate.set_defaults(run=_validate)
     revoke_ = commands.add_parser("revoke", help="revoke at Asana (OAuth) and forget the tokens")
-    revoke_.add_argument("id")
+    revoke_.add_argument("id", help="connection id (`list` shows them)")
     revoke_.set_defaults(run=_revoke)
     remove = commands.add_parser("remove", help="delete a connection (its synced data stays)")
-    remove.add_argument("id")
+    remove.add_argument("id", help="connection id (`list` shows them)")
     remove.set_defaults(run=lambda args: (_store(args).remove(args.id), print(f"Removed {args.id}.")))
     schedule = commands.add_parser("schedule", help="set when a connection syncs")
-    schedule.add_argument("id")
+    schedule.add_argument("id", help="connection id (`list` shows them)")
     schedule.add_argument("--full-sync-hour", type=int, choices=range(24), metavar="HOUR",
                           help="UTC hour (0-23) of its daily reconcile and weekly full sync")
     schedule.add_argument("--poll-minutes", type=_positive, help="least minutes between two polls of its events")
     schedule.set_defaults(run=_schedule)
     sync = commands.add_parser("sync", help="sync a connection now, on this Dagster instance ($DAGSTER_HOME)")
     sync.add_argument("id", nargs="?", help="connection id (default: the one in the environment)")
-    sync.add_argument("--mode", choices=("full", "incremental"), default="full")
+    sync.add_argument("--mode", choices=("full", "incremental"), default="full",
+                      help="full: crawl everything; incremental: apply the changes the events feeds report")
     sync.add_argument("--allow-mass-deletion", action="store_true",
                       help="confirm a real mass deletion that the sanity gate refused")
     sync.set_defaults(run=_sync)
-    runs_ = commands.add_parser("runs", help="runs in progress on this instance; clear one whose process died")
+    runs_ = commands.add_parser("runs", help="runs in progress on this instance; clear one whose process died, "
+                                             "or print a run's log")
     runs_.add_argument("--clear", metavar="RUN_ID", help="mark this stuck run failed")
+    runs_.add_argument("--log", metavar="RUN_ID", help="print this run's log, stack traces included")
     runs_.set_defaults(run=_runs)
     commands.add_parser(
         "rotate-key", help="re-encrypt every token with the newest key (sealing tokens stored before base "
@@ -202,28 +206,32 @@ def _sync(args: argparse.Namespace) -> None:
     # The connection the code location uses as its default is synced as that partition.
     key = DEFAULT if args.id in (None, settings.CONNECTION_ID.get()) else args.id
     home = os.environ.get("DAGSTER_HOME")
+    where, kept = runs.recorded_where(home)
+    print(where, file=sys.stdout if kept else sys.stderr)
     config = {"mode": args.mode, "allow_mass_deletion": args.allow_mass_deletion}
+    job = defs.resolve_job_def(f"asana_{args.mode}_sync").with_logger_defs({"console": runs.own_messages})
     with runs.instance(home) as instance:
         claim = runs.claim(instance, home, key)
         try:
             register(instance, [key])
-            result = defs.resolve_job_def(f"asana_{args.mode}_sync").execute_in_process(
+            result = job.execute_in_process(
                 instance=instance, partition_key=key, raise_on_error=False, tags={runs.LAUNCHED_BY: runs.COMMAND},
-                run_config={"ops": {"asana_raw_sync": {"config": config}},
-                            "loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                run_config={"ops": {"asana_raw_sync": {"config": config}}, "loggers": {"console": {}}},
             )
         finally:
             if claim is not None:
                 claim.release()
-    checks = result.get_asset_check_evaluations()
+        checks = runs.check_evaluations(instance, result.run_id)
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(f"{'Synced' if result.success else 'Failed to sync'} connection {key} ({args.mode}), run "
           f"{result.run_id}: {len(checks) - len(failed)} check(s) passed, {len(failed)} did not"
-          + (f" (a monitor that does not pass is a finding, detailed in the evidence pack): {', '.join(failed)}"
-             if failed else ""))
+          + (" (a monitor that does not pass is a finding, detailed in the evidence pack)" if failed and result.success
+             else "") + (f": {', '.join(failed)}" if failed else ""))
     if not result.success:
+        print(f"The run's log, stack traces included: asana-connections runs --log {result.run_id}" if kept
+              else "The run's log went with its temporary instance: set DAGSTER_HOME to keep the next one's.")
         causes = "; ".join(sorted(set(_step_failures(result))))
-        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", causes or "see the run's log above")
+        raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", causes or "see the run's log")
     for line in _where(result):
         print(line)
 
@@ -259,7 +267,7 @@ def _step_failures(result) -> Iterator[str]:
                 error = error.cause  # the user code's error, under Dagster's wrappers
             text = error.message.strip().partition(f"{error.cls_name}: ")[2]
             known_text = error.cls_name in known and text
-            yield known_text or f"unexpected error ({error.cls_name}), in the run's log above"
+            yield known_text or f"unexpected error ({error.cls_name}), in the run's log"
 
 
 def _subclass_names(cls: type) -> set[str]:
@@ -271,6 +279,9 @@ def _runs(args: argparse.Namespace) -> None:
 
     home = os.environ.get("DAGSTER_HOME")
     with runs.instance(home) as instance:
+        if args.log:
+            print("\n".join(runs.log_lines(instance, args.log)))
+            return
         if args.clear:
             key = runs.clear(instance, home, args.clear)
             print(f"Marked run {args.clear} of connection {key} failed; the connection can sync again.")

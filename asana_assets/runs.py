@@ -10,10 +10,15 @@ dies), and a command waits for it.
 
 The instance's first use (creating and migrating its storage) is serialized by a lock too, so
 two commands started at once on a new ``$DAGSTER_HOME`` cannot both migrate it.
+
+The command shows the run's own messages; Dagster's events (stack traces, the steps a failure
+skips) stay in the run's log, which ``asana-connections runs --log`` prints.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,6 +57,62 @@ def instance(home: str | None) -> Iterator[dg.DagsterInstance]:
         opened.get_run_records(limit=1)  # creates and migrates the storage, if it is new
     with opened:
         yield opened
+
+
+def recorded_where(home: str | None) -> tuple[str, bool]:
+    """Where a command's run is recorded, and whether that record outlives the command."""
+    if home:
+        return f"The run is recorded on the Dagster instance at {home} ($DAGSTER_HOME).", True
+    return ("Warning: DAGSTER_HOME is not set, so the run is recorded on a temporary instance that is deleted when "
+            "this command ends, its log with it. To keep runs, set DAGSTER_HOME to a folder (`make demo` uses "
+            ".demo_home)."), False
+
+
+class _OwnMessage(logging.Formatter):
+    """A run's message as the project's progress lines show theirs: time, level, step, text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        meta = record.dagster_meta  # type: ignore[attr-defined]
+        return f"{self.formatTime(record, '%H:%M:%S')} {record.levelname} {meta['step_key']}: {meta['orig_message']}"
+
+
+def _own_message(record: logging.LogRecord) -> bool:
+    """A step's own message (progress, a warning); not an event, nor an error, which the command's
+    summary states (the engine's are its stack traces and the steps a failure skips)."""
+    return record.levelno < logging.ERROR and record.dagster_meta.get("dagster_event") is None  # type: ignore[attr-defined]
+
+
+@dg.logger(description="The run's own messages on stderr; Dagster's events stay in the run's log.")
+def own_messages(_context: dg.InitLoggerContext) -> logging.Logger:
+    # Outside the logging tree, as Dagster's own console logger: the tree's asana_assets handler
+    # would print each line twice, and every run would add a handler to a shared logger.
+    logger = logging.Logger("asana_assets.run", logging.INFO)  # noqa: LOG001
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_own_message)
+    handler.setFormatter(_OwnMessage())
+    logger.addHandler(handler)
+    return logger
+
+
+def log_lines(inst: dg.DagsterInstance, run_id: str) -> Iterator[str]:
+    """A run's log from INFO up, each error with its stack trace."""
+    if inst.get_run_by_id(run_id) is None:
+        raise ConnectionProblem(f"there is no run {run_id} on this instance",
+                                "check DAGSTER_HOME: runs are recorded on the instance it names")
+    for entry in inst.all_logs(run_id):
+        if entry.level < logging.INFO:
+            continue
+        when = datetime.fromtimestamp(entry.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        yield f"{when} {logging.getLevelName(entry.level)} {entry.step_key or '-'}: {entry.message}"
+        error = getattr(entry.dagster_event and entry.dagster_event.event_specific_data, "error", None)
+        if error is not None:
+            yield error.to_string().rstrip()
+
+
+def check_evaluations(inst: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:
+    """Every check a run evaluated, those a failing step recorded before it stopped included."""
+    entries = inst.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return [entry.dagster_event.event_specific_data for entry in entries]
 
 
 def in_progress(inst: dg.DagsterInstance, key: str | None = None) -> list[dg.RunRecord]:

@@ -4,6 +4,7 @@ on a new instance let exactly one run; bad settings fail in seconds with their f
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -101,7 +102,14 @@ def test_two_syncs_started_at_once_on_a_new_instance_let_exactly_one_run(tmp_pat
 @pytest.mark.parametrize(("setting", "value", "fix"), [
     ("ASANA_WORKSPACE_GID", "12 34/../users", "set ASANA_WORKSPACE_GID to the digits"),
     ("ASANA_POSTGRES_URL", "postgresql://nobody:secret@127.0.0.1:1/none", "check ASANA_POSTGRES_URL"),
-    ("ASANA_ACCESS_TOKEN", "not-a-token", "reconnect the integration"),
+    ("ASANA_ACCESS_TOKEN", "not-a-token",
+     "ASANA_ACCESS_TOKEN is not accepted (401): set a valid personal access token or service-account token"),
+    ("ASANA_WORKSPACE_GID", "999999", "ASANA_WORKSPACE_GID=999999 does not exist or is not visible to the token (404): "
+     "set ASANA_WORKSPACE_GID to a workspace the token sees, or unset it to sync every one"),
+    ("ASANA_BASE_URL", "http://127.0.0.1:1/api/1.0", "the Asana API at ASANA_BASE_URL=http://127.0.0.1:1/api/1.0 "
+     "could not be reached (127.0.0.1:1 refused the connection): check ASANA_BASE_URL and the network"),
+    ("ASANA_BASE_URL", "https://no-such-host.invalid/api/1.0", "could not be reached (DNS: the host name "
+     "no-such-host.invalid does not resolve)"),
 ])
 def test_a_bad_setting_fails_fast_with_its_fix_in_the_last_line(setting, value, fix, tmp_path):
     world = generate_world(seed=23, tasks=60, now=NOW)
@@ -113,8 +121,76 @@ def test_a_bad_setting_fails_fast_with_its_fix_in_the_last_line(setting, value, 
     last = done.stderr.strip().splitlines()[-1]
     assert fix in last, done.stderr[-2000:]
     assert "secret" not in done.stderr + done.stdout and "not-a-token" not in done.stderr + done.stdout
-    assert served <= 1  # nothing crawled: at most the request that found the token refused
+    assert served <= 1  # nothing crawled: at most the request that found the token or the workspace refused
     assert time.monotonic() - started < 60
+    # A summary: the steps a failure skips and the stack traces stay in the run's log, which it names.
+    assert "Not executing" not in done.stderr and "Stack Trace" not in done.stderr and "File \"" not in done.stderr
+    run_id = done.stdout.split("Failed to sync connection default (full), run ")[1].split(":")[0]
+    assert f"The run's log, stack traces included: asana-connections runs --log {run_id}" in done.stdout
+
+
+def test_a_refused_token_fails_the_connection_check_of_its_run_and_the_log_keeps_the_details(tmp_path):
+    world = generate_world(seed=23, tasks=60, now=NOW)
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        refused = sync(env := env_for(tmp_path, sim.base_url, ASANA_ACCESS_TOKEN="not-a-token"))
+        (tmp_path / "other").mkdir()
+        missing = sync(env_for(tmp_path / "other", sim.base_url, ASANA_WORKSPACE_GID="999999"))
+    check = dg.AssetCheckKey(dg.AssetKey(["asana", "workspaces"]), "connection_valid")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        [record] = instance.event_log_storage.get_asset_check_execution_history(check, limit=5)
+        run_id = record.run_id
+        evaluation = record.event.dagster_event.event_specific_data
+    assert record.status.value == "FAILED" and not evaluation.passed
+    assert evaluation.metadata["cause"].text == "ASANA_ACCESS_TOKEN is not accepted (401)"
+    assert evaluation.metadata["fix"].text == "set a valid personal access token or service-account token"
+    assert f"run {run_id}: 0 check(s) passed, 1 did not: asana/workspaces:connection_valid" in refused.stdout
+    # A workspace that does not exist is not the connection's fault: its check is not failed for it.
+    with dg.DagsterInstance.from_config(str(tmp_path / "other" / "home")) as instance:
+        [record] = instance.event_log_storage.get_asset_check_execution_history(check, limit=5)
+    assert record.status.value != "FAILED" and "1 did not" not in missing.stdout, missing.stdout
+    log = subprocess.run([str(BIN / "asana-connections"), "runs", "--log", run_id], env=env, capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    assert log.returncode == 0, log.stderr
+    assert "Stack Trace:" in log.stdout and "Not executing" in log.stdout and "not-a-token" not in log.stdout
+
+
+@pytest.mark.parametrize("home", [True, False])
+def test_sync_says_where_its_run_is_recorded_and_warns_when_nowhere_lasting(home, tmp_path):
+    env = env_for(tmp_path, "http://127.0.0.1:1/api/1.0", ASANA_WORKSPACE_GID="x")  # refused before any request
+    if not home:
+        del env["DAGSTER_HOME"]
+    done = sync(env)
+    assert done.returncode == 1
+    warning = ("Warning: DAGSTER_HOME is not set, so the run is recorded on a temporary instance that is deleted when "
+               "this command ends, its log with it. To keep runs, set DAGSTER_HOME to a folder")
+    recorded = f"The run is recorded on the Dagster instance at {tmp_path / 'home'} ($DAGSTER_HOME)."
+    assert (warning in done.stderr) is not home and (recorded in done.stdout) is home
+    if not home:
+        assert "The run's log went with its temporary instance: set DAGSTER_HOME to keep the next one's." in done.stdout
+
+
+@pytest.mark.parametrize(("args", "port"), [([], "3000"), (["PORT=3001"], "3001")])
+def test_make_ui_serves_on_the_port_asked_for(args, port):
+    planned = subprocess.run(["make", "-n", "ui", *args], capture_output=True, text=True, timeout=60, cwd=REPO)
+    [command] = [line for line in planned.stdout.splitlines() if "dagster dev" in line]
+    assert command.endswith(f"dagster dev -w workspace.yaml -p {port}")
+
+
+def test_every_option_of_every_command_has_help():
+    from asana_assets.cli import _parser
+
+    def without_help(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from without_help(sub, f"{path} {name}")
+            elif not action.help:
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(without_help(_parser(), "asana-connections")) == []
+    shown = subprocess.run([str(BIN / "asana-connections"), "sync", "--help"], capture_output=True, text=True,
+                           timeout=60, cwd=REPO)
+    assert "full: crawl everything; incremental: apply the changes" in " ".join(shown.stdout.split())
 
 
 def test_a_warehouse_that_cannot_be_written_fails_before_the_crawl(tmp_path):

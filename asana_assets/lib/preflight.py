@@ -5,12 +5,40 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from asana_assets.lib.connections.troubleshooting import ConnectionProblem
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem, Source, unreachable
 
 POSTGRES_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 5
+
+
+def check_reachable(source: Source) -> None:
+    """The API's host resolves and takes a connection: the client would retry an unreachable one
+    for a minute before saying so."""
+    url = urlsplit(source.base_url)
+    try:
+        host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number
+        host = port = None
+    if url.scheme not in ("http", "https") or not host:
+        raise ConnectionProblem(*unreachable(source, "not an http:// or https:// URL"))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except socket.gaierror:
+        cause = f"DNS: the host name {host} does not resolve"
+    except ConnectionRefusedError:
+        cause = f"{host}:{port} refused the connection"
+    except TimeoutError:
+        cause = f"{host}:{port} timed out: no answer within {CONNECT_TIMEOUT_S} s"
+    except OSError as error:
+        cause = f"{host}:{port}: {error.strerror or type(error).__name__}"
+    else:
+        return
+    raise ConnectionProblem(*unreachable(source, cause))
 
 
 def check_workspace_gid(gid: str | None) -> None:

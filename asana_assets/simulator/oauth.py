@@ -5,8 +5,10 @@ request, or refuses them all. Issued access tokens act for that user on ``/api/1
 expire or their refresh token is revoked. The token and revoke endpoints answer errors as
 RFC 6749 does, ``{"error", "error_description"}``, not in the API's envelope.
 
-For outage tests, `fail_token_requests` makes the next token requests fail (503, 500, 429 or a
-dropped connection) before anything is looked at; `requests` counts what reached each endpoint.
+Access tokens live ``access_token_ttl_seconds`` (3600 by default, as Asana's). For outage tests,
+`fail_token_requests` makes the next token requests fail (503, 500, 429 or a dropped connection)
+before anything is looked at; `requests` counts what reached each endpoint, `issued` the access
+tokens issued by grant type (``refresh_token``: the refreshes).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class OAuthProvider:
         self._access_tokens: dict[str, tuple[_Grant, float]] = {}
         self._token_faults: deque[str] = deque()
         self.requests: Counter[str] = Counter()  # requests that reached each endpoint, answered or not
+        self.issued: Counter[str] = Counter()  # access tokens issued, by grant type
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/-/oauth_authorize", self.authorize)
@@ -148,6 +151,7 @@ class OAuthProvider:
         access_token = secrets.token_urlsafe(32)
         ttl = self.config.access_token_ttl_seconds
         self._access_tokens[access_token] = (grant, self._now() + ttl)
+        self.issued[str(grant_type)] += 1
         with self.world.lock:
             user = self.world.get(grant.user, User)
             data = {"id": int(user.gid), "gid": user.gid, "name": user.name, "email": user.email}

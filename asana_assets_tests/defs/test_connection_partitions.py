@@ -26,6 +26,7 @@ from asana_assets.lib.storage.postgres import ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
 from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
 from asana_assets_tests.support import POSTGRES_URL as URL
+from asana_assets_tests.support.oauth import later
 from asana_assets_tests.support.pipeline import ASSETS, QUOTA, RUN_CHECKS, materialize
 from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
@@ -217,12 +218,12 @@ def oauth_connection(tmp_path, monkeypatch):
     monkeypatch.setattr(oauth, "BACKOFF_SECONDS", 0.01)  # the retries, without their production waits
     monkeypatch.setenv("ASANA_CONNECTION_KEYS", Fernet.generate_key().decode())
     store = TokenStore.at(tmp_path / "connections.json")
-    config = SimulatorConfig(requests_per_minute=QUOTA, access_token_ttl_seconds=60)  # inside the refresh margin
-    with Simulator(generate_world(seed=3, tasks=60, now=NOW), config) as sim:
+    with Simulator(generate_world(seed=3, tasks=60, now=NOW), SimulatorConfig(requests_per_minute=QUOTA)) as sim:
         app = oauth.OAuthApp(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, sim.base_url)
         pending = oauth.start_authorization(app)
         redirect = httpx.get(pending.url).headers["location"]
         connection = oauth.complete_authorization(app, pending, redirect, store)
+        later(sim, store, connection.id, 3590)  # inside the refresh margin
         resources = {
             "asana": AsanaResource(connections_file=str(tmp_path / "connections.json"), requests_per_minute=QUOTA,
                                    oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET,

@@ -50,11 +50,11 @@ def test_no_token_in_logs_event_log_tables_or_evidence(tmp_path, capfd, caplog):
         assert ok.success and not refused.success
         events = [dg.serialize_value(record) for r in (ok, refused) for record in instance.all_logs(r.run_id)]
     failure = next(e for e in refused.all_events if e.is_failure)
-    assert "reconnect" in str(failure.event_specific_data)
+    assert "ASANA_ACCESS_TOKEN is not accepted (401)" in str(failure.event_specific_data)
     captured = capfd.readouterr()
     files = [p for p in Path(tmp_path).rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in files) and any(p.name == "manifest.json" for p in files)
-    assert "reconnect the integration" in "\n".join(events)  # the scan covers the error texts
+    assert "set a valid personal access token" in "\n".join(events)  # the scan covers the error texts
     assert not leaks("\n".join(events))
     assert not leaks(captured.out + captured.err + caplog.text)
     for path in files:

@@ -12,12 +12,12 @@ from asana_assets.defs.publish import commit_if_last, run_warehouse, stage
 from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
-from asana_assets.lib.asana.client import AsanaError
+from asana_assets.lib.asana.client import AsanaError, AuthenticationError, ForbiddenError
 from asana_assets.lib.asana.crawl import crawl, with_others_refused
 from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
 from asana_assets.lib.asana.reconcile import reconcile_sync
-from asana_assets.lib.connections.troubleshooting import ConnectionProblem, describe
-from asana_assets.lib.preflight import check_postgres, check_workspace_gid, check_writable
+from asana_assets.lib.connections.troubleshooting import ConnectionExpired, ConnectionProblem, Source, troubleshoot
+from asana_assets.lib.preflight import check_postgres, check_reachable, check_workspace_gid, check_writable
 from asana_assets.lib.schema import RAW_TABLES, REGISTRY
 from asana_assets.lib.storage.gate import DEFAULT_MAX_SHARE, MassDeletionRefused, check_replacement
 from asana_assets.lib.storage.text import nul_quarantine
@@ -29,6 +29,7 @@ RAW_GROUP = "asana_raw"
 # The policy judges an asset across its partitions (any connection's sync makes it fresh);
 # raw/checks.connections_fresh judges each connection against the same limit.
 FRESHNESS_LIMIT = timedelta(hours=26)
+CONNECTION_VALID = dg.AssetCheckKey(table_key("workspaces"), "connection_valid")  # raw/checks.py's
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_LIMIT, warn_window=timedelta(hours=25))
 
 
@@ -74,23 +75,34 @@ def asana_raw_sync(
 ):
     """Crawl Asana (whole, or only what changed since the last sync) and write each selected table."""
     asana, warehouse = asana.for_connection(context.partition_key), run_warehouse(context, warehouse)
+    source = None
     try:
-        _preflight(asana, warehouse)
+        source = asana.source()
+        _preflight(source, warehouse)
         yield from _sync(context, config, asana, warehouse)
     except (AsanaError, ConnectionProblem) as failure:
         if getattr(failure, "retryable", False):
             raise  # a passing outage: its own type says a retry of the run may succeed
         # The cause and the fix, as the troubleshooting table words them (never the raw text).
-        raise dg.Failure(description=describe(failure), allow_retries=False) from None
+        trouble = troubleshoot(failure, source)
+        if isinstance(failure, AuthenticationError | ForbiddenError | ConnectionExpired):
+            # The connection check would be skipped with this step: the run records its verdict here.
+            context.log_event(dg.AssetCheckEvaluation(
+                asset_key=CONNECTION_VALID.asset_key, check_name=CONNECTION_VALID.name, passed=False,
+                description=str(trouble), metadata={"cause": trouble.cause, "fix": trouble.fix},
+                partition=context.partition_key if context.has_partition_key else None,
+            ))
+        raise dg.Failure(description=str(trouble), allow_retries=False) from None
 
 
-def _preflight(asana: AsanaResource, warehouse: Warehouse) -> None:
+def _preflight(source: Source, warehouse: Warehouse) -> None:
     """Settings that would fail the run after a long crawl fail it now, each with its fix."""
-    check_workspace_gid(asana.workspace_gid)
+    check_workspace_gid(source.workspace_gid)
+    check_reachable(source)
     check_writable(warehouse.directory)
     if warehouse.postgres_url:
         check_postgres(warehouse.postgres_url)
-    # The API and the token need no check of their own: the crawl's first request fails in seconds.
+    # The token needs no check of its own: the crawl's first request fails in seconds.
 
 
 def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaResource, warehouse: Warehouse):

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
 from asana_assets.defs.publish import run_warehouse
 from asana_assets.defs.quality import quality_checks
-from asana_assets.defs.raw.assets import FRESHNESS_LIMIT
+from asana_assets.defs.raw.assets import CONNECTION_VALID, FRESHNESS_LIMIT
 from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
@@ -24,15 +24,18 @@ FRESHNESS_CHECK = dg.AssetCheckKey(table_key("workspaces"), "connections_fresh")
 
 
 @dg.asset_check(
-    asset=table_key("workspaces"), partitions_def=CONNECTIONS,
+    asset=CONNECTION_VALID.asset_key, name=CONNECTION_VALID.name, partitions_def=CONNECTIONS,
     description="The Asana connection works: its token is accepted.",
 )
 def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResource) -> dg.AssetCheckResult:
-    """Shows a broken connection in the UI with its cause and its fix (reconnect, admin needed...)."""
+    """Shows a broken connection in the UI with its cause and its fix (reconnect, admin needed...).
+    A run whose crawl is refused (401, 403) skips this check: the crawl records its verdict then."""
+    connection = None
     try:
-        user = asana.for_connection(partition_key(context)).run(whoami)
+        connection = asana.for_connection(partition_key(context))
+        user = connection.run(whoami)
     except (AsanaError, ConnectionProblem) as error:
-        trouble = troubleshoot(error)
+        trouble = troubleshoot(error, connection.source() if connection else None)
         return dg.AssetCheckResult(
             passed=False, description=f"{trouble.cause}: {trouble.fix}",
             metadata={"cause": trouble.cause, "fix": trouble.fix},

@@ -19,7 +19,7 @@ from asana_assets.lib.connections.coverage import DECLARED_BY_AUTH_METHOD
 from asana_assets.lib.connections.records import Connection, StoredRecord
 from asana_assets.lib.connections.session import RUNS, OAuthRefresher, Quota, run_with_client
 from asana_assets.lib.connections.store import TokenStore, load_records, storage_at
-from asana_assets.lib.connections.troubleshooting import ConnectionProblem
+from asana_assets.lib.connections.troubleshooting import ConnectionProblem, Source
 
 T = TypeVar("T")
 Work = Callable[[AsanaClient], Awaitable[T]]
@@ -118,6 +118,15 @@ class AsanaResource(dg.ConfigurableResource):
             credential = store.tokens(connection.id, connection.base_url).access_token.get_secret_value()
         return run_with_client(connection.base_url, credential, self._quota(), work, pool=pool, **client_options)
 
+    def source(self) -> Source:
+        """The base URL, workspace and token this connection reads with, each named by its setting."""
+        workspace = settings.WORKSPACE_GID.name
+        if not self.connection_id:
+            return Source(self.base_url, settings.BASE_URL.name, self.workspace_gid, workspace, settings.ACCESS_TOKEN.name)
+        connection = self._stored()[1]
+        from_setting = self.workspace_gid != connection.workspace_gid  # the default connection's, overridden
+        return Source(connection.base_url, None, self.workspace_gid, workspace if from_setting else None)
+
     def declared_kind(self) -> str | None:
         """What the connection says it acts for (a service account, a person), from how a stored
         connection was connected; None for a bare token, which declares nothing."""
@@ -188,6 +197,9 @@ class DemoAsanaResource(AsanaResource):
     def run(self, work: Work[T], *, pool: str = RUNS, **client_options: Any) -> T:
         base_url, token = demo.source()
         return run_with_client(base_url, token, self._quota(), work, pool=pool, **client_options)
+
+    def source(self) -> Source:
+        return Source(demo.source()[0])
 
     def declared_kind(self) -> str | None:
         return None

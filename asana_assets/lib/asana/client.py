@@ -1,6 +1,8 @@
 """Async, read-only client for Asana's REST API.
 
-One `AsanaClient` holds one access token and its keep-alive connections. Asana limits each token
+One `AsanaClient` holds one token source and its keep-alive connections: a fixed token, or an OAuth
+connection's, which may change between two requests (refreshed ahead of its expiry, or when Asana
+answers 401), so a sync can outlast its access tokens. Asana limits each token
 (at most 50 GETs in flight and a per-minute quota that also counts rejected calls), so the client
 paces itself below those limits instead of relying on 429s, and treats a 429 as a signal for the
 whole client to pause.
@@ -556,11 +558,39 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
+class TokenSource(Protocol):
+    """Where a client takes its bearer token, before each request: an OAuth connection's, kept
+    fresh (lib/connections/oauth.py), or a fixed one."""
+
+    async def token(self) -> str:
+        """The token to send now."""
+        ...
+
+    async def refused(self, token: str) -> bool:
+        """Asana answered ``token`` 401: whether another token now stands in its place (refreshed
+        for this request or a concurrent one), so the request is worth sending once more."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FixedToken:
+    """A token nothing refreshes (a personal access token, a service account's key): a 401 is final."""
+
+    value: str = field(repr=False)
+
+    async def token(self) -> str:
+        return self.value
+
+    async def refused(self, token: str) -> bool:
+        return False
+
+
 class AsanaClient:
     """GET client for Asana's REST API with pacing, retries and clear errors.
 
     Use as an async context manager. Paths are relative to `base_url`, e.g. `/tasks/123/stories`.
-    `transport` replaces the network transport (tests pass an `httpx.MockTransport`).
+    `transport` replaces the network transport (tests pass an `httpx.MockTransport`). `token` is
+    a fixed token or a `TokenSource`, asked before each request.
 
     The client draws on `share` of `requests_per_minute` and `max_concurrency`: its own pool's
     (`pool`: "runs", or "sensor" for the events sensor's polls) in the token's `budget` shared
@@ -570,7 +600,7 @@ class AsanaClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenSource,
         *,
         max_concurrency: int = 50,
         requests_per_minute: int = 1500,
@@ -589,7 +619,9 @@ class AsanaClient:
             raise ValueError("share must be above 0 and at most 1")
         self.max_concurrency = min(max_concurrency, MAX_CONCURRENT_GETS)
         self.stats = ClientStats()
-        self._token = token  # kept only to scrub it from error text
+        self._auth = _FixedToken(token) if isinstance(token, str) else token
+        self._sent: set[str] = set()  # every token sent, kept only to scrub them from error text
+        self._bearer: tuple[str, httpx.Headers] | None = None  # the last token sent, with its headers
         self._max_retries = max_retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -599,7 +631,6 @@ class AsanaClient:
         # handling would cost more CPU per request than the HTTP exchange itself, and an API
         # client needs none of it.
         self._transport = transport or _AiohttpTransport(self.max_concurrency, timeout)
-        self._headers = httpx.Headers({"Authorization": f"Bearer {token}", "Accept": "application/json"})
 
     async def __aenter__(self) -> AsanaClient:
         return self
@@ -618,7 +649,7 @@ class AsanaClient:
         attempt = 0
         while True:
             try:
-                response = await self._send(path, params)
+                response = await self._send("GET", path, params)
             except httpx.TransportError as exc:
                 self.stats.transport_errors += 1
                 if attempt == self._max_retries or isinstance(exc, _PERMANENT_TRANSPORT_ERRORS):
@@ -711,22 +742,16 @@ class AsanaClient:
         return body["data"], body["sync"], bool(body.get("has_more"))
 
     async def write(self, method: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
-        """POST or PUT ``{"data": data}``; returns the body's ``data``. Only a 429 is retried
-        (Asana refused it, so nothing was written): a write that may have been applied is never
-        sent twice. The caller bounds writes in flight (Asana allows 15)."""
-        headers = httpx.Headers({**self._headers, "Content-Type": "application/json"})
-        request = httpx.Request(method, self._base_url + path, headers=headers, content=orjson.dumps({"data": data}))
+        """POST or PUT ``{"data": data}``; returns the body's ``data``. Only a 429 is retried, and
+        a 401 sent once more with a refreshed token (Asana refused them, so nothing was written): a
+        write that may have been applied is never sent twice. The caller bounds writes in flight
+        (Asana allows 15)."""
+        content = orjson.dumps({"data": data})
         for attempt in range(self._max_retries + 1):
-            await self._pacing.enter()
             try:
-                self.stats.requests += 1
-                response = await self._transport.handle_async_request(request)
-                await response.aread()
+                response = await self._send(method, path, content=content)
             except httpx.TransportError as exc:
                 raise self._connection_error(path, exc) from exc
-            finally:
-                self._pacing.leave()
-            self.stats.responses[response.status_code] += 1
             if response.is_success:
                 return self._body(response, path)["data"]
             if response.status_code != 429 or attempt == self._max_retries:
@@ -734,24 +759,52 @@ class AsanaClient:
             self._pacing.pause(_retry_after(response))  # the next enter() waits it out
         raise self._error(response, path)
 
-    async def _send(self, path: str, params: Params | None) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, params: Params | None = None, content: bytes | None = None
+    ) -> httpx.Response:
+        """The request, sent once more if Asana answers 401 to a token the source has replaced
+        since (an OAuth token refreshed): that request is repeated, not the run."""
+        response, token = await self._exchange(method, path, params, content)
+        if response.status_code == 401 and await self._auth.refused(token):
+            self.stats.retries += 1
+            log.info("%s %s answered 401; sent again with a refreshed token", method, path.partition("?")[0])
+            response, _ = await self._exchange(method, path, params, content)
+        return response
+
+    async def _exchange(
+        self, method: str, path: str, params: Params | None, content: bytes | None
+    ) -> tuple[httpx.Response, str]:
+        """One HTTP exchange, paced, and the token it carried."""
         await self._pacing.enter()
         try:
+            token = await self._auth.token()  # once the wait for a slot is over: the freshest
             self.stats.requests += 1
-            response = await self._transport.handle_async_request(self._request(path, params))
+            response = await self._transport.handle_async_request(self._request(method, path, params, content, token))
             await response.aread()
         finally:
             self._pacing.leave()
         self.stats.responses[response.status_code] += 1
-        return response
+        return response, token
 
-    def _request(self, path: str, params: Params | None) -> httpx.Request:
-        """The GET, its URL built as one string: httpx then parses it once instead of three
+    def _request(
+        self, method: str, path: str, params: Params | None, content: bytes | None, token: str
+    ) -> httpx.Request:
+        """The request, its URL built as one string: httpx then parses it once instead of three
         times, which matters with a long opt_fields list on every request."""
         url = self._base_url + path
         if params:
             url += "?" + urlencode(params, safe=",.")
-        return httpx.Request("GET", url, headers=self._headers)
+        headers = self._headers(token)
+        if content is not None:
+            headers = httpx.Headers({**headers, "Content-Type": "application/json"})
+        return httpx.Request(method, url, headers=headers, content=content)
+
+    def _headers(self, token: str) -> httpx.Headers:
+        """The headers carrying ``token``, built again only when the token changes (a refresh)."""
+        if self._bearer is None or self._bearer[0] != token:
+            self._sent.add(token)
+            self._bearer = (token, httpx.Headers({"Authorization": f"Bearer {token}", "Accept": "application/json"}))
+        return self._bearer[1]
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so failing requests do not retry in lockstep."""
@@ -795,8 +848,10 @@ class AsanaClient:
         return AsanaConnectionError("GET", path, messages=[cause])
 
     def _redact(self, text: str) -> str:
-        """Scrub the token from server-provided text, should a server ever echo it."""
-        return text.replace(self._token, "[token]") if self._token else text
+        """Scrub the tokens sent from server-provided text, should a server ever echo one."""
+        for token in filter(None, self._sent):
+            text = text.replace(token, "[token]")
+        return text
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

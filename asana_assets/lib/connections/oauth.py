@@ -2,8 +2,11 @@
 
 `start_authorization` builds the URL to send the user to; `complete_authorization` takes the
 redirect back (or the code pasted from it), exchanges the code, validates the user's access and
-stores the tokens. `access_token` refreshes an access token before it expires, and
-`call_with_refresh` once more on a 401.
+stores the tokens. An access token lives an hour, a sync may take longer: `OAuthTokens` gives an
+`AsanaClient` the connection's token before each request, refreshed ahead of its expiry and when
+Asana answers 401, one refresh at a time in a process (an asyncio lock) and across processes
+(under the token store's lock, where a process finding a token refreshed by another uses it:
+Asana limits refreshes). `access_token` is one token, refreshed the same way.
 
 Only a refusal of the grant (400 or 401 ``invalid_grant`` from the token endpoint) marks the
 connection expired. A 429, a 5xx, a timeout or a dropped connection says nothing about the grant:
@@ -19,17 +22,16 @@ import base64
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import httpx
 from pydantic import SecretStr
 
 from asana_assets import settings
-from asana_assets.lib.asana.client import AuthenticationError
 from asana_assets.lib.connections.records import Connection, Tokens
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.troubleshooting import (
@@ -41,11 +43,11 @@ from asana_assets.lib.connections.troubleshooting import (
 from asana_assets.lib.connections.validation import CREDENTIAL, check_access
 from asana_assets.settings import ASANA_API_BASE
 
-REFRESH_MARGIN = timedelta(minutes=5)  # refresh this long before expiry, so no call races it
+# Refresh this long before expiry (a quarter of a shorter life), so no request races the expiry.
+REFRESH_MARGIN = timedelta(minutes=5)
 TOKEN_ATTEMPTS = 4  # tries of a token request that Asana could not answer, before giving up
 BACKOFF_SECONDS = 1.0  # the wait after the first failed try, doubled after each one
 MAX_RETRY_AFTER = 30.0  # the longest Retry-After honoured: past it, the run fails and is retried
-T = TypeVar("T")
 
 
 class OAuthError(ConnectionProblem):
@@ -133,23 +135,36 @@ def complete_authorization(
 
 
 def access_token(app: OAuthApp, store: TokenStore, connection_id: str) -> str:
-    """A usable access token for ``app.base_url``, refreshed first when it expires within `REFRESH_MARGIN`."""
+    """A usable access token for ``app.base_url``, refreshed first when it is due (see `fresh_tokens`)."""
+    return fresh_tokens(app, store, connection_id).access_token.get_secret_value()
+
+
+def fresh_tokens(app: OAuthApp, store: TokenStore, connection_id: str, refused: str | None = None) -> Tokens:
+    """The connection's tokens for ``app.base_url``: refreshed first when the access token expires
+    within the margin, or is ``refused`` (Asana answered it 401) and still the one stored.
+
+    The refresh holds the token store's lock: another process that needs one meanwhile waits,
+    then finds this one's token and uses it. A refused grant marks the connection expired and
+    raises ConnectionExpired; Asana unavailable raises ConnectionUnavailable and changes nothing."""
     if store.get(connection_id).status in ("expired", "revoked"):
         raise ConnectionExpired()
     tokens = store.tokens(connection_id, app.base_url)
-    if tokens.expires_at is not None and tokens.expires_at - REFRESH_MARGIN <= datetime.now(UTC):
-        tokens = refresh(app, store, connection_id)
-    return tokens.access_token.get_secret_value()
+    if not _stale(tokens, refused):
+        return tokens
 
+    def renew(connection: Connection, stored: Tokens) -> Tokens:
+        if connection.status in ("expired", "revoked"):
+            raise ConnectionExpired()
+        if not _stale(stored, refused):  # another process refreshed them while this one waited
+            return stored
+        if stored.refresh_token is None:
+            raise ConnectionExpired()
+        refresh_token = stored.refresh_token.get_secret_value()
+        body = _token_request(app, grant_type="refresh_token", refresh_token=refresh_token)
+        return _tokens(body, refresh_token, app.base_url)  # Asana keeps the refresh token
 
-def refresh(app: OAuthApp, store: TokenStore, connection_id: str) -> Tokens:
-    """A new access token. A refused grant marks the connection expired and raises
-    ConnectionExpired; Asana unavailable raises ConnectionUnavailable and changes nothing."""
-    tokens = store.tokens(connection_id, app.base_url)
-    if tokens.refresh_token is None:
-        raise ConnectionExpired()
     try:
-        body = _token_request(app, grant_type="refresh_token", refresh_token=tokens.refresh_token.get_secret_value())
+        return store.change_tokens(connection_id, app.base_url, renew)
     except GrantRefused:
         expired = ConnectionExpired()
         store.update(connection_id, status="expired", last_error=str(expired))
@@ -158,21 +173,45 @@ def refresh(app: OAuthApp, store: TokenStore, connection_id: str) -> Tokens:
         raise ConnectionUnavailable(
             unavailable.cause, "nothing to reconnect, the connection stays active: a later run or retry refreshes it"
         ) from None
-    fresh = _tokens(body, tokens.refresh_token.get_secret_value(), app.base_url)  # Asana keeps the refresh token
-    store.save_tokens(connection_id, fresh)
-    return fresh
 
 
-async def call_with_refresh(
-    app: OAuthApp, store: TokenStore, connection_id: str, request: Callable[[str], Awaitable[T]]
-) -> T:
-    """``request(access_token)``, refreshed and tried once more if Asana answers 401."""
-    token = await asyncio.to_thread(access_token, app, store, connection_id)
-    try:
-        return await request(token)
-    except AuthenticationError:
-        fresh = await asyncio.to_thread(refresh, app, store, connection_id)
-        return await request(fresh.access_token.get_secret_value())
+class OAuthTokens:
+    """A stored OAuth connection's access token for an `AsanaClient` (its `TokenSource`): kept in
+    memory, refreshed when due or refused, by one request at a time; the others wait for it."""
+
+    def __init__(self, app: OAuthApp, store: TokenStore, connection_id: str) -> None:
+        self.app, self.store, self.connection_id = app, store, connection_id
+        self._tokens: Tokens | None = None
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> str:
+        tokens = self._tokens
+        if tokens is None or _stale(tokens):
+            tokens = await self._renew(None)
+        return tokens.access_token.get_secret_value()
+
+    async def refused(self, token: str) -> bool:
+        return (await self._renew(token)).access_token.get_secret_value() != token
+
+    async def _renew(self, refused: str | None) -> Tokens:
+        async with self._lock:
+            if self._tokens is None or _stale(self._tokens, refused):  # not renewed while this one waited
+                # In a thread: the store and the token endpoint are reached synchronously.
+                self._tokens = await asyncio.to_thread(fresh_tokens, self.app, self.store, self.connection_id, refused)
+            return self._tokens
+
+
+def _stale(tokens: Tokens, refused: str | None = None) -> bool:
+    """Whether ``tokens`` need a refresh: Asana refused their access token, or it expires within
+    `REFRESH_MARGIN` (a quarter of its life, if shorter)."""
+    if refused is not None and tokens.access_token.get_secret_value() == refused:
+        return True
+    if tokens.expires_at is None:
+        return False
+    margin = REFRESH_MARGIN
+    if tokens.issued_at is not None:
+        margin = min(margin, (tokens.expires_at - tokens.issued_at) / 4)
+    return tokens.expires_at - margin <= datetime.now(UTC)
 
 
 def revoke(store: TokenStore, connection_id: str, app: OAuthApp | None = None) -> Connection:
@@ -218,10 +257,12 @@ def _code(answer: str, state: str) -> str:
 
 
 def _tokens(body: dict[str, Any], refresh_token: str, base_url: str) -> Tokens:
+    now = datetime.now(UTC)
     return Tokens(
         access_token=SecretStr(body["access_token"]),
         refresh_token=SecretStr(refresh_token),
-        expires_at=datetime.now(UTC) + timedelta(seconds=body["expires_in"]),
+        expires_at=now + timedelta(seconds=body["expires_in"]),
+        issued_at=now,
         base_url=base_url,
     )
 

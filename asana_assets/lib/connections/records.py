@@ -47,6 +47,7 @@ class Tokens(BaseModel):
     access_token: SecretStr
     refresh_token: SecretStr | None = None  # OAuth only
     expires_at: datetime | None = None  # None: a service-account key does not expire
+    issued_at: datetime | None = None  # when the access token was issued; None: stored before this was kept
     # The API base they were granted for, and the only one they are ever sent to. None: stored
     # before base URLs were sealed with the tokens (see TokenStore.tokens).
     base_url: str | None = None

@@ -1,5 +1,5 @@
 """Work done against Asana with one connection's credentials: a client opened for them, paced
-within the token's quota, and an OAuth access token refreshed when Asana refuses it."""
+within the token's quota, and an OAuth connection's access token refreshed as the work goes on."""
 
 from __future__ import annotations
 
@@ -42,21 +42,25 @@ def run_with_client(base_url: str, credential: str | OAuthRefresher, quota: Quot
     """``work(client)`` with a client for ``base_url`` acting with ``credential`` (a token, or an
     OAuth connection's refresher), drawing on ``pool``'s share of ``quota``.
 
-    An OAuth access token that Asana refuses although it looked unexpired is refreshed and tried
-    once more; a refused refresh marks the connection expired and says to reconnect, an
-    unavailable token endpoint fails (retryable) and leaves the connection active."""
+    An OAuth access token is refreshed within the work, ahead of its expiry and when Asana refuses
+    it (see `oauth.OAuthTokens`): a refused refresh marks the connection expired and says to
+    reconnect, an unavailable token endpoint fails (retryable) and leaves the connection active.
+    Its processes share one budget whatever token each holds at the moment: the connection's."""
     share = quota.sensor_share if pool == SENSOR else 1 - quota.sensor_share
+    if isinstance(credential, OAuthRefresher):
+        token = oauth.OAuthTokens(credential.app, credential.store, credential.connection_id)
+        budget_name = f"oauth connection {credential.connection_id}"
+    else:
+        token = budget_name = credential
 
-    async def with_token(token: str) -> T:
-        budget = open_budget(quota.store, token) if quota.store else None
+    async def with_client() -> T:
+        budget = open_budget(quota.store, budget_name) if quota.store else None
         async with AsanaClient(base_url, token, max_concurrency=quota.max_concurrency,
                                requests_per_minute=quota.requests_per_minute, budget=budget, pool=pool, share=share,
                                **client_options) as client:
             return await work(client)
 
-    if isinstance(credential, OAuthRefresher):
-        return run(oauth.call_with_refresh(credential.app, credential.store, credential.connection_id, with_token))
-    return run(with_token(credential))
+    return run(with_client())
 
 
 async def whoami(client: AsanaClient) -> dict:

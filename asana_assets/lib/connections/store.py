@@ -114,14 +114,22 @@ class TokenStore:
 
         self._edit(edit)
 
-    def save_tokens(self, connection_id: str, tokens: Tokens) -> None:
-        """Replace the tokens of the connection as it is stored now (a refresh must not undo a
-        change made meanwhile); they stay sealed with the base URL they were granted for."""
-        def edit(records: dict[str, StoredRecord]) -> None:
+    def change_tokens(
+        self, connection_id: str, base_url: str, change: Callable[[Connection, Tokens], Tokens]
+    ) -> Tokens:
+        """``change(connection, tokens)`` the connection's tokens for ``base_url`` (checked as
+        `tokens` checks them) and keep what it returns, sealed with the base URL they were granted
+        for; no other writer, process or thread, in between. So a refresh made in one process is
+        waited for by the others, which then find it done, and undoes no change made meanwhile."""
+        def edit(records: dict[str, StoredRecord]) -> Tokens:
             record = self._record(records, connection_id)
-            record.tokens = self._seal(tokens, connection_id, record.connection.base_url)
+            tokens = self._checked(record, connection_id, base_url)
+            changed = change(record.connection, tokens)
+            if changed != tokens:
+                record.tokens = self._seal(changed, connection_id, record.connection.base_url)
+            return changed
 
-        self._edit(edit)
+        return self._edit(edit)
 
     def update(self, connection_id: str, **changes: object) -> Connection:
         """Change some fields of the connection as it is stored now, not as it was read
@@ -137,7 +145,9 @@ class TokenStore:
         """The connection's tokens, to be sent to ``base_url`` (default: the record's): refused,
         before anything is sent, unless that is the API base they were granted for. Whoever can
         edit the store can change a record's base URL, but not the one sealed with its tokens."""
-        record = self._record(load_records(self.storage), connection_id)
+        return self._checked(self._record(load_records(self.storage), connection_id), connection_id, base_url)
+
+    def _checked(self, record: StoredRecord, connection_id: str, base_url: str | None) -> Tokens:
         tokens = self._open(record, connection_id)
         if tokens.base_url is None:
             raise ConnectionProblem(
@@ -244,6 +254,7 @@ def _plain(tokens: Tokens) -> bytes:
             "access_token": tokens.access_token.get_secret_value(),
             "refresh_token": tokens.refresh_token.get_secret_value() if tokens.refresh_token else None,
             "expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None,
+            "issued_at": tokens.issued_at.isoformat() if tokens.issued_at else None,
             "base_url": tokens.base_url,
         }
     ).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from asana_assets.lib.asana.client import (
@@ -15,6 +16,7 @@ from asana_assets.lib.asana.client import (
 )
 
 RECONNECT = "reconnect the integration"
+NETWORK = "the network between here and there (proxy, firewall, DNS)"
 
 
 class ConnectionProblem(Exception):
@@ -51,15 +53,29 @@ class Trouble(NamedTuple):
         return f"{self.cause}: {self.fix}"
 
 
-def describe(failure: BaseException) -> str:
+class Source(NamedTuple):
+    """What a sync reads with, each part named by the setting that gave it (None: a stored
+    connection's or the demo's), so that a failure names what to change."""
+
+    base_url: str
+    base_url_setting: str | None = None
+    workspace_gid: str | None = None
+    workspace_setting: str | None = None
+    token_setting: str | None = None  # a bare token's; a stored connection's is fixed by reconnecting
+
+
+def describe(failure: BaseException, source: Source | None = None) -> str:
     """One line for users and for `Connection.last_error`: cause, then what to do."""
-    return str(troubleshoot(failure))
+    return str(troubleshoot(failure, source))
 
 
-def troubleshoot(failure: BaseException) -> Trouble:
-    """What went wrong and what to do about it, in the product's words, for any failure."""
+def troubleshoot(failure: BaseException, source: Source | None = None) -> Trouble:
+    """What went wrong and what to do about it, in the product's words, for any failure; with the
+    `source` a sync read, naming the setting to change and its value (never a token's)."""
     if isinstance(failure, ConnectionProblem):
         return Trouble(failure.cause, failure.fix)
+    if source is not None and (trouble := _with_source(failure, source)) is not None:
+        return trouble
     if isinstance(failure, AuthenticationError):
         return Trouble("401 Unauthorized: Asana rejected the token (invalid, expired or revoked)", RECONNECT)
     if isinstance(failure, ForbiddenError):
@@ -77,9 +93,38 @@ def troubleshoot(failure: BaseException) -> Trouble:
             "429 Too Many Requests: Asana rate-limited the connection",
             f"retry after {failure.retry_after:g} s, as Asana's Retry-After asks (syncs wait and retry by themselves)",
         )
-    if isinstance(failure, ServerError | AsanaConnectionError):
-        return Trouble("Asana could not be reached or kept failing", "retry after some time")
+    if isinstance(failure, AsanaConnectionError):
+        return Trouble(f"Asana could not be reached ({'; '.join(failure.messages) or 'no answer'})",
+                       f"check {NETWORK}, then retry")
+    if isinstance(failure, ServerError):
+        return Trouble("Asana kept failing with a server error", "retry after some time")
     if isinstance(failure, AsanaError):
         return Trouble(f"Asana refused a request (HTTP {failure.status})", "retry; if it persists, contact support")
     # Other errors may carry anything in their text, a token included, so only their type is shown.
     return Trouble(f"unexpected error ({type(failure).__name__})", "retry; if it persists, contact support")
+
+
+def _with_source(failure: BaseException, source: Source) -> Trouble | None:
+    """The failures a setting causes, each naming that setting; None for the others."""
+    if isinstance(failure, AuthenticationError) and source.token_setting:
+        return Trouble(f"{source.token_setting} is not accepted (401)",
+                       "set a valid personal access token or service-account token")
+    workspace = f"/workspaces/{source.workspace_gid}"
+    if isinstance(failure, NotFoundError) and source.workspace_gid and failure.path == workspace:
+        named = (f"{source.workspace_setting}={source.workspace_gid}" if source.workspace_setting
+                 else f"the connection's workspace {source.workspace_gid}")
+        fix = (f"set {source.workspace_setting} to a workspace the token sees, or unset it to sync every one"
+               if source.workspace_setting else "connect again with --workspace set to a workspace it sees")
+        return Trouble(f"{named} does not exist or is not visible to the token (404)", fix)
+    if isinstance(failure, AsanaConnectionError):
+        return unreachable(source, "; ".join(failure.messages) or "no answer")
+    return None
+
+
+def unreachable(source: Source, cause: str) -> Trouble:
+    """The API at the source's base URL could not be reached, for ``cause``."""
+    setting = source.base_url_setting
+    url = re.sub(r"//[^@/]*@", "//", source.base_url)  # never the credentials a URL may carry
+    named = f"{setting}={url}" if setting else url
+    return Trouble(f"the Asana API at {named} could not be reached ({cause})",
+                   f"check {setting} and {NETWORK}" if setting else f"check {NETWORK}")

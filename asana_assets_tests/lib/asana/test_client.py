@@ -516,6 +516,61 @@ def test_token_never_appears_in_errors_or_logs(caplog):
         assert "Bearer" not in text
 
 
+# --- a token source: tokens replaced while the client runs -------------------------------------
+
+
+class Replaced:
+    """A token source whose token is replaced when Asana refuses it, as an OAuth connection's is."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = list(tokens)
+        self.refused_tokens: list[str] = []
+
+    async def token(self) -> str:
+        return self.tokens[0]
+
+    async def refused(self, token: str) -> bool:
+        self.refused_tokens.append(token)
+        if token == self.tokens[0] and len(self.tokens) > 1:
+            self.tokens.pop(0)
+        return self.tokens[0] != token
+
+
+def through_source(source: Replaced, answer: Callable[[str], httpx.Response]) -> tuple[AsanaClient, list[str]]:
+    """A client of ``source`` whose requests ``answer(token sent)``; the tokens sent, in order."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["Authorization"].removeprefix("Bearer "))
+        return answer(sent[-1])
+
+    return AsanaClient(ASANA_API_BASE, source, transport=httpx.MockTransport(handler), requests_per_minute=10**7), sent
+
+
+def test_a_401_is_sent_once_more_with_the_token_that_replaced_the_refused_one():
+    source = Replaced("first", "second")
+    client, sent = through_source(source, lambda token: fail(401) if token == "first" else ok({"gid": "1"}))
+    assert run(client, client.get_data("/users/me")) == {"gid": "1"}
+    assert sent == ["first", "second"] and source.refused_tokens == ["first"]
+    assert client.stats.responses == {401: 1, 200: 1}
+
+
+def test_a_401_to_the_replacing_token_too_is_raised_and_neither_token_shown():
+    source = Replaced("first", "second")
+    client, sent = through_source(source, lambda token: fail(401, f"Not Authorized: {token}"))
+    with pytest.raises(AuthenticationError) as caught:
+        run(client, client.get("/users/me"))
+    assert sent == ["first", "second"]  # sent once more, not more
+    assert "first" not in str(caught.value) and "second" not in str(caught.value)
+
+
+def test_a_write_refused_with_401_is_sent_once_more_with_the_new_token():
+    source = Replaced("first", "second")
+    client, sent = through_source(source, lambda token: fail(401) if token == "first" else ok({"gid": "7"}))
+    assert run(client, client.write("POST", "/tasks", {"name": "Finding"})) == {"gid": "7"}
+    assert sent == ["first", "second"]
+
+
 # --- network transport -------------------------------------------------------------------------
 
 

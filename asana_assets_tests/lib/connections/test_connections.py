@@ -13,13 +13,21 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from asana_assets import cli
-from asana_assets.lib.asana.client import AuthenticationError, ForbiddenError, NotFoundError, RateLimitedError
+from asana_assets.lib.asana.client import (
+    AsanaConnectionError,
+    AuthenticationError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+)
 from asana_assets.lib.connections.records import Connection, Tokens
 from asana_assets.lib.connections.store import TokenStore
 from asana_assets.lib.connections.troubleshooting import (
     ConnectionExpired,
     ConnectionProblem,
     ConnectionRefused,
+    Source,
+    describe,
     troubleshoot,
 )
 from asana_assets.lib.connections.validation import connect_service_account
@@ -121,6 +129,35 @@ def test_troubleshooting_says_what_to_do(failure, cause, fix):
     trouble = troubleshoot(failure)
     assert cause in trouble.cause and fix in trouble.fix
     assert DEMO_TOKEN not in str(trouble)
+
+
+BARE = Source("https://asana.example/api/1.0", "ASANA_BASE_URL", "42", "ASANA_WORKSPACE_GID", "ASANA_ACCESS_TOKEN")
+STORED = Source("https://asana.example/api/1.0", workspace_gid="42")
+
+
+@pytest.mark.parametrize(
+    ("failure", "source", "expected"),
+    [
+        (AuthenticationError("GET", "/workspaces/42", 401), BARE,
+         "ASANA_ACCESS_TOKEN is not accepted (401): set a valid personal access token or service-account token"),
+        (AuthenticationError("GET", "/workspaces/42", 401), STORED,
+         "401 Unauthorized: Asana rejected the token (invalid, expired or revoked): reconnect the integration"),
+        (NotFoundError("GET", "/workspaces/42?opt_fields=name", 404), BARE,
+         "ASANA_WORKSPACE_GID=42 does not exist or is not visible to the token (404): set ASANA_WORKSPACE_GID to a "
+         "workspace the token sees, or unset it to sync every one"),
+        (NotFoundError("GET", "/workspaces/42", 404), STORED,
+         "the connection's workspace 42 does not exist or is not visible to the token (404): connect again with "
+         "--workspace set to a workspace it sees"),
+        (NotFoundError("GET", "/projects/42", 404), BARE,  # not the workspace: a container gone mid-sync
+         "404 Not Found: the project or task is no longer available (/projects/42): verify it still exists and is "
+         "shared with the connected user; the sync goes on with the rest"),
+        (AsanaConnectionError("GET", "/workspaces/42", messages=["ReadTimeout: the request timed out"]), BARE,
+         "the Asana API at ASANA_BASE_URL=https://asana.example/api/1.0 could not be reached (ReadTimeout: the "
+         "request timed out): check ASANA_BASE_URL and the network between here and there (proxy, firewall, DNS)"),
+    ],
+)
+def test_a_sync_failure_names_the_setting_that_caused_it_and_its_value(failure, source, expected):
+    assert describe(failure, source) == expected
 
 
 def test_cli_connects_lists_validates_and_revokes_without_showing_tokens(simulator, tmp_path, keys, monkeypatch, capsys):
@@ -360,5 +397,5 @@ def test_a_failed_sync_tells_a_known_cause_and_never_an_unknown_errors_text():
     result = dg.materialize([refused, broken], raise_on_error=False)
     assert sorted(cli._step_failures(result)) == [
         "Asana no longer accepts this connection's authorization: reconnect the integration",
-        "unexpected error (RuntimeError), in the run's log above",
+        "unexpected error (RuntimeError), in the run's log",
     ]

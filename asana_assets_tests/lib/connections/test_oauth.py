@@ -1,7 +1,11 @@
-"""The OAuth connection flow against the simulator: authorize, exchange, use, refresh, revoke."""
+"""The OAuth connection flow against the simulator: authorize, exchange, use, refresh, revoke;
+and runs that outlast their access tokens."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -9,23 +13,34 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from asana_assets.lib.asana.client import AsanaClient, AuthenticationError, run
+from asana_assets.lib.asana.client import AuthenticationError
+from asana_assets.lib.asana.crawl import crawl
 from asana_assets.lib.connections.oauth import (
     OAuthApp,
     OAuthError,
     access_token,
-    call_with_refresh,
     complete_authorization,
+    fresh_tokens,
     revoke,
     start_authorization,
 )
+from asana_assets.lib.connections.session import OAuthRefresher, Quota, run_with_client, whoami
 from asana_assets.lib.connections.store import TokenStore
-from asana_assets.lib.connections.troubleshooting import ConnectionExpired, ConnectionProblem, ConnectionUnavailable
+from asana_assets.lib.connections.troubleshooting import (
+    RECONNECT,
+    ConnectionExpired,
+    ConnectionProblem,
+    ConnectionUnavailable,
+    troubleshoot,
+)
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
 from asana_assets.simulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI
+from asana_assets_tests.support.oauth import later
+from asana_assets_tests.support.truth import assert_matches_truth
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 EXPIRED = "Asana no longer accepts this connection's authorization: reconnect the integration"
+QUOTA = Quota(requests_per_minute=1_000_000, max_concurrency=50, sensor_share=0.1)  # pacing out of the way
 
 
 @pytest.fixture()
@@ -40,8 +55,13 @@ def app(simulator):
 
 
 @pytest.fixture()
-def store(tmp_path):
-    return TokenStore.at(tmp_path / "connections.json", Fernet.generate_key().decode())
+def key():
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture()
+def store(tmp_path, key):
+    return TokenStore.at(tmp_path / "connections.json", key)
 
 
 def approve(pending) -> str:
@@ -51,12 +71,14 @@ def approve(pending) -> str:
     return response.headers["location"]
 
 
-def users_me(simulator):
-    async def request(token):
-        async with AsanaClient(simulator.base_url, token, max_retries=0) as client:
-            return await client.get_data("/users/me")
+def connect(app, store):
+    pending = start_authorization(app)
+    return complete_authorization(app, pending, approve(pending), store)
 
-    return request
+
+def through(app, store, connection, work, quota=QUOTA):
+    """``work(client)`` in a run of the stored connection, as the Dagster resource runs it."""
+    return run_with_client(app.base_url, OAuthRefresher(app, store, connection.id), quota, work)
 
 
 def me(simulator, token):
@@ -73,9 +95,9 @@ def test_full_flow_authorize_use_expire_refresh_revoke(simulator, app, store):
     refresh_token = store.tokens(connection.id).refresh_token.get_secret_value()
     assert me(simulator, token).json()["data"]["gid"] == simulator.world.default_user
 
-    simulator.api.oauth.advance(3601)  # the access token expires: 401, then a refresh makes it work again
+    simulator.api.oauth.advance(3601)  # expired at Asana, not by the stored clock: the 401 refreshes it
     assert me(simulator, token).status_code == 401
-    assert run(call_with_refresh(app, store, connection.id, users_me(simulator)))["gid"] == simulator.world.default_user
+    assert through(app, store, connection, whoami)["gid"] == simulator.world.default_user
     fresh = access_token(app, store, connection.id)
     assert fresh != token and me(simulator, fresh).status_code == 200
 
@@ -84,34 +106,121 @@ def test_full_flow_authorize_use_expire_refresh_revoke(simulator, app, store):
     httpx.post(app.endpoint("revoke"), data={"client_id": app.client_id, "client_secret": app.client_secret, "token": refresh_token}).raise_for_status()
     assert me(simulator, fresh).status_code == 401
     with pytest.raises(ConnectionExpired):
-        run(call_with_refresh(app, store, connection.id, users_me(simulator)))
+        through(app, store, connection, whoami)
     expired = store.get(connection.id)
     assert expired.status == "expired" and expired.last_error == EXPIRED
 
 
 def test_a_token_close_to_expiry_is_refreshed_before_use(simulator, app, store):
-    simulator.config.access_token_ttl_seconds = 60  # inside the refresh margin
-    pending = start_authorization(app)
-    connection = complete_authorization(app, pending, approve(pending), store)
+    connection = connect(app, store)
     first = store.tokens(connection.id).access_token.get_secret_value()
+    assert access_token(app, store, connection.id) == first  # an hour to go: kept
+    later(simulator, store, connection.id, 3600 - 60)  # a minute to go, inside the five minutes' margin
     fresh = access_token(app, store, connection.id)
     assert fresh != first and me(simulator, fresh).status_code == 200
 
 
+def test_a_short_lived_token_is_refreshed_in_its_last_quarter(simulator, app, store):
+    simulator.config.access_token_ttl_seconds = 60  # shorter than the five minutes' margin
+    connection = connect(app, store)
+    first = store.tokens(connection.id).access_token.get_secret_value()
+    later(simulator, store, connection.id, 44)
+    assert access_token(app, store, connection.id) == first
+    later(simulator, store, connection.id, 2)  # 14 s of its 60 to go
+    assert access_token(app, store, connection.id) != first
+    assert simulator.api.oauth.issued == {"authorization_code": 1, "refresh_token": 1}
+
+
+def test_a_run_refreshes_a_due_token_before_the_request(simulator, app, store):
+    connection = connect(app, store)
+    later(simulator, store, connection.id, 3590)
+    simulator.api.stats.reset()
+    assert through(app, store, connection, whoami)["gid"] == simulator.world.default_user
+    assert simulator.api.oauth.issued["refresh_token"] == 1
+    assert simulator.api.stats.total == 1 and simulator.api.stats.by_status[401] == 0  # no request refused
+
+
+def test_requests_refused_together_refresh_once_and_are_each_sent_again(simulator, app, store):
+    connection = connect(app, store)
+    simulator.api.oauth.advance(3601)  # expired at Asana, not by the stored clock
+    simulator.api.stats.reset()
+
+    async def at_once(client):
+        return await asyncio.gather(*(client.get_data("/users/me") for _ in range(2)))
+
+    assert [user["gid"] for user in through(app, store, connection, at_once)] == [simulator.world.default_user] * 2
+    assert simulator.api.oauth.issued["refresh_token"] == 1
+    assert simulator.api.stats.by_status == {401: 2, 200: 2}
+
+
+def test_processes_refused_at_once_refresh_once(simulator, app, store, tmp_path, key):
+    """Each process opens the store itself; those that waited on its lock find the token
+    refreshed there and use it: Asana limits refreshes."""
+    connection = connect(app, store)
+    refused = store.tokens(connection.id).access_token.get_secret_value()
+    stores = [TokenStore.at(tmp_path / "connections.json", key) for _ in range(4)]
+    with ThreadPoolExecutor(len(stores)) as processes:
+        fresh = list(processes.map(lambda own: fresh_tokens(app, own, connection.id, refused), stores))
+    assert simulator.api.oauth.issued["refresh_token"] == 1
+    assert len({tokens.access_token.get_secret_value() for tokens in fresh}) == 1
+    assert fresh[0] == store.tokens(connection.id) and fresh[0].access_token.get_secret_value() != refused
+
+
 def test_a_401_that_a_refresh_cannot_cure_is_raised(simulator, app, store):
-    pending = start_authorization(app)
-    connection = complete_authorization(app, pending, approve(pending), store)
+    connection = connect(app, store)
+    simulator.config.refusals = {"/users/me": 401}  # whatever the token
+    simulator.api.stats.reset()
+    with pytest.raises(AuthenticationError) as refused:
+        through(app, store, connection, whoami)
+    assert refused.value.status == 401 and troubleshoot(refused.value).fix == RECONNECT
+    assert simulator.api.oauth.issued["refresh_token"] == 1 and simulator.api.stats.by_status == {401: 2}
 
-    async def always_401(_token):
-        raise AuthenticationError("GET", "/users/me", 401)
 
-    with pytest.raises(AuthenticationError):
-        run(call_with_refresh(app, store, connection.id, always_401))
+def test_a_bare_token_refused_fails_with_the_clear_error(simulator):
+    with pytest.raises(AuthenticationError) as refused:
+        run_with_client(simulator.base_url, "not-a-token", QUOTA, whoami)
+    assert refused.value.status == 401 and "not-a-token" not in str(refused.value)
+    assert simulator.api.stats.by_status == {401: 1} and simulator.api.oauth.requests.total() == 0
+
+
+def test_a_refresh_refused_mid_run_expires_the_connection(simulator, app, store):
+    connection = connect(app, store)
+    for grant in simulator.api.oauth._refresh_tokens.values():
+        grant.revoked = True  # the user removed the app in Asana: its tokens answer 401, the refresh invalid_grant
+    with pytest.raises(ConnectionExpired):
+        through(app, store, connection, whoami)
+    expired = store.get(connection.id)
+    assert expired.status == "expired" and expired.last_error == EXPIRED
+
+
+@pytest.mark.slow
+def test_a_crawl_outlasting_its_access_tokens_completes_in_one_run(simulator, app, store):
+    """Tokens of 2 s, a crawl of about 8: refreshed as it goes, with no request repeated but those
+    answered 401, and the same tables as a crawl that no expiry interrupts."""
+    async def crawled(client):
+        return await crawl(client)
+
+    connection = connect(app, store)
+    simulator.api.stats.reset()
+    through(app, store, connection, crawled)
+    unexpired = simulator.api.stats.total
+
+    simulator.config.access_token_ttl_seconds = 2
+    simulator.config.latency_ms = 300
+    connection = connect(app, store)
+    simulator.api.stats.reset()
+    start = time.monotonic()
+    result = through(app, store, connection, crawled, Quota(1_000_000, max_concurrency=4, sensor_share=0.1))
+    elapsed = time.monotonic() - start
+
+    assert elapsed > 3 * 2  # several tokens' lives
+    assert simulator.api.oauth.issued["refresh_token"] >= 3
+    assert simulator.api.stats.total - simulator.api.stats.by_status[401] == unexpired
+    assert_matches_truth(result.tables, simulator.world.ground_truth())
 
 
 def test_revoke_forgets_tokens_and_asana_refuses_them(simulator, app, store):
-    pending = start_authorization(app)
-    connection = complete_authorization(app, pending, approve(pending), store)
+    connection = connect(app, store)
     token = access_token(app, store, connection.id)
     assert revoke(store, connection.id, app).status == "revoked"
     assert me(simulator, token).status_code == 401
@@ -185,8 +294,7 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("ASANA_CONNECTION_KEYS", key)
     store = TokenStore.at(tmp_path / "connections.json", key)
-    pending = start_authorization(app)
-    connection = complete_authorization(app, pending, approve(pending), store)
+    connection = connect(app, store)
     asana = AsanaResource(
         connection_id=connection.id, connections_file=str(tmp_path / "connections.json"), requests_per_minute=60_000,
         oauth_client_id=DEMO_CLIENT_ID, oauth_client_secret=DEMO_CLIENT_SECRET, oauth_redirect_uri=DEMO_REDIRECT_URI,
@@ -198,7 +306,7 @@ def test_a_stored_oauth_connection_syncs_until_it_is_revoked(simulator, app, tmp
     assert sync("tasks").num_rows == len(simulator.world.ground_truth()["tasks"])
     asana.record_sync()
     assert store.get(connection.id).last_synced_at is not None
-    simulator.api.oauth.advance(3601)  # expired at Asana: the resource refreshes on the 401 and retries
+    simulator.api.oauth.advance(3601)  # expired at Asana: the 401 refreshes it and that request is sent again
     assert sync("users").num_rows > 0
     revoke(store, connection.id, app)
     with pytest.raises(ConnectionExpired):
@@ -221,9 +329,8 @@ def quick_backoff(monkeypatch):
 def connected_and_stale(simulator, app, store):
     """An OAuth connection whose access token expires within the refresh margin: the next use
     refreshes it."""
-    simulator.config.access_token_ttl_seconds = 60
-    pending = start_authorization(app)
-    connection = complete_authorization(app, pending, approve(pending), store)
+    connection = connect(app, store)
+    later(simulator, store, connection.id, 3590)
     return connection, store.tokens(connection.id)
 
 

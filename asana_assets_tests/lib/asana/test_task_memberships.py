@@ -9,18 +9,13 @@ import logging
 import httpx
 
 from asana_assets.lib.asana import models
-from asana_assets.simulator import DEMO_TOKEN, Simulator, World
-from asana_assets_tests.lib.asana.test_custom_fields import FAST, NOW, sync
+from asana_assets.simulator import DEMO_TOKEN, Simulator
+from asana_assets_tests.lib.asana.test_custom_fields import FAST, one_project, sync
 
 
 def test_a_task_with_a_membership_without_a_project_is_kept(caplog):
-    w = World(now=NOW)
-    ws = w.add_workspace("Acme", ["acme.com"])
-    ann = w.add_user("Ann", "ann@acme.com")
-    w.add_workspace_membership(ann, ws)
-    w.default_user = ann.gid
-    project = w.add_project(ws, "Platform")
-    todo = w.add_section(project, "To do")
+    w, _, ann, project = one_project()
+    todo = w.objects[project.sections[0]]
     plain, sectioned, bare = (w.create_task(name, project=project, actor=ann) for name in ("Plain", "Sect", "Bare"))
     w.add_unplaced_membership(sectioned, todo)  # names a section only
     w.add_unplaced_membership(bare)  # names neither: a type the tables cannot hold

@@ -45,10 +45,12 @@ demo: setup .demo_home/dagster.yaml
 	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/asana-connections sync default
 
 # The UI (webserver and daemon: schedules and sensors tick) on the demo instance, at
-# http://localhost:$(PORT) (make ui PORT=3001 when 3000 is taken).
+# http://localhost:$(PORT) (make ui PORT=3001 when 3000 is taken). It shows the demo unless a
+# token or a stored connection is configured in the environment (make ui DEMO=0|1 to choose).
 PORT ?= 3000
+DEMO ?= $(if $(ASANA_ACCESS_TOKEN)$(ASANA_CONNECTION_ID),0,1)
 ui: setup .demo_home/dagster.yaml
-	ASANA_DEMO=1 DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml -p $(PORT)
+	ASANA_DEMO=$(DEMO) DAGSTER_HOME=$(CURDIR)/.demo_home $(BIN)/dagster dev -w workspace.yaml -p $(PORT)
 
 .demo_home/dagster.yaml:
 	mkdir -p .demo_home

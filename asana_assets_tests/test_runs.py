@@ -169,11 +169,28 @@ def test_sync_says_where_its_run_is_recorded_and_warns_when_nowhere_lasting(home
         assert "The run's log went with its temporary instance: set DAGSTER_HOME to keep the next one's." in done.stdout
 
 
+def planned_ui(*args: str, **settings: str) -> str:
+    """The command `make ui` would run, in an environment holding ``settings`` and no other ASANA_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASANA_")} | settings
+    planned = subprocess.run(["make", "-n", "ui", *args], env=env, capture_output=True, text=True, timeout=60,
+                             cwd=REPO)
+    [command] = [line for line in planned.stdout.splitlines() if "dagster dev" in line]
+    return command
+
+
 @pytest.mark.parametrize(("args", "port"), [([], "3000"), (["PORT=3001"], "3001")])
 def test_make_ui_serves_on_the_port_asked_for(args, port):
-    planned = subprocess.run(["make", "-n", "ui", *args], capture_output=True, text=True, timeout=60, cwd=REPO)
-    [command] = [line for line in planned.stdout.splitlines() if "dagster dev" in line]
-    assert command.endswith(f"dagster dev -w workspace.yaml -p {port}")
+    assert planned_ui(*args).endswith(f"dagster dev -w workspace.yaml -p {port}")
+
+
+@pytest.mark.parametrize(("args", "settings", "demo"), [
+    ([], {}, "1"),  # nothing configured: the demo, as after `make demo`
+    ([], {"ASANA_ACCESS_TOKEN": "2/1/x:y"}, "0"),  # a real workspace's token: never the demo
+    ([], {"ASANA_CONNECTION_ID": "abc"}, "0"),
+    (["DEMO=1"], {"ASANA_ACCESS_TOKEN": "2/1/x:y"}, "1"),  # asked for: the demo refuses, naming the token
+])
+def test_make_ui_shows_the_demo_only_where_nothing_else_is_configured(args, settings, demo):
+    assert planned_ui(*args, **settings).startswith(f"ASANA_DEMO={demo} ")
 
 
 def test_every_option_of_every_command_has_help():

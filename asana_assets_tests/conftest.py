@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL server and a throwaway schema per test."""
+"""Shared fixtures: a real PostgreSQL server and a throwaway schema per test, and Asana's OpenAPI spec."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from asana_assets.lib.storage.postgres import ident, libpq_url
 from asana_assets_tests.support import POSTGRES_URL as URL
+from asana_assets_tests.support.oas import load_oas
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +32,11 @@ def schema(server):
     with server.cursor() as cur:
         cur.execute(f"DROP SCHEMA IF EXISTS {ident(name)} CASCADE")
     server.commit()
+
+
+@pytest.fixture(scope="session")
+def oas():
+    return load_oas()
 
 
 CHROMIUM = "/usr/bin/chromium"  # the distribution's browser: no browser is downloaded

@@ -60,6 +60,7 @@ def minimum_requests(seed: int, tasks: int) -> tuple[int, int]:
     total = (
         1  # workspaces
         + pages(len(truth["workspace_memberships"]))
+        + pages(len(truth["users"]))  # their avatars, from the users listing
         + pages(len(truth["teams"]))
         + sum(pages(per_team[t["gid"]]) for t in truth["teams"])
         + pages(len(truth["tags"]))

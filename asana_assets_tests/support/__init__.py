@@ -1,6 +1,6 @@
 """What several test modules share that is not a fixture: the pipeline runner, ground-truth
-comparisons, world changes, an OAuth token's clock, where the repository and the test Postgres
-are, and how to run a command as a user would."""
+comparisons, world changes, an OAuth token's clock, Asana's OpenAPI spec, where the repository
+and the test Postgres are, and how to run a command as a user would."""
 
 import os
 import sys

@@ -49,9 +49,11 @@ from asana_assets.lib.schema import RAW_TABLES, REGISTRY, primary_key, to_arrow
 # opt_fields per resource: exactly what the tables store, so one list call per page suffices.
 WORKSPACE_FIELDS = ("name", "is_organization", "email_domains")
 MEMBERSHIP_FIELDS = (
-    "user.name", "user.email", "user.photo.image_128x128", "workspace",
-    "is_active", "is_admin", "is_guest", "is_view_only", "created_at",
+    "user.name", "user.email", "workspace", "is_active", "is_admin", "is_guest", "is_view_only", "created_at",
 )
+# The spec gives a user's photo on the users listing, not on a membership's user: the avatars
+# come from there (a user it leaves out, a deprovisioned one, keeps none).
+USER_PHOTO_FIELDS = ("photo.image_128x128",)
 TEAM_FIELDS = ("name", "description", "organization", "visibility", "permalink_url")
 TEAM_MEMBERSHIP_FIELDS = ("user", "team", "is_admin", "is_guest", "is_limited_access")
 PROJECT_FIELDS = (
@@ -62,7 +64,6 @@ PROJECT_FIELDS = (
 # The source's own count of a project's tasks, which the tickets_synced monitor compares with
 # the rows (every field of this endpoint is opt-in, and each is costly).
 TASK_COUNT_FIELDS = ("num_tasks",)
-PROJECT_MEMBERSHIP_FIELDS = ("parent", "member.name", "member.resource_type", "access_level")
 SECTION_FIELDS = ("name", "created_at", "project")
 TAG_FIELDS = ("name", "color", "notes", "created_at", "workspace", "permalink_url")
 TASK_FIELDS = (
@@ -195,6 +196,7 @@ class WorkspaceCrawler:
         self._seen_tasks: set[str] = set()
         self.unknown_memberships = 0  # task memberships of a type the tables do not hold (see _unplaced)
         self._gone: set[str] = set()
+        self._photos: dict[str, str] = {}  # user gid -> avatar URL (see _user_photos)
         self._tasks: asyncio.TaskGroup | None = None
 
     def needs(self, crawl: str) -> bool:
@@ -312,6 +314,8 @@ class WorkspaceCrawler:
         self._add("workspaces", ws.row())
         if self.needs("memberships"):
             self._spawn(self._workspace_memberships(ws.gid))
+        if "users" in self.wanted:
+            self._spawn(self._user_photos(ws.gid))
         if self.needs("teams"):
             self._spawn(self._teams(ws.gid))
         if self.needs("tags"):
@@ -384,7 +388,17 @@ class WorkspaceCrawler:
                 m = self._accept("workspace_memberships", models.WorkspaceMembership, raw)
                 if m is not None:
                     self._add("workspace_memberships", m.row())
-                    self._add("users", m.user.row())
+                    self._add("users", {**m.user.row(), "photo_url": self._photos.get(m.user.gid)})
+
+    async def _user_photos(self, workspace_gid: str) -> None:
+        """Each user's avatar, onto their row whether it is read before or after this."""
+        async for page in self.client.pages("/users", {"workspace": workspace_gid}, fields=USER_PHOTO_FIELDS):
+            for raw in page:
+                user = self._accept("users", models.User, raw)
+                if user is not None and (url := user.row()["photo_url"]) is not None:
+                    self._photos[user.gid] = url
+                    if (row := self.rows["users"].get((user.gid,))) is not None:
+                        row["photo_url"] = url
 
     async def _teams(self, workspace_gid: str) -> None:
         teams = await self._listing(
@@ -498,9 +512,11 @@ class WorkspaceCrawler:
 
     async def _project_members(self, project_gid: str) -> None:
         """A project's members, users and teams, from the memberships API (the per-project
-        project_memberships listing is deprecated)."""
+        project_memberships listing is deprecated). Its compact record (parent, member with its
+        resource_type, access_level) is what the table stores: the spec's opt_fields for it
+        name only the pagination fields."""
         await self._listing("project_memberships", models.ProjectMembership, "/memberships",
-                            {"parent": project_gid}, PROJECT_MEMBERSHIP_FIELDS)
+                            {"parent": project_gid}, None)
 
     async def _custom_field_settings(self, project_gid: str, workspace_gid: str | None) -> None:
         """A project's custom field settings; the fields they embed are the definitions."""

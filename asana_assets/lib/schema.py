@@ -473,10 +473,16 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         ("run_id", STR, "Run that took the snapshot"),
         ("user_gid", GID, "User"),
         ("user_is_active", BOOL, "The user has an active membership of the resource's workspace"),
+        ("user_is_guest", BOOL, ("The user's membership of the resource's workspace is a guest's (of several, only "
+                                 "if all are, as role ranks member over guest); null when the user has none there "
+                                 "or its guest flag is unknown")),
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
         ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
-        ("via_team_gid", GID, "The team a project is shared with, when the user reaches the project only through it"),
+        ("via_team_gid", GID, ("Project rows: the team the project is shared with that gives the user this role; "
+                               "null when the user holds it directly (a membership or ownership, which wins over a "
+                               "team at equal role). Of several teams giving it, the lowest team gid (as a number); "
+                               "the other paths are not listed")),
         key=("snapshot_at", "user_gid", "resource_type", "resource_gid"), required=("role",), history=True,
     ),
     _table(

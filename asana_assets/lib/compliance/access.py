@@ -60,16 +60,22 @@ def access_snapshot(raw: Mapping[str, pd.DataFrame], snapshot_at: pd.Timestamp, 
         _rows(projects["owner_gid"], "project", projects["gid"], "owner", projects["workspace_gid"]),
     ], ignore_index=True).dropna(subset=["user_gid"])
     # One row per user and resource: the strongest role wins (an owner listed as editor is owner),
-    # and at equal strength direct access wins over access through a team.
+    # at equal strength direct access wins over access through a team, and of several teams the
+    # lowest gid (as a number), so the team a row names does not depend on the listings' order.
     rank = rows["role"].map({role: i for i, role in enumerate(ROLE_ORDER)}).fillna(len(ROLE_ORDER))
-    order = pd.DataFrame({"rank": rank, "via": rows["via_team_gid"].notna()})
-    rows = rows.loc[order.sort_values(["rank", "via"], kind="stable").index].drop_duplicates(KEY)
-    active = (
-        memberships.assign(user_is_active=memberships["is_active"].eq(True))
-        .groupby(["user_gid", "workspace_gid"], as_index=False)["user_is_active"].any()
+    team = rows["via_team_gid"].str.zfill(32)
+    order = pd.DataFrame({"rank": rank, "via": team.notna(), "team": team})
+    rows = rows.loc[order.sort_values(["rank", "via", "team"], kind="stable").index].drop_duplicates(KEY)
+    # Guest only where every membership there is a guest's, as the role counts a member over a guest.
+    flags = (
+        memberships.assign(user_is_active=memberships["is_active"].eq(True),
+                           user_is_guest=memberships["is_guest"].astype("boolean"))
+        .groupby(PAIR, as_index=False)
+        .agg(user_is_active=("user_is_active", "any"), user_is_guest=("user_is_guest", "min"))
     )
-    rows = rows.merge(active, on=["user_gid", "workspace_gid"], how="left")
-    # No workspace membership in the resource's workspace: the user cannot be active there.
+    rows = rows.merge(flags, on=PAIR, how="left")
+    # No workspace membership in the resource's workspace: the user cannot be active there, and
+    # whether the user would be a guest there is unknown (null).
     rows["user_is_active"] = rows["user_is_active"].eq(True)
     rows["snapshot_at"] = _utc(snapshot_at)
     rows["run_id"] = run_id

@@ -133,25 +133,31 @@ VIEWS: dict[str, View] = {
     ),
     "access_review": View(
         "Who can reach what in the latest access snapshot: each user's workspace, team and project "
-        "access with names, and whether the user is still active.",
+        "access with names, whether the user is still active and a guest, and the team a project is "
+        "reached through.",
         ("user_access", "users", "workspaces", "teams", "projects"),
         f"""
         WITH latest AS (SELECT max(snapshot_at) AS snapshot_at FROM {{s}}.user_access)
         SELECT a.snapshot_at, a.user_gid, u.name AS user_name, u.email AS user_email, a.user_is_active,
-               a.resource_type, a.resource_gid, coalesce(w.name, tm.name, p.name) AS resource_name, a.role
+               a.user_is_guest AS is_guest, a.resource_type, a.resource_gid,
+               coalesce(w.name, tm.name, p.name) AS resource_name, a.role, a.via_team_gid, vt.name AS via_team_name
         FROM {{s}}.user_access a JOIN latest USING (snapshot_at)
         LEFT JOIN {{s}}.users u ON u.gid = a.user_gid AND u.{LIVE}
         LEFT JOIN {{s}}.workspaces w ON a.resource_type = 'workspace' AND w.gid = a.resource_gid AND w.{LIVE}
         LEFT JOIN {{s}}.teams tm ON a.resource_type = 'team' AND tm.gid = a.resource_gid AND tm.{LIVE}
         LEFT JOIN {{s}}.projects p ON a.resource_type = 'project' AND p.gid = a.resource_gid AND p.{LIVE}
+        LEFT JOIN {{s}}.teams vt ON vt.gid = a.via_team_gid AND vt.{LIVE}
         """,
         {
             **described("user_access", "snapshot_at", "user_gid"),
             "user_name": "The user's name",
             "user_email": "The user's email",
-            **described("user_access", "user_is_active", "resource_type", "resource_gid"),
+            **described("user_access", "user_is_active"),
+            "is_guest": describe(TABLES["user_access"], "user_is_guest"),
+            **described("user_access", "resource_type", "resource_gid"),
             "resource_name": "Name of the workspace, team or project",
-            **described("user_access", "role"),
+            **described("user_access", "role", "via_team_gid"),
+            "via_team_name": "Name of that team",
         },
     ),
 }

@@ -103,6 +103,45 @@ def test_snapshot_roles_owner_precedence_and_activity():
     assert set(zip(via["user_gid"], via["resource_gid"], via["via_team_gid"], strict=True)) == {("u3", "p1", "t1")}
 
 
+def test_snapshot_names_the_team_a_project_is_reached_through_and_the_guest_flag():
+    def team_member(team, user):
+        return {"gid": f"tm-{team}-{user}", "team_gid": team, "user_gid": user, "is_admin": False, "is_guest": False}
+
+    def shared(gid, member, kind, level):
+        return {"gid": gid, "project_gid": "p1", "member_gid": member, "member_type": kind, "access_level": level}
+
+    raw = tables(
+        workspace_memberships=[wm("u1"), wm("u2", guest=True), {**wm("u3"), "is_guest": None},
+                               # Two memberships, one a guest's: a member (role), so no guest.
+                               {**wm("u5", active=False, guest=True), "gid": "wm-u5-old"}, wm("u5")],
+        teams=[{"gid": "10", "workspace_gid": "w1", "name": "Ten"},
+               {"gid": "9", "workspace_gid": "w1", "name": "Nine"}],
+        team_memberships=[team_member("10", "u1"), team_member("10", "u2"), team_member("10", "u3"),
+                          team_member("9", "u2"), team_member("9", "u4")],
+        projects=[{"gid": "p1", "workspace_gid": "w1", "team_gid": "9", "name": "Payroll", "archived": False}],
+        # Team 10 is listed before team 9: the team a row names must not follow the listing.
+        project_memberships=[shared("pm1", "u1", "user", "editor"), shared("pm2", "10", "team", "editor"),
+                             shared("pm3", "9", "team", "editor"), shared("pm4", "u3", "user", "viewer")],
+    )
+    snapshot = access_snapshot(raw, T0, "r1")
+    pa.Table.from_pandas(snapshot, schema=DERIVED_TABLES["user_access"], preserve_index=False)
+    columns = ["user_gid", "resource_type", "resource_gid", "role", "via_team_gid", "user_is_guest", "user_is_active"]
+    rows = {tuple(None if pd.isna(v) else v for v in row) for row in snapshot[columns].itertuples(index=False)}
+    assert rows == {
+        ("u1", "workspace", "w1", "member", None, False, True), ("u1", "team", "10", "member", None, False, True),
+        ("u1", "project", "p1", "editor", None, False, True),  # directly and through team 10 alike: direct wins
+        ("u2", "workspace", "w1", "guest", None, True, True), ("u2", "team", "10", "member", None, True, True),
+        ("u2", "team", "9", "member", None, True, True),
+        ("u2", "project", "p1", "editor", "9", True, True),  # teams 9 and 10 alike: 9 is the lower gid, as a number
+        ("u3", "workspace", "w1", "member", None, None, True),  # its guest flag unknown: null
+        ("u3", "team", "10", "member", None, None, True),
+        ("u3", "project", "p1", "editor", "10", None, True),  # team 10's editor beats the direct viewer
+        ("u4", "team", "9", "member", None, None, False),  # no membership of w1: not active, guest unknown
+        ("u4", "project", "p1", "editor", "9", None, False),
+        ("u5", "workspace", "w1", "member", None, False, True),
+    }
+
+
 def test_snapshot_of_an_empty_workspace_is_empty():
     snapshot = access_snapshot(tables(), T0, "r1")
     assert snapshot.empty and list(snapshot.columns) == DERIVED_TABLES["user_access"].names

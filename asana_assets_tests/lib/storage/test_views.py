@@ -25,6 +25,16 @@ def query(sql: str) -> list[dict]:
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
+def column_comments(schema: str) -> dict[tuple[str, str], str | None]:
+    """(view, column) -> its comment, for every column every view of ``schema`` returns, as Postgres lists them."""
+    rows = query(f"""
+        SELECT c.table_name, c.column_name, col_description(to_regclass(format('%I.%I', c.table_schema, c.table_name)),
+               c.ordinal_position) AS comment
+        FROM information_schema.columns c JOIN information_schema.views v USING (table_schema, table_name)
+        WHERE c.table_schema = '{schema}' ORDER BY c.table_name, c.ordinal_position""")
+    return {(r["table_name"], r["column_name"]): r["comment"] for r in rows}
+
+
 def test_findings_change_tickets_and_access_review_name_people_and_tickets(schema, tmp_path):
     w = World(now=T0 - timedelta(days=10))
     ws = w.add_workspace("Acme", ["acme.example"])
@@ -199,14 +209,61 @@ def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unkn
         ("alarm", "offboarding_access_removed", "u3", None, "Cy", "run-a"),
     } and len(findings) == 7
 
-    comments = query(f"""
-        SELECT c.table_name, c.column_name, col_description(to_regclass(format('%I.%I', c.table_schema, c.table_name)),
-               c.ordinal_position) AS comment
-        FROM information_schema.columns c JOIN information_schema.views v USING (table_schema, table_name)
-        WHERE c.table_schema = '{schema}' ORDER BY c.table_name, c.ordinal_position""")
-    assert {r["table_name"] for r in comments} == {"open_findings", "change_tickets", "access_review"}
-    assert [(r["table_name"], r["column_name"]) for r in comments if not r["comment"]] == []
+    comments = column_comments(schema)
+    assert {view for view, _ in comments} == {"open_findings", "change_tickets", "access_review"}
+    assert [column for column, comment in comments.items() if not comment] == []  # every column the views return
     views = {r["table_name"]: r["c"] for r in query(
         f"SELECT table_name, obj_description(to_regclass(format('%I.%I', table_schema, table_name)), 'pg_class') AS c"
         f" FROM information_schema.views WHERE table_schema = '{schema}'")}
     assert all(views.values()) and "true when ok, false when alarm, null otherwise" in views["change_tickets"]
+
+
+def test_access_review_reads_the_latest_snapshot_with_guests_and_team_paths(schema):
+    def access(at, user, resource_type, resource, role, guest, active=True, via=None) -> dict:
+        return {"snapshot_at": at, "run_id": f"run-{at:%d}", "user_gid": user, "user_is_active": active,
+                "user_is_guest": guest, "resource_type": resource_type, "resource_gid": resource, "role": role,
+                "via_team_gid": via}
+
+    tables = {
+        "users": [{"gid": "u1", "name": "Ann", "email": "ann@acme.example"},
+                  {"gid": "u2", "name": "Ben", "email": "ben@outside.example"},
+                  {"gid": "u3", "name": "Cy", "email": "cy@acme.example"}],
+        "workspaces": [{"gid": "w1", "name": "Acme"}],
+        "teams": [{"gid": "t1", "workspace_gid": "w1", "name": "Platform"}],
+        "projects": [{"gid": "p1", "workspace_gid": "w1", "name": "Payroll"}],
+        "user_access": [
+            # The older snapshot: Cy was a member of the workspace then; the view must not show it.
+            access(FEB, "u3", "workspace", "w1", "member", False),
+            access(LATEST[1], "u1", "workspace", "w1", "member", False),
+            access(LATEST[1], "u1", "project", "p1", "owner", False),  # directly: no team
+            access(LATEST[1], "u2", "workspace", "w1", "guest", True),
+            access(LATEST[1], "u2", "team", "t1", "member", True),
+            access(LATEST[1], "u2", "project", "p1", "editor", True, via="t1"),  # through team t1
+            # No membership of w1 any more: inactive, and whether a guest is unknown.
+            access(LATEST[1], "u3", "project", "p1", "viewer", None, active=False),
+        ],
+    }
+    with PostgresWarehouse(POSTGRES_URL, schema) as warehouse:
+        warehouse.commit((name, to_arrow(name, rows)) for name, rows in tables.items())
+    assert refresh_views(POSTGRES_URL, schema) == ["access_review"]
+    s = ident(schema)
+
+    rows = query(f"SELECT * FROM {s}.access_review ORDER BY user_gid, resource_type, resource_gid")
+    assert list(rows[0]) == ["snapshot_at", "user_gid", "user_name", "user_email", "user_is_active", "is_guest",
+                             "resource_type", "resource_gid", "resource_name", "role", "via_team_gid", "via_team_name"]
+    assert {r["snapshot_at"] for r in rows} == {datetime(2026, 3, 2, 9, 0, tzinfo=UTC)}
+    columns = ("user_name", "resource_type", "resource_name", "role", "user_is_active", "is_guest", "via_team_gid",
+               "via_team_name")
+    assert [tuple(r[c] for c in columns) for r in rows] == [
+        ("Ann", "project", "Payroll", "owner", True, False, None, None),
+        ("Ann", "workspace", "Acme", "member", True, False, None, None),
+        ("Ben", "project", "Payroll", "editor", True, True, "t1", "Platform"),
+        ("Ben", "team", "Platform", "member", True, True, None, None),
+        ("Ben", "workspace", "Acme", "guest", True, True, None, None),
+        ("Cy", "project", "Payroll", "viewer", False, None, None, None),
+    ]
+    comments = column_comments(schema)
+    assert [column for column, comment in comments.items() if not comment] == []
+    assert comments["access_review", "via_team_name"] == "Name of that team"
+    assert comments["access_review", "is_guest"].startswith("The user's membership of the resource's workspace")
+    assert comments["access_review", "via_team_gid"].startswith("Project rows: the team the project is shared with")

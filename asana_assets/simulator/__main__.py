@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--workspaces", type=int, default=1)
     add("--token", default=DEMO_TOKEN, help="bearer token accepted, acting for a workspace admin")
     add("--requests-per-minute", type=int, default=1500, help="per-token quota")
+    add("--cost-per-minute", type=int, default=None,
+        help="per-token cost limit: objects a minute's answers may hold (default: no cost limit)")
     add("--access-token-ttl", type=int, default=3600, help="seconds an OAuth access token lives")
     add("--latency-ms", type=float, default=0.0)
     add("--latency-jitter-ms", type=float, default=0.0)
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     config = SimulatorConfig(
         tokens={args.token: None},
         requests_per_minute=args.requests_per_minute,
+        cost_per_minute=args.cost_per_minute,
         access_token_ttl_seconds=args.access_token_ttl,
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,

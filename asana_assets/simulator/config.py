@@ -48,6 +48,11 @@ class SimulatorConfig(BaseModel):
     max_concurrent_reads: int = Field(default=50, ge=1)
     max_concurrent_writes: int = Field(default=15, ge=1)
     concurrency_retry_after: int = Field(default=1, ge=1)
+    # Asana's cost limit, per token (None: off): the graph links a minute's answers may walk. An
+    # answer's cost is the objects it holds (each a link walked to build it), charged once it is
+    # built: the call that takes the balance below zero still succeeds, and calls find a 429 until
+    # the balance, refilled continuously at this rate a minute, is positive again.
+    cost_per_minute: int | None = Field(default=None, ge=1)
 
     # Listing and token lifetimes.
     max_unpaginated_results: int = Field(default=1000, ge=1)  # above this, a list without limit is a 400

@@ -7,7 +7,7 @@ import math
 import random
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from .config import SimulatorConfig
@@ -19,32 +19,73 @@ _CORRUPTIONS = {  # field -> wrong value, per resource type; a valid gid is alwa
 }
 
 
+class Refusal(NamedTuple):
+    """Why a call was not admitted (quota, concurrency or cost) and its Retry-After in seconds."""
+
+    cause: str
+    retry_after: int
+
+
 class RateLimiter:
     """The API's limits, per token: a sliding one-minute quota that counts rejected requests too,
-    and caps on concurrent GETs and concurrent writes (two independent pools)."""
+    caps on concurrent GETs and concurrent writes (two independent pools), and the optional cost
+    limit (``SimulatorConfig.cost_per_minute``)."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._in_flight: Counter[tuple[str, bool]] = Counter()
+        self._costs: dict[str, tuple[float, float]] = {}  # token -> (balance, when it was last refilled)
 
-    def admit(self, token: str, write: bool, now: float) -> int | None:
-        """Count a request; None admits it (now in flight), else the Retry-After in seconds."""
+    def admit(self, token: str, write: bool, now: float) -> Refusal | None:
+        """Count a request; None admits it (now in flight), else why not and the Retry-After."""
         window, quota = self._windows[token], self.config.requests_per_minute
         while window and window[0] <= now - WINDOW_SECONDS:
             window.popleft()
         window.append(now)
         if len(window) > quota:
             # Admission needs fewer than `quota` requests in the trailing minute.
-            return max(1, math.ceil(window[len(window) - quota] + WINDOW_SECONDS - now))
+            return Refusal("quota", max(1, math.ceil(window[len(window) - quota] + WINDOW_SECONDS - now)))
+        if (balance := self._balance(token, now)) is not None and balance <= 0:
+            per_second = self.config.cost_per_minute / WINDOW_SECONDS
+            return Refusal("cost", max(1, math.ceil(-balance / per_second)))  # when it turns positive
         cap = self.config.max_concurrent_writes if write else self.config.max_concurrent_reads
         if self._in_flight[token, write] >= cap:
-            return self.config.concurrency_retry_after
+            return Refusal("concurrency", self.config.concurrency_retry_after)
         self._in_flight[token, write] += 1
         return None
 
     def release(self, token: str, write: bool) -> None:
         self._in_flight[token, write] -= 1
+
+    def charge(self, token: str, cost: int, now: float) -> None:
+        """Charge an answer's cost once it is built (a no-op without a cost limit)."""
+        if (balance := self._balance(token, now)) is not None:
+            self._costs[token] = (balance - cost, now)
+
+    def _balance(self, token: str, now: float) -> float | None:
+        """The token's cost balance refilled up to `now` (full at first); None without a cost limit."""
+        limit = self.config.cost_per_minute
+        if limit is None:
+            return None
+        balance, since = self._costs.get(token, (float(limit), now))
+        balance = min(float(limit), balance + (now - since) * limit / WINDOW_SECONDS)
+        self._costs[token] = (balance, now)
+        return balance
+
+
+def answer_cost(payload: Any) -> int:
+    """What building an answer walked, as Asana's cost limit counts it: one link per object in
+    it (the envelope, each record, each expanded reference such as a follower or custom field)."""
+    count, stack = 0, [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += 1
+            stack.extend(value for value in item.values() if isinstance(value, dict | list))
+        elif isinstance(item, list):
+            stack.extend(value for value in item if isinstance(value, dict | list))
+    return count
 
 
 class Faults:
@@ -120,6 +161,8 @@ class Stats:
     def reset(self) -> None:
         self.by_status: Counter[int] = Counter()
         self.by_route: Counter[str] = Counter()
+        self.limited: Counter[str] = Counter()  # 429s by cause: quota, concurrency, cost, storm
+        self.cost = 0  # charged under a cost limit
         self.dropped = 0
         self.in_flight_reads = 0
         self.max_in_flight_reads = 0
@@ -150,6 +193,8 @@ class Stats:
             "total": self.total,
             "by_status": {str(code): n for code, n in sorted(self.by_status.items())},
             "by_route": dict(self.by_route.most_common()),
+            "rate_limited_by": dict(self.limited.most_common()),
+            "cost": self.cost,
             "dropped": self.dropped,
             "max_in_flight_reads": self.max_in_flight_reads,
         }

@@ -25,7 +25,7 @@ from . import audit
 from .calls import API, DIGITS, ApiError, Call, Offsets, page_limit
 from .clock import iso, parse_iso
 from .config import SimulatorConfig
-from .limits import Faults, RateLimiter, Stats
+from .limits import Faults, RateLimiter, Stats, answer_cost
 from .models import (
     CustomField,
     Event,
@@ -63,6 +63,7 @@ WORKSPACE_USERS_CAP = 2000  # GET /workspaces/{gid}/users is alphabetical, unpag
 _UNFINGERPRINTED = frozenset({"offset", "limit", "opt_fields", "opt_pretty"})
 _MALFORMABLE = frozenset({"task", "story"})
 ACTING_USER = web.RequestKey("acting_user", str)
+TOKEN = web.RequestKey("token", str)  # the caller's, whose cost limit an answer is charged to
 log = logging.getLogger(__name__)
 
 
@@ -140,9 +141,10 @@ class AsanaApi:
         elif (user := self.oauth.user_for(token)) is None:
             raise ApiError(401, "Not Authorized")
         write = request.method != "GET"
-        retry_after = self.limiter.admit(token, write, time.monotonic())
-        if retry_after is not None:
-            raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(retry_after)})
+        refusal = self.limiter.admit(token, write, time.monotonic())
+        if refusal is not None:
+            self.stats.limited[refusal.cause] += 1
+            raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(refusal.retry_after)})
         self.stats.enter(write)
         try:
             fault, delay = self.faults.draw(), self.faults.delay()
@@ -153,6 +155,7 @@ class AsanaApi:
             if refused is not None:
                 raise ApiError(refused, REFUSED[refused])
             request[ACTING_USER] = user
+            request[TOKEN] = token
             return await handler(request)
         finally:
             self.limiter.release(token, write)
@@ -168,6 +171,7 @@ class AsanaApi:
         if fault == "503":
             raise ApiError(503, "Service Unavailable")
         if fault == "429":
+            self.stats.limited["storm"] += 1
             raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(self.config.storm_retry_after)})
 
     def _endpoint(self, handler: Handler, write: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -184,6 +188,10 @@ class AsanaApi:
                 raise ApiError(400, str(invalid)) from None
             if not isinstance(reply, Reply):
                 reply = Reply(reply)
+            if self.config.cost_per_minute is not None:
+                cost = answer_cost(reply.payload)
+                self.stats.cost += cost
+                self.limiter.charge(request[TOKEN], cost, time.monotonic())
             return _json(reply.payload, reply.status, call.pretty, reply.headers)
 
         return endpoint

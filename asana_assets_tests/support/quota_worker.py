@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections import Counter
 
-from asana_assets.lib.asana import client as client_module
+from asana_assets.lib.asana import pacing
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.storage.quota import open_budget
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--max-retries", type=int, default=8)
     args = parser.parse_args()
-    client_module.QUOTA_WINDOW = args.window
+    pacing.QUOTA_WINDOW = args.window
     print(json.dumps(asyncio.run(spend(args))), flush=True)
 
 

@@ -149,7 +149,8 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
     stats = result.client_stats
     context.log.info(
         f"Synced connection {context.partition_key}, workspace(s) {', '.join(result.workspace_gids)} ({mode}) in {result.duration_s:.1f}s: "
-        f"{stats.get('requests', 0)} requests, {stats.get('rate_limited', 0)} rate-limited, "
+        f"{stats.get('requests', 0)} requests, {stats.get('rate_limited', 0)} rate-limited "
+        f"({stats.get('cost_cuts', 0)} slowing the pace learned for Asana's cost limit), "
         f"{result.tables['quarantine'].num_rows} record(s) quarantined"
     )
     if whole:

@@ -5,7 +5,8 @@ connection's, which may change between two requests (refreshed ahead of its expi
 answers 401), so a sync can outlast its access tokens. Asana limits each token
 (at most 50 GETs in flight and a per-minute quota that also counts rejected calls), so the client
 paces itself below those limits instead of relying on 429s, and treats a 429 as a signal for the
-whole client to pause.
+whole client to pause. Asana's cost limit, which it does not publish, the client learns from the
+429s it meets (pacing.py's `CostPace`).
 
 Several processes use one token at once (a run, the events sensor's polls, a sync from the command
 line): given a `SharedBudget`, the client draws its share of the token's quota from it, with the
@@ -15,20 +16,14 @@ other processes (see lib/storage/quota.py), instead of pacing itself as if it ha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import math
-import os
 import random
 import re
-import socket
-import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from time import monotonic
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
@@ -37,18 +32,11 @@ import httpx
 import orjson
 import yarl
 
+from .pacing import Pacing, SharedBudget
+
 MAX_CONCURRENT_GETS = 50  # Asana answers a 51st concurrent GET with a 429
 PAGE_SIZE = 100  # the largest `limit` Asana accepts
 DEFAULT_RETRY_AFTER = 1.0  # seconds, should a 429 ever come without Retry-After
-RESUME_JITTER = 0.2  # seconds over which paused requests resume, so they do not all fire at once
-QUOTA_WINDOW = 60.0  # seconds over which Asana counts requests_per_minute (a sliding minute)
-
-# A budget shared with the token's other processes (see `SharedBudget`):
-BATCH_SECONDS = 1.0  # request slots are taken a second's worth at a time: a round trip a batch, not a request
-SLOT_SLACK = 0.5  # seconds a slot stays usable after it is due (event-loop lag); the pace leaves room for it
-LEASE_SECONDS = 30.0  # a client's reads in flight are given back this long after its last renewal (a dead process)
-RENEW_SECONDS = LEASE_SECONDS / 3  # an open client renews its lease at least this often
-STARVED_RETRY = 0.25  # seconds between two asks while the token's other clients hold every read in flight
 
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 # Transport errors that come from our own configuration, not from the network: retrying is futile.
@@ -169,345 +157,13 @@ class ClientStats:
     retries: int = 0
     retry_after_seconds: float = 0.0  # wall-clock time the client stood paused by Retry-After
     transport_errors: int = 0
+    cost_cuts: int = 0  # 429s that cut the pace learned for Asana's cost limit
 
     @property
     def rate_limited(self) -> int:
         """Number of 429 responses received."""
         return self.responses[429]
 
-
-class _TokenBucket:
-    """Paces request starts to `per_second` with bursts of `burst` (a token bucket, GCRA form).
-
-    Each caller reserves the next free slot and sleeps once until it is due: no polling, and no
-    lock, since the reservation happens without an await.
-    """
-
-    __slots__ = ("_interval", "_tolerance", "_next_slot")
-
-    def __init__(self, per_second: float, burst: int) -> None:
-        self._interval = 1.0 / per_second
-        self._tolerance = (burst - 1) * self._interval
-        self._next_slot = 0.0
-
-    async def acquire(self) -> None:
-        now = monotonic()
-        slot = max(self._next_slot, now)
-        self._next_slot = slot + self._interval
-        wait = slot - self._tolerance - now
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-
-class _Limiter:
-    """A cap on requests in flight that may change while requests wait for it (asyncio's
-    Semaphore cannot shrink)."""
-
-    __slots__ = ("_waiters", "in_flight", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> None:
-        while self.in_flight >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # the room it was woken for goes to the next in line
-                raise
-        self.in_flight += 1
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        self._wake()
-
-    def resize(self, limit: int) -> None:
-        self.limit = limit
-        self._wake()
-
-    def _wake(self) -> None:
-        room = self.limit - self.in_flight
-        while room > 0 and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
-
-
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """A part of one token's quota, drawn on by some of its processes (the events sensor's
-    polls, or the runs): `interval` seconds between two of its request slots, `burst` slots that
-    may start at once, and its cap on reads in flight (`concurrency`) within the token's
-    (`total_concurrency`)."""
-
-    name: str
-    interval: float
-    burst: int
-    concurrency: int
-    total_concurrency: int
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """A shared budget's answer: `slots` request slots of the pool, the first due `start`
-    seconds from now and each next one `Pool.interval` later; the reads in flight the client
-    may have; and the seconds every process of the token stays paused by a Retry-After."""
-
-    start: float
-    slots: int
-    reads: int
-    paused: float
-
-
-class SharedBudget(Protocol):
-    """One token's budget, shared by every process that uses the token (lib/storage/quota.py).
-
-    Each call is one round trip to where the budget is kept, and raises when that is out of
-    reach. `where` names it for logs (never the token, never a password)."""
-
-    where: str
-
-    def take(self, member: str, pool: Pool, slots: int, reads: int, in_flight: int, lease: float) -> Grant:
-        """Take `slots` request slots of `pool` (0: none) and renew `member`'s lease of reads in
-        flight for `lease` seconds: it wants `reads` and has `in_flight` out now."""
-        ...
-
-    def pause(self, seconds: float) -> None:
-        """Pause every process of the token for `seconds` (a 429's Retry-After)."""
-        ...
-
-    def leave(self, member: str) -> None:
-        """Give `member`'s reads in flight back."""
-        ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Request slots granted by a shared budget, `interval` apart: the first may be used from
-    `due` (local monotonic time) and no later than `stale`, and so on."""
-
-    due: float = 0.0
-    stale: float = 0.0
-    interval: float = 1.0
-    count: int = 0
-    taken: int = 0
-
-    def take(self, now: float) -> tuple[float, float] | None:
-        """The next slot still usable at `now` as (due, stale), skipping those gone stale."""
-        index = self.taken
-        if now > self.stale:
-            index = max(index, math.ceil((now - self.stale) / self.interval))
-        self.taken = min(index + 1, self.count)
-        if index >= self.count:
-            return None
-        return self.due + index * self.interval, self.stale + index * self.interval
-
-
-_warned_budgets: set[str] = set()  # shared budgets found out of reach, each logged once per process
-
-
-class _Pacing:
-    """When a client's requests may start: its cap on reads in flight, its request slots and
-    the Retry-After pauses; either its own, or drawn with the token's other processes from a
-    `SharedBudget`.
-
-    The client draws on `share` of the token's quota and reads in flight. Alone (no budget, or
-    one out of reach) it paces itself at that share. With a budget it takes its slots from the
-    pool's shared clock, a second's worth at a time, and uses each between `burst` slots before
-    it is due and SLOT_SLACK after: so any window of QUOTA_WINDOW seconds holds fewer of the
-    pool's requests than its share of the quota, whatever the number of processes."""
-
-    def __init__(self, requests_per_minute: int, max_concurrency: int, share: float, pool: str,
-                 budget: SharedBudget | None, stats: ClientStats) -> None:
-        self.requests_per_minute = requests_per_minute * share
-        self.concurrency = max(1, int(round(max_concurrency * share, 9)))
-        burst = max(1, min(self.concurrency, int(self.requests_per_minute) // 30))
-        # The quota is counted over a sliding window: the burst plus a window of pacing fit in it.
-        self._bucket = _TokenBucket(max(self.requests_per_minute - burst, 1) / QUOTA_WINDOW, burst=burst)
-        self._limiter = _Limiter(self.concurrency if budget is None else 0)
-        self._stats = stats
-        self._paused_until = 0.0
-        self._budget = budget
-        self._closing: SharedBudget | None = budget  # closed with the client, even once abandoned
-        interval = (QUOTA_WINDOW + SLOT_SLACK) / max(self.requests_per_minute - burst - 1, 1)
-        self._pool = Pool(pool, interval, burst, self.concurrency, max_concurrency)
-        self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._batch = _Batch()
-        self._exchange: asyncio.Future[None] | None = None
-        self._last_exchange = -math.inf
-        self._background: set[asyncio.Task] = set()
-        self._renewer: asyncio.Task | None = None
-
-    async def enter(self) -> None:
-        """Wait for room in flight, a request slot and the end of any pause; `leave` after."""
-        if self._budget is not None and self._limiter.limit == 0:
-            await self._until_leased()
-        await self._limiter.acquire()
-        try:
-            await self._throttle()
-        except BaseException:
-            self._limiter.release()
-            raise
-
-    def leave(self) -> None:
-        self._limiter.release()
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request for `seconds`: Asana's limits are per token, so a shared budget
-        holds every process of the token too."""
-        self._hold(monotonic() + seconds)
-        if self._budget is not None:
-            self._spawn(self._record_pause(self._budget, seconds))
-
-    async def close(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        if self._closing is None:
-            return
-        # Closing never fails a sync: a lease not given back lapses on its own.
-        with contextlib.suppress(Exception):
-            if self._budget is not None and self._last_exchange > -math.inf:
-                await asyncio.to_thread(self._budget.leave, self._member)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self._closing.close)
-
-    async def _throttle(self) -> None:
-        """Wait for a request slot, then for any Retry-After pause (which may begin meanwhile)."""
-        if self._budget is None:
-            await self._bucket.acquire()
-            while (delay := self._paused_until - monotonic()) > 0:
-                await asyncio.sleep(delay + random.uniform(0, RESUME_JITTER))
-            return
-        while True:  # a shared slot must be used when due: a pause first, then the slot
-            while (delay := self._paused_until - monotonic()) > 0:
-                await asyncio.sleep(delay + random.uniform(0, RESUME_JITTER))
-            if not await self._shared_slot():
-                await self._bucket.acquire()  # the budget went out of reach meanwhile
-            if self._paused_until <= monotonic():
-                return
-
-    async def _shared_slot(self) -> bool:
-        """Wait for a slot of the shared budget; False when it went out of reach meanwhile."""
-        while self._budget is not None:
-            now = monotonic()
-            slot = self._batch.take(now)
-            if slot is None:
-                await self._renew(slots=True)
-                continue
-            due, stale = slot
-            if due > now:
-                await asyncio.sleep(due - now)
-            if monotonic() <= stale:
-                return True
-        return False
-
-    async def _until_leased(self) -> None:
-        """Wait until the budget leaves this client a read in flight, asking again at most every
-        STARVED_RETRY seconds."""
-        while self._budget is not None and self._limiter.limit == 0:
-            wait = self._last_exchange + STARVED_RETRY - monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            else:
-                await self._renew()
-
-    async def _renew(self, slots: bool = False) -> None:
-        """One exchange with the budget at a time: whoever needs one meanwhile waits for it."""
-        if self._exchange is None:
-            self._exchange = asyncio.ensure_future(self._exchange_once(slots))
-        await asyncio.shield(self._exchange)
-
-    async def _exchange_once(self, slots: bool) -> None:
-        budget = self._budget
-        try:
-            if budget is None:
-                return
-            pool = self._pool
-            wanted = max(1, round(BATCH_SECONDS / pool.interval)) if slots else 0
-            sent = monotonic()
-            try:
-                grant = await asyncio.to_thread(
-                    budget.take, self._member, pool, wanted, self.concurrency, self._limiter.in_flight, LEASE_SECONDS
-                )
-            except Exception as error:  # noqa: BLE001 - whatever keeps the budget out of reach, the sync goes on
-                self._fall_back(budget, type(error).__name__ + _os_reason(error))
-                return
-            received = monotonic()
-            if self._budget is not budget:
-                return
-            self._last_exchange = received
-            self._limiter.resize(grant.reads)
-            if grant.paused > 0:
-                self._hold(received + grant.paused)
-            if grant.slots:
-                # Never before a slot is due, never after it went stale, whenever the budget
-                # answered between `sent` and `received`.
-                tolerance = (pool.burst - 1) * pool.interval
-                self._batch = _Batch(received + grant.start - tolerance, sent + grant.start + SLOT_SLACK,
-                                     pool.interval, grant.slots)
-                if received - sent > SLOT_SLACK + tolerance:  # every slot stale on arrival
-                    self._fall_back(budget, f"it took {received - sent:.2f} s to answer")
-                    return
-            if self._renewer is None:
-                self._renewer = self._spawn(self._renew_while_open())
-        finally:
-            self._exchange = None
-
-    async def _renew_while_open(self) -> None:
-        """Keep this client's lease while it is open, so the token's other processes never take
-        reads it still has in flight."""
-        while self._budget is not None:
-            await asyncio.sleep(RENEW_SECONDS / 2)
-            if monotonic() - self._last_exchange >= RENEW_SECONDS / 2:
-                await self._renew()
-
-    async def _record_pause(self, budget: SharedBudget, seconds: float) -> None:
-        try:
-            await asyncio.to_thread(budget.pause, seconds)
-        except Exception as error:  # noqa: BLE001 - as in _exchange_once
-            self._fall_back(budget, type(error).__name__ + _os_reason(error))
-
-    def _fall_back(self, budget: SharedBudget, reason: str) -> None:
-        """Pace this client alone, at its share, from now on; say why once per process."""
-        if self._budget is not budget:
-            return
-        self._budget = None
-        if budget.where not in _warned_budgets:
-            _warned_budgets.add(budget.where)
-            log.warning(
-                "the shared request budget in %s is out of reach (%s): this process paces itself alone, at its "
-                "share of %g requests a minute and %d in flight", budget.where, reason,
-                self.requests_per_minute, self.concurrency,
-            )
-        self._limiter.resize(self.concurrency)
-        if self._renewer is not None:
-            self._renewer.cancel()
-
-    def _hold(self, until: float) -> None:
-        now = monotonic()
-        if until > self._paused_until:
-            self._stats.retry_after_seconds += until - max(self._paused_until, now)
-            self._paused_until = until
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-
-def _os_reason(error: Exception) -> str:
-    """An OS error's reason (never a driver's message, which may quote a connection string)."""
-    return f": {error.strerror}" if isinstance(error, OSError) and error.strerror else ""
 
 
 class _AiohttpTransport(httpx.AsyncBaseTransport):
@@ -625,7 +281,7 @@ class AsanaClient:
         self._max_retries = max_retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._pacing = _Pacing(requests_per_minute, self.max_concurrency, share, pool, budget, self.stats)
+        self._pacing = Pacing(requests_per_minute, self.max_concurrency, share, pool, budget, self.stats)
         self._base_url = base_url.rstrip("/")
         # The transport is called directly: httpx.AsyncClient's cookie, auth and redirect
         # handling would cost more CPU per request than the HTTP exchange itself, and an API
@@ -775,7 +431,7 @@ class AsanaClient:
         self, method: str, path: str, params: Params | None, content: bytes | None
     ) -> tuple[httpx.Response, str]:
         """One HTTP exchange, paced, and the token it carried."""
-        await self._pacing.enter()
+        ticket = await self._pacing.enter()
         try:
             token = await self._auth.token()  # once the wait for a slot is over: the freshest
             self.stats.requests += 1
@@ -784,6 +440,14 @@ class AsanaClient:
         finally:
             self._pacing.leave()
         self.stats.responses[response.status_code] += 1
+        # The objects in an answer are the client's only view of what Asana's cost limit charged.
+        limited = _retry_after(response) if response.status_code == 429 else None
+        if self._pacing.cost.answered(ticket, response.content.count(b"{"), limited):
+            self.stats.cost_cuts += 1
+            log.warning(
+                "Asana answered 429: pacing for its cost limit at %.0f objects a minute and %d reads in flight, "
+                "raised again while no 429 comes", self._pacing.cost.pace, self._pacing.cost.limiter.limit,
+            )
         return response, token
 
     def _request(

@@ -764,6 +764,7 @@ def _figures(stats) -> dict[str, Any]:
         "retries": stats.retries,
         "transport_errors": stats.transport_errors,
         "retry_after_seconds": round(stats.retry_after_seconds, 3),
+        "cost_cuts": stats.cost_cuts,
     }
 
 

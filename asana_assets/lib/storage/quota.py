@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from asana_assets.lib.asana.client import Grant, Pool, SharedBudget
+from asana_assets.lib.asana.pacing import Grant, Pool, SharedBudget
 from asana_assets.lib.storage.documents import Documents, Table, open_documents
 
 # A pool's clock further ahead than this is a wall clock that went back: it starts again from now.

@@ -18,7 +18,6 @@ from asana_assets.lib.asana.client import (
     AuthenticationError,
     BadRequestError,
     ForbiddenError,
-    Grant,
     NotFoundError,
     PaymentRequiredError,
     RateLimitedError,
@@ -26,6 +25,7 @@ from asana_assets.lib.asana.client import (
     SyncTokenExpiredError,
 )
 from asana_assets.lib.asana.client import run as run_sync
+from asana_assets.lib.asana.pacing import Grant
 from asana_assets.settings import ASANA_API_BASE
 
 TOKEN = "0/s3cr3t-t0ken-4f9a"

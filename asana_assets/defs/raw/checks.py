@@ -17,10 +17,12 @@ from asana_assets.lib.asana.client import AsanaError
 from asana_assets.lib.connections.coverage import FIX as COVERAGE_FIX
 from asana_assets.lib.connections.coverage import UNKNOWN, coverage
 from asana_assets.lib.connections.session import whoami
+from asana_assets.lib.compliance.monitors import refused_listings
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, troubleshoot
 from asana_assets.lib.schema import RAW_TABLES
 
 FRESHNESS_CHECK = dg.AssetCheckKey(table_key("workspaces"), "connections_fresh")
+LISTED_REFUSALS = 5  # connection_coverage names this many refused listings, then counts the rest
 
 
 @dg.asset_check(
@@ -44,8 +46,10 @@ def connection_valid(context: dg.AssetCheckExecutionContext, asana: AsanaResourc
 
 
 @dg.asset_check(
-    asset=table_key("workspaces"), partitions_def=CONNECTIONS, additional_deps=[table_key("projects")],
-    description="What the connection can see: a person's token misses the private projects it is not in.",
+    asset=table_key("workspaces"), partitions_def=CONNECTIONS,
+    additional_deps=[table_key("projects"), table_key("quarantine")],
+    description="What the connection can see: a person's token misses the private projects it is not in, and "
+                "a project's listing Asana refused (402, 403) is missing from the tables.",
 )
 def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaResource,
                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -57,25 +61,43 @@ def connection_coverage(context: dg.AssetCheckExecutionContext, asana: AsanaReso
     workspaces = warehouse.read("workspaces")["gid"].to_pylist()
     projects = warehouse.read("projects").select(["privacy_setting"])
     private = int(pc.sum(pc.not_equal(projects["privacy_setting"], "public_to_workspace")).as_py() or 0)
+    refused = refused_listings(warehouse.read("quarantine").select(["table", "gid", "error"]).to_pandas())
+    unread = _unread(refused)
+    listings = {"listings_refused": dg.MetadataValue.json(
+        [{"project_gid": row.project_gid, "error": row.error} for row in refused.head(LISTED_REFUSALS).itertuples()])}
     try:
         connection = asana.for_connection(key)
         seen = connection.run(lambda client: coverage(client, workspaces, connection.declared_kind()))
     except (AsanaError, ConnectionProblem) as error:
         trouble = troubleshoot(error)
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                   description=f"Coverage unknown: {trouble.cause}: {trouble.fix}")
+                                   description=f"Coverage unknown: {trouble.cause}: {trouble.fix}{unread}",
+                                   metadata=listings)
     who = "an account of unknown kind" if seen.kind == UNKNOWN else f"a {seen.kind}"
     description = (
         f"Connected as {seen.user}, {who} ({seen.basis}; plan: {seen.plan}); it reads {private} private project(s)"
         + ("; it sees every project." if seen.full else
            f", and it is not confirmed to read the others: private tickets elsewhere may be missed. Fix: {COVERAGE_FIX}.")
+        + unread
     )
     return dg.AssetCheckResult(
-        passed=seen.full, severity=dg.AssetCheckSeverity.WARN, description=description,
+        passed=seen.full and refused.empty, severity=dg.AssetCheckSeverity.WARN, description=description,
         metadata={"acting_as": seen.user, "user_kind": seen.kind, "user_kind_basis": seen.basis, "plan": seen.plan,
                   "audit_log_answers": dg.MetadataValue.json(seen.audit_log),
-                  "private_projects_read": private, "admin_of_workspaces": list(seen.admin_of)},
+                  "private_projects_read": private, "admin_of_workspaces": list(seen.admin_of), **listings},
     )
+
+
+def _unread(refused) -> str:
+    """What the sync could not read although the token reaches the project: the refused listings."""
+    if refused.empty:
+        return ""
+    shown = "; ".join(("project " + refused["project_gid"] + ": " + refused["error"]).head(LISTED_REFUSALS))
+    more = f"; and {len(refused) - LISTED_REFUSALS} more" if len(refused) > LISTED_REFUSALS else ""
+    return (f" Asana refused {len(refused)} listing(s) of {refused['project_gid'].nunique()} project(s) in the sync "
+            f"({shown}{more}): what they hold is missing from the tables, and the monitors that read them say "
+            "unknown for those projects. Fix: give the connection access to those projects (403) or the plan's "
+            "feature (402), then sync again.")
 
 
 @dg.asset_check(

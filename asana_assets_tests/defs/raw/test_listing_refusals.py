@@ -37,6 +37,12 @@ def test_a_refused_listing_is_shown_by_the_run_and_kept_in_the_quarantine(tmp_pa
     assert [(q["table"], q["gid"]) for q in quarantine if q["error"].startswith(REFUSED)] == [("projects", project)]
     # The project's fields type its changes: the change monitors cannot judge it; the others can.
     assert unknown_for(results_of(run, tmp_path), project) == {"changes_approved", "approval_segregation"}
+    # The coverage check warns of the refused listing, naming it.
+    [coverage] = [e for e in run.get_asset_check_evaluations() if e.check_name == "connection_coverage"]
+    assert not coverage.passed
+    assert (f"Asana refused 1 listing(s) of 1 project(s) in the sync (project {project}: custom_field_settings: "
+            in coverage.description)
+    assert coverage.metadata["listings_refused"].value[0]["project_gid"] == project
 
 
 def test_a_project_whose_tasks_are_refused_keeps_every_ticket_monitor_from_passing(tmp_path):

@@ -119,8 +119,9 @@ def _serve(state: dict) -> str:
     if port and not _port_free(port) and _answers_as_demo(base_url):
         log.info("Using the demo Asana workspace already served at %s", base_url)
         return base_url
-    world = generate_world(seed=DEMO_SEED, tasks=DEMO_TASKS, now=datetime.fromisoformat(state["now"]))
-    world.enterprise = True  # an Enterprise organisation, synced by a service account: it sees everything
+    # An Enterprise organisation from the start, synced by a service account: it sees everything,
+    # and its audit log holds the access history.
+    world = generate_world(seed=DEMO_SEED, tasks=DEMO_TASKS, now=datetime.fromisoformat(state["now"]), enterprise=True)
     simulator = Simulator(
         world, SimulatorConfig(requests_per_minute=DEMO_REQUESTS_PER_MINUTE, secret=state["secret"]),
     )

@@ -180,6 +180,11 @@ LONG_THREAD_EVERY = 15_000  # besides the first two, one top-level task in this 
 MS = timedelta(milliseconds=1)
 RECENT = timedelta(hours=23)  # an open ticket this young may be unassigned: the monitor allows a day
 PLANT_AGE = timedelta(days=4)  # planted tickets start at least this long ago and settle by half of it
+# Access history at fixed times before now, so an Enterprise world's audit log is deterministic too:
+# teams formed after everyone joined (760 days ago or earlier), the alumnus left a year ago, the
+# leaver two days ago, and the leaver signed in again a day later.
+TEAMS_FORMED, ALUMNUS_LEFT = timedelta(days=750), timedelta(days=365)
+LEAVER_LEFT, SIGNED_IN = PLANT_AGE / 2, PLANT_AGE / 4
 # Planted violations, (monitor, plant, description), taken in this order by the next top-level
 # ticket of a project that fits (see _take_plant): the monitor alarms on the ticket, unless the
 # plant is UNDECIDABLE.
@@ -227,11 +232,17 @@ APPROVED_PATHS = {
 }
 
 
-def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None, workspaces: int = 1) -> World:
-    """Build an organisation of about ``tasks`` tasks (subtasks included), deterministic per arguments."""
+def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None, workspaces: int = 1,
+                   enterprise: bool = False) -> World:
+    """Build an organisation of about ``tasks`` tasks (subtasks included), deterministic per arguments.
+
+    ``enterprise``: the organisation is on Enterprise+ from the start, so its audit log records the
+    access history generated (and a deactivated user's sign-in after leaving is planted in it);
+    otherwise it has no audit log (402), and what deactivated users did after leaving is unknown."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     rng = random.Random(seed)
     world = World(now=now)
+    world.enterprise = enterprise
     world.record_events = False  # events become visible only after a sync token is taken
     for index in range(workspaces):
         # Field values draw from a stream of their own, so the rest of the world is as without them.
@@ -307,17 +318,29 @@ class _Organisation:
         for position, project in enumerate(projects):
             share = task_budget // len(projects) + (position < task_budget % len(projects))
             self._fill(project, share, [p for p in projects if not p.archived and p is not project])
-        for user in (leaver, alumnus):
-            self.world.deactivate_user(user, self.workspace)
+        for user, left in ((leaver, LEAVER_LEFT), (alumnus, ALUMNUS_LEFT)):
+            self.world.deactivate_user(user, self.workspace, at=self.now - left)
         self._plant_access(leaver, users[-1])
+        self._plant_activity(leaver, alumnus)
 
     def _plant_access(self, leaver: User, guest: User) -> None:
         """The leaver keeps their access; a guest is made a workspace admin."""
-        self.world.set_workspace_admin(guest, self.workspace)
+        self.world.set_workspace_admin(guest, self.workspace, at=self.now - PLANT_AGE)
         ticket = all(plant != "leaver" for _monitor, plant, _text in self.plants)  # their ticket was planted
         kept = "team and project memberships" + (" and an open ticket" if ticket else "")
         self._plant("offboarding_access_removed", leaver.gid, f"{leaver.name} was deactivated but keeps {kept}")
         self._plant("admin_access_restricted", guest.gid, f"the guest {guest.email} is a workspace admin")
+
+    def _plant_activity(self, leaver: User, alumnus: User) -> None:
+        """The leaver signs in after being deprovisioned, which an Enterprise audit log shows;
+        without one, what either deactivated user did after leaving cannot be told."""
+        if self.world.enterprise:
+            self.world.log_in(leaver, self.workspace, at=self.now - SIGNED_IN)
+            self._plant("activity_after_deactivation", leaver.gid, f"{leaver.name} signed in after being deactivated")
+            return
+        for user in (leaver, alumnus):
+            self._plant("activity_after_deactivation", user.gid,
+                        f"no audit log shows what {user.name} did after being deactivated", unknown=True)
 
     def _plant(self, monitor: str, gid: str, description: str, unknown: bool = False) -> None:
         key = monitor + UNKNOWN if unknown else monitor
@@ -372,7 +395,8 @@ class _Organisation:
                 admin = not guest and admins_wanted[team.gid] > 0  # each team's first regular members run it
                 admins_wanted[team.gid] -= admin
                 limited = not guest and not admin and rng.random() < 0.03
-                world.add_team_membership(team, user, is_admin=admin, is_guest=guest, is_limited_access=limited)
+                world.add_team_membership(team, user, is_admin=admin, is_guest=guest, is_limited_access=limited,
+                                          at=self.now - TEAMS_FORMED)
         return teams
 
     def _projects(self, teams: list, count: int) -> list[Project]:

@@ -88,6 +88,7 @@ _AUDIT_CATEGORIES = {  # each audit event type the world records (Asana's docume
     "team_member_removed": "access_control",
     "project_member_added": "access_control",
     "project_member_removed": "access_control",
+    "user_login_succeeded": "logins",
 }
 
 
@@ -557,6 +558,13 @@ class World:
                         at: datetime | None = None) -> None:
         """Give a deprovisioned user their workspace membership back, in one workspace or all."""
         self._set_membership_flag(user, workspace, "is_active", True, actor, at, "user_reprovisioned")
+
+    def log_in(self, user: Ref, workspace: Ref, *, at: datetime | None = None) -> None:
+        """A user signs in: the audit log alone records it (``user_login_succeeded``), whether or not
+        the user is still active, as a session Asana failed to end would."""
+        with self.lock:
+            user, workspace = self.get(user, User), self.get(workspace, Workspace)
+            self._audit("user_login_succeeded", workspace.gid, user.gid, actor=user.gid, at=at)
 
     def set_workspace_admin(self, user: Ref, workspace: Ref, is_admin: bool = True, *, actor: Ref | None = None,
                             at: datetime | None = None) -> None:

@@ -52,7 +52,8 @@ def demo(tmp_path_factory):
             except httpx.HTTPError:
                 time.sleep(0.5)
         state = json.loads((root / "wh" / "state" / "demo.json").read_text())
-        world = generate_world(seed=1, tasks=400, now=datetime.fromisoformat(state["now"]))  # the demo's own
+        # The demo's own world.
+        world = generate_world(seed=1, tasks=400, now=datetime.fromisoformat(state["now"]), enterprise=True)
         pack = max((root / "wh" / "evidence").iterdir())
         yield {"url": url, "world": world, "pack": pack}
     finally:

@@ -184,6 +184,16 @@ def findings(world) -> dict[str, dict[str, str]]:
             found["offboarding_access_removed"][user] = "alarm"
         if m["is_active"] and m["is_admin"] and m["is_guest"]:
             found["admin_access_restricted"][user] = "alarm"
+        # A deactivated user's own audit event after their last deprovisioning there alarms; with
+        # no audit log (not Enterprise), what they did after leaving is unknown.
+        if not m["is_active"] and not world.enterprise:
+            found["activity_after_deactivation"][user] = "unknown"
+        elif not m["is_active"]:
+            log = [e for e in world.audit_log if e["workspace"] == workspace]
+            left = max(e["created_at"] for e in log
+                       if e["event_type"] == "user_deprovisioned" and e["resource"]["gid"] == user)
+            if any(e["actor"].get("gid") == user and e["created_at"] > left for e in log):
+                found["activity_after_deactivation"][user] = "alarm"
     return dict(found)
 
 
@@ -193,10 +203,13 @@ def world():
 
 
 @pytest.mark.parametrize(
-    ("seed", "tasks", "workspaces"), [(1, 1, 1), (4, 80, 1), (1, 300, 1), (2, 400, 1), (3, 1500, 1), (5, 900, 2)]
+    ("seed", "tasks", "workspaces", "enterprise"),
+    [(1, 1, 1, False), (4, 80, 1, False), (1, 300, 1, False), (2, 400, 1, False), (3, 1500, 1, False),
+     (5, 900, 2, False), (1, 300, 1, True), (6, 300, 2, True)],
 )
-def test_the_rules_alarm_exactly_on_the_plants(seed, tasks, workspaces):
-    generated = generate_world(seed=seed, tasks=tasks, now=NOW - timedelta(days=seed), workspaces=workspaces)
+def test_the_rules_alarm_exactly_on_the_plants(seed, tasks, workspaces, enterprise):
+    generated = generate_world(seed=seed, tasks=tasks, now=NOW - timedelta(days=seed), workspaces=workspaces,
+                               enterprise=enterprise)
     assert findings(generated) == planted_statuses(generated)
 
 
@@ -214,12 +227,26 @@ def test_every_monitor_has_plants(seed, tasks):
         "workflow_consistent:unknown": 1,
         "offboarding_access_removed": 1,
         "admin_access_restricted": 1,
+        # No audit log: the leaver and the alumnus, both deactivated, may have acted since.
+        "activity_after_deactivation:unknown": 2,
     }
     descriptions = [text for resources in generated.planted.values() for text in resources.values()]
     assert all(text and "\n" not in text and "{" not in text for text in descriptions)
     (leaver,) = generated.planted["offboarding_access_removed"]
     assigned = {generated.objects[gid].assignee for gid in generated.planted["tickets_assigned"]}
     assert leaver in assigned and None in assigned
+
+
+def test_an_enterprise_world_plants_a_sign_in_after_deactivation():
+    generated = generate_world(seed=2, tasks=300, now=NOW, enterprise=True)
+    (leaver,) = generated.planted["offboarding_access_removed"]
+    assert generated.planted["activity_after_deactivation"] == {
+        leaver: f"{generated.objects[leaver].name} signed in after being deactivated"}
+    assert "activity_after_deactivation:unknown" not in generated.planted
+    # Deprovisioned two days before now, signed in one day before now (Asana's wire format).
+    assert [(e["event_type"], e["created_at"]) for e in generated.audit_log if e["resource"].get("gid") == leaver
+            and e["event_type"] != "user_invited"] == [
+        ("user_deprovisioned", "2026-05-30T00:00:00.000Z"), ("user_login_succeeded", "2026-05-31T00:00:00.000Z")]
 
 
 def test_plants_are_what_they_say(world):
@@ -373,6 +400,9 @@ def test_plant_membership_changes():
     assert {gid: m for gid, m in after.items() if gid in before and m["user"] not in expected} == {
         gid: m for gid, m in before.items() if m["user"] not in expected
     }
-    assert findings(generated) == found_before  # nothing else alarms after the changes
+    # Nothing else alarms after the changes; the reactivated former employee is no longer deactivated.
+    (former,) = back
+    del found_before["activity_after_deactivation"][former]
+    assert findings(generated) == found_before
     with pytest.raises(ValueError):
         plant_membership_changes(generated)  # nobody left to reactivate

@@ -138,11 +138,14 @@ def membership_changes(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     warehouse = run_warehouse(context, warehouse)
     history = read_tables(warehouse, "user_access")["user_access"]
     # No audit table yet (never synced): every change is dated by its snapshots.
-    audit = read_tables(warehouse, "audit_log_events")["audit_log_events"] if warehouse.exists(
-        "audit_log_events") else None
-    changes = access.membership_changes(history, audit)
+    changes = access.membership_changes(history, audit_log(warehouse))
     return _materialize(context, warehouse, "membership_changes", changes,
                     changes_from_audit_log=int(changes["evidence"].eq("audit log").sum()))
+
+
+def audit_log(warehouse: Warehouse) -> pd.DataFrame | None:
+    """The audit log table, None when no sync has read it yet."""
+    return warehouse.read("audit_log_events").to_pandas() if warehouse.exists("audit_log_events") else None
 
 
 HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states")
@@ -158,7 +161,7 @@ MONITOR_INPUTS = (
     specs=[
         _spec("ticket_status_history", HISTORY_INPUTS),
         _spec("approvals", HISTORY_INPUTS),
-        _spec("monitor_results", [*MONITOR_INPUTS, "ticket_status_history", "approvals"]),
+        _spec("monitor_results", [*MONITOR_INPUTS, "audit_log_events", "ticket_status_history", "approvals"]),
     ],
     can_subset=True,
     partitions_def=CONNECTIONS,
@@ -193,8 +196,11 @@ def _monitor_results(context, warehouse: Warehouse, compliance: ComplianceResour
     them across runs."""
     run_id, as_of = evaluation(context, compliance)
     root = warehouse.root
+    if (audit := audit_log(warehouse)) is not None:
+        t["audit_log_events"] = audit
     results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
-                                             evidence.former_people(root, run_id, as_of))
+                                             evidence.former_people(root, run_id, as_of),
+                                             warehouse.run_state().audit_log_unavailable)
     # The runs already committed, counted (the trend): four columns read, not every result.
     earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
     alarms = alarm_counts(results)

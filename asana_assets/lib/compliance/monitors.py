@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from asana_assets.lib.asana.crawl import REFUSED
-from asana_assets.lib.compliance import access, tickets
+from asana_assets.lib.compliance import access, activity, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
 from asana_assets.lib.compliance.tickets import implementation_start, isin, lookup, sort_rows
@@ -46,6 +46,8 @@ class Evaluation:
     at_completion: pd.DataFrame
     names: Directory
     label: TicketNames
+    deactivations: pd.DataFrame  # activity.deactivations: when each user left or came back
+    audit_unavailable: Mapping[str, str]  # workspace gid -> why its audit log was not read (402/403)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
             lambda e: access.membership_change_results(e.t["membership_changes"], e.t["user_access"], e.t["users"],
                                                        e.params.acknowledged_changes, e.params.approved_admins,
                                                        e.names)),
+    Monitor("activity_after_deactivation", "ERROR", ("SOC2:CC6.2", "ISO27001:2022:5.18"), "audit_log_events",
+            "Deactivated users do not act after their deactivation",
+            lambda e: activity.activity_results(e.t.get("audit_log_events"), e.audit_unavailable, e.deactivations,
+                                                e.as_of, e.names)),
     Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history", "Completion and workflow section agree",
             lambda e: workflow_consistent(e.t, e.tix, e.t["workflow_states"], e.timeline, e.done, e.as_of, e.params,
                                           e.names, e.label), (*TICKETS, "sections")),
@@ -528,11 +534,14 @@ def workflow_consistent(raw, tix: pd.DataFrame, states: pd.DataFrame, timeline: 
 # -- all monitors of one run ------------------------------------------------------------
 def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, as_of: pd.Timestamp,
              shared: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-             former_people: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+             former_people: pd.DataFrame | None = None,
+             audit_unavailable: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Every monitor over the run's tables: ``monitor_results`` rows (with the named columns),
     and the populations the rules read (for the evidence pack; ``users`` names every person).
     ``shared`` is ``history_inputs`` when the caller has it already; ``former_people`` the
-    people an earlier pack named (see ``names.Directory``)."""
+    people an earlier pack named (see ``names.Directory``). The audit log is
+    ``t["audit_log_events"]``, absent when never read; ``audit_unavailable`` names the
+    workspaces whose log the sync could not read, with why (the sync state's record)."""
     tix, states, events = t["tickets"], t["workflow_states"], t["ticket_events"]
     timeline, done = shared or history_inputs(t, states, events)
     impl = implementation_start(tix["gid"], timeline, done)
@@ -540,8 +549,9 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     at_completion = assignee_at_completion(tix, events, done)
     history, changes = t["user_access"], t["membership_changes"]
     names = Directory(t, former_people)
+    turns = activity.deactivations(history, changes, t.get("audit_log_events"), t["workspace_memberships"])
     e = Evaluation(t, params, as_of, tix, timeline, done, impl, counting, at_completion, names,
-                   TicketNames.of(tix, names))
+                   TicketNames.of(tix, names), turns, audit_unavailable or {})
     refused = refused_listings(t["quarantine"])
     rules = {monitor_id: pd.concat([monitor.rule(e), unread_projects(monitor, refused, names)], ignore_index=True)
              for monitor_id, monitor in MONITORS.items()}
@@ -564,6 +574,7 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
         "user_access_latest": latest,
         "user_access_history": history,
         "membership_changes": changes,
+        "deactivations": turns,
         "quarantine": t["quarantine"],
         "workspaces": t["workspaces"][["gid", "name", "is_organization"]],
     }

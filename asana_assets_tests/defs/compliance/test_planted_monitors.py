@@ -22,9 +22,10 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory):
-    """One generated world, synced and evaluated as of its generation time."""
+    """One generated Enterprise world (the demo's kind: its audit log is read), synced and
+    evaluated as of its generation time."""
     directory = tmp_path_factory.mktemp("warehouse")
-    world = generate_world(seed=1, tasks=400, now=NOW)
+    world = generate_world(seed=1, tasks=400, now=NOW, enterprise=True)
     # Every admin the generator makes is approved, except the planted guest admin (it alarms either way).
     memberships = world.ground_truth()["workspace_memberships"]
     admins = [m["user"]["gid"] for m in memberships if m["is_admin"] and not m["is_guest"]]
@@ -37,7 +38,7 @@ def synced(tmp_path_factory):
 def test_alarms_and_unknowns_are_exactly_the_planted_ones(synced, monitor_id):
     world, directory, run = synced
     planted = planted_statuses(world).get(monitor_id, {})
-    if monitor_id == "offboarding_access_removed":  # judged per user and workspace
+    if monitor_id in ("offboarding_access_removed", "activity_after_deactivation"):  # per user and workspace
         planted = {f"{user}/{world.workspaces[0]}": status for user, status in planted.items()}
     results = results_of(run, directory)
     mine = results[(results["monitor_id"] == monitor_id) & results["status"].isin(["alarm", "unknown"])]

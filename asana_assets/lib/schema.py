@@ -453,6 +453,30 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         key=("interval_id",), references=(("ticket_gid", "tickets"),), required=("ticket_gid", "state", "entered_at"),
     ),
     _table(
+        "ticket_section_history", DERIVED,
+        "One stay per ticket, project and section, from entry to exit, with the section's workflow stage: how "
+        "long tickets sit in review is the IN_REVIEW stays. Read from the section timeline the monitors judge; "
+        "several moves at one instant keep the last, removal from the project ends the stay, completion does not "
+        "(see ticket_status_history).",
+        ("interval_id", STR, "<ticket gid>/<project gid or none>/<entered_at in epoch microseconds>"),
+        ("ticket_gid", GID, "Ticket"),
+        ("project_gid", GID, "Project of the section; null for a section the sync does not have"),
+        ("section_gid", GID, "Section the ticket sat in"),
+        ("stage", STR, ("Workflow stage of the section (workflow_states): BACKLOG, TODO, IN_PROGRESS, IN_REVIEW, "
+                        "APPROVED, BLOCKED, DONE, or UNKNOWN (a name of no known stage, or a section the sync "
+                        "does not have)")),
+        ("state", STR, "Canonical state of that stage: OPEN, IN_PROGRESS, ON_HOLD, CLOSED, or UNKNOWN"),
+        ("entered_at", TS, ("When the ticket entered the section: the move, else when it was created in or added "
+                            "to the project")),
+        ("left_at", TS, "When it left: moved to another section or removed from the project; null while still there"),
+        ("entered_by_gid", GID, ("Who moved it there (for the first stay: who created it there or added it to the "
+                                 "project); null when no person is known")),
+        ("duration_seconds", pa.float64(), ("left_at - entered_at; null while still there (its time so far: "
+                                            "now() - entered_at)")),
+        key=("interval_id",), references=(("ticket_gid", "tickets"),),
+        required=("ticket_gid", "section_gid", "stage", "state", "entered_at"),
+    ),
+    _table(
         "approvals", DERIVED,
         "Every approval decision: approval subtasks' status changes (a return to pending withdraws) and moves "
         "into Approved sections.",

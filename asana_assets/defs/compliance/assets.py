@@ -160,6 +160,7 @@ MONITOR_INPUTS = (
     name="ticket_history_and_monitors",
     specs=[
         _spec("ticket_status_history", HISTORY_INPUTS),
+        _spec("ticket_section_history", HISTORY_INPUTS),
         _spec("approvals", HISTORY_INPUTS),
         _spec("monitor_results", [*MONITOR_INPUTS, "audit_log_events", "ticket_status_history", "approvals"]),
     ],
@@ -168,16 +169,18 @@ MONITOR_INPUTS = (
 )
 def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                                 compliance: ComplianceResource, asana: AsanaResource):
-    """The status history, the approvals, and the monitors' results with their evidence pack: one
-    step, so the section timeline all three read is computed once per run. The monitors read
-    the history and approvals computed here, exactly as they are staged."""
+    """The status and section histories, the approvals, and the monitors' results with their
+    evidence pack: one step, so the section timeline all four read is computed once per run. The
+    monitors read the status history and approvals computed here, exactly as they are staged."""
     warehouse = run_warehouse(context, warehouse)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     t = read_tables(warehouse, *(MONITOR_INPUTS if "monitor_results" in selected else HISTORY_INPUTS))
     history = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     timeline, done = history
-    last = max(selected, key=["ticket_status_history", "approvals", "monitor_results"].index)
+    last = max(selected, key=["ticket_status_history", "ticket_section_history", "approvals",
+                              "monitor_results"].index)
     for name, frame in (("ticket_status_history", tickets.status_history(t, timeline, done)),
+                        ("ticket_section_history", tickets.section_history(timeline)),
                         ("approvals", tickets.approvals(t, t["ticket_events"], timeline))):
         data = _arrow(name, frame)
         t[name] = data.to_pandas()

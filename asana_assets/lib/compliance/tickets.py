@@ -289,11 +289,12 @@ def completions(raw: Raw, events: pd.DataFrame) -> pd.DataFrame:
 
 
 def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """(ticket, project, at, section, stage, state, actor): where a ticket sat in each project.
+    """(ticket, project, at, section, stage, state, actor): where a ticket sat in each project,
+    sorted by ticket, project, time and story.
 
     Each project's timeline starts when the ticket was created (or added to the project) in
-    the section the first move left, else the section it sits in now; every section move
-    follows; removal from a project ends it with a null section.
+    the section the first move left, else the section it sits in now, by its creator (or who
+    added it); every section move follows; removal from a project ends it with a null section.
     """
     t = raw["tasks"].set_index("gid")
     moves = events.loc[events["event_type"] == "section_changed", [
@@ -310,14 +311,16 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     first = moves.drop_duplicates(["ticket_gid", "project_gid"])[["ticket_gid", "project_gid", "first_left"]]
     starts = pd.concat([first, current], ignore_index=True).groupby(
         ["ticket_gid", "project_gid"], as_index=False, dropna=False, sort=False)[["first_left", "current_section"]].first()
-    added = (
-        events.loc[events["event_type"] == "added_to_project", ["ticket_gid", "project_gid", "occurred_at"]]
-        .groupby(["ticket_gid", "project_gid"], as_index=False)["occurred_at"].min()
-    )
-    starts = starts.merge(added, on=["ticket_gid", "project_gid"], how="left")
+    # The first addition to each project, and who made it.
+    added = events.loc[events["event_type"] == "added_to_project",
+                       ["ticket_gid", "project_gid", "occurred_at", "event_id", "actor_gid"]]
+    added = sort_rows(added, ["ticket_gid", "project_gid", "occurred_at", "event_id"]).drop_duplicates(
+        ["ticket_gid", "project_gid"]).rename(columns={"actor_gid": "added_by"})
+    starts = starts.merge(added.drop(columns="event_id"), on=["ticket_gid", "project_gid"], how="left")
+    was_added = starts["occurred_at"].notna()
     starts["at"] = starts["occurred_at"].fillna(lookup(starts["ticket_gid"], t["created_at"]))
     starts["section_gid"] = starts["first_left"].fillna(starts["current_section"])
-    starts["actor_gid"] = starts["ticket_gid"].map(t["created_by_gid"])
+    starts["actor_gid"] = starts["added_by"].where(was_added, starts["ticket_gid"].map(t["created_by_gid"]))
     starts["seq"] = ""  # a start sorts before any move at the same instant
     removed = events.loc[events["event_type"] == "removed_from_project",
                          ["ticket_gid", "project_gid", "occurred_at", "actor_gid", "event_id"]]
@@ -385,6 +388,39 @@ def status_history(raw: Raw, timeline: pd.DataFrame, done: pd.DataFrame) -> pd.D
         "left_at": starts["left_at"],
         "entered_by_gid": starts["actor_gid"],
     })
+    return _intervals(history)
+
+
+def section_history(timeline: pd.DataFrame) -> pd.DataFrame:
+    """One row per stay of a ticket in a section of a project, read from ``section_timeline``
+    (in its order), so the stays follow the rules every monitor reads. As in the status history:
+    several moves at one instant leave the ticket where the last one put it, and removal from
+    the project ends the stay; a move into the section it is in continues the stay. Completion
+    is no section move: a completed ticket stays where it sits (its CLOSED state is in
+    ``status_history``).
+    """
+    project = timeline["project_gid"].fillna("")
+    group = (timeline["ticket_gid"].ne(timeline["ticket_gid"].shift()) | project.ne(project.shift())).cumsum()
+    rows = timeline.assign(group=group, place=timeline["section_gid"].fillna(""))  # "": out of the project
+    rows = rows.drop_duplicates(["group", "at"], keep="last")
+    stays = rows[rows["place"].ne(rows.groupby("group")["place"].shift())].copy()
+    stays["left_at"] = stays.groupby("group")["at"].shift(-1)
+    stays = stays[stays["section_gid"].notna()]
+    return _intervals(pd.DataFrame({
+        "ticket_gid": stays["ticket_gid"],
+        "project_gid": stays["project_gid"],
+        "section_gid": stays["section_gid"],
+        "stage": stays["stage"],
+        "state": stays["state"],
+        "entered_at": stays["at"],
+        "left_at": stays["left_at"],
+        "entered_by_gid": stays["actor_gid"],
+    }))
+
+
+def _intervals(history: pd.DataFrame) -> pd.DataFrame:
+    """Intervals with their duration (null while open) and, first, their id:
+    <ticket gid>/<project gid or none>/<entered_at in epoch microseconds>."""
     history["duration_seconds"] = (history["left_at"] - history["entered_at"]).dt.total_seconds()
     micros = history["entered_at"].astype("datetime64[us, UTC]").astype("int64").astype("str")
     history.insert(0, "interval_id", history["ticket_gid"] + "/" + history["project_gid"].fillna("none") + "/" + micros)

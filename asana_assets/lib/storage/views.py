@@ -160,6 +160,36 @@ VIEWS: dict[str, View] = {
             "via_team_name": "Name of that team",
         },
     ),
+    "ticket_stays": View(
+        "Every stay of a ticket in a section of a project (ticket_section_history), with the names of the "
+        "ticket, project, section and who moved it there, and its hours: how long tickets sit in review is "
+        "WHERE stage = 'IN_REVIEW'. A stay still open has no left_at and no duration.",
+        ("ticket_section_history", "tickets", "projects", "sections", "users"),
+        f"""
+        SELECT h.interval_id, h.ticket_gid, t.name AS ticket_name, h.project_gid, p.name AS project_name,
+               h.section_gid, sec.name AS section_name, h.stage, h.state, h.entered_at, h.left_at,
+               h.entered_by_gid, u.name AS entered_by_name, h.duration_seconds,
+               h.duration_seconds / 3600 AS duration_hours
+        FROM {{s}}.ticket_section_history h
+        LEFT JOIN {{s}}.tickets t ON t.gid = h.ticket_gid AND t.{LIVE}
+        LEFT JOIN {{s}}.projects p ON p.gid = h.project_gid AND p.{LIVE}
+        LEFT JOIN {{s}}.sections sec ON sec.gid = h.section_gid AND sec.{LIVE}
+        LEFT JOIN {{s}}.users u ON u.gid = h.entered_by_gid AND u.{LIVE}
+        WHERE h.{LIVE}
+        """,
+        {
+            **described("ticket_section_history", "interval_id", "ticket_gid"),
+            "ticket_name": "The ticket's title",
+            **described("ticket_section_history", "project_gid"),
+            "project_name": "The project's name",
+            **described("ticket_section_history", "section_gid"),
+            "section_name": "The section's name",
+            **described("ticket_section_history", "stage", "state", "entered_at", "left_at", "entered_by_gid"),
+            "entered_by_name": "Name of who moved it there",
+            **described("ticket_section_history", "duration_seconds"),
+            "duration_hours": "duration_seconds / 3600; null while still there",
+        },
+    ),
 }
 
 

@@ -44,6 +44,7 @@ def derive(raw: dict[str, pd.DataFrame], **params) -> tuple[dict[str, pd.DataFra
     keep("tickets", tickets.tickets(t, t["workflow_states"], t["collections"], t["ticket_events"]))
     timeline, done = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     keep("ticket_status_history", tickets.status_history(t, timeline, done))
+    keep("ticket_section_history", tickets.section_history(timeline))
     keep("approvals", tickets.approvals(t, t["ticket_events"], timeline))
     keep("user_access", access.access_snapshot(t, AS_OF, "run"))
     keep("membership_changes", access.membership_changes(t["user_access"]))

@@ -1,6 +1,7 @@
 """The analysts' views answer their questions: on a hand-built organisation after a sync into
-Postgres through the Dagster job, and on hand-built tables loaded straight into Postgres, where
-change_tickets must say of each change exactly what the monitors' rows say."""
+Postgres through the Dagster job (time in review among them), and on hand-built tables loaded
+straight into Postgres, where change_tickets must say of each change exactly what the monitors'
+rows say."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_findings_change_tickets_and_access_review_name_people_and_tickets(schem
         w.add_workspace_membership(user, ws, is_admin=user is admin)
     w.default_user = admin.gid
     change = w.add_project(ws, "Change Management", owner=admin)
-    todo, doing = w.add_section(change, "To Do"), w.add_section(change, "In Progress")
+    todo, doing, review = (w.add_section(change, name) for name in ("To Do", "In Progress", "In Review"))
     approved = w.create_task("Rotate keys", actor=alice, project=change, section=todo, assignee=bob, at=T0)
     subtask = w.create_task("Approve rotation", actor=alice, parent=approved, resource_subtype="approval",
                             assignee=carol, at=T0 + timedelta(hours=1))
@@ -51,6 +52,8 @@ def test_findings_change_tickets_and_access_review_name_people_and_tickets(schem
     w.move_task_to_section(approved, doing, actor=bob, at=T0 + timedelta(hours=3))
     unapproved = w.create_task("Open the firewall", actor=alice, project=change, section=todo, assignee=bob, at=T0)
     w.move_task_to_section(unapproved, doing, actor=bob, at=T0 + timedelta(hours=4))
+    w.move_task_to_section(unapproved, review, actor=carol, at=T0 + timedelta(hours=5))
+    w.move_task_to_section(unapproved, doing, actor=bob, at=T0 + timedelta(hours=7, minutes=30))
 
     assert run_pipeline(w, tmp_path, T0 + timedelta(days=20), postgres=(POSTGRES_URL, schema)).success
     s = ident(schema)
@@ -78,6 +81,17 @@ def test_findings_change_tickets_and_access_review_name_people_and_tickets(schem
         ("Bob", "bob@acme.example", "Acme", "member"), ("Carol", "carol@acme.example", "Acme", "member")]
     comments = query(f"SELECT obj_description(to_regclass('{s}.change_tickets'), 'pg_class') AS c")
     assert "approval" in comments[0]["c"]
+
+    # Time in review, one query: Carol moved "Open the firewall" into In Review at T0+5h and Bob took
+    # it back at T0+7h30, 2.5 hours; no other ticket entered review.
+    in_review = query(f"SELECT ticket_name, project_name, section_name, entered_by_name, entered_at, left_at,"
+                      f" duration_hours FROM {s}.ticket_stays WHERE stage = 'IN_REVIEW'")
+    assert in_review == [{"ticket_name": "Open the firewall", "project_name": "Change Management",
+                          "section_name": "In Review", "entered_by_name": "Carol",
+                          "entered_at": datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
+                          "left_at": datetime(2026, 3, 2, 16, 30, tzinfo=UTC), "duration_hours": 2.5}]
+    assert [column for (view, column), comment in column_comments(schema).items()
+            if view == "ticket_stays" and not comment] == []
 
 
 # Two evaluations: the older has the greater run id, so only its as_of can make the other latest.

@@ -67,7 +67,8 @@ POLL_MINUTES = Setting("ASANA_POLL_MINUTES", 1, "Least minutes between two polls
 # -- one quota per token, shared by every process that uses it (runs, the events sensor's polls)
 SENSOR_QUOTA_SHARE = Setting(
     "ASANA_SENSOR_QUOTA_SHARE", 0.1,
-    "The events sensor's share of each token's requests a minute and reads in flight; runs share the rest",
+    "The events sensor's cap: its share of each token's requests a minute and reads in flight; runs take what it "
+    "leaves (the rest alone, when the shared budget is out of reach)",
 )
 QUOTA_STORE = Setting(
     "ASANA_QUOTA_STORE", None,

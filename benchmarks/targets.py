@@ -17,6 +17,7 @@ RESULTS = Path(__file__).resolve().parent.parent / ".bench" / "results.json"
 TARGETS = [
     ("full sync requests / minimum (20,000 tasks)", "full_sync.requests_ratio", 1.02),
     ("full sync wall / quota floor (2,000 tasks, 1,500/min)", "full_sync.quota_wall_ratio", None),
+    ("the same as `asana-connections sync`, start to exit, no sensor", "full_sync.process_wall_ratio", 1.10),
     ("full sync wall / cost floor (run b under a 20,000/min cost limit)", "full_sync.cost_wall_ratio", None),
     ("429s in that sync (the client learns the cost limit from them)", "full_sync.cost_rate_limited", None),
     ("reconcile after 1% changed / full sync requests (100 tasks a project), with the events sensor",

@@ -84,19 +84,19 @@ def test_a_share_that_is_not_a_fraction_is_refused_with_its_setting(clean_env, s
 
 
 def test_the_sensors_polls_draw_on_its_share_and_the_rest_on_the_runs(tmp_path):
-    """After each use, the token's record (named by the sha256 of the token) has a clock for the
-    pool drawn on: `whoami` is the runs', a look at the events feeds the sensor's."""
+    """After each use, the token's record (named by the sha256 of the token) has the token's clock
+    (`*`) and one for the pool drawn on: `whoami` is the runs', a look at the events feeds the sensor's."""
     record = tmp_path / "quota" / f"{hashlib.sha256(TOKEN.encode()).hexdigest()}.json"
     config = SimulatorConfig(tokens={TOKEN: None}, requests_per_minute=10**6)
     with Simulator(generate_world(seed=1, tasks=20), config) as sim:
         asana = AsanaResource(access_token=TOKEN, base_url=sim.base_url, quota_store=str(tmp_path / "quota"))
         asana.run(whoami)
-        assert set(json.loads(record.read_text())["clocks"]) == {"runs"}
+        assert set(json.loads(record.read_text())["clocks"]) == {"*", "runs"}
         project = sim.world.ground_truth()["projects"][0]["gid"]
         state = SyncState(tokens={project: {"sync": "not-a-token", "taken_at": "2999-01-01T00:00:00+00:00"}})
         looked = asana.run(lambda client: look_at_feeds(client, state), pool=SENSOR, **LOOK_CLIENT)
         assert project in looked  # an invalid token counts as changed
-        assert set(json.loads(record.read_text())["clocks"]) == {"runs", "sensor"}
+        assert set(json.loads(record.read_text())["clocks"]) == {"*", "runs", "sensor"}
 
 
 def test_a_ticks_polls_fit_the_sensors_share_of_the_quota_in_its_time():

@@ -248,9 +248,10 @@ class AsanaClient:
     `transport` replaces the network transport (tests pass an `httpx.MockTransport`). `token` is
     a fixed token or a `TokenSource`, asked before each request.
 
-    The client draws on `share` of `requests_per_minute` and `max_concurrency`: its own pool's
-    (`pool`: "runs", or "sensor" for the events sensor's polls) in the token's `budget` shared
-    with its other processes, if given (the client closes it), else alone.
+    The client draws on `share` of `requests_per_minute` and `max_concurrency` alone; given the
+    token's `budget`, shared with its other processes (the client closes it), it draws on the
+    token's slots up to its pool's `cap` (`pool`: "runs", or "sensor" for the events sensor's
+    polls; the cap defaults to the share).
     """
 
     def __init__(
@@ -268,11 +269,12 @@ class AsanaClient:
         budget: SharedBudget | None = None,
         pool: str = "runs",
         share: float = 1.0,
+        cap: float | None = None,
     ) -> None:
         if max_concurrency < 1 or requests_per_minute <= 0:
             raise ValueError("max_concurrency and requests_per_minute must be positive")
-        if not 0 < share <= 1:
-            raise ValueError("share must be above 0 and at most 1")
+        if not 0 < share <= (cap or share) <= 1:
+            raise ValueError("share must be above 0, and at most the cap, at most 1")
         self.max_concurrency = min(max_concurrency, MAX_CONCURRENT_GETS)
         self.stats = ClientStats()
         self._auth = _FixedToken(token) if isinstance(token, str) else token
@@ -281,7 +283,7 @@ class AsanaClient:
         self._max_retries = max_retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._pacing = Pacing(requests_per_minute, self.max_concurrency, share, pool, budget, self.stats)
+        self._pacing = Pacing(requests_per_minute, self.max_concurrency, share, pool, budget, self.stats, cap)
         self._base_url = base_url.rstrip("/")
         # The transport is called directly: httpx.AsyncClient's cookie, auth and redirect
         # handling would cost more CPU per request than the HTTP exchange itself, and an API

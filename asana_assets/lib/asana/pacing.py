@@ -107,12 +107,14 @@ class _Limiter:
 @dataclass(frozen=True, slots=True)
 class Pool:
     """A part of one token's quota, drawn on by some of its processes (the events sensor's
-    polls, or the runs): `interval` seconds between two of its request slots, `burst` slots that
-    may start at once, and its cap on reads in flight (`concurrency`) within the token's
-    (`total_concurrency`)."""
+    polls, or the runs): its cap, `interval` seconds between two of its request slots on
+    average; `token_interval` seconds between two of the token's slots, whatever their pool (the
+    whole quota's pace, at which a grant's slots are spaced); `burst` slots that may start at
+    once; and its cap on reads in flight (`concurrency`) within the token's (`total_concurrency`)."""
 
     name: str
     interval: float
+    token_interval: float
     burst: int
     concurrency: int
     total_concurrency: int
@@ -121,7 +123,7 @@ class Pool:
 @dataclass(frozen=True, slots=True)
 class Grant:
     """A shared budget's answer: `slots` request slots of the pool, the first due `start`
-    seconds from now and each next one `Pool.interval` later; the reads in flight the client
+    seconds from now and each next one `Pool.token_interval` later; the reads in flight the client
     may have; and the seconds every process of the token stays paused by a Retry-After."""
 
     start: float
@@ -280,16 +282,18 @@ class Pacing:
 
     The client draws on `share` of the token's quota and reads in flight. Alone (no budget, or
     one out of reach) it paces itself at that share. With a budget it takes its slots from the
-    pool's shared clock, a second's worth at a time, and uses each between `burst` slots before
-    it is due and SLOT_SLACK after: so any window of QUOTA_WINDOW seconds holds fewer of the
-    pool's requests than its share of the quota, whatever the number of processes. Under that,
-    the cost limit's pace (`cost`), learned by this process alone."""
+    token's shared clock, a second's worth at a time, up to its pool's cap (`cap` of the quota
+    and reads in flight; by default its share), and uses each between `burst` slots before it is
+    due and SLOT_SLACK after: so any window of QUOTA_WINDOW seconds holds fewer of the token's
+    requests than its quota, and fewer of a pool's than its cap, whatever the number of
+    processes. The runs' cap is the whole quota: what the events sensor leaves unused, they take.
+    Under that, the cost limit's pace (`cost`), learned by this process alone."""
 
     def __init__(self, requests_per_minute: int, max_concurrency: int, share: float, pool: str,
-                 budget: SharedBudget | None, stats: PauseLog) -> None:
+                 budget: SharedBudget | None, stats: PauseLog, cap: float | None = None) -> None:
         self.requests_per_minute = requests_per_minute * share
-        self.concurrency = max(1, int(round(max_concurrency * share, 9)))
-        burst = max(1, min(self.concurrency, int(self.requests_per_minute) // 30))
+        self.concurrency = _part(max_concurrency, share)
+        burst = _burst(self.concurrency, self.requests_per_minute)
         # The quota is counted over a sliding window: the burst plus a window of pacing fit in it.
         self._bucket = _TokenBucket(max(self.requests_per_minute - burst, 1) / QUOTA_WINDOW, burst=burst)
         self._limiter = _Limiter(self.concurrency if budget is None else 0)
@@ -298,8 +302,14 @@ class Pacing:
         self._paused_until = 0.0
         self._budget = budget
         self._closing: SharedBudget | None = budget  # closed with the client, even once abandoned
-        interval = (QUOTA_WINDOW + SLOT_SLACK) / max(self.requests_per_minute - burst - 1, 1)
-        self._pool = Pool(pool, interval, burst, self.concurrency, max_concurrency)
+        # With the budget, every pool's slots are the token's, at the whole quota's pace (room kept
+        # for every pool's burst: each pool's is its share's), and a pool takes them up to its cap:
+        # what one pool leaves unused, the others may take.
+        self._reads = _part(max_concurrency, cap or share)
+        token_burst = _burst(max_concurrency, requests_per_minute)
+        pace, capped = (requests_per_minute - token_burst - 1, requests_per_minute * (cap or share) - burst - 1)
+        self.pool = Pool(pool, (QUOTA_WINDOW + SLOT_SLACK) / max(capped, 1), (QUOTA_WINDOW + SLOT_SLACK) / max(pace, 1),
+                          burst, self._reads, max_concurrency)
         self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._batch = _Batch()
         self._exchange: asyncio.Future[None] | None = None
@@ -400,12 +410,12 @@ class Pacing:
         try:
             if budget is None:
                 return
-            pool = self._pool
+            pool = self.pool
             wanted = max(1, round(BATCH_SECONDS / pool.interval)) if slots else 0
             sent = monotonic()
             try:
                 grant = await asyncio.to_thread(
-                    budget.take, self._member, pool, wanted, self.concurrency, self._limiter.in_flight, LEASE_SECONDS
+                    budget.take, self._member, pool, wanted, self._reads, self._limiter.in_flight, LEASE_SECONDS
                 )
             except Exception as error:  # noqa: BLE001 - whatever keeps the budget out of reach, the sync goes on
                 self._fall_back(budget, type(error).__name__ + _os_reason(error))
@@ -420,9 +430,9 @@ class Pacing:
             if grant.slots:
                 # Never before a slot is due, never after it went stale, whenever the budget
                 # answered between `sent` and `received`.
-                tolerance = (pool.burst - 1) * pool.interval
+                tolerance = (pool.burst - 1) * pool.token_interval
                 self._batch = _Batch(received + grant.start - tolerance, sent + grant.start + SLOT_SLACK,
-                                     pool.interval, grant.slots)
+                                     pool.token_interval, grant.slots)
                 if received - sent > SLOT_SLACK + tolerance:  # every slot stale on arrival
                     self._fall_back(budget, f"it took {received - sent:.2f} s to answer")
                     return
@@ -472,6 +482,16 @@ class Pacing:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+def _part(total: int, share: float) -> int:
+    """A share of reads in flight: at least one."""
+    return max(1, int(round(total * share, 9)))
+
+
+def _burst(concurrency: int, requests_per_minute: float) -> int:
+    """Slots that may start at once: at most the reads in flight, and a thirtieth of the pace."""
+    return max(1, min(concurrency, int(requests_per_minute) // 30))
 
 
 def _os_reason(error: Exception) -> str:

@@ -46,7 +46,9 @@ def run_with_client(base_url: str, credential: str | OAuthRefresher, quota: Quot
     it (see `oauth.OAuthTokens`): a refused refresh marks the connection expired and says to
     reconnect, an unavailable token endpoint fails (retryable) and leaves the connection active.
     Its processes share one budget whatever token each holds at the moment: the connection's."""
-    share = quota.sensor_share if pool == SENSOR else 1 - quota.sensor_share
+    # The sensor is capped at its share; the runs may take the whole quota the sensor leaves (their
+    # share is what they pace at alone, should the shared budget be out of reach).
+    share, cap = (quota.sensor_share, None) if pool == SENSOR else (1 - quota.sensor_share, 1.0)
     if isinstance(credential, OAuthRefresher):
         token = oauth.OAuthTokens(credential.app, credential.store, credential.connection_id)
         budget_name = f"oauth connection {credential.connection_id}"
@@ -56,7 +58,7 @@ def run_with_client(base_url: str, credential: str | OAuthRefresher, quota: Quot
     async def with_client() -> T:
         budget = open_budget(quota.store, budget_name) if quota.store else None
         async with AsanaClient(base_url, token, max_concurrency=quota.max_concurrency,
-                               requests_per_minute=quota.requests_per_minute, budget=budget, pool=pool, share=share,
+                               requests_per_minute=quota.requests_per_minute, budget=budget, pool=pool, share=share, cap=cap,
                                **client_options) as client:
             return await work(client)
 

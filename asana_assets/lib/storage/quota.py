@@ -7,9 +7,11 @@ share the token's budget here: one small record per token, named by the sha256 o
 slots a second's worth at a time (see `AsanaClient`), so the record costs a round trip a batch,
 not a request.
 
-The record holds, per pool (the events sensor's, the runs'), the time its slots are taken up to:
-slots are spaced by the pool's interval and never granted in the past, so the pool's processes
-together keep its pace. It also holds each live client's lease of reads in flight (renewed while
+The record holds the time the token's slots are taken up to, whatever their pool, and per pool
+(the events sensor's, the runs') the time its cap allows its next slots from: slots are granted
+from the later of the two, never in the past, the token's spaced at the whole quota's pace and a
+pool's at its cap's. So every process of the token together keeps the quota's pace, the sensor
+keeps to its share, and the runs take whatever the sensor leaves. It also holds each live client's lease of reads in flight (renewed while
 the client is open, lapsing when its process dies), and the pause that a 429's Retry-After sets
 for every process of the token.
 """
@@ -24,8 +26,9 @@ from typing import Any, TypeVar
 from asana_assets.lib.asana.pacing import Grant, Pool, SharedBudget
 from asana_assets.lib.storage.documents import Documents, Table, open_documents
 
-# A pool's clock further ahead than this is a wall clock that went back: it starts again from now.
+# A clock further ahead than this is a wall clock that went back: it starts again from now.
 MAX_AHEAD = 120.0
+TOKEN_CLOCK = "*"  # the clock of the token's slots, whatever their pool (a pool's own is its cap's)
 # Seconds Postgres may take to connect, or to answer (waiting for the lock included), before the
 # budget counts as out of reach: a sync never hangs on it.
 POSTGRES_TIMEOUT = 5
@@ -59,9 +62,14 @@ def settle(state: State, now: float, member: str, pool: Pool, slots: int, reads:
 
     clocks = state.setdefault("clocks", {})
     resume = max(now, paused_until)
-    start = clocks.get(pool.name, 0.0)
-    start = resume if start < resume or start > resume + MAX_AHEAD else start
+
+    def due(clock: str) -> float:
+        start = clocks.get(clock, 0.0)
+        return resume if start < resume or start > resume + MAX_AHEAD else start
+
+    start = max(due(TOKEN_CLOCK), due(pool.name))
     if slots:
+        clocks[TOKEN_CLOCK] = start + slots * pool.token_interval
         clocks[pool.name] = start + slots * pool.interval
     return Grant(start=start - now, slots=slots, reads=granted, paused=max(0.0, paused_until - now))
 

@@ -17,13 +17,14 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from asana_assets.lib.asana import client as client_module
 from asana_assets.lib.asana import pacing
 from asana_assets.lib.asana.client import AsanaClient
-from asana_assets.lib.asana.pacing import Pool
+from asana_assets.lib.asana.pacing import Pacing, Pool
 from asana_assets.lib.storage.quota import leave, open_budget, pause, settle
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world, limits
 from asana_assets_tests.support import POSTGRES_URL, REPO
@@ -207,9 +208,10 @@ def test_a_store_out_of_reach_falls_back_to_the_share_alone_and_says_so_once(sho
 
 # -- the record's rules, at hand-picked times -------------------------------------------------
 
-# A pool whose slots are 0.5 s apart, 4 reads in flight within the token's 5.
-RUNS = Pool("runs", interval=0.5, burst=1, concurrency=4, total_concurrency=5)
-SENSOR = Pool("sensor", interval=2.0, burst=1, concurrency=1, total_concurrency=5)
+# The token's slots 0.5 s apart. The runs may take all of them and 4 reads in flight of the
+# token's 5; the sensor's cap is a slot every 2 s and 1 read in flight.
+RUNS = Pool("runs", interval=0.5, token_interval=0.5, burst=1, concurrency=4, total_concurrency=5)
+SENSOR = Pool("sensor", interval=2.0, token_interval=0.5, burst=1, concurrency=1, total_concurrency=5)
 LEASE = 30.0
 
 
@@ -217,16 +219,41 @@ def take(state, now, member="a", pool=RUNS, slots=0, reads=4, in_flight=0):
     return settle(state, now, member, pool, slots, reads, in_flight, LEASE)
 
 
-def test_slots_follow_one_clock_per_pool_and_are_never_granted_in_the_past():
+def test_slots_follow_the_tokens_clock_and_are_never_granted_in_the_past():
     state: dict = {}
     first = take(state, 100.0, "a", slots=4)  # 100.0, 100.5, 101.0, 101.5
     second = take(state, 100.2, "b", slots=2)  # after a's: 102.0, 102.5
-    sensor = take(state, 100.2, "s", SENSOR, slots=1)  # the sensor's clock is its own
-    late = take(state, 110.0, "a", slots=1)  # the clock was idle: now, not 103.0
+    sensor = take(state, 100.2, "s", SENSOR, slots=1)  # the token's next: 103.0
+    late = take(state, 110.0, "a", slots=1)  # the clocks were idle: now, not 103.5
     assert (first.start, first.slots) == (0.0, 4)
     assert second.start == pytest.approx(1.8)
-    assert sensor.start == 0.0
+    assert sensor.start == pytest.approx(2.8)
     assert late.start == 0.0
+
+
+def test_the_sensor_keeps_to_its_cap_and_the_runs_take_what_it_leaves():
+    state: dict = {}
+    assert take(state, 0.0, "s", SENSOR, slots=1).start == 0.0  # token's next at 0.5; sensor's at 2.0
+    assert take(state, 0.0, "a", slots=2).start == pytest.approx(0.5)  # 0.5, 1.0: the token's pace
+    assert take(state, 0.1, "s", SENSOR, slots=1).start == pytest.approx(1.9)  # its cap: 2.0, not 1.5
+    assert take(state, 0.2, "a", slots=1).start == pytest.approx(2.3)  # after the sensor's: 2.5
+    # Alone, the runs take every slot of the token: 4 a 0.5 s apart from 3.0.
+    assert take(state, 0.3, "a", slots=4).start == pytest.approx(2.7)
+    assert state["clocks"] == {"*": 5.0, "runs": 5.0, "sensor": 4.0}
+
+
+def test_the_pools_a_client_draws_on_the_runs_capped_at_the_whole_quota_the_sensor_at_its_share():
+    """At 1,500 a minute and 50 in flight, with the sensor's share 0.1: every slot at the token's
+    pace, 60.5 s (the window and SLOT_SLACK) over 1,500 less the token's burst of 50 and one; the
+    runs' cap the whole quota less their burst of 45 (their share's) and one; the sensor's its 150
+    less its burst of 5 and one. The two bursts add up to the token's."""
+    stats = SimpleNamespace(retry_after_seconds=0.0)
+    runs = Pacing(1500, 50, 0.9, "runs", budget=object(), stats=stats, cap=1.0).pool
+    sensor = Pacing(1500, 50, 0.1, "sensor", budget=object(), stats=stats).pool
+    assert runs == Pool("runs", interval=60.5 / 1454, token_interval=60.5 / 1449, burst=45, concurrency=50,
+                        total_concurrency=50)
+    assert sensor == Pool("sensor", interval=60.5 / 144, token_interval=60.5 / 1449, burst=5, concurrency=5,
+                          total_concurrency=50)
 
 
 def test_a_pause_holds_every_process_and_its_slots_start_after_it():
@@ -264,5 +291,5 @@ def test_the_lease_of_a_process_that_died_lapses():
 
 def test_a_clock_far_ahead_starts_again_from_now():
     """A wall clock that went back an hour must not make every process wait an hour."""
-    state = {"clocks": {"runs": 3700.0}}
+    state = {"clocks": {"*": 3700.0, "runs": 3700.0}}
     assert take(state, 100.0, slots=1).start == 0.0

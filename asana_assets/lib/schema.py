@@ -540,7 +540,8 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         ("evaluated_at", TS, "The run's as_of"),
         ("monitor_id", STR, "Monitor"),
         ("resource_type", STR, "ticket, project, user, user_in_workspace (gid user/workspace), membership_change, "
-         "or the raw record an access alarm names (team_membership, project_membership, task)"),
+         "the raw record an access alarm names (team_membership, project_membership, task), or setting (a "
+         "compliance setting the monitor needs or cannot use as configured; gid: its name)"),
         ("resource_gid", STR, "The resource evaluated"),
         ("status", STR, "ok, alarm, unknown (the data cannot decide), info (not yet due), skip or error"),
         ("reason", STR, "One sentence"),

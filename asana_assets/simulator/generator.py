@@ -95,6 +95,12 @@ APPROVAL_KINDS = frozenset({"change", "access", "review", "vendor"})
 TO_BE_APPROVED, DEPLOYED_WAITING, PARKING_LOT = PLANT_SECTIONS = (
     "To be approved", "Deployed - waiting for verification", "Parking lot")
 ARCHIVE = "Archive"  # the project a planted change is moved to after its work: no change project by name
+# The project offboarding tickets are filed in (the compliance setting offboarding_projects names it),
+# made after the rest of the organisation: the alumnus's ticket completed half a day after they left,
+# the leaver's still open.
+OFFBOARDING = "IT Offboarding"
+OFFBOARDED_IN = timedelta(hours=12)
+OFFBOARDING_DAYS = 1  # the deadline the demo sets (offboarding_days): the leaver's, two days on, has passed
 # What each section name above means to the compliance rules, (stage, state): the simulator's
 # ground truth, written out so that it does not lean on the classifier it is used to test.
 # UNKNOWN: no word of the name says a stage, so nobody can tell whether the work started there.
@@ -244,10 +250,14 @@ def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None,
     world = World(now=now)
     world.enterprise = enterprise
     world.record_events = False  # events become visible only after a sync token is taken
+    organisations = []
     for index in range(workspaces):
         # Field values draw from a stream of their own, so the rest of the world is as without them.
         fields = random.Random(f"custom-fields:{seed}:{index}")
-        _Organisation(world, rng, now, index, fields).build(tasks // workspaces + (index < tasks % workspaces))
+        organisations.append(_Organisation(world, rng, now, index, fields))
+        organisations[-1].build(tasks // workspaces + (index < tasks % workspaces))
+    for organisation in organisations:  # last, so every other object keeps its gid
+        organisation.offboarding_tickets()
     world.record_events = True
     return world
 
@@ -305,6 +315,7 @@ class _Organisation:
         self.archive: Section | None = None  # the ARCHIVE project's one section, once a plant needs it
         self.staff: list[str] = []  # active regular users, for roles a project's own workers cannot fill
         self.leaver = self.leaver_home = ""  # the user to deprovision, and the project of their open ticket
+        self.alumnus = ""  # the user deactivated long ago
         self.plants = list(PLANTS)  # the violations still to plant
 
     def build(self, task_budget: int) -> None:
@@ -322,6 +333,7 @@ class _Organisation:
             self.world.deactivate_user(user, self.workspace, at=self.now - left)
         self._plant_access(leaver, users[-1])
         self._plant_activity(leaver, alumnus)
+        self.alumnus = alumnus.gid
 
     def _plant_access(self, leaver: User, guest: User) -> None:
         """The leaver keeps their access; a guest is made a workspace admin."""
@@ -341,6 +353,37 @@ class _Organisation:
         for user in (leaver, alumnus):
             self._plant("activity_after_deactivation", user.gid,
                         f"no audit log shows what {user.name} did after being deactivated", unknown=True)
+
+    def offboarding_tickets(self) -> None:
+        """The OFFBOARDING project, owned by one of the active staff, with a ticket per deactivated
+        user naming them in its title (name and email), assigned to another: the alumnus's completed
+        OFFBOARDED_IN after they left, the leaver's still open. With the audit log dating both
+        deactivations, the leaver's alarms once OFFBOARDING_DAYS have passed and the alumnus's is
+        ok; without one each deactivation lies anywhere before the first snapshot, so neither
+        ticket can be placed against its deadline: unknown."""
+        world, (owner, assignee) = self.world, self.staff[:2]
+        leaver, alumnus = world.objects[self.leaver], world.objects[self.alumnus]
+        opened = self.now - ALUMNUS_LEFT - timedelta(days=30)
+        project = world.add_project(self.workspace, OFFBOARDING, team=self.workspace.teams[0], owner=owner,
+                                    at=opened, notes="One ticket per leaver: accounts, access, devices.")
+        todo, done = (world.add_section(project, name, at=opened + timedelta(minutes=i))
+                      for i, name in enumerate(("To Do", "Done")))
+        for user, left in ((alumnus, ALUMNUS_LEFT), (leaver, LEAVER_LEFT)):
+            filed = self.now - left - timedelta(hours=1)  # as they leave
+            task = world.create_task(f"Offboard {user.name} ({user.email})", actor=owner, project=project,
+                                     section=todo, at=filed)
+            world.update_task(task, assignee=assignee, actor=owner, at=filed + MS)
+            if user is alumnus:
+                finished = self.now - left + OFFBOARDED_IN
+                world.move_task_to_section(task, done, actor=assignee, at=finished)
+                world.complete_task(task, actor=assignee, at=finished + MS)
+        if world.enterprise:
+            self._plant("offboarding_ticket", leaver.gid, f"{leaver.name}'s offboarding ticket is still open")
+            return
+        for user in (leaver, alumnus):
+            self._plant("offboarding_ticket", user.gid,
+                        f"no audit log dates when {user.name} was deactivated, against the ticket's deadline",
+                        unknown=True)
 
     def _plant(self, monitor: str, gid: str, description: str, unknown: bool = False) -> None:
         key = monitor + UNKNOWN if unknown else monitor

@@ -16,7 +16,15 @@ import pytest
 
 from asana_assets.simulator import generate_world, plant_membership_changes
 from asana_assets.simulator.clock import iso
-from asana_assets.simulator.generator import ARCHIVE, CHANGE_PROJECT, PLANT_SECTIONS, SECTION_MEANING, planted_statuses
+from asana_assets.simulator.generator import (
+    ARCHIVE,
+    CHANGE_PROJECT,
+    OFFBOARDING,
+    OFFBOARDING_DAYS,
+    PLANT_SECTIONS,
+    SECTION_MEANING,
+    planted_statuses,
+)
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CHANGE_TYPES = {"Change"}  # the ticket types of a change among the generator's (see CHANGE_TICKET_TYPES)
@@ -179,6 +187,18 @@ def findings(world) -> dict[str, dict[str, str]]:
     for t in truth["tasks"]:
         if t["assignee"] and not t["completed"]:
             held[_gid(t["assignee"]), _gid(t["workspace"])].add("ticket")
+    offboarding = {p["gid"] for p in truth["projects"] if p["name"] == OFFBOARDING}
+    users = {u["gid"]: u for u in truth["users"]}
+    # When each offboarding ticket naming a user (assignee, people field, or name or email in its title) was
+    # completed (None: open).
+    closed = defaultdict(list)
+    for t in truth["tasks"]:
+        if offboarding & {_gid(m["project"]) for m in t["memberships"]}:
+            title = t["name"].casefold()
+            named = {u for u, user in users.items() if user["email"].casefold() in title}
+            named |= {_gid(t["assignee"])} | {p["gid"] for f in t["custom_fields"] for p in f.get("people_value") or ()}
+            for user in named - {None}:
+                closed[user].append(t["completed_at"])
     for (user, workspace), m in membership.items():
         if not m["is_active"] and held[user, workspace]:
             found["offboarding_access_removed"][user] = "alarm"
@@ -194,6 +214,14 @@ def findings(world) -> dict[str, dict[str, str]]:
                        if e["event_type"] == "user_deprovisioned" and e["resource"]["gid"] == user)
             if any(e["actor"].get("gid") == user and e["created_at"] > left for e in log):
                 found["activity_after_deactivation"][user] = "alarm"
+        # Its offboarding ticket is due OFFBOARDING_DAYS after the deprovisioning; with no audit log the
+        # deactivation lies anywhere before the first snapshot (now), so that cannot be told.
+        if not m["is_active"] and not world.enterprise:
+            found["offboarding_ticket"][user] = "unknown"
+        elif not m["is_active"]:
+            due = iso(datetime.fromisoformat(left) + timedelta(days=OFFBOARDING_DAYS))
+            if iso(world.now) > due and not any(at and left <= at <= due for at in closed[user]):
+                found["offboarding_ticket"][user] = "alarm"
     return dict(found)
 
 
@@ -227,8 +255,10 @@ def test_every_monitor_has_plants(seed, tasks):
         "workflow_consistent:unknown": 1,
         "offboarding_access_removed": 1,
         "admin_access_restricted": 1,
-        # No audit log: the leaver and the alumnus, both deactivated, may have acted since.
+        # No audit log: the leaver and the alumnus, both deactivated, may have acted since, and
+        # when they left cannot be placed against their offboarding tickets' deadline.
         "activity_after_deactivation:unknown": 2,
+        "offboarding_ticket:unknown": 2,
     }
     descriptions = [text for resources in generated.planted.values() for text in resources.values()]
     assert all(text and "\n" not in text and "{" not in text for text in descriptions)
@@ -243,6 +273,9 @@ def test_an_enterprise_world_plants_a_sign_in_after_deactivation():
     assert generated.planted["activity_after_deactivation"] == {
         leaver: f"{generated.objects[leaver].name} signed in after being deactivated"}
     assert "activity_after_deactivation:unknown" not in generated.planted
+    # With the audit log dating it, the leaver's open offboarding ticket is overdue.
+    assert generated.planted["offboarding_ticket"] == {
+        leaver: f"{generated.objects[leaver].name}'s offboarding ticket is still open"}
     # Deprovisioned two days before now, signed in one day before now (Asana's wire format).
     assert [(e["event_type"], e["created_at"]) for e in generated.audit_log if e["resource"].get("gid") == leaver
             and e["event_type"] != "user_invited"] == [
@@ -403,6 +436,7 @@ def test_plant_membership_changes():
     # Nothing else alarms after the changes; the reactivated former employee is no longer deactivated.
     (former,) = back
     del found_before["activity_after_deactivation"][former]
+    del found_before["offboarding_ticket"][former]
     assert findings(generated) == found_before
     with pytest.raises(ValueError):
         plant_membership_changes(generated)  # nobody left to reactivate

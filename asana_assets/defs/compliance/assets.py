@@ -152,7 +152,7 @@ HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states
 MONITOR_INPUTS = (
     "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
     "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "user_access",
-    "membership_changes",
+    "membership_changes", "task_custom_fields",
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from asana_assets import settings
+from asana_assets import demo, settings
 from asana_assets.defs.resources.asana import AsanaResource, DemoAsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
@@ -66,5 +66,5 @@ def configured_resources() -> dict[str, dg.ConfigurableResource]:
             postgres_url=_from(settings.POSTGRES_URL),
             postgres_schema=_from(settings.POSTGRES_SCHEMA),
         ),
-        "compliance": ComplianceResource(),
+        "compliance": ComplianceResource(**demo.COMPLIANCE) if settings.DEMO.get() else ComplianceResource(),
     }

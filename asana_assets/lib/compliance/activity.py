@@ -92,10 +92,9 @@ def activity_results(audit: pd.DataFrame | None, unavailable: Mapping[str, str],
     state records a 402/403), ok when it shows no action after it. One row per user, listing
     the events: one finding per account to investigate, however many actions it shows.
     Events and changes after ``as_of`` are left out."""
-    turns = turns[~(turns["earliest"] > as_of)].sort_values([*PAIR, "latest"], kind="stable")
-    dated = _dated(turns)
-    turns = turns.assign(said=dated, named=turns["change"].map(NOUNS) + " " + dated)
-    users = turns[turns["change"].eq(DEACTIVATED)].drop_duplicates(PAIR, keep="last")
+    turns = known_by(turns, as_of)
+    turns = turns.assign(named=turns["change"].map(NOUNS) + " " + turns["said"])
+    users = last_deactivations(turns)
     acts = _events(audit, as_of).merge(users[PAIR], on=PAIR)
     pairs = acts[["gid", "at", *PAIR]].merge(turns, on=PAIR)
     after, before = pairs["at"] > pairs["latest"], pairs["at"] < pairs["earliest"]
@@ -134,7 +133,19 @@ def activity_results(audit: pd.DataFrame | None, unavailable: Mapping[str, str],
                      person, None, person).sort_values("resource_gid", ignore_index=True)
 
 
-def _dated(turns: pd.DataFrame) -> pd.Series:
+def known_by(turns: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The changes of ``deactivations`` that may have happened by ``as_of``, oldest first per user
+    and workspace, each with ``said``: how a reason dates it."""
+    turns = turns[~(turns["earliest"] > as_of)].sort_values([*PAIR, "latest"], kind="stable")
+    return turns.assign(said=dated(turns))
+
+
+def last_deactivations(turns: pd.DataFrame) -> pd.DataFrame:
+    """Per user and workspace, the latest deactivation among ``known_by``'s changes."""
+    return turns[turns["change"].eq(DEACTIVATED)].drop_duplicates(PAIR, keep="last")
+
+
+def dated(turns: pd.DataFrame) -> pd.Series:
     """How a reason dates each change: ``at <time> (audit log)``, ``between <a> and <b>
     (snapshots)``, or ``at or before <b> (snapshots)`` when nothing bounds it from below."""
     latest = when(turns["latest"], precise=True)

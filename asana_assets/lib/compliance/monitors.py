@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from asana_assets.lib.asana.crawl import REFUSED
-from asana_assets.lib.compliance import access, activity, tickets
+from asana_assets.lib.compliance import access, activity, offboarding, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
 from asana_assets.lib.compliance.tickets import implementation_start, isin, lookup, sort_rows
@@ -63,6 +63,9 @@ class Monitor:
     # The per-project listings its population comes from: a project whose listing Asana refused
     # (402/403, see crawl.REFUSED) is judged unknown, never passed for want of its rows.
     reads: tuple[str, ...] = ()
+    # The projects its population comes from, when not every project's (None: all of them): only
+    # their refused listings make it unknown.
+    scope: Callable[[Evaluation], pd.Series] | None = None
 
 
 CHANGE = ("SOC2:CC8.1", "ISO27001:2022:8.32")
@@ -98,6 +101,12 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
             "Deactivated users do not act after their deactivation",
             lambda e: activity.activity_results(e.t.get("audit_log_events"), e.audit_unavailable, e.deactivations,
                                                 e.as_of, e.names)),
+    Monitor("offboarding_ticket", "ERROR", ("SOC2:CC6.2", "ISO27001:2022:5.18"), "user_access",
+            "Each deactivated user has an offboarding ticket completed in time",
+            lambda e: offboarding.offboarding_ticket_results(
+                e.t, e.tix, e.deactivations, e.as_of, e.params.offboarding_projects, e.params.offboarding_days,
+                e.params.offboarding_match, e.names),
+            TICKETS, lambda e: offboarding.offboarding_projects(e.t["projects"], e.params.offboarding_projects or ())[0]),
     Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history", "Completion and workflow section agree",
             lambda e: workflow_consistent(e.t, e.tix, e.t["workflow_states"], e.timeline, e.done, e.as_of, e.params,
                                           e.names, e.label), (*TICKETS, "sections")),
@@ -166,6 +175,22 @@ class MonitorParams(BaseModel):
     acknowledged_changes: list[str] = Field(
         default_factory=list, description="membership_changes: change_ids of reviewed grants, guests, reactivations")
     drift_grace_hours: float = Field(24, description="workflow_consistent: tolerated section/completion drift")
+    offboarding_projects: list[str] | None = Field(
+        None, description="offboarding_ticket: the projects (gids or names) offboarding tickets are filed in; unset: "
+                          "the monitor is not evaluated")
+    offboarding_days: float = Field(5, description="offboarding_ticket: days after a deactivation to complete its ticket")
+    offboarding_match: list[str] = Field(
+        default_factory=lambda: list(offboarding.MATCHES),
+        description="offboarding_ticket: how a ticket names the user: assignee, people_field (a people custom field), "
+                    "title (the user's email or full name)")
+
+    @field_validator("offboarding_match")
+    @classmethod
+    def _known_matches(cls, value: list[str]) -> list[str]:
+        if unknown := sorted(set(value) - set(offboarding.MATCHES)):
+            raise ValueError(f"offboarding_match names {', '.join(map(repr, unknown))}: each entry is one of "
+                             + ", ".join(offboarding.MATCHES))
+        return value
 
 
 def refused_listings(quarantine: pd.DataFrame) -> pd.DataFrame:
@@ -177,10 +202,14 @@ def refused_listings(quarantine: pd.DataFrame) -> pd.DataFrame:
                          "error": error})
 
 
-def unread_projects(monitor: Monitor, refused: pd.DataFrame, names: Directory) -> pd.DataFrame:
-    """One unknown row per project whose listing of the monitor's population Asana refused: what
-    it holds is missing from the tables, so whether it passes cannot be told."""
+def unread_projects(monitor: Monitor, refused: pd.DataFrame, names: Directory,
+                    scope: pd.Series | None = None) -> pd.DataFrame:
+    """One unknown row per project (of ``scope``, the monitor's, when it has one) whose listing of
+    the monitor's population Asana refused: what it holds is missing from the tables, so whether
+    it passes cannot be told."""
     mine = refused[refused["listing"].isin(monitor.reads)]
+    if scope is not None:
+        mine = mine[isin(mine["project_gid"], scope)]
     errors = mine.groupby("project_gid", sort=True)["error"].agg(lambda each: "; ".join(sorted(each)))
     gids = errors.index.to_series()
     name = names.project_name(gids)
@@ -553,7 +582,8 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     e = Evaluation(t, params, as_of, tix, timeline, done, impl, counting, at_completion, names,
                    TicketNames.of(tix, names), turns, audit_unavailable or {})
     refused = refused_listings(t["quarantine"])
-    rules = {monitor_id: pd.concat([monitor.rule(e), unread_projects(monitor, refused, names)], ignore_index=True)
+    rules = {monitor_id: pd.concat([monitor.rule(e), unread_projects(
+        monitor, refused, names, monitor.scope(e) if monitor.scope else None)], ignore_index=True)
              for monitor_id, monitor in MONITORS.items()}
     results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)
     latest = history[history["snapshot_at"] == history["snapshot_at"].max()] if len(history) else history

@@ -101,20 +101,26 @@ def collections(raw: Raw, change_projects: Sequence[str] | None = None,
     return out
 
 
+def configured_projects(projects: pd.DataFrame, configured: Sequence[str]) -> tuple[pd.Series, list[str]]:
+    """The projects a setting names (by gid or name, case-insensitively), and the entries that
+    match no synced project (a typo the caller must not let pass silently)."""
+    wanted = {str(v).casefold() for v in configured}
+    gids, names = projects["gid"].astype("str").str.casefold(), projects["name"].fillna("").str.casefold()
+    known = {*gids, *names}
+    return gids.isin(wanted) | names.isin(wanted), sorted(str(v) for v in configured if str(v).casefold() not in known)
+
+
 def change_project_mask(projects: pd.DataFrame, change_projects: Sequence[str] | None,
                         change_pattern: str) -> pd.Series:
     """Projects named in configuration (gid or name), else those matching the pattern. A
     configured name that matches no project is refused: a typo would silently take that
     project's changes out of the change monitors."""
     if change_projects:
-        wanted = {str(v).casefold() for v in change_projects}
-        names = projects["name"].fillna("").str.casefold()
-        unmatched = sorted(str(v) for v in change_projects
-                           if str(v).casefold() not in set(names) | set(projects["gid"]))
+        mask, unmatched = configured_projects(projects, change_projects)
         if unmatched:
             raise ValueError(f"change_projects names {', '.join(map(repr, unmatched))}, which match(es) no synced "
                              "project by gid or name: correct the compliance setting change_projects")
-        return projects["gid"].isin(wanted) | names.isin(wanted)
+        return mask
     return is_change_project(projects["name"], change_pattern)
 
 

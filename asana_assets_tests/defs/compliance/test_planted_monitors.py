@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from asana_assets import demo
 from asana_assets.lib.compliance.monitors import MONITORS
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import generate_world, plant_membership_changes
@@ -18,18 +19,20 @@ from asana_assets.simulator.generator import SECTION_MEANING, planted_statuses
 from asana_assets_tests.support.pipeline import alarms, results_of, run_pipeline
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+# The monitors judging each user per workspace (resource gid <user gid>/<workspace gid>).
+PER_USER = ("offboarding_access_removed", "activity_after_deactivation", "offboarding_ticket")
 
 
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory):
     """One generated Enterprise world (the demo's kind: its audit log is read), synced and
-    evaluated as of its generation time."""
+    evaluated as of its generation time with the demo's compliance settings."""
     directory = tmp_path_factory.mktemp("warehouse")
     world = generate_world(seed=1, tasks=400, now=NOW, enterprise=True)
     # Every admin the generator makes is approved, except the planted guest admin (it alarms either way).
     memberships = world.ground_truth()["workspace_memberships"]
     admins = [m["user"]["gid"] for m in memberships if m["is_admin"] and not m["is_guest"]]
-    run = run_pipeline(world, directory, NOW, approved_admins=admins)
+    run = run_pipeline(world, directory, NOW, approved_admins=admins, **demo.COMPLIANCE)
     assert run.success
     return world, directory, run
 
@@ -38,7 +41,7 @@ def synced(tmp_path_factory):
 def test_alarms_and_unknowns_are_exactly_the_planted_ones(synced, monitor_id):
     world, directory, run = synced
     planted = planted_statuses(world).get(monitor_id, {})
-    if monitor_id in ("offboarding_access_removed", "activity_after_deactivation"):  # per user and workspace
+    if monitor_id in PER_USER:
         planted = {f"{user}/{world.workspaces[0]}": status for user, status in planted.items()}
     results = results_of(run, directory)
     mine = results[(results["monitor_id"] == monitor_id) & results["status"].isin(["alarm", "unknown"])]
@@ -52,6 +55,20 @@ def test_every_monitor_has_planted_violations(synced):
     assert {m for m in MONITORS if m not in ("membership_changes", "tickets_synced")} <= set(expected)
     undecided = {monitor for monitor, statuses in expected.items() if "unknown" in statuses.values()}
     assert undecided == {"changes_approved", "approval_segregation", "workflow_consistent"}
+
+
+def test_offboarding_tickets_judge_the_leaver_and_the_alumnus(synced):
+    world, directory, run = synced
+    results = results_of(run, directory)
+    rows = results[(results["monitor_id"] == "offboarding_ticket") & (results["resource_type"] == "user_in_workspace")]
+    rows = rows.set_index("resource_gid")
+    workspace = world.workspaces[0]
+    (leaver,) = world.planted["offboarding_ticket"]
+    assert len(rows) == 2 and rows.loc[f"{leaver}/{workspace}", "status"] == "alarm"  # still open, a day overdue
+    assert "still open" in rows.loc[f"{leaver}/{workspace}", "reason"]
+    others = rows.drop(f"{leaver}/{workspace}")
+    assert others["status"].tolist() == ["ok"]  # the alumnus's, completed half a day after leaving
+    assert others["reason"].str.contains("within the 1 day allowed").all()
 
 
 def test_membership_changes_alarm_on_the_changes_made_between_syncs(synced, tmp_path):

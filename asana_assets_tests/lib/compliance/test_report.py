@@ -267,6 +267,6 @@ def test_alarm_counts_are_none_for_a_monitor_that_judged_nothing():
     assert alarm_counts(results) == {
         "tickets_synced": 0, "tickets_assigned": None, "changes_approved": 2, "approval_segregation": 0,
         "offboarding_access_removed": None, "admin_access_restricted": None, "membership_changes": None,
-        "activity_after_deactivation": None, "workflow_consistent": 0,
+        "activity_after_deactivation": None, "offboarding_ticket": None, "workflow_consistent": 0,
     }
     assert alarm_counts(results.iloc[:0]) == dict.fromkeys(MONITORS)

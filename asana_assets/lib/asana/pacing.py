@@ -282,8 +282,8 @@ class Pacing:
 
     The client draws on `share` of the token's quota and reads in flight. Alone (no budget, or
     one out of reach) it paces itself at that share. With a budget it takes its slots from the
-    token's shared clock, a second's worth at a time, up to its pool's cap (`cap` of the quota
-    and reads in flight; by default its share), and uses each between `burst` slots before it is
+    token's shared clock, a second's worth at a time, up to its pool's cap (`cap` of the quota;
+    by default its share; its reads in flight are its share's), and uses each between `burst` slots before it is
     due and SLOT_SLACK after: so any window of QUOTA_WINDOW seconds holds fewer of the token's
     requests than its quota, and fewer of a pool's than its cap, whatever the number of
     processes. The runs' cap is the whole quota: what the events sensor leaves unused, they take.
@@ -304,12 +304,12 @@ class Pacing:
         self._closing: SharedBudget | None = budget  # closed with the client, even once abandoned
         # With the budget, every pool's slots are the token's, at the whole quota's pace (room kept
         # for every pool's burst: each pool's is its share's), and a pool takes them up to its cap:
-        # what one pool leaves unused, the others may take.
-        self._reads = _part(max_concurrency, cap or share)
+        # what one pool leaves unused, the others may take. Reads in flight stay each pool's share:
+        # the sensor always has its own, and the runs' share of 50 is far more than the quota needs.
         token_burst = _burst(max_concurrency, requests_per_minute)
         pace, capped = (requests_per_minute - token_burst - 1, requests_per_minute * (cap or share) - burst - 1)
         self.pool = Pool(pool, (QUOTA_WINDOW + SLOT_SLACK) / max(capped, 1), (QUOTA_WINDOW + SLOT_SLACK) / max(pace, 1),
-                          burst, self._reads, max_concurrency)
+                         burst, self.concurrency, max_concurrency)
         self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._batch = _Batch()
         self._exchange: asyncio.Future[None] | None = None
@@ -415,7 +415,7 @@ class Pacing:
             sent = monotonic()
             try:
                 grant = await asyncio.to_thread(
-                    budget.take, self._member, pool, wanted, self._reads, self._limiter.in_flight, LEASE_SECONDS
+                    budget.take, self._member, pool, wanted, self.concurrency, self._limiter.in_flight, LEASE_SECONDS
                 )
             except Exception as error:  # noqa: BLE001 - whatever keeps the budget out of reach, the sync goes on
                 self._fall_back(budget, type(error).__name__ + _os_reason(error))

@@ -11,14 +11,17 @@ The record holds the time the token's slots are taken up to, whatever their pool
 (the events sensor's, the runs') the time its cap allows its next slots from: slots are granted
 from the later of the two, never in the past, the token's spaced at the whole quota's pace and a
 pool's at its cap's. So every process of the token together keeps the quota's pace, the sensor
-keeps to its share, and the runs take whatever the sensor leaves. It also holds each live client's lease of reads in flight (renewed while
-the client is open, lapsing when its process dies), and the pause that a 429's Retry-After sets
-for every process of the token.
+keeps to its share, and the runs take whatever the sensor leaves. It also holds each live
+client's lease of reads in flight (renewed while the client is open, lapsing when its process
+dies, at once when that was on the same machine), and the pause that a 429's Retry-After sets for
+every process of the token.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -52,7 +55,8 @@ def settle(state: State, now: float, member: str, pool: Pool, slots: int, reads:
     what the token's other clients leave free; one that holds more than its part gives the rest
     back as its requests end (it keeps a lease of at least what it has out)."""
     paused_until = state.get("paused_until", 0.0)
-    leases = {m: held for m, held in state.get("leases", {}).items() if held["expires"] > now and m != member}
+    leases = {m: held for m, held in state.get("leases", {}).items()
+              if held["expires"] > now and m != member and not _gone(m)}
     in_pool = [held["reads"] for held in leases.values() if held["pool"] == pool.name]
     part = max(1, pool.concurrency // (len(in_pool) + 1))
     free = min(pool.concurrency - sum(in_pool), pool.total_concurrency - sum(h["reads"] for h in leases.values()))
@@ -72,6 +76,23 @@ def settle(state: State, now: float, member: str, pool: Pool, slots: int, reads:
         clocks[TOKEN_CLOCK] = start + slots * pool.token_interval
         clocks[pool.name] = start + slots * pool.interval
     return Grant(start=start - now, slots=slots, reads=granted, paused=max(0.0, paused_until - now))
+
+
+def _gone(member: str) -> bool:
+    """Whether a lease's holder (``host:pid:id``, see `Pacing`) is a process of this machine that
+    no longer runs: its reads are given back at once, not when the lease lapses (a killed sync's
+    rerun starts at once). Another machine's, or one that cannot be told, is kept."""
+    host, _, rest = member.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: it runs
+        return False
+    return False
 
 
 def pause(state: State, now: float, seconds: float) -> None:

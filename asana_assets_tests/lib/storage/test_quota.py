@@ -12,6 +12,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -246,11 +248,12 @@ def test_the_pools_a_client_draws_on_the_runs_capped_at_the_whole_quota_the_sens
     """At 1,500 a minute and 50 in flight, with the sensor's share 0.1: every slot at the token's
     pace, 60.5 s (the window and SLOT_SLACK) over 1,500 less the token's burst of 50 and one; the
     runs' cap the whole quota less their burst of 45 (their share's) and one; the sensor's its 150
-    less its burst of 5 and one. The two bursts add up to the token's."""
+    less its burst of 5 and one. The two bursts add up to the token's. Reads in flight stay each
+    pool's share (45 and 5), so the sensor always has its own."""
     stats = SimpleNamespace(retry_after_seconds=0.0)
     runs = Pacing(1500, 50, 0.9, "runs", budget=object(), stats=stats, cap=1.0).pool
     sensor = Pacing(1500, 50, 0.1, "sensor", budget=object(), stats=stats).pool
-    assert runs == Pool("runs", interval=60.5 / 1454, token_interval=60.5 / 1449, burst=45, concurrency=50,
+    assert runs == Pool("runs", interval=60.5 / 1454, token_interval=60.5 / 1449, burst=45, concurrency=45,
                         total_concurrency=50)
     assert sensor == Pool("sensor", interval=60.5 / 144, token_interval=60.5 / 1449, burst=5, concurrency=5,
                           total_concurrency=50)
@@ -287,6 +290,20 @@ def test_the_lease_of_a_process_that_died_lapses():
     take(state, 0.0, "dead", reads=4, in_flight=4)
     assert take(state, LEASE - 1, "b", reads=4).reads == 0
     assert take(state, LEASE + 1, "b", reads=4).reads == 4
+
+
+def test_the_lease_of_a_process_of_this_machine_that_ended_is_given_back_at_once():
+    """A killed sync's rerun need not wait for its lease to lapse; another machine's, or a live
+    process's, lease is kept until it does."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    here, pid = socket.gethostname(), ended.stdout.strip()
+    state: dict = {}
+    take(state, 0.0, f"{here}:{pid}:killed", reads=4, in_flight=4)
+    take(state, 0.0, f"{here}:{os.getpid()}:alive", SENSOR, reads=1, in_flight=1)
+    take(state, 0.0, f"elsewhere-{here}:{pid}:remote", SENSOR, reads=1, in_flight=1)
+    assert take(state, 1.0, "b", reads=4).reads == 3  # the ended one's 4 back; the token's 5 less the 2 kept
+    assert set(state["leases"]) == {f"{here}:{os.getpid()}:alive", f"elsewhere-{here}:{pid}:remote", "b"}
 
 
 def test_a_clock_far_ahead_starts_again_from_now():

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
+from asana_assets.lib.asana.client import AsanaClient, RateLimitedError, SyncTokenExpiredError
 from asana_assets.lib.asana.state import SyncState
 
 MINUTE = 60.0
@@ -107,8 +107,9 @@ async def look_at_feeds(client: AsanaClient, state: SyncState, projects: Iterabl
     ``state``), with a client opened with LOOK_CLIENT: per project looked at, a digest of what is
     pending, or None when nothing is; an expired token counts as pending. A project whose look
     failed, or is still unanswered ``within`` seconds, is left out, to be looked at again; when
-    every look failed, the first failure is raised. A look finding nothing pending puts the
-    feed's next token in ``renewed``, when given."""
+    every look failed, the first failure is raised. A 429 ends the looks at once: those still
+    waiting would only wait out its Retry-After. A look finding nothing pending puts the feed's
+    next token in ``renewed``, when given."""
 
     async def peek(gid: str, token: str) -> str | None:
         try:
@@ -124,7 +125,7 @@ async def look_at_feeds(client: AsanaClient, state: SyncState, projects: Iterabl
     gids = [gid for gid in (state.tokens if projects is None else projects) if gid in state.tokens]
     tasks = {asyncio.ensure_future(peek(gid, state.token(gid, now) or "")): gid for gid in gids}
     # The looks answered in time count (their schedule is saved); the rest stay due.
-    done, late = await asyncio.wait(tasks, timeout=within) if tasks else (set(), set())
+    done, late = await _until_limited(set(tasks), within)
     for task in late:
         task.cancel()
     await asyncio.gather(*late, return_exceptions=True)
@@ -134,6 +135,21 @@ async def look_at_feeds(client: AsanaClient, state: SyncState, projects: Iterabl
     if failures and (not looked or not all(isinstance(f, Exception) for f in failures)):
         raise failures[0]
     return looked
+
+
+async def _until_limited(tasks: set[asyncio.Future], within: float | None) -> tuple[set, set]:
+    """(done, still pending) once every task is done, ``within`` seconds have passed, or one was
+    rate-limited."""
+    loop = asyncio.get_running_loop()
+    deadline = None if within is None else loop.time() + within
+    done: set[asyncio.Future] = set()
+    while tasks:
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        finished, tasks = await asyncio.wait(tasks, timeout=left, return_when=asyncio.FIRST_EXCEPTION)
+        done |= finished
+        if not finished or any(isinstance(task.exception(), RateLimitedError) for task in finished):
+            break
+    return done, tasks
 
 
 def _valid(entry) -> bool:

@@ -10,8 +10,9 @@ import time
 from itertools import pairwise
 
 import httpx
+import pytest
 
-from asana_assets.lib.asana.client import AsanaClient, run
+from asana_assets.lib.asana.client import AsanaClient, RateLimitedError, run
 from asana_assets.lib.asana.polls import LOOK_CLIENT, PollPolicy, PollSchedule, look_at_feeds
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.simulator import Simulator, SimulatorConfig, generate_world
@@ -136,6 +137,21 @@ def test_a_look_keeps_what_was_answered_in_time_and_leaves_the_rest_due(monkeypa
         started = time.monotonic()
         looked = look(sim.base_url, state, projects, within=2.0)
     assert set(looked) == set(projects[1:])  # invalid tokens: both answered as changed
+    assert time.monotonic() - started < 10
+
+
+def test_a_429_ends_the_look_at_once_rather_than_waiting_out_its_retry_after():
+    """Every answer a 429 with Retry-After 60: the looks still queued behind the first (more
+    projects than reads in flight) are dropped at once, and the rate limit is what the look says."""
+    world = generate_world(seed=1, tasks=20)
+    projects = [str(1_300_000_000_000_000 + i) for i in range(120)]  # more than the 50 reads in flight
+    config = SimulatorConfig(tokens={TOKEN: None}, requests_per_minute=10**6, rate_limit_storm_rate=1.0,
+                             storm_retry_after=60)
+    with Simulator(world, config) as sim:
+        state = SyncState(tokens={gid: {"sync": "any", "taken_at": "2999-01-01T00:00:00+00:00"} for gid in projects})
+        started = time.monotonic()
+        with pytest.raises(RateLimitedError):
+            look(sim.base_url, state, projects, within=30.0)
     assert time.monotonic() - started < 10
 
 

@@ -7,6 +7,7 @@ import uuid
 
 import adbc_driver_postgresql.dbapi as adbc
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from asana_assets.lib.storage.postgres import ident, libpq_url
 from asana_assets_tests.support import POSTGRES_URL as URL
@@ -50,6 +51,34 @@ def browser_type_launch_args(browser_type_launch_args):
             pytest.fail(f"{CHROMIUM} is missing, and CI must run the browser tests (.ci/run installs it)")
         pytest.skip(f"no {CHROMIUM} (apt-get install chromium)")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+
+
+def pytest_xdist_auto_num_workers(config):
+    """Two workers a core: most end-to-end tests wait on a simulator, a subprocess or a pace, so
+    one worker a core leaves about half the machine idle."""
+    return 2 * (os.cpu_count() or 1)
+
+
+# Modules whose tests share one costly module fixture (a demo synced, the UI started): their tests
+# go to one worker as one unit, so the fixture is made once, not once per worker.
+SHARED_FIXTURE = ("asana_assets_tests/defs/test_ui.py", "asana_assets_tests/test_period_report.py")
+
+
+class SharedFixtureUnits(LoadScopeScheduling):
+    """pytest-xdist's load balancing, one test at a time, except the modules of SHARED_FIXTURE:
+    each a unit, its browser tests (pytest-playwright's ``[chromium]``) a unit of their own, since
+    they must run last on their worker. Units go out in collection order (see below)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        if module not in SHARED_FIXTURE:
+            return nodeid
+        return module + (" browser" if "[chromium" in nodeid else "")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    config.option.loadscopereorder = False  # collection order: slow first, browser last
+    return SharedFixtureUnits(config, log)
 
 
 def pytest_collection_modifyitems(items):

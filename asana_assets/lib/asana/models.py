@@ -387,6 +387,14 @@ class Task(Record):
     custom_fields: list[CustomFieldValue] = []
     followers: list[Ref] = []
 
+    @model_validator(mode="after")
+    def _completed_when(self) -> Task:
+        # Asana sets completed_at on every completed task; without it the completion cannot be
+        # placed in the ticket's history, and a history that reads it as open may hide a finding.
+        if self.completed and self.completed_at is None:
+            raise ValueError("completed is true but completed_at is null: when it was completed is unknown")
+        return self
+
     def row(self) -> dict[str, Any]:
         return {
             "gid": self.gid,

@@ -16,6 +16,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,11 +70,19 @@ def simulator(token: str, requests: int, reads: int, latency_ms: float = 0, *oth
 
 
 def workers(base_url: str, token: str, store: str, *runs: list[str]) -> list[dict]:
-    """Start one worker process per argument list at once; their reports once all are done."""
-    command = [sys.executable, "-m", "asana_assets_tests.support.quota_worker", base_url, token, store,
-               "--window", str(WINDOW)]
-    started = [subprocess.Popen(command + args, cwd=REPO, stdout=subprocess.PIPE, text=True) for args in runs]
-    reports = [process.communicate(timeout=300)[0] for process in started]
+    """Start one worker process per argument list; once all are ready, let them send at once;
+    their reports once all are done."""
+    with tempfile.TemporaryDirectory() as folder:
+        barrier = Path(folder)
+        command = [sys.executable, "-m", "asana_assets_tests.support.quota_worker", base_url, token, store,
+                   "--window", str(WINDOW), "--barrier", folder]
+        started = [subprocess.Popen(command + args, cwd=REPO, stdout=subprocess.PIPE, text=True) for args in runs]
+        deadline = time.monotonic() + 120
+        while len(list(barrier.glob("ready-*"))) < len(runs) and time.monotonic() < deadline:
+            assert all(process.poll() is None for process in started), "a worker ended before it was ready"
+            time.sleep(0.01)
+        (barrier / "go").touch()
+        reports = [process.communicate(timeout=300)[0] for process in started]
     assert [process.returncode for process in started] == [0] * len(runs)
     return [json.loads(report) for report in reports]
 
@@ -110,9 +120,10 @@ def test_a_run_and_the_sensor_stay_within_the_quota_together(short_window, token
 def test_the_same_processes_without_a_shared_budget_overdraw_the_quota(short_window, token):
     """The control: the simulator above does refuse two processes that pace themselves alone (with
     a quarter of the requests each: together they still hold more reads in flight than it allows,
-    and once refused each slows down for what it takes for Asana's cost limit)."""
+    and once refused each slows down for what it takes for Asana's cost limit). Each answer takes
+    a second, so each process holds its 3 reads in flight whatever its pace: 6 at once."""
     few = ["--requests", "10", *TWO_RUNS[2:]]
-    with simulator(token, requests=60, reads=4, latency_ms=200) as sim:
+    with simulator(token, requests=60, reads=4, latency_ms=1000) as sim:
         workers(sim.base_url, token, "-", few, few)
         assert sim.stats.by_status[429] > 0
 

@@ -68,4 +68,5 @@ bench: setup
 	$(BIN)/python benchmarks/postgres_load.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/quota.py
+	$(BIN)/python benchmarks/resume.py
 	$(BIN)/python benchmarks/targets.py

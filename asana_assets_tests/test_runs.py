@@ -82,6 +82,38 @@ def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_sour
 
 
 @pytest.mark.slow
+def test_a_first_sync_killed_mid_crawl_is_resumed_by_a_plain_rerun(tmp_path):
+    """The rerun takes the projects the killed crawl kept from its checkpoint: it asks none of
+    them for its sections, field settings, events token or task count again."""
+    world = generate_world(seed=21, tasks=80, now=NOW)  # six projects
+    marker = tmp_path / "stalled"
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        env = env_for(tmp_path, sim.base_url)
+        killed = subprocess.Popen([sys.executable, "-m", "asana_assets_tests.support.killed_sync", "sync"],
+                                  env={**env, "TEST_KILL_AT": "checkpointed", "TEST_KEPT": "2",
+                                       "TEST_MARKER": str(marker)},
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 240
+        while not marker.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "the crawl never kept two projects"
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        sim.stats.reset()
+        rerun = sync(env)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        served = sim.stats.by_route
+        truth = world.ground_truth()
+    left = len(truth["projects"]) - 2  # the projects the killed crawl had not kept
+    for route in ("/projects/{project_gid}/sections", "/projects/{project_gid}/custom_field_settings",
+                  "/projects/{project_gid}/task_counts", "/events"):
+        assert served["/api/1.0" + route] == left, route
+    assert "(full, resumed: 2 project(s) read by an earlier run, from its checkpoint)" in rerun.stderr
+    assert_matches_truth({t: ParquetWarehouse(tmp_path / "wh").read(t) for t in RAW_TABLES}, truth)
+    assert not (tmp_path / "wh" / "checkpoint").exists()  # the commit discarded it
+
+
+@pytest.mark.slow
 def test_two_syncs_started_at_once_on_a_new_instance_let_exactly_one_run(tmp_path):
     world = generate_world(seed=22, tasks=150, now=NOW)
     with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA, latency_ms=20)) as sim:

@@ -20,6 +20,8 @@ TARGETS = [
     ("the same as `asana-connections sync`, start to exit, no sensor", "full_sync.process_wall_ratio", 1.10),
     ("full sync wall / cost floor (run b under a 20,000/min cost limit)", "full_sync.cost_wall_ratio", None),
     ("429s in that sync (the client learns the cost limit from them)", "full_sync.cost_rate_limited", None),
+    ("a crawl killed at half its requests: the rerun's requests / the full crawl's (20,000 tasks)",
+     "resume.rerun_share", 0.55),
     ("reconcile after 1% changed / full sync requests (100 tasks a project), with the events sensor",
      "reconcile.ratio_with_sensor", 0.03),
     ("reconcile after 1% changed / full sync requests (100 tasks a project), without the sensor",

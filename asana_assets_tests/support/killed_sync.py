@@ -1,6 +1,7 @@
 """``asana-connections sync`` that stops dead at one point of its run, writes a marker file there
-and waits to be killed (test_runs sends SIGKILL): during the crawl, while deriving the tickets,
-or inside the publication's Postgres transaction."""
+and waits to be killed (test_runs sends SIGKILL): during the crawl, once the crawl's checkpoint
+holds ``TEST_KEPT`` projects, while deriving the tickets, or inside the publication's Postgres
+transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 from asana_assets import cli
+from asana_assets.lib.asana.checkpoint import ProjectWriter
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.compliance import tickets
 from asana_assets.lib.storage.postgres import PostgresWarehouse
@@ -32,6 +34,16 @@ def main() -> int:
             return await original(self, *args, **kwargs)
 
         AsanaClient.get = get
+    elif point == "checkpointed":
+        original_finish, kept = ProjectWriter.finish, []
+
+        def finish(self, read):
+            original_finish(self, read)  # the project is in place
+            kept.append(read.gid)
+            if len(kept) == int(os.environ["TEST_KEPT"]):
+                stall(marker)
+
+        ProjectWriter.finish = finish
     elif point == "derive":
         original_tickets = tickets.tickets
 

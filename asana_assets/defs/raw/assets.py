@@ -129,11 +129,17 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
             f"{len(changes.hidden)} out of the connection's view, {len(changes.relisted)} project(s) listed"
         )
     else:
-        # A first sync, a subset, or the weekly full sync: crawl everything selected.
+        # A first sync, a subset, or the weekly full sync: crawl everything selected. A whole
+        # crawl keeps each project's read in a checkpoint, and resumes one a killed or failed run left.
         expected = state.last_full_sync_requests if whole else None
-        result, mode = asana.run(lambda client: crawl(client, workspace, selected, whole, expected)), "full"
+        checkpoint = warehouse.checkpoint(state.began_last_sync()) if whole else None
+        result = asana.run(lambda client: crawl(client, workspace, selected, whole, expected, checkpoint))
+        mode = "full"
         if whole:
             record_full_sync(state, result)
+            if result.resumed:
+                state.resumed(result.resumed, expected)
+                mode = f"full, resumed: {len(result.resumed)} project(s) read by an earlier run, from its checkpoint"
     if "quarantine" in current:  # the audit log's refusals stay until their own asset replaces them
         result.tables["quarantine"] = with_others_refused(current["quarantine"], result.tables["quarantine"])
     if not config.allow_mass_deletion:

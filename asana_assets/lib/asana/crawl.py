@@ -8,6 +8,13 @@ never costs the rest. Once every table is read, a record that points at what the
 (a section not listed, a member of no known type) is named in the quarantine too, and kept in
 its table: a broken reference is loud, never a silent gap in what is derived from it.
 
+The projects are read in order, each whole before the next where the client's pool allows (see
+``_Turns``), and with a ``Checkpoint`` each project's read is kept as soon as it is whole: a crawl
+stopped before its sync commits is resumed by the next one, which reads the workspace's own
+listings again and only the projects not kept (``lib/asana/checkpoint.py`` says when a kept
+project is taken). Its tables are those of an uninterrupted crawl: rows are kept one per key, a
+task in several projects once, and a kept project no longer listed is dropped.
+
 A listing Asana refuses as too large (a project's tasks, a workspace's projects) is read in parts
 instead (section by section, team by team), and the result says which were. A project listing
 Asana refuses outright (402: the plan lacks the feature; 403: no access) is noted in the result
@@ -18,10 +25,13 @@ missing, and says so. A 401, or a refusal of a workspace's own listings, still s
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import heapq
+import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +43,7 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from asana_assets.lib.asana import models
+from asana_assets.lib.asana.checkpoint import Checkpoint, ProjectRead, ProjectWriter
 from asana_assets.lib.asana.client import (
     AsanaClient,
     AsanaConnectionError,
@@ -121,6 +132,10 @@ STEPS: dict[str, str | None] = {
 # Arrow every CHUNK_ROWS rows, so a large crawl does not hold them all as Python dicts beside
 # their Arrow copy.
 CHUNK_ROWS = 10_000
+# A project's checkpoint writes its rows in groups of this many (it holds no more unwritten).
+CHECKPOINT_ROWS = 2_000
+# What a project's read asks Asana for: a checkpoint read with other fields is not resumed.
+PROJECT_READ = (TASK_COUNT_FIELDS, SECTION_FIELDS, TASK_FIELDS, CUSTOM_FIELD_SETTING_FIELDS, STORY_FIELDS)
 
 
 def _path(step: str | None) -> set[str]:
@@ -156,6 +171,9 @@ class SyncResult:
     # PROJECTS_BY_TEAM) -> the gids of the projects or workspaces so read.
     split: dict[str, list[str]] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)  # also in the quarantine (REFUSED)
+    # Projects taken from a checkpoint, read by an earlier run: gid -> when that crawl began
+    # (their events tokens were taken after it).
+    resumed: dict[str, datetime] = field(default_factory=dict)
 
     def quarantined(self, table: str) -> int:
         q = self.tables["quarantine"]
@@ -175,11 +193,70 @@ class SyncResult:
         }
 
 
+@dataclass(eq=False)
+class _Pipeline:
+    """One project's read in progress: its fetches not yet done, its turn among the projects, and
+    what it read besides rows, for its checkpoint (``writer``, None without one)."""
+
+    gid: str
+    workspace_gid: str
+    rank: int
+    writer: ProjectWriter | None
+    pending: int = 0
+    claimed: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    unknown_memberships: int = 0
+
+
+# The project read a fetch belongs to (None outside one). asyncio hands each task a copy of the
+# context it was created in, so every fetch a project's read leads to, at any depth (its tasks'
+# stories, their subtasks'), finds its project here without passing it along.
+_PIPELINE: contextvars.ContextVar[_Pipeline | None] = contextvars.ContextVar("pipeline", default=None)
+
+
+class _Turns:
+    """Lets the projects' fetches start in the projects' order: an earlier project's before a
+    later one's, and within a project in the order they were spawned.
+
+    ``slots`` fetches run at once, more than the client's reads in flight, so its pool stays full
+    whatever the projects' sizes; the projects are then read nearly one after another, and a crawl
+    stopped halfway has about half of them whole (which a checkpoint keeps) rather than every one
+    in part."""
+
+    def __init__(self, slots: int):
+        self.free = slots
+        self.waiting: list[tuple[int, int, asyncio.Future]] = []  # a heap: (rank, order, waiter)
+        self.order = itertools.count()
+
+    async def take(self, rank: int) -> None:
+        if self.free:  # a free slot means no one waits: slots given back go to the waiting first
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (rank, next(self.order), waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled():
+                self.give()  # handed a slot while being cancelled: it goes to the next
+            raise
+
+    def give(self) -> None:
+        while self.waiting:
+            waiter = heapq.heappop(self.waiting)[2]
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class WorkspaceCrawler:
     """Crawls workspaces with one client; collects rows keyed by primary key."""
 
     def __init__(self, client: AsanaClient, tables: Iterable[str] | None = None, track_events: bool = False,
-                 expected_requests: int | None = None):
+                 expected_requests: int | None = None, checkpoint: Checkpoint | None = None):
         self.client = client
         self.expected_requests = expected_requests  # the last full crawl's, for the time left
         self.wanted = set(tables) if tables is not None else set(RAW_TABLES)
@@ -189,6 +266,7 @@ class WorkspaceCrawler:
         self.tokens: dict[str, str] = {}
         self.rows: dict[str, dict[tuple, dict]] = defaultdict(dict)  # the tables not streamed
         self.streamed = {table: _Chunks(table) for table in RAW_TABLES if REGISTRY[table].streamed}
+        self.read: dict[str, int] = defaultdict(int)  # rows added per table, a key read twice counted twice
         self.started_at = datetime.now(UTC)
         self.quarantine: list[dict] = []
         self.split: dict[str, list[str]] = defaultdict(list)
@@ -198,12 +276,25 @@ class WorkspaceCrawler:
         self._gone: set[str] = set()
         self._photos: dict[str, str] = {}  # user gid -> avatar URL (see _user_photos)
         self._tasks: asyncio.TaskGroup | None = None
+        self._turns = _Turns(2 * client.max_concurrency)
+        self._ranks = itertools.count()  # the projects' order
+        if checkpoint is not None and not (track_events and self.wanted == set(RAW_TABLES)):
+            raise ValueError("only a whole crawl that takes events tokens is checkpointed")
+        self.checkpoint = checkpoint
+        self._checkpointed: dict[str, ProjectRead] = {}  # the checkpoint's projects, by gid
+        # Rows already in Arrow, per table: a checkpoint's, and those of the projects read with a
+        # checkpoint, converted as they were written there.
+        self.parts: dict[str, list[pa.Table]] = defaultdict(list)
+        self.resumed: dict[str, datetime] = {}  # see SyncResult.resumed
 
     def needs(self, crawl: str) -> bool:
         return bool(_NEEDS[crawl] & self.wanted)
 
     async def run(self, workspace_gid: str | None = None) -> SyncResult:
         start = time.perf_counter()
+        if self.checkpoint is not None:
+            self.checkpoint.open(workspace_gid or "*", *PROJECT_READ)
+            self._checkpointed = self.checkpoint.reads()
         reporter = asyncio.create_task(self._report_progress(start))
         try:
             workspaces = await self._workspaces(workspace_gid)
@@ -227,6 +318,7 @@ class WorkspaceCrawler:
             tokens=dict(self.tokens),
             split={kind: sorted(gids) for kind, gids in self.split.items()},
             refused=list(self.refused),
+            resumed=dict(self.resumed),
         )
 
     async def _report_progress(self, start: float) -> None:
@@ -241,7 +333,7 @@ class WorkspaceCrawler:
             if self.expected_requests and rate and requests < self.expected_requests:
                 left = f", about {(self.expected_requests - requests) / rate:.0f} s left"
             log.info("Crawling: %d tasks and %d stories read, %d requests in %.0f s (%.1f/s)%s",
-                     len(self.rows["tasks"]), self.streamed["stories"].read, requests, elapsed, rate, left)
+                     self.read["tasks"], self.read["stories"], requests, elapsed, rate, left)
 
     # -- scheduling -------------------------------------------------------------------
     async def _read(self, workspaces: list[models.Workspace]) -> None:
@@ -257,14 +349,34 @@ class WorkspaceCrawler:
         A 404 on a container's listing means it was deleted while the crawl ran: the
         container is dropped from the tables and the crawl goes on with the rest. A 402 or 403
         on a project's listing that fills the ``refusable`` table is noted, and the crawl goes on.
+        A fetch of a project's read waits for its turn (``_Turns``), and counts until it is done:
+        the read is whole once every fetch it led to is.
         """
         assert self._tasks is not None
-        if not container:
-            self._tasks.create_task(coro)
-            return
-        task = self._tasks.create_task(self._tolerate_gone(coro, container, refusable))
+        chain: list[Coroutine] = [coro]
+        if container:
+            chain.append(self._tolerate_gone(coro, container, refusable))
+        pipeline = _PIPELINE.get()
+        if pipeline is not None:
+            chain.append(self._in_turn(pipeline, chain[-1]))
+            pipeline.pending += 1
+        task = self._tasks.create_task(chain[-1])
         # A crawl that fails cancels the fetches not yet started: their coroutines end unawaited.
-        task.add_done_callback(lambda _task: coro.close())
+        task.add_done_callback(lambda _task: [c.close() for c in chain])
+
+    async def _in_turn(self, pipeline: _Pipeline, coro: Coroutine) -> Any:
+        """Run a fetch of a project's read in its turn; the last to end checkpoints the read (the
+        fetches it spawned were counted before it ends; one that fails leaves the read unfinished,
+        and the crawl fails with it)."""
+        await self._turns.take(pipeline.rank)
+        try:
+            result = await coro
+        finally:
+            self._turns.give()
+        pipeline.pending -= 1
+        if not pipeline.pending and pipeline.writer is not None:
+            self._keep(pipeline, pipeline.writer)
+        return result
 
     async def _tolerate_gone(self, coro, container: str, refusable: str | None = None) -> Any:
         """``coro``'s result; None when ``container`` is gone, or when Asana refuses its
@@ -274,6 +386,8 @@ class WorkspaceCrawler:
         except NotFoundError:
             log.info("Asana object %s is gone (404): leaving it out of this sync", container)
             self._gone.add(container)
+            if (pipeline := _PIPELINE.get()) is not None:
+                pipeline.gone.append(container)
             return None
         except (ForbiddenError, PaymentRequiredError) as refused:
             if refusable is None:
@@ -288,6 +402,8 @@ class WorkspaceCrawler:
                     table, project_gid, error.status)
         refusal = Refusal(table, project_gid, error.status, error.path)
         self.refused.append(refusal)
+        if (pipeline := _PIPELINE.get()) is not None:
+            pipeline.refused.append(refusal)
         record = {"listing": table, "path": refusal.path, "status": refusal.status}
         self._quarantine("projects", record, f"{REFUSED}{table}: {error}", gid=project_gid)
 
@@ -336,33 +452,51 @@ class WorkspaceCrawler:
         """Keep a refused record; ``gid`` names its object when the record itself has no gid."""
         if gid is None and isinstance(raw, dict):
             gid = raw.get("gid")
-        self.quarantine.append({
+        row = {
             "table": table,
             "gid": gid if isinstance(gid, str) else None,
             "error": error,
             "raw": orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode(),
             "observed_at": self.started_at,
-        })
+        }
+        if not self._checkpointed_row("quarantine", row):
+            self.quarantine.append(row)
 
     def _add(self, table: str, row: dict) -> None:
         """Keep one row per primary key, so a page read twice never duplicates a row."""
         if table not in self.wanted:
+            return
+        self.read[table] += 1
+        if self._checkpointed_row(table, row):
             return
         if table in self.streamed:
             self.streamed[table].add(row)
         else:
             self.rows[table][tuple(row[k] for k in primary_key(table))] = row
 
+    def _checkpointed_row(self, table: str, row: dict) -> bool:
+        """Whether the row is of a project read with a checkpoint: it goes there, and comes
+        back converted (``parts``)."""
+        if (pipeline := _PIPELINE.get()) is None or pipeline.writer is None:
+            return False
+        pipeline.writer.add(table, row)
+        return True
+
     def _tables(self) -> dict[str, pa.Table]:
         """What this crawl read: its rows, and the records it refused. Each table's dicts are
         freed once converted, so no two tables' rows are held twice at once."""
         tables = {}
         for name in RAW_TABLES:
-            if name in self.streamed:
-                tables[name] = self.streamed.pop(name).table(REGISTRY[name].owners, self._gone)
+            parts, owners = self.parts.pop(name, []), REGISTRY[name].owners
+            if name == "quarantine":  # no key: every refusal stays
+                tables[name] = pa.concat_tables([*parts, to_arrow(name, self.quarantine)])
+            elif name in self.streamed:
+                tables[name] = self.streamed.pop(name).table(owners, self._gone, parts)
+            elif parts:
+                tables[name] = _merged(name, [*parts, to_arrow(name, self.rows.pop(name, {}).values())],
+                                       owners, self._gone)
             else:
                 tables[name] = to_arrow(name, self.rows.pop(name, {}).values())
-        tables["quarantine"] = to_arrow("quarantine", self.quarantine)
         return tables
 
     def _finish(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
@@ -413,18 +547,108 @@ class WorkspaceCrawler:
 
     # -- projects and their contents --------------------------------------------------
     async def _projects(self, workspace_gid: str) -> None:
-        for project in await self._list_projects(workspace_gid):
-            if self.needs("sections"):
-                self._spawn(self._sections(project.gid), project.gid, "sections")
-            if self.needs("custom_field_settings"):
-                self._spawn(self._custom_field_settings(project.gid, workspace_gid), project.gid,
-                            "custom_field_settings")
-            if self.needs("project_memberships"):
-                # Not refusable: access snapshots are history, and a project read without its members
-                # would record every one of them as revoked.
-                self._spawn(self._project_members(project.gid), project.gid)
-            if self.needs("tasks"):
-                self._spawn(self._project_tasks(project.gid), project.gid, "tasks")
+        projects = await self._list_projects(workspace_gid)
+        restored = self._resume(workspace_gid, {project.gid for project in projects})
+        for project in projects:
+            if project.gid not in restored:
+                writer = None if self.checkpoint is None else self.checkpoint.writer(
+                    project.gid, CHECKPOINT_ROWS, lambda table, data: self.parts[table].append(data))
+                self._start(_Pipeline(project.gid, workspace_gid, next(self._ranks), writer))
+
+    def _start(self, pipeline: _Pipeline) -> None:
+        """Start a project's read in a context of its own, where each fetch it leads to finds it."""
+        def start() -> None:
+            _PIPELINE.set(pipeline)
+            self._read_project(pipeline.gid, pipeline.workspace_gid)
+
+        contextvars.copy_context().run(start)
+
+    def _read_project(self, project_gid: str, workspace_gid: str) -> None:
+        if self.needs("sections"):
+            self._spawn(self._sections(project_gid), project_gid, "sections")
+        if self.needs("custom_field_settings"):
+            self._spawn(self._custom_field_settings(project_gid, workspace_gid), project_gid, "custom_field_settings")
+        if self.needs("project_memberships"):
+            # Not refusable: access snapshots are history, and a project read without its members
+            # would record every one of them as revoked.
+            self._spawn(self._project_members(project_gid), project_gid)
+        if self.needs("tasks"):
+            self._spawn(self._project_tasks(project_gid), project_gid, "tasks")
+
+    # -- the checkpoint ---------------------------------------------------------------
+    def _keep(self, pipeline: _Pipeline, writer: ProjectWriter) -> None:
+        """Checkpoint a project whose read is whole."""
+        project = self.rows["projects"].get((pipeline.gid,), {})
+        writer.finish(ProjectRead(
+            gid=pipeline.gid, workspace_gid=pipeline.workspace_gid, read_at=self.started_at,
+            token=self.tokens.get(pipeline.gid), synced_at=project.get("synced_at"),
+            num_tasks=project.get("num_tasks"), tasks_counted_at=project.get("tasks_counted_at"),
+            split=pipeline.gid in self.split.get(TASKS_BY_SECTION, ()),
+            refused=[{"table": r.table, "status": r.status, "path": r.path} for r in pipeline.refused],
+            gone=pipeline.gone, claimed=pipeline.claimed, shared=pipeline.shared,
+            unknown_memberships=pipeline.unknown_memberships,
+        ))
+
+    def _resume(self, workspace_gid: str, listed: set[str]) -> set[str]:
+        """Take the workspace's projects the checkpoint holds whole and the listing still names;
+        returns their gids.
+
+        A checkpointed project no longer listed is dropped, and so are the checkpointed rows
+        placing a task in it. A task a taken project listed but another project's read crawled
+        (a task in two projects is crawled once) is read again by itself unless a taken read
+        holds it: the project that crawled it may be dropped, or not kept, and no longer list it.
+        """
+        mine = {gid: read for gid, read in self._checkpointed.items() if read.workspace_gid == workspace_gid}
+        if not mine:
+            return set()
+        assert self.checkpoint is not None
+        unlisted = gid_array(set(mine) - listed)
+        restored: set[str] = set()
+        for gid in sorted(set(mine) & listed):
+            tables = self.checkpoint.tables(gid)
+            if tables is None:
+                continue  # unreadable: read again
+            if len(unlisted) and "task_memberships" in tables:
+                places = tables["task_memberships"]
+                tables["task_memberships"] = places.filter(pc.invert(pc.is_in(places["project_gid"], value_set=unlisted)))
+            self._take(mine[gid], tables)
+            restored.add(gid)
+        unheld = {task for gid in restored for task in mine[gid].shared} - self._seen_tasks
+        for task in sorted(unheld):
+            self._spawn(self._shared_task(task))
+        log.info("Resuming the crawl of workspace %s: %d project(s) taken from the checkpoint of an earlier run, "
+                 "%d no longer listed dropped, %d to read, and %d task(s) they share with those", workspace_gid,
+                 len(restored), len(unlisted), len(listed) - len(restored), len(unheld))
+        return restored
+
+    async def _shared_task(self, gid: str) -> None:
+        """Read a task a taken project lists, as its listing would have (once per crawl)."""
+        if gid in self._seen_tasks:
+            return  # a project read now listed it first
+        try:
+            raw = await self.client.get_data(f"/tasks/{gid}", fields=TASK_FIELDS)
+        except (NotFoundError, ForbiddenError) as gone:
+            log.info("Asana task %s is gone or out of view (%s): leaving it out, as its listing now would",
+                     gid, type(gone).__name__)
+            return
+        self._task(raw, None)
+
+    def _take(self, read: ProjectRead, tables: dict[str, pa.Table]) -> None:
+        """Add a checkpointed project's read to this crawl's, as if read now."""
+        for name, data in tables.items():
+            self.parts[name].append(data)
+        self._seen_tasks.update(read.claimed)
+        self._gone.update(read.gone)
+        self.refused += [Refusal(r["table"], read.gid, r["status"], r["path"]) for r in read.refused]
+        if read.split:
+            self.split[TASKS_BY_SECTION].append(read.gid)
+        self.unknown_memberships += read.unknown_memberships
+        if read.token is not None:
+            self.tokens[read.gid] = read.token
+        self.resumed[read.gid] = read.read_at
+        project = self.rows["projects"].get((read.gid,))
+        if project is not None:
+            project.update(synced_at=read.synced_at, num_tasks=read.num_tasks, tasks_counted_at=read.tasks_counted_at)
 
     async def _list_projects(self, workspace_gid: str) -> list[models.Project]:
         """The workspace's projects, into their table: listed whole, else team by team when Asana
@@ -553,9 +777,14 @@ class WorkspaceCrawler:
         """Store one task and schedule its stories and subtasks (once per gid)."""
         gid = raw.get("gid") if isinstance(raw, dict) else None
         if isinstance(gid, str):
+            pipeline = _PIPELINE.get()
             if gid in self._seen_tasks:
+                if pipeline is not None:
+                    pipeline.shared.append(gid)
                 return  # a task in two projects is listed twice; crawl it once
             self._seen_tasks.add(gid)
+            if pipeline is not None:
+                pipeline.claimed.append(gid)
         task = self._accept("tasks", models.Task, raw)
         if task is not None:
             row = task.row()
@@ -581,6 +810,8 @@ class WorkspaceCrawler:
         for membership in task.unplaced:
             if membership.section is None:
                 self.unknown_memberships += 1
+                if (pipeline := _PIPELINE.get()) is not None:
+                    pipeline.unknown_memberships += 1
                 continue
             self._quarantine("task_memberships", membership.model_dump(mode="json", exclude_none=True),
                              f"memberships: section {membership.section.gid} without a project: not a "
@@ -621,11 +852,9 @@ class _Chunks:
         self.name = table
         self.pending: list[dict] = []
         self.chunks: list[pa.Table] = []
-        self.read = 0  # rows added, a key read twice counted twice
 
     def add(self, row: dict) -> None:
         self.pending.append(row)
-        self.read += 1
         if len(self.pending) >= CHUNK_ROWS:
             self._convert()
 
@@ -634,20 +863,25 @@ class _Chunks:
             self.chunks.append(to_arrow(self.name, self.pending))
             self.pending = []
 
-    def table(self, owners: tuple[str, ...], gone: set[str]) -> pa.Table:
-        """One row per primary key, as a dict keyed by it keeps them: the last row read, in the
-        place of the first; then without the rows whose ``owners`` columns name a ``gone`` object."""
+    def table(self, owners: tuple[str, ...], gone: set[str], before: Iterable[pa.Table] = ()) -> pa.Table:
+        """The rows, after those ``before`` (a checkpoint's), as ``_merged`` keeps them."""
         self._convert()
-        data = pa.concat_tables(self.chunks) if self.chunks else to_arrow(self.name, [])
-        self.chunks = []
-        data = _last_per_key(data, primary_key(self.name))
-        if gone:
-            hit = [pc.fill_null(pc.is_in(data[c], value_set=gid_array(gone)), False) for c in owners]
-            mask = hit[0]
-            for more in hit[1:]:
-                mask = pc.or_(mask, more)
-            data = data.filter(pc.invert(mask))
-        return data.combine_chunks()
+        parts, self.chunks = [*before, *self.chunks], []
+        return _merged(self.name, parts, owners, gone)
+
+
+def _merged(name: str, parts: list[pa.Table], owners: tuple[str, ...], gone: set[str]) -> pa.Table:
+    """One row per primary key, as a dict keyed by it keeps them: the last row read, in the place
+    of the first; then without the rows whose ``owners`` columns name a ``gone`` object."""
+    data = pa.concat_tables(parts) if parts else to_arrow(name, [])
+    data = _last_per_key(data, primary_key(name))
+    if gone:
+        hit = [pc.fill_null(pc.is_in(data[c], value_set=gid_array(gone)), False) for c in owners]
+        mask = hit[0]
+        for more in hit[1:]:
+            mask = pc.or_(mask, more)
+        data = data.filter(pc.invert(mask))
+    return data.combine_chunks()
 
 
 def _last_per_key(data: pa.Table, key: tuple[str, ...]) -> pa.Table:
@@ -777,7 +1011,9 @@ def _explain(exc: ValidationError) -> str:
 
 async def crawl(
     client: AsanaClient, workspace_gid: str | None = None, tables: Iterable[str] | None = None,
-    track_events: bool = False, expected_requests: int | None = None,
+    track_events: bool = False, expected_requests: int | None = None, checkpoint: Checkpoint | None = None,
 ) -> SyncResult:
-    """Crawl the workspace(s) the client's token sees into the requested tables."""
-    return await WorkspaceCrawler(client, tables, track_events, expected_requests).run(workspace_gid)
+    """Crawl the workspace(s) the client's token sees into the requested tables; with a
+    ``checkpoint`` (a whole crawl that takes events tokens), resume an earlier run's and keep
+    each project's read as it is whole."""
+    return await WorkspaceCrawler(client, tables, track_events, expected_requests, checkpoint).run(workspace_gid)

@@ -50,6 +50,21 @@ class SyncState:
             if mine and datetime.fromisoformat(entry["taken_at"]) > datetime.fromisoformat(mine["taken_at"]):
                 self.tokens[gid] = dict(entry)
 
+    def began_last_sync(self) -> datetime | None:
+        """When the last committed sync began (None before the first): a crawl's checkpoint
+        from before then is stale."""
+        return None if self.last_sync_at is None else datetime.fromisoformat(self.last_sync_at)
+
+    def resumed(self, read_at: dict[str, datetime], full_sync_requests: int | None) -> None:
+        """After a full crawl that took projects from a checkpoint: their tokens were taken after
+        ``read_at`` (when the crawl that read them began), not after this one began, so their
+        age counts from then; and this crawl's requests were not a full crawl's, so the size
+        kept for the next one's time left stays ``full_sync_requests``."""
+        for gid, at in read_at.items():
+            if (entry := self.tokens.get(gid)) is not None and at < datetime.fromisoformat(entry["taken_at"]):
+                entry["taken_at"] = at.isoformat()
+        self.last_full_sync_requests = full_sync_requests
+
     def advance(self, tokens: dict[str, str], projects: Iterable[str], now: datetime, full: bool,
                 archived: Iterable[str] = ()) -> None:
         live = set(projects)

@@ -10,7 +10,9 @@ one before succeeded:
 2. the Postgres views, re-created over those tables;
 3. the Parquet version, by switching one link;
 4. without Postgres, the sync state's file: after the tables, so a crash in between replays the
-   run's changes rather than skipping them.
+   run's changes rather than skipping them;
+5. with a sync state (a sync's run), the full crawl's checkpoint is discarded: what it kept is
+   published, or superseded (one a crash left is stale by the state's time, see ``checkpoint.py``).
 
 A run that fails or is killed before then leaves both stores as they were.
 """
@@ -20,12 +22,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from asana_assets.lib.asana.checkpoint import Checkpoint
 from asana_assets.lib.asana.polls import PollSchedule
 from asana_assets.lib.asana.state import SyncState
 from asana_assets.lib.schema import HISTORY_TABLES, TABLES
@@ -141,6 +145,11 @@ class Warehouse:
         """The sync state as this run staged it so far, else as last committed."""
         return self._staged_state().load() or self.state_store().load()
 
+    def checkpoint(self, not_before: datetime | None = None) -> Checkpoint:
+        """Where a full crawl of this connection keeps each project's read until a sync commits
+        (``not_before``: when the last committed sync began)."""
+        return Checkpoint(self.root, not_before)
+
     # -- reading, this run's staged tables first
 
     def exists(self, table: str) -> bool:
@@ -176,6 +185,8 @@ class Warehouse:
         version = self.parquet.commit(self.keep_versions)
         if state is not None and not self.postgres_url:
             self.state_store().save(state)
+        if state is not None:
+            self.checkpoint().discard()
         return Publication(sorted({f.parts[0].removesuffix(".parquet") for f in files}), version, postgres)
 
     def _commit_postgres(self, files: list[Path], state: SyncState | None) -> PostgresCommit:

@@ -1,0 +1,281 @@
+"""A full crawl stopped before its sync commits is resumed from its checkpoint: the projects it
+kept are not read again, the tables equal the simulator's ground truth and an uninterrupted
+crawl's, and changes made between the stop and the rerun end right (the listing drops a deleted
+project, the events tokens kept with the checkpoint bring the edits)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from asana_assets.lib.asana import crawl as crawl_module
+from asana_assets.lib.asana.checkpoint import FOLDER, Checkpoint
+from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.asana.crawl import _Turns, crawl
+from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
+from asana_assets.lib.asana.state import SyncState
+from asana_assets.lib.schema import RAW_TABLES, primary_key
+from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World, generate_world
+from asana_assets_tests.support.truth import assert_matches_truth
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+QUOTA = 1_000_000
+SEED, TASKS = 31, 600  # nine projects
+# Columns that say when a crawl ran, not what it read: they differ between any two crawls.
+RUN_TIMES = {"projects": {"synced_at", "tasks_counted_at"}, "quarantine": {"observed_at"}}
+
+
+class Stopped(Exception):
+    """The crawl's process dies: it sends nothing more."""
+
+
+def crawl_once(base_url: str, root: Path | None, stop_when: Callable[[set[str]], bool] | None = None,
+               sent: list[tuple[str, dict]] | None = None, before_sending: Callable[[str], None] = lambda path: None):
+    """A whole crawl (with a checkpoint under ``root``), stopped before the first request that
+    finds ``stop_when`` true of the projects kept; ``sent`` gets every request's path and
+    parameters, and ``before_sending`` each path before it is sent."""
+    async def run():
+        async with AsanaClient(base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
+            get = client.get
+
+            async def watched(path, params=None):
+                if stop_when is not None and stop_when(kept(root)):
+                    raise Stopped
+                before_sending(path)
+                if sent is not None:
+                    sent.append((path, dict(params or {})))
+                return await get(path, params)
+
+            client.get = watched
+            return await crawl(client, track_events=True, checkpoint=None if root is None else Checkpoint(root))
+
+    return asyncio.run(run())
+
+
+def kept(root: Path) -> set[str]:
+    """The projects the checkpoint holds whole: a folder named by the project's gid."""
+    return {p.name for p in (root / FOLDER).glob("*/*") if p.name.isdigit()}
+
+
+def naming(sent: list[tuple[str, dict]], gids: set[str]) -> list[tuple[str, dict]]:
+    """The requests whose path or parameters name one of ``gids``."""
+    return [(path, params) for path, params in sent
+            if set(path.split("/")) & gids or set(map(str, params.values())) & gids]
+
+
+def sorted_rows(table: str, data: pa.Table) -> pa.Table:
+    data = data.drop_columns(sorted(RUN_TIMES.get(table, set())))
+    key = list(primary_key(table)) or data.column_names
+    return data.sort_by([(column, "ascending") for column in key])
+
+
+def assert_same_tables(resumed, whole):
+    """The resumed crawl's tables are the uninterrupted crawl's, row for row (in any order), the
+    times the crawls ran aside: the owner's definition of a correct resume."""
+    for table in RAW_TABLES:
+        assert sorted_rows(table, resumed.tables[table]).equals(sorted_rows(table, whole.tables[table])), table
+
+
+def fast() -> SimulatorConfig:
+    return SimulatorConfig(requests_per_minute=QUOTA)
+
+
+def test_a_crawl_stopped_after_some_projects_resumes_without_reading_them_again(tmp_path):
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    truth = world.ground_truth()
+    projects = {p["gid"] for p in truth["projects"]}
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        whole = crawl_once(sim.base_url, None)
+        with pytest.raises(Stopped):
+            crawl_once(sim.base_url, tmp_path, stop_when=lambda done: len(done) >= 3)
+        done = kept(tmp_path)
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+    assert 3 <= len(done) < len(projects)  # several may be whole at the same moment
+    assert set(resumed.resumed) == done
+    assert_matches_truth(resumed.tables, truth)
+    assert_same_tables(resumed, whole)
+    # Nothing a kept project holds is asked for again: its listings, count and events token...
+    assert naming(sent, done) == []
+    # ...nor the stories and subtasks of a task only kept projects hold.
+    only_kept = {t["gid"] for t in truth["tasks"]
+                 if t["memberships"] and {m["project"]["gid"] for m in t["memberships"]} <= done}
+    assert only_kept and naming(sent, only_kept) == []
+    # Each of those tasks cost the whole crawl its stories' request at least.
+    assert len(sent) == resumed.client_stats["requests"] < whole.client_stats["requests"] - len(only_kept)
+
+
+def test_a_task_deleted_while_its_kept_project_was_read_stays_out(tmp_path):
+    """Its 404, met by the stopped crawl and kept with its project's read, still drops its rows."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    first = world.objects[world.workspaces[0]].projects[0]
+    deleted = next(t["gid"] for t in world.ground_truth()["tasks"] if not t["parent"] and not t["num_subtasks"]
+                   and [m["project"]["gid"] for m in t["memberships"]] == [first])
+
+    def delete_as_its_stories_are_asked_for(path: str) -> None:
+        if path == f"/tasks/{deleted}/stories":
+            world.delete_task(deleted, actor=world.default_user)
+
+    with Simulator(world, fast()) as sim:
+        with pytest.raises(Stopped):
+            crawl_once(sim.base_url, tmp_path, stop_when=lambda done: first in done,
+                       before_sending=delete_as_its_stories_are_asked_for)
+        resumed = crawl_once(sim.base_url, tmp_path)
+    assert first in resumed.resumed
+    assert deleted not in resumed.tables["tasks"]["gid"].to_pylist()
+    assert_matches_truth(resumed.tables, world.ground_truth())
+
+
+def pages(n: int) -> int:
+    return max(1, math.ceil(n / 100))
+
+
+def test_a_crawl_whose_every_project_was_kept_reads_only_the_workspace_s_own_listings(tmp_path):
+    """A run killed after its crawl (deriving or publishing) is resumed from a whole checkpoint."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    truth = world.ground_truth()
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        crawl_once(sim.base_url, tmp_path)
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+    per_team = Counter(m["team"]["gid"] for m in truth["team_memberships"])
+    listings = (1 + pages(len(truth["workspace_memberships"])) + pages(len(truth["users"]))
+                + pages(len(truth["teams"])) + sum(pages(per_team[t["gid"]]) for t in truth["teams"])
+                + pages(len(truth["tags"])) + pages(len(truth["projects"])))
+    assert len(sent) == listings
+    assert set(resumed.resumed) == {p["gid"] for p in truth["projects"]}
+    assert_matches_truth(resumed.tables, truth)
+
+
+def delete_project(world: World, gid: str) -> None:
+    """Delete a project as a crawl sees it: the workspace no longer lists it, a task of it in
+    another project leaves it, its other tasks go (their subtasks and stories too). The simulator
+    deletes no project: its object stays, so the stories naming it still render, and
+    ``without_project`` takes it out of the ground truth."""
+    with world.lock:
+        project = world.objects[gid]
+        tasks = world.project_tasks(gid)
+    for task in tasks:
+        if len(world.objects[task].memberships) > 1:
+            world.remove_task_from_project(task, gid, actor=world.default_user)
+        else:
+            world.delete_task(task, actor=world.default_user)
+    with world.lock:
+        world.objects[project.workspace].projects.remove(gid)
+        if project.team:
+            world.objects[project.team].projects.remove(gid)
+
+
+def without_project(truth: dict[str, list[dict]], gid: str) -> dict[str, list[dict]]:
+    """The ground truth without a deleted project's own records: itself, its sections and members."""
+    def other(record: dict) -> bool:
+        return gid not in (record["gid"], (record.get("project") or {}).get("gid"), (record.get("parent") or {}).get("gid"))
+
+    return {
+        collection: [r for r in records if other(r)] if collection in ("projects", "sections", "project_memberships")
+        else records
+        for collection, records in truth.items()
+    }
+
+
+def as_read(after: dict[str, list[dict]], before: dict[str, list[dict]], read: set[str],
+            gone: str) -> dict[str, list[dict]]:
+    """The ground truth ``after`` a change, but for the tasks of ``read`` (crawled by a kept read)
+    and their stories, which are as ``before`` it: as that read found them, their place in
+    ``gone`` dropped with that project."""
+    def of_read(record: dict) -> bool:
+        return record["gid"] in read or (record.get("target") or {}).get("gid") in read
+
+    tasks = [{**t, "memberships": [m for m in t["memberships"] if m["project"]["gid"] != gone]}
+             for t in before["tasks"] if of_read(t)]
+    stories = [s for s in before["stories"] if of_read(s)]
+    return {**after, "tasks": [*(t for t in after["tasks"] if not of_read(t)), *tasks],
+            "stories": [*(s for s in after["stories"] if not of_read(s)), *stories]}
+
+
+@pytest.mark.parametrize("deleted", ["the project that crawled it", "the other"])
+def test_changes_between_the_stop_and_the_rerun_end_right(tmp_path, deleted):
+    """A task sits in the two projects read first, both kept; one of them is deleted before the
+    rerun, and a task of the other renamed. The rerun drops the deleted project; the shared task
+    is read again by itself when the deleted project's read held it, else keeps its kept rows
+    without its place in the deleted project; the rename, made after the kept read, comes with
+    the next incremental sync from the events token taken before that read."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    truth = world.ground_truth()
+    first, second = world.objects[world.workspaces[0]].projects[:2]  # the two projects listed first
+    alone = {project: [t["gid"] for t in truth["tasks"]
+                       if not t["parent"] and [m["project"]["gid"] for m in t["memberships"]] == [project]]
+             for project in (first, second)}
+    shared = alone[second][0]
+    world.add_task_to_project(shared, first, actor=world.default_user)  # crawled by one of the two
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        with pytest.raises(Stopped):
+            crawl_once(sim.base_url, tmp_path, stop_when=lambda done: {first, second} <= done)
+        checkpoint = Checkpoint(tmp_path)
+        checkpoint.open("*", *crawl_module.PROJECT_READ)
+        reads = checkpoint.reads()
+        crawler, lister = (first, second) if shared in reads[first].claimed else (second, first)
+        assert shared in reads[lister].shared  # listed there, crawled once
+        gone, survivor = (crawler, lister) if deleted == "the project that crawled it" else (lister, crawler)
+        edited = alone[survivor][1]
+        before = world.ground_truth()
+        world.update_task(edited, name="Renamed after the stop", actor=world.default_user)
+        delete_project(world, gone)
+
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+        truth = without_project(world.ground_truth(), gone)
+        read = {task for project, kept_read in reads.items() if project != gone for task in kept_read.claimed}
+        assert edited in read and (shared in read) is (survivor == crawler)
+        assert_matches_truth(resumed.tables, as_read(truth, before, read, gone))
+        assert gone not in resumed.resumed and survivor in resumed.resumed
+        read_alone = ("/tasks/" + shared, {"opt_fields": ",".join(crawl_module.TASK_FIELDS)})
+        assert (read_alone in sent) is (survivor == lister)
+        # The survivor's token is the one taken before its read: its feed holds the rename.
+        async def feed():
+            async with AsanaClient(sim.base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
+                return await client.events(survivor, resumed.tokens[survivor])
+
+        events, _sync, _more = asyncio.run(feed())
+        assert edited in {event["resource"]["gid"] for event in events}
+
+        state = SyncState()
+        record_full_sync(state, resumed)
+        state.resumed(resumed.resumed, None)
+
+        async def incremental():
+            async with AsanaClient(sim.base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
+                return await incremental_sync(client, state, resumed.tables)
+
+        changes = asyncio.run(incremental())
+    assert survivor not in changes.relisted  # its events, not a re-listing, brought the changes
+    assert_matches_truth(changes.result.tables, truth)
+
+
+def test_turns_go_to_the_earliest_project_then_in_order_and_a_cancelled_waiter_passes_its_slot_on():
+    async def run():
+        turns, served = _Turns(1), []
+
+        async def fetch(rank, name):
+            await turns.take(rank)
+            served.append(name)
+            await asyncio.sleep(0)
+            turns.give()
+
+        await turns.take(0)  # the one slot is busy while the others queue
+        waiting = [asyncio.create_task(fetch(rank, name))
+                   for rank, name in [(3, "c"), (1, "a1"), (2, "b"), (1, "a2"), (2, "cancelled")]]
+        await asyncio.sleep(0)
+        waiting[4].cancel()
+        turns.give()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        return served, turns.free
+
+    assert asyncio.run(run()) == (["a1", "a2", "b", "c"], 1)

@@ -1,5 +1,5 @@
 """``asana-connections``: connect Asana (OAuth or service-account key), list, schedule, sync,
-validate, revoke, remove, rotate keys.
+validate, revoke, remove, rotate keys, write an audit period's evidence.
 
 Secrets are never taken as arguments, where shell history and process lists would keep them:
 the OAuth client secret and a service-account key come from the environment or a hidden prompt.
@@ -15,6 +15,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,14 @@ from cryptography.fernet import Fernet
 
 from asana_assets import settings
 from asana_assets.lib.asana.client import AsanaError
+from asana_assets.lib.compliance.period import (
+    DEFAULT_SEED,
+    SAMPLE_SIZES,
+    Period,
+    format_sample_sizes,
+    parse_sample_sizes,
+)
+from asana_assets.lib.compliance.period_report import outcome_lines, report_period
 from asana_assets.lib.connections.oauth import (
     OAuthApp,
     access_token,
@@ -98,6 +107,20 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--allow-mass-deletion", action="store_true",
                       help="confirm a real mass deletion that the sanity gate refused")
     sync.set_defaults(run=_sync)
+    period = commands.add_parser(
+        "evidence", help="write the evidence report of an audit period to evidence/period_<from>_<to>/ of the "
+                         "connection's warehouse, from what the warehouse kept")
+    period.add_argument("id", nargs="?", help="connection id (default: the one in the environment)")
+    period.add_argument("--from", dest="first", required=True, type=_day, metavar="DATE",
+                        help="first day of the period, YYYY-MM-DD (UTC)")
+    period.add_argument("--to", dest="last", required=True, type=_day, metavar="DATE",
+                        help="last day of the period, YYYY-MM-DD (UTC), included")
+    period.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the sample (default: {DEFAULT_SEED}); the same seed draws the same sample")
+    period.add_argument("--sample-sizes", type=_sample_sizes, default=SAMPLE_SIZES, metavar="TABLE",
+                        help="sample size by population size, as <largest population>:<size>,...,*:<size> "
+                             f"(default: {format_sample_sizes(SAMPLE_SIZES)})")
+    period.set_defaults(run=_evidence)
     runs_ = commands.add_parser("runs", help="runs in progress on this instance; clear one whose process died, "
                                              "or print a run's log")
     runs_.add_argument("--clear", metavar="RUN_ID", help="mark this stuck run failed")
@@ -115,6 +138,20 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes, at least 1")
     return int(text)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+
+
+def _sample_sizes(text: str) -> tuple[tuple[int | None, int], ...]:
+    try:
+        return parse_sample_sizes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _store(args: argparse.Namespace) -> TokenStore:
@@ -234,6 +271,24 @@ def _sync(args: argparse.Namespace) -> None:
         raise ConnectionProblem(f"the {args.mode} sync of connection {key} failed", causes or "see the run's log")
     for line in _where(result):
         print(line)
+
+
+def _evidence(args: argparse.Namespace) -> None:
+    """Write a period's report from the connection's warehouse (no request to Asana)."""
+    from asana_assets.defs.partitions import DEFAULT
+    from asana_assets.defs.resources.warehouse import WarehouseResource
+
+    key = DEFAULT if args.id in (None, settings.CONNECTION_ID.get()) else args.id
+    warehouse = WarehouseResource(
+        directory=settings.WAREHOUSE_DIR.get(), postgres_url=settings.POSTGRES_URL.get(),
+        postgres_schema=settings.POSTGRES_SCHEMA.get(),
+    ).for_connection(key).warehouse()
+    try:
+        period = Period.of(args.first, args.last)
+        outcome = report_period(warehouse, period, key, args.seed, args.sample_sizes)
+    except ValueError as error:
+        raise SystemExit(f"No period report: {error}") from None
+    print("\n".join(outcome_lines(*outcome)))
 
 
 def _where(result) -> Iterator[str]:

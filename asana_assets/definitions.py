@@ -31,7 +31,7 @@ def build_defs(resources: dict | None = None, executor: dg.ExecutorDefinition = 
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=[*RUN_CHECKS, raw_checks.connections_fresh],
-        jobs=[jobs.full_sync, jobs.incremental_sync, jobs.reconcile_sync],
+        jobs=[jobs.full_sync, jobs.incremental_sync, jobs.reconcile_sync, jobs.period_evidence],
         schedules=[schedules.full_sync_at_connection_hour, schedules.reconcile_at_connection_hour],
         sensors=[sensors.asana_connections_sensor, sensors.asana_events_sensor, sensors.asana_freshness_sensor],
         resources=configured_resources() if resources is None else resources,

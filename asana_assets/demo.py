@@ -24,7 +24,7 @@ from asana_assets import settings
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 from asana_assets.lib.storage.files import write_atomically
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets.simulator.generator import OFFBOARDING, OFFBOARDING_DAYS
+from asana_assets.simulator.generator import OFFBOARDING, OFFBOARDING_DAYS, SLA_CATEGORY
 
 log = logging.getLogger("asana_assets.demo")
 
@@ -33,8 +33,10 @@ DEMO_TASKS = 400
 # The demo organisation is on a plan with ten times the paid quota, so the demo takes seconds.
 DEMO_REQUESTS_PER_MINUTE = 15_000
 # The demo organisation's compliance settings: where its offboarding tickets are filed, and the day
-# its IT team allows itself (so the monitor runs, and the leaver's open ticket is overdue).
-COMPLIANCE = {"offboarding_projects": [OFFBOARDING], "offboarding_days": OFFBOARDING_DAYS}
+# its IT team allows itself (so the monitor runs, and the leaver's open ticket is overdue); the SLA of
+# its security incidents by severity (so one open past it and one closed late alarm).
+COMPLIANCE = {"offboarding_projects": [OFFBOARDING], "offboarding_days": OFFBOARDING_DAYS,
+              "sla_categories": [SLA_CATEGORY]}
 
 _running: str | None = None  # the API base this process serves the demo at
 _simulators: list[Simulator] = []  # the one this process started, kept alive

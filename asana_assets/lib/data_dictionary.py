@@ -1,6 +1,7 @@
 """The data dictionary: every table and column, written from the table registry (lib/schema.py),
-the single source of the warehouse's types and descriptions, and every Postgres view with its
-columns (lib/storage/views.py).
+the single source of the warehouse's types and descriptions, the columns Postgres adds to keep a
+table current (lib/storage/postgres.py), and every Postgres view with its columns
+(lib/storage/views.py).
 
     python -m asana_assets.lib.data_dictionary > docs/data-dictionary.md
 
@@ -10,6 +11,7 @@ A test checks that the committed file matches them.
 from __future__ import annotations
 
 from asana_assets.lib.schema import AUDIT, DERIVED, RAW, REGISTRY, TableSpec, describe
+from asana_assets.lib.storage.postgres import DELETED_AT, ROW_HASH, column_comments, columns, is_current
 from asana_assets.lib.storage.views import VIEWS, View
 
 LAYERS = ((RAW, "Raw tables"), (AUDIT, "Audit log (Enterprise+)"), (DERIVED, "Compliance tables"))
@@ -35,6 +37,10 @@ def _table(spec: TableSpec) -> list[str]:
     for field in spec.schema:
         note = f" References `{references[field.name]}`." if field.name in references else ""
         lines.append(f"| `{field.name}` | `{field.type}` | {_cell(describe(spec.schema, field.name))}{note} |")
+    if is_current(spec.name):
+        types, comments = columns(spec.name), column_comments(spec.name)
+        lines += [f"| `{name}` | `{types[name]}` (Postgres only) | {_cell(comments[name])} |"
+                  for name in (DELETED_AT, ROW_HASH)]
     return [*lines, ""]
 
 

@@ -539,9 +539,10 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         ("run_id", STR, "Run that evaluated"),
         ("evaluated_at", TS, "The run's as_of"),
         ("monitor_id", STR, "Monitor"),
-        ("resource_type", STR, "ticket, project, user, user_in_workspace (gid user/workspace), membership_change, "
-         "the raw record an access alarm names (team_membership, project_membership, task), or setting (a "
-         "compliance setting the monitor needs or cannot use as configured; gid: its name)"),
+        ("resource_type", STR, "ticket, ticket_in_category (gid ticket/category: ticket_sla), project, user, "
+         "user_in_workspace (gid user/workspace), membership_change, the raw record an access alarm names "
+         "(team_membership, project_membership, task), or setting (a compliance setting the monitor needs or cannot "
+         "use as configured; gid: its name, or sla_categories/ and the category name)"),
         ("resource_gid", STR, "The resource evaluated"),
         ("status", STR, "ok, alarm, unknown (the data cannot decide), info (not yet due), skip or error"),
         ("reason", STR, "One sentence"),

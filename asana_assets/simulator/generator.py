@@ -101,6 +101,39 @@ ARCHIVE = "Archive"  # the project a planted change is moved to after its work: 
 OFFBOARDING = "IT Offboarding"
 OFFBOARDED_IN = timedelta(hours=12)
 OFFBOARDING_DAYS = 1  # the deadline the demo sets (offboarding_days): the leaver's, two days on, has passed
+# The project security incidents are filed in, with their Severity (an enum field of its own), made
+# last of all: the SLA category the demo sets (sla_categories) takes its tickets, allowing SLA_DAYS
+# per severity, else SLA_DEFAULT_DAYS, with time in its Blocked section paused.
+INCIDENTS, SEVERITY = "Security Incidents", "Severity"
+SEVERITIES = ("Critical", "High", "Medium", "Low")
+SLA_DAYS = {"Critical": 1, "High": 3, "Medium": 7}
+SLA_DEFAULT_DAYS = 14
+SLA_CATEGORY = {"name": "Security incidents", "projects": [INCIDENTS], "priority_field": SEVERITY, "days": SLA_DAYS,
+                "default_days": SLA_DEFAULT_DAYS, "pause_blocked": True}
+INCIDENT_SECTIONS = ("Triage", "Investigating", "Blocked", "Closed")
+# Its tickets: (title, severity or None, filed this long before now, the work as (time after filing,
+# section entered) in order; entering Closed completes it). Two breach their SLA: the first is open
+# past it, the third was closed late; the fourth would without its three days Blocked.
+INCIDENT_TICKETS: tuple[tuple[str, str | None, timedelta, tuple[tuple[timedelta, str], ...]], ...] = (
+    ("SEC-1: Leaked API key in a public repository", "Critical", timedelta(days=3),
+     ((timedelta(hours=1), "Investigating"),)),
+    ("SEC-2: Phishing report from Finance", "High", timedelta(days=10),
+     ((timedelta(hours=1), "Investigating"), (timedelta(days=2), "Closed"))),
+    ("SEC-3: Unpatched OpenSSL on the VPN gateway", "Critical", timedelta(days=8),
+     ((timedelta(hours=1), "Investigating"), (timedelta(days=1, hours=2), "Closed"))),
+    ("SEC-4: Suspicious sign-ins from a new country", "High", timedelta(days=5),
+     ((timedelta(hours=1), "Investigating"), (timedelta(days=1), "Blocked"), (timedelta(days=4), "Investigating"))),
+    ("SEC-5: Lost laptop reported by Sales", None, timedelta(days=2), ()),
+    ("SEC-6: Malware alert on a build agent", "Low", timedelta(days=20),
+     ((timedelta(hours=2), "Investigating"), (timedelta(days=5), "Closed"))),
+)
+SLA_BREACHES = {"SEC-1": "open past its 1-day SLA (Critical)", "SEC-3": "closed after its 1-day SLA (Critical)",
+                "SEC-7": "closed after its 1-day SLA (Critical), its severity lowered to Low after the breach"}
+# One more incident, made after all the others (so theirs keep their gids): filed Critical, lowered
+# to Low once past its day, then closed within Low's default days, a breach only its history shows.
+# A step of its work naming a severity sets it.
+DOWNGRADED = ("SEC-7: Ransomware note on a file server", "Critical", timedelta(days=6),
+              ((timedelta(hours=1), "Investigating"), (timedelta(days=2), "Low"), (timedelta(days=3), "Closed")))
 # What each section name above means to the compliance rules, (stage, state): the simulator's
 # ground truth, written out so that it does not lean on the classifier it is used to test.
 # UNKNOWN: no word of the name says a stage, so nobody can tell whether the work started there.
@@ -258,6 +291,10 @@ def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None,
         organisations[-1].build(tasks // workspaces + (index < tasks % workspaces))
     for organisation in organisations:  # last, so every other object keeps its gid
         organisation.offboarding_tickets()
+    for organisation in organisations:  # after them, so theirs keep their gids too
+        organisation.incident_tickets()
+    for organisation in organisations:  # after every other incident, for the same reason
+        organisation.downgraded_incident()
     world.record_events = True
     return world
 
@@ -384,6 +421,48 @@ class _Organisation:
             self._plant("offboarding_ticket", user.gid,
                         f"no audit log dates when {user.name} was deactivated, against the ticket's deadline",
                         unknown=True)
+
+    def incident_tickets(self) -> None:
+        """The INCIDENTS project and its Severity field, with the INCIDENT_TICKETS filed by one of
+        the active staff and worked by another, as each one's work says: its two breaches of the
+        SLA category the demo sets are planted (every organisation has them, configured or not)."""
+        world, owner = self.world, self.staff[2]
+        opened = self.now - timedelta(days=60)
+        project = world.add_project(self.workspace, INCIDENTS, team=self.workspace.teams[0], owner=owner, at=opened,
+                                    notes="Security incidents, triaged by severity.")
+        sections = {name: world.add_section(project, name, at=opened + timedelta(minutes=i))
+                    for i, name in enumerate(INCIDENT_SECTIONS)}
+        field = world.add_custom_field(self.workspace, SEVERITY, "enum", enum_options=list(SEVERITIES),
+                                       description="Severity of the incident.")
+        world.add_custom_field_setting(project, field, is_important=True)
+        self.incidents = project, sections, field
+        for incident in INCIDENT_TICKETS:
+            self._incident(*incident)
+
+    def downgraded_incident(self) -> None:
+        """DOWNGRADED, filed in INCIDENTS and lowered to Low after its SLA passed."""
+        self._incident(*DOWNGRADED)
+
+    def _incident(self, title: str, severity: str | None, age: timedelta,
+                  work: tuple[tuple[timedelta, str], ...]) -> None:
+        """One incident, filed ``age`` ago by one of the staff and worked by another as ``work``
+        says (a section entered, or a severity set); its breach, if SLA_BREACHES lists it, is
+        planted."""
+        (world, (owner, assignee)), (project, sections, field) = (self.world, self.staff[2:4]), self.incidents
+        filed = self.now - age
+        task = world.create_task(title, actor=owner, project=project, section=sections["Triage"], at=filed)
+        world.update_task(task, assignee=assignee, actor=owner, at=filed + MS)
+        if severity:
+            world.set_custom_field(task, field, severity, actor=owner, at=filed + 2 * MS)
+        for after, name in work:
+            if name in SEVERITIES:
+                world.set_custom_field(task, field, name, actor=assignee, at=filed + after)
+                continue
+            world.move_task_to_section(task, sections[name], actor=assignee, at=filed + after)
+            if name == "Closed":
+                world.complete_task(task, actor=assignee, at=filed + after + MS)
+        if breach := SLA_BREACHES.get(title.split(":")[0]):
+            self._plant("ticket_sla", task.gid, f"{title.split(':')[0]} was {breach}")
 
     def _plant(self, monitor: str, gid: str, description: str, unknown: bool = False) -> None:
         key = monitor + UNKNOWN if unknown else monitor

@@ -19,10 +19,17 @@ from asana_assets.simulator.clock import iso
 from asana_assets.simulator.generator import (
     ARCHIVE,
     CHANGE_PROJECT,
+    DOWNGRADED,
+    INCIDENT_TICKETS,
+    INCIDENTS,
     OFFBOARDING,
     OFFBOARDING_DAYS,
     PLANT_SECTIONS,
     SECTION_MEANING,
+    SEVERITIES,
+    SEVERITY,
+    SLA_DAYS,
+    SLA_DEFAULT_DAYS,
     planted_statuses,
 )
 
@@ -86,6 +93,7 @@ def findings(world) -> dict[str, dict[str, str]]:
     stage = {s["gid"]: SECTION_MEANING[s["name"]][0] for s in truth["sections"]}
     state = {s["gid"]: SECTION_MEANING[s["name"]][1] for s in truth["sections"]}
     changes = {p["gid"] for p in truth["projects"] if CHANGE_PROJECT.search(p["name"])}
+    incidents = {p["gid"] for p in truth["projects"] if p["name"] == INCIDENTS}
     membership = {(_gid(m["user"]), _gid(m["workspace"])): m for m in truth["workspace_memberships"]}
     children = defaultdict(list)
     for task in truth["tasks"]:
@@ -174,6 +182,23 @@ def findings(world) -> dict[str, dict[str, str]]:
         if drift:
             found["workflow_consistent"][gid] = "alarm" if "alarm" in drift else "unknown"
 
+        # The demo's SLA category: an incident's days by the strictest severity it held (the one it
+        # was filed with and each its work set, as the generator's spec lists them; else the one it
+        # has), from its creation to its completion (or now), less its time in a BLOCKED section;
+        # late by a millisecond is late.
+        if incidents & {project for state in timeline for project in state["memberships"]}:
+            severity = next((f["display_value"] for f in task["custom_fields"] if f["name"] == SEVERITY), None)
+            filed, work = next(((s, w) for title, s, _age, w in (*INCIDENT_TICKETS, DOWNGRADED)
+                                if title == task["name"]), (severity, ()))
+            days = min(SLA_DAYS.get(held, SLA_DEFAULT_DAYS)
+                       for held in (filed, *(step for _after, step in work if step in SEVERITIES)))
+            end = datetime.fromisoformat(task["completed_at"] or iso(world.now))
+            blocked = sum((min(datetime.fromisoformat(left[0]) if left else end, end) - datetime.fromisoformat(at)
+                           for at, _actor, section, _moved, left in stays if stage[section] == "BLOCKED"), timedelta())
+            worked = end - datetime.fromisoformat(task["created_at"]) - blocked
+            if worked > timedelta(days=days):
+                found["ticket_sla"][gid] = "alarm"
+
     team_workspace = {t["gid"]: _gid(t["organization"]) for t in truth["teams"]}
     project_workspace = {p["gid"]: _gid(p["workspace"]) for p in truth["projects"]}
     held = defaultdict(set)  # (user, workspace) -> the access they hold
@@ -259,6 +284,7 @@ def test_every_monitor_has_plants(seed, tasks):
         # when they left cannot be placed against their offboarding tickets' deadline.
         "activity_after_deactivation:unknown": 2,
         "offboarding_ticket:unknown": 2,
+        "ticket_sla": 3,  # an incident open past its SLA, one closed after it, one lowered after it
     }
     descriptions = [text for resources in generated.planted.values() for text in resources.values()]
     assert all(text and "\n" not in text and "{" not in text for text in descriptions)
@@ -280,6 +306,23 @@ def test_an_enterprise_world_plants_a_sign_in_after_deactivation():
     assert [(e["event_type"], e["created_at"]) for e in generated.audit_log if e["resource"].get("gid") == leaver
             and e["event_type"] != "user_invited"] == [
         ("user_deprovisioned", "2026-05-30T00:00:00.000Z"), ("user_login_succeeded", "2026-05-31T00:00:00.000Z")]
+
+
+def test_the_incidents_breaching_their_sla_are_planted(world):
+    """Of the seven incidents, SEC-1 (Critical, open three days), SEC-3 (Critical, closed after a
+    day and two hours) and SEC-7 (Critical, lowered to Low on its second day, closed on its third)
+    breach the demo's SLA; SEC-4 (High, five days open) is within it only by its three days in
+    Blocked."""
+    truth = {t["gid"]: t for t in world.ground_truth()["tasks"]}
+    assert sorted((truth[gid]["name"][:5], text) for gid, text in world.planted["ticket_sla"].items()) == [
+        ("SEC-1", "SEC-1 was open past its 1-day SLA (Critical)"),
+        ("SEC-3", "SEC-3 was closed after its 1-day SLA (Critical)"),
+        ("SEC-7", "SEC-7 was closed after its 1-day SLA (Critical), its severity lowered to Low after the breach")]
+    [sec7] = [t for t in truth.values() if t["name"].startswith("SEC-7")]
+    assert [f["display_value"] for f in sec7["custom_fields"] if f["name"] == SEVERITY] == ["Low"]
+    assert sec7["completed_at"] == iso(NOW - timedelta(days=3) + timedelta(milliseconds=1))
+    [sec4] = [t for t in truth.values() if t["name"].startswith("SEC-4")]
+    assert not sec4["completed"] and iso(NOW - timedelta(days=5)) == sec4["created_at"]
 
 
 def test_plants_are_what_they_say(world):

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from asana_assets.defs.partitions import CONNECTIONS, connection_partitions, partition_key
 from asana_assets.defs.publish import commit_if_last, root_run_id, run_warehouse, stage
@@ -13,8 +14,8 @@ from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
-from asana_assets.lib.compliance import access, evidence, monitors, tickets
-from asana_assets.lib.compliance.report import COUNTED, alarm_counts, verdicts
+from asana_assets.lib.compliance import access, evidence, monitors, sla, tickets
+from asana_assets.lib.compliance.report import COUNTED, alarm_counts, run_coverage, verdicts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
 from asana_assets.lib.schema import DERIVED_TABLES, REGISTRY, require_columns
 from asana_assets.lib.storage.warehouse import Warehouse
@@ -152,8 +153,15 @@ HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states
 MONITOR_INPUTS = (
     "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
     "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "user_access",
-    "membership_changes", "task_custom_fields",
+    "membership_changes", "task_custom_fields", "custom_fields", "tags", "task_tags",
 )
+
+
+def field_changes(warehouse: Warehouse) -> pd.DataFrame:
+    """The custom field change stories ticket_sla reads for the priority's history: its columns,
+    and only the rows that change a field (stories are the largest table)."""
+    stories = warehouse.read("stories", sla.STORY_COLUMNS)
+    return stories.filter(pc.is_valid(stories["custom_field_gid"])).to_pandas()
 
 
 @dg.multi_asset(
@@ -162,7 +170,7 @@ MONITOR_INPUTS = (
         _spec("ticket_status_history", HISTORY_INPUTS),
         _spec("ticket_section_history", HISTORY_INPUTS),
         _spec("approvals", HISTORY_INPUTS),
-        _spec("monitor_results", [*MONITOR_INPUTS, "audit_log_events", "ticket_status_history", "approvals"]),
+        _spec("monitor_results", [*MONITOR_INPUTS, "stories", "audit_log_events", "ticket_status_history", "approvals"]),
     ],
     can_subset=True,
     partitions_def=CONNECTIONS,
@@ -175,6 +183,8 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
     warehouse = run_warehouse(context, warehouse)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     t = read_tables(warehouse, *(MONITOR_INPUTS if "monitor_results" in selected else HISTORY_INPUTS))
+    if "monitor_results" in selected and warehouse.exists("stories"):  # never synced: ticket_sla says unknown
+        t["stories"] = field_changes(warehouse)
     history = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     timeline, done = history
     last = max(selected, key=["ticket_status_history", "ticket_section_history", "approvals",
@@ -224,10 +234,16 @@ def _monitor_results(context, warehouse: Warehouse, compliance: ComplianceResour
             freshness(context.instance, sorted(connection_partitions(context.instance)), datetime.now(UTC)))
     # Written once the run's tables are committed: a pack never describes tables nobody can read.
     connection = partition_key(context)
+    workspaces = t["workspaces"]["gid"].tolist()
+    # What the connection could see, from this sync's records (no request): the pack states it.
+    coverage = run_coverage(workspaces, t["projects"], t["quarantine"], audit is not None,
+                            warehouse.run_state().audit_log_unavailable,
+                            asana.for_connection(connection).declared_kind())
+    teams = t["teams"][["gid", "workspace_gid", "name", "visibility", "permalink_url"]]
     pack = evidence.write_evidence_pack(
-        root, run_id, as_of, t["workspaces"]["gid"].tolist(),
-        {**compliance.describe(), **asana.provenance(connection)}, results, populations,
-        history=earlier, connection=connection, as_of_configured=compliance.as_of is not None,
+        root, run_id, as_of, workspaces, {**compliance.describe(), **asana.provenance(connection)}, results,
+        {**populations, "teams": teams, "ticket_section_history": t["ticket_section_history"]},
+        history=earlier, connection=connection, as_of_configured=compliance.as_of is not None, coverage=coverage,
     )
     return dg.MaterializeResult(asset_key=materialized.asset_key, metadata={
         **materialized.metadata, EVIDENCE_PACK: dg.MetadataValue.path(str(pack)),

@@ -13,11 +13,12 @@ from asana_assets.defs.raw.assets import CONNECTION_VALID, FRESHNESS_LIMIT
 from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import table_key
+from asana_assets.lib.asana.account import FIX as COVERAGE_FIX
+from asana_assets.lib.asana.account import UNKNOWN
 from asana_assets.lib.asana.client import AsanaError
-from asana_assets.lib.connections.coverage import FIX as COVERAGE_FIX
-from asana_assets.lib.connections.coverage import UNKNOWN, coverage
-from asana_assets.lib.connections.session import whoami
 from asana_assets.lib.compliance.monitors import refused_listings
+from asana_assets.lib.connections.coverage import coverage
+from asana_assets.lib.connections.session import whoami
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem, troubleshoot
 from asana_assets.lib.schema import RAW_TABLES
 

@@ -2,12 +2,14 @@
 
 ``evidence/<UTC timestamp>_<run id>/`` holds one CSV per monitor with every evaluated resource
 (named: resource, project, people), the populations behind the monitors (the rows each rule
-read), ``users.csv`` (every person the populations name: name, email, profile link, workspace
-memberships), ``report.html`` (the report: scope, controls and verdicts, every exception, the
-access review, charts, a sign-off block), a ``summary.md`` with the same in short, and a
-``manifest.json`` with the run, the parameters, the verdicts (and what each means), each
-monitor's rows per status, row counts and the sha256 of every file. An empty run (no tasks, no
-change project) still writes every file.
+read, each gid with the name of what it points at beside it), ``users.csv`` (every person the
+populations name: name, email, profile link, workspace memberships), ``teams.csv``,
+``report.html`` (the report: scope and the connection's coverage, controls and verdicts, every
+exception, the access review, charts, a sign-off block), a ``summary.md`` with the same in
+short, and a ``manifest.json`` with the run, the parameters, the coverage, the verdicts (and
+what each means, and what partial coverage means for each), each monitor's rows per status, row
+counts and the sha256 of every file. An empty run (no tasks, no change project) still writes
+every file.
 """
 
 from __future__ import annotations
@@ -25,22 +27,46 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from asana_assets.lib.compliance.monitors import MONITORS, STATUSES
+from asana_assets.lib.compliance.names import Directory
 from asana_assets.lib.compliance.report import (
+    DEMO_NOTE,
     EXCEPTION_HEADERS,
     SIGN_OFF,
     STATUS_MEANINGS,
     VERDICT_MEANINGS,
     Evidence,
+    RunCoverage,
     by_status,
     exception_cells,
     md_link,
     md_text,
     monitor_rows,
     render_html,
+    run_labels,
 )
+from asana_assets.lib.compliance.tickets import lookup
 
 REPORT = "report.html"
 USERS = "users.csv"
+TEAMS = "teams.csv"
+TOP_LEVEL = {"users": USERS, "teams": TEAMS}  # populations written beside the report, not in populations/
+# What each gid column of a population points at: its name is written beside it, as
+# ``<column without _gid>_name``. A ``<kind>_gid`` column typed by another column names what
+# that column says (``TYPED``).
+PERSON_COLUMNS = ("user_gid", "assignee_gid", "creator_gid", "completed_by_gid", "approver_gid", "owner_gid",
+                  "entered_by_gid", "actor_gid", "created_by_gid", "assignee_at_completion")
+GID_KINDS = {
+    **dict.fromkeys(PERSON_COLUMNS, "user"),
+    **dict.fromkeys(("ticket_gid", "parent_gid", "approval_task_gid"), "task"),
+    **dict.fromkeys(("project_gid", "primary_project_gid"), "project"),
+    **dict.fromkeys(("team_gid", "via_team_gid"), "team"),
+    "workspace_gid": "workspace", "section_gid": "section",
+}
+TYPED = {"resource_gid": "resource_type", "member_gid": "member_type", "gid": "table"}
+# The kinds a typing column names, as the tables spell them (quarantine's ``table`` too).
+KIND_OF_TYPE = {"user": "user", "users": "user", "task": "task", "tasks": "task", "project": "project",
+                "projects": "project", "team": "team", "teams": "team", "workspace": "workspace",
+                "workspaces": "workspace", "section": "section", "sections": "section"}
 FIRST_EXCEPTIONS = 10  # summary.md lists this many exceptions per monitor; report.html lists all
 TREND_RUNS = 6  # summary.md's trend shows this many latest runs
 GAP = "n/e"  # summary.md's trend for a run in which the monitor judged no resource (NOT EVALUATED)
@@ -72,22 +98,26 @@ def write_evidence_pack(
     history: pd.DataFrame | None = None,
     connection: str | None = None,
     as_of_configured: bool = False,
+    coverage: RunCoverage | None = None,
 ) -> Path:
     """Write the pack of one run. ``history`` counts the warehouse's ``monitor_results`` rows
     by ``report.COUNTED`` (every run's, for the trend); ``connection`` names the connection the
-    run synced."""
+    run synced; ``coverage`` what it could see (None: not recorded, and every verdict says so).
+    ``populations`` may add ``teams`` (written as ``teams.csv``) and ``ticket_section_history``
+    (the time-in-state charts)."""
     folder = root / "evidence" / pack_name(run_id, as_of)
     (folder / "monitors").mkdir(parents=True, exist_ok=True)
     (folder / "populations").mkdir(parents=True, exist_ok=True)
     reviewed = _reviewed_changes(populations, results)
     evidence = Evidence(run_id, as_of, workspaces, parameters, results, populations, history, connection,
-                        as_of_configured, reviewed)
+                        as_of_configured, reviewed, coverage)
     tables = {f"monitors/{m}.csv": monitor_rows(evidence.results, m) for m in MONITORS}
-    tables |= {USERS if name == "users" else f"populations/{name}.csv": frame
+    names = gid_names(populations)
+    tables |= {TOP_LEVEL.get(name, f"populations/{name}.csv"): with_names(frame, names)
                for name, frame in {**populations, **reviewed}.items()}
     # Two at a time: Arrow formats, writes and hashes outside the GIL.
     with ThreadPoolExecutor(2) as pool:
-        written = dict(zip(tables, pool.map(lambda item: _csv(item[1], folder / item[0]), tables.items()), strict=True))
+        written = dict(zip(tables, pool.map(lambda item: csv_file(item[1], folder / item[0]), tables.items()), strict=True))
     rows = {path: count for path, (count, _) in written.items()}
     digests = {path: digest for path, (_, digest) in written.items()}
     (folder / "summary.md").write_text(summary(evidence), encoding="utf-8")
@@ -99,15 +129,17 @@ def write_evidence_pack(
         "as_of": as_of.isoformat(),
         "workspaces": workspaces,
         "scope": dict(evidence.scope()),
+        "coverage": evidence.coverage_facts(),
         "parameters": dict(parameters),
         "monitors": {m.id: {"severity": m.severity, "control_refs": list(m.control_refs), "table": m.table,
-                            "verdict": judged[m.id][0], "why": judged[m.id][1], "statuses": evidence.counts(m.id)}
+                            "verdict": judged[m.id][0], "why": judged[m.id][1],
+                            "coverage": evidence.coverage_notes[m.id], "statuses": evidence.counts(m.id)}
                      for m in MONITORS.values()},
         "verdict_meanings": VERDICT_MEANINGS,
         "verdicts": {monitor_id: v for monitor_id, (v, _) in judged.items()},
         "row_counts": rows,
         "report": {"html": REPORT, "pdf": None, "note": PDF_NOTE},
-        "files": {name: digests.get(name) or _sha256(folder / name) for name in map(str, files)},
+        "files": {name: digests.get(name) or sha256_of(folder / name) for name in map(str, files)},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return folder
@@ -115,9 +147,14 @@ def write_evidence_pack(
 
 def summary(e: Evidence) -> str:
     """summary.md: scope, verdicts, trend, the first exceptions of each monitor, parameters and sign-off."""
+    def link(url) -> str:  # the demo's links are marked
+        return md_link(url, e.link_label)
+
+    missing = e.may_be_missing()
     lines = [
         f"# Asana compliance evidence: run {md_text(e.run_id)}",
         "",
+        *([f"> {md_text(DEMO_NOTE)}", ""] if e.demo else []),
         "## Scope",
         "",
         *[f"- **{label}**: {md_text(value)}" for label, value in e.scope()],
@@ -130,9 +167,11 @@ def summary(e: Evidence) -> str:
     for monitor in MONITORS.values():
         n = e.counts(monitor.id)
         result, why = e.verdicts[monitor.id]
+        notes = e.coverage_notes[monitor.id]
+        caveats = f" ({md_text(' '.join(notes))})" if notes else ""
         lines.append(
             f"| `{monitor.id}`: {monitor.title} | {monitor.severity} | {', '.join(monitor.control_refs)} | "
-            f"**{result}** | " + " | ".join(str(n[s]) for s in STATUSES) + f" | {md_text(why)} |"
+            f"**{result}**{caveats} | " + " | ".join(str(n[s]) for s in STATUSES) + f" | {md_text(why)} |"
         )
     lines += [
         "",
@@ -140,6 +179,8 @@ def summary(e: Evidence) -> str:
         "",
         "Results: " + "; ".join(f"{v} = {meaning}" for v, meaning in VERDICT_MEANINGS.items()) + ".",
         "",
+        *([("Coverage: partial or unknown, so each verdict it affects holds only for what the connection could "
+            f"see (noted beside it); it may miss: {md_text('; '.join(missing))}."), ""] if missing else []),
         *_trend_lines(e),
         "## Exceptions",
         "",
@@ -161,7 +202,7 @@ def summary(e: Evidence) -> str:
                 "",
                 "| " + " | ".join(EXCEPTION_HEADERS) + " |",
                 "|" + "---|" * len(EXCEPTION_HEADERS),
-                *["| " + " | ".join(cells) + " |" for cells in exception_cells(part, md_text, md_link)],
+                *["| " + " | ".join(cells) + " |" for cells in exception_cells(part, md_text, link)],
                 "",
             ]
     if not len(e.exceptions()):
@@ -172,8 +213,8 @@ def summary(e: Evidence) -> str:
         *[f"- `{k}`: {md_text(v)}" for k, v in e.parameter_rows()],
         "",
         ("Each `monitors/<id>.csv` lists every evaluated resource with its status and reason; "
-         f"`populations/` holds the rows the rules read; `{USERS}` names every person; `{REPORT}` is the "
-         "full report; `manifest.json` has the sha256 of every file. In the CSVs times are ISO 8601 in UTC "
+         f"`populations/` holds the rows the rules read (each gid with a name beside it); `{USERS}` names every "
+         f"person, `{TEAMS}` every team; `{REPORT}` is the full report; `manifest.json` has the sha256 of every file. In the CSVs times are ISO 8601 in UTC "
          "(`2026-03-04T09:00:00Z`) and lists are joined by `;`."),
         "",
         "## Sign-off",
@@ -187,7 +228,7 @@ def summary(e: Evidence) -> str:
 def _trend_lines(e: Evidence) -> list[str]:
     """Alarms per monitor in the latest runs, oldest first; ``GAP`` where it did not evaluate."""
     trend = e.trend.tail(TREND_RUNS)
-    dates = [pd.Timestamp(at).strftime("%Y-%m-%d %H:%M") for at, _ in trend.index]
+    dates = run_labels(e.trend.index)[-len(trend):] if len(trend) else []
     return [
         f"## Trend: alarms in the latest {len(trend)} run(s) of {len(e.trend)}",
         "",
@@ -198,6 +239,45 @@ def _trend_lines(e: Evidence) -> list[str]:
         f"{GAP} = not evaluated: the monitor judged no resource in that run; no count, not 0 alarms.",
         "",
     ]
+
+
+def gid_names(populations: Mapping[str, pd.DataFrame]) -> dict[str, pd.Series]:
+    """Per kind of ``GID_KINDS``, the name of each gid the populations know: people as ``Name
+    <email>`` (``users``, which names people an earlier pack named too), tasks, projects, teams,
+    workspaces and sections by name."""
+    directory = Directory({name: populations[name] for name in ("users", "workspaces", "teams", "projects")
+                           if name in populations})
+
+    def by_gid(table: str, key: str = "gid") -> pd.Series:
+        frame = populations.get(table, pd.DataFrame(columns=[key, "name"]))
+        return frame.drop_duplicates(key).set_index(key)["name"].astype(object)
+
+    return {"user": directory.labels.astype(object), "task": by_gid("tickets"), "project": directory.projects,
+            "team": directory.teams, "workspace": directory.workspaces, "section": by_gid("workflow_states", "section_gid")}
+
+
+def with_names(frame: pd.DataFrame, names: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """``frame`` with, right after each gid column of ``GID_KINDS`` or ``TYPED``, the name of what
+    it points at (null where nothing names it); a name column the frame has already is kept."""
+    columns: list[str] = []
+    added: dict[str, pd.Series] = {}
+    for column in frame.columns:
+        columns.append(column)
+        name = column.removesuffix("_gid") + "_name"
+        if name in frame.columns or (column not in GID_KINDS and frame.columns.intersection([TYPED.get(column)]).empty):
+            continue
+        gids = frame[column].astype(object)
+        if column in GID_KINDS:
+            found = lookup(gids, names[GID_KINDS[column]])
+        else:
+            kinds = frame[TYPED[column]].map(KIND_OF_TYPE)
+            found = pd.Series(None, index=frame.index, dtype=object)
+            for kind in kinds.dropna().unique():
+                mask = kinds.eq(kind)
+                found[mask] = lookup(gids[mask], names[kind]).astype(object)
+        added[name] = found.astype(object).where(found.notna(), None)
+        columns.append(name)
+    return frame.assign(**added)[columns] if added else frame
 
 
 def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -212,7 +292,7 @@ def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataF
     }
 
 
-def _csv(frame: pd.DataFrame, path: Path) -> tuple[int, str]:
+def csv_file(frame: pd.DataFrame, path: Path) -> tuple[int, str]:
     """CSV with list columns joined by ';' (CSV has no lists) and times in ISO 8601 (``iso_times``);
     returns the row count and the file's sha256. Arrow's writer: a pack at 100,000 tickets is some
     300 MB of CSV, which pandas takes seconds to write. It quotes every text value, so an empty
@@ -248,5 +328,5 @@ def iso_times(times: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.binary_join_element_wise(text, "Z", "") if times.type.tz is not None else text
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field, field_validator
 
 from asana_assets.lib.asana.crawl import REFUSED
-from asana_assets.lib.compliance import access, activity, offboarding, tickets
+from asana_assets.lib.compliance import access, activity, offboarding, sla, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
 from asana_assets.lib.compliance.tickets import implementation_start, isin, lookup, sort_rows
@@ -49,6 +51,16 @@ class Evaluation:
     deactivations: pd.DataFrame  # activity.deactivations: when each user left or came back
     audit_unavailable: Mapping[str, str]  # workspace gid -> why its audit log was not read (402/403)
 
+    @cached_property
+    def ticket_sla(self) -> sla.Judged:
+        """ticket_sla's rows and the clocks they read (the ``sla_tickets`` population), once. The
+        BLOCKED pause reads the section stays this run derived (``ticket_section_history``), else
+        the same stays from the section timeline."""
+        stays = self.t.get("ticket_section_history")
+        stays = tickets.section_history(self.timeline) if stays is None else stays
+        return sla.ticket_sla_results(self.t, self.tix, self.timeline, stays, self.as_of, self.params.sla_categories,
+                                      self.names, self.label.label, self.label.project)
+
 
 @dataclass(frozen=True)
 class Monitor:
@@ -65,7 +77,7 @@ class Monitor:
     reads: tuple[str, ...] = ()
     # The projects its population comes from, when not every project's (None: all of them): only
     # their refused listings make it unknown.
-    scope: Callable[[Evaluation], pd.Series] | None = None
+    scope: Callable[[Evaluation], pd.Series | None] | None = None
 
 
 CHANGE = ("SOC2:CC8.1", "ISO27001:2022:8.32")
@@ -110,6 +122,9 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
     Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history", "Completion and workflow section agree",
             lambda e: workflow_consistent(e.t, e.tix, e.t["workflow_states"], e.timeline, e.done, e.as_of, e.params,
                                           e.names, e.label), (*TICKETS, "sections")),
+    Monitor("ticket_sla", "ERROR", ("SOC2:CC7.1", "SOC2:CC7.4", "ISO27001:2022:8.8", "ISO27001:2022:5.26"), "tickets",
+            "Tickets of each SLA category are resolved within the days their priority allows",
+            lambda e: e.ticket_sla.rows, TICKETS, lambda e: sla.scope(e.t["projects"], e.params.sla_categories)),
 )}
 
 
@@ -121,6 +136,10 @@ CONTROLS = {
     "ISO27001:2022:8.32": "Change management",
     "ISO27001:2022:5.3": "Segregation of duties",
     "ISO27001:2022:5.18": "Access rights are provisioned, reviewed, modified and removed",
+    "SOC2:CC7.1": "Vulnerabilities and configuration changes are detected and monitored",
+    "SOC2:CC7.4": "Security incidents are responded to by a defined incident response program",
+    "ISO27001:2022:8.8": "Technical vulnerabilities are managed",
+    "ISO27001:2022:5.26": "Information security incidents are responded to",
 }
 STATUSES = ("alarm", "error", "unknown", "info", "ok", "skip")
 # Rows that judged their resource: an info row is not due yet and a skip row out of scope.
@@ -183,6 +202,19 @@ class MonitorParams(BaseModel):
         default_factory=lambda: list(offboarding.MATCHES),
         description="offboarding_ticket: how a ticket names the user: assignee, people_field (a people custom field), "
                     "title (the user's email or full name)")
+
+    sla_categories: list[dict[str, Any]] | None = Field(
+        None, description="ticket_sla: the SLA categories, each {name, projects, ticket_types, tags, field, "
+                          "field_values (the tickets it takes: every selector given must match), priority_field, days "
+                          "(per priority option), default_days, pause_blocked}; unset: the monitor is not evaluated")
+
+    @field_validator("sla_categories")
+    @classmethod
+    def _valid_categories(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """Validated as they are set (a clear error, never a run that guesses), kept as plain
+        mappings without nulls: the compliance resource's configuration takes no nested models,
+        nor a null inside a mapping."""
+        return None if value is None else [category.model_dump(exclude_none=True) for category in sla.parse(value)]
 
     @field_validator("offboarding_match")
     @classmethod
@@ -605,6 +637,7 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
         "user_access_history": history,
         "membership_changes": changes,
         "deactivations": turns,
+        "sla_tickets": e.ticket_sla.clocks,
         "quarantine": t["quarantine"],
         "workspaces": t["workspaces"][["gid", "name", "is_organization"]],
     }

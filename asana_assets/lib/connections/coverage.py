@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from asana_assets.lib.asana.account import PERSON, SERVICE_ACCOUNT, account_kind
 from asana_assets.lib.asana.client import AsanaClient, ForbiddenError, NotFoundError, PaymentRequiredError
 
-SERVICE_ACCOUNT, PERSON, UNKNOWN = "service account", "person", "unknown"
-FIX = "connect with a service account on an Enterprise organisation"
 # What a stored connection's way of connecting declares: a service-account key is one (as its
 # owner says), an OAuth grant acts for the person who approved it.
 DECLARED_BY_AUTH_METHOD = {"service_account": SERVICE_ACCOUNT, "oauth": PERSON}
@@ -54,7 +53,7 @@ async def coverage(client: AsanaClient, workspace_gids: list[str], declared: str
     me = await client.get_data("/users/me", fields=("name", "email"))
     memberships = await client.list_all("/users/me/workspace_memberships", fields=("workspace", "is_admin"))
     answers = {gid: await _probe(client, gid) for gid in workspace_gids}
-    kind, basis = _kind(set(answers.values()), declared)
+    kind, basis = account_kind(set(answers.values()), declared)
     return Coverage(
         user_gid=me["gid"],
         user=f"{me.get('name')} <{me.get('email')}>",
@@ -64,20 +63,6 @@ async def coverage(client: AsanaClient, workspace_gids: list[str], declared: str
         admin_of=tuple(m["workspace"]["gid"] for m in memberships if m.get("is_admin")),
         audit_log=answers,
     )
-
-
-def _kind(answers: set[int], declared: str | None) -> tuple[str, str]:
-    """The account kind and its evidence, strongest first: the audit log read, the connection's
-    declaration, the audit log refused (403, whose meaning is the documented one, not observed);
-    otherwise unknown."""
-    if 200 in answers:
-        return SERVICE_ACCOUNT, "it reads the audit log"
-    if declared:
-        return declared, "declared by the connection"
-    if 403 in answers:
-        return PERSON, "the audit log refused its token (403: no access), as it refuses all but service accounts"
-    answered = ", ".join(str(status) for status in sorted(answers)) or "no workspace to ask"
-    return UNKNOWN, f"the audit log answered {answered}, which does not say who the token acts for"
 
 
 async def _probe(client: AsanaClient, workspace_gid: str) -> int:

@@ -54,7 +54,10 @@ VIEWS: dict[str, View] = {
                r.resource_type, r.resource_gid, t.name AS ticket_name, c.name AS project_name,
                u.name AS user_name, u.email AS user_email, r.reason, r.resource_url, r.evaluated_at, r.run_id
         FROM {{s}}.monitor_results r JOIN latest USING (run_id)
-        LEFT JOIN {{s}}.tickets t ON r.resource_type = 'ticket' AND t.gid = r.resource_gid AND t.{LIVE}
+        -- a ticket_in_category row (ticket_sla) names its ticket before the '/': <ticket gid>/<category>
+        LEFT JOIN {{s}}.tickets t ON t.{LIVE} AND t.gid = CASE
+            WHEN r.resource_type = 'ticket' THEN r.resource_gid
+            WHEN r.resource_type = 'ticket_in_category' THEN split_part(r.resource_gid, '/', 1) END
         LEFT JOIN {{s}}.collections c ON c.gid = t.primary_project_gid AND c.{LIVE}
         LEFT JOIN {{s}}.users u ON u.{LIVE} AND u.gid = CASE
             WHEN r.resource_type = 'user' THEN r.resource_gid
@@ -67,7 +70,7 @@ VIEWS: dict[str, View] = {
             **described("monitor_results", "monitor_id", "severity"),
             "controls": "Controls the monitor evidences, comma-separated",
             **described("monitor_results", "resource_type", "resource_gid"),
-            "ticket_name": "Name of the ticket the row names (ticket rows)",
+            "ticket_name": "Name of the ticket the row names (ticket rows, and ticket_in_category rows of ticket_sla)",
             "project_name": "Primary project of that ticket",
             "user_name": "Name of the person the row names (user and user_in_workspace rows)",
             "user_email": "Email of that person",

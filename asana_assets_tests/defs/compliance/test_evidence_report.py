@@ -1,7 +1,8 @@
 """What an auditor and an analyst see, through the Dagster job on a small hand-built workspace
 synced twice: findings that name tickets, projects and people with links, the evidence report
-(self-contained, escaped), users.csv, the manifest's checksums, and the alarm counts as numeric
-metadata. Every expected value is written here by hand for this world."""
+(self-contained, escaped, stating the connection's coverage beside the verdicts it affects),
+users.csv, names beside gids in the populations, the manifest's checksums, and the alarm counts
+as numeric metadata. Every expected value is written here by hand for this world."""
 
 from __future__ import annotations
 
@@ -202,8 +203,21 @@ def page(synced):
 def test_the_report_states_its_scope(synced, page):
     org, _, run = synced
     scope = {row[0]: row[1] for row in page.rows if len(row) == 2 and row[0] in
-             ("Connection", "Workspaces", "Period covered", "As of", "Run")}
+             ("Connection", "Workspaces", "Period covered", "As of", "Run", "Coverage", "Account kind", "Plan",
+              "Private projects", "Audit log", "Listings refused")}
     assert scope["Connection"] == "default"
+    # A bare token on a plan without the audit log (402): who it acts for is unknown, so private
+    # projects it is not in may be missing; every project of this world is public and none refused.
+    acme = f"Acme ({org.ws.gid})"
+    assert scope["Coverage"] == ("PARTIAL: it may miss tickets and memberships of private projects the connection is "
+                                 f"not a member of; the audit log of {acme}")
+    assert scope["Account kind"] == "unknown (the audit log answered 402, which does not say who the token acts for)"
+    assert scope["Plan"] == "unknown (the API does not say)"
+    assert scope["Private projects"] == (
+        "0 private project(s) read; it is not confirmed to read the private projects it is not a member of (fix: "
+        "connect with a service account on an Enterprise organisation)")
+    assert scope["Audit log"] == f"not read in {acme} (HTTP 402: the audit log needs Enterprise+ and a service account)"
+    assert scope["Listings refused"] == "none"
     assert scope["Workspaces"] == f"Acme ({org.ws.gid})"
     # The earliest ticket was created at T0; the evidence ends at the second run's as_of.
     assert scope["Period covered"].startswith("2026-03-02 09:00 UTC to 2026-03-09 09:00 UTC (")
@@ -220,14 +234,28 @@ def test_the_report_has_a_table_per_control_with_the_verdicts(page):
         "authorized"),
         "SOC2:CC6.3: Access is modified and removed following least privilege and segregation of duties",
     ]
-    verdict_of = {row[0]: row[3] for row in page.rows if len(row) == 8 and row[0] in MONITORS}
+    verdict_of = {row[0]: row[3].split("Partial coverage")[0] for row in page.rows
+                  if len(row) == 8 and row[0] in MONITORS}  # the verdict, without the coverage notes beneath
     assert verdict_of == {
         "tickets_synced": "PASS", "tickets_assigned": "FAIL", "changes_approved": "FAIL",
         "approval_segregation": "FAIL", "workflow_consistent": "FAIL", "offboarding_access_removed": "FAIL",
         "admin_access_restricted": "INCOMPLETE", "membership_changes": "FAIL",  # no approved_admins configured
         "activity_after_deactivation": "INCOMPLETE",  # Lee left, and the plan has no audit log to show since
         "offboarding_ticket": "NOT EVALUATED",  # no offboarding project configured
+        "ticket_sla": "NOT EVALUATED",  # no SLA category configured
     }
+
+
+def test_partial_coverage_is_noted_beneath_the_verdicts_it_affects(synced, page):
+    org, _, _ = synced
+    cell = {row[0]: row[3] for row in page.rows if len(row) == 8 and row[0] in MONITORS}
+    assert cell["tickets_synced"] == (
+        "PASSPartial coverage: the connection (unknown) is not confirmed to read the private projects it is not a "
+        "member of, so what they hold may not be judged.")
+    assert cell["activity_after_deactivation"] == (
+        f"INCOMPLETEPartial coverage: the audit log of Acme ({org.ws.gid}) was not read, so whether a deactivated "
+        "user acted there cannot be seen.")
+    assert cell["admin_access_restricted"] == "INCOMPLETE"  # workspace admins: whatever projects the token sees
 
 
 def test_the_report_lists_exceptions_with_names_and_links(synced, page):
@@ -248,7 +276,7 @@ def test_the_report_is_self_contained_and_escapes_asana_text(synced, page):
     _, directory, run = synced
     raw = (pack_of(run, directory) / "report.html").read_text(encoding="utf-8")
     tags = [tag for tag, _ in page.tags]
-    assert tags.count("svg") == 2
+    assert tags.count("svg") == 3
     # No script at all (the task named <script> is text), no stylesheet, image or font from elsewhere.
     assert "script" not in tags and "iframe" not in tags
     for tag, attrs in page.tags:
@@ -277,6 +305,21 @@ def test_the_summary_lists_exceptions_scope_and_sign_off(synced):
     assert summary.rstrip().endswith("- **Reviewer**: \n- **Date**: \n- **Management response**:")
 
 
+def test_the_populations_name_every_gid(synced):
+    org, directory, run = synced
+    pack = pack_of(run, directory)
+    approvals = pd.read_csv(pack / "populations" / "approvals.csv", dtype=str).set_index("ticket_gid")
+    row = approvals.loc[org.self_approved.gid]
+    assert (row["ticket_name"], row["approver_name"]) == ("CHG-2 self-approved", "Bob <bob@acme.example>")
+    stays = pd.read_csv(pack / "populations" / "ticket_section_history.csv", dtype=str)
+    drifted = stays[stays["ticket_gid"] == org.drifted.gid]
+    # Created in To Do by Alice, moved to In Progress by Bob.
+    assert drifted[["ticket_name", "project_name", "section_name", "stage", "entered_by_name"]].values.tolist() == [
+        ["CHG-3 drifted", "Change Management", "To Do", "TODO", "Alice <alice@acme.example>"],
+        ["CHG-3 drifted", "Change Management", "In Progress", "IN_PROGRESS", "Bob <bob@acme.example>"],
+    ]
+
+
 # -- users.csv and the manifest ----------------------------------------------------------------
 def test_users_csv_names_every_person_with_their_memberships(synced):
     org, directory, run = synced
@@ -295,8 +338,12 @@ def test_the_manifest_covers_the_report_and_users_csv(synced):
     _, directory, run = synced
     pack = pack_of(run, directory)
     manifest = json.loads((pack / "manifest.json").read_text())
-    for name in ("report.html", "users.csv", "summary.md"):
+    for name in ("report.html", "users.csv", "teams.csv", "summary.md", "populations/ticket_section_history.csv"):
         assert manifest["files"][name] == hashlib.sha256((pack / name).read_bytes()).hexdigest()
+    assert set(manifest["files"]) == {str(p.relative_to(pack)) for p in pack.rglob("*")
+                                      if p.is_file() and p.name != "manifest.json"}
+    assert manifest["coverage"]["complete"] is False and manifest["coverage"]["account_kind"] == "unknown"
+    assert manifest["monitors"]["admin_access_restricted"]["coverage"] == []
     assert manifest["report"]["html"] == "report.html" and manifest["report"]["pdf"] is None
     assert manifest["report"]["note"].startswith("report.pdf not written")
 
@@ -310,10 +357,12 @@ def test_alarm_counts_are_numeric_metadata_and_checks_link_the_report(synced):
     hand_counted = {"tickets_synced": 0, "tickets_assigned": 1, "changes_approved": 1, "approval_segregation": 1,
                     "workflow_consistent": 1, "offboarding_access_removed": 1, "admin_access_restricted": 0,
                     "membership_changes": 1, "activity_after_deactivation": 0}
-    # offboarding_ticket, NOT EVALUATED (no offboarding project configured), has no count: a gap in the plot.
-    counted = [m for m in MONITORS if m != "offboarding_ticket"]
-    assert "alarms/offboarding_ticket" not in metadata
-    assert metadata["verdict/offboarding_ticket"].value == "NOT EVALUATED"
+    # offboarding_ticket and ticket_sla, NOT EVALUATED (no offboarding project, no SLA category configured),
+    # have no count: a gap in the plot.
+    counted = [m for m in MONITORS if m not in ("offboarding_ticket", "ticket_sla")]
+    for m in ("offboarding_ticket", "ticket_sla"):
+        assert f"alarms/{m}" not in metadata
+        assert metadata[f"verdict/{m}"].value == "NOT EVALUATED"
     assert {m: metadata[f"alarms/{m}"].value for m in counted} == hand_counted
     assert all(isinstance(metadata[f"alarms/{m}"], dg.IntMetadataValue) for m in counted)
     assert metadata["verdict/changes_approved"].value == "FAIL"

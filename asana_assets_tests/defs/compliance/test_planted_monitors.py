@@ -15,7 +15,7 @@ from asana_assets import demo
 from asana_assets.lib.compliance.monitors import MONITORS
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import generate_world, plant_membership_changes
-from asana_assets.simulator.generator import SECTION_MEANING, planted_statuses
+from asana_assets.simulator.generator import SECTION_MEANING, SLA_CATEGORY, planted_statuses
 from asana_assets_tests.support.pipeline import alarms, results_of, run_pipeline
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -43,6 +43,8 @@ def test_alarms_and_unknowns_are_exactly_the_planted_ones(synced, monitor_id):
     planted = planted_statuses(world).get(monitor_id, {})
     if monitor_id in PER_USER:
         planted = {f"{user}/{world.workspaces[0]}": status for user, status in planted.items()}
+    if monitor_id == "ticket_sla":  # per ticket and category (resource gid <ticket gid>/<category>)
+        planted = {f"{ticket}/{SLA_CATEGORY['name']}": status for ticket, status in planted.items()}
     results = results_of(run, directory)
     mine = results[(results["monitor_id"] == monitor_id) & results["status"].isin(["alarm", "unknown"])]
     found = dict(zip(mine["resource_gid"], mine["status"], strict=True))
@@ -69,6 +71,35 @@ def test_offboarding_tickets_judge_the_leaver_and_the_alumnus(synced):
     others = rows.drop(f"{leaver}/{workspace}")
     assert others["status"].tolist() == ["ok"]  # the alumnus's, completed half a day after leaving
     assert others["reason"].str.contains("within the 1 day allowed").all()
+
+
+def test_the_incidents_are_judged_against_their_severity_s_sla(synced):
+    """The seven incidents of the demo's SLA category, each with the days the strictest severity it
+    held allows (Critical 1, High 3, else the default 14) and its time in Blocked paused."""
+    _, directory, run = synced
+    results = results_of(run, directory)
+    rows = results[results["monitor_id"] == "ticket_sla"]
+    assert set(rows["resource_type"]) == {"ticket_in_category"}
+    # Each reason starts with its ticket: 'Ticket "SEC-1: Leaked API key ..." (Security Incidents): ...'.
+    assert rows["reason"].str.match(r'Ticket "SEC-\d: [^"]+" \(Security Incidents\): ').all()
+    found = {reason[8:13]: (status, reason) for status, reason in zip(rows["status"], rows["reason"], strict=True)}
+    assert {name: status for name, (status, _) in found.items()} == {
+        "SEC-1": "alarm",  # Critical, open three days
+        "SEC-2": "ok",  # High, closed in two days
+        "SEC-3": "alarm",  # Critical, closed after a day and two hours
+        "SEC-4": "info",  # High, five days open, three of them Blocked
+        "SEC-5": "info",  # no severity: the default, two days in
+        "SEC-6": "ok",  # Low has no days of its own: the default, closed in five days
+        "SEC-7": "alarm",  # Critical, lowered to Low on its second day, closed on its third
+    }
+    assert ('category "Security incidents", Severity lowered from Critical to Low on 2026-05-28 12:00 UTC, held to '
+            "Critical's 1 day; created 2026-05-26 12:00 UTC; 0 h paused in BLOCKED sections; deadline "
+            "2026-05-27 12:00 UTC; completed at 2026-05-29 12:00 UTC, after it.") in found["SEC-7"][1]
+    assert "; 72 h paused in BLOCKED sections; deadline 2026-06-02 12:00 UTC; open, not yet due." in found["SEC-4"][1]
+    assert "category \"Security incidents\", no priority, so the default SLA of 14 days" in found["SEC-5"][1]
+    assert "priority Low, which has no SLA of its own, so the default of 14 days" in found["SEC-6"][1]
+    assert "still open at 2026-06-01 12:00 UTC, past it." in found["SEC-1"][1]
+    assert rows["resource_url"].str.startswith("https://app.asana.com/0/").all()
 
 
 def test_membership_changes_alarm_on_the_changes_made_between_syncs(synced, tmp_path):

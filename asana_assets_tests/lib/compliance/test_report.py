@@ -1,8 +1,10 @@
 """The evidence report and pack on small hand-built results: hostile Asana text stays text,
 links are only http(s), an empty run still gets its charts and sign-off, the people directory
 names users the sync no longer lists from an earlier pack, an INCOMPLETE monitor and its unknown
-rows show wherever verdicts and exceptions do, and a run in which a monitor judged nothing is a
-gap in the trend, not 0 alarms."""
+rows show wherever verdicts and exceptions do, a run in which a monitor judged nothing is a gap
+in its own chart, not 0 alarms, the connection's coverage is stated and noted beside every
+verdict it affects, time in state is charted by stage and section, every gid in a CSV has its
+name beside it, and the demo's links are marked."""
 
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ from html.parser import HTMLParser
 
 import pandas as pd
 
-from asana_assets.lib.compliance import evidence
+from asana_assets.lib.compliance import evidence, report
 from asana_assets.lib.compliance.monitors import MONITORS
 from asana_assets.lib.compliance.names import Directory
-from asana_assets.lib.compliance.report import COUNTED, Evidence, alarm_counts, render_html
+from asana_assets.lib.compliance.report import COUNTED, Evidence, RunCoverage, alarm_counts, render_html
 
 AS_OF = pd.Timestamp("2026-03-10 09:00", tz="UTC")
+NO_REFUSAL = pd.DataFrame(columns=["project_gid", "listing", "error"])
+# A service account of an Enterprise organisation: the audit log read in its one workspace, no listing refused.
+COMPLETE = RunCoverage("service account", "it reads the audit log", {"w1": None}, 0, NO_REFUSAL)
 HOSTILE = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
 
 
@@ -47,6 +52,49 @@ class Tags(HTMLParser):
         self.data.append(data)
         if self._cell is not None:
             self._cell.append(data)
+
+
+class Elements(HTMLParser):
+    """Each element as [tag, attributes, its own text (not its children's)]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[list] = []
+        self._open: list[int] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append([tag, dict(attrs), ""])
+        self._open.append(len(self.elements) - 1)
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        if self._open:
+            self.elements[self._open[-1]][2] += data
+
+
+def elements(html: str) -> list[list]:
+    parsed = Elements()
+    parsed.feed(html)
+    return parsed.elements
+
+
+def panel(chart: str, monitor_id: str):
+    """A monitor's panel of the alarms chart: its baseline's y, its lines' and points' (x, y), and
+    the x of each run marked n/e."""
+    found = elements(chart.split(f'data-monitor="{monitor_id}">')[1].split("</g>")[0])
+    [base] = [float(a["y1"]) for t, a, _ in found if t == "line" and a.get("stroke") == "#444"]
+    lines = [[tuple(map(float, xy.split(","))) for xy in a["points"].split()] for t, a, _ in found if t == "polyline"]
+    points = [(float(a["cx"]), float(a["cy"])) for t, a, _ in found if t == "circle"]
+    gaps = [float(a["x"]) for t, a, text in found if t == "text" and a.get("class") == "gap" and text == "n/e"]
+    return base, lines, points, gaps
+
+
+def run_labels(chart: str) -> list[str]:
+    """The runs named under the alarms chart's axis."""
+    return [text for t, a, text in elements(chart) if t == "text" and a.get("class") == "run"]
 
 
 def result(monitor_id: str, gid: str, status: str, reason: str, url=None, **named) -> dict:
@@ -92,7 +140,7 @@ def test_an_empty_run_still_has_its_charts_verdicts_and_sign_off(tmp_path):
     page = (pack / "report.html").read_text()
     parsed = Tags()
     parsed.feed(page)
-    assert [tag for tag, _ in parsed.tags].count("svg") == 2
+    assert [tag for tag, _ in parsed.tags].count("svg") == 3  # the alarms per monitor, time by stage and by section
     assert page.count("NOT EVALUATED</span>") == sum(len(m.control_refs) for m in MONITORS.values())
     assert "PASS</span>" not in page and "Reviewer" in page and "No exception in this run." in page
     manifest = json.loads((pack / "manifest.json").read_text())
@@ -130,12 +178,13 @@ def test_pack_csvs_write_times_in_iso_8601_utc_as_precise_as_they_are(tmp_path):
     pack = evidence.write_evidence_pack(tmp_path, "r1", AS_OF, [], {}, results, {
         "ticket_status_history": stays, "membership_changes": pd.DataFrame(columns=["change_id", "user_gid"]),
         "users": pd.DataFrame(columns=["gid", "name", "email", "profile_url"])})
+    # No ticket is named in this pack: the name beside each gid is null.
     assert (pack / "populations" / "ticket_status_history.csv").read_text().splitlines() == [
-        '"ticket_gid","entered_at","note","tags"',
-        '"t1","2026-03-04T09:00:00Z","","x;y"',
-        '"t2","2026-03-04T09:00:00.250Z",,""',
-        '"t3","2026-03-04T09:00:00.250001Z","a","z"',
-        '"t4",,"b","w"',
+        '"ticket_gid","ticket_name","entered_at","note","tags"',
+        '"t1",,"2026-03-04T09:00:00Z","","x;y"',
+        '"t2",,"2026-03-04T09:00:00.250Z",,""',
+        '"t3",,"2026-03-04T09:00:00.250001Z","a","z"',
+        '"t4",,,"b","w"',
     ]
     assert '"r2","2026-03-10T09:00:00Z","tickets_assigned"' in (pack / "monitors" / "tickets_assigned.csv").read_text()
     manifest = json.loads((pack / "manifest.json").read_text())
@@ -155,7 +204,7 @@ def test_an_undecided_monitor_is_incomplete_in_the_report_summary_and_manifest(t
                project="Change Management"),
         result("changes_approved", "t3", "alarm", "Ticket y: no approval.", name="y"),
     ])
-    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, [], {}, results, NO_POPULATIONS)
+    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, [], {}, results, NO_POPULATIONS, coverage=COMPLETE)
     manifest = json.loads((pack / "manifest.json").read_text())
     assert manifest["verdicts"]["workflow_consistent"] == "INCOMPLETE"
     assert manifest["monitors"]["workflow_consistent"]["verdict"] == "INCOMPLETE"
@@ -232,22 +281,26 @@ def test_a_run_in_which_a_monitor_judged_nothing_is_a_gap_in_the_trend_not_zero(
     assert [None if pd.isna(v) else v for v in trend["workflow_consistent"]] == [None, 0, None, 0, None]
     assert [None if pd.isna(v) else v for v in trend["tickets_synced"]] == [None] * 5
 
-    page = render_html(e)
-    chart = page[page.index("<h3>Alarms per monitor"):page.index("<h3>Time change tickets")]
-    parsed = Tags()
-    parsed.feed(chart)
-    # x: 130 + 135 * run over five runs; y: 260 - 80 * alarms on the axis 0..3. changes_approved's
-    # line breaks at h3; workflow_consistent's two lone points draw no line.
-    assert [attrs["points"] for tag, attrs in parsed.tags if tag == "polyline"] == [
-        "130.0,100.0 265.0,20.0", "535.0,260.0 670.0,180.0"]
-    assert [(attrs["cx"], attrs["cy"]) for tag, attrs in parsed.tags if tag == "circle"] == [
-        ("130.0", "100.0"), ("265.0", "20.0"), ("535.0", "260.0"), ("670.0", "180.0"),  # changes_approved
-        ("265.0", "260.0"), ("535.0", "260.0")]  # workflow_consistent
+    chart = render_html(e).split("<h3>Alarms per monitor")[1].split("<h3>Time change tickets")[0]
+    # One panel per monitor, each on its own scale over the same runs: x = 220 + 165 * run over five
+    # runs. changes_approved peaks at 3 (its axis 0..3, 16 px an alarm), its line breaks at h3, which
+    # is marked n/e; workflow_consistent's two lone 0s draw no line (axis 0..1); tickets_synced never
+    # judged anything: five n/e marks and no point.
+    base, lines, points, gaps = panel(chart, "changes_approved")
+    assert lines == [[(220.0, base - 32), (385.0, base - 48)], [(715.0, base), (880.0, base - 16)]]
+    assert points == [(220.0, base - 32), (385.0, base - 48), (715.0, base), (880.0, base - 16)]
+    assert gaps == [550.0]
+    base, lines, points, gaps = panel(chart, "workflow_consistent")
+    assert (lines, points, gaps) == ([], [(385.0, base), (715.0, base)], [220.0, 550.0, 880.0])
+    base, lines, points, gaps = panel(chart, "tickets_synced")
+    assert (lines, points, gaps) == ([], [], [220.0, 385.0, 550.0, 715.0, 880.0])
+    assert run_labels(chart) == ["2026-03-06 09:00 · run h1", "2026-03-07 09:00 · run h2", "2026-03-08 09:00 · run h3",
+                    "2026-03-09 09:00 · run h4", "2026-03-10 09:00 · run r2"]
 
     pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, [], {}, results, NO_POPULATIONS, history)
     summary = (pack / "summary.md").read_text(encoding="utf-8")
-    assert "| monitor | 2026-03-06 09:00 | 2026-03-07 09:00 | 2026-03-08 09:00 | 2026-03-09 09:00 | " \
-           "2026-03-10 09:00 |" in summary
+    assert ("| monitor | 2026-03-06 09:00 · run h1 | 2026-03-07 09:00 · run h2 | 2026-03-08 09:00 · run h3 | "
+            "2026-03-09 09:00 · run h4 | 2026-03-10 09:00 · run r2 |") in summary
     assert "| `changes_approved` | 2 | 3 | n/e | 0 | 1 |" in summary
     assert "| `workflow_consistent` | n/e | 0 | n/e | 0 | n/e |" in summary
     assert "n/e = not evaluated: the monitor judged no resource in that run; no count, not 0 alarms." in summary
@@ -268,5 +321,303 @@ def test_alarm_counts_are_none_for_a_monitor_that_judged_nothing():
         "tickets_synced": 0, "tickets_assigned": None, "changes_approved": 2, "approval_segregation": 0,
         "offboarding_access_removed": None, "admin_access_restricted": None, "membership_changes": None,
         "activity_after_deactivation": None, "offboarding_ticket": None, "workflow_consistent": 0,
+        "ticket_sla": None,
     }
     assert alarm_counts(results.iloc[:0]) == dict.fromkeys(MONITORS)
+
+
+# -- coverage -----------------------------------------------------------------------------------
+REFUSED_402 = "listing refused: tasks: HTTP 402: Payment Required"
+NO_AUDIT_LOG = "HTTP 402: the audit log needs Enterprise+ and a service account"
+PROJECTS = pd.DataFrame({"gid": ["p1", "p2", "p3", "p4"], "privacy_setting": [
+    "private", "private_to_team", "public_to_workspace", None]})  # two private; an unknown setting is not counted
+NO_QUARANTINE = pd.DataFrame(columns=["table", "gid", "error"])
+
+
+def test_coverage_is_read_from_the_syncs_records():
+    # Both workspaces' audit logs read: a service account of an Enterprise organisation.
+    full = report.run_coverage(["w1", "w2"], PROJECTS, NO_QUARANTINE, True, {}, None)
+    assert (full.kind, full.kind_basis, full.plan) == ("service account", "it reads the audit log", "Enterprise")
+    assert (full.audit_log, full.private_projects_read, full.sees_every_project, full.complete) == (
+        {"w1": None, "w2": None}, 2, True, True)
+    # The edge: one of the two refused (402): it still reads an audit log, yet not every workspace's.
+    one = report.run_coverage(["w1", "w2"], PROJECTS, NO_QUARANTINE, True, {"w2": NO_AUDIT_LOG}, None)
+    assert (one.kind, one.unread, one.sees_every_project, one.complete) == (
+        "service account", {"w2": NO_AUDIT_LOG}, False, False)
+    assert one.plan == "unknown (the API does not say)"
+    # A 402 alone says nothing about who the token acts for, unless the connection declares it.
+    bare = report.run_coverage(["w1"], PROJECTS, NO_QUARANTINE, True, {"w1": NO_AUDIT_LOG}, None)
+    assert (bare.kind, bare.kind_basis) == (
+        "unknown", "the audit log answered 402, which does not say who the token acts for")
+    declared = report.run_coverage(["w1"], PROJECTS, NO_QUARANTINE, True, {"w1": NO_AUDIT_LOG}, "person")
+    assert (declared.kind, declared.kind_basis) == ("person", "declared by the connection")
+    # Never read: no answer at all, so nothing is confirmed.
+    never = report.run_coverage(["w1"], PROJECTS, NO_QUARANTINE, False, {}, None)
+    assert (never.kind, never.kind_basis, never.audit_log, never.sees_every_project) == (
+        "unknown", "no sync has read the audit log yet, and the connection declares no kind",
+        {"w1": "no sync has read the audit log yet"}, False)
+    # A refused listing makes an Enterprise service account's coverage partial too.
+    refused = report.run_coverage(["w1"], PROJECTS, pd.DataFrame(
+        {"table": ["projects", "tasks"], "gid": ["p9", "t1"], "error": [REFUSED_402, "missing field name"]}),
+        True, {}, None)
+    assert refused.refused.to_dict("records") == [
+        {"project_gid": "p9", "listing": "tasks", "error": "tasks: HTTP 402: Payment Required"}]
+    assert (refused.sees_every_project, refused.complete) == (True, False)
+
+
+PRIVATE = ("Partial coverage: the connection (person) is not confirmed to read the private projects it is not a "
+           "member of, so what they hold may not be judged.")
+AUDIT = 'Partial coverage: the audit log of "Acme" (w1) was not read, so '
+REFUSED = ("Partial coverage: Asana refused 1 listing(s) (tasks) of 1 project(s): their rows are missing and those "
+           "projects are judged unknown.")
+# A person's token (OAuth) in a workspace without the audit log, one project's tasks refused.
+PARTIAL = report.run_coverage(["w1"], PROJECTS, pd.DataFrame({"table": ["projects"], "gid": ["p9"],
+                                                              "error": [REFUSED_402]}), True, {"w1": NO_AUDIT_LOG},
+                              "person")
+COVERED = pd.DataFrame([
+    result("tickets_assigned", "t1", "ok", "Ticket a: assigned."),
+    result("admin_access_restricted", "u1", "ok", "Ann: an approved admin."),
+    result("activity_after_deactivation", "u2/w1", "unknown", "Lee: its audit log was not read."),
+])
+ACME = {"workspaces": pd.DataFrame({"gid": ["w1"], "name": ['"Acme"'], "is_organization": [True]}),
+        "projects": pd.DataFrame({"gid": ["p9"], "name": ["Payroll"]})}
+
+
+def verdict_cells(page: str) -> dict[str, str]:
+    """Each monitor's verdict cell (the verdict, then any note beneath it) in its first control table."""
+    parsed = Tags()
+    parsed.feed(page)
+    cells: dict[str, str] = {}
+    for row in parsed.rows:
+        if len(row) == 8 and row[0] in MONITORS:
+            cells.setdefault(row[0], row[3])
+    return cells
+
+
+def test_partial_coverage_is_noted_beside_every_verdict_it_affects(tmp_path):
+    e = Evidence("r2", AS_OF, ["w1"], {}, COVERED, ACME, coverage=PARTIAL)
+    notes = e.coverage_notes
+    assert notes["tickets_assigned"] == [PRIVATE, REFUSED]  # its tickets come from the projects' task listings
+    assert notes["tickets_synced"] == [PRIVATE]  # no refused listing it reads
+    assert notes["membership_changes"] == [
+        PRIVATE, AUDIT + "a change undone between two access snapshots is not seen there."]
+    assert notes["activity_after_deactivation"] == [
+        AUDIT + "whether a deactivated user acted there cannot be seen."]
+    # Workspace admins are listed whatever projects the token sees, and it reads no audit log: no note.
+    assert notes["admin_access_restricted"] == []
+    # Every monitor but the workspace-wide ones is taken to read projects, one added later too.
+    assert {m for m, n in notes.items() if PRIVATE not in n} == {"admin_access_restricted",
+                                                                  "activity_after_deactivation"}
+    cells = verdict_cells(render_html(e))
+    assert cells["tickets_assigned"] == "PASS" + PRIVATE + REFUSED  # the PASS never stands alone
+    assert cells["admin_access_restricted"] == "PASS"
+    assert cells["activity_after_deactivation"] == (
+        "INCOMPLETE" + AUDIT + "whether a deactivated user acted there cannot be seen.")
+    scope = dict(e.scope())
+    assert scope["Coverage"] == (
+        "PARTIAL: it may miss tickets and memberships of private projects the connection is not a member of; the "
+        'audit log of "Acme" (w1); the refused listings (tasks) of 1 project(s)')
+    assert scope["Account kind"] == "person (declared by the connection)"
+    assert scope["Plan"] == "unknown (the API does not say)"
+    assert scope["Private projects"] == (
+        "2 private project(s) read; it is not confirmed to read the private projects it is not a member of (fix: "
+        "connect with a service account on an Enterprise organisation)")
+    assert scope["Audit log"] == f'not read in "Acme" (w1) ({NO_AUDIT_LOG})'
+    assert scope["Listings refused"] == (
+        '1 listing(s) of 1 project(s): project "Payroll" (p9): tasks: HTTP 402: Payment Required')
+    # A project the pack cannot name is named by its gid.
+    unnamed = Evidence("r2", AS_OF, ["w1"], {}, COVERED, {}, coverage=PARTIAL)
+    assert dict(unnamed.scope())["Listings refused"] == (
+        "1 listing(s) of 1 project(s): project p9: tasks: HTTP 402: Payment Required")
+
+    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, ["w1"], {}, COVERED, {**NO_POPULATIONS, **ACME},
+                                        coverage=PARTIAL)
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["coverage"] == {
+        "complete": False, "account_kind": "person", "account_kind_basis": "declared by the connection",
+        "plan": "unknown (the API does not say)", "sees_every_project": False, "private_projects_read": 2,
+        "audit_log": {"w1": NO_AUDIT_LOG},
+        "listings_refused": [{"project_gid": "p9", "listing": "tasks", "error": "tasks: HTTP 402: Payment Required"}],
+        "may_be_missing": ["tickets and memberships of private projects the connection is not a member of",
+                           'the audit log of "Acme" (w1)', "the refused listings (tasks) of 1 project(s)"],
+    }
+    assert manifest["monitors"]["tickets_assigned"]["coverage"] == [PRIVATE, REFUSED]
+    assert manifest["monitors"]["admin_access_restricted"]["coverage"] == []
+    assert manifest["verdicts"]["tickets_assigned"] == "PASS"  # the verdict itself is the monitor's
+    summary = (pack / "summary.md").read_text(encoding="utf-8")
+    assert (f"| **PASS** ({PRIVATE} {REFUSED}) | 0 | 0 | 0 | 0 | 1 | 0 |") in summary
+    assert "| **PASS** | 0 | 0 | 0 | 0 | 1 | 0 |" in summary  # admin_access_restricted
+    assert "- **Account kind**: person (declared by the connection)" in summary
+
+
+def test_complete_coverage_adds_no_note_and_unrecorded_coverage_qualifies_every_verdict():
+    complete = Evidence("r2", AS_OF, ["w1"], {}, COVERED, ACME, coverage=COMPLETE)
+    assert all(notes == [] for notes in complete.coverage_notes.values())
+    assert dict(complete.scope())["Coverage"] == (
+        "complete: the connection sees every project and the audit log of every workspace")
+    assert verdict_cells(render_html(complete))["tickets_assigned"] == "PASS"
+    unknown = Evidence("r2", AS_OF, ["w1"], {}, COVERED, ACME)
+    assert verdict_cells(render_html(unknown))["admin_access_restricted"] == (
+        "PASSCoverage not recorded: what the connection could not see is unknown.")
+    assert dict(unknown.scope())["Coverage"].startswith("not recorded for this run")
+
+
+def test_the_scope_table_has_no_empty_header_row():
+    page = render_html(Evidence("r2", AS_OF, ["w1"], {}, COVERED, ACME, coverage=COMPLETE))
+    scope = page.split('<section id="scope">')[1].split("<h3>Parameters</h3>")[0]
+    parsed = Tags()
+    parsed.feed(scope)
+    assert "th" not in [tag for tag, _ in parsed.tags]
+    assert parsed.rows[0] == ["Connection", "unknown"]
+
+
+# -- time in state ----------------------------------------------------------------------------------
+def hours_before(n: float) -> pd.Timestamp:
+    return AS_OF - pd.Timedelta(hours=n)
+
+
+# Two change tickets of Change Management (To Do, Review, Approved) and a ticket that is no change.
+STAYS = pd.DataFrame({
+    "ticket_gid": ["t1", "t1", "t1", "t2", "t2", "t3", "t2"],
+    "project_gid": ["p1"] * 7,
+    "section_gid": ["s1", "s2", "s3", "s1", "s2", "s2", "s4"],
+    "stage": ["TODO", "IN_REVIEW", "APPROVED", "TODO", "IN_REVIEW", "IN_REVIEW", "DONE"],
+    "state": ["OPEN", "IN_PROGRESS", "OPEN", "OPEN", "IN_PROGRESS", "IN_PROGRESS", "CLOSED"],
+    "entered_at": [hours_before(50), hours_before(40), hours_before(10), hours_before(30), hours_before(20),
+                   hours_before(90), hours_before(-5)],
+    "left_at": [hours_before(40), hours_before(10), None, hours_before(20), hours_before(-2), None, None],
+    "entered_by_gid": ["u1"] * 7,
+})
+SECTIONS = pd.DataFrame({"section_gid": ["s1", "s2", "s3", "s4"], "project_gid": ["p1"] * 4,
+                         "name": ["To Do", "Review", "Approved", "Done"], "position": [0, 1, 2, 3],
+                         "stage": ["TODO", "IN_REVIEW", "APPROVED", "DONE"]})
+CHANGE_POPULATIONS = {
+    "ticket_section_history": STAYS, "workflow_states": SECTIONS,
+    "change_tickets": pd.DataFrame({"gid": ["t1", "t2"], "name": ["CHG-1", "CHG-2"]}),
+    "projects": pd.DataFrame({"gid": ["p1"], "name": ["Change Management"]}),
+}
+
+
+def bars(chart: str) -> list[tuple[str, str]]:
+    """(label, value) per bar of a bar chart."""
+    texts = [text for t, a, text in elements(chart) if t == "text" and text]
+    return [(texts[i - 1], text) for i, text in enumerate(texts) if text.endswith(" h")]  # a value follows its label
+
+
+def test_time_in_state_is_charted_by_stage_and_by_section():
+    # t1: To Do 10 h, Review 30 h, Approved 10 h so far; t2: To Do 10 h, Review 20 h up to as_of (it
+    # leaves after). t3 is no change ticket; t2's DONE stay starts after as_of: neither counts.
+    e = Evidence("r2", AS_OF, [], {}, COVERED, CHANGE_POPULATIONS, coverage=COMPLETE)
+    assert e.time_in_stage().to_dict("index") == {
+        "TODO": {"stays": 2, "median_hours": 10.0, "total_hours": 20.0},
+        "IN_REVIEW": {"stays": 2, "median_hours": 25.0, "total_hours": 50.0},
+        "APPROVED": {"stays": 1, "median_hours": 10.0, "total_hours": 10.0},
+    }
+    charts = render_html(e).split("<h3>Time change tickets spent in each workflow stage</h3>")[1]
+    by_stage, by_section = charts.split("<h3>Time change tickets spent in each section</h3>")
+    assert bars(by_stage) == [("TODO (2 stays, 20 h in all)", "10.0 h"), ("IN_REVIEW (2 stays, 50 h in all)", "25.0 h"),
+                              ("APPROVED (1 stays, 10 h in all)", "10.0 h")]
+    assert bars(by_section) == [("Change Management / To Do (TODO) (2 stays)", "10.0 h"),
+                                ("Change Management / Review (IN_REVIEW) (2 stays)", "25.0 h"),
+                                ("Change Management / Approved (APPROVED) (1 stays)", "10.0 h")]
+
+
+# -- names in the CSVs, teams.csv -------------------------------------------------------------------
+def test_every_gid_in_the_csvs_has_its_name_beside_it(tmp_path):
+    populations = {
+        **NO_POPULATIONS,
+        "users": pd.DataFrame({"gid": ["u1", "u2"], "name": ["Ann", None], "email": ["ann@acme.example", "b@acme.example"],
+                               "profile_url": [None, None]}),
+        "workspaces": pd.DataFrame({"gid": ["w1"], "name": ["Acme"], "is_organization": [True]}),
+        "teams": pd.DataFrame({"gid": ["tm1"], "workspace_gid": ["w1"], "name": ["Security"]}),
+        "projects": pd.DataFrame({"gid": ["p1"], "name": ["Change Management"], "owner_gid": ["u1"]}),
+        "tickets": pd.DataFrame({"gid": ["t1"], "name": ["CHG-1"], "assignee_gid": ["u9"], "section_gid": ["s1"],
+                                 "section_name": ["To Do"], "created_at": [AS_OF]}),
+        "workflow_states": SECTIONS.head(1),
+        "approvals": pd.DataFrame({"approval_id": ["a1"], "ticket_gid": ["t1"], "approver_gid": ["u2"]}),
+        "user_access_latest": pd.DataFrame({"user_gid": ["u1", "u1", "u1", "u2"],
+                                            "resource_type": ["workspace", "team", "project", "project"],
+                                            "resource_gid": ["w1", "tm1", "p1", "p7"], "via_team_gid": [None, None,
+                                                                                                       "tm1", None]}),
+        "project_memberships": pd.DataFrame({"gid": ["m1", "m2"], "project_gid": ["p1", "p1"],
+                                             "member_gid": ["u1", "tm1"], "member_type": ["user", "team"]}),
+    }
+    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, ["w1"], {}, COVERED, populations)
+
+    def rows(name: str) -> list[str]:
+        return (pack / name).read_text().splitlines()
+
+    assert rows("teams.csv") == ['"gid","workspace_gid","workspace_name","name"', '"tm1","w1","Acme","Security"']
+    # u9 is no user the pack knows: no name; the ticket's section_name is its own.
+    assert rows("populations/tickets.csv") == [
+        '"gid","name","assignee_gid","assignee_name","section_gid","section_name","created_at"',
+        '"t1","CHG-1","u9",,"s1","To Do","2026-03-10T09:00:00Z"']
+    assert rows("populations/approvals.csv") == [
+        '"approval_id","ticket_gid","ticket_name","approver_gid","approver_name"',
+        '"a1","t1","CHG-1","u2","b@acme.example"']  # no name known: the email alone
+    assert rows("populations/projects.csv") == [
+        '"gid","name","owner_gid","owner_name"', '"p1","Change Management","u1","Ann <ann@acme.example>"']
+    assert rows("populations/user_access_latest.csv") == [
+        '"user_gid","user_name","resource_type","resource_gid","resource_name","via_team_gid","via_team_name"',
+        '"u1","Ann <ann@acme.example>","workspace","w1","Acme",,',
+        '"u1","Ann <ann@acme.example>","team","tm1","Security",,',
+        '"u1","Ann <ann@acme.example>","project","p1","Change Management","tm1","Security"',
+        '"u2","b@acme.example","project","p7",,,',
+    ]
+    assert rows("populations/project_memberships.csv") == [
+        '"gid","project_gid","project_name","member_gid","member_name","member_type"',
+        '"m1","p1","Change Management","u1","Ann <ann@acme.example>","user"',
+        '"m2","p1","Change Management","tm1","Security","team"',
+    ]
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["files"]["teams.csv"] == hashlib.sha256((pack / "teams.csv").read_bytes()).hexdigest()
+    assert manifest["row_counts"]["teams.csv"] == 1
+
+
+# -- the demo's links ----------------------------------------------------------------------------------
+def test_the_demos_links_are_marked_as_demo_links(tmp_path):
+    results = pd.DataFrame([result("changes_approved", "t1", "alarm", "Ticket y: no approval.",
+                                   "https://app.asana.com/0/0/t1", name="y")])
+    demo = {"source": {"base_url": "http://127.0.0.1:8000", "demo": True}}
+    parsed = Page()
+    parsed.feed(render_html(Evidence("r2", AS_OF, [], demo, results, {}, coverage=COMPLETE)))
+    assert parsed.links == [("https://app.asana.com/0/0/t1", "demo link (no Asana page)")]
+    assert "Demo data from the simulator." in "".join(parsed.data)
+    real = Page()
+    real.feed(render_html(Evidence("r2", AS_OF, [], {"source": {"base_url": "https://app.asana.com/api/1.0",
+                                                                 "demo": False}}, results, {}, coverage=COMPLETE)))
+    assert real.links == [("https://app.asana.com/0/0/t1", "open in Asana")]
+    assert "Demo data" not in "".join(real.data)
+    pack = evidence.write_evidence_pack(tmp_path, "r2", AS_OF, [], demo, results, NO_POPULATIONS, coverage=COMPLETE)
+    summary = (pack / "summary.md").read_text(encoding="utf-8")
+    assert "[demo link (no Asana page)](https://app.asana.com/0/0/t1)" in summary and "[open in Asana]" not in summary
+
+
+class Page(Tags):
+    """Tags, and each link as (href, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        super().handle_starttag(tag, attrs)
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data):
+        super().handle_data(data)
+        if self._href is not None:
+            self.links.append((self._href, data))
+            self._href = None
+
+
+def test_runs_of_the_same_minute_are_told_apart_by_their_ids():
+    at = pd.Timestamp("2026-03-08 09:00:10", tz="UTC")
+    runs = pd.MultiIndex.from_tuples([(at, "1a2b3c4d-5e6f"), (at + pd.Timedelta(seconds=30), "9f8e7d6c-5b4a")])
+    assert report.run_labels(runs) == ["2026-03-08 09:00 · run 1a2b3c4d", "2026-03-08 09:00 · run 9f8e7d6c"]
+    # Eight characters in common: one more for every run.
+    runs = pd.MultiIndex.from_tuples([(at, "aaaaaaaa1bc"), (at, "aaaaaaaa2bc"), (at, "b")])
+    assert report.run_labels(runs) == ["2026-03-08 09:00 · run aaaaaaaa1", "2026-03-08 09:00 · run aaaaaaaa2",
+                                       "2026-03-08 09:00 · run b"]

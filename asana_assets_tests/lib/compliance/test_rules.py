@@ -433,7 +433,8 @@ def test_an_empty_workspace_gives_every_table_and_a_pack_of_not_evaluated(world,
     for monitor_id in MONITORS:
         assert (pack / "monitors" / f"{monitor_id}.csv").exists()
     if world == "nothing":
-        # Skips: the access baseline, and offboarding_ticket without an offboarding project configured.
-        assert len(t["monitor_results"]) == 2
+        # Skips: the access baseline, offboarding_ticket without an offboarding project configured, and
+        # ticket_sla without an SLA category.
+        assert len(t["monitor_results"]) == 3
         assert set(manifest["verdicts"].values()) == {"NOT EVALUATED"}
         assert "PASS" not in summary.replace("PASS = ", "")

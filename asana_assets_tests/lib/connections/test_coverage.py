@@ -9,8 +9,9 @@ import asyncio
 
 import pytest
 
+from asana_assets.lib.asana.account import PERSON, SERVICE_ACCOUNT, UNKNOWN
 from asana_assets.lib.asana.client import AsanaClient
-from asana_assets.lib.connections.coverage import PERSON, SERVICE_ACCOUNT, UNKNOWN, coverage
+from asana_assets.lib.connections.coverage import coverage
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, World
 
 FAST = SimulatorConfig(requests_per_minute=1_000_000)

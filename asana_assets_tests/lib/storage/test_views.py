@@ -164,6 +164,10 @@ def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unkn
             result(LATEST, "changes_approved", "108", "alarm", "the approval was withdrawn before the start."),
             result(LATEST, "approval_segregation", "108", "skip", "no approval to judge."),
             result(LATEST, "offboarding_access_removed", "u3", "alarm", "deactivated but keeps access.", "user"),
+            # ticket_sla judges a ticket per category: gid <ticket gid>/<category>, the category's own "/" kept.
+            result(LATEST, "ticket_sla", "107/Incidents/P1", "alarm", "open past its deadline.", "ticket_in_category"),
+            result(LATEST, "ticket_sla", "106/Incidents/P1", "ok", "completed within its deadline.",
+                   "ticket_in_category"),
         ],
         "user_access": [], "workspaces": [], "teams": [], "projects": [],
     }
@@ -221,7 +225,11 @@ def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unkn
         ("alarm", "changes_approved", "104", "Open the firewall", None, "run-a"),
         ("alarm", "changes_approved", "108", "Resize cluster", None, "run-a"),
         ("alarm", "offboarding_access_removed", "u3", None, "Cy", "run-a"),
-    } and len(findings) == 7
+        ("alarm", "ticket_sla", "107/Incidents/P1", "Patch kernel", None, "run-a"),
+    } and len(findings) == 8
+    # The ticket_sla row names its ticket and the ticket's project, as a ticket row does.
+    [sla] = [(f["resource_type"], f["ticket_name"], f["project_name"]) for f in findings if f["monitor_id"] == "ticket_sla"]
+    assert sla == ("ticket_in_category", "Patch kernel", "Change Management")
 
     comments = column_comments(schema)
     assert {view for view, _ in comments} == {"open_findings", "change_tickets", "access_review"}

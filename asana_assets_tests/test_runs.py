@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets_tests.support import POSTGRES_URL, REPO
+from asana_assets_tests.support import POSTGRES_URL, REPO, kill_at
 from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
 
@@ -57,12 +56,7 @@ def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_sour
         killed = subprocess.Popen([sys.executable, "-m", "asana_assets_tests.support.killed_sync", "sync"],
                                   env={**env, "TEST_KILL_AT": point, "TEST_MARKER": str(marker)}, cwd=REPO,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 240
-        while not marker.exists() and killed.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert marker.exists(), f"the run never reached {point}"
-        os.kill(killed.pid, signal.SIGKILL)
-        killed.wait()
+        kill_at(killed, marker, point)
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             [stuck] = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         if point == "crawl":  # what `runs` shows of a stuck run is the same wherever it stopped
@@ -93,12 +87,7 @@ def test_a_first_sync_killed_mid_crawl_is_resumed_by_a_plain_rerun(tmp_path):
                                   env={**env, "TEST_KILL_AT": "checkpointed", "TEST_KEPT": "2",
                                        "TEST_MARKER": str(marker)},
                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 240
-        while not marker.exists() and killed.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert marker.exists(), "the crawl never kept two projects"
-        os.kill(killed.pid, signal.SIGKILL)
-        killed.wait()
+        kill_at(killed, marker, "two projects kept")
         sim.stats.reset()
         rerun = sync(env)
         assert rerun.returncode == 0, rerun.stderr[-3000:]

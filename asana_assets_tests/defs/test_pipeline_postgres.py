@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.lib.storage.postgres import PostgresWarehouse
 from asana_assets.simulator import Simulator, generate_world
 from asana_assets_tests.support import POSTGRES_URL as URL
-from asana_assets_tests.support import REPO
+from asana_assets_tests.support import REPO, kill_at
 from asana_assets_tests.support.pipeline import SIMULATOR, full_sync_job, run_pipeline
 from asana_assets_tests.support.postgres import PostgresTables
 from asana_assets_tests.support.truth import assert_matches_truth
@@ -175,12 +174,7 @@ def test_a_run_killed_mid_load_and_rerun_loses_and_duplicates_nothing(schema, tm
                "TEST_AS_OF": (NOW + timedelta(hours=1)).isoformat()}
         run = subprocess.Popen([sys.executable, "-m", "asana_assets_tests.support.killed_run"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 240
-        while not marker.exists() and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), "the run never reached the tasks load"
-        os.kill(run.pid, signal.SIGKILL)
-        run.wait()
+        kill_at(run, marker, "the tasks load")
     with PostgresTables(URL, schema) as postgres:
         assert (added,) not in keys(postgres.read("tasks"), "tasks")  # the open transaction was rolled back
         assert added not in set(postgres.read("task_memberships")["task_gid"].to_pylist())  # loaded before it: too

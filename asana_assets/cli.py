@@ -15,7 +15,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -121,6 +121,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="sample size by population size, as <largest population>:<size>,...,*:<size> "
                              f"(default: {format_sample_sizes(SAMPLE_SIZES)})")
     period.set_defaults(run=_evidence)
+    review = commands.add_parser("review", help="access review campaigns decided in Asana").add_subparsers(
+        required=True)
+    campaign = review.add_parser(
+        "start", help="file a campaign in the review project: a task per team and project, an approval subtask per "
+                      "member (approve keeps the access, reject revokes it); a rerun adds only what is missing")
+    campaign.add_argument("id", nargs="?", help="connection id (default: the one in the environment)")
+    campaign.add_argument("--project", required=True, help="the review project, by gid or name (the compliance "
+                                                           "setting review_project names the same)")
+    campaign.add_argument("--due", required=True, type=_day, metavar="DATE", help="due day, YYYY-MM-DD (UTC)")
+    campaign.add_argument("--campaign", help="campaign id, one word (default: review-<due day>)")
+    campaign.add_argument("--reviewer", help="user gid who reviews every resource (default: the project's owner, "
+                                             "a team's admin)")
+    campaign.set_defaults(run=_review_start)
     runs_ = commands.add_parser("runs", help="runs in progress on this instance; clear one whose process died, "
                                              "or print a run's log")
     runs_.add_argument("--clear", metavar="RUN_ID", help="mark this stuck run failed")
@@ -276,19 +289,57 @@ def _sync(args: argparse.Namespace) -> None:
 def _evidence(args: argparse.Namespace) -> None:
     """Write a period's report from the connection's warehouse (no request to Asana)."""
     from asana_assets.defs.partitions import DEFAULT
-    from asana_assets.defs.resources.warehouse import WarehouseResource
 
     key = DEFAULT if args.id in (None, settings.CONNECTION_ID.get()) else args.id
-    warehouse = WarehouseResource(
-        directory=settings.WAREHOUSE_DIR.get(), postgres_url=settings.POSTGRES_URL.get(),
-        postgres_schema=settings.POSTGRES_SCHEMA.get(),
-    ).for_connection(key).warehouse()
+    warehouse = _warehouse(key)
     try:
         period = Period.of(args.first, args.last)
         outcome = report_period(warehouse, period, key, args.seed, args.sample_sizes)
     except ValueError as error:
         raise SystemExit(f"No period report: {error}") from None
     print("\n".join(outcome_lines(*outcome)))
+
+
+def _review_start(args: argparse.Namespace) -> None:
+    """Start an access review campaign from the connection's warehouse (its latest access
+    snapshot); never for the demo, whose world is not the user's Asana."""
+    from asana_assets.defs.partitions import DEFAULT
+    from asana_assets.defs.resources.asana import AsanaResource
+    from asana_assets.lib.compliance.review import launch
+
+    if settings.DEMO.get():
+        raise SystemExit(f"No review campaign: {settings.DEMO.name} is set, so the source is the demo simulator, not "
+                         "your Asana: unset it to review your workspace's access")
+    if args.due < datetime.now(UTC).date():
+        raise SystemExit(f"No review campaign: its due day {args.due} has passed")
+    key = DEFAULT if args.id in (None, settings.CONNECTION_ID.get()) else args.id
+    warehouse = _warehouse(key)
+    asana = AsanaResource(
+        access_token=settings.ACCESS_TOKEN.get(), connection_id=settings.CONNECTION_ID.get(),
+        connections_file=args.store or settings.CONNECTION_STORE.get(), base_url=settings.BASE_URL.get(),
+        oauth_client_id=settings.OAUTH_CLIENT_ID.get(), oauth_client_secret=settings.OAUTH_CLIENT_SECRET.get(),
+        oauth_redirect_uri=settings.OAUTH_REDIRECT_URI.get(), requests_per_minute=settings.REQUESTS_PER_MINUTE.get(),
+    ).for_connection(key)
+    campaign = args.campaign or f"review-{args.due.isoformat()}"
+    tables = ("user_access", "projects", "users", "teams", "workspaces")
+    try:
+        t = {name: warehouse.read(name).to_pandas() for name in tables}
+        started = launch(t, asana.run, args.project, campaign, args.due, args.reviewer)
+    except ValueError as error:
+        raise SystemExit(f"No review campaign: {error}") from None
+    print(f"Campaign {campaign} (due {args.due}): {len(started.created_tasks)} resource task(s) and "
+          f"{len(started.created_subtasks)} member subtask(s) created, {started.existing} resource task(s) already "
+          "filed. Decisions are read back by the next sync (access_review_decisions, access_review_completed).")
+
+
+def _warehouse(key: str):
+    """The connection's warehouse, as the settings place it."""
+    from asana_assets.defs.resources.warehouse import WarehouseResource
+
+    return WarehouseResource(
+        directory=settings.WAREHOUSE_DIR.get(), postgres_url=settings.POSTGRES_URL.get(),
+        postgres_schema=settings.POSTGRES_SCHEMA.get(),
+    ).for_connection(key).warehouse()
 
 
 def _where(result) -> Iterator[str]:

@@ -75,6 +75,9 @@ def test_the_last_90_days_say_what_they_cover(last_90):
     sampled = [r["id"] for r in rows(folder / "sample.csv") if r["population"] == "changes"]
     assert changes and set(sampled) <= changes and len(sampled) == len(set(sampled))
     assert sampled == manifest["sample"]["items"]["changes"] and manifest["sample"]["seed"] == 1
+    # the demo never runs an access review campaign (they write to Asana): the report says there is none
+    campaigns = (folder / "report.html").read_text().split('<section id="campaigns">')[1].split("</section>")[0]
+    assert "No campaign in the review project." in campaigns
 
 
 @pytest.mark.slow

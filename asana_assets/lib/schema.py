@@ -534,6 +534,25 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
         key=("change_id",),
     ),
     _table(
+        "access_review_decisions", DERIVED,
+        "One row per access review campaign item (a member of a team or project to keep or revoke), read from "
+        "the review project's tasks: the decision its approval subtask holds now, who made it and when.",
+        ("campaign", STR, "Campaign id (asana-connections review start --campaign)"),
+        ("resource_type", STR, "team or project"),
+        ("resource_gid", GID, "The team or project reviewed"),
+        ("user_gid", GID, "The member reviewed"),
+        ("role", STR, "The member's role when the campaign started"),
+        ("reviewer_gid", GID, "Who decided: the author of the approval story that set the decision; null when "
+         "undecided or no story agrees with the status"),
+        ("decision", STR, "approved (keep), rejected (revoke), undecided, or unknown (no approval subtask for the "
+         "item, or several that disagree)"),
+        ("decided_at", TS, "When the decision was made; null when undecided or unknown"),
+        ("due_on", DATE, "The campaign's due day (UTC)"),
+        ("task_gid", GID, "The item's approval subtask; null when none is synced"),
+        ("parent_task_gid", GID, "The resource's review task"),
+        key=("campaign", "resource_type", "resource_gid", "user_gid"), required=("decision", "due_on"),
+    ),
+    _table(
         "monitor_results", DERIVED,
         "Every monitor's result per evaluated resource, one part per run.",
         ("run_id", STR, "Run that evaluated"),

@@ -14,7 +14,7 @@ from asana_assets.defs.resources.asana import AsanaResource
 from asana_assets.defs.resources.compliance import ComplianceResource
 from asana_assets.defs.resources.warehouse import WarehouseResource
 from asana_assets.defs.tables import column_schema, table_key, table_metadata
-from asana_assets.lib.compliance import access, evidence, monitors, sla, tickets
+from asana_assets.lib.compliance import access, evidence, monitors, review, sla, tickets
 from asana_assets.lib.compliance.report import COUNTED, alarm_counts, run_coverage, verdicts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
 from asana_assets.lib.schema import DERIVED_TABLES, REGISTRY, require_columns
@@ -150,6 +150,7 @@ def audit_log(warehouse: Warehouse) -> pd.DataFrame | None:
 
 
 HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states")
+REVIEW_INPUTS = ("tasks", "task_memberships", "projects")
 MONITOR_INPUTS = (
     "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
     "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "user_access",
@@ -170,25 +171,29 @@ def field_changes(warehouse: Warehouse) -> pd.DataFrame:
         _spec("ticket_status_history", HISTORY_INPUTS),
         _spec("ticket_section_history", HISTORY_INPUTS),
         _spec("approvals", HISTORY_INPUTS),
-        _spec("monitor_results", [*MONITOR_INPUTS, "stories", "audit_log_events", "ticket_status_history", "approvals"]),
+        _spec("access_review_decisions", [*REVIEW_INPUTS, "approvals"]),
+        _spec("monitor_results", [*MONITOR_INPUTS, "stories", "audit_log_events", "ticket_status_history", "approvals",
+                                  "access_review_decisions"]),
     ],
     can_subset=True,
     partitions_def=CONNECTIONS,
 )
 def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                                 compliance: ComplianceResource, asana: AsanaResource):
-    """The status and section histories, the approvals, and the monitors' results with their
-    evidence pack: one step, so the section timeline all four read is computed once per run. The
-    monitors read the status history and approvals computed here, exactly as they are staged."""
+    """The status and section histories, the approvals, the access review decisions, and the
+    monitors' results with their evidence pack: one step, so the section timeline they read is
+    computed once per run. The monitors read the tables computed here, exactly as they are staged."""
     warehouse = run_warehouse(context, warehouse)
     selected = {key.path[-1] for key in context.selected_asset_keys}
-    t = read_tables(warehouse, *(MONITOR_INPUTS if "monitor_results" in selected else HISTORY_INPUTS))
+    needed = {*HISTORY_INPUTS, *(MONITOR_INPUTS if "monitor_results" in selected else ()),
+              *(REVIEW_INPUTS if "access_review_decisions" in selected else ())}
+    t = read_tables(warehouse, *sorted(needed))
     if "monitor_results" in selected and warehouse.exists("stories"):  # never synced: ticket_sla says unknown
         t["stories"] = field_changes(warehouse)
     history = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
     timeline, done = history
     last = max(selected, key=["ticket_status_history", "ticket_section_history", "approvals",
-                              "monitor_results"].index)
+                              "access_review_decisions", "monitor_results"].index)
     for name, frame in (("ticket_status_history", tickets.status_history(t, timeline, done)),
                         ("ticket_section_history", tickets.section_history(timeline)),
                         ("approvals", tickets.approvals(t, t["ticket_events"], timeline))):
@@ -196,6 +201,13 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
         t[name] = data.to_pandas()
         if name in selected:
             yield _materialize(context, warehouse, name, data, last=name == last)
+    if "access_review_decisions" in selected:
+        # Every campaign item of the review project (none when unset); the monitor reads the same.
+        scope = review.review_scope(t["projects"], compliance.review_project)
+        decided = review.decisions(t, t["approvals"], scope).decisions
+        yield _materialize(context, warehouse, "access_review_decisions", decided,
+                           last="access_review_decisions" == last,
+                           decisions=dg.MetadataValue.json(decided["decision"].value_counts().to_dict()))
     if "monitor_results" in selected:
         yield _monitor_results(context, warehouse, compliance, asana, t, history)
 

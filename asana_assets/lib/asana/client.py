@@ -35,6 +35,7 @@ import yarl
 from .pacing import Pacing, SharedBudget
 
 MAX_CONCURRENT_GETS = 50  # Asana answers a 51st concurrent GET with a 429
+MAX_CONCURRENT_WRITES = 15  # and a 16th concurrent POST, PUT or DELETE
 PAGE_SIZE = 100  # the largest `limit` Asana accepts
 DEFAULT_RETRY_AFTER = 1.0  # seconds, should a 429 ever come without Retry-After
 
@@ -284,6 +285,7 @@ class AsanaClient:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._pacing = Pacing(requests_per_minute, self.max_concurrency, share, pool, budget, self.stats, cap)
+        self._writes = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
         self._base_url = base_url.rstrip("/")
         # The transport is called directly: httpx.AsyncClient's cookie, auth and redirect
         # handling would cost more CPU per request than the HTTP exchange itself, and an API
@@ -402,19 +404,20 @@ class AsanaClient:
     async def write(self, method: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
         """POST or PUT ``{"data": data}``; returns the body's ``data``. Only a 429 is retried, and
         a 401 sent once more with a refreshed token (Asana refused them, so nothing was written): a
-        write that may have been applied is never sent twice. The caller bounds writes in flight
-        (Asana allows 15)."""
+        write that may have been applied is never sent twice. At most MAX_CONCURRENT_WRITES are in
+        flight; the rest wait their turn."""
         content = orjson.dumps({"data": data})
-        for attempt in range(self._max_retries + 1):
-            try:
-                response = await self._send(method, path, content=content)
-            except httpx.TransportError as exc:
-                raise self._connection_error(path, exc) from exc
-            if response.is_success:
-                return self._body(response, path)["data"]
-            if response.status_code != 429 or attempt == self._max_retries:
-                break
-            self._pacing.pause(_retry_after(response))  # the next enter() waits it out
+        async with self._writes:
+            for attempt in range(self._max_retries + 1):
+                try:
+                    response = await self._send(method, path, content=content)
+                except httpx.TransportError as exc:
+                    raise self._connection_error(path, exc) from exc
+                if response.is_success:
+                    return self._body(response, path)["data"]
+                if response.status_code != 429 or attempt == self._max_retries:
+                    break
+                self._pacing.pause(_retry_after(response))  # the next enter() waits it out
         raise self._error(response, path)
 
     async def _send(

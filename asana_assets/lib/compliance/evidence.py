@@ -63,6 +63,9 @@ GID_KINDS = {
     "workspace_gid": "workspace", "section_gid": "section",
 }
 TYPED = {"resource_gid": "resource_type", "member_gid": "member_type", "gid": "table"}
+# A list of gids has the list of their names beside it, as ``<column without _gids>_names``: a
+# ``<kind>_gids`` column of the kind ``<kind>_gid`` has, and these.
+GID_LIST_KINDS = {"collection_gids": "project", **{f"{side}people_gids": "user" for side in ("", "old_", "new_")}}
 # The kinds a typing column names, as the tables spell them (quarantine's ``table`` too).
 KIND_OF_TYPE = {"user": "user", "users": "user", "task": "task", "tasks": "task", "project": "project",
                 "projects": "project", "team": "team", "teams": "team", "workspace": "workspace",
@@ -258,16 +261,22 @@ def gid_names(populations: Mapping[str, pd.DataFrame]) -> dict[str, pd.Series]:
 
 def with_names(frame: pd.DataFrame, names: Mapping[str, pd.Series]) -> pd.DataFrame:
     """``frame`` with, right after each gid column of ``GID_KINDS`` or ``TYPED``, the name of what
-    it points at (null where nothing names it); a name column the frame has already is kept."""
+    it points at (null where nothing names it), and after each list of gids (``list_kind``) the
+    list of their names in the same order (null for a gid nothing names); a name column the frame
+    has already is kept."""
     columns: list[str] = []
     added: dict[str, pd.Series] = {}
     for column in frame.columns:
         columns.append(column)
-        name = column.removesuffix("_gid") + "_name"
-        if name in frame.columns or (column not in GID_KINDS and frame.columns.intersection([TYPED.get(column)]).empty):
+        listed = list_kind(column)
+        name = column.removesuffix("_gids") + "_names" if listed else column.removesuffix("_gid") + "_name"
+        if name in frame.columns or (not listed and column not in GID_KINDS
+                                     and frame.columns.intersection([TYPED.get(column)]).empty):
             continue
         gids = frame[column].astype(object)
-        if column in GID_KINDS:
+        if listed:
+            found = _names_of_lists(gids, names[listed])
+        elif column in GID_KINDS:
             found = lookup(gids, names[GID_KINDS[column]])
         else:
             kinds = frame[TYPED[column]].map(KIND_OF_TYPE)
@@ -275,9 +284,30 @@ def with_names(frame: pd.DataFrame, names: Mapping[str, pd.Series]) -> pd.DataFr
             for kind in kinds.dropna().unique():
                 mask = kinds.eq(kind)
                 found[mask] = lookup(gids[mask], names[kind]).astype(object)
-        added[name] = found.astype(object).where(found.notna(), None)
+        added[name] = found if listed else found.astype(object).where(found.notna(), None)
         columns.append(name)
     return frame.assign(**added)[columns] if added else frame
+
+
+def list_kind(column: str) -> str | None:
+    """What a list-of-gids column points at (``GID_LIST_KINDS``, else the kind of its ``_gid``
+    column: ``ticket_gids`` lists tasks); None for any other column."""
+    if not column.endswith("_gids"):
+        return None
+    return GID_LIST_KINDS.get(column) or GID_KINDS.get(column.removesuffix("s"))
+
+
+def _names_of_lists(lists: pd.Series, names: pd.Series) -> pd.Series:
+    """Per list of gids, the list of their names (null where nothing names one; a null list stays
+    null): every gid of every list looked up at once, the lists rebuilt from their lengths."""
+    array = pa.array(lists, from_pandas=True)
+    array = (array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array).cast(pa.list_(pa.string()))
+    flat = pc.list_flatten(array).to_pandas()
+    found = pa.array(lookup(flat, names).astype(object), type=pa.string(), from_pandas=True)
+    lengths = pc.list_value_length(array).fill_null(0)
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths).cast(pa.int32())])
+    rebuilt = pa.ListArray.from_arrays(offsets, found, mask=array.is_null())
+    return pd.Series(pd.arrays.ArrowExtensionArray(rebuilt), index=lists.index)
 
 
 def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -292,6 +322,20 @@ def _reviewed_changes(populations: Mapping[str, pd.DataFrame], results: pd.DataF
     }
 
 
+def joined(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each list as its items joined by ';'. A null item is an empty place (Arrow's join would
+    null the whole list, losing its known names); a null list stays null."""
+    chunks = []
+    for chunk in column.cast(pa.list_(pa.string())).chunks:
+        if not len(chunk):
+            continue
+        first, last = chunk.offsets[0].as_py(), chunk.offsets[-1].as_py()  # a slice's offsets start past 0
+        items = pc.fill_null(chunk.values.slice(first, last - first), "")
+        filled = pa.ListArray.from_arrays(pc.subtract(chunk.offsets, first), items, mask=chunk.is_null())
+        chunks.append(pc.binary_join(filled, ";"))
+    return pa.chunked_array(chunks, pa.string())
+
+
 def csv_file(frame: pd.DataFrame, path: Path) -> tuple[int, str]:
     """CSV with list columns joined by ';' (CSV has no lists) and times in ISO 8601 (``iso_times``);
     returns the row count and the file's sha256. Arrow's writer: a pack at 100,000 tickets is some
@@ -300,7 +344,7 @@ def csv_file(frame: pd.DataFrame, path: Path) -> tuple[int, str]:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for i, column in enumerate(table.schema):
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            table = table.set_column(i, column.name, pc.binary_join(table.column(i).cast(pa.list_(pa.string())), ";"))
+            table = table.set_column(i, column.name, joined(table.column(i)))
         elif pa.types.is_timestamp(column.type):
             table = table.set_column(i, column.name, iso_times(table.column(i)))
     out = pa.BufferOutputStream()

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field, field_validator
 
 from asana_assets.lib.asana.crawl import REFUSED
-from asana_assets.lib.compliance import access, activity, offboarding, sla, tickets
+from asana_assets.lib.compliance import access, activity, offboarding, review, sla, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
 from asana_assets.lib.compliance.tickets import implementation_start, isin, lookup, sort_rows
@@ -119,6 +119,10 @@ MONITORS: dict[str, Monitor] = {m.id: m for m in (
                 e.t, e.tix, e.deactivations, e.as_of, e.params.offboarding_projects, e.params.offboarding_days,
                 e.params.offboarding_match, e.names),
             TICKETS, lambda e: offboarding.offboarding_projects(e.t["projects"], e.params.offboarding_projects or ())[0]),
+    Monitor("access_review_completed", "ERROR", ACCESS, "access_review_decisions",
+            "Access review campaigns are decided by their due day, and every revoke is carried out",
+            lambda e: review.review_results(e.t, e.t["approvals"], e.as_of, e.params.review_project, e.names),
+            TICKETS, lambda e: review.review_scope(e.t["projects"], e.params.review_project)),
     Monitor("workflow_consistent", "WARN", CHANGE, "ticket_status_history", "Completion and workflow section agree",
             lambda e: workflow_consistent(e.t, e.tix, e.t["workflow_states"], e.timeline, e.done, e.as_of, e.params,
                                           e.names, e.label), (*TICKETS, "sections")),
@@ -203,6 +207,9 @@ class MonitorParams(BaseModel):
         description="offboarding_ticket: how a ticket names the user: assignee, people_field (a people custom field), "
                     "title (the user's email or full name)")
 
+    review_project: str | None = Field(
+        None, description="access_review_completed: the project (gid or name) access review campaigns are filed in "
+                          "(asana-connections review start); unset: the monitor is not evaluated")
     sla_categories: list[dict[str, Any]] | None = Field(
         None, description="ticket_sla: the SLA categories, each {name, projects, ticket_types, tags, field, "
                           "field_values (the tickets it takes: every selector given must match), priority_field, days "
@@ -638,6 +645,8 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
         "membership_changes": changes,
         "deactivations": turns,
         "sla_tickets": e.ticket_sla.clocks,
+        "access_review_decisions": review.decisions(
+            t, t["approvals"], review.review_scope(t["projects"], params.review_project)).decisions,
         "quarantine": t["quarantine"],
         "workspaces": t["workspaces"][["gid", "name", "is_organization"]],
     }

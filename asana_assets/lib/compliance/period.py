@@ -237,28 +237,42 @@ def changes_in_period(t: Mapping[str, pd.DataFrame], period: Period, worst: pd.D
             changes[undecided].sort_values("gid", ignore_index=True))
 
 
+def overlapping(period: Period, earliest: pd.Series, latest: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(in the period, may be before it, may be after it) for events known only to lie after
+    ``earliest`` (null: any time before) and at or before ``latest``. An event that may fall in
+    the period belongs to it, so a window across a period's edge hides it from neither side."""
+    earliest, latest = pd.to_datetime(earliest, utc=True), pd.to_datetime(latest, utc=True)
+    inside = ((latest >= period.start) & (earliest.isna() | (earliest < period.end))).fillna(False).astype(bool)
+    before = (earliest.isna() | (earliest < period.start)).fillna(True).astype(bool)
+    after = (latest >= period.end).fillna(False).astype(bool)
+    return inside, before, after
+
+
 def access_changes_in_period(changes: pd.DataFrame, period: Period, worst: pd.DataFrame) -> pd.DataFrame:
-    """Every access change made in the period: at its audit log time, else when the snapshot
-    that first showed it was taken (``window_end``; ``may_predate`` when the window opens
-    before the period), with the review monitor's status."""
-    when = pd.to_datetime(changes["occurred_at"], utc=True).fillna(pd.to_datetime(changes["window_end"], utc=True))
-    rows = changes.assign(changed_at=when)[period.contains(when)].reset_index(drop=True)
-    undated = rows["occurred_at"].isna()
-    rows["may_predate"] = (undated & (pd.to_datetime(rows["window_start"], utc=True) < period.start)).to_numpy()
+    """Every access change that may have been made in the period: at its audit log time, else
+    anywhere in its snapshot window (``changed_at`` is the snapshot that first showed it,
+    ``window_end``; ``may_predate``/``may_postdate`` when the window reaches past the period),
+    with the review monitor's status."""
+    at = pd.to_datetime(changes["occurred_at"], utc=True)
+    inside, before, after = overlapping(period, at.fillna(pd.to_datetime(changes["window_start"], utc=True)),
+                                        at.fillna(pd.to_datetime(changes["window_end"], utc=True)))
+    undated = at.isna()
+    rows = changes.assign(changed_at=at.fillna(pd.to_datetime(changes["window_end"], utc=True)),
+                          may_predate=undated & before, may_postdate=undated & after)[inside].reset_index(drop=True)
     rows = pd.concat([rows, judged(worst, ["membership_changes"], rows["change_id"])], axis=1)
     return rows.sort_values(["changed_at", "change_id"], ignore_index=True)
 
 
 def leavers_in_period(t: Mapping[str, pd.DataFrame], period: Period, worst: pd.DataFrame) -> pd.DataFrame:
-    """Every deactivation (``activity.deactivations``) whose latest possible time is in the
-    period (``may_predate`` when it may be earlier), with what the offboarding monitors said.
-    ``t``: user_access (every snapshot), membership_changes, audit_log_events (None: never
-    read), workspace_memberships."""
+    """Every deactivation (``activity.deactivations``) that may have happened in the period
+    (``may_predate``/``may_postdate`` when its window reaches past the period), with what the
+    offboarding monitors said. ``t``: user_access (every snapshot), membership_changes,
+    audit_log_events (None: never read), workspace_memberships."""
     turns = activity.deactivations(t["user_access"], t["membership_changes"], t.get("audit_log_events"),
                                    t["workspace_memberships"])
-    out = turns[turns["change"].eq(activity.DEACTIVATED) & period.contains(turns["latest"])].reset_index(drop=True)
-    earliest = pd.to_datetime(out["earliest"], utc=True)
-    out["may_predate"] = (earliest.isna() | (earliest < period.start)).to_numpy()
+    turns = turns[turns["change"].eq(activity.DEACTIVATED)]
+    inside, before, after = overlapping(period, turns["earliest"], turns["latest"])
+    out = turns.assign(may_predate=before, may_postdate=after)[inside].reset_index(drop=True)
     out["leaver_id"] = out["user_gid"] + "/" + out["workspace_gid"]
     out = pd.concat([out, judged(worst, LEAVER_MONITORS, out["leaver_id"])], axis=1)
     return out.sort_values(["latest", "leaver_id"], ignore_index=True)

@@ -50,6 +50,7 @@ from asana_assets.lib.compliance.report import (
     VERDICT_MEANINGS,
     Evidence,
     RunCoverage,
+    campaigns_html,
     exceptions_html,
     html_link,
     html_table,
@@ -147,8 +148,11 @@ def collect(warehouse: Warehouse, period: Period, connection: str, seed: int = D
     manifests = _manifests(warehouse.root, list(in_period.index))
     latest = manifests.get(in_period.index[-1]) if len(in_period) else None
     parameters = {"connection": connection, **((latest or {}).get("parameters") or {})}
+    # The campaigns' decisions as the latest sync read them (the table is current state).
+    decisions = ({"access_review_decisions": warehouse.read("access_review_decisions").to_pandas()}
+                 if warehouse.exists("access_review_decisions") else {})
     evidence = Evidence(f"{period.first} to {period.last}", period.end, t["workspaces"]["gid"].tolist(), parameters,
-                        _named(worst, names), {"workspaces": t["workspaces"], "projects": t["projects"]},
+                        _named(worst, names), {"workspaces": t["workspaces"], "projects": t["projects"], **decisions},
                         connection=connection, coverage=_coverage((latest or {}).get("coverage")))
     sizes = tuple(sizes)
     frames = {"changes": changes, "access_changes": access, "leavers": leavers}
@@ -298,6 +302,12 @@ def _missing(p: PeriodEvidence) -> list[str]:
     return gaps + [m for m in p.evidence.may_be_missing() if m]
 
 
+def _window_note(row) -> str:
+    """What a time known only as a window says of the period it may fall outside of."""
+    reach = [side for side, flag in (("before", row.may_predate), ("after", row.may_postdate)) if flag]
+    return f" (may be {' or '.join(reach)} the period)" if reach else ""
+
+
 def render_period_html(p: PeriodEvidence) -> str:
     e = p.evidence
     title = f"Asana compliance evidence: period {p.period.first} to {p.period.last}"
@@ -310,7 +320,9 @@ def render_period_html(p: PeriodEvidence) -> str:
         '<section id="scope"><h2>Scope and coverage</h2>',
         html_table(None, [[f"<b>{html_text(k)}</b>", html_text(v)] for k, v in scope_rows(p)]),
         "</section>",
-        _controls(p), _populations(p), _exceptions(p), _sample(p),
+        _controls(p), _populations(p),
+        f'<section id="campaigns"><h2>Access reviews</h2>{campaigns_html(e)}</section>',
+        _exceptions(p), _sample(p),
         *[_change_page(p, row) for row in sampled.itertuples(index=False)],
         '<section id="sign-off" class="change"><h2>Sign-off</h2><p>To be completed by the reviewer of this evidence.</p>'
         '<table class="signoff"><tbody>'
@@ -360,12 +372,11 @@ def _populations(p: PeriodEvidence) -> str:
                 _status(r.changes_approved_status, r.changes_approved_reason)]
                for r in p.changes_start_unknown.itertuples(index=False)]
     access = [[f"<code>{html_text(r.change_id)}</code>", _person(p, r.user_gid), html_text(r.change_type),
-               html_text(f"{r.resource_type} {r.resource_gid}"), html_text(utc_time(r.changed_at)) + (
-                   " (may be before the period)" if r.may_predate else ""), html_text(r.evidence),
+               html_text(f"{r.resource_type} {r.resource_gid}"), html_text(utc_time(r.changed_at) + _window_note(r)), html_text(r.evidence),
                _status(r.membership_changes_status, r.membership_changes_reason)]
               for r in p.access_changes.itertuples(index=False)]
     leavers = [[_person(p, r.user_gid), html_text(p.names["workspace"].get(r.workspace_gid, r.workspace_gid)),
-                html_text(utc_time(r.latest)) + (" (may be earlier)" if r.may_predate else ""), html_text(r.evidence),
+                html_text(utc_time(r.latest) + _window_note(r)), html_text(r.evidence),
                 _status(r.offboarding_access_removed_status, r.offboarding_access_removed_reason),
                 _status(r.offboarding_ticket_status, r.offboarding_ticket_reason)]
                for r in p.leavers.itertuples(index=False)]

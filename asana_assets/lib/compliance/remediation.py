@@ -22,7 +22,6 @@ import pandas as pd
 
 from asana_assets.lib.asana.client import AsanaClient, NotFoundError
 
-MAX_WRITES = 15  # Asana's limit on writes in flight per token
 MARKER = "asana-assets finding"
 MARKER_LINE = re.compile(rf"^{MARKER}: (?P<key>\S+)$", re.MULTILINE)
 
@@ -107,24 +106,19 @@ async def remediate(client: AsanaClient, project_gid: str, assignee_gid: str | N
         marked = await _open_marked_tasks(client, project_gid)
         reconciled = len(set(marked) - set(known))
         tasks = {**marked, **known}
-    slots = asyncio.Semaphore(MAX_WRITES)
     outcome = Remediation(tasks, reconciled=reconciled)
-
-    async def write(method: str, path: str, data: dict) -> dict:
-        async with slots:
-            return await client.write(method, path, data)
 
     async def open_or_update(key: str) -> None:
         body = {"notes": notes(key, found.loc[key], run_id, as_of, evidence)}
         if key in tasks:
             try:
-                await write("PUT", f"/tasks/{tasks[key]}", body)
+                await client.write("PUT", f"/tasks/{tasks[key]}", body)
                 outcome.updated.append(key)
                 return
             except NotFoundError:  # deleted in Asana while the alarm lasts: file it again
                 del tasks[key]
         row = found.loc[key]
-        created = await write("POST", "/tasks", {
+        created = await client.write("POST", "/tasks", {
             **body, "name": f"[{row['monitor_id']}] {row['reason']}"[:250], "projects": [project_gid],
             **({"assignee": assignee_gid} if assignee_gid else {}),
         })
@@ -133,7 +127,8 @@ async def remediate(client: AsanaClient, project_gid: str, assignee_gid: str | N
 
     async def mark_undecided(key: str) -> None:
         try:
-            await write("PUT", f"/tasks/{tasks[key]}", {"notes": notes(key, pending.loc[key], run_id, as_of, evidence)})
+            await client.write("PUT", f"/tasks/{tasks[key]}",
+                               {"notes": notes(key, pending.loc[key], run_id, as_of, evidence)})
             outcome.undecided.append(key)
         except NotFoundError:  # deleted in Asana, and no alarm to file again
             del tasks[key]
@@ -141,9 +136,10 @@ async def remediate(client: AsanaClient, project_gid: str, assignee_gid: str | N
     async def close(key: str) -> None:
         # The comment first: a retry after a failure in between comments again, never closes silently.
         try:
-            await write("POST", f"/tasks/{tasks[key]}/stories", {
-                "text": f"Cleared: run {run_id} as of {as_of.isoformat()} judged this resource ok. Evidence: {evidence}"})
-            await write("PUT", f"/tasks/{tasks[key]}", {"completed": True})
+            await client.write("POST", f"/tasks/{tasks[key]}/stories", {
+                "text": f"Cleared: run {run_id} as of {as_of.isoformat()} judged this resource ok. "
+                        f"Evidence: {evidence}"})
+            await client.write("PUT", f"/tasks/{tasks[key]}", {"completed": True})
             outcome.closed.append(key)
         except NotFoundError:  # deleted in Asana: nothing left to close
             pass

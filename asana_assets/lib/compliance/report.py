@@ -40,6 +40,7 @@ from asana_assets.lib.compliance.monitors import (
     refused_listings,
     verdict,
 )
+from asana_assets.lib.compliance.review import DECISIONS, item_gid
 from asana_assets.lib.compliance.rule_output import COLUMNS, NAMED
 from asana_assets.lib.compliance.tickets import isin, lookup
 from asana_assets.lib.compliance.workflow import STAGES
@@ -696,7 +697,31 @@ def _access_html(e: Evidence) -> str:
         html_table(["change id", "change", "link"], change_rows(opened), "None open."),
         "<h3>Changes acknowledged</h3>",
         html_table(["change id", "change", "link"], change_rows(acknowledged), "None acknowledged."),
+        campaigns_html(e),
         "</section>",
+    ])
+
+
+def campaigns_html(e: Evidence) -> str:
+    """Each access review campaign with its decisions counted, and every item as the results judge
+    it (a run's, or a period's at their worst)."""
+    decided = e.populations.get("access_review_decisions")
+    if decided is None or decided.empty:
+        return '<h3>Access review campaigns</h3><p class="none">No campaign in the review project.</p>'
+    kinds = [*dict.fromkeys(DECISIONS.values()), "unknown"]
+    counts = decided.groupby(["campaign", "due_on"])["decision"].value_counts().unstack(fill_value=0)
+    counts = counts.reindex(columns=kinds, fill_value=0)
+    summary = [[html_text(c), html_text(d), *(html_text(int(n)) for n in row)]
+               for (c, d), row in zip(counts.index, counts.to_numpy(), strict=True)]
+    rows = e.results[e.results["monitor_id"].eq("access_review_completed")
+                     & e.results["resource_type"].eq("access_review_item")]
+    decision = lookup(rows["resource_gid"], decided.set_index(item_gid(decided))["decision"])
+    items = [[html_text(s), html_text(d), html_text(r), html_link(u)]
+             for s, d, r, u in zip(rows["status"], decision, rows["reason"], rows["resource_url"], strict=True)]
+    return "\n".join([
+        "<h3>Access review campaigns</h3>",
+        html_table(["campaign", "due", *kinds], summary),
+        html_table(["status", "decision", "item", "link"], items, "No item judged."),
     ])
 
 

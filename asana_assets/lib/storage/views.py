@@ -59,9 +59,12 @@ VIEWS: dict[str, View] = {
             WHEN r.resource_type = 'ticket' THEN r.resource_gid
             WHEN r.resource_type = 'ticket_in_category' THEN split_part(r.resource_gid, '/', 1) END
         LEFT JOIN {{s}}.collections c ON c.gid = t.primary_project_gid AND c.{LIVE}
+        -- a user_in_workspace row names its user first, an access_review_item row last:
+        -- <campaign>/<team|project>/<gid>/<user gid>
         LEFT JOIN {{s}}.users u ON u.{LIVE} AND u.gid = CASE
             WHEN r.resource_type = 'user' THEN r.resource_gid
-            WHEN r.resource_type = 'user_in_workspace' THEN split_part(r.resource_gid, '/', 1) END
+            WHEN r.resource_type = 'user_in_workspace' THEN split_part(r.resource_gid, '/', 1)
+            WHEN r.resource_type = 'access_review_item' THEN substring(r.resource_gid FROM '[^/]+$') END
         WHERE r.status IN ({", ".join(map(literal, NOT_PASSED))})
         """,
         {
@@ -72,7 +75,7 @@ VIEWS: dict[str, View] = {
             **described("monitor_results", "resource_type", "resource_gid"),
             "ticket_name": "Name of the ticket the row names (ticket rows, and ticket_in_category rows of ticket_sla)",
             "project_name": "Primary project of that ticket",
-            "user_name": "Name of the person the row names (user and user_in_workspace rows)",
+            "user_name": "Name of the person the row names (user, user_in_workspace and access_review_item rows)",
             "user_email": "Email of that person",
             **described("monitor_results", "reason", "resource_url", "evaluated_at", "run_id"),
         },

@@ -243,6 +243,7 @@ def test_the_report_has_a_table_per_control_with_the_verdicts(page):
         "activity_after_deactivation": "INCOMPLETE",  # Lee left, and the plan has no audit log to show since
         "offboarding_ticket": "NOT EVALUATED",  # no offboarding project configured
         "ticket_sla": "NOT EVALUATED",  # no SLA category configured
+        "access_review_completed": "NOT EVALUATED",  # no review project configured
     }
 
 
@@ -357,10 +358,11 @@ def test_alarm_counts_are_numeric_metadata_and_checks_link_the_report(synced):
     hand_counted = {"tickets_synced": 0, "tickets_assigned": 1, "changes_approved": 1, "approval_segregation": 1,
                     "workflow_consistent": 1, "offboarding_access_removed": 1, "admin_access_restricted": 0,
                     "membership_changes": 1, "activity_after_deactivation": 0}
-    # offboarding_ticket and ticket_sla, NOT EVALUATED (no offboarding project, no SLA category configured),
-    # have no count: a gap in the plot.
-    counted = [m for m in MONITORS if m not in ("offboarding_ticket", "ticket_sla")]
-    for m in ("offboarding_ticket", "ticket_sla"):
+    # offboarding_ticket, ticket_sla and access_review_completed, NOT EVALUATED (no offboarding project, no SLA
+    # category, no review project configured), have no count: a gap in the plot.
+    unset = ("offboarding_ticket", "ticket_sla", "access_review_completed")
+    counted = [m for m in MONITORS if m not in unset]
+    for m in unset:
         assert f"alarms/{m}" not in metadata
         assert metadata[f"verdict/{m}"].value == "NOT EVALUATED"
     assert {m: metadata[f"alarms/{m}"].value for m in counted} == hand_counted

@@ -1,7 +1,7 @@
 """The period report's rules on hand-built worlds: the period's bounds, the sample sizes and the
 seeded draw, each monitor's verdict over the period's runs, the gaps that qualify a PASS, the
-access changes of the period; and that the warehouse keeps every run's history parts across
-its versions. Every expected value is written here, with the reason beside it."""
+changes, access changes and leavers of the period; and that the warehouse keeps every run's
+history parts across its versions. Every expected value is written here, with the reason beside it."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from asana_assets.lib.compliance.period import (
     Kept,
     Period,
     access_changes_in_period,
+    changes_in_period,
     draw,
     evidence_gaps,
+    leavers_in_period,
     parse_sample_sizes,
     period_verdicts,
     sample_size,
@@ -200,17 +202,211 @@ def test_access_changes_are_placed_by_their_audit_time_else_their_snapshot():
         # the audit log dates it before the period though its snapshot is inside: not of the period
         {"change_id": "c3", "user_gid": "u3", "occurred_at": ts("2025-12-31"), "window_start": ts("2025-12-30"),
          "window_end": ts("2026-01-02")},
-        # shown by a snapshot at the period's end (excluded)
+        # shown by the snapshot at the period's end, made after 2026-06-29: it may be of the period
         {"change_id": "c4", "user_gid": "u4", "occurred_at": None, "window_start": ts("2026-06-29"),
          "window_end": ts("2026-07-01")},
     ])
     worst = pd.DataFrame([{"monitor_id": "membership_changes", "resource_type": "membership_change",
                            "resource_gid": "c1", "status": "alarm", "reason": "admin granted, not reviewed"}])
     rows = access_changes_in_period(changes, H1, worst).set_index("change_id")
-    assert rows.index.tolist() == ["c2", "c1"]  # by when, oldest first
+    assert rows.index.tolist() == ["c2", "c1", "c4"]  # by when, oldest first; c3 is dated before the period
     assert rows.loc["c1", "membership_changes_status"] == "alarm"
     assert rows.loc["c2", "membership_changes_status"] == NOT_JUDGED
-    assert rows["may_predate"].tolist() == [True, False]
+    assert rows["may_predate"].tolist() == [True, False, False]
+    assert rows["may_postdate"].tolist() == [False, False, True]  # c4's window ends at the period's end
+
+
+# -- the changes of the period ------------------------------------------------------------------------
+CREATED = ts("2025-12-01")  # every ticket is created in To Do of p1, long before the period
+
+
+def judged_row(monitor: str, gid: str, status: str, reason: str, kind: str = "ticket") -> dict:
+    """A row of the worst statuses of the period's runs (``worst_rows``), as the rules read it."""
+    return {"monitor_id": monitor, "resource_type": kind, "resource_gid": gid, "status": status, "reason": reason}
+
+
+def change_world(*tickets: dict, moves=(), approvals=(), subtasks=()) -> dict[str, pd.DataFrame]:
+    """The tables ``changes_in_period`` reads: p1's To Do, In Progress and Deployed sections; each
+    ticket (a change unless it says not) created in To Do; ``moves`` (ticket, section, at) as the
+    section stories; ``approvals`` and the approval ``subtasks`` as given."""
+    rows = [{"gid": t["gid"], "name": t["gid"].upper(), "is_change": t.get("is_change", True), "status": "OPEN",
+             "completed": t.get("completed_at") is not None, "completed_at": t.get("completed_at"),
+             "creator_gid": "alice", "assignee_gid": "bob", "primary_project_gid": "p1", "ticket_type": "Change",
+             "url": f"https://app.asana.com/0/p1/{t['gid']}", "workspace_gid": "w1"} for t in tickets]
+    tasks = [{"gid": t["gid"], "created_at": CREATED, "created_by_gid": "alice", "completed": t["completed"],
+              "completed_at": t["completed_at"], "completed_by_gid": "bob" if t["completed"] else None}
+             for t in rows] + [{"created_at": CREATED, "completed": True, **sub} for sub in subtasks]
+    return {
+        "tickets": to_arrow("tickets", rows).to_pandas(),
+        "tasks": to_arrow("tasks", tasks).to_pandas(),
+        "task_memberships": to_arrow("task_memberships", [
+            {"task_gid": t["gid"], "project_gid": "p1", "section_gid": "s-todo"} for t in rows]).to_pandas(),
+        "ticket_events": to_arrow("ticket_events", [
+            {"event_id": f"e{n}", "ticket_gid": gid, "event_type": "section_changed", "occurred_at": at,
+             "actor_gid": "bob", "project_gid": "p1", "old_section_gid": "s-todo", "new_section_gid": section}
+            for n, (gid, section, at) in enumerate(moves)]).to_pandas(),
+        "workflow_states": to_arrow("workflow_states", [
+            {"section_gid": "s-todo", "project_gid": "p1", "name": "To Do", "stage": "TODO", "state": "OPEN"},
+            {"section_gid": "s-doing", "project_gid": "p1", "name": "In Progress", "stage": "IN_PROGRESS",
+             "state": "IN_PROGRESS"},
+            {"section_gid": "s-done", "project_gid": "p1", "name": "Deployed", "stage": "DONE", "state": "CLOSED"},
+        ]).to_pandas(),
+        "approvals": to_arrow("approvals", list(approvals)).to_pandas(),
+    }
+
+
+CHANGES = change_world(
+    {"gid": "inside"}, {"gid": "day-before"}, {"gid": "first-instant"}, {"gid": "last-instant"},
+    {"gid": "after-last-day"}, {"gid": "completed", "completed_at": ts("2026-02-01 08:00")},
+    {"gid": "waiting-unknown"}, {"gid": "waiting-skipped"}, {"gid": "waiting-unjudged"},
+    {"gid": "before-unknown"}, {"gid": "not-a-change", "is_change": False},
+    moves=[
+        ("inside", "s-doing", ts("2026-03-15 12:00")),
+        ("inside", "s-done", ts("2026-03-20 12:00")),  # a later stage does not move the start
+        ("day-before", "s-doing", ts("2025-12-31 12:00")),
+        ("first-instant", "s-doing", ts("2026-01-01 00:00")),
+        ("last-instant", "s-done", ts("2026-06-30 23:59:59.999999")),
+        ("after-last-day", "s-doing", ts("2026-07-01 00:00")),
+        ("before-unknown", "s-doing", ts("2025-12-15 09:00")),
+        ("not-a-change", "s-doing", ts("2026-03-15 12:00")),
+    ],
+    approvals=[{"approval_id": "a1", "ticket_gid": "inside", "source": "subtask", "approval_task_gid": "inside-ok",
+                "decision": "approved", "decided_at": ts("2026-03-15 10:00"), "approver_gid": "carol"}],
+    subtasks=[{"gid": "inside-ok", "parent_gid": "inside", "resource_subtype": "approval",
+               "approval_status": "approved", "completed_at": ts("2026-03-15 10:00"), "completed_by_gid": "carol"}],
+)
+CHANGE_WORST = pd.DataFrame([
+    judged_row("changes_approved", "inside", "alarm", "approved by the implementer"),
+    judged_row("approval_segregation", "inside", "ok", "approver is not the implementer"),
+    judged_row("changes_approved", "waiting-unknown", "unknown", "its section is mapped to no stage"),
+    judged_row("approval_segregation", "waiting-unknown", "skip", "not completed"),
+    judged_row("changes_approved", "waiting-skipped", "skip", "not started"),
+    judged_row("changes_approved", "before-unknown", "unknown", "approved with no date"),
+    judged_row("changes_approved", "not-a-change", "unknown", "typed as a change at some time"),
+])
+
+
+def test_changes_are_of_the_period_by_their_implementation_start():
+    changes, _ = changes_in_period(CHANGES, H1, CHANGE_WORST)
+    # inside: started 2026-03-15 12:00 (into In Progress); first-instant: at the period's first instant;
+    # completed: never moved, its completion is its start; last-instant: into Deployed a microsecond before
+    # the period ends. Out: day-before (2025-12-31), after-last-day (at the midnight after 2026-06-30),
+    # before-unknown (2025-12-15: its start is known, its unknown status does not pull it in), the
+    # waiting ones (never started) and not-a-change (no change ticket).
+    assert changes[["gid", "implementation_start"]].values.tolist() == [
+        ["first-instant", ts("2026-01-01 00:00")],
+        ["completed", ts("2026-02-01 08:00")],
+        ["inside", ts("2026-03-15 12:00")],
+        ["last-instant", ts("2026-06-30 23:59:59.999999")],
+    ]
+    rows = changes.set_index("gid")
+    # inside's approval counts (approved before the start, still approved), with the monitors' worst statuses.
+    assert rows.loc["inside", ["approval_id", "approver_gid", "approved_at", "ticket_type", "primary_project_gid"]
+                    ].tolist() == ["a1", "carol", ts("2026-03-15 10:00"), "Change", "p1"]
+    assert rows.loc["inside", ["changes_approved_status", "changes_approved_reason", "approval_segregation_status",
+                               "approval_segregation_reason"]].tolist() == [
+        "alarm", "approved by the implementer", "ok", "approver is not the implementer"]
+    # No run judged the others: "not judged", no reason; no approval.
+    assert rows.loc[["first-instant", "completed", "last-instant"], "changes_approved_status"].tolist() == [
+        NOT_JUDGED] * 3
+    assert rows.loc[["first-instant", "completed", "last-instant"], "approval_segregation_status"].tolist() == [
+        NOT_JUDGED] * 3
+    assert rows.loc[["first-instant", "completed", "last-instant"], "changes_approved_reason"].isna().all()
+    assert rows.loc[["first-instant", "completed", "last-instant"], "approval_id"].isna().all()
+
+
+def test_a_change_of_unknown_start_judged_unknown_is_listed_apart():
+    _, unknown = changes_in_period(CHANGES, H1, CHANGE_WORST)
+    # waiting-unknown: never started and judged unknown in a run of the period: it may belong to it.
+    # Not listed: waiting-skipped (judged skip: the run decided it is not started), waiting-unjudged
+    # (no run judged it), before-unknown (its start is known and before the period).
+    assert unknown["gid"].tolist() == ["waiting-unknown"]
+    assert unknown["implementation_start"].isna().all()
+    assert unknown[["changes_approved_status", "changes_approved_reason", "approval_segregation_status"]
+                   ].values.tolist() == [["unknown", "its section is mapped to no stage", "skip"]]
+
+
+def test_no_change_in_the_period_gives_empty_frames_with_their_columns():
+    changes, unknown = changes_in_period(CHANGES, Period.of("2027-01-01", "2027-01-31"), CHANGE_WORST.iloc[0:0])
+    assert changes.empty and unknown.empty  # waiting-unknown is judged by no run of this period
+    assert {"gid", "implementation_start", "changes_approved_status", "approval_segregation_reason"} <= set(
+        changes.columns) & set(unknown.columns)
+
+
+# -- the leavers of the period -------------------------------------------------------------------------
+def deprovisioned(user: str, at: pd.Timestamp) -> dict:
+    """The audit log's event that ``user`` was deactivated in w1 at ``at``."""
+    return {"gid": f"off-{user}", "workspace_gid": "w1", "created_at": at, "event_type": "user_deprovisioned",
+            "actor_gid": "admin", "subject_user_gid": user, "resource_type": "user", "resource_gid": user}
+
+
+def between(user: str, change: str, opened: pd.Timestamp, closed: pd.Timestamp) -> dict:
+    """A membership change of w1 the snapshots show between ``opened`` and ``closed`` (no audit time)."""
+    return {"change_id": f"{change}-{user}", "user_gid": user, "resource_type": "workspace", "resource_gid": "w1",
+            "change_type": change, "window_start": opened, "window_end": closed, "evidence": "snapshots"}
+
+
+LEAVERS = {
+    "audit_log_events": to_arrow("audit_log_events", [
+        deprovisioned("u1", ts("2026-03-05 12:00")),  # inside
+        deprovisioned("u2", ts("2025-12-31 23:59:59.999999")),  # a microsecond before the period: out
+        deprovisioned("u3", ts("2026-01-01 00:00")),  # at its first instant: in, and not earlier
+        deprovisioned("u4", ts("2026-07-01 00:00")),  # at the midnight after its last day: out
+    ]).to_pandas(),
+    "membership_changes": to_arrow("membership_changes", [
+        between("u5", "deactivated", ts("2025-12-20"), ts("2026-01-10")),  # window opens before: in, may predate
+        between("u6", "deactivated", ts("2026-01-01"), ts("2026-01-12")),  # opens at the start: after it, in
+        between("u7", "deactivated", ts("2026-06-25"), ts("2026-07-01")),  # in, though it may be of the next period
+        between("u10", "deactivated", ts("2026-07-01"), ts("2026-07-03")),  # after the period's end: out
+        between("u8", "reactivated", ts("2026-02-01"), ts("2026-02-02")),  # a return, no leaver
+    ]).to_pandas(),
+    # u9's first snapshot already shows it inactive, and no membership says since when.
+    "user_access": to_arrow("user_access", [
+        {"snapshot_at": ts("2026-02-01"), "run_id": "r1", "user_gid": "u9", "user_is_active": False,
+         "resource_type": "workspace", "resource_gid": "w1", "role": "member"}]).to_pandas(),
+    "workspace_memberships": to_arrow("workspace_memberships", []).to_pandas(),
+}
+LEAVER_WORST = pd.DataFrame([
+    judged_row("offboarding_access_removed", "u1/w1", "alarm", "still in project p1", "user_in_workspace"),
+    judged_row("offboarding_ticket", "u1/w1", "ok", "ticket IT-1 closed", "user_in_workspace"),
+    judged_row("activity_after_deactivation", "u5/w1", "unknown", "no audit log", "user_in_workspace"),
+    judged_row("offboarding_ticket", "u2/w1", "alarm", "no ticket", "user_in_workspace"),  # not of the period
+])
+
+
+def test_leavers_are_of_the_period_by_the_latest_time_they_can_have_left():
+    leavers = leavers_in_period(LEAVERS, H1, LEAVER_WORST)
+    # Every leaver who may have left in the period, by their latest possible time: u3 2026-01-01 00:00,
+    # u5 01-10, u6 01-12, u9 02-01 (its first snapshot), u1 03-05 12:00, u7 07-01 (its window opens
+    # 06-25). Out: u2 (before), u4 (at the period's end, which it excludes), u10 (its window opens at
+    # the end), u8 (returned).
+    assert leavers[["leaver_id", "latest", "may_predate", "may_postdate"]].values.tolist() == [
+        ["u3/w1", ts("2026-01-01 00:00"), False, False],  # dated by the audit log at the first instant
+        ["u5/w1", ts("2026-01-10"), True, False],  # its window opens 2025-12-20: it may be before the period
+        ["u6/w1", ts("2026-01-12"), False, False],  # its window opens at the first instant: it left after it
+        ["u9/w1", ts("2026-02-01"), True, False],  # no earliest time at all: it may be long before
+        ["u1/w1", ts("2026-03-05 12:00"), False, False],
+        ["u7/w1", ts("2026-07-01"), False, True],  # it may have left after the period's last day
+    ]
+    assert leavers["evidence"].tolist() == ["audit log", "snapshots", "snapshots", "snapshots", "audit log",
+                                            "snapshots"]
+
+
+def test_leavers_carry_what_the_offboarding_monitors_said_of_them():
+    leavers = leavers_in_period(LEAVERS, H1, LEAVER_WORST).set_index("leaver_id")
+    statuses = leavers[["offboarding_access_removed_status", "offboarding_ticket_status",
+                        "activity_after_deactivation_status"]]
+    assert statuses.loc["u1/w1"].tolist() == ["alarm", "ok", NOT_JUDGED]
+    assert statuses.loc["u5/w1"].tolist() == [NOT_JUDGED, NOT_JUDGED, "unknown"]
+    assert statuses.loc["u3/w1"].tolist() == [NOT_JUDGED] * 3
+    assert leavers.loc["u1/w1", ["offboarding_access_removed_reason", "offboarding_ticket_reason"]].tolist() == [
+        "still in project p1", "ticket IT-1 closed"]
+    assert pd.isna(leavers.loc["u1/w1", "activity_after_deactivation_reason"])
+
+
+def test_without_the_audit_log_only_the_snapshots_place_leavers():
+    leavers = leavers_in_period({**LEAVERS, "audit_log_events": None}, H1, LEAVER_WORST)
+    assert leavers["leaver_id"].tolist() == ["u5/w1", "u6/w1", "u9/w1", "u7/w1"]  # u1, u3: by the log alone
 
 
 # -- the PDF ---------------------------------------------------------------------------------------

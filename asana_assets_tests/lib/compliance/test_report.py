@@ -321,7 +321,7 @@ def test_alarm_counts_are_none_for_a_monitor_that_judged_nothing():
         "tickets_synced": 0, "tickets_assigned": None, "changes_approved": 2, "approval_segregation": 0,
         "offboarding_access_removed": None, "admin_access_restricted": None, "membership_changes": None,
         "activity_after_deactivation": None, "offboarding_ticket": None, "workflow_consistent": 0,
-        "ticket_sla": None,
+        "ticket_sla": None, "access_review_completed": None,
     }
     assert alarm_counts(results.iloc[:0]) == dict.fromkeys(MONITORS)
 
@@ -621,3 +621,63 @@ def test_runs_of_the_same_minute_are_told_apart_by_their_ids():
     runs = pd.MultiIndex.from_tuples([(at, "aaaaaaaa1bc"), (at, "aaaaaaaa2bc"), (at, "b")])
     assert report.run_labels(runs) == ["2026-03-08 09:00 · run aaaaaaaa1", "2026-03-08 09:00 · run aaaaaaaa2",
                                        "2026-03-08 09:00 · run b"]
+
+
+# -- names beside lists of gids ----------------------------------------------------------------------
+LIST_NAMES = evidence.gid_names({
+    "users": pd.DataFrame({"gid": ["u1"], "name": ["Ann"], "email": ["ann@acme.example"]}),
+    "projects": pd.DataFrame({"gid": ["p1", "p2"], "name": ["Change Management", "Payroll"]}),
+    "tickets": pd.DataFrame({"gid": ["t1"], "name": ["CHG-1"]}),
+})
+
+
+def test_a_list_of_gids_has_the_list_of_their_names_beside_it_in_the_same_order(tmp_path):
+    tickets = pd.DataFrame({
+        "gid": ["t1", "t2", "t3", "t4", "t5"],
+        "collection_gids": [
+            ["p2", "p1"],  # both projects known: their names, in the list's order (not sorted)
+            ["p9", "p1"],  # p9 is no project the pack knows: null in its place, p1 still named
+            [],  # in no project: an empty list of names
+            None,  # no list: no names
+            ["p1", "p1"],  # a repeated gid is named each time
+        ],
+        "people_gids": [["u1"], [], None, ["u7"], []],  # people by their label; u7 unknown
+        "ticket_gids": [["t1"], [], [], [], []],  # <kind>_gids of a gid kind: tasks
+        "tag_gids": [["g1"], [], [], [], []],  # no kind: no names column
+    })
+    named = evidence.with_names(tickets, LIST_NAMES)
+    assert named.columns.tolist() == ["gid", "collection_gids", "collection_names", "people_gids", "people_names",
+                                      "ticket_gids", "ticket_names", "tag_gids"]
+    assert named["collection_names"].tolist() == [
+        ["Payroll", "Change Management"], [None, "Change Management"], [], pd.NA, ["Change Management"] * 2]
+    assert named["people_names"].tolist() == [["Ann <ann@acme.example>"], [], pd.NA, [None], []]
+    assert named["ticket_names"].tolist() == [["CHG-1"], [], [], [], []]
+    # The CSV joins the names by ";" as it joins the gids.
+    evidence.csv_file(named.loc[[0, 2], ["gid", "collection_gids", "collection_names"]], tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == [
+        '"gid","collection_gids","collection_names"', '"t1","p2;p1","Payroll;Change Management"', '"t3","",""']
+
+
+def test_a_names_list_the_frame_has_already_is_kept_and_a_table_read_back_is_named_too():
+    # people_names is the frame's own (a custom field's value as Asana named it): not replaced.
+    frame = pd.DataFrame({"people_gids": [["u1"]], "people_names": [["Ann A."]]})
+    assert evidence.with_names(frame, LIST_NAMES).to_dict("list") == {"people_gids": [["u1"]],
+                                                                      "people_names": [["Ann A."]]}
+    # As the warehouse gives a list column back (Arrow lists read into pandas).
+    import pyarrow as pa
+
+    read = pa.table({"collection_gids": pa.array([["p1"], None], pa.list_(pa.string()))}).to_pandas()
+    assert evidence.with_names(read, LIST_NAMES)["collection_names"].tolist() == [["Change Management"], pd.NA]
+    # No row at all: the column is there, empty.
+    empty = evidence.with_names(pd.DataFrame({"collection_gids": pd.Series([], dtype=object)}), LIST_NAMES)
+    assert empty.columns.tolist() == ["collection_gids", "collection_names"] and empty.empty
+
+
+def test_a_list_joins_its_known_items_around_an_unknown_one_and_a_null_list_stays_null():
+    import pyarrow as pa
+
+    from asana_assets.lib.compliance.evidence import joined
+    column = pa.chunked_array([pa.array([["Change Management", None, "Ops"], None, [], [None]])])
+    assert joined(column).to_pylist() == ["Change Management;;Ops", None, "", ""]
+    sliced = pa.chunked_array([pa.array([["a"], ["b", None], ["c"]]).slice(1, 2)])  # offsets not from zero
+    assert joined(sliced).to_pylist() == ["b;", "c"]

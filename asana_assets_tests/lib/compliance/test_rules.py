@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from asana_assets.lib.compliance import access, evidence, monitors, tickets
+from asana_assets.lib.compliance import access, evidence, monitors, review, tickets
 from asana_assets.lib.compliance.monitors import MONITORS, MonitorParams
 from asana_assets.lib.compliance.workflow import workflow_states
 from asana_assets.lib.schema import DERIVED_TABLES, RAW_TABLES, require_columns, to_arrow
@@ -48,6 +48,8 @@ def derive(raw: dict[str, pd.DataFrame], **params) -> tuple[dict[str, pd.DataFra
     keep("approvals", tickets.approvals(t, t["ticket_events"], timeline))
     keep("user_access", access.access_snapshot(t, AS_OF, "run"))
     keep("membership_changes", access.membership_changes(t["user_access"]))
+    scope = review.review_scope(t["projects"], params.get("review_project"))
+    keep("access_review_decisions", review.decisions(t, t["approvals"], scope).decisions)
     results, populations = monitors.evaluate(t, MonitorParams(**params), "run", AS_OF)
     keep("monitor_results", results)
     return t, populations
@@ -434,7 +436,7 @@ def test_an_empty_workspace_gives_every_table_and_a_pack_of_not_evaluated(world,
         assert (pack / "monitors" / f"{monitor_id}.csv").exists()
     if world == "nothing":
         # Skips: the access baseline, offboarding_ticket without an offboarding project configured, and
-        # ticket_sla without an SLA category.
-        assert len(t["monitor_results"]) == 3
+        # ticket_sla without an SLA category, access_review_completed without a review project.
+        assert len(t["monitor_results"]) == 4
         assert set(manifest["verdicts"].values()) == {"NOT EVALUATED"}
         assert "PASS" not in summary.replace("PASS = ", "")

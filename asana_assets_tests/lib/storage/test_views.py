@@ -168,6 +168,9 @@ def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unkn
             result(LATEST, "ticket_sla", "107/Incidents/P1", "alarm", "open past its deadline.", "ticket_in_category"),
             result(LATEST, "ticket_sla", "106/Incidents/P1", "ok", "completed within its deadline.",
                    "ticket_in_category"),
+            # An access review item: <campaign>/<team|project>/<gid>/<user gid>, the member last.
+            result(LATEST, "access_review_completed", "review-2026-03-01/team/t1/u3", "alarm",
+                   "revoke decided, still holds it.", "access_review_item"),
         ],
         "user_access": [], "workspaces": [], "teams": [], "projects": [],
     }
@@ -226,7 +229,8 @@ def test_change_tickets_say_what_the_monitors_judged_and_open_findings_show_unkn
         ("alarm", "changes_approved", "108", "Resize cluster", None, "run-a"),
         ("alarm", "offboarding_access_removed", "u3", None, "Cy", "run-a"),
         ("alarm", "ticket_sla", "107/Incidents/P1", "Patch kernel", None, "run-a"),
-    } and len(findings) == 8
+        ("alarm", "access_review_completed", "review-2026-03-01/team/t1/u3", None, "Cy", "run-a"),
+    } and len(findings) == 9
     # The ticket_sla row names its ticket and the ticket's project, as a ticket row does.
     [sla] = [(f["resource_type"], f["ticket_name"], f["project_name"]) for f in findings if f["monitor_id"] == "ticket_sla"]
     assert sla == ("ticket_in_category", "Patch kernel", "Change Management")

@@ -24,7 +24,7 @@ from asana_assets import settings
 from asana_assets.lib.connections.troubleshooting import ConnectionProblem
 from asana_assets.lib.storage.files import write_atomically
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets.simulator.generator import OFFBOARDING, OFFBOARDING_DAYS, SLA_CATEGORY
+from asana_assets.simulator.generator import OFFBOARDING, OFFBOARDING_DAYS, REVIEWS, SLA_CATEGORY
 
 log = logging.getLogger("asana_assets.demo")
 
@@ -34,9 +34,10 @@ DEMO_TASKS = 400
 DEMO_REQUESTS_PER_MINUTE = 15_000
 # The demo organisation's compliance settings: where its offboarding tickets are filed, and the day
 # its IT team allows itself (so the monitor runs, and the leaver's open ticket is overdue); the SLA of
-# its security incidents by severity (so one open past it and one closed late alarm).
+# its security incidents by severity (so one open past it and one closed late alarm); the project its
+# access review campaign is filed in (so its revoke still held and its overdue item alarm).
 COMPLIANCE = {"offboarding_projects": [OFFBOARDING], "offboarding_days": OFFBOARDING_DAYS,
-              "sla_categories": [SLA_CATEGORY]}
+              "sla_categories": [SLA_CATEGORY], "review_project": REVIEWS}
 
 _running: str | None = None  # the API base this process serves the demo at
 _simulators: list[Simulator] = []  # the one this process started, kept alive

@@ -102,8 +102,8 @@ OFFBOARDING = "IT Offboarding"
 OFFBOARDED_IN = timedelta(hours=12)
 OFFBOARDING_DAYS = 1  # the deadline the demo sets (offboarding_days): the leaver's, two days on, has passed
 # The project security incidents are filed in, with their Severity (an enum field of its own), made
-# last of all: the SLA category the demo sets (sla_categories) takes its tickets, allowing SLA_DAYS
-# per severity, else SLA_DEFAULT_DAYS, with time in its Blocked section paused.
+# after the offboarding tickets: the SLA category the demo sets (sla_categories) takes its tickets,
+# allowing SLA_DAYS per severity, else SLA_DEFAULT_DAYS, with time in its Blocked section paused.
 INCIDENTS, SEVERITY = "Security Incidents", "Severity"
 SEVERITIES = ("Critical", "High", "Medium", "Low")
 SLA_DAYS = {"Critical": 1, "High": 3, "Medium": 7}
@@ -134,6 +134,17 @@ SLA_BREACHES = {"SEC-1": "open past its 1-day SLA (Critical)", "SEC-3": "closed 
 # A step of its work naming a severity sets it.
 DOWNGRADED = ("SEC-7: Ransomware note on a file server", "Critical", timedelta(days=6),
               ((timedelta(hours=1), "Investigating"), (timedelta(days=2), "Low"), (timedelta(days=3), "Closed")))
+# The project access review campaigns are filed in (the compliance setting review_project names
+# it), made last of all with one campaign as `asana-connections review start` files it: a task per
+# reviewed project, assigned to its owner, and an approval subtask per member, each ending with the
+# documented marker line. It reviews the OFFBOARDING and INCIDENTS projects (their owners review),
+# whose ticket assignees (and, in the offboarding project, one more of the staff as viewer) are made
+# members first. Filed CAMPAIGN_FILED ago, due CAMPAIGN_DUE ago (a day now over), decided
+# CAMPAIGN_DECIDED ago; the revoked access of one member is removed CAMPAIGN_REMOVED ago.
+REVIEWS, REVIEW_SECTION = "Access Reviews", "To Do"
+REVIEW_MARKER = "asana-assets access review"
+CAMPAIGN_FILED, CAMPAIGN_DUE = timedelta(days=10), timedelta(days=3)
+CAMPAIGN_DECIDED, CAMPAIGN_REMOVED = timedelta(days=8), timedelta(days=6)
 # What each section name above means to the compliance rules, (stage, state): the simulator's
 # ground truth, written out so that it does not lean on the classifier it is used to test.
 # UNKNOWN: no word of the name says a stage, so nobody can tell whether the work started there.
@@ -295,6 +306,8 @@ def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None,
         organisation.incident_tickets()
     for organisation in organisations:  # after every other incident, for the same reason
         organisation.downgraded_incident()
+    for organisation in organisations:  # last of all, so every object above keeps its gid
+        organisation.access_review()
     world.record_events = True
     return world
 
@@ -403,6 +416,7 @@ class _Organisation:
         opened = self.now - ALUMNUS_LEFT - timedelta(days=30)
         project = world.add_project(self.workspace, OFFBOARDING, team=self.workspace.teams[0], owner=owner,
                                     at=opened, notes="One ticket per leaver: accounts, access, devices.")
+        self.offboarding = project
         todo, done = (world.add_section(project, name, at=opened + timedelta(minutes=i))
                       for i, name in enumerate(("To Do", "Done")))
         for user, left in ((alumnus, ALUMNUS_LEFT), (leaver, LEAVER_LEFT)):
@@ -442,6 +456,77 @@ class _Organisation:
     def downgraded_incident(self) -> None:
         """DOWNGRADED, filed in INCIDENTS and lowered to Low after its SLA passed."""
         self._incident(*DOWNGRADED)
+
+    def access_review(self) -> None:
+        """The REVIEWS project and its one campaign over the OFFBOARDING and INCIDENTS projects.
+
+        Their owners decide: the offboarding owner approves their own access, leaves the ticket
+        assignee's undecided past the due day (alarm) and revokes the viewer's, whose membership
+        is then removed (ok); the incidents owner approves their own access and revokes the ticket
+        assignee's, who still holds it (alarm)."""
+        world, staff = self.world, self.staff
+        filed = self.now - CAMPAIGN_FILED
+        due = (self.now - CAMPAIGN_DUE).date().isoformat()
+        campaign = f"review-{due}"  # the command's default campaign id
+        incidents = self.incidents[0]
+        for project, members in ((self.offboarding, ((staff[1], "editor"), (staff[4], "viewer"))),
+                                 (incidents, ((staff[3], "editor"),))):
+            for user, level in members:
+                world.add_project_membership(project, user, level, at=datetime.fromisoformat(project.created_at))
+        reviews = world.add_project(self.workspace, REVIEWS, team=self.workspace.teams[0], owner=staff[0],
+                                    at=filed - timedelta(days=1), notes="Periodic access review campaigns.")
+        section = world.add_section(reviews, REVIEW_SECTION, at=filed - timedelta(days=1))
+        # What each member is decided: approved, rejected (then removed) or left undecided.
+        fate = {(self.offboarding.gid, staff[0]): "approved", (self.offboarding.gid, staff[1]): "undecided",
+                (self.offboarding.gid, staff[4]): "removed", (incidents.gid, staff[2]): "approved",
+                (incidents.gid, staff[3]): "rejected"}
+        at = filed
+        for project in sorted((self.offboarding, incidents), key=lambda p: p.gid):
+            reviewer = project.owner
+            label = f'project "{project.name}"'
+            roles = {world.objects[m].user: world.objects[m].access_level for m in project.memberships}
+            roles[reviewer] = "owner"  # the owner's access is the strongest they hold
+            members = sorted(roles.items())
+            people = {user: self._person(user) for user, _role in members}
+            listing = "\n".join(f"- {people[user]}: {role}" for user, role in members)
+            marker = _review_marker(campaign, project.gid, due, "members " + ",".join(f"{u}={r}" for u, r in members))
+            task = world.create_task(
+                f"Access review {campaign}: {label}"[:250], actor=world.default_user, project=reviews,
+                section=section, assignee=reviewer, due_on=due, at=at,
+                notes=(f"Access review {campaign} of {label}: for each member below, approve its subtask to keep the "
+                       f"access or reject it to revoke it, by {due}.\n{listing}\n\n{marker}"))
+            for user, role in members:
+                at += MS
+                who = people[user]
+                subtask = world.create_task(
+                    f"Keep {role} access of {who} to {label}?"[:250], actor=world.default_user, parent=task,
+                    resource_subtype="approval", assignee=reviewer, due_on=due, at=at,
+                    notes=(f"Approve to keep the {role} access of {who} to {label}; reject to revoke it.\n\n"
+                           + _review_marker(campaign, project.gid, due, f"member {user}={role}")))
+                decided = self.now - CAMPAIGN_DECIDED + (at - filed)  # in the order they were filed
+                self._decide(subtask, fate[project.gid, user], decided, user, project,
+                             f"{campaign}/project/{project.gid}/{user}", f"the {role} access of {who} to {label}")
+            at += timedelta(minutes=1)
+
+    def _decide(self, subtask: Task, fate: str, at: datetime, user: str, project: Project, item: str,
+                access: str) -> None:
+        """Decide a campaign item at ``at`` by the project's owner as ``fate`` says (a removal follows
+        CAMPAIGN_REMOVED before now), and record the alarms it must raise."""
+        world, reviewer = self.world, project.owner
+        if fate == "undecided":
+            self._plant("access_review_completed", item, f"{access} left undecided past its due day")
+            return
+        world.set_approval_status(subtask, "approved" if fate == "approved" else "rejected", actor=reviewer, at=at)
+        if fate == "removed":
+            (membership,) = [m for m in project.memberships if world.objects[m].user == user]
+            world.remove_project_membership(membership, actor=reviewer, at=self.now - CAMPAIGN_REMOVED)
+        elif fate == "rejected":
+            self._plant("access_review_completed", item, f"{access} revoked by the review but still held")
+
+    def _person(self, user: str) -> str:
+        """A user as the review's task notes name them: ``Name <email>``."""
+        person = self.world.objects[user]
+        return f"{person.name} <{person.email}>"
 
     def _incident(self, title: str, severity: str | None, age: timedelta,
                   work: tuple[tuple[timedelta, str], ...]) -> None:
@@ -1000,6 +1085,12 @@ class _Organisation:
         return self.rng.choice(
             ("", "See the linked doc for details.", "Reported via the support queue.", "Needs sign-off before closing.")
         )
+
+
+def _review_marker(campaign: str, project: str, due: str, who: str) -> str:
+    """A campaign task's marker line, in the documented format: ``who`` is ``members <user>=<role>,...``
+    (a reviewed project's task) or ``member <user>=<role>`` (a member's approval subtask)."""
+    return f"{REVIEW_MARKER}: {campaign} project/{project} due {due} {who}"
 
 
 def _is_guest(user: User) -> bool:

@@ -9,11 +9,14 @@ generator independently of how the pipeline reads history.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 
+from asana_assets.lib.compliance.review import read_markers
 from asana_assets.simulator import generate_world, plant_membership_changes
 from asana_assets.simulator.clock import iso
 from asana_assets.simulator.generator import (
@@ -25,6 +28,7 @@ from asana_assets.simulator.generator import (
     OFFBOARDING,
     OFFBOARDING_DAYS,
     PLANT_SECTIONS,
+    REVIEWS,
     SECTION_MEANING,
     SEVERITIES,
     SEVERITY,
@@ -40,6 +44,9 @@ STATE_STORIES = {
     "assigned", "unassigned", "section_changed", "added_to_project", "removed_from_project", "marked_complete",
     "marked_incomplete", "marked_approved", "marked_rejected", "marked_changes_requested",
 }
+# A campaign member's marker line, as the documentation gives it: campaign, resource, due day, member.
+REVIEW_ITEM = re.compile(r"(?m)^asana-assets access review: (\S+) (team|project)/(\d+) due (\d{4}-\d{2}-\d{2}) "
+                         r"member (\d+)=\w+$")
 
 
 def _gid(ref) -> str | None:
@@ -94,6 +101,7 @@ def findings(world) -> dict[str, dict[str, str]]:
     state = {s["gid"]: SECTION_MEANING[s["name"]][1] for s in truth["sections"]}
     changes = {p["gid"] for p in truth["projects"] if CHANGE_PROJECT.search(p["name"])}
     incidents = {p["gid"] for p in truth["projects"] if p["name"] == INCIDENTS}
+    reviews = {p["gid"] for p in truth["projects"] if p["name"] == REVIEWS}
     membership = {(_gid(m["user"]), _gid(m["workspace"])): m for m in truth["workspace_memberships"]}
     children = defaultdict(list)
     for task in truth["tasks"]:
@@ -164,7 +172,9 @@ def findings(world) -> dict[str, dict[str, str]]:
         elif change and start and (counted[0] or (unmapped and unmapped < counted[1])):
             found["changes_approved"][gid] = "unknown"
         people = {_gid(task["created_by"]), at_completion, _gid(task["completed_by"])} - {None}
-        if counted and counted[2] in people:  # every ticket judged, change or not: stricter
+        # Every ticket judged, change or not (stricter), but an access review's: its reviewer, assigned
+        # to it, decides its members' approval subtasks by design.
+        if counted and counted[2] in people and not reviews & set(timeline[-1]["memberships"]):
             found["approval_segregation"][gid] = "alarm"
         elif change and counted and counted[0]:
             found["approval_segregation"][gid] = "unknown"
@@ -212,6 +222,22 @@ def findings(world) -> dict[str, dict[str, str]]:
     for t in truth["tasks"]:
         if t["assignee"] and not t["completed"]:
             held[_gid(t["assignee"]), _gid(t["workspace"])].add("ticket")
+    # Access review campaigns: an approval subtask whose notes carry a member's marker line is an
+    # item; rejected while the member still holds the access (a membership or, for a project, its
+    # ownership) alarms, and so does one undecided once its due day (UTC) is over.
+    holders = {(_gid(m["member"]), "project", _gid(m["parent"])) for m in truth["project_memberships"]}
+    holders |= {(_gid(p["owner"]), "project", p["gid"]) for p in truth["projects"] if p["owner"]}
+    holders |= {(_gid(m["user"]), "team", _gid(m["team"])) for m in truth["team_memberships"]}
+    for task in truth["tasks"]:
+        item = REVIEW_ITEM.search(task["notes"] or "")
+        if task["resource_subtype"] != "approval" or item is None:
+            continue
+        campaign, kind, resource, due, user = item.groups()
+        over = world.now >= datetime.fromisoformat(due).replace(tzinfo=UTC) + timedelta(days=1)
+        status = task["approval_status"]
+        if (status == "rejected" and (user, kind, resource) in holders) or (status not in ("approved", "rejected")
+                                                                               and over):
+            found["access_review_completed"][f"{campaign}/{kind}/{resource}/{user}"] = "alarm"
     offboarding = {p["gid"] for p in truth["projects"] if p["name"] == OFFBOARDING}
     users = {u["gid"]: u for u in truth["users"]}
     # When each offboarding ticket naming a user (assignee, people field, or name or email in its title) was
@@ -285,6 +311,7 @@ def test_every_monitor_has_plants(seed, tasks):
         "activity_after_deactivation:unknown": 2,
         "offboarding_ticket:unknown": 2,
         "ticket_sla": 3,  # an incident open past its SLA, one closed after it, one lowered after it
+        "access_review_completed": 2,  # a revoke still held, an item undecided past its due day
     }
     descriptions = [text for resources in generated.planted.values() for text in resources.values()]
     assert all(text and "\n" not in text and "{" not in text for text in descriptions)
@@ -483,3 +510,52 @@ def test_plant_membership_changes():
     assert findings(generated) == found_before
     with pytest.raises(ValueError):
         plant_membership_changes(generated)  # nobody left to reactivate
+
+
+def test_the_access_review_campaign_is_filed_as_the_command_files_it(world):
+    """The review project holds the campaign review-2026-05-29 (due three days before now): a task
+    per reviewed project, assigned to its owner and listing its members, and an approval subtask
+    per member decided by that owner; the review module reads every marker line written."""
+    truth = world.ground_truth()
+    projects = {p["gid"]: p for p in truth["projects"]}
+    by_name = {p["name"]: gid for gid, p in projects.items()}  # one workspace: each of these names once
+    reviews, offboarding, incidents = by_name[REVIEWS], by_name[OFFBOARDING], by_name[INCIDENTS]
+    parents = [world.objects[gid] for gid in world.project_tasks(reviews)]
+    assert [t.name for t in parents] == ['Access review review-2026-05-29: project "IT Offboarding"',
+                                         'Access review review-2026-05-29: project "Security Incidents"']
+    owners = [projects[gid]["owner"]["gid"] for gid in (offboarding, incidents)]
+    assert [t.assignee for t in parents] == owners and all(t.due_on == "2026-05-29" for t in parents)
+    subtasks = [world.objects[s] for t in parents for s in t.subtasks]
+    assert [s.resource_subtype for s in subtasks] == ["approval"] * 5
+    parsed = read_markers(pd.Series([t.notes for t in parents + subtasks], dtype=object))
+    assert parsed["marked"].all() and (parsed["campaign"] == "review-2026-05-29").all()
+    assert (parsed["due"] == "2026-05-29").all() and (parsed["resource_type"] == "project").all()
+    assert list(parsed["resource_gid"]) == [offboarding, incidents] + [offboarding] * 3 + [incidents] * 2
+    members = parsed["user_gid"][2:]
+    # Each project's owner, then its members: in the offboarding project the ticket assignee (editor)
+    # and a viewer, in the incidents project the ticket assignee (editor).
+    assert list(parsed["role"][2:]) == ["owner", "editor", "viewer", "owner", "editor"]
+    assert [members.iloc[0], members.iloc[3]] == owners
+    assert list(parsed["members"][:2]) == [
+        ",".join(f"{u}={r}" for u, r in zip(members[:3], parsed["role"][2:5], strict=True)),
+        ",".join(f"{u}={r}" for u, r in zip(members[3:], parsed["role"][5:], strict=True))]
+    # The owners decide: keep their own access, leave the editor's undecided, revoke the viewer's
+    # (then removed), and revoke the incident assignee's (still held).
+    assert [s.approval_status for s in subtasks] == ["approved", "pending", "rejected", "approved", "rejected"]
+    assert [[actor for _at, actor, _status in _decisions(world.timeline(s.gid))] for s in subtasks] == [
+        [owners[0]], [], [owners[0]], [owners[1]], [owners[1]]]
+    held = {(_gid(m["member"]), _gid(m["parent"])) for m in truth["project_memberships"]}
+    assert (members.iloc[1], offboarding) in held and (members.iloc[2], offboarding) not in held
+    assert (members.iloc[4], incidents) in held
+    assert world.planted["access_review_completed"] == {
+        f"review-2026-05-29/project/{offboarding}/{members.iloc[1]}":
+            f"the editor access of {_person(world, members.iloc[1])} to project \"IT Offboarding\" left undecided "
+            "past its due day",
+        f"review-2026-05-29/project/{incidents}/{members.iloc[4]}":
+            f"the editor access of {_person(world, members.iloc[4])} to project \"Security Incidents\" revoked by "
+            "the review but still held"}
+
+
+def _person(world, gid: str) -> str:
+    user = world.objects[gid]
+    return f"{user.name} <{user.email}>"

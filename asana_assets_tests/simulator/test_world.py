@@ -49,7 +49,9 @@ def test_generation_is_deterministic():
 @pytest.mark.parametrize("tasks", [1, 300, 1234])
 def test_task_count_is_respected(tasks):
     made = sum(o.resource_type == "task" for o in generate_world(seed=2, tasks=tasks, now=NOW).objects.values())
-    assert made == tasks + 2 + 7  # and the offboarding tickets of the alumnus and the leaver, and seven incidents
+    # and the offboarding tickets of the alumnus and the leaver, seven incidents, and the access review's two
+    # project tasks with their five approval subtasks
+    assert made == tasks + 2 + 7 + 2 + 5
 
 
 def test_people_and_access(world, truth):
@@ -427,7 +429,8 @@ def test_several_workspaces_share_the_admin():
     world = generate_world(seed=6, tasks=300, now=NOW, workspaces=2)
     assert len(world.workspaces) == 2
     homes = Counter(task.workspace for task in world.objects.values() if task.resource_type == "task")
-    assert sorted(homes.values()) == [159, 159]  # 150 each, two offboarding tickets and seven incidents
+    # 150 each, two offboarding tickets, seven incidents and the access review's seven tasks
+    assert sorted(homes.values()) == [166, 166]
     admin = world.objects[world.default_user]
     assert all(world.objects[m].is_admin for m in admin.workspace_memberships) and len(admin.workspace_memberships) == 2
 

@@ -15,7 +15,7 @@ from asana_assets import demo
 from asana_assets.lib.compliance.monitors import MONITORS
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 from asana_assets.simulator import generate_world, plant_membership_changes
-from asana_assets.simulator.generator import SECTION_MEANING, SLA_CATEGORY, planted_statuses
+from asana_assets.simulator.generator import INCIDENTS, OFFBOARDING, SECTION_MEANING, SLA_CATEGORY, planted_statuses
 from asana_assets_tests.support.pipeline import alarms, results_of, run_pipeline
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -54,8 +54,7 @@ def test_alarms_and_unknowns_are_exactly_the_planted_ones(synced, monitor_id):
 def test_every_monitor_has_planted_violations(synced):
     world, _, _ = synced
     expected = planted_statuses(world)
-    # access_review_completed: a campaign is started by a command, never in the demo's world.
-    unplanted = ("membership_changes", "tickets_synced", "access_review_completed")
+    unplanted = ("membership_changes", "tickets_synced")
     assert {m for m in MONITORS if m not in unplanted} <= set(expected)
     undecided = {monitor for monitor, statuses in expected.items() if "unknown" in statuses.values()}
     assert undecided == {"changes_approved", "approval_segregation", "workflow_consistent"}
@@ -102,6 +101,30 @@ def test_the_incidents_are_judged_against_their_severity_s_sla(synced):
     assert "priority Low, which has no SLA of its own, so the default of 14 days" in found["SEC-6"][1]
     assert "still open at 2026-06-01 12:00 UTC, past it." in found["SEC-1"][1]
     assert rows["resource_url"].str.startswith("https://app.asana.com/0/").all()
+
+
+def test_the_access_review_campaign_is_judged_item_by_item(synced):
+    """The demo's campaign review-2026-05-29 (due three days before the run): the IT Offboarding
+    owner keeps their access, leaves the editor's undecided and revokes the viewer's (removed since);
+    the Security Incidents owner keeps theirs and revokes the editor's, who still holds it."""
+    world, directory, run = synced
+    results = results_of(run, directory)
+    rows = results[results["monitor_id"] == "access_review_completed"]
+    assert set(rows["resource_type"]) == {"access_review_item"}
+    projects = {world.objects[g].name: g for g in world.objects[world.workspaces[0]].projects}
+    offboarding, incidents = projects[OFFBOARDING], projects[INCIDENTS]
+    assert rows["resource_gid"].str.startswith("review-2026-05-29/project/").all()
+    # Each reason names the role: 'Access review review-2026-05-29: editor access of ...'.
+    role = rows["reason"].str.extract(r"^Access review review-2026-05-29: (\w+) access of ")[0]
+    judged = {(gid.split("/")[2], r): (status, reason)
+              for gid, r, status, reason in zip(rows["resource_gid"], role, rows["status"], rows["reason"], strict=True)}
+    assert {key: status for key, (status, _) in judged.items()} == {
+        (offboarding, "owner"): "ok", (offboarding, "editor"): "alarm", (offboarding, "viewer"): "ok",
+        (incidents, "owner"): "ok", (incidents, "editor"): "alarm"}
+    assert "undecided past its due day 2026-05-29." in judged[offboarding, "editor"][1]
+    assert "shows the user still holds it." in judged[incidents, "editor"][1]
+    assert "and the access is gone (snapshot of" in judged[offboarding, "viewer"][1]
+    assert "approved (keep) by" in judged[incidents, "owner"][1]
 
 
 def test_membership_changes_alarm_on_the_changes_made_between_syncs(synced, tmp_path):

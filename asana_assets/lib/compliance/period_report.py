@@ -44,9 +44,7 @@ from asana_assets.lib.compliance.period import (
     worst_rows,
 )
 from asana_assets.lib.compliance.report import (
-    DEMO_NOTE,
     SIGN_OFF,
-    STYLE,
     VERDICT_MEANINGS,
     Evidence,
     RunCoverage,
@@ -56,6 +54,7 @@ from asana_assets.lib.compliance.report import (
     html_table,
     html_text,
     html_verdict,
+    page_top,
     utc_time,
 )
 from asana_assets.lib.compliance.tickets import lookup
@@ -310,15 +309,10 @@ def _window_note(row) -> str:
 
 def render_period_html(p: PeriodEvidence) -> str:
     e = p.evidence
-    title = f"Asana compliance evidence: period {p.period.first} to {p.period.last}"
     sampled = p.changes[p.changes["gid"].isin(p.samples["changes"])]
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html_text(title)}</title><style>{STYLE}{PAGE_STYLE}</style></head><body>",
-        f"<h1>{html_text(title)}</h1>",
-        f'<p class="notice" id="demo">{html_text(DEMO_NOTE)}</p>' if e.demo else "",
-        '<section id="scope"><h2>Scope and coverage</h2>',
-        html_table(None, [[f"<b>{html_text(k)}</b>", html_text(v)] for k, v in scope_rows(p)]),
+        *page_top(f"Asana compliance evidence: period {p.period.first} to {p.period.last}", e, scope_rows(p),
+                  "Scope and coverage", PAGE_STYLE),
         "</section>",
         _controls(p), _populations(p),
         f'<section id="campaigns"><h2>Access reviews</h2>{campaigns_html(e)}</section>',

@@ -566,16 +566,22 @@ svg{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
 """
 
 
-def render_html(e: Evidence) -> str:
-    """The run's evidence report as one self-contained HTML page."""
-    title = f"Asana compliance evidence: run {e.run_id}"
-    parts = [
+def page_top(title: str, e: Evidence, scope: list[tuple[str, str]], heading: str = "Scope", style: str = "") -> list[str]:
+    """A report's page up to its scope table: the title, the demo's notice, the scope rows."""
+    return [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html_text(title)}</title><style>{STYLE}</style></head><body>",
+        f"<title>{html_text(title)}</title><style>{STYLE}{style}</style></head><body>",
         f"<h1>{html_text(title)}</h1>",
         f'<p class="notice" id="demo">{html_text(DEMO_NOTE)}</p>' if e.demo else "",
-        '<section id="scope"><h2>Scope</h2>',
-        html_table(None, [[f"<b>{html_text(k)}</b>", html_text(v)] for k, v in e.scope()]),
+        f'<section id="scope"><h2>{html_text(heading)}</h2>',
+        html_table(None, [[f"<b>{html_text(k)}</b>", html_text(v)] for k, v in scope]),
+    ]
+
+
+def render_html(e: Evidence) -> str:
+    """The run's evidence report as one self-contained HTML page."""
+    parts = [
+        *page_top(f"Asana compliance evidence: run {e.run_id}", e, e.scope()),
         "<h3>Parameters</h3>",
         html_table(["parameter", "value"], [[f"<code>{html_text(k)}</code>", html_text(v)] for k, v in e.parameter_rows()]),
         "</section>",

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 
 from asana_assets.lib.compliance.names import Directory, roles
 from asana_assets.lib.compliance.rule_output import rule_rows, when
-from asana_assets.lib.compliance.tickets import _option_names, configured_projects, isin, lookup
+from asana_assets.lib.compliance.tickets import configured_projects, isin, lookup, option_names
 from asana_assets.lib.compliance.workflow import UNKNOWN
 
 SETTING = "sla_categories"
@@ -183,7 +183,7 @@ def _selected(t: Mapping[str, pd.DataFrame], tix: pd.DataFrame, timeline: pd.Dat
         wrong += missing
         values = t["task_custom_fields"]
         values = values[isin(values["custom_field_gid"], fields.index)].reset_index(drop=True)
-        options = _option_names(values, "enum_option_name", "multi_enum_option_names")
+        options = option_names(values, "enum_option_name", "multi_enum_option_names")
         wanted = isin(options["option"].astype("str").str.casefold(), {v.casefold() for v in category.field_values})
         picked &= isin(tix["gid"], values["task_gid"].iloc[options.loc[wanted.to_numpy(), "row"]]).to_numpy()
         known = {o.casefold() for options in fields for o in options}

@@ -453,7 +453,7 @@ def ticket_type_fields(fields: pd.DataFrame, configured: str | None = None) -> p
     return found.sort_values("gid", key=lambda g: g.str.zfill(32))["gid"]
 
 
-def _option_names(frame: pd.DataFrame, enum: str, multi: str) -> pd.DataFrame:
+def option_names(frame: pd.DataFrame, enum: str, multi: str) -> pd.DataFrame:
     """(row, option name) for each option an enum column and a multi-enum list column hold."""
     lists = pa.array(frame[multi], from_pandas=True, type=pa.list_(pa.string()))
     parents = pc.list_parent_indices(lists).to_numpy()
@@ -491,13 +491,13 @@ def change_typed(raw: Raw, stories: pd.DataFrame, fields: pd.Series, start: pd.S
     a story at or before the start (its new value). Retyping a change later changes nothing."""
     values = raw["task_custom_fields"]
     values = values[isin(values["custom_field_gid"], fields)].reset_index(drop=True)
-    now = _option_names(values, "enum_option_name", "multi_enum_option_names")
+    now = option_names(values, "enum_option_name", "multi_enum_option_names")
     typed = [values["task_gid"].iloc[now.loc[is_change_type(now["option"], change_ticket_types, pattern).values, "row"]]]
     changed = stories[isin(stories["custom_field_gid"], fields)].reset_index(drop=True)
     began = lookup(changed["task_gid"], start)
     in_time = (began.isna() | (changed["created_at"] <= began)).to_numpy(dtype=bool)
     for side in ("old", "new"):
-        options = _option_names(changed, f"{side}_enum_option_name", f"{side}_multi_enum_option_names")
+        options = option_names(changed, f"{side}_enum_option_name", f"{side}_multi_enum_option_names")
         rows = options.loc[is_change_type(options["option"], change_ticket_types, pattern).values, "row"].to_numpy()
         typed.append(changed["task_gid"].iloc[rows[in_time[rows]] if side == "new" else rows])
     return pd.concat(typed, ignore_index=True).drop_duplicates()

@@ -149,8 +149,10 @@ class SharedBudget(Protocol):
         """Pause every process of the token for `seconds` (a 429's Retry-After)."""
         ...
 
-    def leave(self, member: str) -> None:
-        """Give `member`'s reads in flight back."""
+    def leave(self, member: str, unused: int = 0) -> None:
+        """Give `member`'s reads in flight back, and the last `unused` slots of its latest grant
+        where no other grant has followed it (a client that sent one request of a second's worth
+        must not hold the token's next second)."""
         ...
 
     def close(self) -> None: ...
@@ -176,6 +178,11 @@ class _Batch:
         if index >= self.count:
             return None
         return self.due + index * self.interval, self.stale + index * self.interval
+
+    @property
+    def unused(self) -> int:
+        """The slots at the batch's end never handed out (none went stale before them)."""
+        return self.count - self.taken
 
 
 class PauseLog(Protocol):
@@ -355,7 +362,7 @@ class Pacing:
         # Closing never fails a sync: a lease not given back lapses on its own.
         with contextlib.suppress(Exception):
             if self._budget is not None and self._last_exchange > -math.inf:
-                await asyncio.to_thread(self._budget.leave, self._member)
+                await asyncio.to_thread(self._budget.leave, self._member, self._batch.unused)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._closing.close)
 

@@ -61,7 +61,10 @@ def settle(state: State, now: float, member: str, pool: Pool, slots: int, reads:
     part = max(1, pool.concurrency // (len(in_pool) + 1))
     free = min(pool.concurrency - sum(in_pool), pool.total_concurrency - sum(h["reads"] for h in leases.values()))
     granted = max(0, min(reads, part, free))
-    leases[member] = {"pool": pool.name, "reads": max(granted, in_flight), "expires": now + lease}
+    held = {"pool": pool.name, "reads": max(granted, in_flight), "expires": now + lease}
+    if "ends" in state.get("leases", {}).get(member, {}):
+        held["ends"] = state["leases"][member]["ends"]
+    leases[member] = held
     state["leases"] = leases
 
     clocks = state.setdefault("clocks", {})
@@ -75,6 +78,9 @@ def settle(state: State, now: float, member: str, pool: Pool, slots: int, reads:
     if slots:
         clocks[TOKEN_CLOCK] = start + slots * pool.token_interval
         clocks[pool.name] = start + slots * pool.interval
+        # Where this grant left each clock, and its spacing there: what `leave` may give back.
+        held["ends"] = {TOKEN_CLOCK: [clocks[TOKEN_CLOCK], pool.token_interval],
+                        pool.name: [clocks[pool.name], pool.interval]}
     return Grant(start=start - now, slots=slots, reads=granted, paused=max(0.0, paused_until - now))
 
 
@@ -99,8 +105,15 @@ def pause(state: State, now: float, seconds: float) -> None:
     state["paused_until"] = max(state.get("paused_until", 0.0), now + seconds)
 
 
-def leave(state: State, member: str) -> None:
-    state.get("leases", {}).pop(member, None)
+def leave(state: State, member: str, unused: int = 0) -> None:
+    """Drop ``member``'s lease, and move each clock its latest grant left back by its ``unused``
+    last slots, unless another grant has taken that clock on since (those slots are no longer
+    the clock's last)."""
+    held = state.get("leases", {}).pop(member, None) or {}
+    clocks = state.get("clocks", {})
+    for clock, (end, interval) in held.get("ends", {}).items() if unused > 0 else ():
+        if clocks.get(clock) == end:
+            clocks[clock] = end - unused * interval
 
 
 class Budget:
@@ -120,8 +133,8 @@ class Budget:
     def pause(self, seconds: float) -> None:
         self._change(lambda state, now: pause(state, now, seconds))
 
-    def leave(self, member: str) -> None:
-        self._change(lambda state, _now: leave(state, member))
+    def leave(self, member: str, unused: int = 0) -> None:
+        self._change(lambda state, _now: leave(state, member, unused))
 
     def close(self) -> None:
         with self._lock:

@@ -396,8 +396,8 @@ class FakeBudget:
     def pause(self, seconds: float) -> None:
         self.pauses.append(seconds)
 
-    def leave(self, member: str) -> None:
-        self.left.append(member)
+    def leave(self, member: str, unused: int = 0) -> None:
+        self.left.append((member, unused))
 
     def close(self) -> None:
         self.closed = True
@@ -417,7 +417,9 @@ def test_a_shared_budget_is_drawn_on_in_batches_not_per_request():
     assert 1 <= len(batches) <= 200 / 10  # at 6,000 a minute, a second's worth is about 100 slots
     assert sum(take["slots"] for take in batches) >= 200
     assert len({take["member"] for take in budget.takes}) == 1
-    assert budget.left == [budget.takes[0]["member"]] and budget.closed
+    # What the last batch did not use goes back: every slot taken, less the 200 sent.
+    assert budget.left == [(budget.takes[0]["member"], sum(take["slots"] for take in batches) - 200)]
+    assert budget.closed
 
 
 def test_the_pool_and_the_share_reach_the_budget():

@@ -321,3 +321,32 @@ def test_a_clock_far_ahead_starts_again_from_now():
     """A wall clock that went back an hour must not make every process wait an hour."""
     state = {"clocks": {"*": 3700.0, "runs": 3700.0}}
     assert take(state, 100.0, slots=1).start == 0.0
+
+
+def test_a_client_leaving_gives_back_the_slots_it_did_not_use_unless_another_grant_followed():
+    """A client that took a second's worth of slots and sent one request must not hold the
+    token's next second: its unused slots go back, but only while they are the clocks' last."""
+    state: dict = {}
+    take(state, 100.0, "a", slots=4)  # 100.0 to 101.5; the clocks at 102.0
+    leave(state, "a", unused=3)  # sent one: 100.5, 101.0, 101.5 go back
+    assert state["clocks"] == {"*": 100.5, "runs": 100.5}
+    assert take(state, 100.1, "b", slots=1).start == pytest.approx(0.4)  # the next is a's second: 100.5
+    take(state, 100.2, "c", slots=2)  # 101.0, 101.5; the clocks at 102.0
+    take(state, 100.3, "s", SENSOR, slots=1)  # the token's 102.0, after c's
+    leave(state, "c", unused=2)  # the sensor's grant followed on the token's clock: only the runs' goes back
+    assert state["clocks"] == {"*": 102.5, "runs": 101.0, "sensor": 104.0}
+    # c's slots went back, so b's grant (its one slot at 100.5, unused) is the runs' last again.
+    leave(state, "b", unused=1)
+    assert state["clocks"] == {"*": 102.5, "runs": 100.5, "sensor": 104.0}
+    take(state, 100.4, "d", slots=1)  # the token's 102.5; the clocks at 103.0
+    leave(state, "s", unused=1)  # d's grant followed on the token's clock: only the sensor's own goes back
+    assert state["clocks"] == {"*": 103.0, "runs": 103.0, "sensor": 102.0}
+    assert "a" not in state["leases"] and "c" not in state["leases"]
+
+
+def test_a_lease_renewal_keeps_what_its_last_grant_may_give_back():
+    state: dict = {}
+    take(state, 0.0, "a", slots=4)  # the clocks at 2.0
+    take(state, 1.0, "a", slots=0)  # a renewal, no slot
+    leave(state, "a", unused=2)
+    assert state["clocks"] == {"*": 1.0, "runs": 1.0}

@@ -69,4 +69,5 @@ bench: setup
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/quota.py
 	$(BIN)/python benchmarks/resume.py
+	$(BIN)/python benchmarks/small_run.py
 	$(BIN)/python benchmarks/targets.py

@@ -1,0 +1,147 @@
+"""Small-run benchmark: an incremental `asana-connections sync` after one task changed.
+
+A 2,000-task world at 30 ms a request and 1,500 requests a minute (as full_sync.py's run (b)):
+a full sync first, then one task renamed through the API, then the incremental sync that picks
+the change up, timed as a user meets it: the whole process from start to exit, its wall time and
+its CPU time (user and system). It runs on two Dagster instances: the default one a bare
+``$DAGSTER_HOME`` gives (SQLite, as `make demo`), and the production one (`dagster.yaml`: run and
+event storage in Postgres, a database of its own, dropped after).
+
+It also splits the process's wall time by the run's own record: before the run's first event
+(Python, the imports, the instance), the run itself (its steps, and the events it records), and
+after its last event (the command's summary, the exit), and prints the slowest steps.
+
+    python benchmarks/small_run.py [--tasks 2000] [--instance sqlite|postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import psycopg2
+from full_sync import SEED, start_simulator
+from targets import record
+
+from asana_assets.simulator import DEMO_TOKEN
+
+LATENCY_MS = 30
+QUOTA = 1_500
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": "postgres"}
+ROOT = Path(__file__).resolve().parent.parent
+CHANGED = "1 task(s) re-read"  # what the run's log says when it read the one change
+
+
+@contextmanager
+def instance_home(kind: str):
+    """A fresh ``$DAGSTER_HOME`` and the environment its instance needs."""
+    with tempfile.TemporaryDirectory() as home:
+        if kind == "sqlite":
+            Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            yield home, {}
+            return
+        database = f"asana_small_run_{os.getpid()}"
+        admin = psycopg2.connect(dbname="postgres", **POSTGRES)
+        admin.autocommit = True
+        admin.cursor().execute(f"CREATE DATABASE {database}")
+        shutil.copy(ROOT / "dagster.yaml", home)
+        try:
+            yield home, {"DAGSTER_PG_HOST": POSTGRES["host"], "DAGSTER_PG_PORT": str(POSTGRES["port"]),
+                         "DAGSTER_PG_DB": database, "DAGSTER_PG_USERNAME": POSTGRES["user"],
+                         "DAGSTER_PG_PASSWORD": POSTGRES["password"]}
+        finally:
+            admin.cursor().execute(f"DROP DATABASE {database} WITH (FORCE)")
+            admin.close()
+
+
+def timed_sync(env: dict, mode: str) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """`asana-connections sync` in a process of its own: the result, when it started (epoch),
+    its wall seconds and its CPU seconds."""
+    cli = Path(sys.executable).with_name("asana-connections")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started_at, started = time.time(), time.perf_counter()
+    done = subprocess.run([str(cli), "sync", "default", "--mode", mode], env=env, capture_output=True, text=True,
+                          check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise SystemExit(f"asana-connections sync --mode {mode} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done, started_at, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def rename_one_task(base_url: str) -> None:
+    """Rename the first task of the first project, as a user would in Asana."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}) as api:
+        workspace = api.get("/workspaces").json()["data"][0]["gid"]
+        project = api.get("/projects", params={"workspace": workspace, "limit": 1}).json()["data"][0]["gid"]
+        task = api.get("/tasks", params={"project": project, "limit": 1}).json()["data"][0]["gid"]
+        api.put(f"/tasks/{task}", json={"data": {"name": "Renamed for the small-run benchmark"}}).raise_for_status()
+
+
+def run_record(env: dict) -> tuple[float, float, int, list[tuple[str, float]]]:
+    """The latest run's first and last event times (epoch), its events recorded and its steps'
+    durations, slowest first, from the instance itself."""
+    os.environ.update(env)
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_records(limit=1)[0].dagster_run
+        events = instance.all_logs(run.run_id)
+    started, steps = {}, []
+    for event in events:
+        kind = event.dagster_event.event_type_value if event.dagster_event else None
+        if kind == "STEP_START":
+            started[event.step_key] = event.timestamp
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            steps.append((event.step_key, event.timestamp - started[event.step_key]))
+    return events[0].timestamp, events[-1].timestamp, len(events), sorted(steps, key=lambda s: -s[1])
+
+
+def measure(kind: str, tasks: int) -> None:
+    proc, base_url = start_simulator(tasks, LATENCY_MS, QUOTA, None)
+    try:
+        with instance_home(kind) as (home, instance_env):
+            env = {**os.environ, **instance_env, "DAGSTER_HOME": home, "ASANA_ACCESS_TOKEN": DEMO_TOKEN,
+                   "ASANA_BASE_URL": base_url, "ASANA_WAREHOUSE_DIR": str(Path(home) / "warehouse"),
+                   "ASANA_REQUESTS_PER_MINUTE": str(QUOTA)}
+            for name in ("ASANA_POSTGRES_URL", "ASANA_QUOTA_STORE", "ASANA_CONNECTION_ID", "ASANA_DEMO"):
+                env.pop(name, None)
+            _, _, full_wall, full_cpu = timed_sync(env, "full")
+            rename_one_task(base_url)
+            done, started_at, wall, cpu = timed_sync(env, "incremental")
+            if CHANGED not in done.stderr:
+                raise SystemExit(f"the incremental sync did not read the one change:\n{done.stderr[-2000:]}")
+            first, last, events, steps = run_record(env)
+    finally:
+        proc.terminate()
+        proc.wait()
+    print(f"instance: {kind}; {tasks} tasks (seed {SEED}), {LATENCY_MS} ms a request, {QUOTA} requests a minute")
+    print(f"  full sync first         {full_wall:6.2f} s wall, {full_cpu:5.2f} CPU-s")
+    print(f"  incremental, 1 changed  {wall:6.2f} s wall, {cpu:5.2f} CPU-s (start to exit)")
+    print(f"    before the run        {first - started_at:6.2f} s  (Python, imports, the instance)")
+    print(f"    the run               {last - first:6.2f} s  ({events} events recorded, {len(steps)} steps)")
+    print(f"    after the run         {started_at + wall - last:6.2f} s  (summary, exit)")
+    for step, seconds in steps[:5]:
+        print(f"      {step:42s} {seconds:5.2f} s")
+    record("small_run", **{f"{kind}_wall_seconds": wall, f"{kind}_cpu_seconds": cpu})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2_000)
+    parser.add_argument("--instance", choices=["sqlite", "postgres"], action="append")
+    args = parser.parse_args()
+    for kind in args.instance or ["sqlite", "postgres"]:
+        measure(kind, args.tasks)
+
+
+if __name__ == "__main__":
+    main()

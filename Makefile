@@ -70,4 +70,5 @@ bench: setup
 	$(BIN)/python benchmarks/quota.py
 	$(BIN)/python benchmarks/resume.py
 	$(BIN)/python benchmarks/small_run.py
+	$(BIN)/python benchmarks/million.py
 	$(BIN)/python benchmarks/targets.py

@@ -9,7 +9,10 @@ event storage in Postgres, a database of its own, dropped after).
 
 It also splits the process's wall time by the run's own record: before the run's first event
 (Python, the imports, the instance), the run itself (its steps, and the events it records), and
-after its last event (the command's summary, the exit), and prints the slowest steps.
+after its last event (the command's summary, the exit), and prints the slowest steps. Beside it,
+Dagster's own floor on the same instance: a process that imports the code location (as a sync
+does) and executes a hollow twin of the sync job (the same steps, each materializing the same assets and evaluating the
+same checks, computing nothing), timed the same way.
 
     python benchmarks/small_run.py [--tasks 2000] [--instance sqlite|postgres]
 """
@@ -64,19 +67,74 @@ def instance_home(kind: str):
             admin.close()
 
 
-def timed_sync(env: dict, mode: str) -> tuple[subprocess.CompletedProcess, float, float, float]:
-    """`asana-connections sync` in a process of its own: the result, when it started (epoch),
-    its wall seconds and its CPU seconds."""
-    cli = Path(sys.executable).with_name("asana-connections")
+def timed(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """``command`` in a process of its own: the result, when it started (epoch), its wall seconds
+    and its CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started_at, started = time.time(), time.perf_counter()
-    done = subprocess.run([str(cli), "sync", "default", "--mode", mode], env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
-        raise SystemExit(f"asana-connections sync --mode {mode} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise SystemExit(f"{' '.join(command[1:])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return done, started_at, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def timed_sync(env: dict, mode: str) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    cli = Path(sys.executable).with_name("asana-connections")
+    return timed([str(cli), "sync", "default", "--mode", mode], env)
+
+
+def _results(keys: list[dg.AssetKey], checks: list[dg.AssetCheckKey]):
+    """A hollow step's body: every asset materialized, every check passed."""
+    def results():
+        yield from (dg.MaterializeResult(asset_key=key, metadata={"rows": 0}) for key in keys)
+        yield from (dg.AssetCheckResult(asset_key=c.asset_key, check_name=c.name, passed=True) for c in checks)
+
+    return results
+
+
+def hollow_job() -> dg.JobDefinition:
+    """The sync job's twin: a step for each of its steps, materializing the same assets and
+    evaluating the same checks (each passing), computing and reading nothing."""
+    from asana_assets.definitions import defs
+    from asana_assets.defs.automation.jobs import SYNC
+
+    graph = defs.resolve_asset_graph()
+    selected = SYNC.resolve(graph) | SYNC.resolve_checks(graph)
+    partitions = dg.StaticPartitionsDefinition(["default"])
+    steps = []
+    for node in graph.assets_defs:
+        keys = [key for key in node.keys if key in selected]
+        checks = [key for key in node.check_keys if key in selected]
+        if not node.is_executable or not (keys or checks):
+            continue
+        check_specs = [dg.AssetCheckSpec(check.name, asset=check.asset_key) for check in checks]
+
+        results = _results(keys, checks)
+        if keys:
+            steps.append(dg.multi_asset(name=node.node_def.name, partitions_def=partitions, check_specs=check_specs,
+                                        specs=[dg.AssetSpec(key, partitions_def=partitions) for key in keys])(results))
+        else:
+            steps.append(dg.multi_asset_check(name=node.node_def.name, specs=check_specs)(results))
+    hollow = dg.Definitions(assets=[s for s in steps if isinstance(s, dg.AssetsDefinition)],
+                            asset_checks=[s for s in steps if not isinstance(s, dg.AssetsDefinition)],
+                            jobs=[dg.define_asset_job("hollow_sync", partitions_def=partitions)],
+                            executor=dg.in_process_executor)
+    return hollow.resolve_job_def("hollow_sync")
+
+
+def run_hollow() -> None:
+    """In a process of its own: import the code location (as a sync does), run its hollow twin,
+    print the events it recorded."""
+    import pandas  # noqa: F401 - what every run of the project imports
+    import pyarrow  # noqa: F401
+
+    job = hollow_job()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, partition_key="default",  # quiet, as the command is
+                                        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+        print(len(instance.all_logs(result.run_id)))
 
 
 def rename_one_task(base_url: str) -> None:
@@ -120,6 +178,7 @@ def measure(kind: str, tasks: int) -> None:
             if CHANGED not in done.stderr:
                 raise SystemExit(f"the incremental sync did not read the one change:\n{done.stderr[-2000:]}")
             first, last, events, steps = run_record(env)
+            hollow, _, hollow_wall, hollow_cpu = timed([sys.executable, __file__, "--hollow"], env)
     finally:
         proc.terminate()
         proc.wait()
@@ -131,14 +190,21 @@ def measure(kind: str, tasks: int) -> None:
     print(f"    after the run         {started_at + wall - last:6.2f} s  (summary, exit)")
     for step, seconds in steps[:5]:
         print(f"      {step:42s} {seconds:5.2f} s")
-    record("small_run", **{f"{kind}_wall_seconds": wall, f"{kind}_cpu_seconds": cpu})
+    print(f"  Dagster's floor         {hollow_wall:6.2f} s wall, {hollow_cpu:5.2f} CPU-s (the job's hollow twin: "
+          f"{hollow.stdout.split()[-1]} events recorded, nothing computed)")
+    record("small_run", **{f"{kind}_wall_seconds": wall, f"{kind}_cpu_seconds": cpu,
+                            f"{kind}_floor_wall_seconds": hollow_wall, f"{kind}_floor_cpu_seconds": hollow_cpu})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2_000)
     parser.add_argument("--instance", choices=["sqlite", "postgres"], action="append")
+    parser.add_argument("--hollow", action="store_true", help=argparse.SUPPRESS)  # the floor's own process
     args = parser.parse_args()
+    if args.hollow:
+        run_hollow()
+        return
     for kind in args.instance or ["sqlite", "postgres"]:
         measure(kind, args.tasks)
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from asana_assets.lib.asana import client as client_module
@@ -174,6 +175,39 @@ async def spend(base_url: str, token: str, store: str, requests: int, pool: str 
     async with AsanaClient(base_url, token, requests_per_minute=TOKEN_QUOTA, max_concurrency=TOKEN_READS,
                            max_retries=0, budget=open_budget(store, token), pool=pool, share=share) as client:
         return await asyncio.gather(*(client.get("/users/me") for _ in range(requests)), return_exceptions=True)
+
+
+class Granted:
+    """A budget that notes each grant of slots it gives."""
+
+    def __init__(self, budget) -> None:
+        self.budget, self.where, self.grants = budget, budget.where, []
+
+    def take(self, *args):
+        grant = self.budget.take(*args)
+        if grant.slots:
+            self.grants.append(grant)
+        return grant
+
+    def __getattr__(self, name):
+        return getattr(self.budget, name)
+
+
+def test_a_client_that_sent_one_request_leaves_the_rest_of_its_second_to_the_next(token, store):
+    """At 6,000 a minute a batch holds about 100 slots, a second's worth. The first client sends
+    one request and closes; the next client's first slot is due at once, not a second later (as
+    when the first held its 99 unused slots until they passed)."""
+    async def one_request(budget: Granted) -> None:
+        async with AsanaClient("http://asana.test/api/1.0", token, requests_per_minute=6000, budget=budget,
+                               transport=httpx.MockTransport(lambda _request: httpx.Response(200, json={"data": {}}))
+                               ) as client:
+            await client.get("/users/me")
+
+    first, second = Granted(open_budget(store, token)), Granted(open_budget(store, token))
+    asyncio.run(one_request(first))
+    asyncio.run(one_request(second))
+    assert first.grants[0].slots > 50
+    assert second.grants[0].start < 0.5
 
 
 def test_the_sensor_never_takes_more_than_its_share(short_window, token, tmp_path):

@@ -17,6 +17,7 @@ People keep their names, so a name is shared by as many users as there are copie
     python benchmarks/million.py                                   # 20,000 x 50: 1,000,000 tasks
     python benchmarks/million.py --seed-home /tmp/bench --copies 10  # a scale.py home of 100,000 tasks
     python benchmarks/million.py --copies 5                         # 100,000 tasks, to compare with scale.py
+    python benchmarks/million.py --home /tmp/million                # keeps the tables; again: the derived layer alone
 """
 
 from __future__ import annotations
@@ -113,21 +114,26 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=50)
     parser.add_argument("--seed-tasks", type=int, default=20_000)
     parser.add_argument("--seed-home", help="the home of a scale.py --home run, instead of a seed made here")
+    parser.add_argument("--home", help="keep the synthesised warehouse in this folder; one it already holds is "
+                                       "used again, without a seed (to run the derived layer again in minutes)")
     args = parser.parse_args()
     if not 1 <= args.copies <= 90:
         parser.error("--copies: 1 to 90 (two-digit prefixes)")
     with tempfile.TemporaryDirectory() as scratch:
-        started = time.perf_counter()
-        if args.seed_home:
-            seed = Path(args.seed_home) / "warehouse"
+        home = Path(args.home or Path(scratch, "million"))
+        if (home / "warehouse" / "asana" / "tasks.parquet").exists():
+            tasks = pq.read_metadata(home / "warehouse" / "asana" / "tasks.parquet").num_rows
+            print(f"raw tables of {tasks:,} tasks synthesised earlier, in {home}")
         else:
-            seed = seed_warehouse(args.seed_tasks, Path(scratch, "seed"))
-        home = Path(scratch, "million")
-        home.mkdir()
-        (home / "dagster.yaml").touch()
-        tasks = synthesise(seed, args.copies, home)
-        print(f"raw tables of {tasks:,} tasks synthesised ({args.copies} copies of "
-              f"{pq.read_metadata(seed / 'asana' / 'tasks.parquet').num_rows:,}) in {time.perf_counter() - started:.0f} s")
+            started = time.perf_counter()
+            seed = Path(args.seed_home) / "warehouse" if args.seed_home else seed_warehouse(
+                args.seed_tasks, Path(scratch, "seed"))
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "dagster.yaml").touch()
+            tasks = synthesise(seed, args.copies, home)
+            print(f"raw tables of {tasks:,} tasks synthesised ({args.copies} copies of "
+                  f"{pq.read_metadata(seed / 'asana' / 'tasks.parquet').num_rows:,}) in "
+                  f"{time.perf_counter() - started:.0f} s")
         report = run_child("derived layer alone", job_env(SimpleNamespace(no_postgres=True, postgres=None), str(home),
                                                           SCHEMA, "http://127.0.0.1:9/api/1.0"))
     print_run("derived layer alone", tasks, 0, report)

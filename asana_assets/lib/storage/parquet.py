@@ -94,8 +94,9 @@ class ParquetWarehouse:
         text = [f.name for f in fields if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         encoded = pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in text else f for f in fields])
         parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
-        counts = [ds.dataset([part], schema=encoded, format=parquet).to_table().group_by(keys).aggregate(
-            [([], "count_all")]) for part in self._parts(table)]
+        # Each row group of a part has a dictionary of its own: unified before grouping.
+        counts = [ds.dataset([part], schema=encoded, format=parquet).to_table().unify_dictionaries().group_by(keys)
+                  .aggregate([([], "count_all")]) for part in self._parts(table)]
         counted = pa.schema([*fields, pa.field("count_all", pa.int64())])
         merged = pa.concat_tables([c.cast(counted) for c in counts]) if counts else counted.empty_table()
         # A run's rows are in its own part; summed again all the same, should two parts share a key.

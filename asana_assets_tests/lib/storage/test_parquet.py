@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from asana_assets.lib.storage.parquet import ParquetWarehouse
 
@@ -103,3 +104,17 @@ def test_count_history_counts_every_part_by_key_and_a_staged_part_replaces_its_p
 
     assert counts(store) == [("r1", "alarm", 1), ("r1", "ok", 3), ("r2", "ok", 1)]
     assert counts(staged) == [("r1", "alarm", 1), ("r1", "ok", 2), ("r2", "", 2)]
+
+
+def test_count_history_counts_a_part_of_several_row_groups_each_with_its_own_dictionary(tmp_path):
+    """A large run's part (a million monitor results) is written in several row groups, and each
+    group's text keys are encoded with a dictionary of their own: counting must not fail on them."""
+    schema = pa.schema([("run_id", pa.string()), ("status", pa.string()), ("n", pa.int64())])
+    store = ParquetWarehouse(tmp_path)
+    part = pa.table({"run_id": ["r1"] * 5, "status": ["ok", "ok", "alarm", "unknown", "ok"], "n": [1, 2, 3, 4, 5]},
+                    schema=schema)
+    store.folder("h").mkdir(parents=True)
+    pq.write_table(part, store.folder("h") / "r1.parquet", row_group_size=2)  # groups: ok ok | alarm unknown | ok
+    assert pq.ParquetFile(store.folder("h") / "r1.parquet").num_row_groups == 3
+    counted = store.count_history("h", schema, ["run_id", "status"]).to_pylist()
+    assert sorted((r["status"], r["rows"]) for r in counted) == [("alarm", 1), ("ok", 3), ("unknown", 1)]

@@ -12,12 +12,17 @@ here, Parquet only), or the one a `scale.py --home DIR` left (--seed-home DIR). 
 the seed's shape: its projects, users, teams, tasks, stories, memberships and audit events get
 gids of their own (a two-digit prefix per copy, so a gid stays digits and no two copies share
 one, and an email of its own); the workspace is the seed's, so the copies form one organisation.
-People keep their names, so a name is shared by as many users as there are copies.
+People keep their names, so a name is shared by as many users as there are copies, and texts
+(ticket titles) keep the seed's emails: the offboarding monitor no longer finds a leaver's ticket
+by the name or email in its title (by assignee or people field still), so its work is not quite
+the seed's scaled up.
 
     python benchmarks/million.py                                   # 20,000 x 50: 1,000,000 tasks
     python benchmarks/million.py --seed-home /tmp/bench --copies 10  # a scale.py home of 100,000 tasks
     python benchmarks/million.py --copies 5                         # 100,000 tasks, to compare with scale.py
     python benchmarks/million.py --home /tmp/million                # keeps the tables; again: the derived layer alone
+
+At a million tasks the derived layer's process peaks at about 11 GB: the machine needs 16 GB.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from scale import SEED, job_env, print_run, run_child
+from scale import SEED, derived_only, job_env, run_child
 from scale import derived_seconds as derived_layer_seconds
 from targets import record
 
@@ -73,7 +78,9 @@ def tiled(table: str, data: pa.Table, copies: int) -> pa.Table:
         for name in columns:
             part = part.set_column(part.schema.get_field_index(name), name, renamed(data[name], prefix))
         if "email" in data.column_names:  # a user is found by email too: each copy's people are their own
-            part = part.set_column(part.schema.get_field_index("email"), "email", renamed(data["email"], f"{prefix}."))
+            email = data["email"]
+            own = pc.if_else(pc.equal(email, ""), email, renamed(email, f"{prefix}."))
+            part = part.set_column(part.schema.get_field_index("email"), "email", own)
         parts.append(part)
     return pa.concat_tables(parts)
 
@@ -110,6 +117,9 @@ def synthesise(seed: Path, copies: int, home: Path) -> int:
 
 
 def main() -> None:
+    """Synthesise the tables (or take those --home holds), run the derived layer alone over them,
+    and record its figures for a fresh synthesis of a million tasks or more (a rerun's history
+    tables hold the earlier runs' parts too: another workload)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=50)
     parser.add_argument("--seed-tasks", type=int, default=20_000)
@@ -121,10 +131,8 @@ def main() -> None:
         parser.error("--copies: 1 to 90 (two-digit prefixes)")
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(args.home or Path(scratch, "million"))
-        if (home / "warehouse" / "asana" / "tasks.parquet").exists():
-            tasks = pq.read_metadata(home / "warehouse" / "asana" / "tasks.parquet").num_rows
-            print(f"raw tables of {tasks:,} tasks synthesised earlier, in {home}")
-        else:
+        fresh = not (home / "warehouse" / "asana" / "tasks.parquet").exists()
+        if fresh:
             started = time.perf_counter()
             seed = Path(args.seed_home) / "warehouse" if args.seed_home else seed_warehouse(
                 args.seed_tasks, Path(scratch, "seed"))
@@ -134,12 +142,12 @@ def main() -> None:
             print(f"raw tables of {tasks:,} tasks synthesised ({args.copies} copies of "
                   f"{pq.read_metadata(seed / 'asana' / 'tasks.parquet').num_rows:,}) in "
                   f"{time.perf_counter() - started:.0f} s")
-        report = run_child("derived layer alone", job_env(SimpleNamespace(no_postgres=True, postgres=None), str(home),
-                                                          SCHEMA, "http://127.0.0.1:9/api/1.0"))
-    print_run("derived layer alone", tasks, 0, report)
+        else:
+            print(f"the raw tables synthesised earlier in {home}, with the history its runs left")
+        tasks, report = derived_only(SimpleNamespace(home=str(home), no_postgres=True, postgres=None))
     seconds, peak_gb = derived_layer_seconds(report), report["run_peak_mb"] / 1024
     print(f"  derived layer + monitors + evidence pack: {seconds:.1f} s, run peak {peak_gb:.2f} GB")
-    if tasks >= 1_000_000 and report["success"]:
+    if fresh and tasks >= 1_000_000 and report["success"]:
         record("million", derived_seconds=round(seconds, 1), peak_gb=round(peak_gb, 2))
 
 

@@ -26,6 +26,7 @@ to the steps it overlaps. Check steps are summed in one row. At 100,000 tasks it
 
     python benchmarks/scale.py                   # 100,000 tasks: 4 to 8 minutes on two cores
     python benchmarks/scale.py --tasks 10000 --no-postgres
+    python benchmarks/scale.py --tasks 300000 --full-only  # the full sync alone, at 300,000 tasks
     python benchmarks/scale.py --home /tmp/bench                    # keeps the warehouse, then:
     python benchmarks/scale.py --home /tmp/bench --derived-only     # run 4 alone, again, in seconds
 
@@ -125,17 +126,15 @@ def run_job(label: str) -> dict:
         )
         wall = time.time() - started
         sampler.stop()
-        spans: dict[str, list[float]] = {}
         requests: dict[str, int] = {}
         postgres: dict[str, dict] = {}
         publication = 0.0
         failures = []
-        for entry in instance.all_logs(result.run_id):
+        entries = instance.all_logs(result.run_id)
+        for entry in entries:
             event = entry.dagster_event
             if event is None or event.step_key is None:
                 continue
-            if event.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
-                spans.setdefault(event.step_key, []).append(entry.timestamp)
             if event.event_type_value == "STEP_FAILURE":
                 error, messages = event.step_failure_data.error, []
                 while error is not None:
@@ -151,12 +150,23 @@ def run_job(label: str) -> dict:
                 if "postgres_seconds" in metadata:
                     publication = metadata["postgres_seconds"].value
     steps = [
-        {"step": step, "seconds": max(times) - min(times), "peak_mb": sampler.peak_between(min(times), max(times)),
+        {"step": step, "seconds": end - start, "peak_mb": sampler.peak_between(start, end),
          "requests": requests.get(step)}
-        for step, times in spans.items()
+        for step, (start, end) in step_spans(entries).items()
     ]
     return {"success": result.success, "failures": failures, "wall": wall, "steps": steps, "postgres": postgres,
             "publication": publication, "run_peak_mb": max(mb for _, mb in sampler.samples)}
+
+
+def step_spans(entries) -> dict[str, tuple[float, float]]:
+    """Each step's start and end (epoch seconds) in a run's log entries."""
+    spans: dict[str, list[float]] = {}
+    for entry in entries:
+        event = entry.dagster_event
+        if event is not None and event.step_key and event.event_type_value in ("STEP_START", "STEP_SUCCESS",
+                                                                                "STEP_FAILURE"):
+            spans.setdefault(event.step_key, []).append(entry.timestamp)
+    return {step: (min(times), max(times)) for step, times in spans.items()}
 
 
 def asset_steps() -> tuple[set[str], set[str]]:
@@ -212,6 +222,7 @@ def main() -> None:
     parser.add_argument("--home", help="keep the Dagster home and the warehouse in this new folder (default: a temporary one)")
     parser.add_argument("--derived-only", action="store_true",
                         help="only the derived layer, over the warehouse a previous run left in --home")
+    parser.add_argument("--full-only", action="store_true", help="only run 1, the full sync")
     parser.add_argument("--run-job", choices=sorted(RUNS), help=argparse.SUPPRESS)  # a run's own process
     args = parser.parse_args()
     if args.run_job:
@@ -234,7 +245,7 @@ def main() -> None:
         env = job_env(args, home, schema, sim.base_url)
         Path(home, "dagster.yaml").touch()  # the default instance, without a warning that it has no file
         try:
-            for label in RUNS:
+            for label in ["full sync"] if args.full_only else RUNS:
                 if label.startswith("incremental"):
                     print(f"changed {change(world, args.changed)} tasks")
                 if label.startswith("reconcile"):
@@ -265,9 +276,10 @@ def run_child(label: str, env: dict[str, str]) -> dict:
     return json.loads(child.stdout.splitlines()[-1])
 
 
-def derived_only(args) -> None:
-    """Run 4 alone over the warehouse in ``--home``. The Postgres publication goes to a new
-    schema (dropped after), so it loads the derived tables into empty ones."""
+def derived_only(args) -> tuple[int, dict]:
+    """Run 4 alone over the warehouse in ``--home``; its tasks and its report. The Postgres
+    publication goes to a new schema (dropped after), so it loads the derived tables into empty
+    ones."""
     label, schema = "derived layer alone", f"bench_{uuid.uuid4().hex[:8]}"
     tasks = pq.read_metadata(Path(args.home) / "warehouse" / "asana" / "tasks.parquet").num_rows
     try:
@@ -276,12 +288,17 @@ def derived_only(args) -> None:
         record_targets(label, tasks, report)
     finally:
         drop_schema(args, schema)
+    return tasks, report
 
 
 def record_targets(label: str, tasks: int, report: dict) -> None:
     """The figures the targets name (at 100,000 tasks, of a run that succeeded): the derived layer's
-    time, from the run of it alone; the full sync's peak memory."""
-    if tasks != 100_000 or not report["success"]:
+    time, from the run of it alone; the full sync's peak memory, at 300,000 tasks too."""
+    if not report["success"]:
+        return
+    if label == "full sync" and tasks == 300_000:
+        record("scale", full_peak_gb_300k=round(report["run_peak_mb"] / 1024, 2))
+    if tasks != 100_000:
         return
     if label == "derived layer alone":
         record("scale", derived_seconds=round(derived_seconds(report), 2))

@@ -34,6 +34,7 @@ import dagster as dg
 import httpx
 import psycopg2
 from full_sync import SEED, start_simulator
+from scale import step_spans
 from targets import record
 
 from asana_assets.simulator import DEMO_TOKEN
@@ -42,7 +43,7 @@ LATENCY_MS = 30
 QUOTA = 1_500
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": "postgres"}
 ROOT = Path(__file__).resolve().parent.parent
-CHANGED = "1 task(s) re-read"  # what the run's log says when it read the one change
+CHANGED = "(incremental: 1 task(s) re-read"  # what the run's log says when it read the one change
 
 
 @contextmanager
@@ -81,6 +82,7 @@ def timed(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, f
 
 
 def timed_sync(env: dict, mode: str) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """`asana-connections sync --mode <mode>` of the default connection, timed (see `timed`)."""
     cli = Path(sys.executable).with_name("asana-connections")
     return timed([str(cli), "sync", "default", "--mode", mode], env)
 
@@ -96,25 +98,29 @@ def _results(keys: list[dg.AssetKey], checks: list[dg.AssetCheckKey]):
 
 def hollow_job() -> dg.JobDefinition:
     """The sync job's twin: a step for each of its steps, materializing the same assets and
-    evaluating the same checks (each passing), computing and reading nothing."""
+    evaluating the same checks (each passing) in the same order, computing and reading nothing.
+    Its partitions are static (the real job's are dynamic) and it has no resources."""
     from asana_assets.definitions import defs
     from asana_assets.defs.automation.jobs import SYNC
 
     graph = defs.resolve_asset_graph()
     selected = SYNC.resolve(graph) | SYNC.resolve_checks(graph)
     partitions = dg.StaticPartitionsDefinition(["default"])
+    order = graph.toposorted_asset_keys
     steps = []
     for node in graph.assets_defs:
-        keys = [key for key in node.keys if key in selected]
+        keys = [key for key in order if key in node.keys and key in selected]  # yielded upstream first
         checks = [key for key in node.check_keys if key in selected]
         if not node.is_executable or not (keys or checks):
             continue
-        check_specs = [dg.AssetCheckSpec(check.name, asset=check.asset_key) for check in checks]
-
+        # The real graph's dependencies, so the steps run in the real plan's order.
+        check_specs = [dg.AssetCheckSpec(check.name, asset=check.asset_key, additional_deps=[
+            parent for parent in graph.get(check).parent_entity_keys if parent != check.asset_key]) for check in checks]
         results = _results(keys, checks)
         if keys:
-            steps.append(dg.multi_asset(name=node.node_def.name, partitions_def=partitions, check_specs=check_specs,
-                                        specs=[dg.AssetSpec(key, partitions_def=partitions) for key in keys])(results))
+            steps.append(dg.multi_asset(name=node.node_def.name, partitions_def=partitions, check_specs=check_specs, specs=[
+                dg.AssetSpec(key, partitions_def=partitions, deps=graph.get(key).parent_keys & selected)
+                for key in keys])(results))
         else:
             steps.append(dg.multi_asset_check(name=node.node_def.name, specs=check_specs)(results))
     hollow = dg.Definitions(assets=[s for s in steps if isinstance(s, dg.AssetsDefinition)],
@@ -148,22 +154,22 @@ def rename_one_task(base_url: str) -> None:
 
 def run_record(env: dict) -> tuple[float, float, int, list[tuple[str, float]]]:
     """The latest run's first and last event times (epoch), its events recorded and its steps'
-    durations, slowest first, from the instance itself."""
+    durations, slowest first, from the instance itself (opened with ``env``, then restored)."""
+    saved = dict(os.environ)
     os.environ.update(env)
-    with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_records(limit=1)[0].dagster_run
-        events = instance.all_logs(run.run_id)
-    started, steps = {}, []
-    for event in events:
-        kind = event.dagster_event.event_type_value if event.dagster_event else None
-        if kind == "STEP_START":
-            started[event.step_key] = event.timestamp
-        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
-            steps.append((event.step_key, event.timestamp - started[event.step_key]))
+    try:
+        with dg.DagsterInstance.get() as instance:
+            run = instance.get_run_records(limit=1)[0].dagster_run
+            events = instance.all_logs(run.run_id)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    steps = [(step, end - start) for step, (start, end) in step_spans(events).items()]
     return events[0].timestamp, events[-1].timestamp, len(events), sorted(steps, key=lambda s: -s[1])
 
 
 def measure(kind: str, tasks: int) -> None:
+    """The small run on a ``kind`` instance, beside Dagster's floor there; prints and records both."""
     proc, base_url = start_simulator(tasks, LATENCY_MS, QUOTA, None)
     try:
         with instance_home(kind) as (home, instance_env):
@@ -197,6 +203,7 @@ def measure(kind: str, tasks: int) -> None:
 
 
 def main() -> None:
+    """Measure on each instance asked for (both by default), or be the floor's own process."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2_000)
     parser.add_argument("--instance", choices=["sqlite", "postgres"], action="append")

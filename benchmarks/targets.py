@@ -42,6 +42,7 @@ TARGETS = [
     ("Postgres reload, 1% changed / bare ingest (tasks)", "postgres_load.reload_tasks", 1.0),
     ("derived tables + monitors + evidence pack, 100k tasks (s)", "scale.derived_seconds", 10.0),
     ("full sync job's peak memory, 100k tasks (GB)", "scale.full_peak_gb", 2.0),
+    ("the same at 300k tasks (GB)", "scale.full_peak_gb_300k", 3.0),
     ("derived tables + monitors + evidence pack, 1,000,000 tasks synthesised (s)", "million.derived_seconds", 60.0),
     ("that run's peak memory (GB)", "million.peak_gb", 4.0),
     ("429s, sensor + runs of one token at 1,500/min over the day", "quota.rate_limited", 0),

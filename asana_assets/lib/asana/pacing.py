@@ -362,7 +362,8 @@ class Pacing:
         # Closing never fails a sync: a lease not given back lapses on its own.
         with contextlib.suppress(Exception):
             if self._budget is not None and self._last_exchange > -math.inf:
-                await asyncio.to_thread(self._budget.leave, self._member, self._batch.unused)
+                unused, self._batch = self._batch.unused, _Batch()  # given back: never used after
+                await asyncio.to_thread(self._budget.leave, self._member, unused)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._closing.close)
 

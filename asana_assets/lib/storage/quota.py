@@ -62,8 +62,8 @@ def settle(state: State, now: float, member: str, pool: Pool, slots: int, reads:
     free = min(pool.concurrency - sum(in_pool), pool.total_concurrency - sum(h["reads"] for h in leases.values()))
     granted = max(0, min(reads, part, free))
     held = {"pool": pool.name, "reads": max(granted, in_flight), "expires": now + lease}
-    if "ends" in state.get("leases", {}).get(member, {}):
-        held["ends"] = state["leases"][member]["ends"]
+    if "ends" in (earlier := state.get("leases", {}).get(member, {})):
+        held["ends"] = earlier["ends"]
     leases[member] = held
     state["leases"] = leases
 

@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--seed-home", help="the home of a scale.py --home run, instead of a seed made here")
     parser.add_argument("--home", help="keep the synthesised warehouse in this folder; one it already holds is "
                                        "used again, without a seed (to run the derived layer again in minutes)")
+    parser.add_argument("--postgres", help="also publish the derived tables to this Postgres (a schema of its own, "
+                                           "dropped after); its time is printed apart, as scale.py does")
     args = parser.parse_args()
     if not 1 <= args.copies <= 90:
         parser.error("--copies: 1 to 90 (two-digit prefixes)")
@@ -144,7 +146,8 @@ def main() -> None:
                   f"{time.perf_counter() - started:.0f} s")
         else:
             print(f"the raw tables synthesised earlier in {home}, with the history its runs left")
-        tasks, report = derived_only(SimpleNamespace(home=str(home), no_postgres=True, postgres=None))
+        tasks, report = derived_only(SimpleNamespace(home=str(home), no_postgres=not args.postgres,
+                                                     postgres=args.postgres))
     seconds, peak_gb = derived_layer_seconds(report), report["run_peak_mb"] / 1024
     print(f"  derived layer + monitors + evidence pack: {seconds:.1f} s, run peak {peak_gb:.2f} GB")
     if fresh and tasks >= 1_000_000 and report["success"]:

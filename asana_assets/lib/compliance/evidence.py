@@ -70,6 +70,7 @@ GID_LIST_KINDS = {"collection_gids": "project", **{f"{side}people_gids": "user" 
 KIND_OF_TYPE = {"user": "user", "users": "user", "task": "task", "tasks": "task", "project": "project",
                 "projects": "project", "team": "team", "teams": "team", "workspace": "workspace",
                 "workspaces": "workspace", "section": "section", "sections": "section"}
+CSV_ROWS = 100_000  # rows an evidence CSV is converted and written at a time
 FIRST_EXCEPTIONS = 10  # summary.md lists this many exceptions per monitor; report.html lists all
 TREND_RUNS = 6  # summary.md's trend shows this many latest runs
 GAP = "n/e"  # summary.md's trend for a run in which the monitor judged no resource (NOT EVALUATED)
@@ -340,18 +341,25 @@ def csv_file(frame: pd.DataFrame, path: Path) -> tuple[int, str]:
     """CSV with list columns joined by ';' (CSV has no lists) and times in ISO 8601 (``iso_times``);
     returns the row count and the file's sha256. Arrow's writer: a pack at 100,000 tickets is some
     300 MB of CSV, which pandas takes seconds to write. It quotes every text value, so an empty
-    text ("") stays apart from a null (nothing). The file is hashed from memory, not read back."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    for i, column in enumerate(table.schema):
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            table = table.set_column(i, column.name, joined(table.column(i)))
-        elif pa.types.is_timestamp(column.type):
-            table = table.set_column(i, column.name, iso_times(table.column(i)))
-    out = pa.BufferOutputStream()
-    pa_csv.write_csv(table, out, pa_csv.WriteOptions(quoting_style="needed"))
-    data = out.getvalue()
-    path.write_bytes(data)
-    return table.num_rows, hashlib.sha256(data).hexdigest()
+    text ("") stays apart from a null (nothing). Written CSV_ROWS rows at a time, each slice typed
+    by the whole frame's schema, and hashed as written: a pack of millions of rows holds a slice
+    in memory, not the file."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for start in range(0, max(len(frame), 1), CSV_ROWS):  # once at least: an empty frame has its header
+            table = pa.Table.from_pandas(frame.iloc[start:start + CSV_ROWS], schema=schema, preserve_index=False)
+            for i, column in enumerate(table.schema):
+                if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                    table = table.set_column(i, column.name, joined(table.column(i)))
+                elif pa.types.is_timestamp(column.type):
+                    table = table.set_column(i, column.name, iso_times(table.column(i)))
+            buffer = pa.BufferOutputStream()
+            pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(quoting_style="needed", include_header=start == 0))
+            data = buffer.getvalue()
+            digest.update(data)
+            out.write(data)
+    return len(frame), digest.hexdigest()
 
 
 def iso_times(times: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -681,3 +681,28 @@ def test_a_list_joins_its_known_items_around_an_unknown_one_and_a_null_list_stay
     assert joined(column).to_pylist() == ["Change Management;;Ops", None, "", ""]
     sliced = pa.chunked_array([pa.array([["a"], ["b", None], ["c"]]).slice(1, 2)])  # offsets not from zero
     assert joined(sliced).to_pylist() == ["b;", "c"]
+
+
+def test_an_evidence_csv_written_in_slices_has_one_header_and_the_whole_frames_types(tmp_path, monkeypatch):
+    """Slices of 2 rows: the header is written once, a column null throughout the first slice is
+    still text in the next (quoted, an empty text apart from a null), and the digest is the file's."""
+    import hashlib
+
+    monkeypatch.setattr(evidence, "CSV_ROWS", 2)
+    frame = pd.DataFrame({
+        "gid": ["t1", "t2", "t3", "t4", "t5"],
+        "note": [None, None, "x", "", None],
+        "gids": [["a", None], None, [], ["b"], ["c", "d"]],
+        "at": pd.to_datetime(["2026-03-04T09:00:00Z", None, "2026-03-04T09:00:00.25Z", None, None], utc=True,
+                             format="ISO8601"),
+    })
+    rows, digest = evidence.csv_file(frame, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == [
+        '"gid","note","gids","at"',
+        '"t1",,"a;","2026-03-04T09:00:00Z"',  # a null item is an empty place
+        '"t2",,,',  # nulls: nothing
+        '"t3","x","","2026-03-04T09:00:00.250Z"',  # an empty list: an empty text
+        '"t4","","b",',
+        '"t5",,"c;d",',
+    ]
+    assert rows == 5 and digest == hashlib.sha256((tmp_path / "t.csv").read_bytes()).hexdigest()

@@ -150,6 +150,7 @@ def audit_log(warehouse: Warehouse) -> pd.DataFrame | None:
 
 
 HISTORY_INPUTS = ("tasks", "task_memberships", "ticket_events", "workflow_states")
+PACK_TABLES = {"workspaces", "projects", "quarantine", "teams", "ticket_section_history"}  # the pack's own reads
 REVIEW_INPUTS = ("tasks", "task_memberships", "projects")
 MONITOR_INPUTS = (
     "tasks", "projects", "quarantine", "users", "workspace_memberships", "team_memberships", "project_memberships",
@@ -190,8 +191,9 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
     t = read_tables(warehouse, *sorted(needed))
     if "monitor_results" in selected and warehouse.exists("stories"):  # never synced: ticket_sla says unknown
         t["stories"] = field_changes(warehouse)
-    history = monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])
-    timeline, done = history
+    # In a list the monitors' step takes it from: nothing else holds it once they are done.
+    shared = [monitors.history_inputs(t, t["workflow_states"], t["ticket_events"])]
+    timeline, done = shared[0]
     last = max(selected, key=["ticket_status_history", "ticket_section_history", "approvals",
                               "access_review_decisions", "monitor_results"].index)
     for name, frame in (("ticket_status_history", tickets.status_history(t, timeline, done)),
@@ -209,23 +211,31 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
                            last="access_review_decisions" == last,
                            decisions=dg.MetadataValue.json(decided["decision"].value_counts().to_dict()))
     if "monitor_results" in selected:
-        yield _monitor_results(context, warehouse, compliance, asana, t, history)
+        del timeline, done, frame, data
+        yield _monitor_results(context, warehouse, compliance, asana, t, shared)
 
 
 def _monitor_results(context, warehouse: Warehouse, compliance: ComplianceResource, asana: AsanaResource,
-                     t: dict[str, pd.DataFrame], history) -> dg.MaterializeResult:
+                     t: dict[str, pd.DataFrame], shared: list) -> dg.MaterializeResult:
     """Evaluate every monitor for this run, append the results and write the evidence pack.
+
+    Once the monitors are evaluated, the run's tables the pack does not read are let go (from
+    ``t``, and the history inputs from ``shared``): the publication that follows loads every table
+    the run wrote, and at a million tasks those frames are gigabytes.
 
     Each monitor's alarm count is a numeric metadata entry (``alarms/<monitor>``, left out for a
     monitor NOT EVALUATED) and its verdict a text one (``verdict/<monitor>``), so Dagster plots
     them across runs."""
     run_id, as_of = evaluation(context, compliance)
     root = warehouse.root
-    if (audit := audit_log(warehouse)) is not None:
+    if audited := (audit := audit_log(warehouse)) is not None:
         t["audit_log_events"] = audit
-    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, history,
+    del audit
+    results, populations = monitors.evaluate(t, compliance.params(), run_id, as_of, shared.pop(),
                                              evidence.former_people(root, run_id, as_of),
                                              warehouse.run_state().audit_log_unavailable)
+    for name in set(t) - PACK_TABLES:
+        del t[name]
     # The runs already committed, counted (the trend): four columns read, not every result.
     earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
     alarms = alarm_counts(results)
@@ -248,7 +258,7 @@ def _monitor_results(context, warehouse: Warehouse, compliance: ComplianceResour
     connection = partition_key(context)
     workspaces = t["workspaces"]["gid"].tolist()
     # What the connection could see, from this sync's records (no request): the pack states it.
-    coverage = run_coverage(workspaces, t["projects"], t["quarantine"], audit is not None,
+    coverage = run_coverage(workspaces, t["projects"], t["quarantine"], audited,
                             warehouse.run_state().audit_log_unavailable,
                             asana.for_connection(connection).declared_kind())
     teams = t["teams"][["gid", "workspace_gid", "name", "visibility", "permalink_url"]]

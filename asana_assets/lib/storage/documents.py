@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -145,7 +146,7 @@ class PostgresDocuments:
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
+            IDLE.give(self._pool_key(), self._connection)
             self._connection = None
 
     def _read(self, cur: adbc.Cursor, name: str) -> dict | None:
@@ -173,23 +174,47 @@ class PostgresDocuments:
         cur.execute(f"CREATE TABLE IF NOT EXISTS {t.qualified}"
                     f" ({ident(t.key)} text PRIMARY KEY, {ident(t.column)} jsonb NOT NULL{stamp})")
 
+    def _pool_key(self) -> tuple[str, float | None]:
+        return self.url, self.timeout
+
     def _connect(self) -> adbc.Connection:
         url = self.url
         if self.timeout is not None and "connect_timeout=" not in url:
             url = f"{url}{'&' if '?' in url else '?'}connect_timeout={int(self.timeout)}"
         connection = adbc.connect(url)
-        try:
-            with connection.cursor() as cur:
-                if self.timeout is not None:
+        if self.timeout is not None:
+            try:
+                with connection.cursor() as cur:
                     cur.execute(f"SET statement_timeout = '{int(self.timeout * 1000)}ms'")
-                # One process at a time sets the table up (CREATE ... IF NOT EXISTS races otherwise).
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"{self.table.qualified} setup",))
-                cur.fetchall()
-                adopted = self.adopt(cur) if self.adopt is not None else {}
-                self._create(cur)
-                for name, document in adopted.items():
-                    self._write(cur, name, document)
-            connection.commit()
+                connection.commit()
+            except BaseException:
+                connection.close()
+                raise
+        return connection
+
+    def _set_up(self, connection: adbc.Connection) -> None:
+        with connection.cursor() as cur:
+            # One process at a time sets the table up (CREATE ... IF NOT EXISTS races otherwise).
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"{self.table.qualified} setup",))
+            cur.fetchall()
+            adopted = self.adopt(cur) if self.adopt is not None else {}
+            self._create(cur)
+            for name, document in adopted.items():
+                self._write(cur, name, document)
+        connection.commit()
+
+    def _open(self) -> adbc.Connection:
+        """A connection set up for the table: one left idle if it still answers, else a new one."""
+        idle = IDLE.take(self._pool_key())
+        if idle is not None:
+            try:
+                self._set_up(idle)
+                return idle
+            except adbc.Error:  # closed while idle (a server restart, an idle timeout): connect anew
+                _close_quietly(idle)
+        connection = self._connect()
+        try:
+            self._set_up(connection)
         except BaseException:
             connection.close()
             raise
@@ -198,19 +223,74 @@ class PostgresDocuments:
     @contextmanager
     def _cursor(self) -> Iterator[adbc.Cursor]:
         """A cursor whose statements commit together; a connection that failed is not used again."""
-        connection = self._connection or self._connect()
+        connection = self._connection or self._open()
         try:
             with connection.cursor() as cur:
                 yield cur
             connection.commit()
         except BaseException:
             self._connection = None
-            connection.close()
+            _close_quietly(connection)
             raise
         if self.persistent:
             self._connection = connection
         else:
-            connection.close()
+            IDLE.give(self._pool_key(), connection)
+
+
+class Idle:
+    """This process's Postgres connections between two uses, by where they lead (URL, timeout).
+
+    Connecting costs far more than a document's few statements (the driver reads the server's
+    types first): the events sensor, which reads and saves a few documents of every connection
+    each minute, spent nine tenths of its time connecting. A connection is lent to one use at a
+    time and comes back only after a commit; one idle for ``seconds`` is closed, and one opened
+    before a fork is the parent's: the child neither uses nor closes it (closing would end the
+    parent's session), it only keeps it from the garbage collector."""
+
+    def __init__(self, most: int = 8, seconds: float = 300.0) -> None:
+        self.most, self.seconds = most, seconds
+        self._idle: dict[tuple[str, float | None], list[tuple[adbc.Connection, int, float]]] = {}
+        self._parents: list[adbc.Connection] = []
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, float | None]) -> adbc.Connection | None:
+        """The most recently used idle connection to ``key``, if any is fresh."""
+        stale = []
+        with self._lock:
+            idle = self._idle.get(key, [])
+            taken = None
+            while idle and taken is None:
+                connection, pid, since = idle.pop()
+                if pid != os.getpid():
+                    self._parents.append(connection)
+                elif time.monotonic() - since < self.seconds:
+                    taken = connection
+                else:
+                    stale.append(connection)
+        for connection in stale:
+            _close_quietly(connection)
+        return taken
+
+    def give(self, key: tuple[str, float | None], connection: adbc.Connection) -> None:
+        """Keep ``connection`` (idle, nothing uncommitted) for the next use, or close it when enough are kept."""
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.most:
+                idle.append((connection, os.getpid(), time.monotonic()))
+                return
+        _close_quietly(connection)
+
+
+IDLE = Idle()
+
+
+def _close_quietly(connection: adbc.Connection) -> None:
+    """Close a connection that may already be broken."""
+    try:
+        connection.close()
+    except adbc.Error:
+        pass
 
 
 def open_documents(location: str | os.PathLike[str], table: Table, *, files: Mapping[str, str] | None = None,

@@ -161,3 +161,83 @@ def test_a_timeout_bounds_the_wait_for_a_held_document(schema):
         thread.join()
     impatient.change("doc", lambda document, _now: document.update(n=1))  # once released, and on a new connection
     assert holder.load("doc") == {"n": 1}
+
+
+# -- connections between uses: the store's costliest step is connecting
+
+@pytest.fixture
+def connects(monkeypatch) -> list[str]:
+    """A pool of this test's own, and every connection opened, by URL."""
+    from asana_assets.lib.storage import documents
+
+    monkeypatch.setattr(documents, "IDLE", documents.Idle())
+    opened, connect = [], documents.adbc.connect
+
+    def counted(url, *args, **kwargs):
+        opened.append(url)
+        return connect(url, *args, **kwargs)
+
+    monkeypatch.setattr(documents.adbc, "connect", counted)
+    return opened
+
+
+def _backend(documents: PostgresDocuments) -> int:
+    with documents._cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+def test_uses_one_after_another_share_one_connection(schema, connects):
+    first, second = PostgresDocuments(URL, Table(schema, "first")), PostgresDocuments(URL, Table(schema, "second"))
+    first.save("a", {"n": 1})
+    second.change("b", lambda document, _now: document.update(n=2))
+    assert (first.load("a"), second.load("b"), first.load("missing")) == ({"n": 1}, {"n": 2}, None)
+    assert len(connects) == 1  # five uses of two tables, one connection
+    budget = PostgresDocuments(URL, Table(schema, "budgets"), persistent=True, timeout=5)
+    budget.save("c", {})
+    budget.close()
+    assert budget.load("c") == {} and len(connects) == 2  # another timeout is another session's setting
+
+
+def test_a_use_that_fails_gives_its_connection_up(schema, connects):
+    def refuse(_document, _now):
+        raise ValueError("refused")
+
+    documents = PostgresDocuments(URL, Table(schema, "docs"))
+    with pytest.raises(ValueError):
+        documents.change("a", refuse)  # its transaction is not left to the next use
+    documents.save("a", {"n": 1})
+    assert len(connects) == 2 and documents.load("a") == {"n": 1} and len(connects) == 2
+
+
+def test_a_connection_closed_while_idle_is_replaced(schema, server, connects):
+    documents = PostgresDocuments(URL, Table(schema, "docs"))
+    idle = _backend(documents)
+    assert query(server, "SELECT pg_terminate_backend($1::int)", (idle,)) == [(True,)]
+    documents.save("a", {"n": 1})  # the idle connection answers no more: a new one, and no error
+    assert documents.load("a") == {"n": 1} and len(connects) == 2 and _backend(documents) != idle
+
+
+def test_a_connection_idle_too_long_is_closed(schema, server, connects, monkeypatch):
+    from asana_assets.lib.storage import documents as module
+
+    monkeypatch.setattr(module, "IDLE", module.Idle(seconds=0))
+    documents = PostgresDocuments(URL, Table(schema, "docs"))
+    first = _backend(documents)
+    second = _backend(documents)
+    assert first != second and len(connects) == 2
+    deadline = time.monotonic() + 5
+    while query(server, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", (first,)) != [(0,)]:
+        assert time.monotonic() < deadline, "the stale connection was left open"
+        time.sleep(0.05)
+
+
+def test_a_forked_child_leaves_the_parents_connection_alone(schema, server, connects, monkeypatch):
+    from asana_assets.lib.storage import documents as module
+
+    documents = PostgresDocuments(URL, Table(schema, "docs"))
+    parents = _backend(documents)
+    monkeypatch.setattr(module.os, "getpid", lambda: -1)  # as in a child forked from here
+    assert _backend(documents) != parents and len(connects) == 2
+    # neither used nor closed by the child: the parent's session is still there
+    assert query(server, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", (parents,)) == [(1,)]

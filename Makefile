@@ -71,4 +71,5 @@ bench: setup
 	$(BIN)/python benchmarks/resume.py
 	$(BIN)/python benchmarks/small_run.py
 	$(BIN)/python benchmarks/million.py
+	$(BIN)/python benchmarks/fleet.py --connections 20
 	$(BIN)/python benchmarks/targets.py

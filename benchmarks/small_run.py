@@ -47,14 +47,15 @@ CHANGED = "(incremental: 1 task(s) re-read"  # what the run's log says when it r
 
 
 @contextmanager
-def instance_home(kind: str):
-    """A fresh ``$DAGSTER_HOME`` and the environment its instance needs."""
+def instance_home(kind: str, benchmark: str = "small_run"):
+    """A fresh ``$DAGSTER_HOME`` and the environment its instance needs (on Postgres, a database
+    of its own, named after the benchmark)."""
     with tempfile.TemporaryDirectory() as home:
         if kind == "sqlite":
             Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
             yield home, {}
             return
-        database = f"asana_small_run_{os.getpid()}"
+        database = f"asana_{benchmark}_{os.getpid()}"
         admin = psycopg2.connect(dbname="postgres", **POSTGRES)
         admin.autocommit = True
         admin.cursor().execute(f"CREATE DATABASE {database}")

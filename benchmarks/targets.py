@@ -47,6 +47,13 @@ TARGETS = [
     ("that run's peak memory (GB)", "million.peak_gb", 4.0),
     ("429s, sensor + runs of one token at 1,500/min over the day", "quota.rate_limited", 0),
     ("busiest 60 s of that day (requests)", "quota.busiest_minute", 1500),
+    ("a fleet on the production-style instance over a compressed day: its connections (the issue's: 200)",
+     "fleet.connections", None),
+    ("its CPU per connection-day (s)", "fleet.cpu_seconds_per_connection_day", None),
+    ("connections one core carries at that cost", "fleet.connections_per_core", None),
+    ("the longest wait from an edit to the end of the run that synced it (s)", "fleet.longest_wait_seconds", None),
+    ("edited tasks missing from the tables at the end of the day", "fleet.edits_missing", 0),
+    ("429s over that day, every connection its own token", "fleet.rate_limited", 0),
 ]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -283,8 +284,11 @@ APPROVED_PATHS = {
 
 
 def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None, workspaces: int = 1,
-                   enterprise: bool = False) -> World:
+                   enterprise: bool = False, sizes: Sequence[int] | None = None) -> World:
     """Build an organisation of about ``tasks`` tasks (subtasks included), deterministic per arguments.
+
+    ``sizes``: the task budget of each workspace in turn, for workspaces of different sizes (it
+    replaces ``tasks`` and ``workspaces``); otherwise ``tasks`` is split evenly among them.
 
     ``enterprise``: the organisation is on Enterprise+ from the start, so its audit log records the
     access history generated (and a deactivated user's sign-in after leaving is planted in it);
@@ -294,12 +298,14 @@ def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None,
     world = World(now=now)
     world.enterprise = enterprise
     world.record_events = False  # events become visible only after a sync token is taken
+    if sizes is None:
+        sizes = [tasks // workspaces + (index < tasks % workspaces) for index in range(workspaces)]
     organisations = []
-    for index in range(workspaces):
+    for index, budget in enumerate(sizes):
         # Field values draw from a stream of their own, so the rest of the world is as without them.
         fields = random.Random(f"custom-fields:{seed}:{index}")
         organisations.append(_Organisation(world, rng, now, index, fields))
-        organisations[-1].build(tasks // workspaces + (index < tasks % workspaces))
+        organisations[-1].build(budget)
     for organisation in organisations:  # last, so every other object keeps its gid
         organisation.offboarding_tickets()
     for organisation in organisations:  # after them, so theirs keep their gids too

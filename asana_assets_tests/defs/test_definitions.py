@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from asana_assets.lib.connections.validation import connect_service_account
 from asana_assets.lib.schema import RAW_TABLES, TABLES
 from asana_assets.lib.storage.postgres import ident
 from asana_assets.simulator import DEMO_TOKEN, Simulator, SimulatorConfig, generate_world
-from asana_assets_tests.support import BIN, POSTGRES_URL, REPO, cli_env
+from asana_assets_tests.support import BIN, POSTGRES_URL, REPO, cli_env, free_port
 from asana_assets_tests.support.pipeline import ASSETS, materialize
 
 QUOTA = 1_000_000
@@ -152,6 +153,31 @@ def test_the_code_location_loads_from_the_repository_root(tmp_path, command):
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_deployments_workspace_reaches_the_code_location_on_its_own_server():
+    """workspace.code-server.yaml as docs/operations.md runs it: a code server of its own, which
+    the daemon and the webserver reach at DAGSTER_CODE_SERVER_HOST and _PORT."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASANA_", "DAGSTER_"))}
+    env |= {"DAGSTER_CODE_SERVER_HOST": "127.0.0.1", "DAGSTER_CODE_SERVER_PORT": str(port)}
+    server = subprocess.Popen([str(BIN / "dagster"), "code-server", "start", "-m", "asana_assets.definitions",
+                               "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        up = [str(BIN / "dagster"), "api", "grpc-health-check", "--host", "127.0.0.1", "--port", str(port)]
+        deadline = time.monotonic() + 180
+        while subprocess.run(up, env=env, capture_output=True, timeout=60).returncode != 0:
+            assert time.monotonic() < deadline, "the code server never answered"
+            time.sleep(1)
+        done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.code-server.yaml"],
+                              env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Validation successful for code location asana_assets" in done.stdout + done.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_the_environment_wins_over_the_committed_env_file(monkeypatch):

@@ -435,6 +435,13 @@ def test_several_workspaces_share_the_admin():
     assert all(world.objects[m].is_admin for m in admin.workspace_memberships) and len(admin.workspace_memberships) == 2
 
 
+def test_workspaces_of_different_sizes():
+    world = generate_world(seed=6, now=NOW, sizes=[100, 400])
+    homes = Counter(task.workspace for task in world.objects.values() if task.resource_type == "task")
+    # each its budget, and the same 16 planted tasks as above (offboarding, incidents, access review)
+    assert [homes[workspace] for workspace in world.workspaces] == [116, 416]
+
+
 def test_due_on_and_due_at_exclude_each_other(small):
     task, _project = _task(small)
     small.update_task(task, due_at="2026-07-04T15:00:00.000Z")

@@ -5,6 +5,7 @@ stands."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("ASANA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent  # the virtualenv's commands (asana-connections, dagster, ...)
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def cli_env(tmp_path: Path, **extra) -> dict:

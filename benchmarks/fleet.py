@@ -36,11 +36,13 @@ Every edit is then looked up in the connection's Postgres tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -141,6 +143,12 @@ def breakdown(before: dict, after: dict, roots: dict[int, str]) -> Counter:
             part = roots.get(up, part)
         parts[part] += spent
     return parts
+
+
+def start(command: list[str], env: dict[str, str], logs) -> subprocess.Popen:
+    """A process of the deployment, in a process group of its own (so nothing it starts outlives the benchmark)."""
+    return subprocess.Popen([str(BIN / command[0]), *command[1:]], env=env, cwd=ROOT, stdout=logs, stderr=logs,
+                            start_new_session=True)
 
 
 def free_port() -> int:
@@ -256,13 +264,10 @@ def main() -> None:
             code_port = free_port()
             workspace = "workspace.code-server.yaml"
             env |= {"DAGSTER_CODE_SERVER_HOST": "127.0.0.1", "DAGSTER_CODE_SERVER_PORT": str(code_port)}
-            deployment.append(subprocess.Popen(
-                [str(BIN / "dagster"), "code-server", "start", "-m", "asana_assets.definitions", "-h", "127.0.0.1",
-                 "-p", str(code_port)], env=env, cwd=ROOT, stdout=logs, stderr=logs))
-        web = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
-                                "-p", str(port)], env=env, cwd=ROOT, stdout=logs, stderr=logs)
-        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", workspace],
-                                  env=env, cwd=ROOT, stdout=logs, stderr=logs)
+            deployment.append(start(["dagster", "code-server", "start", "-m", "asana_assets.definitions",
+                                     "-h", "127.0.0.1", "-p", str(code_port)], env, logs))
+        web = start(["dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)], env, logs)
+        daemon = start(["dagster-daemon", "run", "-w", workspace], env, logs)
         deployment = [daemon, web, *deployment]
         roots = {daemon.pid: "daemon", web.pid: "webserver", os.getpid(): "the simulator and this benchmark"}
         roots |= {process.pid: "code server" for process in deployment[2:]}
@@ -301,7 +306,9 @@ def main() -> None:
                 try:
                     process.wait(timeout=120)
                 except subprocess.TimeoutExpired:
-                    process.kill()
+                    pass
+                with contextlib.suppress(ProcessLookupError):  # what it started and left behind
+                    os.killpg(process.pid, signal.SIGKILL)
         statuses = dict(sim.stats.by_status)
         lost = missing(url, edits)
 

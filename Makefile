@@ -60,7 +60,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 # Every benchmark, each printing its figures, then the table of targets against the latest figures
-# (about 25 minutes on two cores; Postgres as for make test).
+# (well over an hour on two cores, the fleet's 40 to 70 minutes included; Postgres as for make test).
 bench: setup
 	$(BIN)/python benchmarks/full_sync.py
 	$(BIN)/python benchmarks/incremental_sync.py

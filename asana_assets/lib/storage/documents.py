@@ -244,9 +244,9 @@ class Idle:
     Connecting costs far more than a document's few statements (the driver reads the server's
     types first): the events sensor, which reads and saves a few documents of every connection
     each minute, spent nine tenths of its time connecting. A connection is lent to one use at a
-    time and comes back only after a commit; one idle for ``seconds`` is closed, and one opened
-    before a fork is the parent's: the child neither uses nor closes it (closing would end the
-    parent's session), it only keeps it from the garbage collector."""
+    time and comes back only after a commit; one idle for ``seconds`` is closed rather than lent,
+    and one opened before a fork is the parent's: the child neither uses nor closes it (closing
+    would end the parent's session), it only keeps it from the garbage collector."""
 
     def __init__(self, most: int = 8, seconds: float = 300.0) -> None:
         self.most, self.seconds = most, seconds

@@ -52,6 +52,7 @@ TARGETS = [
     ("its CPU per connection-day (s)", "fleet.cpu_seconds_per_connection_day", None),
     ("connections one core carries at that cost", "fleet.connections_per_core", None),
     ("the longest wait from an edit to the end of the run that synced it (s)", "fleet.longest_wait_seconds", None),
+    ("edits no run synced by the end (the longest wait is then a lower bound)", "fleet.edits_unsynced", 0),
     ("edited tasks missing from the tables at the end of the day", "fleet.edits_missing", 0),
     ("429s over that day, every connection its own token", "fleet.rate_limited", 0),
 ]

@@ -131,7 +131,7 @@ def test_a_sync_leaves_connections_fresh_evaluated_after_its_raw_tables(tmp_path
     """The UI shows a check as not evaluated when its latest result is older than its asset's
     latest materialization: each sync records the freshness after writing the raw tables."""
     world = generate_world(seed=31, tasks=80, now=NOW)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         assert run_pipeline(world, tmp_path, NOW, instance=instance).success
         check = dg.AssetCheckKey(dg.AssetKey(["asana", "workspaces"]), "connections_fresh")
         record = instance.get_latest_asset_check_evaluation_record(check)

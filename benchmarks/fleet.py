@@ -361,8 +361,8 @@ def report(args, connections, edits, submitted, records, lost, statuses, *, quie
     count = len(connections)
     day_runs = [r for r in records if r.dagster_run.job_name in (INCREMENTAL, RECONCILE)]
     by_job = Counter((r.dagster_run.job_name, r.dagster_run.status.value) for r in records)
-    drain = (f"every edit synced and the queue empty {drained:.0f} s after its last hour" if not lost
-             else f"the drain stopped at its limit, {drained:.0f} s after its last hour")
+    drain = (f"every edit synced and the queue empty {drained:.0f} s after its last hour"
+             if drained <= args.drain_minutes * 60 else f"the drain stopped at its limit, {drained:.0f} s after its last hour")
     print(f"  the day: {day_wall:.0f} s ({drain}), {day_cpu:.0f} CPU-s; {len(edits)} edits, {submitted} reconciles submitted")
     for (job, status), n in sorted(by_job.items()):
         took = [r.end_time - r.start_time for r in records if r.dagster_run.job_name == job

@@ -311,9 +311,11 @@ def main() -> None:
                 with contextlib.suppress(ProcessLookupError):  # what it started and left behind
                     os.killpg(process.pid, signal.SIGKILL)
         statuses = dict(sim.stats.by_status)
+        by_token = {f"fleet-key-{n}": connection for connection, (_workspace, n) in connections.items()}
+        refusals = [(at, cause, by_token.get(token, "?")) for at, cause, token in sim.stats.refusals]
         lost = missing(url, edits)
 
-    report(args, connections, edits, submitted, records, lost, statuses,
+    report(args, connections, edits, submitted, records, lost, statuses, refusals,
            quiet_rate=quiet_rate, day_wall=day_wall, day_cpu=day_cpu, drained=drained, ended=ended, folder=folder)
     shutil.rmtree(folder / "warehouse", ignore_errors=True)
 
@@ -356,7 +358,7 @@ def missing(url: str, edits: list[dict]) -> list[tuple[str, str]]:
     return [task for task, name in latest.items() if found.get(task) != name]
 
 
-def report(args, connections, edits, submitted, records, lost, statuses, *, quiet_rate, day_wall, day_cpu,
+def report(args, connections, edits, submitted, records, lost, statuses, refusals, *, quiet_rate, day_wall, day_cpu,
            drained, ended, folder) -> None:
     count = len(connections)
     day_runs = [r for r in records if r.dagster_run.job_name in (INCREMENTAL, RECONCILE)]
@@ -386,13 +388,26 @@ def report(args, connections, edits, submitted, records, lost, statuses, *, quie
         bound = "more than " if unsynced and longest == max(unsynced) else ""
         print(f"  edit to its finding: {median}longest {bound}{longest:.0f} s "
               f"({len(synced)} of {len(edits)} edits synced by a run that started after them)")
+    for edit, wait in zip(edits, waits, strict=True):  # each unsynced edit beside its connection's later runs
+        if wait is None:
+            later = [f"{r.dagster_run.job_name} {r.dagster_run.status.value} ({r.start_time - edit['at']:.0f} s after)"
+                     for r in day_runs if r.dagster_run.tags.get(PARTITION) == edit["key"] and r.start_time
+                     and r.start_time >= edit["at"]]
+            print(f"    unsynced: {edit['key']} task {edit['gid']} in {len(edit['projects'])} project(s), edited at "
+                  f"{time.strftime('%H:%M:%S', time.gmtime(edit['at']))}; its later runs: {', '.join(later) or 'none'}")
     print(f"  edited tasks whose latest name is missing from the tables at the end: {len(lost)}")
 
     per_connection_day = (day_cpu - quiet_rate * day_wall + quiet_rate * DAY_SECONDS) / count
     rate_limited = statuses.get(429, 0)
     print(f"  CPU per connection-day: {per_connection_day:.1f} CPU-s (the day's runs, and the quiet rate over 24 h); "
           f"one core carries about {DAY_SECONDS / per_connection_day:,.0f} connections")
-    print(f"  requests: {sum(statuses.values()):,}; 429s: {rate_limited}")
+    print(f"  requests: {sum(statuses.values()):,}; 429s: {rate_limited}"
+          + "".join(f", {n} for {cause}" for cause, n in Counter(cause for _at, cause, _key in refusals).most_common()))
+    for at, cause, key in refusals:  # each 429 beside the runs of its connection then in progress
+        running = [f"{r.dagster_run.job_name} ({at - r.start_time:.0f} s in)" for r in records
+                   if r.dagster_run.tags.get(PARTITION) == key and r.start_time and r.start_time <= at
+                   and (r.end_time or math.inf) >= at]
+        print(f"    {time.strftime('%H:%M:%S', time.gmtime(at))} {cause} on {key}: {', '.join(running) or 'no run'}")
     print(f"  (the processes' logs: {folder / 'logs.txt'})")
     record("fleet", connections=count, cpu_seconds_per_connection_day=round(per_connection_day, 2),
            connections_per_core=round(DAY_SECONDS / per_connection_day), longest_wait_seconds=round(longest, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -152,8 +153,17 @@ class Faults:
         return int.from_bytes(digest) / 2**64
 
 
+class Refused(NamedTuple):
+    """One 429: when (epoch seconds), why (quota, concurrency, cost or storm) and whose token."""
+
+    at: float
+    cause: str
+    token: str
+
+
 class Stats:
-    """Request counts by status and route template, plus the peak of concurrent GETs."""
+    """Request counts by status and route template, the peak of concurrent GETs, and the latest
+    429s (in memory only: they name the token)."""
 
     def __init__(self) -> None:
         self.reset()
@@ -162,6 +172,7 @@ class Stats:
         self.by_status: Counter[int] = Counter()
         self.by_route: Counter[str] = Counter()
         self.limited: Counter[str] = Counter()  # 429s by cause: quota, concurrency, cost, storm
+        self.refusals: deque[Refused] = deque(maxlen=1000)
         self.cost = 0  # charged under a cost limit
         self.dropped = 0
         self.in_flight_reads = 0
@@ -175,6 +186,10 @@ class Stats:
     def leave(self, write: bool) -> None:
         if not write:
             self.in_flight_reads -= 1
+
+    def refuse(self, cause: str, token: str) -> None:
+        self.limited[cause] += 1
+        self.refusals.append(Refused(time.time(), cause, token))
 
     def record(self, route: str, status: int | None) -> None:
         """Count one answered request; status None means the connection was dropped."""

@@ -143,7 +143,7 @@ class AsanaApi:
         write = request.method != "GET"
         refusal = self.limiter.admit(token, write, time.monotonic())
         if refusal is not None:
-            self.stats.limited[refusal.cause] += 1
+            self.stats.refuse(refusal.cause, token)
             raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(refusal.retry_after)})
         self.stats.enter(write)
         try:
@@ -171,7 +171,7 @@ class AsanaApi:
         if fault == "503":
             raise ApiError(503, "Service Unavailable")
         if fault == "429":
-            self.stats.limited["storm"] += 1
+            self.stats.refuse("storm", _bearer(request) or "")
             raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(self.config.storm_retry_after)})
 
     def _endpoint(self, handler: Handler, write: bool) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -77,11 +77,17 @@ def test_served_answers_are_charged_and_the_429_says_when_to_come_back():
     ):
         first = client.get("/workspaces")  # the envelope and one workspace: 2, from a balance of 1
         second = client.get("/workspaces")
-        stats = client.get(sim.base_url.replace("/api/1.0", "/_simulator/stats")).json()
+        stats_page = client.get(sim.base_url.replace("/api/1.0", "/_simulator/stats"))
+        refusals = list(sim.stats.refusals)
+    stats = stats_page.json()
     assert first.status_code == 200 and len(first.json()["data"]) == 1
     assert second.status_code == 429
     assert second.headers["Retry-After"] == "60"  # 1 below zero, refilled at 1 a minute
     assert stats["rate_limited_by"] == {"cost": 1} and stats["cost"] == 2
+    # The refusal is kept in memory with its cause and token (a benchmark tells whose it was);
+    # the stats page never shows a token.
+    assert [(cause, token) for _at, cause, token in refusals] == [("cost", DEMO_TOKEN)]
+    assert DEMO_TOKEN not in stats_page.text
 
 
 def test_the_command_line_sets_the_cost_limit():

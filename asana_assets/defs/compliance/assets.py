@@ -1,5 +1,6 @@
 """Compliance tables derived from the raw ones, and the monitors' results with their evidence pack."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -18,6 +19,7 @@ from asana_assets.lib.compliance import access, evidence, monitors, review, sla,
 from asana_assets.lib.compliance.report import COUNTED, alarm_counts, run_coverage, verdicts
 from asana_assets.lib.compliance.workflow import workflow_states as classify_sections
 from asana_assets.lib.schema import DERIVED_TABLES, REGISTRY, require_columns
+from asana_assets.lib.storage.memory import release_freed_memory
 from asana_assets.lib.storage.warehouse import Warehouse
 
 GROUP = "asana_compliance"
@@ -25,8 +27,12 @@ GROUP = "asana_compliance"
 EVALUATED_RUN, EVIDENCE_PACK, EVIDENCE_REPORT = "evaluated_run", "evidence_pack", "evidence_report"
 
 
-def read_tables(warehouse: Warehouse, *tables: str) -> dict[str, pd.DataFrame]:
-    return {t: warehouse.read(t).to_pandas() for t in tables}
+def read_tables(warehouse: Warehouse, *tables: str,
+                columns: Mapping[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
+    """A step's tables (only the ``columns`` given for a table), read once what the run's earlier
+    steps freed is given back (they share its process under the in-process executor)."""
+    release_freed_memory()
+    return {t: warehouse.read(t, (columns or {}).get(t)).to_pandas() for t in tables}
 
 
 def _arrow(table: str, frame: pd.DataFrame) -> pa.Table:
@@ -157,6 +163,9 @@ MONITOR_INPUTS = (
     "task_memberships", "teams", "workspaces", "tickets", "workflow_states", "ticket_events", "user_access",
     "membership_changes", "task_custom_fields", "custom_fields", "tags", "task_tags",
 )
+# The monitors read few of task_custom_fields' columns, and most of its memory is in the others
+# (lists of gids and options, as a numpy array a row).
+MONITOR_COLUMNS = {"task_custom_fields": monitors.CUSTOM_FIELD_COLUMNS}
 
 
 def field_changes(warehouse: Warehouse) -> pd.DataFrame:
@@ -188,7 +197,7 @@ def ticket_history_and_monitors(context: dg.AssetExecutionContext, warehouse: Wa
     selected = {key.path[-1] for key in context.selected_asset_keys}
     needed = {*HISTORY_INPUTS, *(MONITOR_INPUTS if "monitor_results" in selected else ()),
               *(REVIEW_INPUTS if "access_review_decisions" in selected else ())}
-    t = read_tables(warehouse, *sorted(needed))
+    t = read_tables(warehouse, *sorted(needed), columns=MONITOR_COLUMNS)
     if "monitor_results" in selected and warehouse.exists("stories"):  # never synced: ticket_sla says unknown
         t["stories"] = field_changes(warehouse)
     # In a list the monitors' step takes it from: nothing else holds it once they are done.
@@ -236,6 +245,7 @@ def _monitor_results(context, warehouse: Warehouse, compliance: ComplianceResour
                                              warehouse.run_state().audit_log_unavailable)
     for name in set(t) - PACK_TABLES:
         del t[name]
+    release_freed_memory()  # before the publication reads back every table the run wrote
     # The runs already committed, counted (the trend): four columns read, not every result.
     earlier = warehouse.count_history("monitor_results", COUNTED).to_pandas()
     alarms = alarm_counts(results)

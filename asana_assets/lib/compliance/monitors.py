@@ -146,6 +146,8 @@ CONTROLS = {
     "ISO27001:2022:5.26": "Information security incidents are responded to",
 }
 STATUSES = ("alarm", "error", "unknown", "info", "ok", "skip")
+# What the monitors read of task_custom_fields (an evaluation may be given only these columns).
+CUSTOM_FIELD_COLUMNS = sorted({*sla.CUSTOM_FIELD_COLUMNS, *offboarding.CUSTOM_FIELD_COLUMNS})
 # Rows that judged their resource: an info row is not due yet and a skip row out of scope.
 JUDGED = ("alarm", "error", "unknown", "ok")
 PASS, FAIL, ERROR, INCOMPLETE, NOT_EVALUATED = "PASS", "FAIL", "ERROR", "INCOMPLETE", "NOT EVALUATED"

@@ -31,6 +31,7 @@ from asana_assets.lib.compliance.rule_output import rule_rows, when
 from asana_assets.lib.compliance.tickets import configured_projects, isin, lookup, sort_rows
 
 MATCHES = ("assignee", "people_field", "title")  # how a ticket may name a user (offboarding_match)
+CUSTOM_FIELD_COLUMNS = ["task_gid", "resource_subtype", "people_gids"]  # what people_field reads of task_custom_fields
 SETTING = "offboarding_projects"
 NOT_CONFIGURED = (f"Not configured: no offboarding project is set, so whether deactivated users have an "
                   f"offboarding ticket cannot be checked: set {SETTING} of the compliance resource (the projects, by "

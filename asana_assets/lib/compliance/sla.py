@@ -56,6 +56,8 @@ EPOCH = pd.Timestamp(0, tz="UTC")
 CLOCK_COLUMNS = ["ticket_gid", "ticket_name", "category", "project", "priority", "priority_now", "sla_days", "sla_from",
                  "created_at", "completed_at", "paused_hours", "paused_hours_max", "deadline", "deadline_latest",
                  "status"]
+# What ticket_sla reads of task_custom_fields: each task's enum options now.
+CUSTOM_FIELD_COLUMNS = ["task_gid", "custom_field_gid", "enum_option_name", "multi_enum_option_names"]
 # What ticket_sla reads of stories: the enum custom field changes (rows with a custom_field_gid).
 STORY_COLUMNS = ["task_gid", "created_at", "custom_field_gid", "old_enum_option_gid", "old_enum_option_name",
                  "new_enum_option_gid", "new_enum_option_name"]

@@ -41,6 +41,7 @@ from asana_assets.lib.storage.documents import (
     Table,
     open_documents,
 )
+from asana_assets.lib.storage.memory import release_freed_memory
 from asana_assets.lib.storage.parquet import DEFAULT_KEEP, ParquetWarehouse
 from asana_assets.lib.storage.postgres import LoadStats, PostgresWarehouse
 from asana_assets.lib.storage.views import refresh_views
@@ -194,6 +195,7 @@ class Warehouse:
 
         def tables():
             for relative in files:
+                release_freed_memory()  # the table loaded before: one at a time in memory
                 yield relative.parts[0].removesuffix(".parquet"), pq.read_table(staged / relative)
 
         documents = PostgresDocuments(self.postgres_url, self._state_table())

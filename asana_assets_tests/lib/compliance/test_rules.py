@@ -50,7 +50,9 @@ def derive(raw: dict[str, pd.DataFrame], **params) -> tuple[dict[str, pd.DataFra
     keep("membership_changes", access.membership_changes(t["user_access"]))
     scope = review.review_scope(t["projects"], params.get("review_project"))
     keep("access_review_decisions", review.decisions(t, t["approvals"], scope).decisions)
-    results, populations = monitors.evaluate(t, MonitorParams(**params), "run", AS_OF)
+    # The monitors' step reads only these columns of task_custom_fields: so do the rules here.
+    read = {**t, "task_custom_fields": t["task_custom_fields"][monitors.CUSTOM_FIELD_COLUMNS]}
+    results, populations = monitors.evaluate(read, MonitorParams(**params), "run", AS_OF)
     keep("monitor_results", results)
     return t, populations
 

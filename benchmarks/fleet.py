@@ -189,11 +189,14 @@ def queue_empty(instance: dg.DagsterInstance) -> bool:
 
 
 def editable_tasks(world, workspace: str) -> list[tuple[str, str, set[str]]]:
-    """(gid, name, projects) of a workspace's open top-level tasks in a project."""
+    """(gid, name, projects) of a workspace's open top-level tasks in a project none of which is
+    archived. The events sensor polls no archived project: an edit there waits for the
+    connection's next daily reconcile (docs/operations.md), a day a compressed one cannot show."""
     with world.lock:
         tasks = [o for o in world.objects.values() if o.resource_type == "task" and o.workspace == workspace]
-        return [(t.gid, t.name, {project for project, _section in t.memberships}) for t in tasks
-                if not t.parent and not t.completed and t.memberships]
+        return [(t.gid, t.name, projects) for t in tasks
+                if not t.parent and not t.completed and (projects := {project for project, _section in t.memberships})
+                and not any(world.objects[project].archived for project in projects)]
 
 
 def covers(record: dg.RunRecord, project_set: set[str]) -> bool:

@@ -2,7 +2,7 @@
 
 Arrow's allocator (mimalloc) and the C library's malloc each keep what a large table freed, for
 their own later use only: after the crawl of a 300,000-task organisation its process held
-1.4 GB, 1.1 GB of it freed memory, and the derived steps that run after it in the same process
+1.4 GB, about 1 GB of it freed memory, and the derived steps that run after it in the same process
 (the in-process executor of ``asana-connections sync``) stacked their own tables on top of that.
 Giving it back between the large stages takes the run's peak down by what they kept.
 """

@@ -314,11 +314,13 @@ def main() -> None:
                 with contextlib.suppress(ProcessLookupError):  # what it started and left behind
                     os.killpg(process.pid, signal.SIGKILL)
         statuses = dict(sim.stats.by_status)
-        by_token = {f"fleet-key-{n}": connection for connection, (_workspace, n) in connections.items()}
+        tokens = list(keys)
+        by_token = {tokens[n]: connection for connection, (_workspace, n) in connections.items()}
+        causes = dict(sim.stats.limited)  # every 429 by cause (the refusals kept are the latest 1,000)
         refusals = [(at, cause, by_token.get(token, "?")) for at, cause, token in sim.stats.refusals]
         lost = missing(url, edits)
 
-    report(args, connections, edits, submitted, records, lost, statuses, refusals,
+    report(args, connections, edits, submitted, records, lost, statuses, causes, refusals,
            quiet_rate=quiet_rate, day_wall=day_wall, day_cpu=day_cpu, drained=drained, ended=ended, folder=folder)
     shutil.rmtree(folder / "warehouse", ignore_errors=True)
 
@@ -361,7 +363,7 @@ def missing(url: str, edits: list[dict]) -> list[tuple[str, str]]:
     return [task for task, name in latest.items() if found.get(task) != name]
 
 
-def report(args, connections, edits, submitted, records, lost, statuses, refusals, *, quiet_rate, day_wall, day_cpu,
+def report(args, connections, edits, submitted, records, lost, statuses, causes, refusals, *, quiet_rate, day_wall, day_cpu,
            drained, ended, folder) -> None:
     count = len(connections)
     day_runs = [r for r in records if r.dagster_run.job_name in (INCREMENTAL, RECONCILE)]
@@ -405,7 +407,7 @@ def report(args, connections, edits, submitted, records, lost, statuses, refusal
     print(f"  CPU per connection-day: {per_connection_day:.1f} CPU-s (the day's runs, and the quiet rate over 24 h); "
           f"one core carries about {DAY_SECONDS / per_connection_day:,.0f} connections")
     print(f"  requests: {sum(statuses.values()):,}; 429s: {rate_limited}"
-          + "".join(f", {n} for {cause}" for cause, n in Counter(cause for _at, cause, _key in refusals).most_common()))
+          + "".join(f", {n} for {cause}" for cause, n in Counter(causes).most_common()))
     for at, cause, key in refusals:  # each 429 beside the runs of its connection then in progress
         running = [f"{r.dagster_run.job_name} ({at - r.start_time:.0f} s in)" for r in records
                    if r.dagster_run.tags.get(PARTITION) == key and r.start_time and r.start_time <= at

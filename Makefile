@@ -69,6 +69,7 @@ bench: setup
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/quota.py
 	$(BIN)/python benchmarks/resume.py
+	$(BIN)/python benchmarks/resume.py --project-tasks 5000
 	$(BIN)/python benchmarks/small_run.py
 	$(BIN)/python benchmarks/million.py
 	$(BIN)/python benchmarks/fleet.py --connections 20

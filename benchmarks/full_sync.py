@@ -82,13 +82,15 @@ def minimum_requests(seed: int, tasks: int) -> tuple[int, int]:
     return total, len(truth["tasks"])
 
 
-def start_simulator(tasks: int, latency_ms: int, quota: int, cost: int | None) -> tuple[subprocess.Popen, str]:
+def start_simulator(tasks: int, latency_ms: int, quota: int, cost: int | None,
+                    project_tasks: int | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "asana_assets.simulator", "--port", "0", "--seed", str(SEED),
             "--tasks", str(tasks), "--latency-ms", str(latency_ms),
             "--requests-per-minute", str(quota), "--token", DEMO_TOKEN,
             *(["--cost-per-minute", str(cost)] if cost else []),
+            *(["--project-tasks", str(project_tasks)] if project_tasks else []),
         ],
         stdout=subprocess.PIPE,
         text=True,

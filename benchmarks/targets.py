@@ -22,6 +22,8 @@ TARGETS = [
     ("429s in that sync (the client learns the cost limit from them)", "full_sync.cost_rate_limited", None),
     ("a crawl killed at half its requests: the rerun's requests / the full crawl's (20,000 tasks)",
      "resume.rerun_share", 0.55),
+    ("the same with four projects of 5,000 tasks (killed mid-project, resumed from its parts)",
+     "resume_large_projects.rerun_share", None),
     ("incremental sync after 1 task changed (2,000 tasks), start to exit, SQLite instance: wall (s)",
      "small_run.sqlite_wall_seconds", 3.0),
     ("the same: CPU (s)", "small_run.sqlite_cpu_seconds", 2.0),

@@ -11,7 +11,7 @@ import sys
 import threading
 
 from .config import DEMO_TOKEN, SimulatorConfig
-from .generator import generate_world
+from .generator import PROJECT_TASKS, generate_world
 from .runner import Simulator
 
 
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=1, help="world generation seed")
     add("--tasks", type=int, default=5000, help="about this many tasks, subtasks included")
     add("--workspaces", type=int, default=1)
+    add("--project-tasks", type=int, default=PROJECT_TASKS, help="about this many tasks a project")
     add("--token", default=DEMO_TOKEN, help="bearer token accepted, acting for a workspace admin")
     add("--requests-per-minute", type=int, default=1500, help="per-token quota")
     add("--cost-per-minute", type=int, default=None,
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         refusals=dict(args.refuse),
         membership_events=args.membership_events,
     )
-    world = generate_world(seed=args.seed, tasks=args.tasks, workspaces=args.workspaces)
+    world = generate_world(seed=args.seed, tasks=args.tasks, workspaces=args.workspaces,
+                           project_tasks=args.project_tasks)
     simulator = Simulator(world, config)
     url = simulator.start(args.host, args.port)
     print(f"Asana simulator serving {url}\ntoken: {args.token}", flush=True)

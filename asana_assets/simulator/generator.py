@@ -62,6 +62,7 @@ TAGS = ("urgent", "security", "customer-reported", "tech-debt", "compliance", "s
 COLORS = ("dark-pink", "dark-green", "dark-blue", "dark-red", "dark-teal", "dark-orange", "dark-purple",
           "light-blue", "light-green", "light-orange", "light-purple", "light-warm-gray", "none")
 SUFFIXES = ("EU", "US", "APAC", "Platform", "Payments", "Mobile", "Internal Tools", "Data")
+PROJECT_TASKS = 100  # about how many tasks a project holds, unless asked otherwise
 
 # Project kinds: (sections in workflow order: intake first, done last; side sections; task names).
 # The last workflow section is the only one whose stage is DONE; a change is approved before work.
@@ -284,11 +285,15 @@ APPROVED_PATHS = {
 
 
 def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None, workspaces: int = 1,
-                   enterprise: bool = False, sizes: Sequence[int] | None = None) -> World:
+                   enterprise: bool = False, sizes: Sequence[int] | None = None,
+                   project_tasks: int = PROJECT_TASKS) -> World:
     """Build an organisation of about ``tasks`` tasks (subtasks included), deterministic per arguments.
 
     ``sizes``: the task budget of each workspace in turn, for workspaces of different sizes (it
     replaces ``tasks`` and ``workspaces``); otherwise ``tasks`` is split evenly among them.
+
+    ``project_tasks``: about how many tasks a project holds (at least three projects a workspace),
+    for organisations whose projects run to thousands of tasks.
 
     ``enterprise``: the organisation is on Enterprise+ from the start, so its audit log records the
     access history generated (and a deactivated user's sign-in after leaving is planted in it);
@@ -305,7 +310,7 @@ def generate_world(seed: int = 1, tasks: int = 300, now: datetime | None = None,
         # Field values draw from a stream of their own, so the rest of the world is as without them.
         fields = random.Random(f"custom-fields:{seed}:{index}")
         organisations.append(_Organisation(world, rng, now, index, fields))
-        organisations[-1].build(budget)
+        organisations[-1].build(budget, project_tasks)
     for organisation in organisations:  # last, so every other object keeps its gid
         organisation.offboarding_tickets()
     for organisation in organisations:  # after them, so theirs keep their gids too
@@ -374,12 +379,12 @@ class _Organisation:
         self.alumnus = ""  # the user deactivated long ago
         self.plants = list(PLANTS)  # the violations still to plant
 
-    def build(self, task_budget: int) -> None:
+    def build(self, task_budget: int, project_tasks: int) -> None:
         users = self._people(max(12, task_budget // 40))
         regular = [u for u in users[3:] if not _is_guest(u)]
         alumnus = regular.pop()  # left long ago: deactivated, every access already removed
         teams = self._teams([u for u in users if u is not alumnus], max(5, round(task_budget / 100) // 6))
-        projects = self._projects(teams, max(3, round(task_budget / 100)))
+        projects = self._projects(teams, max(3, round(task_budget / project_tasks)))
         leaver = self._plan_deactivation(regular)
         self.staff = [u.gid for u in users if not _is_guest(u) and u not in (alumnus, leaver)]
         for position, project in enumerate(projects):

@@ -54,6 +54,19 @@ def test_task_count_is_respected(tasks):
     assert made == tasks + 2 + 7 + 2 + 5
 
 
+def test_projects_of_thousands_of_tasks_are_made_on_request():
+    """2,000 tasks make 20 projects of about 100 by default, 3 of about 700 at 1,000 a project
+    (at least 3); the projects the plants add are the same in both, and so is the task count."""
+    def projects_and_tasks(**options):
+        world = generate_world(seed=3, tasks=2000, now=NOW, **options)
+        kinds = Counter(o.resource_type for o in world.objects.values())
+        return kinds["project"], kinds["task"]
+
+    (default, tasks), (large, large_tasks) = projects_and_tasks(), projects_and_tasks(project_tasks=1000)
+    assert default - large == 20 - 3 and tasks == large_tasks
+    assert projects_and_tasks(project_tasks=100) == (default, tasks)
+
+
 def test_people_and_access(world, truth):
     users = truth["users"]
     memberships = truth["workspace_memberships"]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from asana_assets import cli
-from asana_assets.lib.asana.checkpoint import ProjectWriter
+from asana_assets.lib.asana.checkpoint import ProjectRead, ReadWriter
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.compliance import tickets
 from asana_assets.lib.storage.postgres import PostgresWarehouse
@@ -35,15 +35,17 @@ def main() -> int:
 
         AsanaClient.get = get
     elif point == "checkpointed":
-        original_finish, kept = ProjectWriter.finish, []
+        original_finish, kept = ReadWriter.finish, []
 
         def finish(self, read):
-            original_finish(self, read)  # the project is in place
-            kept.append(read.gid)
+            written = original_finish(self, read)  # the project, or a part of one, is in place
+            if isinstance(read, ProjectRead):
+                kept.append(read.gid)
             if len(kept) == int(os.environ["TEST_KEPT"]):
                 stall(marker)
+            return written
 
-        ProjectWriter.finish = finish
+        ReadWriter.finish = finish
     elif point == "derive":
         original_tickets = tickets.tickets
 

@@ -130,7 +130,8 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
         )
     else:
         # A first sync, a subset, or the weekly full sync: crawl everything selected. A whole
-        # crawl keeps each project's read in a checkpoint, and resumes one a killed or failed run left.
+        # crawl keeps each project's read in a checkpoint as it goes, and resumes one a killed or
+        # failed run left.
         expected = state.last_full_sync_requests if whole else None
         checkpoint = warehouse.checkpoint(state.began_last_sync()) if whole else None
         result = asana.run(lambda client: crawl(client, workspace, selected, whole, expected, checkpoint))
@@ -139,7 +140,8 @@ def _sync(context: dg.AssetExecutionContext, config: SyncConfig, asana: AsanaRes
             record_full_sync(state, result)
             if result.resumed:
                 state.resumed(result.resumed, expected)
-                mode = f"full, resumed: {len(result.resumed)} project(s) read by an earlier run, from its checkpoint"
+                mode = (f"full, resumed: {len(result.resumed)} project(s) read by an earlier run, whole or in "
+                        f"{result.resumed_parts} part(s), from its checkpoint")
     if "quarantine" in current:  # the audit log's refusals stay until their own asset replaces them
         result.tables["quarantine"] = with_others_refused(current["quarantine"], result.tables["quarantine"])
     if not config.allow_mass_deletion:

@@ -9,10 +9,11 @@ never costs the rest. Once every table is read, a record that points at what the
 its table: a broken reference is loud, never a silent gap in what is derived from it.
 
 The projects are read in order, each whole before the next where the client's pool allows (see
-``_Turns``), and with a ``Checkpoint`` each project's read is kept as soon as it is whole: a crawl
-stopped before its sync commits is resumed by the next one, which reads the workspace's own
-listings again and only the projects not kept (``lib/asana/checkpoint.py`` says when a kept
-project is taken). Its tables are those of an uninterrupted crawl: rows are kept one per key, a
+``_Turns``), and with a ``Checkpoint`` each project's read is kept as it goes, every few pages of
+its task listing (a part) and then whole: a crawl stopped before its sync commits is resumed by
+the next one, which reads the workspace's own listings again, not the projects kept whole, and of
+a project kept in part only the tasks no part holds (``lib/asana/checkpoint.py`` says when what
+is kept is taken). Its tables are those of an uninterrupted crawl: rows are kept one per key, a
 task in several projects once, and a kept project no longer listed is dropped.
 
 A listing Asana refuses as too large (a project's tasks, a workspace's projects) is read in parts
@@ -25,6 +26,7 @@ missing, and says so. A 401, or a refusal of a workspace's own listings, still s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -43,7 +45,7 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from asana_assets.lib.asana import models
-from asana_assets.lib.asana.checkpoint import Checkpoint, ProjectRead, ProjectWriter
+from asana_assets.lib.asana.checkpoint import Checkpoint, PartRead, ProjectRead, ReadWriter
 from asana_assets.lib.asana.client import (
     AsanaClient,
     AsanaConnectionError,
@@ -134,6 +136,9 @@ STEPS: dict[str, str | None] = {
 CHUNK_ROWS = 10_000
 # A project's checkpoint writes its rows in groups of this many (it holds no more unwritten).
 CHECKPOINT_ROWS = 2_000
+# A part of a project's checkpoint holds this many pages of its task listing (500 tasks): a
+# crawl stopped mid-project loses no more than the parts in flight, and a part costs a few files.
+PART_PAGES = 5
 # What a project's read asks Asana for: a checkpoint read with other fields is not resumed.
 PROJECT_READ = (TASK_COUNT_FIELDS, SECTION_FIELDS, TASK_FIELDS, CUSTOM_FIELD_SETTING_FIELDS, STORY_FIELDS)
 
@@ -171,9 +176,10 @@ class SyncResult:
     # PROJECTS_BY_TEAM) -> the gids of the projects or workspaces so read.
     split: dict[str, list[str]] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)  # also in the quarantine (REFUSED)
-    # Projects taken from a checkpoint, read by an earlier run: gid -> when that crawl began
-    # (their events tokens were taken after it).
+    # Projects taken from a checkpoint, whole or in part, read by an earlier run: gid -> when the
+    # crawl that took their events tokens began (the tokens were taken after it).
     resumed: dict[str, datetime] = field(default_factory=dict)
+    resumed_parts: int = 0  # parts of projects' reads taken from the checkpoint
 
     def quarantined(self, table: str) -> int:
         q = self.tables["quarantine"]
@@ -201,36 +207,76 @@ class _Pipeline:
     gid: str
     workspace_gid: str
     rank: int
-    writer: ProjectWriter | None
+    writer: ReadWriter | None
+    token_at: datetime  # when the crawl that took its events token began
     pending: int = 0
     claimed: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     unknown_memberships: int = 0
+    parts: list[str] = field(default_factory=list)  # the names of its parts kept, taken or written
+    begun: int = 0  # the parts of its read begun by this crawl
+    # An earlier run's parts of its read, until its listing is read again: by name, and the tasks
+    # they hold by gid (with the part's name); the listed tasks they hold that the listing named.
+    offered: dict[str, PartRead] = field(default_factory=dict)
+    covered: dict[str, str] = field(default_factory=dict)
+    named: set[str] = field(default_factory=set)
 
 
-# The project read a fetch belongs to (None outside one). asyncio hands each task a copy of the
-# context it was created in, so every fetch a project's read leads to, at any depth (its tasks'
-# stories, their subtasks'), finds its project here without passing it along.
+@dataclass(eq=False)
+class _Part:
+    """A part of a project's read in progress: a few pages of its task listing, whole once every
+    fetch their tasks led to is done (``sealed``: its pages are all listed)."""
+
+    pipeline: _Pipeline
+    writer: ReadWriter
+    rank: int  # its order among its project's parts
+    pages: int = 0
+    pending: int = 0
+    sealed: bool = False
+    tasks: list[str] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    unknown_memberships: int = 0
+
+
+# The project read a fetch belongs to (None outside one), and the part of it (None outside one,
+# or without a checkpoint). asyncio hands each task a copy of the context it was created in, so
+# every fetch a project's read leads to, at any depth (its tasks' stories, their subtasks'),
+# finds its project and part here without passing them along.
 _PIPELINE: contextvars.ContextVar[_Pipeline | None] = contextvars.ContextVar("pipeline", default=None)
+_PART: contextvars.ContextVar[_Part | None] = contextvars.ContextVar("part", default=None)
+
+
+@contextlib.contextmanager
+def _within(part: _Part | None):
+    """Run what follows (and every fetch it spawns) as part of ``part``."""
+    token = _PART.set(part)
+    try:
+        yield
+    finally:
+        _PART.reset(token)
 
 
 class _Turns:
     """Lets the projects' fetches start in the projects' order: an earlier project's before a
-    later one's, and within a project in the order they were spawned.
+    later one's; within a project its own before its parts' and an earlier part's before a later
+    one's (``rank``: the project's, then the part's, -1 outside one); then in the order they were
+    spawned.
 
     ``slots`` fetches run at once, more than the client's reads in flight, so its pool stays full
     whatever the projects' sizes; the projects are then read nearly one after another, and a crawl
     stopped halfway has about half of them whole (which a checkpoint keeps) rather than every one
-    in part."""
+    in part. So are a project's parts: its listing runs ahead, but a part's subtasks' stories,
+    spawned last, still come before the next part's tasks'."""
 
     def __init__(self, slots: int):
         self.free = slots
-        self.waiting: list[tuple[int, int, asyncio.Future]] = []  # a heap: (rank, order, waiter)
+        self.waiting: list[tuple[tuple[int, int], int, asyncio.Future]] = []  # a heap: (rank, order, waiter)
         self.order = itertools.count()
 
-    async def take(self, rank: int) -> None:
+    async def take(self, rank: tuple[int, int]) -> None:
         if self.free:  # a free slot means no one waits: slots given back go to the waiting first
             self.free -= 1
             return
@@ -286,6 +332,7 @@ class WorkspaceCrawler:
         # checkpoint, converted as they were written there.
         self.parts: dict[str, list[pa.Table]] = defaultdict(list)
         self.resumed: dict[str, datetime] = {}  # see SyncResult.resumed
+        self.resumed_parts = 0
 
     def needs(self, crawl: str) -> bool:
         return bool(_NEEDS[crawl] & self.wanted)
@@ -319,6 +366,7 @@ class WorkspaceCrawler:
             split={kind: sorted(gids) for kind, gids in self.split.items()},
             refused=list(self.refused),
             resumed=dict(self.resumed),
+            resumed_parts=self.resumed_parts,
         )
 
     async def _report_progress(self, start: float) -> None:
@@ -356,23 +404,30 @@ class WorkspaceCrawler:
         chain: list[Coroutine] = [coro]
         if container:
             chain.append(self._tolerate_gone(coro, container, refusable))
-        pipeline = _PIPELINE.get()
+        pipeline, part = _PIPELINE.get(), _PART.get()
         if pipeline is not None:
-            chain.append(self._in_turn(pipeline, chain[-1]))
+            chain.append(self._in_turn(pipeline, part, chain[-1]))
             pipeline.pending += 1
+            if part is not None:
+                part.pending += 1
         task = self._tasks.create_task(chain[-1])
         # A crawl that fails cancels the fetches not yet started: their coroutines end unawaited.
         task.add_done_callback(lambda _task: [c.close() for c in chain])
 
-    async def _in_turn(self, pipeline: _Pipeline, coro: Coroutine) -> Any:
-        """Run a fetch of a project's read in its turn; the last to end checkpoints the read (the
-        fetches it spawned were counted before it ends; one that fails leaves the read unfinished,
-        and the crawl fails with it)."""
-        await self._turns.take(pipeline.rank)
+    async def _in_turn(self, pipeline: _Pipeline, part: _Part | None, coro: Coroutine) -> Any:
+        """Run a fetch of a project's read in its turn; the last of a sealed part to end
+        checkpoints the part, and the last of the project the project (the fetches it spawned
+        were counted before it ends; one that fails leaves the read unfinished, and the crawl
+        fails with it)."""
+        await self._turns.take((pipeline.rank, -1 if part is None else part.rank))
         try:
             result = await coro
         finally:
             self._turns.give()
+        if part is not None:
+            part.pending -= 1
+            if not part.pending and part.sealed:
+                self._keep_part(part)
         pipeline.pending -= 1
         if not pipeline.pending and pipeline.writer is not None:
             self._keep(pipeline, pipeline.writer)
@@ -388,6 +443,8 @@ class WorkspaceCrawler:
             self._gone.add(container)
             if (pipeline := _PIPELINE.get()) is not None:
                 pipeline.gone.append(container)
+            if (part := _PART.get()) is not None:
+                part.gone.append(container)
             return None
         except (ForbiddenError, PaymentRequiredError) as refused:
             if refusable is None:
@@ -475,8 +532,11 @@ class WorkspaceCrawler:
             self.rows[table][tuple(row[k] for k in primary_key(table))] = row
 
     def _checkpointed_row(self, table: str, row: dict) -> bool:
-        """Whether the row is of a project read with a checkpoint: it goes there, and comes
-        back converted (``parts``)."""
+        """Whether the row is of a project read with a checkpoint: it goes there (to its part's,
+        when in one), and comes back converted (``parts``)."""
+        if (part := _PART.get()) is not None:
+            part.writer.add(table, row)
+            return True
         if (pipeline := _PIPELINE.get()) is None or pipeline.writer is None:
             return False
         pipeline.writer.add(table, row)
@@ -550,10 +610,20 @@ class WorkspaceCrawler:
         projects = await self._list_projects(workspace_gid)
         restored = self._resume(workspace_gid, {project.gid for project in projects})
         for project in projects:
-            if project.gid not in restored:
-                writer = None if self.checkpoint is None else self.checkpoint.writer(
-                    project.gid, CHECKPOINT_ROWS, lambda table, data: self.parts[table].append(data))
-                self._start(_Pipeline(project.gid, workspace_gid, next(self._ranks), writer))
+            if project.gid in restored:
+                continue
+            pipeline = _Pipeline(project.gid, workspace_gid, next(self._ranks), None, self.started_at)
+            if self.checkpoint is not None:
+                pipeline.writer = self.checkpoint.writer(project.gid, CHECKPOINT_ROWS, self._converted)
+                # A part is read on only with the events token taken before it was read.
+                pipeline.offered = {name: read for name, read in self.checkpoint.parts(project.gid).items()
+                                    if read.token is not None}
+                pipeline.covered = {task: name for name, read in pipeline.offered.items() for task in read.tasks}
+            self._start(pipeline)
+
+    def _converted(self, table: str, data: pa.Table) -> None:
+        """Take rows a checkpoint's writer converted to Arrow."""
+        self.parts[table].append(data)
 
     def _start(self, pipeline: _Pipeline) -> None:
         """Start a project's read in a context of its own, where each fetch it leads to finds it."""
@@ -576,18 +646,93 @@ class WorkspaceCrawler:
             self._spawn(self._project_tasks(project_gid), project_gid, "tasks")
 
     # -- the checkpoint ---------------------------------------------------------------
-    def _keep(self, pipeline: _Pipeline, writer: ProjectWriter) -> None:
+    def _keep(self, pipeline: _Pipeline, writer: ReadWriter) -> None:
         """Checkpoint a project whose read is whole."""
         project = self.rows["projects"].get((pipeline.gid,), {})
         writer.finish(ProjectRead(
-            gid=pipeline.gid, workspace_gid=pipeline.workspace_gid, read_at=self.started_at,
+            gid=pipeline.gid, workspace_gid=pipeline.workspace_gid, read_at=pipeline.token_at,
             token=self.tokens.get(pipeline.gid), synced_at=project.get("synced_at"),
             num_tasks=project.get("num_tasks"), tasks_counted_at=project.get("tasks_counted_at"),
             split=pipeline.gid in self.split.get(TASKS_BY_SECTION, ()),
             refused=[{"table": r.table, "status": r.status, "path": r.path} for r in pipeline.refused],
             gone=pipeline.gone, claimed=pipeline.claimed, shared=pipeline.shared,
-            unknown_memberships=pipeline.unknown_memberships,
+            unknown_memberships=pipeline.unknown_memberships, parts=pipeline.parts,
         ))
+
+    def _next_part(self, part: _Part | None) -> _Part | None:
+        """The part a project's next listing page goes into: ``part`` until it holds
+        ``PART_PAGES`` pages, then a new one (None without a checkpoint)."""
+        if part is not None and part.pages < PART_PAGES:
+            part.pages += 1
+            return part
+        self._seal(part)
+        pipeline = _PIPELINE.get()
+        if self.checkpoint is None or pipeline is None or pipeline.writer is None:
+            return None
+        pipeline.begun += 1
+        writer = self.checkpoint.part_writer(pipeline.gid, CHECKPOINT_ROWS, self._converted)
+        return _Part(pipeline, writer, rank=pipeline.begun, pages=1)
+
+    def _seal(self, part: _Part | None) -> None:
+        """No more pages go into ``part``: it is kept once its fetches are done."""
+        if part is not None:
+            part.sealed = True
+            if not part.pending:
+                self._keep_part(part)
+
+    def _keep_part(self, part: _Part) -> None:
+        """Checkpoint a part whose read is whole; one that could not be kept leaves its project out
+        of the checkpoint (the project's would lack its rows)."""
+        pipeline = part.pipeline
+        read = PartRead(project_gid=pipeline.gid, read_at=pipeline.token_at, token=self.tokens.get(pipeline.gid),
+                        tasks=part.tasks, claimed=part.claimed, gone=part.gone,
+                        unknown_memberships=part.unknown_memberships)
+        if part.writer.finish(read):
+            pipeline.parts.append(part.writer.name)
+        elif pipeline.writer is not None:
+            pipeline.writer.abandon("a part of its read could not be kept")
+
+    def _settle(self, pipeline: _Pipeline, listed: bool) -> None:
+        """Once a project's listing is read again (``listed``; else it failed), take each of an
+        earlier run's parts of its read whose tasks it named all, and read the named tasks of the
+        others again, in a part of their own. A part's task that another project lists may have
+        been crawled with that project's read meanwhile: read twice, kept once."""
+        again: list[str] = []
+        taken = 0
+        for name, read in pipeline.offered.items():
+            whole = listed and pipeline.named.issuperset(read.tasks)
+            tables = self.checkpoint.part_tables(pipeline.gid, name) if whole and self.checkpoint else None
+            if tables is None:
+                if self.checkpoint is not None:
+                    self.checkpoint.drop_part(pipeline.gid, name)
+                again += [task for task in read.tasks if task in pipeline.named]
+            else:
+                self._take_part(pipeline, name, read, tables)
+                taken += 1
+        if pipeline.offered:
+            log.info("Resuming the read of project %s: %d of %d part(s) of an earlier run's taken from the "
+                     "checkpoint, %d of their task(s) to read again", pipeline.gid, taken, len(pipeline.offered),
+                     len(again))
+        pipeline.offered, pipeline.covered = {}, {}
+        if listed and again:
+            part = self._next_part(None)
+            with _within(part):
+                for task in again:
+                    self._spawn(self._shared_task(task))
+            self._seal(part)
+
+    def _take_part(self, pipeline: _Pipeline, name: str, read: PartRead, tables: dict[str, pa.Table]) -> None:
+        """Add an earlier run's part of a project's read to this crawl's, as if read now."""
+        for table, data in tables.items():
+            self.parts[table].append(data)
+        self._seen_tasks.update(read.claimed)
+        self._gone.update(read.gone)
+        self.unknown_memberships += read.unknown_memberships
+        pipeline.claimed += read.claimed
+        pipeline.gone += read.gone
+        pipeline.unknown_memberships += read.unknown_memberships
+        pipeline.parts.append(name)
+        self.resumed_parts += 1
 
     def _resume(self, workspace_gid: str, listed: set[str]) -> set[str]:
         """Take the workspace's projects the checkpoint holds whole and the listing still names;
@@ -622,8 +767,11 @@ class WorkspaceCrawler:
         return restored
 
     async def _shared_task(self, gid: str) -> None:
-        """Read a task a taken project lists, as its listing would have (once per crawl)."""
+        """Read a task a project lists by itself, as its listing would have (once per crawl): one
+        a taken project lists, or one an earlier run's part held that is not taken."""
         if gid in self._seen_tasks:
+            if (pipeline := _PIPELINE.get()) is not None:
+                pipeline.shared.append(gid)
             return  # a project read now listed it first
         try:
             raw = await self.client.get_data(f"/tasks/{gid}", fields=TASK_FIELDS)
@@ -680,10 +828,26 @@ class WorkspaceCrawler:
                     self._add("projects", project.row())
 
     async def _project_tasks(self, project_gid: str) -> None:
-        """List a project's tasks; the time it completes is the project's last successful sync."""
-        if self.track_events:
+        """List a project's tasks; the time it completes is the project's last successful sync.
+
+        A project an earlier run read in part keeps the events token that run took before
+        reading it, so the next incremental sync replays every change made since those parts
+        were read; the listing then names the tasks they hold (``_settle``)."""
+        pipeline = _PIPELINE.get()
+        if pipeline is not None and pipeline.offered:
+            oldest = min(pipeline.offered.values(), key=lambda read: read.read_at)
+            self.tokens[project_gid] = str(oldest.token)
+            pipeline.token_at = self.resumed[project_gid] = oldest.read_at
+        elif self.track_events:
             self.tokens[project_gid] = await self._fresh_token(project_gid)
-        await self._list_project_tasks(project_gid)
+        try:
+            await self._list_project_tasks(project_gid)
+        except BaseException:
+            if pipeline is not None:
+                self._settle(pipeline, listed=False)
+            raise
+        if pipeline is not None:
+            self._settle(pipeline, listed=True)
         self._synced(project_gid)
         await self._count_tasks(project_gid)
 
@@ -769,15 +933,27 @@ class WorkspaceCrawler:
                     position += 1
 
     async def _task_pages(self, path: str, params: dict | None, parent_gid: str | None) -> None:
-        async for page in self.client.pages(path, params, fields=TASK_FIELDS):
-            for raw in page:
-                self._task(raw, parent_gid)
+        """Read a listing of tasks; a project's (no ``parent_gid``) goes into parts, a few pages
+        each, kept with a checkpoint as each is whole."""
+        part = None
+        try:
+            async for page in self.client.pages(path, params, fields=TASK_FIELDS):
+                if parent_gid is None:
+                    part = self._next_part(part)
+                with _within(part) if parent_gid is None else contextlib.nullcontext():
+                    for raw in page:
+                        self._task(raw, parent_gid)
+        finally:
+            self._seal(part)  # a listing cut short (a refusal the crawl goes on after) keeps what it read
 
     def _task(self, raw: Any, parent_gid: str | None) -> None:
         """Store one task and schedule its stories and subtasks (once per gid)."""
         gid = raw.get("gid") if isinstance(raw, dict) else None
         if isinstance(gid, str):
-            pipeline = _PIPELINE.get()
+            pipeline, part = _PIPELINE.get(), _PART.get()
+            if parent_gid is None and pipeline is not None and gid in pipeline.covered:
+                pipeline.named.add(gid)
+                return  # an earlier run's part holds it whole (see _settle)
             if gid in self._seen_tasks:
                 if pipeline is not None:
                     pipeline.shared.append(gid)
@@ -785,6 +961,10 @@ class WorkspaceCrawler:
             self._seen_tasks.add(gid)
             if pipeline is not None:
                 pipeline.claimed.append(gid)
+            if part is not None:
+                part.claimed.append(gid)
+                if parent_gid is None:
+                    part.tasks.append(gid)
         task = self._accept("tasks", models.Task, raw)
         if task is not None:
             row = task.row()
@@ -812,6 +992,8 @@ class WorkspaceCrawler:
                 self.unknown_memberships += 1
                 if (pipeline := _PIPELINE.get()) is not None:
                     pipeline.unknown_memberships += 1
+                if (part := _PART.get()) is not None:
+                    part.unknown_memberships += 1
                 continue
             self._quarantine("task_memberships", membership.model_dump(mode="json", exclude_none=True),
                              f"memberships: section {membership.section.gid} without a project: not a "

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from asana_assets.lib.asana.checkpoint import FOLDER, MANIFEST, Checkpoint, ProjectRead
+from asana_assets.lib.asana.checkpoint import FOLDER, MANIFEST, PARTS, Checkpoint, PartRead, ProjectRead
 from asana_assets.lib.asana.state import TOKEN_LIFE, SyncState
 from asana_assets.lib.schema import RAW_TABLES
 from asana_assets.lib.storage.warehouse import Warehouse
@@ -25,11 +25,30 @@ def section(gid: str, position: int) -> dict:
             "created_at": datetime(2026, 5, 1, tzinfo=UTC)}
 
 
-def read_of(gid: str = "1100", read_at: datetime = READ_AT) -> ProjectRead:
+def read_of(gid: str = "1100", read_at: datetime = READ_AT, parts: tuple[str, ...] = ()) -> ProjectRead:
     return ProjectRead(gid=gid, workspace_gid="1000", read_at=read_at, token="sync-1", synced_at=read_at,
                        num_tasks=2, tasks_counted_at=read_at, split=False,
                        refused=[{"table": "sections", "status": 402, "path": "/projects/1100/sections"}],
-                       gone=["1301"], claimed=["1300", "1301"], shared=["1302"], unknown_memberships=1)
+                       gone=["1301"], claimed=["1300", "1301"], shared=["1302"], unknown_memberships=1,
+                       parts=list(parts))
+
+
+def task(gid: str) -> dict:
+    return {"gid": gid, "name": f"Task {gid}", "created_at": READ_AT}
+
+
+def part_of(tasks: list[str], read_at: datetime = READ_AT) -> PartRead:
+    return PartRead(project_gid="1100", read_at=read_at, token="sync-1", tasks=tasks, claimed=[*tasks, "1399"],
+                    gone=["1398"], unknown_memberships=2)
+
+
+def keep_part(checkpoint: Checkpoint, tasks: list[str], read_at: datetime = READ_AT) -> str:
+    """Checkpoint a part of project 1100 holding ``tasks``; its name."""
+    writer = checkpoint.part_writer("1100", 2, lambda table, data: None)
+    for gid in tasks:
+        writer.add("tasks", task(gid))
+    assert writer.finish(part_of(tasks, read_at))
+    return writer.name
 
 
 def opened(root, selection: str = "1000", fields=FIELDS, **options) -> Checkpoint:
@@ -156,6 +175,71 @@ def test_a_write_that_fails_leaves_the_project_out_and_hands_over_every_row(tmp_
     assert handed == [2, 1]  # the crawl's tables still get all three rows
     assert "Could not checkpoint project 1100" in caplog.text
     assert opened(tmp_path).reads() == {}
+
+
+def test_parts_are_kept_as_they_finish_and_a_whole_project_is_read_back_with_its_parts(tmp_path):
+    checkpoint = opened(tmp_path)
+    first, second = keep_part(checkpoint, ["1300", "1301", "1302"]), keep_part(checkpoint, ["1303"])
+    unfinished = checkpoint.part_writer("1100", 1, lambda table, data: None)
+    unfinished.add("tasks", task("1304"))  # written as a row group; the process dies before finish
+
+    again = opened(tmp_path)  # the next crawl: the project is not whole, its two parts are offered
+    assert again.reads() == {}
+    assert again.parts("1100") == {first: part_of(["1300", "1301", "1302"]), second: part_of(["1303"])}
+    assert again.part_tables("1100", second)["tasks"].to_pylist() == [
+        {**dict.fromkeys(RAW_TABLES["tasks"].names), **task("1303")}]
+    assert sorted(p.name for p in (again.folder / PARTS / "1100").iterdir()) == sorted([first, second])
+
+    keep(again)  # ...which reads the rest of it, and keeps it whole with its parts
+    writer = again.writer("1100", 2, lambda table, data: None)
+    writer.add("sections", section("1201", 0))
+    assert writer.finish(read_of(parts=(first, second)))
+    tables = opened(tmp_path).tables("1100")
+    assert sorted(tables) == ["sections", "tasks"]
+    assert sorted(tables["tasks"]["gid"].to_pylist()) == ["1300", "1301", "1302", "1303"]
+
+
+@pytest.mark.parametrize("damage", ["part gone", "part's file gone"])
+def test_a_project_whose_part_is_missing_is_read_again_from_its_other_parts(tmp_path, damage):
+    checkpoint = opened(tmp_path)
+    first, second = keep_part(checkpoint, ["1300"]), keep_part(checkpoint, ["1301"])
+    writer = checkpoint.writer("1100", 2, lambda table, data: None)
+    writer.add("sections", section("1201", 0))
+    writer.finish(read_of(parts=(first, second)))
+    if damage == "part gone":
+        shutil.rmtree(checkpoint.folder / PARTS / "1100" / second)
+    else:
+        (checkpoint.folder / PARTS / "1100" / second / "tasks.parquet").unlink()
+    again = opened(tmp_path)
+    assert again.tables("1100") is None
+    assert again.reads() == {}  # the project's folder went
+    offered = again.parts("1100")  # a part without its manifest is not offered; one without a file is,
+    assert set(offered) == ({first} if damage == "part gone" else {first, second})
+    assert (again.part_tables("1100", second) if second in offered else None) is None  # ...and refused when read
+    assert [p.name for p in (again.folder / PARTS / "1100").iterdir()] == [first]
+    assert again.part_tables("1100", first)["tasks"]["gid"].to_pylist() == ["1300"]
+
+
+@pytest.mark.parametrize(("age", "kept"), [(TOKEN_LIFE, True), (TOKEN_LIFE + timedelta(microseconds=1), False)])
+def test_a_part_whose_token_is_older_than_its_life_is_read_again(tmp_path, age, kept):
+    name = keep_part(opened(tmp_path), ["1300"])
+    later = opened(tmp_path, now=lambda: READ_AT + age)
+    assert (name in later.parts("1100")) is kept
+    assert (later.folder / PARTS / "1100" / name).exists() is kept
+
+
+def test_an_abandoned_read_is_left_out_and_hands_over_every_row(tmp_path, caplog):
+    checkpoint = opened(tmp_path)
+    handed: list[int] = []
+    writer = checkpoint.writer("1100", 2, lambda table, data: handed.append(data.num_rows))
+    for position, gid in enumerate(["1201", "1202", "1203"]):
+        writer.add("sections", section(gid, position))
+    with caplog.at_level(logging.WARNING):
+        writer.abandon("a part of its read could not be kept")
+    assert writer.finish(read_of()) is False
+    assert handed == [2, 1]
+    assert "Could not checkpoint project 1100 (a part of its read could not be kept)" in caplog.text
+    assert opened(tmp_path).reads() == {} and list(checkpoint.folder.iterdir()) == []
 
 
 def test_discard_removes_every_key(tmp_path):

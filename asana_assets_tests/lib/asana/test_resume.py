@@ -12,11 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pytest
 
+from asana_assets.lib.asana import client as client_module
 from asana_assets.lib.asana import crawl as crawl_module
-from asana_assets.lib.asana.checkpoint import FOLDER, Checkpoint
+from asana_assets.lib.asana.checkpoint import FOLDER, PART_MANIFEST, PARTS, Checkpoint
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.asana.crawl import _Turns, crawl
 from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
@@ -64,6 +66,20 @@ def kept(root: Path) -> set[str]:
     return {p.name for p in (root / FOLDER).glob("*/*") if p.name.isdigit()}
 
 
+def parts_of(root: Path) -> dict[str, list[Path]]:
+    """The parts the checkpoint holds, by project: a folder under the project's in ``parts``."""
+    found: dict[str, list[Path]] = {}
+    for part in (root / FOLDER).glob(f"*/{PARTS}/*/*"):
+        if not part.name.startswith("."):
+            found.setdefault(part.parent.name, []).append(part)
+    return found
+
+
+def held(part: Path) -> list[str]:
+    """The listed tasks a part holds whole, as its manifest names them."""
+    return orjson.loads((part / PART_MANIFEST).read_bytes())["read"]["tasks"]
+
+
 def naming(sent: list[tuple[str, dict]], gids: set[str]) -> list[tuple[str, dict]]:
     """The requests whose path or parameters name one of ``gids``."""
     return [(path, params) for path, params in sent
@@ -97,9 +113,10 @@ def test_a_crawl_stopped_after_some_projects_resumes_without_reading_them_again(
         with pytest.raises(Stopped):
             crawl_once(sim.base_url, tmp_path, stop_when=lambda done: len(done) >= 3)
         done = kept(tmp_path)
+        partly = set(parts_of(tmp_path)) - done  # a project in flight may have a part of its read kept
         resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
     assert 3 <= len(done) < len(projects)  # several may be whole at the same moment
-    assert set(resumed.resumed) == done
+    assert set(resumed.resumed) == done | partly
     assert_matches_truth(resumed.tables, truth)
     assert_same_tables(resumed, whole)
     # Nothing a kept project holds is asked for again: its listings, count and events token...
@@ -110,6 +127,101 @@ def test_a_crawl_stopped_after_some_projects_resumes_without_reading_them_again(
     assert only_kept and naming(sent, only_kept) == []
     # Each of those tasks cost the whole crawl its stories' request at least.
     assert len(sent) == resumed.client_stats["requests"] < whole.client_stats["requests"] - len(only_kept)
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Pages of ten tasks, a part a page: the projects of a small world are read in several parts."""
+    monkeypatch.setattr(client_module, "PAGE_SIZE", 10)
+    monkeypatch.setattr(crawl_module, "PART_PAGES", 1)
+
+
+def stop_in_first_project(world: World, base_url: str, root: Path) -> tuple[str, list[Path]]:
+    """Crawl until the checkpoint holds two parts of the first project's read; that project, and
+    its parts kept then."""
+    first = world.objects[world.workspaces[0]].projects[0]
+    with pytest.raises(Stopped):
+        crawl_once(base_url, root, stop_when=lambda _done: len(parts_of(root).get(first, [])) >= 2)
+    assert first not in kept(root)  # stopped in the middle of its read
+    return first, parts_of(root)[first]
+
+
+def test_a_crawl_stopped_in_the_middle_of_a_project_resumes_from_the_parts_it_kept(tmp_path, small_parts):
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    truth = world.ground_truth()
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        whole = crawl_once(sim.base_url, None)
+        first, parts = stop_in_first_project(world, sim.base_url, tmp_path)
+        tasks = {task for part in parts for task in held(part)}
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+    listed = {t["gid"] for t in truth["tasks"]
+              if not t["parent"] and first in {m["project"]["gid"] for m in t["memberships"]}}
+    assert tasks < listed and len(tasks) >= 10  # two parts of ten listed tasks, the ones crawled there
+    assert first in resumed.resumed and resumed.resumed_parts >= 2
+    assert_matches_truth(resumed.tables, truth)
+    assert_same_tables(resumed, whole)
+    # The parts' tasks are listed again, but neither they nor their stories and subtasks are read
+    # (a task in another project too may be crawled with that project's read before the parts
+    # are taken: read twice, kept once)...
+    alone = {t["gid"] for t in truth["tasks"] if t["gid"] in tasks and len(t["memberships"]) == 1}
+    assert len(alone) >= 10 and naming(sent, alone) == []
+    # ...the project's listing and own listings are, with the events token taken before the parts.
+    assert any(path == "/tasks" and params.get("project") == first for path, params in sent)
+    tokens_asked = {params.get("resource") for path, params in sent if path == "/events"}
+    assert first not in tokens_asked and len(tokens_asked) == len(truth["projects"]) - len(resumed.resumed)
+    assert len(sent) < whole.client_stats["requests"] - len(tasks)
+
+
+def test_a_part_whose_task_is_gone_is_read_again_and_a_new_task_is_read(tmp_path, small_parts):
+    """Between the stop and the rerun a task one kept part holds is deleted, and a task is added to
+    the project: that part is dropped and its other tasks read again, each by itself; the other
+    parts are taken; the new task is read with the listing."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        first, parts = stop_in_first_project(world, sim.base_url, tmp_path)
+        dropped, *taken = sorted(parts, key=lambda part: len(held(part)), reverse=True)
+        deleted, *others = held(dropped)
+        world.delete_task(deleted, actor=world.default_user)
+        added = world.create_task("Added after the stop", actor=world.default_user, project=first).gid
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+        truth = world.ground_truth()
+    assert others and resumed.resumed_parts >= len(taken)
+    # Whole now, the project is kept with the parts taken and not the one dropped.
+    [manifest] = (tmp_path / FOLDER).glob(f"*/{first}/project.json")
+    names = orjson.loads(manifest.read_bytes())["read"]["parts"]
+    assert {part.name for part in taken} <= set(names) and dropped.name not in names and not dropped.exists()
+    assert_matches_truth(resumed.tables, truth)
+    by_itself = [path for path, _params in sent if path.startswith("/tasks/") and path.count("/") == 2]
+    # A task in another project too may have been crawled with that project's read first.
+    alone = {f"/tasks/{t['gid']}" for t in truth["tasks"] if t["gid"] in others and len(t["memberships"]) == 1}
+    assert alone and alone <= set(by_itself) <= {f"/tasks/{task}" for task in others}
+    assert len(by_itself) == len(set(by_itself))
+    kept_alone = {t["gid"] for t in truth["tasks"] if len(t["memberships"]) == 1} & {
+        task for part in taken for task in held(part)}
+    assert kept_alone and naming(sent, kept_alone) == []
+    assert f"/tasks/{added}/stories" in [path for path, _params in sent]
+
+
+def test_a_project_resumed_from_parts_and_stopped_again_once_whole_is_taken_whole(tmp_path, small_parts):
+    """The second run keeps the project whole with the first run's parts and its own; the third
+    takes it as it is, with the first run's events token."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    truth = world.ground_truth()
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        whole = crawl_once(sim.base_url, None)
+        first, parts = stop_in_first_project(world, sim.base_url, tmp_path)
+        taken_first = orjson.loads((parts[0] / PART_MANIFEST).read_bytes())["read"]
+        with pytest.raises(Stopped):
+            crawl_once(sim.base_url, tmp_path, stop_when=lambda done: first in done)
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+    assert resumed.tokens[first] == taken_first["token"]
+    assert resumed.resumed[first] == datetime.fromisoformat(taken_first["read_at"])
+    assert naming(sent, {first}) == []  # taken whole: no listing of it asked for
+    assert_matches_truth(resumed.tables, truth)
+    assert_same_tables(resumed, whole)
 
 
 def test_a_task_deleted_while_its_kept_project_was_read_stays_out(tmp_path):
@@ -259,7 +371,7 @@ def test_changes_between_the_stop_and_the_rerun_end_right(tmp_path, deleted):
     assert_matches_truth(changes.result.tables, truth)
 
 
-def test_turns_go_to_the_earliest_project_then_in_order_and_a_cancelled_waiter_passes_its_slot_on():
+def test_turns_go_to_the_earliest_project_and_part_then_in_order_and_a_cancelled_waiter_passes_its_slot_on():
     async def run():
         turns, served = _Turns(1), []
 
@@ -269,13 +381,15 @@ def test_turns_go_to_the_earliest_project_then_in_order_and_a_cancelled_waiter_p
             await asyncio.sleep(0)
             turns.give()
 
-        await turns.take(0)  # the one slot is busy while the others queue
-        waiting = [asyncio.create_task(fetch(rank, name))
-                   for rank, name in [(3, "c"), (1, "a1"), (2, "b"), (1, "a2"), (2, "cancelled")]]
+        await turns.take((0, -1))  # the one slot is busy while the others queue
+        waiting = [asyncio.create_task(fetch(rank, name)) for rank, name in [
+            ((3, -1), "c"), ((1, 2), "a part 2"), ((1, 1), "a part 1"), ((1, -1), "a1"), ((2, -1), "b"),
+            ((1, -1), "a2"), ((1, 1), "a part 1, spawned last"), ((2, -1), "cancelled"),
+        ]]
         await asyncio.sleep(0)
-        waiting[4].cancel()
+        waiting[-1].cancel()
         turns.give()
         await asyncio.gather(*waiting, return_exceptions=True)
         return served, turns.free
 
-    assert asyncio.run(run()) == (["a1", "a2", "b", "c"], 1)
+    assert asyncio.run(run()) == (["a1", "a2", "a part 1", "a part 1, spawned last", "a part 2", "b", "c"], 1)

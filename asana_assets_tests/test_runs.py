@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pytest
 
 from asana_assets.lib.schema import RAW_TABLES
@@ -78,34 +79,40 @@ def test_a_sync_killed_anywhere_is_followed_by_a_plain_rerun_that_gives_the_sour
 @pytest.mark.slow
 def test_a_first_sync_killed_mid_crawl_is_resumed_by_a_plain_rerun(tmp_path):
     """The rerun takes the projects the killed crawl kept from its checkpoint: it asks none of
-    them for its sections, field settings, events token or task count again (nor any project read
-    in part for its events token)."""
+    them for its sections, field settings, events token or task count again; and it resumes the
+    project the crawl was in the middle of from the parts of its read kept (pages of ten tasks
+    there; the rerun reads pages of a hundred), with that read's events token.
+    (`lib/asana/test_resume.py` counts the requests a resumed crawl spares.)"""
     world = generate_world(seed=21, tasks=80, now=NOW)  # six projects
     marker = tmp_path / "stalled"
     with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
         env = env_for(tmp_path, sim.base_url)
         killed = subprocess.Popen([sys.executable, "-m", "asana_assets_tests.support.killed_sync", "sync"],
                                   env={**env, "TEST_KILL_AT": "checkpointed", "TEST_KEPT": "2",
-                                       "TEST_MARKER": str(marker)},
+                                       "TEST_PAGE_SIZE": "10", "TEST_MARKER": str(marker)},
                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kill_at(killed, marker, "two projects kept")
-        # A project in flight may have a part of its read kept too: a folder of its own under
-        # parts/, beside the parts of the two kept whole.
-        whole = {p.name for p in (tmp_path / "wh" / "checkpoint").glob("*/*") if p.name.isdigit()}
-        partly = {p.parent.name for p in (tmp_path / "wh" / "checkpoint").glob("*/parts/*/[!.]*")} - whole
+        kill_at(killed, marker, "two projects kept, and a part of another")
+        # A project kept whole is a folder named by its gid; a part, a folder under its project's
+        # in parts/ (those of the two kept whole among them), naming the tasks it holds.
+        kept = tmp_path / "wh" / "checkpoint"
+        whole = {p.name for p in kept.glob("*/*") if p.name.isdigit()}
+        parts = [p for p in kept.glob("*/parts/*/[!.]*") if p.parent.name not in whole]
+        partly = {p.parent.name for p in parts}
+        held = {task for p in parts for task in orjson.loads((p / "part.json").read_bytes())["read"]["tasks"]}
         sim.stats.reset()
         rerun = sync(env)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         served = sim.stats.by_route
         truth = world.ground_truth()
-    assert len(whole) == 2
+    assert len(whole) == 2 and partly and held
     left = len(truth["projects"]) - 2  # the projects the killed crawl had not kept
     for route in ("/projects/{project_gid}/sections", "/projects/{project_gid}/custom_field_settings",
                   "/projects/{project_gid}/task_counts"):
         assert served["/api/1.0" + route] == left, route
     # A project read in part keeps the events token taken before its parts were read.
     assert served["/api/1.0/events"] == left - len(partly)
-    assert f"(full, resumed: {2 + len(partly)} project(s) read by an earlier run, whole or in " in rerun.stderr
+    assert (f"(full, resumed: {2 + len(partly)} project(s) read by an earlier run, whole or in {len(parts)} part(s), "
+            "from its checkpoint)") in rerun.stderr
     assert_matches_truth({t: ParquetWarehouse(tmp_path / "wh").read(t) for t in RAW_TABLES}, truth)
     assert not (tmp_path / "wh" / "checkpoint").exists()  # the commit discarded it
 

@@ -1,7 +1,8 @@
 """``asana-connections sync`` that stops dead at one point of its run, writes a marker file there
 and waits to be killed (test_runs sends SIGKILL): during the crawl, once the crawl's checkpoint
-holds ``TEST_KEPT`` projects, while deriving the tickets, or inside the publication's Postgres
-transaction."""
+holds ``TEST_KEPT`` projects whole and a part of another's read (its task listing read in pages
+of ``TEST_PAGE_SIZE`` tasks, a part a page), while deriving the tickets, or inside the
+publication's Postgres transaction."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 from asana_assets import cli
+from asana_assets.lib.asana import client as client_module
+from asana_assets.lib.asana import crawl as crawl_module
 from asana_assets.lib.asana.checkpoint import ProjectRead, ReadWriter
 from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.compliance import tickets
@@ -35,13 +38,16 @@ def main() -> int:
 
         AsanaClient.get = get
     elif point == "checkpointed":
-        original_finish, kept = ReadWriter.finish, []
+        client_module.PAGE_SIZE, crawl_module.PART_PAGES = int(os.environ["TEST_PAGE_SIZE"]), 1
+        original_finish, whole, parts = ReadWriter.finish, set(), set()
 
         def finish(self, read):
             written = original_finish(self, read)  # the project, or a part of one, is in place
             if isinstance(read, ProjectRead):
-                kept.append(read.gid)
-            if len(kept) == int(os.environ["TEST_KEPT"]):
+                whole.add(read.gid)
+            else:
+                parts.add(read.project_gid)
+            if len(whole) >= int(os.environ["TEST_KEPT"]) and parts - whole:
                 stall(marker)
             return written
 

@@ -20,7 +20,7 @@ A project kept whole is taken as it is. A project with only parts is read again,
 events token of the crawl that read its parts, and its listing is read again from the first
 page: listing offsets expire, and positions shift as tasks come and go, so a part is named by its
 tasks, never by an offset. A part is taken only when the new listing names every task it
-crawled; the others are read again. The workspace's own listings (members, teams, tags, the
+crawled; the others are read again (``crawl.py``, ``_settle``). The workspace's own listings (members, teams, tags, the
 projects) are cheap and always read again.
 
 Under the connection's warehouse folder::
@@ -116,6 +116,7 @@ class PartRead:
     token: str | None
     tasks: list[str]  # the listed tasks it crawled, each with everything under it
     claimed: list[str] = field(default_factory=list)  # every task it crawled: those, and their subtasks
+    shared: list[str] = field(default_factory=list)  # tasks it met (a subtask, say) that another read crawled
     gone: list[str] = field(default_factory=list)
     unknown_memberships: int = 0
 

@@ -237,6 +237,7 @@ class _Part:
     sealed: bool = False
     tasks: list[str] = field(default_factory=list)
     claimed: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     unknown_memberships: int = 0
 
@@ -318,6 +319,11 @@ class WorkspaceCrawler:
         self.split: dict[str, list[str]] = defaultdict(list)
         self.refused: list[Refusal] = []
         self._seen_tasks: set[str] = set()
+        # The tasks an earlier run's parts crawled, held for them (in _seen_tasks) until their
+        # projects' listings decide whether they are taken; those another read met meanwhile.
+        self._held: set[str] = set()
+        self._deferred: set[str] = set()
+        self._listed: dict[str, set[str]] = {}  # workspace gid -> the gids of the projects it lists
         self.unknown_memberships = 0  # task memberships of a type the tables do not hold (see _unplaced)
         self._gone: set[str] = set()
         self._photos: dict[str, str] = {}  # user gid -> avatar URL (see _user_photos)
@@ -608,7 +614,8 @@ class WorkspaceCrawler:
     # -- projects and their contents --------------------------------------------------
     async def _projects(self, workspace_gid: str) -> None:
         projects = await self._list_projects(workspace_gid)
-        restored = self._resume(workspace_gid, {project.gid for project in projects})
+        self._listed[workspace_gid] = {project.gid for project in projects}
+        restored = self._resume(workspace_gid, self._listed[workspace_gid])
         for project in projects:
             if project.gid in restored:
                 continue
@@ -619,6 +626,9 @@ class WorkspaceCrawler:
                 pipeline.offered = {name: read for name, read in self.checkpoint.parts(project.gid).items()
                                     if read.token is not None}
                 pipeline.covered = {task: name for name, read in pipeline.offered.items() for task in read.tasks}
+                for read in pipeline.offered.values():
+                    self._held.update(read.claimed)
+                    self._seen_tasks.update(read.claimed)
             self._start(pipeline)
 
     def _converted(self, table: str, data: pa.Table) -> None:
@@ -685,7 +695,7 @@ class WorkspaceCrawler:
         of the checkpoint (the project's would lack its rows)."""
         pipeline = part.pipeline
         read = PartRead(project_gid=pipeline.gid, read_at=pipeline.token_at, token=self.tokens.get(pipeline.gid),
-                        tasks=part.tasks, claimed=part.claimed, gone=part.gone,
+                        tasks=part.tasks, claimed=part.claimed, shared=part.shared, gone=part.gone,
                         unknown_memberships=part.unknown_memberships)
         if part.writer.finish(read):
             pipeline.parts.append(part.writer.name)
@@ -693,19 +703,24 @@ class WorkspaceCrawler:
             pipeline.writer.abandon("a part of its read could not be kept")
 
     def _settle(self, pipeline: _Pipeline, listed: bool) -> None:
-        """Once a project's listing is read again (``listed``; else it failed), take each of an
-        earlier run's parts of its read whose tasks it named all, and read the named tasks of the
-        others again, in a part of their own. A part's task that another project lists may have
-        been crawled with that project's read meanwhile: read twice, kept once."""
+        """Once a project's listing is read again (``listed``; else Asana refused it or it is
+        gone), take each of an earlier run's parts of its read whose tasks it named all, and read
+        the named tasks of the others again, in a part of their own. What a part not taken held
+        is no longer held: a task of it that another read met meanwhile is read by itself."""
         again: list[str] = []
         taken = 0
         for name, read in pipeline.offered.items():
             whole = listed and pipeline.named.issuperset(read.tasks)
             tables = self.checkpoint.part_tables(pipeline.gid, name) if whole and self.checkpoint else None
+            claimed = set(read.claimed)
+            self._held -= claimed
             if tables is None:
                 if self.checkpoint is not None:
                     self.checkpoint.drop_part(pipeline.gid, name)
                 again += [task for task in read.tasks if task in pipeline.named]
+                self._seen_tasks -= claimed
+                for task in sorted(claimed & self._deferred - set(again)):
+                    contextvars.Context().run(self._spawn, self._shared_task(task))  # outside any project's read
             else:
                 self._take_part(pipeline, name, read, tables)
                 taken += 1
@@ -722,10 +737,19 @@ class WorkspaceCrawler:
             self._seal(part)
 
     def _take_part(self, pipeline: _Pipeline, name: str, read: PartRead, tables: dict[str, pa.Table]) -> None:
-        """Add an earlier run's part of a project's read to this crawl's, as if read now."""
+        """Add an earlier run's part of a project's read to this crawl's, as if read now; a task
+        it met that another read crawled (a subtask in two places) is read by itself unless a read
+        of this crawl holds it, since that read may be gone or not kept."""
+        if "task_memberships" in tables:
+            # A place in a project the workspace no longer lists (deleted since, say) may be gone
+            # from the task: its record, read again, says which of its places remain.
+            places, listed = tables["task_memberships"], gid_array(self._listed[pipeline.workspace_gid])
+            elsewhere = pc.invert(pc.is_in(places["project_gid"], value_set=listed))
+            for task in sorted(set(places.filter(elsewhere)["task_gid"].to_pylist())):
+                self._spawn(self._refresh(task))
+            tables["task_memberships"] = places.filter(pc.invert(elsewhere))
         for table, data in tables.items():
             self.parts[table].append(data)
-        self._seen_tasks.update(read.claimed)
         self._gone.update(read.gone)
         self.unknown_memberships += read.unknown_memberships
         pipeline.claimed += read.claimed
@@ -733,6 +757,8 @@ class WorkspaceCrawler:
         pipeline.unknown_memberships += read.unknown_memberships
         pipeline.parts.append(name)
         self.resumed_parts += 1
+        for task in read.shared:
+            self._spawn(self._shared_task(task))
 
     def _resume(self, workspace_gid: str, listed: set[str]) -> set[str]:
         """Take the workspace's projects the checkpoint holds whole and the listing still names;
@@ -770,16 +796,25 @@ class WorkspaceCrawler:
         """Read a task a project lists by itself, as its listing would have (once per crawl): one
         a taken project lists, or one an earlier run's part held that is not taken."""
         if gid in self._seen_tasks:
-            if (pipeline := _PIPELINE.get()) is not None:
-                pipeline.shared.append(gid)
+            self._met(gid)
             return  # a project read now listed it first
+        if (raw := await self._task_record(gid)) is not None:
+            self._task(raw, None)
+
+    async def _refresh(self, gid: str) -> None:
+        """Read a task's record again (not its stories or subtasks), over what a checkpoint held."""
+        if (raw := await self._task_record(gid)) is not None:
+            self._task_rows(raw, None)
+
+    async def _task_record(self, gid: str) -> Any:
+        """A task's record, as a listing gives it; None when it is gone or out of view, as its
+        listing now would leave it out."""
         try:
-            raw = await self.client.get_data(f"/tasks/{gid}", fields=TASK_FIELDS)
+            return await self.client.get_data(f"/tasks/{gid}", fields=TASK_FIELDS)
         except (NotFoundError, ForbiddenError) as gone:
             log.info("Asana task %s is gone or out of view (%s): leaving it out, as its listing now would",
                      gid, type(gone).__name__)
-            return
-        self._task(raw, None)
+            return None
 
     def _take(self, read: ProjectRead, tables: dict[str, pa.Table]) -> None:
         """Add a checkpointed project's read to this crawl's, as if read now."""
@@ -842,7 +877,9 @@ class WorkspaceCrawler:
             self.tokens[project_gid] = await self._fresh_token(project_gid)
         try:
             await self._list_project_tasks(project_gid)
-        except BaseException:
+        except (NotFoundError, ForbiddenError, PaymentRequiredError):
+            # Its listing is refused or gone (the crawl goes on without it): so are its parts.
+            # Any other failure fails the crawl, and leaves them to the next one.
             if pipeline is not None:
                 self._settle(pipeline, listed=False)
             raise
@@ -955,8 +992,7 @@ class WorkspaceCrawler:
                 pipeline.named.add(gid)
                 return  # an earlier run's part holds it whole (see _settle)
             if gid in self._seen_tasks:
-                if pipeline is not None:
-                    pipeline.shared.append(gid)
+                self._met(gid)
                 return  # a task in two projects is listed twice; crawl it once
             self._seen_tasks.add(gid)
             if pipeline is not None:
@@ -965,6 +1001,14 @@ class WorkspaceCrawler:
                 part.claimed.append(gid)
                 if parent_gid is None:
                     part.tasks.append(gid)
+        task = self._task_rows(raw, parent_gid)
+        if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
+            return  # without a usable gid its children cannot be reached
+        self._children(gid, None if task is None else task.num_subtasks)
+
+    def _task_rows(self, raw: Any, parent_gid: str | None) -> models.Task | None:
+        """Store a task's record: its row and those of its memberships, tags, field values and
+        followers (None when the record is refused)."""
         task = self._accept("tasks", models.Task, raw)
         if task is not None:
             row = task.row()
@@ -979,9 +1023,16 @@ class WorkspaceCrawler:
                 self._add("task_custom_fields", v)
             for f in task.follower_rows():
                 self._add("task_followers", f)
-        if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
-            return  # without a usable gid its children cannot be reached
-        self._children(gid, None if task is None else task.num_subtasks)
+        return task
+
+    def _met(self, gid: str) -> None:
+        """Note a task met again, crawled by another read (or held for an earlier run's part)."""
+        if gid in self._held:
+            self._deferred.add(gid)
+        if (pipeline := _PIPELINE.get()) is not None:
+            pipeline.shared.append(gid)
+        if (part := _PART.get()) is not None:
+            part.shared.append(gid)
 
     def _unplaced(self, task: models.Task) -> None:
         """A membership without a project (the spec says more types may come) is no row, and the

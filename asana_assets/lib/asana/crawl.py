@@ -702,15 +702,16 @@ class WorkspaceCrawler:
         elif pipeline.writer is not None:
             pipeline.writer.abandon("a part of its read could not be kept")
 
-    def _settle(self, pipeline: _Pipeline, listed: bool) -> None:
-        """Once a project's listing is read again (``listed``; else Asana refused it or it is
-        gone), take each of an earlier run's parts of its read whose tasks it named all, and read
-        the named tasks of the others again, in a part of their own. What a part not taken held
-        is no longer held: a task of it that another read met meanwhile is read by itself."""
+    def _settle(self, pipeline: _Pipeline) -> None:
+        """Once a project's listing is read again (whole, or as far as Asana let it be: a listing
+        cut short keeps what it read), take each of an earlier run's parts of its read whose tasks
+        it named all, and read the named tasks of the others again, in a part of their own. What a
+        part not taken held is no longer held: a task of it that another read met meanwhile is
+        read by itself."""
         again: list[str] = []
         taken = 0
         for name, read in pipeline.offered.items():
-            whole = listed and pipeline.named.issuperset(read.tasks)
+            whole = pipeline.named.issuperset(read.tasks)
             tables = self.checkpoint.part_tables(pipeline.gid, name) if whole and self.checkpoint else None
             claimed = set(read.claimed)
             self._held -= claimed
@@ -729,7 +730,7 @@ class WorkspaceCrawler:
                      "checkpoint, %d of their task(s) to read again", pipeline.gid, taken, len(pipeline.offered),
                      len(again))
         pipeline.offered, pipeline.covered = {}, {}
-        if listed and again:
+        if again:
             part = self._next_part(None)
             with _within(part):
                 for task in again:
@@ -740,14 +741,7 @@ class WorkspaceCrawler:
         """Add an earlier run's part of a project's read to this crawl's, as if read now; a task
         it met that another read crawled (a subtask in two places) is read by itself unless a read
         of this crawl holds it, since that read may be gone or not kept."""
-        if "task_memberships" in tables:
-            # A place in a project the workspace no longer lists (deleted since, say) may be gone
-            # from the task: its record, read again, says which of its places remain.
-            places, listed = tables["task_memberships"], gid_array(self._listed[pipeline.workspace_gid])
-            elsewhere = pc.invert(pc.is_in(places["project_gid"], value_set=listed))
-            for task in sorted(set(places.filter(elsewhere)["task_gid"].to_pylist())):
-                self._spawn(self._refresh(task))
-            tables["task_memberships"] = places.filter(pc.invert(elsewhere))
+        self._places_listed(tables, self._listed[pipeline.workspace_gid])
         for table, data in tables.items():
             self.parts[table].append(data)
         self._gone.update(read.gone)
@@ -765,7 +759,7 @@ class WorkspaceCrawler:
         returns their gids.
 
         A checkpointed project no longer listed is dropped, and so are the checkpointed rows
-        placing a task in it. A task a taken project listed but another project's read crawled
+        placing a task in any project no longer listed (``_places_listed``). A task a taken project listed but another project's read crawled
         (a task in two projects is crawled once) is read again by itself unless a taken read
         holds it: the project that crawled it may be dropped, or not kept, and no longer list it.
         """
@@ -773,15 +767,12 @@ class WorkspaceCrawler:
         if not mine:
             return set()
         assert self.checkpoint is not None
-        unlisted = gid_array(set(mine) - listed)
         restored: set[str] = set()
         for gid in sorted(set(mine) & listed):
             tables = self.checkpoint.tables(gid)
             if tables is None:
                 continue  # unreadable: read again
-            if len(unlisted) and "task_memberships" in tables:
-                places = tables["task_memberships"]
-                tables["task_memberships"] = places.filter(pc.invert(pc.is_in(places["project_gid"], value_set=unlisted)))
+            self._places_listed(tables, listed)
             self._take(mine[gid], tables)
             restored.add(gid)
         unheld = {task for gid in restored for task in mine[gid].shared} - self._seen_tasks
@@ -789,7 +780,7 @@ class WorkspaceCrawler:
             self._spawn(self._shared_task(task))
         log.info("Resuming the crawl of workspace %s: %d project(s) taken from the checkpoint of an earlier run, "
                  "%d no longer listed dropped, %d to read, and %d task(s) they share with those", workspace_gid,
-                 len(restored), len(unlisted), len(listed) - len(restored), len(unheld))
+                 len(restored), len(set(mine) - listed), len(listed) - len(restored), len(unheld))
         return restored
 
     async def _shared_task(self, gid: str) -> None:
@@ -801,10 +792,31 @@ class WorkspaceCrawler:
         if (raw := await self._task_record(gid)) is not None:
             self._task(raw, None)
 
-    async def _refresh(self, gid: str) -> None:
-        """Read a task's record again (not its stories or subtasks), over what a checkpoint held."""
-        if (raw := await self._task_record(gid)) is not None:
-            self._task_rows(raw, None)
+    def _places_listed(self, tables: dict[str, pa.Table], listed: set[str]) -> None:
+        """Drop from a checkpoint's ``tables`` the rows placing a task in a project the workspace
+        no longer lists (deleted since, say), and read those tasks' places again: the record says
+        which remain (a project out of the listing's view, say)."""
+        places = tables.get("task_memberships")
+        if places is None or not places.num_rows:
+            return
+        elsewhere = pc.invert(pc.is_in(places["project_gid"], value_set=gid_array(listed)))
+        for task in sorted(set(places.filter(elsewhere)["task_gid"].to_pylist())):
+            self._spawn(self._reread_places(task))
+        tables["task_memberships"] = places.filter(pc.invert(elsewhere))
+
+    async def _reread_places(self, gid: str) -> None:
+        """A task's places (its task_memberships rows) from its record read again; the rest of
+        what a checkpoint held of it stays, as for any task it holds."""
+        if (raw := await self._task_record(gid)) is None:
+            return
+        try:
+            task = models.Task.model_validate(raw)
+        except ValidationError as exc:
+            log.warning("Asana task %s no longer validates (%s): its places in projects no longer listed are left "
+                        "out", gid, _explain(exc))
+            return
+        for m in task.membership_rows():
+            self._add("task_memberships", m)
 
     async def _task_record(self, gid: str) -> Any:
         """A task's record, as a listing gives it; None when it is gone or out of view, as its
@@ -878,13 +890,14 @@ class WorkspaceCrawler:
         try:
             await self._list_project_tasks(project_gid)
         except (NotFoundError, ForbiddenError, PaymentRequiredError):
-            # Its listing is refused or gone (the crawl goes on without it): so are its parts.
-            # Any other failure fails the crawl, and leaves them to the next one.
+            # Its listing is refused or gone part-way (the crawl goes on without the rest): what
+            # it named stands, as in a crawl not resumed. Any other failure fails the crawl, and
+            # leaves the parts to the next one.
             if pipeline is not None:
-                self._settle(pipeline, listed=False)
+                self._settle(pipeline)
             raise
         if pipeline is not None:
-            self._settle(pipeline, listed=True)
+            self._settle(pipeline)
         self._synced(project_gid)
         await self._count_tasks(project_gid)
 

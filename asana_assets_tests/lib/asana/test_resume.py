@@ -19,7 +19,7 @@ import pytest
 from asana_assets.lib.asana import client as client_module
 from asana_assets.lib.asana import crawl as crawl_module
 from asana_assets.lib.asana.checkpoint import FOLDER, PART_MANIFEST, PARTS, Checkpoint
-from asana_assets.lib.asana.client import AsanaClient
+from asana_assets.lib.asana.client import AsanaClient, ForbiddenError
 from asana_assets.lib.asana.crawl import _Turns, crawl
 from asana_assets.lib.asana.incremental import incremental_sync, record_full_sync
 from asana_assets.lib.asana.state import SyncState
@@ -39,10 +39,11 @@ class Stopped(Exception):
 
 
 def crawl_once(base_url: str, root: Path | None, stop_when: Callable[[set[str]], bool] | None = None,
-               sent: list[tuple[str, dict]] | None = None, before_sending: Callable[[str], None] = lambda path: None):
+               sent: list[tuple[str, dict]] | None = None,
+               before_sending: Callable[[str, dict], None] = lambda path, params: None):
     """A whole crawl (with a checkpoint under ``root``), stopped before the first request that
     finds ``stop_when`` true of the projects kept; ``sent`` gets every request's path and
-    parameters, and ``before_sending`` each path before it is sent."""
+    parameters, and ``before_sending`` each path and its parameters before it is sent."""
     async def run():
         async with AsanaClient(base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
             get = client.get
@@ -50,7 +51,7 @@ def crawl_once(base_url: str, root: Path | None, stop_when: Callable[[set[str]],
             async def watched(path, params=None):
                 if stop_when is not None and stop_when(kept(root)):
                     raise Stopped
-                before_sending(path)
+                before_sending(path, dict(params or {}))
                 if sent is not None:
                     sent.append((path, dict(params or {})))
                 return await get(path, params)
@@ -256,7 +257,7 @@ def test_a_rerun_that_fails_leaves_the_parts_it_was_offered_to_the_next(tmp_path
     world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
     sent = 0
 
-    def fail_after_40_requests(_path: str) -> None:
+    def fail_after_40_requests(_path: str, _params: dict) -> None:
         nonlocal sent
         sent += 1
         if sent > 40:
@@ -293,22 +294,53 @@ def test_a_task_a_kept_part_holds_is_not_crawled_by_another_project_meanwhile(tm
 
 def test_a_kept_part_s_place_in_a_project_deleted_since_is_read_again(tmp_path, small_parts):
     """T, held by a part of the first project, is also in the last project, deleted before the
-    rerun: the part's row placing it there is dropped and T's record read again. (The story of
-    its removal comes with the next incremental sync, from the events token kept with the part.)"""
+    rerun: the part's row placing it there is dropped and T's places read again, in the rerun and
+    in a third crawl that takes the project whole (its part's file still holds the row). T also
+    has a membership the tables cannot place: quarantined once, as by an uninterrupted crawl.
+    (The story of its removal comes with the next incremental sync, from the events token kept
+    with the part.)"""
     world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
     projects = world.objects[world.workspaces[0]].projects
     first, last = projects[0], projects[-1]
     task = single_homed_task(world, first)
     world.add_task_to_project(task, last, actor=world.default_user)
+    world.add_unplaced_membership(task, world.objects[first].sections[0])
     sent: list[tuple[str, dict]] = []
     with Simulator(world, fast()) as sim:
         stop_once_held(world, sim.base_url, tmp_path, first, task)
         delete_project(world, last)
         whole = crawl_once(sim.base_url, None)
         resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+        third = crawl_once(sim.base_url, tmp_path)
     assert ("/tasks/" + task, {"opt_fields": ",".join(crawl_module.TASK_FIELDS)}) in sent
-    for table in ("tasks", "task_memberships"):
-        assert sorted_rows(table, resumed.tables[table]).equals(sorted_rows(table, whole.tables[table])), table
+    assert first in third.resumed and not third.resumed_parts  # taken whole
+    for result in (resumed, third):
+        for table in ("tasks", "task_memberships"):
+            assert sorted_rows(table, result.tables[table]).equals(sorted_rows(table, whole.tables[table])), table
+        assert [row["gid"] for row in result.tables["quarantine"].to_pylist()].count(task) == 1
+
+
+def test_a_listing_refused_part_way_keeps_the_tasks_it_named(tmp_path, small_parts):
+    """The first project's listing is refused (403) from its second page in the uninterrupted
+    crawl and in the rerun alike: the tasks its first page named stand, from the parts holding
+    them or read again; the parts naming tasks it did not reach are dropped."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+
+    def refuse_from_the_second_page(project: str) -> Callable[[str, dict], None]:
+        def refuse(path: str, params: dict) -> None:
+            if path == "/tasks" and params.get("project") == project and "offset" in params:
+                raise ForbiddenError("GET", path, 403)
+        return refuse
+
+    with Simulator(world, fast()) as sim:
+        first, parts = stop_in_first_project(world, sim.base_url, tmp_path)
+        holding = {task for part in parts for task in held(part)}
+        whole = crawl_once(sim.base_url, None, before_sending=refuse_from_the_second_page(first))
+        resumed = crawl_once(sim.base_url, tmp_path, before_sending=refuse_from_the_second_page(first))
+    page = set(world.project_tasks(first)[:10])
+    assert page <= set(whole.tables["tasks"]["gid"].to_pylist())
+    assert page & holding and holding - page  # kept parts held some of them, and tasks not reached
+    assert_same_tables(resumed, whole)
 
 
 def test_a_task_deleted_while_its_kept_project_was_read_stays_out(tmp_path):
@@ -318,7 +350,7 @@ def test_a_task_deleted_while_its_kept_project_was_read_stays_out(tmp_path):
     deleted = next(t["gid"] for t in world.ground_truth()["tasks"] if not t["parent"] and not t["num_subtasks"]
                    and [m["project"]["gid"] for m in t["memberships"]] == [first])
 
-    def delete_as_its_stories_are_asked_for(path: str) -> None:
+    def delete_as_its_stories_are_asked_for(path: str, _params: dict) -> None:
         if path == f"/tasks/{deleted}/stories":
             world.delete_task(deleted, actor=world.default_user)
 
@@ -403,8 +435,8 @@ def as_read(after: dict[str, list[dict]], before: dict[str, list[dict]], read: s
 def test_changes_between_the_stop_and_the_rerun_end_right(tmp_path, deleted):
     """A task sits in the two projects read first, both kept; one of them is deleted before the
     rerun, and a task of the other renamed. The rerun drops the deleted project; the shared task
-    is read again by itself when the deleted project's read held it, else keeps its kept rows
-    without its place in the deleted project; the rename, made after the kept read, comes with
+    is read again by itself when the deleted project's read held it, else keeps its kept rows,
+    its places read again without the one in the deleted project; the rename, made after the kept read, comes with
     the next incremental sync from the events token taken before that read."""
     world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
     truth = world.ground_truth()
@@ -435,8 +467,12 @@ def test_changes_between_the_stop_and_the_rerun_end_right(tmp_path, deleted):
         assert edited in read and (shared in read) is (survivor == crawler)
         assert_matches_truth(resumed.tables, as_read(truth, before, read, gone))
         assert gone not in resumed.resumed and survivor in resumed.resumed
+        # Read by itself: in full when the survivor listed it and the gone project crawled it; its
+        # record, for its places, when the survivor crawled it and placed it in the gone project.
         read_alone = ("/tasks/" + shared, {"opt_fields": ",".join(crawl_module.TASK_FIELDS)})
-        assert (read_alone in sent) is (survivor == lister)
+        assert sent.count(read_alone) == 1
+        assert (("/tasks/" + shared + "/stories", {"opt_fields": ",".join(crawl_module.STORY_FIELDS)}) in [
+            (path, {"opt_fields": params.get("opt_fields")}) for path, params in sent]) is (survivor == lister)
         # The survivor's token is the one taken before its read: its feed holds the rename.
         async def feed():
             async with AsanaClient(sim.base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:

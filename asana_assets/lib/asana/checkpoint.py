@@ -116,7 +116,7 @@ class PartRead:
     token: str | None
     tasks: list[str]  # the listed tasks it crawled, each with everything under it
     claimed: list[str] = field(default_factory=list)  # every task it crawled: those, and their subtasks
-    shared: list[str] = field(default_factory=list)  # tasks it met (a subtask, say) that another read crawled
+    shared: list[str] = field(default_factory=list)  # subtasks it met that another read crawled
     gone: list[str] = field(default_factory=list)
     unknown_memberships: int = 0
 
@@ -206,17 +206,18 @@ class Checkpoint:
         return read
 
     def tables(self, project_gid: str) -> dict[str, pa.Table] | None:
-        """A project kept whole: its rows and its parts', table by table; None (and its folder
-        removed) when a file is missing or does not hold the rows its manifest counts."""
+        """A project kept whole: its parts' rows, then its own (read after them: a key in both
+        keeps the project's row), table by table; None (and its folder removed) when a file is
+        missing or does not hold the rows its manifest counts."""
         folder = self._opened() / project_gid
         try:
             names = orjson.loads((folder / MANIFEST).read_bytes())["read"]["parts"]
         except (OSError, ValueError, KeyError, TypeError) as unreadable:
             log.warning("Checkpoint of project %s unreadable (%s): reading the project again", project_gid, unreadable)
             names = None
-        pieces = None if names is None else [_tables(folder, MANIFEST)]
-        for name in names or ():
-            pieces.append(_tables(self._part_folder(project_gid, name), PART_MANIFEST))
+        pieces = None if names is None else [
+            *(_tables(self._part_folder(project_gid, name), PART_MANIFEST) for name in names),
+            _tables(folder, MANIFEST)]
         if pieces is None or any(piece is None for piece in pieces):
             _remove(folder)  # its parts stay: the project is resumed from them
             return None

@@ -711,7 +711,7 @@ class WorkspaceCrawler:
         again: list[str] = []
         taken = 0
         for name, read in pipeline.offered.items():
-            whole = pipeline.named.issuperset(read.tasks)
+            whole = pipeline.named.issuperset(set(read.tasks) - set(read.gone))  # one found deleted is not named
             tables = self.checkpoint.part_tables(pipeline.gid, name) if whole and self.checkpoint else None
             claimed = set(read.claimed)
             self._held -= claimed
@@ -787,7 +787,7 @@ class WorkspaceCrawler:
         """Read a task a project lists by itself, as its listing would have (once per crawl): one
         a taken project lists, or one an earlier run's part held that is not taken."""
         if gid in self._seen_tasks:
-            self._met(gid)
+            self._met(gid, listed=True)
             return  # a project read now listed it first
         if (raw := await self._task_record(gid)) is not None:
             self._task(raw, None)
@@ -1005,7 +1005,7 @@ class WorkspaceCrawler:
                 pipeline.named.add(gid)
                 return  # an earlier run's part holds it whole (see _settle)
             if gid in self._seen_tasks:
-                self._met(gid)
+                self._met(gid, listed=parent_gid is None)
                 return  # a task in two projects is listed twice; crawl it once
             self._seen_tasks.add(gid)
             if pipeline is not None:
@@ -1014,7 +1014,11 @@ class WorkspaceCrawler:
                 part.claimed.append(gid)
                 if parent_gid is None:
                     part.tasks.append(gid)
-        task = self._task_rows(raw, parent_gid)
+        # A listed record without a gid is no part's (none can name it): it is kept with the
+        # project, whose listing, read again on a resume, meets it again.
+        outside = parent_gid is None and not isinstance(gid, str)
+        with _within(None) if outside else contextlib.nullcontext():
+            task = self._task_rows(raw, parent_gid)
         if not isinstance(gid, str) or not gid.isdigit() or not self._crawl_children(gid, task):
             return  # without a usable gid its children cannot be reached
         self._children(gid, None if task is None else task.num_subtasks)
@@ -1038,13 +1042,14 @@ class WorkspaceCrawler:
                 self._add("task_followers", f)
         return task
 
-    def _met(self, gid: str) -> None:
-        """Note a task met again, crawled by another read (or held for an earlier run's part)."""
+    def _met(self, gid: str, listed: bool) -> None:
+        """Note a task met again, crawled by another read (or held for an earlier run's part);
+        ``listed``: by a project's listing (which decides again on a resume), not as a subtask."""
         if gid in self._held:
             self._deferred.add(gid)
         if (pipeline := _PIPELINE.get()) is not None:
             pipeline.shared.append(gid)
-        if (part := _PART.get()) is not None:
+        if (part := _PART.get()) is not None and not listed:
             part.shared.append(gid)
 
     def _unplaced(self, task: models.Task) -> None:

@@ -40,10 +40,12 @@ class Stopped(Exception):
 
 def crawl_once(base_url: str, root: Path | None, stop_when: Callable[[set[str]], bool] | None = None,
                sent: list[tuple[str, dict]] | None = None,
-               before_sending: Callable[[str, dict], None] = lambda path, params: None):
+               before_sending: Callable[[str, dict], None] = lambda path, params: None,
+               answered: Callable[[str, dict, dict], dict] = lambda path, params, body: body):
     """A whole crawl (with a checkpoint under ``root``), stopped before the first request that
     finds ``stop_when`` true of the projects kept; ``sent`` gets every request's path and
-    parameters, and ``before_sending`` each path and its parameters before it is sent."""
+    parameters, ``before_sending`` each path and its parameters before it is sent, and
+    ``answered`` each answer's body, to change it."""
     async def run():
         async with AsanaClient(base_url, DEMO_TOKEN, requests_per_minute=QUOTA) as client:
             get = client.get
@@ -54,7 +56,7 @@ def crawl_once(base_url: str, root: Path | None, stop_when: Callable[[set[str]],
                 before_sending(path, dict(params or {}))
                 if sent is not None:
                     sent.append((path, dict(params or {})))
-                return await get(path, params)
+                return answered(path, dict(params or {}), await get(path, params))
 
             client.get = watched
             return await crawl(client, track_events=True, checkpoint=None if root is None else Checkpoint(root))
@@ -220,7 +222,8 @@ def single_homed_task(world: World, project: str, start: int = 0) -> str:
     return next(gid for gid in world.project_tasks(project)[start:] if gid in alone)
 
 
-def stop_once_held(world: World, base_url: str, root: Path, project: str, *tasks: str) -> None:
+def stop_once_held(world: World, base_url: str, root: Path, project: str, *tasks: str,
+                   before_sending: Callable[[str, dict], None] = lambda path, params: None) -> None:
     """Crawl until the checkpoint's parts of ``project`` hold every one of ``tasks``, that project
     not yet whole."""
     def stop(_done) -> bool:
@@ -228,7 +231,7 @@ def stop_once_held(world: World, base_url: str, root: Path, project: str, *tasks
         return holding.issuperset(tasks)
 
     with pytest.raises(Stopped):
-        crawl_once(base_url, root, stop_when=stop)
+        crawl_once(base_url, root, stop_when=stop, before_sending=before_sending)
     assert project not in kept(root)
 
 
@@ -341,6 +344,54 @@ def test_a_listing_refused_part_way_keeps_the_tasks_it_named(tmp_path, small_par
     assert page <= set(whole.tables["tasks"]["gid"].to_pylist())
     assert page & holding and holding - page  # kept parts held some of them, and tasks not reached
     assert_same_tables(resumed, whole)
+
+
+def test_a_listed_record_without_a_gid_is_quarantined_once_by_a_resumed_crawl(tmp_path, small_parts):
+    """No part can name it, so it is kept with its project, whose listing meets it again."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    first = world.objects[world.workspaces[0]].projects[0]
+
+    def with_a_record_without_gid(path: str, params: dict, body: dict) -> dict:
+        if path == "/tasks" and params.get("project") == first and "offset" not in params:
+            return {**body, "data": [*body["data"], {"name": "A record without its gid"}]}
+        return body
+
+    def without_gid(result) -> list[dict]:
+        return [row for row in result.tables["quarantine"].to_pylist() if row["gid"] is None and row["table"] == "tasks"]
+
+    with Simulator(world, fast()) as sim:
+        whole = crawl_once(sim.base_url, None, answered=with_a_record_without_gid)
+        with pytest.raises(Stopped):
+            crawl_once(sim.base_url, tmp_path, answered=with_a_record_without_gid,
+                       stop_when=lambda _done: len(parts_of(tmp_path).get(first, [])) >= 2)
+        assert first not in kept(tmp_path)
+        resumed = crawl_once(sim.base_url, tmp_path, answered=with_a_record_without_gid)
+        third = crawl_once(sim.base_url, tmp_path, answered=with_a_record_without_gid)  # the project taken whole
+    assert len(without_gid(whole)) == len(without_gid(resumed)) == len(without_gid(third)) == 1
+    assert_same_tables(resumed, whole)
+
+
+def test_a_part_holding_a_task_deleted_while_it_was_read_is_taken(tmp_path, small_parts):
+    """Its 404, kept with the part, stands for the listing's not naming it again: the part is
+    taken, its other tasks not read again, and the deleted task stays out."""
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    first = world.objects[world.workspaces[0]].projects[0]
+    deleted = single_homed_task(world, first, start=15)
+
+    def delete_as_its_stories_are_asked_for(path: str, _params: dict) -> None:
+        if path == f"/tasks/{deleted}/stories":
+            world.delete_task(deleted, actor=world.default_user)
+
+    sent: list[tuple[str, dict]] = []
+    with Simulator(world, fast()) as sim:
+        stop_once_held(world, sim.base_url, tmp_path, first, deleted, before_sending=delete_as_its_stories_are_asked_for)
+        [part] = [part for part in parts_of(tmp_path)[first] if deleted in held(part)]
+        others = set(held(part)) - {deleted}
+        resumed = crawl_once(sim.base_url, tmp_path, sent=sent)
+        truth = world.ground_truth()
+    assert others and naming(sent, others) == []
+    assert deleted not in resumed.tables["tasks"]["gid"].to_pylist()
+    assert_matches_truth(resumed.tables, truth)
 
 
 def test_a_task_deleted_while_its_kept_project_was_read_stays_out(tmp_path):

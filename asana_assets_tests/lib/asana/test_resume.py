@@ -324,25 +324,32 @@ def test_a_kept_part_s_place_in_a_project_deleted_since_is_read_again(tmp_path, 
 
 
 def test_a_listing_refused_part_way_keeps_the_tasks_it_named(tmp_path, small_parts):
-    """The first project's listing is refused (403) from its second page in the uninterrupted
-    crawl and in the rerun alike: the tasks its first page named stand, from the parts holding
-    them or read again; the parts naming tasks it did not reach are dropped."""
+    """The first project's listing is refused (403) after the first page a kept part holds, in the
+    uninterrupted crawl and in the rerun alike: the tasks the pages before named stand, from the
+    parts holding them or read again; the parts holding tasks it did not reach are dropped."""
     world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
 
-    def refuse_from_the_second_page(project: str) -> Callable[[str, dict], None]:
+    def refuse_after(project: str, pages: int) -> Callable[[str, dict], None]:
+        listed = 0
+
         def refuse(path: str, params: dict) -> None:
-            if path == "/tasks" and params.get("project") == project and "offset" in params:
-                raise ForbiddenError("GET", path, 403)
+            nonlocal listed
+            if path == "/tasks" and params.get("project") == project:
+                listed += 1
+                if listed > pages:
+                    raise ForbiddenError("GET", path, 403)
         return refuse
 
     with Simulator(world, fast()) as sim:
         first, parts = stop_in_first_project(world, sim.base_url, tmp_path)
         holding = {task for part in parts for task in held(part)}
-        whole = crawl_once(sim.base_url, None, before_sending=refuse_from_the_second_page(first))
-        resumed = crawl_once(sim.base_url, tmp_path, before_sending=refuse_from_the_second_page(first))
-    page = set(world.project_tasks(first)[:10])
-    assert page <= set(whole.tables["tasks"]["gid"].to_pylist())
-    assert page & holding and holding - page  # kept parts held some of them, and tasks not reached
+        order = world.project_tasks(first)  # the listing's order, ten a page
+        pages = min(order.index(task) for task in holding) // 10 + 1
+        whole = crawl_once(sim.base_url, None, before_sending=refuse_after(first, pages))
+        resumed = crawl_once(sim.base_url, tmp_path, before_sending=refuse_after(first, pages))
+    reached = set(order[:10 * pages])
+    assert reached <= set(whole.tables["tasks"]["gid"].to_pylist())
+    assert reached & holding and holding - reached  # kept parts held some of them, and tasks not reached
     assert_same_tables(resumed, whole)
 
 

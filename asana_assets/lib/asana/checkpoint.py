@@ -20,8 +20,8 @@ A project kept whole is taken as it is. A project with only parts is read again,
 events token of the crawl that read its parts, and its listing is read again from the first
 page: listing offsets expire, and positions shift as tasks come and go, so a part is named by its
 tasks, never by an offset. A part is taken only when the new listing names every task it
-crawled; the others are read again (``crawl.py``, ``_settle``). The workspace's own listings (members, teams, tags, the
-projects) are cheap and always read again.
+crawled; the others are read again (``crawl.py``, ``_settle``). The workspace's own listings
+(members, teams, tags, the projects) are cheap and always read again.
 
 Under the connection's warehouse folder::
 
@@ -41,8 +41,8 @@ what it held read again.
 
 What is checkpointed is taken only while it is still true enough to publish:
 
-- its project is listed again by the new crawl (one no longer listed is dropped, with the rows
-  placing other checkpointed tasks in it);
+- its project is listed again by the new crawl (one no longer listed is dropped, and so is every
+  kept row placing a task in a project no longer listed);
 - read by a crawl begun after the last committed sync (a commit discards the checkpoint; this
   also covers a discard a crash missed);
 - its events token was taken less than ``TOKEN_LIFE`` ago: that token, taken before the project's

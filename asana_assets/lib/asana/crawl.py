@@ -759,9 +759,10 @@ class WorkspaceCrawler:
         returns their gids.
 
         A checkpointed project no longer listed is dropped, and so are the checkpointed rows
-        placing a task in any project no longer listed (``_places_listed``). A task a taken project listed but another project's read crawled
-        (a task in two projects is crawled once) is read again by itself unless a taken read
-        holds it: the project that crawled it may be dropped, or not kept, and no longer list it.
+        placing a task in any project no longer listed (``_places_listed``). A task a taken
+        project listed but another project's read crawled (a task in two projects is crawled
+        once) is read again by itself unless a taken read holds it: the project that crawled it
+        may be dropped, or not kept, and no longer list it.
         """
         mine = {gid: read for gid, read in self._checkpointed.items() if read.workspace_gid == workspace_gid}
         if not mine:

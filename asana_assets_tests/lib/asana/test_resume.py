@@ -364,7 +364,8 @@ def test_a_listed_record_without_a_gid_is_quarantined_once_by_a_resumed_crawl(tm
         return body
 
     def without_gid(result) -> list[dict]:
-        return [row for row in result.tables["quarantine"].to_pylist() if row["gid"] is None and row["table"] == "tasks"]
+        return [row for row in result.tables["quarantine"].to_pylist()
+                if row["gid"] is None and row["table"] == "tasks"]
 
     with Simulator(world, fast()) as sim:
         whole = crawl_once(sim.base_url, None, answered=with_a_record_without_gid)
@@ -391,7 +392,8 @@ def test_a_part_holding_a_task_deleted_while_it_was_read_is_taken(tmp_path, smal
 
     sent: list[tuple[str, dict]] = []
     with Simulator(world, fast()) as sim:
-        stop_once_held(world, sim.base_url, tmp_path, first, deleted, before_sending=delete_as_its_stories_are_asked_for)
+        stop_once_held(world, sim.base_url, tmp_path, first, deleted,
+                       before_sending=delete_as_its_stories_are_asked_for)
         [part] = [part for part in parts_of(tmp_path)[first] if deleted in held(part)]
         others = set(held(part)) - {deleted}
         resumed = crawl_once(sim.base_url, tmp_path, sent=sent)

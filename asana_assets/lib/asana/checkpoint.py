@@ -62,6 +62,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import orjson
 import pyarrow as pa
@@ -80,8 +81,21 @@ TIMES = ("read_at", "synced_at", "tasks_counted_at")  # the reads' datetimes, IS
 log = logging.getLogger(__name__)
 
 
+class _Manifested:
+    """A read's manifest entry: its fields as JSON, its datetimes as ISO text."""
+
+    def to_json(self) -> dict:
+        return asdict(self)  # each subclass is a dataclass
+
+    @classmethod
+    def from_json(cls, document: dict) -> Self:
+        times = {name: None if document[name] is None else datetime.fromisoformat(document[name])
+                 for name in TIMES if name in document}
+        return cls(**{**document, **times})
+
+
 @dataclass
-class ProjectRead:
+class ProjectRead(_Manifested):
     """What a project's read gave besides its rows."""
 
     gid: str
@@ -99,16 +113,9 @@ class ProjectRead:
     unknown_memberships: int = 0  # task memberships of a type the tables do not hold
     parts: list[str] = field(default_factory=list)  # the names of its parts, which hold its tasks' rows
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, document: dict) -> ProjectRead:
-        return cls(**_with_times(document))
-
 
 @dataclass
-class PartRead:
+class PartRead(_Manifested):
     """What a part of a project's read (a run of its listing's pages) gave besides its rows."""
 
     project_gid: str
@@ -119,18 +126,6 @@ class PartRead:
     shared: list[str] = field(default_factory=list)  # subtasks it met that another read crawled
     gone: list[str] = field(default_factory=list)
     unknown_memberships: int = 0
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, document: dict) -> PartRead:
-        return cls(**_with_times(document))
-
-
-def _with_times(document: dict) -> dict:
-    return {**document, **{name: None if document[name] is None else datetime.fromisoformat(document[name])
-                           for name in TIMES if name in document}}
 
 
 class Checkpoint:

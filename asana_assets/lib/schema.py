@@ -502,7 +502,8 @@ REGISTRY: dict[str, TableSpec] = {spec.name: spec for spec in (
                                  "or its guest flag is unknown")),
         ("resource_type", STR, "workspace, team or project"),
         ("resource_gid", GID, "The workspace, team or project"),
-        ("role", STR, "admin, member, guest (workspace, team) or owner, admin, editor, commenter, viewer (project)"),
+        ("role", STR, ("admin, member, guest (workspace, team; unknown where the admin or guest flag that "
+                       "would decide it is missing) or owner, admin, editor, commenter, viewer (project)")),
         ("via_team_gid", GID, ("Project rows: the team the project is shared with that gives the user this role; "
                                "null when the user holds it directly (a membership or ownership, which wins over a "
                                "team at equal role). Of several teams giving it, the lowest team gid (as a number); "

@@ -33,6 +33,7 @@ PAIR = ["user_gid", "workspace_gid"]
 # Most privileged first. Workspace and team roles (admin, member, guest) never compete with
 # project roles (owner to viewer) for the same resource, so one order ranks both.
 ROLE_ORDER = ("owner", "admin", "editor", "member", "commenter", "viewer", "guest")
+UNKNOWN_ROLE = "unknown"  # a workspace or team membership whose admin or guest flag the API left out
 # Changes a reviewer must confirm: new admin rights, outsiders let in, accounts coming back.
 # Every other change (a plain grant or removal, a deactivation, an admin revoked) is listed for
 # the record but is not subject to review.
@@ -92,10 +93,12 @@ def _rows(
 
 
 def _role(memberships: pd.DataFrame) -> pd.Series:
-    """admin, guest or member; a guest admin is an admin (the admin monitor flags the guest)."""
-    role = np.select(
-        [memberships["is_admin"].eq(True), memberships["is_guest"].eq(True)], ["admin", "guest"], "member"
-    )
+    """admin, guest or member; a guest admin is an admin (the admin monitor flags the guest).
+    A flag the API left out (null) that could make it admin or guest gives "unknown", never the
+    member it may not be."""
+    is_admin, is_guest = memberships["is_admin"], memberships["is_guest"]
+    role = np.select([is_admin.eq(True), is_admin.isna(), is_guest.eq(True), is_guest.isna()],
+                     ["admin", UNKNOWN_ROLE, "guest", UNKNOWN_ROLE], "member")
     return pd.Series(role, index=memberships.index, dtype="str")
 
 
@@ -378,29 +381,37 @@ def admin_results(raw: Mapping[str, pd.DataFrame], approved_admins: Sequence[str
 
     ``approved_admins`` holds user gids or emails, compared case-insensitively. ``None`` means
     no list is configured: whether an admin is approved cannot be decided (unknown), though a
-    guest admin still alarms. A reason names the user and the workspaces where the user is an
-    active admin.
+    guest admin still alarms. A membership whose ``is_active`` or ``is_admin`` the API left out
+    (null), the other not false, may be an active admin's: unknown unless the user is approved.
+    A reason names the user and the workspaces where the user is an active admin.
     """
     names = names or Directory(raw)
     memberships = raw["workspace_memberships"]
-    admin = memberships["is_active"].eq(True) & memberships["is_admin"].eq(True)
+    active, is_admin = memberships["is_active"], memberships["is_admin"]
+    admin = active.eq(True) & is_admin.eq(True)
+    maybe = ~admin & ~active.eq(False) & ~is_admin.eq(False)
     flags = pd.DataFrame({
         "user_gid": memberships["user_gid"], "admin": admin, "guest": admin & memberships["is_guest"].eq(True),
+        "maybe": maybe,
     }).groupby("user_gid", as_index=False).any()
     admin_of = memberships[admin].assign(workspace=lambda m: names.workspace(m["workspace_gid"])).sort_values(
         "workspace").groupby("user_gid")["workspace"].agg(", ".join)
     users = flags.merge(raw["users"][["gid"]].rename(columns={"gid": "user_gid"}), on="user_gid", how="outer")
     listed = _approved(users["user_gid"], raw["users"], approved_admins)
     unconfigured = pd.Series(approved_admins is None, index=users.index)
-    cases = [~users["admin"].eq(True), users["guest"].eq(True), unconfigured, listed]
-    status = np.select(cases, ["skip", "alarm", "unknown", "ok"], "alarm")
+    admin, maybe = users["admin"].eq(True), users["maybe"].eq(True)
+    cases = [~admin & ~maybe, users["guest"].eq(True), listed, unconfigured | ~admin]
+    status = np.select(cases, ["skip", "alarm", "ok", "unknown"], "alarm")
     person = names.person(users["user_gid"])
     who = person + ", admin of " + lookup(users["user_gid"], admin_of).fillna("no workspace") + ","
+    doubt = np.where(admin, who + " cannot be judged: no approved admin list is configured (set approved_admins "
+                     "of the compliance resource)",
+                     person + " may be an active workspace admin (the API left the membership's is_active or "
+                     "is_admin out) and is not on the approved admin list")
     reason = np.select(
         cases,
-        [person + " is not an active workspace admin", who + " is a guest",
-         who + " cannot be judged: no approved admin list is configured (set approved_admins of the compliance "
-         "resource)", who + " is on the approved admin list"],
+        [person + " is not an active workspace admin", who + " is a guest", who + " is on the approved admin list",
+         doubt],
         who + " is not on the approved admin list",
     )
     return _results("user", users["user_gid"], status, reason, users["user_gid"], names)
@@ -420,7 +431,8 @@ def membership_change_results(
     until a reviewer acknowledges it: its ``change_id`` in ``acknowledged``, or, for an admin
     grant, the user (gid or email) on ``approved_admins``. An admin grant revoked again still
     happened: it stays a finding, its reason naming the revocation. A workspace grant of unknown
-    role (an invitation only the audit log shows, which may have let a guest in), an audit event
+    role (an invitation only the audit log shows, or a membership whose admin or guest flag the
+    API left out: either may have let a guest in), an audit event
     whose member no single snapshot change names, and a workspace role change whose role values
     are not the documented ones are unknown until acknowledged: none is read as the reading that
     passes. Every other change of the latest window is listed, as not subject to review
@@ -436,7 +448,7 @@ def membership_change_results(
         return _results("membership_change", [scope or "baseline"], ["skip"], [reason])
     changes = changes.reset_index(drop=True)  # rows are matched by index below
     workspace = changes["resource_type"].eq("workspace")
-    role_unknown = changes["change_type"].eq("granted") & workspace & changes["new_role"].isna()
+    role_unknown = changes["change_type"].eq("granted") & workspace & ~changes["new_role"].isin(KNOWN_ROLES)
     member_unknown = changes["user_gid"].isna()
     value_unknown = (changes["change_type"].eq("role_changed") & workspace
                      & ~(changes["old_role"].isin(KNOWN_ROLES) & changes["new_role"].isin(KNOWN_ROLES)))
@@ -463,8 +475,10 @@ def membership_change_results(
         ("; the audit log's role values are not the documented ones (" + ", ".join(sorted(KNOWN_ROLES))
          + "): whether admin rights changed cannot be told: review it, then add its change_id to "
          "acknowledged_changes"),
-        ("; whether it let a guest in cannot be told (the audit log gives no role, no snapshot shows the "
-         "membership): review it, then add its change_id to acknowledged_changes"),
+        np.where(listed["new_role"].isna(), "; whether it let a guest in cannot be told (the audit log gives no "
+                 "role, no snapshot shows the membership)", "; whether it let a guest in cannot be told (the "
+                 "membership's admin or guest flag is missing)") + ": review it, then add its change_id to "
+        "acknowledged_changes",
     ], "; not acknowledged yet")
     reason = (
         names.person(listed["user_gid"]).fillna("A member the audit log does not name") + ": "

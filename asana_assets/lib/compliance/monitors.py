@@ -28,7 +28,7 @@ from asana_assets.lib.asana.crawl import REFUSED
 from asana_assets.lib.compliance import access, activity, offboarding, review, sla, tickets
 from asana_assets.lib.compliance.names import Directory, quoted, roles
 from asana_assets.lib.compliance.rule_output import NAMED, rule_rows, when
-from asana_assets.lib.compliance.tickets import implementation_start, isin, lookup, sort_rows
+from asana_assets.lib.compliance.tickets import group_lists, implementation_start, isin, lookup, sort_rows
 from asana_assets.lib.compliance.workflow import IMPLEMENTATION_STAGES, UNKNOWN
 from asana_assets.lib.schema import DERIVED_TABLES
 
@@ -349,24 +349,55 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: 
 
 
 def assignee_at_completion(tix: pd.DataFrame, events: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
-    """Per completed ticket: the assignee set by the last assignment story at or before the
-    first completion (``known``); no assignment story at all: the current assignee; all of
-    them after completion: unknown."""
-    first_done = done[done["completed"]].groupby("ticket_gid")["at"].min()
+    """Per completed ticket, who held it at each of its completions: the assignee set by the last
+    assignment story at or before it (``known``); no assignment story at all: the current
+    assignee; every story after it, or no time for it: unknown.
+
+    A ticket completed more than once is judged on every completion, so a reopening cannot hide
+    one done without an assignee: ``assignee_gid`` is the assignee at the first completion
+    without one, else at the first one whose assignee is unknown, else at the last (Asana's
+    ``completed_at``), with that completion's time and closer; ``assignees`` lists every known
+    one (each was an implementer)."""
     completed = tix[tix["completed"]].set_index("gid")
-    moves = events.loc[events["event_type"].isin(["assigned", "unassigned"]),
-                       ["ticket_gid", "occurred_at", "event_id", "new_value"]]
-    moves = moves.assign(first_done=lookup(moves["ticket_gid"], first_done))
-    before = moves[moves["occurred_at"] <= moves["first_done"]]
-    # The last story's value, null included ("unassigned"): groupby().last() would skip nulls.
-    last_before = sort_rows(before, ["ticket_gid", "occurred_at", "event_id"]).drop_duplicates(
-        "ticket_gid", keep="last").set_index("ticket_gid")["new_value"]
-    has_before = isin(completed.index, before["ticket_gid"])
-    has_any = isin(completed.index, moves["ticket_gid"])
-    return pd.DataFrame({
-        "assignee_gid": np.where(has_before, lookup(completed.index.to_series(), last_before), completed["assignee_gid"]),
-        "known": has_before | ~has_any,
-    }, index=completed.index).replace({np.nan: None})
+    ends = done[done["completed"] & isin(done["ticket_gid"], completed.index)]
+    moves = events[events["event_type"].isin(["assigned", "unassigned"]) & isin(events["ticket_gid"], completed.index)]
+    rows = sort_rows(pd.concat([
+        pd.DataFrame({"ticket_gid": moves["ticket_gid"], "at": moves["occurred_at"], "end": False,
+                      "seq": moves["event_id"], "value": moves["new_value"]}),
+        pd.DataFrame({"ticket_gid": ends["ticket_gid"], "at": ends["at"], "end": True, "seq": ends["seq"],
+                      "value": None, "by": ends["actor_gid"]}),
+    ], ignore_index=True), ["ticket_gid", "at", "end", "seq"])  # a story at the completion's instant precedes it
+    # Each completion's last assignment story so far, its value null included ("unassigned").
+    story = pd.Series(np.where(rows["end"], np.nan, np.arange(len(rows))))
+    story = story.groupby(rows["ticket_gid"].to_numpy()).ffill()[rows["end"].to_numpy()]
+    each = rows[rows["end"]].reset_index(drop=True)
+    before = story.notna().to_numpy() & each["at"].notna().to_numpy()
+    storied = isin(each["ticket_gid"], moves["ticket_gid"])
+    value = rows["value"].to_numpy()[story.fillna(0).astype(int).to_numpy()]
+    current = lookup(each["ticket_gid"], completed["assignee_gid"]).to_numpy()
+    each["assignee_gid"] = np.where(before, value, np.where(storied, None, current))
+    each["known"] = before | ~storied
+    # The completion that speaks for the ticket: the first without an assignee, else the first
+    # unknown, else the last.
+    rank = np.select([each["known"] & each["assignee_gid"].isna(), ~each["known"]], [0, 1], 2)
+    order = np.where(rank == 2, -np.arange(len(each)), np.arange(len(each)))
+    chosen = each.assign(rank=rank, order=order).sort_values(["rank", "order"], kind="stable").drop_duplicates(
+        "ticket_gid").set_index("ticket_gid")
+    implementers = group_lists(each[each["known"]], ["ticket_gid"], "assignee_gid").to_pandas().set_index(
+        "ticket_gid")["assignee_gid"]
+    gids = completed.index.to_series()
+    # A completed ticket without a completion row: as a single completion with no time.
+    silent = ~isin(gids, chosen.index)
+    out = pd.DataFrame({
+        "assignee_gid": lookup(gids, chosen["assignee_gid"]).where(~silent, completed["assignee_gid"].where(
+            ~isin(gids, moves["ticket_gid"]))),
+        "known": lookup(gids, chosen["known"]).where(~silent, ~isin(gids, moves["ticket_gid"])).astype(bool),
+        "assignees": lookup(gids, implementers),
+        # That completion: when, and by whom (the ticket's own, for one without a row).
+        "completed_at": lookup(gids, chosen["at"]).where(~silent, completed["completed_at"]),
+        "completed_by_gid": lookup(gids, chosen["by"]).where(~silent, completed["completed_by_gid"]),
+    }, index=completed.index)
+    return out.replace({np.nan: None})
 
 
 def is_active_member(raw, users: pd.Series, workspaces: pd.Series) -> pd.Series:
@@ -487,14 +518,16 @@ def tickets_assigned(raw, tix: pd.DataFrame, at_completion: pd.DataFrame, as_of:
     milestone = lookup(tix["gid"], tasks["resource_subtype"]).eq("milestone").fillna(False).astype(bool)
     completed, unassigned = tix["completed"], tix["assignee_gid"].isna()
     assignee, implementer = names.person(tix["assignee_gid"]), names.person(done_by)
-    closer = (" by " + names.person(tix["completed_by_gid"])).fillna("")
+    # The completion judged (a reopened ticket's may be an earlier one), its time and closer.
+    done_at = lookup(tix["gid"], at_completion["completed_at"]).fillna(tix["completed_at"])
+    closer = (" by " + names.person(lookup(tix["gid"], at_completion["completed_by_gid"]))).fillna("")
     created = " (created " + when(tix["created_at"]) + ")"
     status, reason = _decide(tix.index, [
         (milestone, "skip", "milestones are not assigned work."),
         (completed & ~known, "unknown",
          "every assignment story comes after the completion: the assignee at completion is unknown."),
         (completed & done_by.isna(), "alarm",
-         "completed at " + when(tix["completed_at"]) + closer + " without an assignee at completion."),
+         "completed at " + when(done_at) + closer + " without an assignee at completion."),
         (completed, "ok", "completed; assigned to " + implementer.fillna("") + " at completion."),
         (~unassigned & assignee_active, "ok", "assigned to " + assignee.fillna("") + ", an active member."),
         (old & unassigned, "alarm", "open and unassigned for longer than the grace period" + created + "."),
@@ -547,10 +580,14 @@ def approval_segregation(tix: pd.DataFrame, counting: pd.DataFrame, at_completio
     approver = lookup(tix["gid"], counting["approver_gid"])
     doubt = lookup(tix["gid"], counting["doubt"])
     assignee = lookup(tix["gid"], at_completion["assignee_gid"]).where(tix["completed"], tix["assignee_gid"])
-    roles_of = [("creator", tix["creator_gid"]), ("assignee", assignee), ("closer", tix["completed_by_gid"])]
+    # Whoever held a completed ticket at any of its completions implemented it.
+    held = at_completion["assignees"].dropna().explode().dropna()
+    implemented = isin(tix["gid"] + ":" + approver, held.index.to_series() + ":" + held.astype(str)) & tix["completed"]
+    roles_of = [("creator", tix["creator_gid"] == approver), ("assignee", (assignee == approver) | implemented),
+                ("closer", tix["completed_by_gid"] == approver)]
     clash = pd.Series("", index=tix.index)
-    for role, who in roles_of:
-        clash = clash.where(~(approver.notna() & (approver == who)), clash + " " + role)
+    for role, same in roles_of:
+        clash = clash.where(~(approver.notna() & same.fillna(False).astype(bool)), clash + " " + role)
     clash = clash.str.strip().str.replace(" ", ", ")
     who = names.person(approver).fillna("")
     change = tix["is_change"]

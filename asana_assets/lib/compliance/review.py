@@ -283,22 +283,35 @@ def review_results(t: Mapping[str, pd.DataFrame], approvals: pd.DataFrame, as_of
     person, reviewer = names.person(d["user_gid"]), names.person(d["reviewer_gid"])
     by = (" by " + reviewer).fillna("") + (" at " + when(d["decided_at"])).where(d["decided_at"].notna(), "")
     decision = d["decision"]
-    status = np.select([
-        decision.eq("unknown"), decision.eq("rejected") & (len(held) == 0), decision.eq("rejected") & still,
-        decision.eq("rejected") & unseen, decision.isin(["approved", "rejected"]), past],
-        ["unknown", "unknown", "alarm", "unknown", "ok", "alarm"], "info")
+    decided, rejected = decision.isin(["approved", "rejected"]), decision.eq("rejected")
+    # A decision counts by its due day, by somebody other than the member (ASN-12); one whose
+    # time or reviewer no story tells is not read as the one that passes.
+    late = decided & (d["decided_at"] >= due + timedelta(days=1)).fillna(False).astype(bool)
+    undated = decided & d["decided_at"].isna() & past
+    own = decided & d["reviewer_gid"].eq(d["user_gid"]).fillna(False).astype(bool)
+    nobody = decided & d["reviewer_gid"].isna()
+    verb = np.where(rejected, "revoke decided", "approved (keep)") + by
     snapshot = when(pd.Series(held["snapshot_at"].max() if len(held) else pd.NaT, index=d.index))
-    detail = np.select([
-        decision.eq("unknown"), decision.eq("rejected") & (len(held) == 0), decision.eq("rejected") & still,
-        decision.eq("rejected") & unseen, decision.eq("rejected"), decision.eq("approved"), past], [
-        "cannot be read: " + d["problem"].fillna(""),
-        "revoke decided" + by + ", and no access snapshot shows whether the access is gone",
-        "revoke decided" + by + ", and the access snapshot of " + snapshot + " shows the user still holds it",
-        "revoke decided" + by + ", and the access snapshot of " + snapshot + " lists no member of it (not read), "
-        "so whether the access is gone cannot be told",
-        "revoke decided" + by + ", and the access is gone (snapshot of " + snapshot + ")",
-        "approved (keep)" + by,
-        "undecided past its due day " + d["due_on"].astype(str)], "undecided, due " + d["due_on"].astype(str))
+    due_day = d["due_on"].astype(str)
+    cases = [
+        (decision.eq("unknown"), "unknown", "cannot be read: " + d["problem"].fillna("")),
+        (late, "alarm", verb + ", after its due day " + due_day),
+        (own, "alarm", verb + ", the member themself: their own access needs another reviewer's decision"),
+        (rejected & still, "alarm",
+         verb + ", and the access snapshot of " + snapshot + " shows the user still holds it"),
+        (undated, "unknown", verb + ", but no story dates the decision: whether it was made by its due day "
+         + due_day + " cannot be told"),
+        (nobody, "unknown", verb + ", but no story names who decided: whether the member reviewed their own "
+         "access cannot be told"),
+        (rejected & (len(held) == 0), "unknown", verb + ", and no access snapshot shows whether the access is gone"),
+        (rejected & unseen, "unknown", verb + ", and the access snapshot of " + snapshot + " lists no member of it "
+         "(not read), so whether the access is gone cannot be told"),
+        (rejected, "ok", verb + ", and the access is gone (snapshot of " + snapshot + ")"),
+        (decided, "ok", verb),
+        (past, "alarm", "undecided past its due day " + due_day),
+    ]
+    status = np.select([c for c, _, _ in cases], [s for _, s, _ in cases], "info")
+    detail = np.select([c for c, _, _ in cases], [r for _, _, r in cases], "undecided, due " + due_day)
     resource = names.resource(d["resource_type"], d["resource_gid"])
     reason = ("Access review " + d["campaign"] + ": " + d["role"].fillna("") + " access of " + person + " to "
               + resource + " " + pd.Series(detail, index=d.index) + ".")

@@ -338,9 +338,11 @@ def section_timeline(raw: Raw, states: pd.DataFrame, events: pd.DataFrame) -> pd
     timeline = pd.concat([starts[columns], moves[columns], removed[columns]], ignore_index=True)
     timeline = timeline[isin(timeline["ticket_gid"], t.index)]
     by_section = states.set_index("section_gid")
-    # A section the sync does not have (of a project the connection cannot see, or deleted) says
-    # no known stage: UNKNOWN, never read as a stage that starts nothing.
-    unseen = timeline["section_gid"].notna() & ~isin(timeline["section_gid"], by_section.index)
+    # A section the sync does not have (of a project the connection cannot see, or deleted), or
+    # none named where the ticket sat in the project (a start row: only a removal ends a place
+    # with a null section), says no known stage: UNKNOWN, never read as a stage that starts nothing.
+    unseen = (timeline["section_gid"].notna() & ~isin(timeline["section_gid"], by_section.index)) | (
+        timeline["section_gid"].isna() & timeline["seq"].eq(""))
     timeline["stage"] = timeline["section_gid"].map(by_section["stage"]).mask(unseen, UNKNOWN)
     timeline["state"] = timeline["section_gid"].map(by_section["state"]).mask(unseen, UNKNOWN)
     return sort_rows(timeline, ["ticket_gid", "project_gid", "at", "seq"])
@@ -507,8 +509,10 @@ def change_project_entries(raw: Raw, events: pd.DataFrame, timeline: pd.DataFram
                            change_projects: pd.Series) -> pd.Series:
     """Per task, when it first was in a change project, as far as the history shows: a place
     in the section timeline, an addition, or (for a removal with no earlier addition) its
-    creation. Leaving the project later does not undo it."""
-    placed = timeline[isin(timeline["project_gid"], change_projects) & timeline["section_gid"].notna()]
+    creation. Leaving the project later does not undo it. A place whose section is unknown (none
+    named) is a place all the same."""
+    placed = timeline[isin(timeline["project_gid"], change_projects)
+                      & (timeline["section_gid"].notna() | timeline["stage"].eq(UNKNOWN))]
     moved = events[isin(events["project_gid"], change_projects)]
     added = moved[moved["event_type"] == "added_to_project"]
     removed = moved[moved["event_type"] == "removed_from_project"]

@@ -133,7 +133,8 @@ def test_snapshot_names_the_team_a_project_is_reached_through_and_the_guest_flag
         ("u2", "workspace", "w1", "guest", None, True, True), ("u2", "team", "10", "member", None, True, True),
         ("u2", "team", "9", "member", None, True, True),
         ("u2", "project", "p1", "editor", "9", True, True),  # teams 9 and 10 alike: 9 is the lower gid, as a number
-        ("u3", "workspace", "w1", "member", None, None, True),  # its guest flag unknown: null
+        # Its guest flag unknown: null, and a role that may be a guest's is unknown, not member.
+        ("u3", "workspace", "w1", "unknown", None, None, True),
         ("u3", "team", "10", "member", None, None, True),
         ("u3", "project", "p1", "editor", "10", None, True),  # team 10's editor beats the direct viewer
         ("u4", "team", "9", "member", None, None, False),  # no membership of w1: not active, guest unknown
@@ -861,3 +862,26 @@ def test_a_user_never_seen_active_is_dated_from_the_membership_creation_and_name
                  '(membership created) and 2026-03-01 00:00 UTC; still member of team "Security"; ' + NO_GRACE)
     assert (row.resource_url, row.name, row.people) == (
         PROFILE + "dep", "Dee <dee@acme.example>", "Dee <dee@acme.example>")
+
+
+def test_a_grant_whose_guest_or_admin_flag_is_missing_is_unknown_until_acknowledged():
+    users = [{"gid": "a"}, {"gid": "n"}, {"gid": "m"}, {"gid": "g"}]
+    before = tables(workspace_memberships=[wm("a")], users=users)
+    after = tables(workspace_memberships=[wm("a"), {**wm("n"), "is_guest": None}, {**wm("m"), "is_admin": None},
+                                          wm("g", guest=True)], users=users)
+    hist = history(access_snapshot(before, T0, "r0"), access_snapshot(after, T1, "r1"))
+    changes = membership_changes(hist)
+    role = dict(zip(changes["user_gid"], changes["new_role"]))
+    assert role == {"n": "unknown", "m": "unknown", "g": "guest"}
+    by_user = dict(zip(changes["change_id"], changes["user_gid"]))
+    results = membership_change_results(changes, hist, after["users"])
+    judged = {by_user[gid]: status for gid, status in zip(results["resource_gid"], results["status"])}
+    # n may be a guest, m an admin: neither is read as a plain member's grant; g is a guest added.
+    assert judged == {"n": "unknown", "m": "unknown", "g": "alarm"}
+    reasons = dict(zip(results["resource_gid"], results["reason"]))
+    assert "the membership's admin or guest flag is missing" in reasons[changes.loc[changes["user_gid"] == "n",
+                                                                                   "change_id"].iloc[0]]
+    acknowledged = changes.loc[changes["user_gid"].isin(["n", "m"]), "change_id"].tolist()
+    results = membership_change_results(changes, hist, after["users"], acknowledged=acknowledged)
+    judged = {by_user[gid]: status for gid, status in zip(results["resource_gid"], results["status"])}
+    assert judged == {"n": "ok", "m": "ok", "g": "alarm"}

@@ -34,7 +34,7 @@ def access(*rows) -> pd.DataFrame:
 def world(extra_tasks=(), held=None) -> tuple[dict, pd.DataFrame]:
     """Review project 900. Project 500 (owner Ada, 1) is reviewed in campaign q1: its task 1000
     lists Ada (owner), Bob (2, editor), Cy (3, viewer), Dee (4, viewer) and Eve (5, viewer).
-    Ada's subtask 1001 approved by Ada; Bob's 1002 and Cy's 1003 rejected by Ada; Dee's 1004
+    Ada's subtask 1001 approved by Ada herself; Bob's 1002 and Cy's 1003 rejected by Ada; Dee's 1004
     pending; Eve has no subtask (deleted). Bob still holds his access, Cy no longer."""
     parent = marker("q1", "project", "500", DUE, members={"1": "owner", "2": "editor", "3": "viewer", "4": "viewer",
                                                           "5": "viewer"})
@@ -104,7 +104,7 @@ def test_each_item_judged_before_the_due_day_ends():
     t, approvals = world()
     rows = review_results(t, approvals, pd.Timestamp("2026-03-10 23:59", tz="UTC"), "Access reviews", Directory(t))
     assert statuses(rows) == {
-        "q1/project/500/1": "ok",       # approved
+        "q1/project/500/1": "alarm",    # approved by Ada, the member herself: a self-review never counts
         "q1/project/500/2": "alarm",    # rejected, Bob still holds editor
         "q1/project/500/3": "ok",       # rejected, Cy's access is gone
         "q1/project/500/4": "info",     # undecided, the due day not over
@@ -198,3 +198,46 @@ def test_plan_reviews_team_and_project_members_with_their_reviewer():
         ["team", "71", "4", "member", None],     # no admin: unassigned
     ]  # the workspace row is not reviewed
     assert set(plan(t, "9")["reviewer_gid"]) == {"9"}
+
+
+def approve_dee(t: dict, approvals: pd.DataFrame, at, by) -> pd.DataFrame:
+    """Dee's subtask 1004 approved, its story at ``at`` by ``by`` (None: no story at all)."""
+    t["tasks"].loc[t["tasks"]["gid"] == "1004", "approval_status"] = "approved"
+    if by is None:
+        return approvals
+    return pd.concat([approvals, pd.DataFrame({"approval_task_gid": ["1004"], "decision": ["approved"],
+                                               "decided_at": [at], "approver_gid": [by]})], ignore_index=True)
+
+
+def dee_status(t: dict, approvals: pd.DataFrame, as_of: pd.Timestamp) -> tuple[str, str]:
+    rows = review_results(t, approvals, as_of, "Access reviews", Directory(t)).set_index("resource_gid")
+    return tuple(rows.loc["q1/project/500/4", ["status", "reason"]])
+
+
+AFTER_DUE = pd.Timestamp("2026-03-25 12:00", tz="UTC")
+
+
+def test_a_decision_counts_by_its_due_day_and_by_somebody_else():
+    # Ada (1) approves Dee's (4) access: on the last minute of the due day, ok; a minute later, alarm.
+    t, approvals = world()
+    on_time = approve_dee(t, approvals, pd.Timestamp("2026-03-10 23:59", tz="UTC"), "1")
+    assert dee_status(t, on_time, AFTER_DUE)[0] == "ok"
+    t, approvals = world()
+    status, reason = dee_status(t, approve_dee(t, approvals, pd.Timestamp("2026-03-11 00:00", tz="UTC"), "1"),
+                                AFTER_DUE)
+    assert status == "alarm" and reason.endswith("after its due day 2026-03-10."), reason
+    # Dee approves her own access on time: a self-review, alarm.
+    t, approvals = world()
+    status, reason = dee_status(t, approve_dee(t, approvals, DECIDED, "4"), AFTER_DUE)
+    assert status == "alarm" and "the member themself" in reason, reason
+
+
+def test_a_decision_no_story_names_or_dates_is_unknown():
+    # The subtask reads approved, but no approval story was synced: who decided, and when, is unknown.
+    t, approvals = world()
+    status, reason = dee_status(t, approve_dee(t, approvals, None, None), AFTER_DUE)
+    assert status == "unknown" and "no story dates the decision" in reason, reason
+    # Before the due day is over, its time no longer matters; who decided still does.
+    t, approvals = world()
+    status, reason = dee_status(t, approve_dee(t, approvals, None, None), pd.Timestamp("2026-03-10 12:00", tz="UTC"))
+    assert status == "unknown" and "no story names who decided" in reason, reason

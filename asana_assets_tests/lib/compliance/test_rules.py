@@ -291,6 +291,120 @@ def test_a_section_story_without_a_section_is_not_a_move():
     assert history.loc[history["ticket_gid"] == "t1", "state"].tolist() == ["IN_PROGRESS"]
 
 
+# -- a ticket completed more than once -----------------------------------------------------
+def recomplete(org: Org, gid: str, at, by: str, **fields) -> None:
+    """Complete ``gid`` again (its row now says the later completion)."""
+    for row in org.rows["tasks"]:
+        if row["gid"] == gid:
+            row.update(completed=True, completed_at=at, completed_by_gid=by, **fields)
+    org.story(gid, at, "marked_complete", by)
+
+
+def test_every_completion_of_a_reopened_ticket_is_judged():
+    org = Org()
+    # Bob holds it at its first completion; reopened and unassigned, completed again by nobody's.
+    org.task("last-bare", assignee=None)
+    org.story("last-bare", h(1), "assigned", "alice", assignee_gid="bob")
+    org.story("last-bare", h(5), "marked_complete", "bob")
+    org.story("last-bare", h(6), "marked_incomplete", "alice")
+    org.story("last-bare", h(7), "unassigned", "alice")
+    recomplete(org, "last-bare", h(8), "alice")
+    # The other way round: unassigned, completed, then assigned and completed again.
+    org.task("first-bare", assignee=None)
+    org.story("first-bare", h(0.5), "assigned", "alice", assignee_gid="bob")
+    org.story("first-bare", h(0.8), "unassigned", "alice")
+    org.story("first-bare", h(1), "marked_complete", "alice")
+    org.story("first-bare", h(2), "marked_incomplete", "alice")
+    org.story("first-bare", h(3), "assigned", "alice", assignee_gid="bob")
+    recomplete(org, "first-bare", h(4), "bob", assignee_gid="bob")
+    # The edge: reopened and completed again, assigned throughout: ok, on the last completion's.
+    org.task("both-held", assignee=None)
+    org.story("both-held", h(1), "assigned", "alice", assignee_gid="bob")
+    org.story("both-held", h(2), "marked_complete", "bob")
+    org.story("both-held", h(3), "marked_incomplete", "alice")
+    org.story("both-held", h(4), "assigned", "alice", assignee_gid="alice")
+    recomplete(org, "both-held", h(5), "alice", assignee_gid="alice")
+    t, _ = derive(org.raw())
+    judged = results_of(t, "tickets_assigned")
+    assert judged["last-bare"] == ("alarm", ticket("last-bare") + "completed at 2026-03-02 17:00 UTC by Alice "
+                                   "without an assignee at completion.")
+    # Named by the completion it alarms on: the first, at h(1) by Alice, not Bob's later one.
+    assert judged["first-bare"] == ("alarm", ticket("first-bare") + "completed at 2026-03-02 10:00 UTC by Alice "
+                                    "without an assignee at completion.")
+    assert judged["both-held"] == ("ok", ticket("both-held") + "completed; assigned to Alice at completion.")
+
+
+def reopened_change(org: Org, gid: str, first: str, last: str) -> None:
+    """A change approved by Carol, held by ``first`` when completed, reopened, then held by ``last``
+    when completed again (Alice closing it each time)."""
+    org.task(gid, assignee=None)
+    org.story(gid, h(0.2), "assigned", "alice", assignee_gid=first)
+    org.approval(gid, (0.5, "approved"))
+    org.move(gid, "s-todo", "s-doing", h(1))
+    org.story(gid, h(2), "marked_complete", "alice")
+    org.story(gid, h(3), "marked_incomplete", "alice")
+    if last != first:
+        org.story(gid, h(4), "assigned", "alice", assignee_gid=last)
+    recomplete(org, gid, h(6), "alice", assignee_gid=last)
+
+
+def test_an_approver_who_held_a_reopened_change_at_any_completion_is_its_implementer():
+    org = Org()
+    reopened_change(org, "taken-over", "bob", "carol")  # the approver took it over: her own work
+    reopened_change(org, "handed-back", "carol", "bob")  # hers at the first completion only: still hers
+    reopened_change(org, "bob-twice", "bob", "bob")  # the edge: Bob's each time, independent
+    t, _ = derive(org.raw())
+    judged = results_of(t, "approval_segregation")
+    assert judged["taken-over"][0] == "alarm" and "also its assignee" in judged["taken-over"][1]
+    assert judged["handed-back"][0] == "alarm" and "also its assignee" in judged["handed-back"][1]
+    assert judged["bob-twice"][0] == "ok", judged["bob-twice"]
+
+
+# -- a change ticket whose place names no section ------------------------------------------
+def test_a_change_whose_membership_names_no_section_is_still_a_change():
+    org = Org()
+    org.task("ok1")
+    org.approval("ok1", (1, "approved"))
+    org.move("ok1", "s-todo", "s-doing", h(2))
+    # In the change project, its section left out: completed, never approved.
+    org.task("no-section", None)
+    org.rows["task_memberships"].append({"task_gid": "no-section", "project_gid": "p1", "section_gid": None,
+                                         "position": 0})
+    org.complete("no-section", h(3))
+    # Its section left out too, open, never moved: where it sits (maybe in progress) is unknown.
+    org.task("no-section-open", None)
+    org.rows["task_memberships"].append({"task_gid": "no-section-open", "project_gid": "p1", "section_gid": None,
+                                         "position": 1})
+    t, _ = derive(org.raw())
+    assert t["tickets"].set_index("gid").loc[["no-section", "no-section-open"], "is_change"].tolist() == [True, True]
+    judged = results_of(t, "changes_approved")
+    assert judged["no-section"][0] == "alarm", judged["no-section"]
+    assert judged["no-section-open"][0] == "unknown", judged["no-section-open"]
+    assert judged["ok1"][0] == "ok", judged["ok1"]
+
+
+# -- admin_access_restricted: flags the API left out ---------------------------------------
+def test_a_membership_that_may_be_an_active_admins_is_never_skipped():
+    org = Org()
+    flags = {"alice": {"is_admin": True}, "bob": {"is_admin": True, "is_active": None},
+             "carol": {"is_admin": None}}
+    for row in org.rows["workspace_memberships"]:
+        row.update(flags.get(row["user_gid"], {}))
+    for user, flag in (("dave", {"is_admin": None, "is_active": False}), ("erin", {"is_admin": None})):
+        org.rows["users"].append({"gid": user, "name": user.title()})
+        org.rows["workspace_memberships"].append({"gid": f"wm-{user}", "workspace_gid": "w1", "user_gid": user,
+                                                  "is_active": True, "is_guest": False, **flag})
+    t, _ = derive(org.raw(), approved_admins=["alice", "erin"])
+    judged = {user: status for user, (status, _) in results_of(t, "admin_access_restricted").items()}
+    assert judged == {
+        "alice": "ok",       # an active admin, approved
+        "bob": "unknown",    # an admin whose activity the API left out, not approved: maybe an active admin
+        "carol": "unknown",  # active, its admin flag left out, not approved
+        "dave": "skip",      # inactive: whatever its admin flag, not an active admin
+        "erin": "ok",        # its admin flag left out, but approved: ok either way
+    }
+
+
 # -- tickets_assigned: milestones ----------------------------------------------------------
 def test_only_asana_milestones_are_exempt_from_assignment_whatever_their_ticket_type():
     org = Org()

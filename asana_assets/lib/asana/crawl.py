@@ -622,9 +622,15 @@ class WorkspaceCrawler:
             pipeline = _Pipeline(project.gid, workspace_gid, next(self._ranks), None, self.started_at)
             if self.checkpoint is not None:
                 pipeline.writer = self.checkpoint.writer(project.gid, CHECKPOINT_ROWS, self._converted)
-                # A part is read on only with the events token taken before it was read.
-                pipeline.offered = {name: read for name, read in self.checkpoint.parts(project.gid).items()
-                                    if read.token is not None}
+                # A part is read on only with the events token taken before it was read, and
+                # only if no read taken already holds one of its tasks: that read (a project kept
+                # whole since, say) has the newer copy, so the part is read again.
+                parts = {name: read for name, read in self.checkpoint.parts(project.gid).items()
+                         if read.token is not None}
+                for name in [name for name, read in parts.items() if not self._seen_tasks.isdisjoint(read.claimed)]:
+                    self.checkpoint.drop_part(project.gid, name)
+                    del parts[name]
+                pipeline.offered = parts
                 pipeline.covered = {task: name for name, read in pipeline.offered.items() for task in read.tasks}
                 for read in pipeline.offered.values():
                     self._held.update(read.claimed)
@@ -711,7 +717,8 @@ class WorkspaceCrawler:
         again: list[str] = []
         taken = 0
         for name, read in pipeline.offered.items():
-            whole = pipeline.named.issuperset(set(read.tasks) - set(read.gone))  # one found deleted is not named
+            # One found deleted is not named, unless restored since: then the part is read again.
+            whole = pipeline.named.issuperset(set(read.tasks) - set(read.gone)) and pipeline.named.isdisjoint(read.gone)
             tables = self.checkpoint.part_tables(pipeline.gid, name) if whole and self.checkpoint else None
             claimed = set(read.claimed)
             self._held -= claimed

@@ -576,3 +576,60 @@ def test_turns_go_to_the_earliest_project_and_part_then_in_order_and_a_cancelled
         return served, turns.free
 
     assert asyncio.run(run()) == (["a1", "a2", "a part 1", "a part 1, spawned last", "a part 2", "b", "c"], 1)
+
+
+def test_a_task_deleted_during_the_killed_run_and_restored_before_the_rerun_is_read_again(tmp_path, small_parts):
+    # The killed run keeps a part with the task's 404; restored from the trash, the rerun's listing
+    # names it again, so that part is not taken (its gone list would drop a live task) but read again.
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    first = world.objects[world.workspaces[0]].projects[0]
+    deleted = single_homed_task(world, first, start=15)
+
+    def delete_as_its_stories_are_asked_for(path: str, _params: dict) -> None:
+        if path == f"/tasks/{deleted}/stories" and deleted not in world.deleted:
+            world.delete_task(deleted, actor=world.default_user)
+
+    with Simulator(world, fast()) as sim:
+        stop_once_held(world, sim.base_url, tmp_path, first, deleted,
+                       before_sending=delete_as_its_stories_are_asked_for)
+        assert any(deleted in orjson.loads((part / PART_MANIFEST).read_bytes())["read"]["gone"]
+                   for part in parts_of(tmp_path)[first])
+        world.undelete_task(deleted, actor=world.default_user)
+        whole = crawl_once(sim.base_url, None)
+        resumed = crawl_once(sim.base_url, tmp_path)
+        truth = world.ground_truth()
+    assert deleted in resumed.tables["tasks"]["gid"].to_pylist()
+    assert_matches_truth(resumed.tables, truth)
+    assert_same_tables(resumed, whole)
+
+
+def test_a_part_holding_a_task_a_project_kept_whole_since_holds_is_read_again(tmp_path, small_parts):
+    # Task X in projects A and B. Run 1 keeps a part of A holding X; X is renamed. In run 2, A is out
+    # of the projects listing's view: B reads X anew and is kept whole. In run 3 A is back: its old
+    # part must not bring back the old copy of X (nor a second quarantine row for its unplaced place).
+    world = generate_world(seed=SEED, tasks=TASKS, now=NOW)
+    first, second = world.objects[world.workspaces[0]].projects[:2]
+    task = single_homed_task(world, first)
+    world.add_task_to_project(task, second, actor=world.default_user)
+    world.add_unplaced_membership(task, world.objects[first].sections[0])
+    hidden = {"on": False}
+
+    def hide_first(path, _params, body):
+        if hidden["on"] and path == "/projects":
+            return {**body, "data": [p for p in body["data"] if p.get("gid") != first]}
+        return body
+
+    with Simulator(world, fast()) as sim:
+        stop_once_held(world, sim.base_url, tmp_path, first, task)
+        world.update_task(task, name="Renamed after the first run", actor=world.default_user)
+        hidden["on"] = True
+        with pytest.raises(Stopped):
+            crawl_once(sim.base_url, tmp_path, stop_when=lambda done: second in done, answered=hide_first)
+        hidden["on"] = False
+        whole = crawl_once(sim.base_url, None)
+        resumed = crawl_once(sim.base_url, tmp_path)
+    names = {row["gid"]: row["name"] for row in resumed.tables["tasks"].to_pylist()}
+    assert names[task] == "Renamed after the first run"
+    quarantined = [row["gid"] for row in resumed.tables["quarantine"].to_pylist()].count(task)
+    assert quarantined == [row["gid"] for row in whole.tables["quarantine"].to_pylist()].count(task) == 1
+    assert_same_tables(resumed, whole)

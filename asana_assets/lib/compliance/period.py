@@ -9,9 +9,10 @@ warehouse keeps what it read beyond that). The rules, each a plain function over
   worst status over the runs evaluated in the period (a resource that alarmed in any run is an
   exception of the period), judged as one run's rows are (``monitors.verdict``); no run in the
   period, or no judged resource, is NOT EVALUATED. Where the evidence kept does not reach over
-  the whole period (``evidence_gaps``: the period starts before the first run kept, or ends long
-  after the last run in it, or, for a monitor reading the audit log, starts before its oldest
-  kept event), a PASS becomes QUALIFIED: nothing shows the control for that part.
+  the whole period (``evidence_gaps``: the period starts before the first run kept, two runs
+  within it lie further apart than a day's sync allows, or it ends long after the last run in
+  it, or, for a monitor reading the audit log, starts before its oldest kept event), a PASS
+  becomes QUALIFIED: nothing shows the control for that part.
 - **Populations**: every change whose implementation started in the period; every access change
   made in it (its audit log time, else the snapshot that first showed it); every deactivation
   (leaver) in it, each with what the monitors said of it in the period's runs.
@@ -44,7 +45,8 @@ DEFAULT_SEED = 1
 # by how often it operates: once 1, quarterly (2-4) 2, monthly (5-12) 2-5, weekly (13-52) 5-15,
 # daily (53-365) 20-40, several times a day 25-60.
 SAMPLE_SIZES: tuple[tuple[int | None, int], ...] = ((1, 1), (4, 2), (12, 5), (52, 15), (365, 40), (None, 60))
-# A period ending this long after its last run is not covered to its end (syncs run daily).
+# A period ending this long after its last run, or two runs this far apart, leaves the time
+# after the run uncovered (syncs run daily).
 END_GAP = pd.Timedelta(days=2)
 # Worst first: the status a resource keeps over the period's runs.
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
@@ -170,9 +172,17 @@ def evidence_gaps(period: Period, kept: Kept, now: pd.Timestamp) -> dict[str, li
     elif runs.min() > period.start:
         common.append(f"the period starts {_day(period.start)}, before the first monitor run kept "
                       f"({utc_time(runs.min())}): nothing shows the controls before then")
-    if len(inside) and min(period.end, now) - inside.max() > END_GAP:
+    # Between two runs further apart within the period than a daily sync allows, a violation
+    # could come and go unseen.
+    ordered = runs.sort_values()
+    until = min(period.end, now)
+    for earlier, later in zip(ordered.iloc[:-1], ordered.iloc[1:], strict=True):
+        if min(later, until) - max(earlier, period.start) > END_GAP:
+            common.append(f"no monitor run from {utc_time(earlier)} to {utc_time(later)}: nothing shows the "
+                          "controls between them")
+    if len(inside) and until - inside.max() > END_GAP:
         common.append(f"the last run in the period is {utc_time(inside.max())}: nothing shows the controls from then "
-                      f"to {_day(min(period.end, now))}")
+                      f"to {_day(until)}")
     audit = []
     if kept.oldest_audit_event is None:
         audit.append("the warehouse keeps no audit log event")

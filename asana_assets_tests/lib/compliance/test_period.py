@@ -156,7 +156,9 @@ def test_a_gap_qualifies_a_pass_and_leaves_a_fail_a_fail():
     assert "the period starts before the first run kept" in verdicts["changes_approved"][1]
 
 
-RUNS = pd.Series([ts("2026-01-01"), ts("2026-03-01"), ts("2026-06-29")], index=["r1", "r2", "r3"])
+# A run a day, from the period's first instant to a day before its end.
+RUNS = pd.Series(pd.date_range("2026-01-01", "2026-06-29", freq="D", tz="UTC"))
+RUNS.index = "r" + RUNS.index.astype(str)
 
 
 def test_no_gap_when_the_runs_kept_span_the_period():
@@ -172,12 +174,29 @@ def test_a_period_starting_before_the_first_run_kept_is_a_gap_for_every_monitor(
 
 
 def test_a_period_ending_long_after_its_last_run_is_a_gap():
-    runs = RUNS.drop("r3")  # the last run in the period: 2026-03-01, four months before its end
+    runs = RUNS[RUNS <= ts("2026-03-01")]  # the last run in the period: four months before its end
     gaps = evidence_gaps(H1, Kept(runs, ts("2025-10-01")), now=ts("2026-08-01"))
     assert "the last run in the period is 2026-03-01 00:00 UTC" in gaps["tickets_assigned"][0]
     # the period ends in the future: it is covered up to now, not to its end
     near = evidence_gaps(H1, Kept(RUNS, ts("2025-10-01")), now=ts("2026-06-30 12:00"))
     assert near == NO_GAP
+
+
+def test_runs_further_apart_than_a_daily_sync_within_the_period_are_a_gap():
+    # Two months without a run in the middle of the period: what happened then is unseen.
+    runs = RUNS[(RUNS <= ts("2026-03-01")) | (RUNS >= ts("2026-05-02"))]
+    gaps = evidence_gaps(H1, Kept(runs, ts("2025-10-01")), now=ts("2026-08-01"))
+    assert gaps["tickets_assigned"] == [
+        "no monitor run from 2026-03-01 00:00 UTC to 2026-05-02 00:00 UTC: nothing shows the controls between them"]
+    # The edge: two days apart is a daily sync's allowance; a second more is a gap.
+    apart = pd.Timedelta(days=2)
+    edge = pd.concat([RUNS[RUNS <= ts("2026-03-01")], RUNS[RUNS >= ts("2026-03-03")]])
+    assert evidence_gaps(H1, Kept(edge, ts("2025-10-01")), now=ts("2026-08-01")) == NO_GAP
+    late = edge.where(edge != ts("2026-03-01") + apart, ts("2026-03-01") + apart + pd.Timedelta(seconds=1))
+    assert len(evidence_gaps(H1, Kept(late, ts("2025-10-01")), now=ts("2026-08-01"))["tickets_assigned"]) == 1
+    # A gap before the period starts, or after now, is none of the period's.
+    around = pd.concat([pd.Series([ts("2025-09-01")]), RUNS, pd.Series([ts("2026-12-01")])])
+    assert evidence_gaps(H1, Kept(around, ts("2025-10-01")), now=ts("2026-06-30 12:00")) == NO_GAP
 
 
 def test_an_audit_log_kept_from_after_the_period_start_qualifies_only_the_monitors_reading_it():

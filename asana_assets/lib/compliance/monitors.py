@@ -314,7 +314,8 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: 
     (back to To Do, to Blocked, out of the project, ...). ``doubt`` says why an approval cannot
     be relied on: no person is known to have given it, it has no date, the ticket left its
     approved section for one of no known stage, or its subtask now reads other than approved
-    with no dated change saying when that happened.
+    with no dated change saying when that happened, or another approval subtask of the ticket
+    stood rejected or with changes requested at implementation start (now, if not started).
     """
     a = approvals.assign(impl_start=lookup(approvals["ticket_gid"], impl_start))
     a = a.sort_values(["approval_task_gid", "decided_at", "approval_id"], na_position="first", kind="stable")
@@ -334,6 +335,14 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: 
     status_now = lookup(last.index.to_series(), subtasks["approval_status"])
     reset = status_now.index[(last["decision"] == "approved").values & (status_now != "approved").fillna(True).values]
     undated = isin(a["approval_task_gid"], reset) & (a["source"] == "subtask")
+    # Another approver's refusal standing when the work started (or now, if it has not): one
+    # approval and one refusal read two ways, and neither is taken as the one that passes.
+    dated = a[(a["source"] == "subtask") & a["decided_at"].notna()]
+    standing = dated[dated["impl_start"].isna() | (dated["decided_at"] <= dated["impl_start"])].drop_duplicates(
+        "approval_task_gid", keep="last")
+    refused = standing[standing["decision"].isin(["rejected", "changes_requested"])].drop_duplicates("ticket_gid")
+    refusal = lookup(a["ticket_gid"], refused.set_index("ticket_gid")["approval_task_gid"])
+    overruled = refusal.notna() & (refusal != a["approval_task_gid"]).fillna(True).astype(bool)
     doubt = _decide(a.index, [
         (a["approver_gid"].isna(), "doubt",
          "no person is known to have given it (a rule or an app, or a story without an author)"),
@@ -341,6 +350,8 @@ def counting_approval(approvals: pd.DataFrame, impl_start: pd.Series, timeline: 
         (left_unmapped, "doubt", "the ticket left the approved section for a section of no known stage"),
         (undated, "doubt", "its approval subtask now reads " + lookup(a["approval_task_gid"], subtasks[
             "approval_status"]).fillna("unknown") + " and no dated change says when it left approved"),
+        (overruled, "doubt", "another approval subtask, " + refusal.fillna("") + ", stood rejected or with changes "
+         "requested when implementation started"),
     ], (None, None))[1]
     valid = a[(a["decision"] == "approved") & ~cancelled].assign(doubt=doubt, doubtful=doubt.notna())
     valid = valid.sort_values(["ticket_gid", "doubtful", "decided_at", "approval_id"])

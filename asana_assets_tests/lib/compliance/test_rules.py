@@ -360,6 +360,34 @@ def test_an_approver_who_held_a_reopened_change_at_any_completion_is_its_impleme
     assert judged["bob-twice"][0] == "ok", judged["bob-twice"]
 
 
+# -- two approvers, one refusing ----------------------------------------------------------
+def second_approval(org: Org, ticket: str, *decisions: tuple[float, str]) -> None:
+    """A second approval subtask of ``ticket``, Alice's, whose status changes at the given hours."""
+    gid, old = f"{ticket}-approval2", "pending"
+    for hour, status in decisions:
+        org.story(gid, h(hour), f"marked_{status}", "alice", old_approval_status=old, new_approval_status=status)
+        old = status
+    org.task(gid, None, parent=ticket, subtype="approval", approval_status=old, assignee="alice",
+             completed_at=h(decisions[-1][0]), completed_by="alice")
+
+
+def test_an_approval_another_approver_refused_before_the_work_started_is_unknown():
+    org = Org()
+    for gid in ("refused", "refused-then-approved", "refused-after-start"):
+        org.task(gid)
+        org.approval(gid, (1, "approved"))  # Carol approves at h(1)
+        org.move(gid, "s-todo", "s-doing", h(2))  # the work starts at h(2)
+    second_approval(org, "refused", (1.5, "rejected"))  # Alice refuses before the start: two readings
+    second_approval(org, "refused-then-approved", (1.2, "rejected"), (1.8, "approved"))  # the edge: withdrawn
+    second_approval(org, "refused-after-start", (3, "rejected"))  # after the start: the work was approved
+    t, _ = derive(org.raw())
+    judged = results_of(t, "changes_approved")
+    assert judged["refused"][0] == "unknown"
+    assert "another approval subtask, refused-approval2, stood rejected" in judged["refused"][1]
+    assert judged["refused-then-approved"][0] == "ok", judged["refused-then-approved"]
+    assert judged["refused-after-start"][0] == "ok", judged["refused-after-start"]
+
+
 # -- a change ticket whose place names no section ------------------------------------------
 def test_a_change_whose_membership_names_no_section_is_still_a_change():
     org = Org()

@@ -471,10 +471,11 @@ class _Organisation:
     def access_review(self) -> None:
         """The REVIEWS project and its one campaign over the OFFBOARDING and INCIDENTS projects.
 
-        Their owners decide: the offboarding owner approves their own access, leaves the ticket
-        assignee's undecided past the due day (alarm) and revokes the viewer's, whose membership
-        is then removed (ok); the incidents owner approves their own access and revokes the ticket
-        assignee's, who still holds it (alarm)."""
+        Their owners decide: the offboarding owner leaves the ticket assignee's access undecided
+        past the due day (alarm) and revokes the viewer's, whose membership is then removed (ok),
+        and has the incidents owner approve their own (ok: a second reviewer); the incidents owner
+        approves their own access (alarm: a self-review) and revokes the ticket assignee's, who
+        still holds it (alarm)."""
         world, staff = self.world, self.staff
         filed = self.now - CAMPAIGN_FILED
         due = (self.now - CAMPAIGN_DUE).date().isoformat()
@@ -489,8 +490,9 @@ class _Organisation:
         section = world.add_section(reviews, REVIEW_SECTION, at=filed - timedelta(days=1))
         # What each member is decided: approved, rejected (then removed) or left undecided.
         fate = {(self.offboarding.gid, staff[0]): "approved", (self.offboarding.gid, staff[1]): "undecided",
-                (self.offboarding.gid, staff[4]): "removed", (incidents.gid, staff[2]): "approved",
+                (self.offboarding.gid, staff[4]): "removed", (incidents.gid, staff[2]): "self-approved",
                 (incidents.gid, staff[3]): "rejected"}
+        second = {self.offboarding.gid: incidents.owner}  # who decides the owner's own access there
         at = filed
         for project in sorted((self.offboarding, incidents), key=lambda p: p.gid):
             reviewer = project.owner
@@ -516,18 +518,24 @@ class _Organisation:
                            + _review_marker(campaign, project.gid, due, f"member {user}={role}")))
                 decided = self.now - CAMPAIGN_DECIDED + (at - filed)  # in the order they were filed
                 self._decide(subtask, fate[project.gid, user], decided, user, project,
-                             f"{campaign}/project/{project.gid}/{user}", f"the {role} access of {who} to {label}")
+                             f"{campaign}/project/{project.gid}/{user}", f"the {role} access of {who} to {label}",
+                             second.get(project.gid) if user == reviewer else reviewer)
             at += timedelta(minutes=1)
 
     def _decide(self, subtask: Task, fate: str, at: datetime, user: str, project: Project, item: str,
-                access: str) -> None:
-        """Decide a campaign item at ``at`` by the project's owner as ``fate`` says (a removal follows
-        CAMPAIGN_REMOVED before now), and record the alarms it must raise."""
-        world, reviewer = self.world, project.owner
+                access: str, reviewer: str | None) -> None:
+        """Decide a campaign item at ``at`` as ``fate`` says, by ``reviewer`` (the member themself
+        where the fate is self-approved; a removal follows CAMPAIGN_REMOVED before now), and record
+        the alarms it must raise."""
+        world = self.world
         if fate == "undecided":
             self._plant("access_review_completed", item, f"{access} left undecided past its due day")
             return
-        world.set_approval_status(subtask, "approved" if fate == "approved" else "rejected", actor=reviewer, at=at)
+        if fate == "self-approved":
+            reviewer = user
+            self._plant("access_review_completed", item, f"{access} approved by the member themself")
+        world.set_approval_status(subtask, "rejected" if fate in ("removed", "rejected") else "approved",
+                                  actor=reviewer, at=at)
         if fate == "removed":
             (membership,) = [m for m in project.memberships if world.objects[m].user == user]
             world.remove_project_membership(membership, actor=reviewer, at=self.now - CAMPAIGN_REMOVED)

@@ -224,7 +224,8 @@ def findings(world) -> dict[str, dict[str, str]]:
             held[_gid(t["assignee"]), _gid(t["workspace"])].add("ticket")
     # Access review campaigns: an approval subtask whose notes carry a member's marker line is an
     # item; rejected while the member still holds the access (a membership or, for a project, its
-    # ownership) alarms, and so does one undecided once its due day (UTC) is over.
+    # ownership) alarms, and so does one undecided once its due day (UTC) is over, and one decided
+    # after its due day or by the member themself.
     holders = {(_gid(m["member"]), "project", _gid(m["parent"])) for m in truth["project_memberships"]}
     holders |= {(_gid(p["owner"]), "project", p["gid"]) for p in truth["projects"] if p["owner"]}
     holders |= {(_gid(m["user"]), "team", _gid(m["team"])) for m in truth["team_memberships"]}
@@ -235,8 +236,13 @@ def findings(world) -> dict[str, dict[str, str]]:
         campaign, kind, resource, due, user = item.groups()
         over = world.now >= datetime.fromisoformat(due).replace(tzinfo=UTC) + timedelta(days=1)
         status = task["approval_status"]
-        if (status == "rejected" and (user, kind, resource) in holders) or (status not in ("approved", "rejected")
-                                                                               and over):
+        decided = status in ("approved", "rejected")
+        last = _decisions(world.timeline(task["gid"]))[-1:]
+        late = any(datetime.fromisoformat(at) >= datetime.fromisoformat(due).replace(tzinfo=UTC) + timedelta(days=1)
+                   for at, _, _ in last)
+        own = any(actor == user for _, actor, _ in last)
+        if (status == "rejected" and (user, kind, resource) in holders) or (not decided and over) or (
+                decided and (late or own)):
             found["access_review_completed"][f"{campaign}/{kind}/{resource}/{user}"] = "alarm"
     offboarding = {p["gid"] for p in truth["projects"] if p["name"] == OFFBOARDING}
     users = {u["gid"]: u for u in truth["users"]}
@@ -311,7 +317,8 @@ def test_every_monitor_has_plants(seed, tasks):
         "activity_after_deactivation:unknown": 2,
         "offboarding_ticket:unknown": 2,
         "ticket_sla": 3,  # an incident open past its SLA, one closed after it, one lowered after it
-        "access_review_completed": 2,  # a revoke still held, an item undecided past its due day
+        # a revoke still held, an item undecided past its due day, an owner's self-review
+        "access_review_completed": 3,
     }
     descriptions = [text for resources in generated.planted.values() for text in resources.values()]
     assert all(text and "\n" not in text and "{" not in text for text in descriptions)
@@ -515,7 +522,8 @@ def test_plant_membership_changes():
 def test_the_access_review_campaign_is_filed_as_the_command_files_it(world):
     """The review project holds the campaign review-2026-05-29 (due three days before now): a task
     per reviewed project, assigned to its owner and listing its members, and an approval subtask
-    per member decided by that owner; the review module reads every marker line written."""
+    per member decided by that owner (the offboarding owner's own by a second reviewer, the
+    incidents owner's by that owner); the review module reads every marker line written."""
     truth = world.ground_truth()
     projects = {p["gid"]: p for p in truth["projects"]}
     by_name = {p["name"]: gid for gid, p in projects.items()}  # one workspace: each of these names once
@@ -539,11 +547,12 @@ def test_the_access_review_campaign_is_filed_as_the_command_files_it(world):
     assert list(parsed["members"][:2]) == [
         ",".join(f"{u}={r}" for u, r in zip(members[:3], parsed["role"][2:5], strict=True)),
         ",".join(f"{u}={r}" for u, r in zip(members[3:], parsed["role"][5:], strict=True))]
-    # The owners decide: keep their own access, leave the editor's undecided, revoke the viewer's
-    # (then removed), and revoke the incident assignee's (still held).
+    # The offboarding owner's own access is kept by the incidents owner (a second reviewer); the
+    # offboarding owner leaves the editor's undecided and revokes the viewer's (then removed); the
+    # incidents owner keeps their own (a self-review) and revokes the incident assignee's (still held).
     assert [s.approval_status for s in subtasks] == ["approved", "pending", "rejected", "approved", "rejected"]
     assert [[actor for _at, actor, _status in _decisions(world.timeline(s.gid))] for s in subtasks] == [
-        [owners[0]], [], [owners[0]], [owners[1]], [owners[1]]]
+        [owners[1]], [], [owners[0]], [owners[1]], [owners[1]]]
     held = {(_gid(m["member"]), _gid(m["parent"])) for m in truth["project_memberships"]}
     assert (members.iloc[1], offboarding) in held and (members.iloc[2], offboarding) not in held
     assert (members.iloc[4], incidents) in held
@@ -551,6 +560,9 @@ def test_the_access_review_campaign_is_filed_as_the_command_files_it(world):
         f"review-2026-05-29/project/{offboarding}/{members.iloc[1]}":
             f"the editor access of {_person(world, members.iloc[1])} to project \"IT Offboarding\" left undecided "
             "past its due day",
+        f"review-2026-05-29/project/{incidents}/{members.iloc[3]}":
+            f"the owner access of {_person(world, members.iloc[3])} to project \"Security Incidents\" approved by "
+            "the member themself",
         f"review-2026-05-29/project/{incidents}/{members.iloc[4]}":
             f"the editor access of {_person(world, members.iloc[4])} to project \"Security Incidents\" revoked by "
             "the review but still held"}

@@ -105,8 +105,9 @@ def test_the_incidents_are_judged_against_their_severity_s_sla(synced):
 
 def test_the_access_review_campaign_is_judged_item_by_item(synced):
     """The demo's campaign review-2026-05-29 (due three days before the run): the IT Offboarding
-    owner keeps their access, leaves the editor's undecided and revokes the viewer's (removed since);
-    the Security Incidents owner keeps theirs and revokes the editor's, who still holds it."""
+    owner's access is kept by the Security Incidents owner; the IT Offboarding owner leaves the
+    editor's undecided and revokes the viewer's (removed since); the Security Incidents owner keeps
+    their own (a self-review) and revokes the editor's, who still holds it."""
     world, directory, run = synced
     results = results_of(run, directory)
     rows = results[results["monitor_id"] == "access_review_completed"]
@@ -120,11 +121,12 @@ def test_the_access_review_campaign_is_judged_item_by_item(synced):
               for gid, r, status, reason in zip(rows["resource_gid"], role, rows["status"], rows["reason"], strict=True)}
     assert {key: status for key, (status, _) in judged.items()} == {
         (offboarding, "owner"): "ok", (offboarding, "editor"): "alarm", (offboarding, "viewer"): "ok",
-        (incidents, "owner"): "ok", (incidents, "editor"): "alarm"}
+        (incidents, "owner"): "alarm", (incidents, "editor"): "alarm"}
     assert "undecided past its due day 2026-05-29." in judged[offboarding, "editor"][1]
     assert "shows the user still holds it." in judged[incidents, "editor"][1]
     assert "and the access is gone (snapshot of" in judged[offboarding, "viewer"][1]
-    assert "approved (keep) by" in judged[incidents, "owner"][1]
+    assert "approved (keep) by" in judged[offboarding, "owner"][1]
+    assert "the member themself: their own access needs another reviewer's" in judged[incidents, "owner"][1]
 
 
 def test_membership_changes_alarm_on_the_changes_made_between_syncs(synced, tmp_path):

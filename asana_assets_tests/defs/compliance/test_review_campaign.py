@@ -96,11 +96,12 @@ def test_a_campaign_started_decided_rerun_and_overdue(tmp_path):
                    and f"/{resource.gid} " in s.notes]
         return found
 
-    # Ada approves Ada and Bob on Payroll, and Ada on the review project; Rita approves herself and rejects Dan, who keeps his
-    # team membership; Cy's item stays undecided.
-    for user in (ada, bob):
-        world.set_approval_status(subtask(user, payroll), "approved", actor=ada, at=day(1))
-    world.set_approval_status(subtask(ada, reviews), "approved", actor=ada, at=day(1))
+    # Bob approves Ada's own access on Payroll and on the review project (a second reviewer), Ada
+    # approves Bob's; Rita approves herself (a self-review) and rejects Dan, who keeps his team
+    # membership; Cy's item stays undecided.
+    world.set_approval_status(subtask(ada, payroll), "approved", actor=bob, at=day(1))
+    world.set_approval_status(subtask(bob, payroll), "approved", actor=ada, at=day(1))
+    world.set_approval_status(subtask(ada, reviews), "approved", actor=bob, at=day(1))
     world.set_approval_status(subtask(rita, security), "approved", actor=rita, at=day(1))
     world.set_approval_status(subtask(dan, security), "rejected", actor=rita, at=day(1))
 
@@ -115,7 +116,7 @@ def test_a_campaign_started_decided_rerun_and_overdue(tmp_path):
         item("project", payroll.gid, ada): "ok", item("project", payroll.gid, bob): "ok",
         item("project", payroll.gid, cy): "info",     # undecided, due 2026-03-05
         item("project", reviews.gid, ada): "ok",
-        item("team", security.gid, rita): "ok",
+        item("team", security.gid, rita): "alarm",    # approved by Rita herself
         item("team", security.gid, dan): "alarm",     # revoke decided, still a member
     }
     decisions = WarehouseResource(directory=str(tmp_path)).warehouse().read("access_review_decisions").to_pandas()
@@ -124,6 +125,7 @@ def test_a_campaign_started_decided_rerun_and_overdue(tmp_path):
                                        dan: "rejected"}
     assert len(decisions) == 6
     assert d.loc[dan, "reviewer_gid"] == rita and d.loc[bob, "reviewer_gid"] == ada
+    assert d.loc[ada, "reviewer_gid"] == bob
     assert d.loc[dan, "decided_at"] == pd.Timestamp(day(1))
 
     # The evidence report lists the campaign, its decisions counted, and each item as judged.
@@ -138,7 +140,7 @@ def test_a_campaign_started_decided_rerun_and_overdue(tmp_path):
     assert after.success
     overdue = judged(after, tmp_path)
     assert overdue[item("project", payroll.gid, cy)] == "alarm" and overdue[item("team", security.gid, dan)] == "alarm"
-    assert sorted(overdue.values()) == ["alarm", "alarm", "ok", "ok", "ok", "ok"]
+    assert sorted(overdue.values()) == ["alarm", "alarm", "alarm", "ok", "ok", "ok"]
 
 
 def test_the_command_refuses_the_demo_and_a_past_due_day(monkeypatch):

@@ -11,6 +11,7 @@ ERROR, INCOMPLETE, NOT EVALUATED or PASS.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -159,16 +160,22 @@ UNKNOWN_FIX = ("fix what each unknown row names (map the section, identify the a
 def verdict(rows: pd.DataFrame) -> tuple[str, str]:
     """(verdict, why) for one monitor's rows of one run (``status`` and ``reason`` columns).
 
-    FAIL on any alarm; else ERROR on any error; else INCOMPLETE on any unknown (not passed: what
+    FAIL on any alarm; else ERROR on any error, or any status that is none of ``STATUSES``
+    (null included: never counted as nothing); else INCOMPLETE on any unknown (not passed: what
     the data could not show may hide a violation); else PASS when at least one resource was
     judged ok. No judged row (no rows, or only info and skip rows) is NOT EVALUATED, never PASS:
     an auditor reads PASS as "the control worked", which no judged resource can show.
     """
-    n = rows["status"].value_counts()
+    n = rows["status"].value_counts(dropna=False)
     count = {status: int(n.get(status, 0)) for status in STATUSES}
     judged = sum(count[s] for s in JUDGED)
+    odd = n[[status not in STATUSES for status in n.index]]
     if count["alarm"]:
         return FAIL, f"{count['alarm']} of {judged} judged resource(s) alarm."
+    if len(odd):
+        found = ", ".join(sorted(repr(None if pd.isna(status) else status) for status in odd.index))
+        return ERROR, (f"{int(odd.sum())} row(s) carry a status that is none of {', '.join(STATUSES)} ({found}): "
+                       "they cannot be read.")
     if count["error"]:
         return ERROR, f"{count['error']} of {judged} judged resource(s) could not be judged (error)."
     if count["unknown"]:
@@ -243,21 +250,38 @@ def refused_listings(quarantine: pd.DataFrame) -> pd.DataFrame:
                          "error": error})
 
 
-def unread_projects(monitor: Monitor, refused: pd.DataFrame, names: Directory,
-                    scope: pd.Series | None = None) -> pd.DataFrame:
+def lost_projects(quarantine: pd.DataFrame, projects: pd.DataFrame) -> pd.DataFrame:
+    """The projects the source listed that are not in the projects table, their record refused
+    (the crawl's quarantine rows of them, but a refused listing's): gid and error. None of their
+    listings was read."""
+    rows = quarantine[(quarantine["table"] == "projects") & quarantine["gid"].notna()
+                      & ~quarantine["error"].str.startswith(REFUSED, na=False)]
+    rows = rows[~isin(rows["gid"], projects["gid"])]
+    errors = rows.groupby("gid", sort=True)["error"].agg(lambda each: "; ".join(sorted(set(each.fillna("")))))
+    return pd.DataFrame({"gid": errors.index.astype(str), "error": errors.to_numpy(dtype=object)})
+
+
+def unread_projects(monitor: Monitor, refused: pd.DataFrame, names: Directory, scope: pd.Series | None = None,
+                    lost: pd.DataFrame | None = None) -> pd.DataFrame:
     """One unknown row per project (of ``scope``, the monitor's, when it has one) whose listing of
-    the monitor's population Asana refused: what it holds is missing from the tables, so whether
-    it passes cannot be told."""
+    the monitor's population Asana refused, or whose own record was refused (``lost``): what it
+    holds is missing from the tables, so whether it passes cannot be told."""
     mine = refused[refused["listing"].isin(monitor.reads)]
+    gone = lost if lost is not None and monitor.reads else pd.DataFrame({"gid": [], "error": []}, dtype=object)
     if scope is not None:
-        mine = mine[isin(mine["project_gid"], scope)]
+        mine, gone = mine[isin(mine["project_gid"], scope)], gone[isin(gone["gid"], scope)]
     errors = mine.groupby("project_gid", sort=True)["error"].agg(lambda each: "; ".join(sorted(each)))
     gids = errors.index.to_series()
     name = names.project_name(gids)
     reason = ("Project " + quoted(name, gids) + ": Asana refused its listing in the sync (" + errors
               + "), so what it holds is missing from the tables and cannot be judged. Give the connection "
               "access to the project (403) or the plan's feature (402), then sync again.")
-    return rule_rows("project", gids, "unknown", reason, names.project_link(gids), name, name)
+    reason_lost = ("Project " + gone["gid"] + ": the source listed it but its record was refused (" + gone["error"]
+                   + "; see quarantine), so none of its listings was read: what it holds is missing from the "
+                   "tables and cannot be judged.")
+    return pd.concat([rule_rows("project", gids, "unknown", reason, names.project_link(gids), name, name),
+                      rule_rows("project", gone["gid"], "unknown", reason_lost, names.project_link(gone["gid"]))],
+                     ignore_index=True)
 
 
 def finish(monitor_id: str, rows: pd.DataFrame, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -478,14 +502,19 @@ def tickets_synced(raw, tix: pd.DataFrame, as_of: pd.Timestamp, params: MonitorP
     projects = rule_rows("project", p["gid"], status, "Project " + quoted(p["name"], p["gid"]) + ": " + reason,
                          names.project_link(p["gid"]), p["name"], p["name"],
                          roles(owner=names.person(p["owner_gid"])))
+    # A project the source listed whose own record was refused: none of its tasks was read.
+    bad = lost_projects(raw["quarantine"], p)
+    unread = rule_rows("project", bad["gid"], "alarm", "Project " + bad["gid"] + ": the source listed it but its "
+                       "record was refused (" + bad["error"] + "; see quarantine), so none of its tasks was read.",
+                       names.project_link(bad["gid"]))
     listed = pd.concat([raw["tasks"][["gid", "name", "permalink_url"]], _quarantined_tasks(raw["quarantine"])])
-    listed = listed.dropna(subset=["gid"]).drop_duplicates("gid")
+    listed = listed.drop_duplicates("gid")
     missing = listed[~isin(listed["gid"], tix["gid"])]
     lost = rule_rows(
         "ticket", missing["gid"], "alarm",
         "Task " + quoted(missing["name"], missing["gid"]) + ": the source listed it but it is not in tickets "
         "(see quarantine).", missing["permalink_url"], missing["name"])
-    return pd.concat([projects, lost], ignore_index=True)
+    return pd.concat([projects, unread, lost], ignore_index=True)
 
 
 def _task_counts(projects: pd.DataFrame, memberships: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -500,12 +529,15 @@ def _task_counts(projects: pd.DataFrame, memberships: pd.DataFrame) -> tuple[pd.
 
 def _quarantined_tasks(quarantine: pd.DataFrame) -> pd.DataFrame:
     """The tasks the sync refused, with the name and link their raw record gives (when it is
-    readable JSON): the quarantine is small, so its records are parsed one by one."""
+    readable JSON): the quarantine is small, so its records are parsed one by one. A record with
+    no readable gid is named ``quarantined:`` and the first 16 hex digits of its sha256, so it
+    still counts (and the same record keeps its name across runs)."""
     tasks = quarantine[quarantine["table"] == "tasks"]
     records = tasks["raw"].map(_json_object).tolist()
     fields = pd.DataFrame(records, index=tasks.index).reindex(columns=["name", "permalink_url"])
     fields = fields.astype(object).where(fields.map(lambda value: isinstance(value, str)), None)
-    return fields.assign(gid=tasks["gid"])
+    digest = tasks["raw"].fillna("").map(lambda text: hashlib.sha256(text.encode()).hexdigest()[:16])
+    return fields.assign(gid=tasks["gid"].fillna("quarantined:" + digest))
 
 
 def _json_object(text) -> dict:
@@ -670,9 +702,9 @@ def evaluate(t: Mapping[str, pd.DataFrame], params: MonitorParams, run_id: str, 
     turns = activity.deactivations(history, changes, t.get("audit_log_events"), t["workspace_memberships"])
     e = Evaluation(t, params, as_of, tix, timeline, done, impl, counting, at_completion, names,
                    TicketNames.of(tix, names), turns, audit_unavailable or {})
-    refused = refused_listings(t["quarantine"])
+    refused, lost = refused_listings(t["quarantine"]), lost_projects(t["quarantine"], t["projects"])
     rules = {monitor_id: pd.concat([monitor.rule(e), unread_projects(
-        monitor, refused, names, monitor.scope(e) if monitor.scope else None)], ignore_index=True)
+        monitor, refused, names, monitor.scope(e) if monitor.scope else None, lost)], ignore_index=True)
              for monitor_id, monitor in MONITORS.items()}
     results = pd.concat([finish(m, rows, run_id, as_of) for m, rows in rules.items()], ignore_index=True)
     latest = history[history["snapshot_at"] == history["snapshot_at"].max()] if len(history) else history

@@ -141,11 +141,11 @@ def draw(ids: pd.Series, seed: int, sizes: Sequence[tuple[int | None, int]] = SA
 
 # -- verdicts ----------------------------------------------------------------------------------
 def worst_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """Per monitor and resource, the row of its worst status over the runs (``STATUSES`` order),
-    the latest run's among equals."""
+    """Per monitor and resource, the row of its worst status over the runs (``STATUSES`` order,
+    a status that is none of them ranked as an error), the latest run's among equals."""
     if results.empty:
         return results
-    rank = results["status"].map(STATUS_RANK).fillna(len(STATUSES))
+    rank = results["status"].map(STATUS_RANK).fillna(STATUS_RANK["error"])
     at = pd.to_datetime(results["evaluated_at"], utc=True)
     ordered = results.assign(_rank=rank.to_numpy(), _at=at.to_numpy()).sort_values(
         ["_rank", "_at"], ascending=[True, False], kind="stable")

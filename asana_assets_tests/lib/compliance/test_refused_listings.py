@@ -61,3 +61,35 @@ def test_other_quarantine_rows_and_no_refusal_add_nothing():
     results = t["monitor_results"]
     assert not ((results["resource_type"] == "project") & (results["monitor_id"] != "tickets_synced")).any()
     assert set(results_of(t, "tickets_assigned")) == {"kept"}  # the ticket alone, no project row
+
+
+def test_a_project_whose_own_record_was_refused_alarms_in_tickets_synced_and_is_unknown_elsewhere():
+    # p2 was listed, but its record failed validation: it is not in projects, none of its tasks
+    # was read. p1's quarantine row (a malformed count) names a project that is in the table.
+    org = org_with_a_passing_ticket()
+    org.rows["quarantine"] += [
+        {"table": "projects", "gid": "p2", "error": "created_at: invalid datetime", "raw": '{"gid": "p2"}'},
+        {"table": "projects", "gid": "p1", "error": "task_counts: num_tasks: not an integer", "raw": "{}"}]
+    t, _ = derive(org.raw())
+    assert results_of(t, "tickets_synced")["p2"] == (
+        "alarm", ("Project p2: the source listed it but its record was refused (created_at: invalid datetime; see "
+                  "quarantine), so none of its tasks was read."))
+    for monitor in ("tickets_assigned", "changes_approved", "approval_segregation", "workflow_consistent",
+                    "offboarding_access_removed"):
+        assert results_of(t, monitor)["p2"][0] == "unknown", monitor
+        assert "p1" not in results_of(t, monitor), monitor
+    for monitor in ("admin_access_restricted", "membership_changes"):
+        assert "p2" not in results_of(t, monitor), monitor
+
+
+def test_a_refused_task_record_without_a_readable_gid_still_alarms():
+    # A subtask record whose gid is not a string: the quarantine keeps it without one.
+    org = org_with_a_passing_ticket()
+    raw = '{"gid": 1209, "name": "Rotate prod keys", "parent": {"gid": "kept"}}'
+    org.rows["quarantine"].append({"table": "tasks", "gid": None, "error": "gid: Input should be a valid string",
+                                   "raw": raw})
+    t, _ = derive(org.raw())
+    # Named by the first 16 hex digits of the sha256 of its raw record (sha256sum of that text).
+    lost = {gid: row for gid, row in results_of(t, "tickets_synced").items() if gid.startswith("quarantined:")}
+    assert lost == {"quarantined:ccf0f57d9152de70": (
+        "alarm", 'Task "Rotate prod keys": the source listed it but it is not in tickets (see quarantine).')}

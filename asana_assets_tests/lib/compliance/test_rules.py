@@ -526,6 +526,12 @@ def test_tickets_synced_passes_when_every_project_is_fresh_and_nothing_is_lost()
     (["alarm", "skip"], "FAIL"),
     (["error", "ok"], "ERROR"),
     (["error", "alarm"], "FAIL"),
+    # A status that is none of the six cannot be read: an error, never counted as nothing.
+    (["ok", "Alarm"], "ERROR"),
+    (["ok", "passed"], "ERROR"),
+    (["ok", None], "ERROR"),
+    (["Alarm"], "ERROR"),  # not NOT EVALUATED either
+    (["alarm", "odd"], "FAIL"),  # an alarm still says FAIL
 ])
 def test_a_verdict_needs_a_judged_population(statuses, expected):
     rows = pd.DataFrame({"status": pd.Series(statuses, dtype=object),

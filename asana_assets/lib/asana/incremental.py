@@ -174,7 +174,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         are read, so both describe the same moment. The other projects keep their count (see
         ``_keep_unread``): an edit leaves a count as it was."""
         await super()._read(workspaces)
-        for gid in self._with_subtasks(self.deleted | self.hidden):
+        for gid in self._with_subtasks(self.deleted) | self.hidden:
             self.touched |= self._known_projects(gid)
         projects = self.rows["projects"]
         async with asyncio.TaskGroup() as tasks:
@@ -188,12 +188,28 @@ class IncrementalCrawler(WorkspaceCrawler):
         return {project for project, _section in self.known_places.get(gid, ())}
 
     async def _projects(self, workspace_gid: str) -> None:
-        for project in await self._list_projects(workspace_gid):
+        projects = await self._list_projects(workspace_gid)
+        for project in projects:
             token = self.state.token(project.gid, self.now)
             if token is None:
                 self._spawn(self._relist(project.gid), project.gid, "tasks")
             elif self.only is None or project.gid in self.only:
                 self._spawn(self._poll(project.gid, token), project.gid)
+        for gid in self._placed(self._vanished(workspace_gid, {project.gid for project in projects})):
+            self._spawn(self._reread(gid))
+
+    def _vanished(self, workspace_gid: str, listed: set[str]) -> set[str]:
+        """The workspace's projects the tables hold and its listing no longer names (deleted, or
+        out of the token's view): their tasks are read again, since no feed of theirs will name
+        them (a 404 removes a task trashed with its project; another project may still hold it)."""
+        projects = self.current["projects"]
+        mine = projects.filter(pc.equal(projects["workspace_gid"], workspace_gid))["gid"].to_pylist()
+        return set(mine) - listed
+
+    def _placed(self, projects: Iterable[str]) -> set[str]:
+        """The tasks the tables place in these projects."""
+        members = self.current["task_memberships"]
+        return set(members.filter(pc.is_in(members["project_gid"], gid_array(projects)))["task_gid"].to_pylist())
 
     async def _poll(self, project_gid: str, sync: str) -> None:
         """Read the project's events since its token; re-read what they name."""
@@ -224,7 +240,9 @@ class IncrementalCrawler(WorkspaceCrawler):
 
     def _forget(self, gids: set[str], hidden: bool = False) -> None:
         """Tasks deleted at the source (or ``hidden`` from the token): removed from the tables,
-        and their parents (in the current tables) re-read, since their subtask counts changed."""
+        and their parents (in the current tables) re-read, since their subtask counts changed.
+        Asana deletes a task's subtasks with it, but a task out of view may have subtasks the
+        token still reads (in a project of its own): those are read again, not removed."""
         if not gids:
             return
         (self.hidden if hidden else self.deleted).update(gids)
@@ -232,6 +250,10 @@ class IncrementalCrawler(WorkspaceCrawler):
         parents = tasks.filter(pc.is_in(tasks["gid"], gid_array(gids)))["parent_gid"].drop_null()
         for gid in set(parents.to_pylist()) - gids:
             self._spawn(self._reread(gid))
+        if hidden:
+            children = tasks.filter(pc.fill_null(pc.is_in(tasks["parent_gid"], gid_array(gids)), False))["gid"]
+            for gid in set(children.to_pylist()) - self.deleted - self.hidden:
+                self._spawn(self._reread(gid))
 
     def _refresh(self, project_gid: str, tables: Iterable[str] = CONTAINER_TABLES) -> None:
         """Re-list a project's sections, custom field settings and members, or those of ``tables``
@@ -337,7 +359,7 @@ class IncrementalCrawler(WorkspaceCrawler):
         read_now = set(fresh["tasks"]["gid"].to_pylist())  # it exists, and the token reads it
         self.deleted -= read_now
         self.hidden -= read_now
-        removed = self._with_subtasks(self.deleted | self.hidden)
+        removed = self._with_subtasks(self.deleted) | self.hidden
         q = fresh["quarantine"]
         refused = set(q.filter(pc.equal(q["table"], "tasks"))["gid"].drop_null().to_pylist())
         read = (set(fresh["tasks"]["gid"].to_pylist()) | refused) - removed

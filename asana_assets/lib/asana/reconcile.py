@@ -92,7 +92,8 @@ class ReconcileCrawler(IncrementalCrawler):
             self._refresh(gid, ("sections",))
         for gid in self._new_fields(listed):
             self._refresh(gid, ("custom_field_settings",))
-        for gid in (self._placed(listed) | named) - self._seen_tasks:
+        # Also the tasks of a project gone since the tables were written, or during this run.
+        for gid in (self._placed([*gids, *self._vanished(workspace_gid, set(gids))]) | named) - self._seen_tasks:
             self._spawn(self._reread(gid))
         for gid in stories:
             self._spawn(self._story_changed(gid))
@@ -187,12 +188,6 @@ class ReconcileCrawler(IncrementalCrawler):
             pc.invert(pc.fill_null(pc.is_in(members["section_gid"], gid_array(self.occupied)), True)),
         ))
         return set(held["project_gid"].to_pylist())
-
-    def _placed(self, projects: Iterable[str]) -> set[str]:
-        """The tasks the tables place in these projects."""
-        members = self.current["task_memberships"]
-        return set(members.filter(pc.is_in(members["project_gid"], gid_array(projects)))["task_gid"].to_pylist())
-
 
 _UNKNOWN = object()  # a section gid the tables do not hold: never equal to a listed name
 

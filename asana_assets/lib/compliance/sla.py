@@ -41,7 +41,14 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 
 from asana_assets.lib.compliance.names import Directory, roles
 from asana_assets.lib.compliance.rule_output import rule_rows, when
-from asana_assets.lib.compliance.tickets import configured_projects, isin, lookup, option_names
+from asana_assets.lib.compliance.tickets import (
+    configured_projects,
+    isin,
+    lookup,
+    named_options,
+    option_by_gid,
+    option_names,
+)
 from asana_assets.lib.compliance.workflow import UNKNOWN
 
 SETTING = "sla_categories"
@@ -57,7 +64,8 @@ CLOCK_COLUMNS = ["ticket_gid", "ticket_name", "category", "project", "priority",
                  "created_at", "completed_at", "paused_hours", "paused_hours_max", "deadline", "deadline_latest",
                  "status"]
 # What ticket_sla reads of task_custom_fields: each task's enum options now.
-CUSTOM_FIELD_COLUMNS = ["task_gid", "custom_field_gid", "enum_option_name", "multi_enum_option_names"]
+CUSTOM_FIELD_COLUMNS = ["task_gid", "custom_field_gid", "enum_option_gid", "enum_option_name",
+                        "multi_enum_option_names"]
 # What ticket_sla reads of stories: the enum custom field changes (rows with a custom_field_gid).
 STORY_COLUMNS = ["task_gid", "created_at", "custom_field_gid", "old_enum_option_gid", "old_enum_option_name",
                  "new_enum_option_gid", "new_enum_option_name"]
@@ -184,7 +192,8 @@ def _selected(t: Mapping[str, pd.DataFrame], tix: pd.DataFrame, timeline: pd.Dat
         fields, missing = _enum_fields(t, category.field, "field", ("enum", "multi_enum"))
         wrong += missing
         values = t["task_custom_fields"]
-        values = values[isin(values["custom_field_gid"], fields.index)].reset_index(drop=True)
+        values = named_options(values[isin(values["custom_field_gid"], fields.index)].reset_index(drop=True),
+                               t["custom_fields"])
         options = option_names(values, "enum_option_name", "multi_enum_option_names")
         wanted = isin(options["option"].astype("str").str.casefold(), {v.casefold() for v in category.field_values})
         picked &= isin(tix["gid"], values["task_gid"].iloc[options.loc[wanted.to_numpy(), "row"]]).to_numpy()
@@ -249,9 +258,14 @@ def _priorities(t: Mapping[str, pd.DataFrame], tix: pd.DataFrame, category: SlaC
     def allowed(options: pd.Series) -> pd.Series:  # an option's days; NaN: it has none of its own
         return lookup(options.astype("str").str.casefold(), days).astype(float)
 
-    values = t["task_custom_fields"]
-    values = values[isin(values["custom_field_gid"], fields.index) & values["enum_option_name"].notna()]
+    values = named_options(t["task_custom_fields"], t["custom_fields"])
+    values = values[isin(values["custom_field_gid"], fields.index)]
+    # A value whose option the field does not list (by gid alone, no name) is unread, not none.
+    unnamed = values.loc[values["enum_option_name"].isna() & values["enum_option_gid"].notna(), "task_gid"]
+    values = values[values["enum_option_name"].notna()]
     changes, unreadable = _changes(t, fields.index)
+    if unreadable is not None:
+        unreadable = pd.concat([unreadable, unnamed], ignore_index=True)
     stop = lookup(changes["task_gid"], pd.Series(end.to_numpy(), index=tix["gid"].to_numpy()))
     within = ~(changes["created_at"] > stop).to_numpy(dtype=bool)  # a change of no known time counts
     pair = changes["task_gid"] + "/" + changes["custom_field_gid"]
@@ -291,7 +305,7 @@ def _priorities(t: Mapping[str, pd.DataFrame], tix: pd.DataFrame, category: SlaC
     held["lowered"] = change.where(stricter.to_numpy(), "")
     # History unread: the shortest SLA the category gives may have applied.
     floor = min([*category.days.values(), category.default_days])
-    why = "no stories were synced" if unreadable is None else f"a change of its {name} names no option"
+    why = "no stories were synced" if unreadable is None else f"a value or change of its {name} names no option"
     blind = (np.ones(len(tix), dtype=bool) if unreadable is None else isin(tix["gid"], unreadable).to_numpy()) & (
         held["sla_days"].to_numpy(dtype=float) > floor)
     held["floor_days"] = np.where(blind, floor, np.nan)
@@ -312,12 +326,7 @@ def _changes(t: Mapping[str, pd.DataFrame], fields: pd.Index) -> tuple[pd.DataFr
                              for c in columns}), None
     s = stories[isin(stories["custom_field_gid"], fields)]
     s = s.sort_values(["task_gid", "custom_field_gid", "created_at"], kind="stable")
-    listed = t["custom_fields"]
-    listed = listed[isin(listed["gid"], fields)]
-    gids = pa.array(listed["enum_option_gids"], from_pandas=True, type=pa.list_(pa.string()))
-    names = pa.array(listed["enum_option_names"], from_pandas=True, type=pa.list_(pa.string()))
-    option = pd.Series(pc.list_flatten(names).to_pandas().array, index=pc.list_flatten(gids).to_pandas().array)
-    option = option[~option.index.duplicated()]
+    option = option_by_gid(t["custom_fields"][isin(t["custom_fields"]["gid"], fields)])
     out = {"task_gid": s["task_gid"], "custom_field_gid": s["custom_field_gid"], "created_at": s["created_at"]}
     for side in ("old", "new"):
         out[side] = s[f"{side}_enum_option_name"].fillna(lookup(s[f"{side}_enum_option_gid"], option))

@@ -465,6 +465,25 @@ def option_names(frame: pd.DataFrame, enum: str, multi: str) -> pd.DataFrame:
     ], ignore_index=True).dropna()
 
 
+def named_options(values: pd.DataFrame, fields: pd.DataFrame) -> pd.DataFrame:
+    """``values`` (task_custom_fields rows) with ``enum_option_name`` taken from the field's own
+    option list (``fields``: custom_fields rows) where the API named the option by gid alone
+    (``enum_value: {"gid": ...}``, a name being optional): never read as no value. An option the
+    field does not list keeps a null name beside its gid."""
+    if "enum_option_gid" not in values or not values["enum_option_name"].isna().any():
+        return values
+    return values.assign(enum_option_name=values["enum_option_name"].fillna(
+        lookup(values["enum_option_gid"], option_by_gid(fields))))
+
+
+def option_by_gid(fields: pd.DataFrame) -> pd.Series:
+    """Every option of the ``fields`` (custom_fields rows): its name by its gid."""
+    gids = pa.array(fields["enum_option_gids"], from_pandas=True, type=pa.list_(pa.string()))
+    names = pa.array(fields["enum_option_names"], from_pandas=True, type=pa.list_(pa.string()))
+    option = pd.Series(pc.list_flatten(names).to_pandas().array, index=pc.list_flatten(gids).to_pandas().array)
+    return option[~option.index.duplicated()]
+
+
 def is_change_type(names: pd.Series, change_ticket_types: Sequence[str], pattern: str = CHANGE_TYPE_PATTERN
                    ) -> pd.Series:
     """Option names that type a change: one of ``change_ticket_types`` (case-insensitive), or one
@@ -479,7 +498,7 @@ def is_change_type(names: pd.Series, change_ticket_types: Sequence[str], pattern
 def ticket_types(raw: Raw, fields: pd.Series) -> pd.Series:
     """Each task's ticket type as shown: its value of the oldest typing field that has one."""
     values = raw["task_custom_fields"]
-    chosen = values[isin(values["custom_field_gid"], fields)]
+    chosen = named_options(values[isin(values["custom_field_gid"], fields)], raw["custom_fields"])
     order = lookup(chosen["custom_field_gid"], pd.Series(np.arange(len(fields)), index=fields.values))
     chosen = chosen.assign(order=order.values).sort_values("order", kind="stable")
     named = chosen["enum_option_name"].fillna(chosen["display_value"])
@@ -492,7 +511,8 @@ def change_typed(raw: Raw, stories: pd.DataFrame, fields: pd.Series, start: pd.S
     (``start``, by task gid): now, before a type change a story records (its old value), or by
     a story at or before the start (its new value). Retyping a change later changes nothing."""
     values = raw["task_custom_fields"]
-    values = values[isin(values["custom_field_gid"], fields)].reset_index(drop=True)
+    values = named_options(values[isin(values["custom_field_gid"], fields)].reset_index(drop=True),
+                           raw["custom_fields"])
     now = option_names(values, "enum_option_name", "multi_enum_option_names")
     typed = [values["task_gid"].iloc[now.loc[is_change_type(now["option"], change_ticket_types, pattern).values, "row"]]]
     changed = stories[isin(stories["custom_field_gid"], fields)].reset_index(drop=True)

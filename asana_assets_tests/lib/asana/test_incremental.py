@@ -346,7 +346,9 @@ def test_an_event_without_a_usable_resource_has_its_project_reconciled(event):
 def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
     """A person's token (Pat) syncs Helpdesk; Gil moves one ticket into a private project Pat is
     not in, renames another and deletes a third. The moved ticket answers 403: it leaves the
-    tables as it would leave a full sync's, reported as out of view, never as deleted."""
+    tables as it would leave a full sync's, reported as out of view, never as deleted. Of its
+    subtasks, the one in no project of its own leaves with it (403 too); the one that is a
+    Helpdesk ticket itself stays, as a full sync lists it."""
     w = World(now=NOW - timedelta(days=5))
     ws = w.add_workspace("Acme", ["acme.example"])
     pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
@@ -358,7 +360,9 @@ def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
     w.add_section(salaries, "New")
     w.add_project_membership(salaries, gil)
     moved, renamed, deleted = (w.create_task(n, project=helpdesk, actor=gil) for n in ("Raise", "Printer", "Spam"))
-    w.create_task("Check budget", parent=moved, actor=gil)
+    check = w.create_task("Check budget", parent=moved, actor=gil)
+    approve = w.create_task("Approve budget", parent=moved, actor=gil)
+    w.add_task_to_project(approve, helpdesk, actor=gil)
     w.default_user = pat.gid  # the demo token acts for Pat
     sim, first, state = synced(w)
     try:
@@ -368,9 +372,40 @@ def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
         w.update_task(renamed, name="Printer on fire", actor=gil)  # no alarm: still in view, re-read
         w.delete_task(deleted, actor=gil)  # the edge: gone, which is not hidden
         result = incremental(sim.base_url, state, first.tables)
-        assert result.hidden == {moved.gid} and result.deleted == {deleted.gid}
+        assert result.hidden == {moved.gid, check.gid} and result.deleted == {deleted.gid}
         names = dict(zip(*(result.result.tables["tasks"][c].to_pylist() for c in ("gid", "name"))))
-        assert names == {renamed.gid: "Printer on fire"}  # the subtask left with its parent
+        assert names == {renamed.gid: "Printer on fire", approve.gid: "Approve budget"}
+        assert_same_as_a_full_sync(result.result.tables, sim.base_url)
+    finally:
+        sim.stop()
+
+
+def test_the_tasks_of_a_project_that_left_the_tokens_view_leave_the_tables():
+    """Pat's token syncs Helpdesk and the private Salaries, then Pat is removed from Salaries: its
+    listing no longer names it and no feed of it is read, so its tasks are read again: 403, out of
+    view, with their subtask, as a full sync has them. Helpdesk's ticket stays (the edge)."""
+    w = World(now=NOW - timedelta(days=5))
+    ws = w.add_workspace("Acme", ["acme.example"])
+    pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
+    for user in (pat, gil):
+        w.add_workspace_membership(user, ws)
+    helpdesk = w.add_project(ws, "Helpdesk")
+    w.add_section(helpdesk, "New")
+    printer = w.create_task("Printer", project=helpdesk, actor=gil)
+    salaries = w.add_project(ws, "Salaries", privacy_setting="private")
+    w.add_section(salaries, "New")
+    w.add_project_membership(salaries, gil)
+    pats = w.add_project_membership(salaries, pat)
+    raise_ = w.create_task("Raise for Pat", project=salaries, actor=gil)
+    check = w.create_task("Check budget", parent=raise_, actor=gil)
+    w.default_user = pat.gid  # the demo token acts for Pat
+    sim, first, state = synced(w)
+    try:
+        assert {printer.gid, raise_.gid, check.gid} <= set(first.tables["tasks"]["gid"].to_pylist())
+        w.remove_project_membership(pats, actor=gil)
+        result = incremental(sim.base_url, state, first.tables)
+        assert result.hidden == {raise_.gid, check.gid}
+        assert result.result.tables["tasks"]["gid"].to_pylist() == [printer.gid]
         assert_same_as_a_full_sync(result.result.tables, sim.base_url)
     finally:
         sim.stop()

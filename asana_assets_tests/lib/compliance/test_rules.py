@@ -458,6 +458,21 @@ def test_only_asana_milestones_are_exempt_from_assignment_whatever_their_ticket_
     }
 
 
+def test_a_ticket_type_named_by_option_gid_alone_is_the_option_the_field_lists():
+    org = Org()
+    org.rows["custom_fields"].append({"gid": "cf-type", "workspace_gid": "w1", "name": "Type",
+                                      "resource_subtype": "enum", "enum_option_gids": ["opt-change", "opt-bug"],
+                                      "enum_option_names": ["Change", "Bug"]})
+    for task, option in (("by-gid", "opt-change"), ("unlisted", "opt-gone")):
+        org.task(task)
+        org.rows["task_custom_fields"].append({"task_gid": task, "custom_field_gid": "cf-type",
+                                               "resource_subtype": "enum", "enum_option_gid": option})
+    t, _ = derive(org.raw())
+    typed = t["tickets"].set_index("gid")["ticket_type"]
+    # Listed: its name; not listed: no name to type it by, so the task's kind.
+    assert typed[["by-gid", "unlisted"]].tolist() == ["Change", "task"]
+
+
 # -- tickets_synced -----------------------------------------------------------------------
 def test_tickets_synced_alarms_on_a_stale_or_unlisted_project_and_a_lost_task():
     org = Org()

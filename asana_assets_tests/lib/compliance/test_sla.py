@@ -376,8 +376,8 @@ def test_a_priority_lowered_after_the_breach_still_holds_the_ticket_to_its_sla(c
         # Three days: within Low's five, not within Critical's one; the story cannot say which held.
         "nameless/Incidents": ("unknown", (
             'Ticket "nameless" (Security Incidents): category "Incidents", priority Low, which has no SLA of its '
-            "own, so the default of 5 days; its Severity history cannot be read (a change of its Severity names no "
-            "option), so an SLA as short as 1 day may have applied; created 2026-03-02 09:00 UTC; deadline "
+            "own, so the default of 5 days; its Severity history cannot be read (a value or change of its Severity "
+            "names no option), so an SLA as short as 1 day may have applied; created 2026-03-02 09:00 UTC; deadline "
             "2026-03-07 09:00 UTC; completed at 2026-03-05 09:00 UTC, and whether within it cannot be told.")),
         "quick/Incidents": ("ok", (f'Ticket "quick" (Security Incidents): category "Incidents", {low}; deadline '
                                   "2026-03-07 09:00 UTC; completed at 2026-03-02 21:00 UTC, within it.")),
@@ -411,3 +411,37 @@ def test_without_stories_only_what_even_the_strictest_sla_decides_is_judged(chan
         "the default of 5 days; its Severity history cannot be read (no stories were synced), so an SLA as short as "
         "1 day may have applied; created 2026-03-02 09:00 UTC; deadline 2026-03-07 09:00 UTC; completed at "
         "2026-03-02 21:00 UTC, within it.")
+
+
+def by_gid_alone(org: Org, gid: str, option: str) -> None:
+    """``gid``'s Severity as the API may give it: ``enum_value: {"gid": option}``, no name."""
+    row = next(r for r in org.rows["task_custom_fields"] if r["task_gid"] == gid)
+    row.update(enum_option_gid=option, enum_option_name=None, display_value=None)
+
+
+def test_a_priority_named_by_option_gid_alone_is_the_option_the_field_lists():
+    o = Org()
+    for gid in ("crit-by-gid", "unlisted-gid"):
+        o.ticket(gid, T0, "Critical", completed=T0 + 4 * DAY)
+        o.complete(gid, T0 + 4 * DAY)
+    by_gid_alone(o, "crit-by-gid", "o-crit")  # the field lists o-crit: Critical, 1 day; it took 4
+    by_gid_alone(o, "unlisted-gid", "o-gone")  # an option the field does not list: Critical may have held
+    found = judged(o, INCIDENTS)
+    assert found["crit-by-gid/Incidents"][0] == "alarm", found["crit-by-gid/Incidents"]
+    assert "priority Critical: SLA 1 day" in found["crit-by-gid/Incidents"][1]
+    assert found["unlisted-gid/Incidents"][0] == "unknown", found["unlisted-gid/Incidents"]
+    assert "names no option), so an SLA as short as 1 day may have applied" in found["unlisted-gid/Incidents"][1]
+
+
+def test_a_field_selector_takes_a_value_named_by_option_gid_alone():
+    o = Org()
+    o.ticket("named", T0, "Critical", completed=T0 + DAY / 2)
+    o.complete("named", T0 + DAY / 2)
+    o.ticket("crit-by-gid", T0, "Critical", completed=T0 + 4 * DAY)
+    o.complete("crit-by-gid", T0 + 4 * DAY)
+    by_gid_alone(o, "crit-by-gid", "o-crit")
+    o.ticket("low", T0, "Low", completed=T0 + 4 * DAY)  # the edge: named Low, not selected
+    category = {"name": "Criticals", "field": "Severity", "field_values": ["Critical"], "default_days": 1}
+    found = judged(o, category)
+    assert {gid: status for gid, (status, _) in found.items()} == {
+        "named/Criticals": "ok", "crit-by-gid/Criticals": "alarm"}

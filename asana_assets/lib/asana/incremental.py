@@ -213,30 +213,36 @@ class IncrementalCrawler(WorkspaceCrawler):
 
     async def _poll(self, project_gid: str, sync: str) -> None:
         """Read the project's events since its token; re-read what they name."""
-        try:
-            changes, self.tokens[project_gid] = await self._read_feed(project_gid, sync)
-        except SyncTokenExpiredError:
-            await self._relist(project_gid)  # the feed is gone: reconcile from a listing
-            return
+        changes, token, expired = await self._read_feed(project_gid, sync)
         self._forget(changes.deleted)
         for gid in changes.reread:
             self._spawn(self._reread(gid))
         for gid in changes.stories:
             self._spawn(self._story_changed(gid))
+        if expired is not None:
+            await self._relist(project_gid)  # the feed is gone: reconcile from a listing
+            return
+        self.tokens[project_gid] = token
         if changes.unreadable:
             self._spawn(self._relist(project_gid), project_gid, "tasks")
         elif changes.containers:
             self._refresh(project_gid)
         self._synced(project_gid)
 
-    async def _read_feed(self, project_gid: str, sync: str) -> tuple[FeedChanges, str]:
-        """What the project's events since ``sync`` name, and the token that follows them."""
+    async def _read_feed(self, project_gid: str, sync: str) -> tuple[FeedChanges, str | None,
+                                                                    SyncTokenExpiredError | None]:
+        """What the project's events since ``sync`` name, the token that follows them, and the
+        412 that cut the feed short (then no token follows): the events of the pages read before
+        it still count, since no later read of the feed will name them again."""
         changes = FeedChanges()
         while True:
-            events, sync, more = await self.client.events(project_gid, sync)
+            try:
+                events, sync, more = await self.client.events(project_gid, sync)
+            except SyncTokenExpiredError as expired:
+                return changes, None, expired
             changes.read(events)
             if not more:
-                return changes, sync
+                return changes, sync, None
 
     def _forget(self, gids: set[str], hidden: bool = False) -> None:
         """Tasks deleted at the source (or ``hidden`` from the token): removed from the tables,

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asana_assets.lib.asana import models
-from asana_assets.lib.asana.client import AsanaClient, SyncTokenExpiredError
+from asana_assets.lib.asana.client import AsanaClient
 from asana_assets.lib.asana.crawl import gid_array
 from asana_assets.lib.asana.incremental import FeedChanges, IncrementalCrawler, IncrementalResult, archived
 from asana_assets.lib.asana.state import TOKEN_LIFE, SyncState
@@ -99,22 +99,22 @@ class ReconcileCrawler(IncrementalCrawler):
             self._spawn(self._story_changed(gid))
 
     async def _feed(self, project_gid: str) -> FeedChanges | None:
-        """The project's events since its token, and its next token; None without a usable token,
-        or for a young one, which is kept (its pending events are the next incremental's)."""
+        """The project's events since its token (those read before a 412 included), and its next
+        token; None without a usable token, or for a young one, which is kept (its pending events
+        are the next incremental's)."""
         age = self.state.age(project_gid, self.now)
         if age is not None and age < KEEP_TOKEN_FOR:
             return None
         token = self.state.token(project_gid, self.now)
-        if token is not None:
-            try:
-                changes, self.tokens[project_gid] = await self._read_feed(project_gid, token)
-                return changes
-            except SyncTokenExpiredError as expired:
-                if expired.sync:
-                    self.tokens[project_gid] = expired.sync  # the 412 hands out a fresh one
-                    return None
-        self.tokens[project_gid] = await self._fresh_token(project_gid)
-        return None
+        if token is None:
+            self.tokens[project_gid] = await self._fresh_token(project_gid)
+            return None
+        changes, sync, expired = await self._read_feed(project_gid, token)
+        # An expired token (412) hands out a fresh one; what the pages before it named still counts.
+        if expired is not None:
+            sync = expired.sync or await self._fresh_token(project_gid)
+        self.tokens[project_gid] = sync
+        return changes
 
     def _named(self, feeds: list[FeedChanges]) -> tuple[set[str], set[str]]:
         """Apply what the feeds name: deleted tasks are removed, named ones (and the tasks of the

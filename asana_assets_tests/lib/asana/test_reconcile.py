@@ -355,3 +355,44 @@ def test_a_project_edited_has_its_sections_and_fields_re_listed(world):
     assert routes["/api/1.0/projects/{project_gid}/sections"] == 1
     assert routes["/api/1.0/projects/{project_gid}/custom_field_settings"] == 1
     assert_matches_truth(reconciled, world.ground_truth())
+
+
+@pytest.mark.parametrize("sync", ["incremental", "reconcile"])
+def test_the_events_read_before_a_412_on_a_later_page_are_applied(monkeypatch, sync):
+    """An approval subtask is rejected (its parent's modified_at stays: no listing shows it), then
+    120 comments on another task of its project take the feed to a second page, whose token has
+    expired by the time it is asked for (412). The rejection, read on the first page, is applied;
+    the run then re-lists the project (incremental) or takes the fresh token (reconcile)."""
+    world = generate_world(seed=8, tasks=300, now=NOW)
+    truth = world.ground_truth()
+    approval = next(t for t in truth["tasks"] if t["resource_subtype"] == "approval" and t["parent"]
+                    and t["approval_status"] == "pending")
+    project = next(t for t in truth["tasks"] if t["gid"] == approval["parent"]["gid"])["memberships"][0]["project"]
+    busy = next(t for t in truth["tasks"] if not t["parent"] and t["gid"] != approval["parent"]["gid"]
+                and project["gid"] in {m["project"]["gid"] for m in t["memberships"]})
+    real, pages = AsanaClient.events, []
+
+    async def events(self, resource_gid, token):
+        answer = await real(self, resource_gid, token)
+        if resource_gid == project["gid"] and token is not None:
+            pages.append(answer[2])
+            if answer[2]:  # more to read: the token it hands out expires before it is used
+                sim.expire_sync_tokens()
+        return answer
+
+    with Simulator(world, SimulatorConfig(requests_per_minute=QUOTA)) as sim:
+        first = run(sim.base_url, lambda client: crawl(client, track_events=True))
+        state = SyncState()
+        record_full_sync(state, first)
+        world.set_approval_status(approval["gid"], "rejected", actor=world.default_user)
+        for i in range(120):
+            world.add_comment(busy["gid"], f"Status update {i}", actor=world.default_user)
+        monkeypatch.setattr(AsanaClient, "events", events)
+        if sync == "incremental":
+            result = run(sim.base_url, lambda client: incremental_sync(client, state, first.tables,
+                                                                       projects=[project["gid"]]))
+        else:
+            result = run(sim.base_url, lambda client: reconcile_sync(client, aged(state, 13), first.tables))
+    assert pages[0] is True  # the first page said there was more, and the next one answered 412
+    rows = {row["gid"]: row for row in result.result.tables["tasks"].to_pylist()}
+    assert rows[approval["gid"]]["approval_status"] == "rejected"

@@ -343,12 +343,8 @@ def test_an_event_without_a_usable_resource_has_its_project_reconciled(event):
     assert changes.unreadable and changes.reread == {"10"}
 
 
-def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
-    """A person's token (Pat) syncs Helpdesk; Gil moves one ticket into a private project Pat is
-    not in, renames another and deletes a third. The moved ticket answers 403: it leaves the
-    tables as it would leave a full sync's, reported as out of view, never as deleted. Of its
-    subtasks, the one in no project of its own leaves with it (403 too); the one that is a
-    Helpdesk ticket itself stays, as a full sync lists it."""
+def helpdesk_and_salaries():
+    """Acme: Pat and Gil, the public project Helpdesk and the private Salaries, which Gil is in."""
     w = World(now=NOW - timedelta(days=5))
     ws = w.add_workspace("Acme", ["acme.example"])
     pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
@@ -359,6 +355,16 @@ def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
     salaries = w.add_project(ws, "Salaries", privacy_setting="private")
     w.add_section(salaries, "New")
     w.add_project_membership(salaries, gil)
+    return w, pat, gil, helpdesk, salaries
+
+
+def test_a_task_moved_out_of_the_tokens_view_is_left_out_not_deleted():
+    """A person's token (Pat) syncs Helpdesk; Gil moves one ticket into a private project Pat is
+    not in, renames another and deletes a third. The moved ticket answers 403: it leaves the
+    tables as it would leave a full sync's, reported as out of view, never as deleted. Of its
+    subtasks, the one in no project of its own leaves with it (403 too); the one that is a
+    Helpdesk ticket itself stays, as a full sync lists it."""
+    w, pat, gil, helpdesk, salaries = helpdesk_and_salaries()
     moved, renamed, deleted = (w.create_task(n, project=helpdesk, actor=gil) for n in ("Raise", "Printer", "Spam"))
     check = w.create_task("Check budget", parent=moved, actor=gil)
     approve = w.create_task("Approve budget", parent=moved, actor=gil)
@@ -384,17 +390,8 @@ def test_the_tasks_of_a_project_that_left_the_tokens_view_leave_the_tables():
     """Pat's token syncs Helpdesk and the private Salaries, then Pat is removed from Salaries: its
     listing no longer names it and no feed of it is read, so its tasks are read again: 403, out of
     view, with their subtask, as a full sync has them. Helpdesk's ticket stays (the edge)."""
-    w = World(now=NOW - timedelta(days=5))
-    ws = w.add_workspace("Acme", ["acme.example"])
-    pat, gil = w.add_user("Pat", "pat@acme.example"), w.add_user("Gil", "gil@acme.example")
-    for user in (pat, gil):
-        w.add_workspace_membership(user, ws)
-    helpdesk = w.add_project(ws, "Helpdesk")
-    w.add_section(helpdesk, "New")
+    w, pat, gil, helpdesk, salaries = helpdesk_and_salaries()
     printer = w.create_task("Printer", project=helpdesk, actor=gil)
-    salaries = w.add_project(ws, "Salaries", privacy_setting="private")
-    w.add_section(salaries, "New")
-    w.add_project_membership(salaries, gil)
     pats = w.add_project_membership(salaries, pat)
     raise_ = w.create_task("Raise for Pat", project=salaries, actor=gil)
     check = w.create_task("Check budget", parent=raise_, actor=gil)
